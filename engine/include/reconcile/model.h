@@ -1,0 +1,138 @@
+// The desired-state model: Agent, Registry and Target, as decoded from the
+// YAML tree (see SPEC.md "Desired state" and schemas/*.schema.json).
+//
+// These are plain values. Decoding and validation live in loader.h; this
+// header has no I/O. All durations are in milliseconds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace reconcile {
+
+// Where a resource was declared, for diagnostics.
+struct SourceLocation {
+  std::string file;  // relative to the tree root
+  int line = 0;
+  int column = 0;
+  friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
+};
+
+struct HealthCheck {
+  std::string path = "/health";
+  int port = 0;  // 0: the agent's port
+  std::int64_t interval_ms = 1000;
+  std::int64_t timeout_ms = 2000;
+  int retries = 30;
+  std::int64_t start_period_ms = 0;
+  friend bool operator==(const HealthCheck&, const HealthCheck&) = default;
+};
+
+struct Resources {
+  std::string cpu;     // e.g. "0.5" (cores); empty: provider default
+  std::string memory;  // e.g. "256Mi", "1Gi"; empty: provider default
+  friend bool operator==(const Resources&, const Resources&) = default;
+};
+
+enum class StrategyType { kRecreate, kStartFirst };
+struct Strategy {
+  StrategyType type = StrategyType::kRecreate;
+  bool auto_rollback = true;
+  friend bool operator==(const Strategy&, const Strategy&) = default;
+};
+
+struct BuildSpec {
+  std::string context;                      // relative to the manifest's folder
+  std::string dockerfile = "Dockerfile";    // relative to context
+  std::map<std::string, std::string> args;  // build args
+  friend bool operator==(const BuildSpec&, const BuildSpec&) = default;
+};
+
+// A reference to a secret that is not in Git.
+struct SecretRef {
+  enum class Source { kFile, kEnv };
+  Source source = Source::kFile;
+  std::string name;  // file name under --secrets DIR, or engine env variable
+  friend bool operator==(const SecretRef&, const SecretRef&) = default;
+};
+
+enum class DriftMode { kReport, kHeal };
+
+struct Agent {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string image;                // set unless build is
+  std::optional<BuildSpec> build;
+  std::string registry;             // Registry name (required with build)
+  std::string target;               // Target name
+  int port = 0;
+  int host_port = 0;                // Docker only; 0: ephemeral
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::map<std::string, SecretRef> secret_env;
+  int replicas = 1;
+  Resources resources;
+  std::optional<HealthCheck> health_check;
+  Strategy strategy;
+  std::vector<std::string> depends_on;
+  bool suspend = false;
+  DriftMode drift = DriftMode::kReport;
+
+  SourceLocation location;
+  std::string manifest_dir;  // folder of the manifest, relative to the tree root
+};
+
+enum class TagStrategy { kGitSha, kSemver, kTimestamp, kCustom };
+
+struct Registry {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string url;
+  std::string repository;
+  TagStrategy tag_strategy = TagStrategy::kGitSha;
+  std::string custom_tag;
+  std::string credentials_env_prefix;
+  bool insecure = false;
+  SourceLocation location;
+};
+
+struct DockerTarget {
+  std::string host = "unix:///var/run/docker.sock";
+  std::string network;                     // empty: the default bridge
+  std::string publish_address = "127.0.0.1";
+  friend bool operator==(const DockerTarget&, const DockerTarget&) = default;
+};
+
+struct Target {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::string provider;  // docker | aws | gcp | azure
+  DockerTarget docker;
+  nlohmann::json settings = nlohmann::json::object();  // the cloud block, as written
+  SourceLocation location;
+};
+
+// A whole desired-state tree. Vectors are sorted by name.
+struct DesiredState {
+  std::vector<Agent> agents;
+  std::vector<Registry> registries;
+  std::vector<Target> targets;
+  std::string revision;  // git sha, or "tree-<sha256 prefix>" of the files
+
+  const Agent* FindAgent(const std::string& name) const;
+  const Registry* FindRegistry(const std::string& name) const;
+  const Target* FindTarget(const std::string& name) const;
+};
+
+const char* StrategyTypeName(StrategyType t);
+const char* DriftModeName(DriftMode m);
+const char* TagStrategyName(TagStrategy t);
+
+}  // namespace reconcile

@@ -1,0 +1,58 @@
+// Observation values: what a provider reports it saw (ObservedInstance,
+// ObserveResponse), what it can update in place (ProviderSchema), and what an
+// apply recorded (InstanceRecord). Plain values shared by the pure planner
+// (core) and the provider interface (provider.h). No I/O.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconcile/status.h"
+
+namespace reconcile {
+
+// Ownership labels every managed object carries (SPEC.md "Ownership").
+inline constexpr const char* kLabelManagedBy = "reconcile.dev/managed-by";
+inline constexpr const char* kLabelAgent = "reconcile.dev/agent";
+inline constexpr const char* kLabelSpecHash = "reconcile.dev/spec-hash";
+inline constexpr const char* kLabelRevision = "reconcile.dev/revision";
+inline constexpr const char* kManagedByValue = "reconcile";
+
+// What a provider can change without replacing: top-level field names of the
+// normalized spec (spec.h) that ApplyChange handles as an in-place update.
+struct ProviderSchema {
+  std::set<std::string> updatable_fields;
+  friend bool operator==(const ProviderSchema&, const ProviderSchema&) = default;
+};
+
+// One running object the provider owns (a container, a cloud service).
+struct ObservedInstance {
+  std::string id;
+  std::string name;
+  std::string agent;      // value of reconcile.dev/agent
+  std::string spec_hash;  // value of reconcile.dev/spec-hash
+  std::string revision;   // value of reconcile.dev/revision
+  std::string image;
+  std::string state;      // provider's word: "running", "exited", "created", ...
+  bool running = false;   // true when the provider considers it serving
+  std::string endpoint;   // e.g. "http://127.0.0.1:49153"; empty if none
+  friend bool operator==(const ObservedInstance&, const ObservedInstance&) = default;
+};
+
+// Only objects carrying kLabelManagedBy=reconcile are returned; sorted by
+// (agent, name).
+struct ObserveResponse {
+  Status status;
+  std::vector<ObservedInstance> instances;
+};
+
+// The record of what an apply produced, kept in state.
+struct InstanceRecord {
+  std::string id;
+  std::string name;
+  std::string endpoint;
+  friend bool operator==(const InstanceRecord&, const InstanceRecord&) = default;
+};
+
+}  // namespace reconcile

@@ -1,0 +1,35 @@
+// ComputePlan: the pure function at the heart of reconcile.
+//
+// Inputs are values only; no I/O, no clock, no logging. The same inputs give
+// the same plan, byte for byte. Thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "reconcile/model.h"
+#include "reconcile/plan.h"
+#include "reconcile/observation.h"
+#include "reconcile/state.h"
+
+namespace reconcile {
+
+struct PlanInput {
+  const DesiredState* desired = nullptr;
+  const State* recorded = nullptr;
+  // Observation per Target name (only targets that were observed).
+  std::map<std::string, ObserveResponse> observed;
+  // Schema per provider name.
+  std::map<std::string, ProviderSchema> schemas;
+};
+
+// Computes the plan. Agents in `desired` are created, updated, replaced or left
+// alone; agents only in `recorded` (or only observed with our labels) are
+// deleted. Suspended agents are left as they are.
+Plan ComputePlan(const PlanInput& input);
+
+// Digest over the observation (ids, spec hashes, states), used to refuse a
+// saved plan when the world has moved since it was computed.
+std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed);
+
+}  // namespace reconcile

@@ -1,0 +1,80 @@
+// The provider interface: how the engine observes and changes one Target.
+//
+// Like Terraform's providers, the interface is one request/response pair per
+// call, and every message has a JSON form (provider_json.h) so that a provider
+// outside the binary could speak it over stdin/stdout. Built-in providers
+// register a factory by name in a ProviderRegistry; engine code never
+// includes a concrete provider.
+//
+// Thread-safety: one Provider instance serves one Target. Observe and
+// ApplyChange may be called concurrently from several threads (for different
+// agents); implementations must be safe for that.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconcile/model.h"
+#include "reconcile/observation.h"
+#include "reconcile/plan.h"
+#include "reconcile/status.h"
+
+namespace reconcile {
+
+struct ObserveRequest {
+  Target target;
+};
+
+using ProgressFn = std::function<void(const std::string& message)>;
+
+struct ApplyChangeRequest {
+  Target target;
+  Change change;         // action, desired spec and hash, prior instances
+  std::string revision;  // desired revision (for kLabelRevision)
+  // Resolved secretEnv values (name -> value). Never logged, never in errors,
+  // never in state. Not part of the JSON form's output of any response.
+  std::map<std::string, std::string> secret_values;
+  ProgressFn progress;  // optional; human progress lines ("waiting for health")
+};
+
+struct ApplyChangeResponse {
+  Status status;
+  // The instances that exist after the call for this agent (empty after a
+  // successful delete). On failure, whatever is known to exist.
+  std::vector<InstanceRecord> instances;
+  std::string health;  // "healthy", "unknown" (no health check), or "unhealthy"
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual ProviderSchema Schema() const = 0;
+  virtual ObserveResponse Observe(const ObserveRequest& request) = 0;
+  // Carries out one change (create, update, replace or delete; never no-op),
+  // including waiting for health. Must be idempotent: applying the same
+  // change again after a partial failure converges.
+  virtual ApplyChangeResponse ApplyChange(const ApplyChangeRequest& request) = 0;
+};
+
+using ProviderFactory = std::function<Result<std::unique_ptr<Provider>>(const Target& target)>;
+
+// Name -> factory. Register at start-up, then read-only (thread-safe reads).
+class ProviderRegistry {
+ public:
+  void Register(const std::string& provider_name, ProviderFactory factory);
+  bool Has(const std::string& provider_name) const;
+  // Creates the provider for `target`; NotFound when no factory is registered
+  // for target.provider.
+  Result<std::unique_ptr<Provider>> Create(const Target& target) const;
+
+ private:
+  std::map<std::string, ProviderFactory> factories_;
+};
+
+}  // namespace reconcile

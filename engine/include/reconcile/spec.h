@@ -1,0 +1,33 @@
+// The normalized spec of an agent: the provider-neutral JSON value that is
+// deployed, hashed (reconcile.dev/spec-hash), recorded in state and diffed
+// field by field by the planner. Keys use the manifest's field names so that
+// a field path in a plan ("env.LOG_LEVEL") is what the user wrote.
+//
+// Only fields that change what runs are included (not dependsOn, suspend,
+// drift). Secret env holds references ("file:NAME" / "env:VAR"), never values.
+// Pure functions; thread-safe.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "reconcile/model.h"
+
+namespace reconcile {
+
+// The image reference an agent runs: `image`, or for a build the reference
+// <registry.url>/<registry.repository>:<tag> with the tag chosen by the
+// registry's tagStrategy from `revision`. `registry` may be null without build.
+std::string ResolveImage(const Agent& agent, const Registry* registry, const std::string& revision);
+
+// Normalized spec; `image` must be the resolved image reference.
+nlohmann::json NormalizedSpec(const Agent& agent, const std::string& image);
+
+// "sha256:<hex>" of the canonical (sorted keys, compact) JSON of `spec`.
+std::string SpecHash(const nlohmann::json& spec);
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(const std::string& data);
+
+}  // namespace reconcile
