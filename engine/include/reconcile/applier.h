@@ -1,0 +1,64 @@
+// Applier: executes a Plan through providers.
+//
+// Changes run in dependency order (Change::depends_on), independent ones in
+// parallel (bounded by `parallelism`). A change whose provider call fails
+// with a retryable status is retried with exponential backoff and jitter up to
+// `max_attempts`; other failures are final for this run, and changes that
+// depend on a failed one are skipped. The applier always returns the updated
+// State, also after failures, so that what did happen is recorded.
+//
+// Thread-safety: Apply may be called from one thread; it uses its own workers.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "reconcile/event.h"
+#include "reconcile/model.h"
+#include "reconcile/plan.h"
+#include "reconcile/provider.h"
+#include "reconcile/state.h"
+
+namespace reconcile {
+
+// The wall clock, behind an interface for tests.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::string NowRfc3339() = 0;
+  virtual void SleepFor(std::chrono::milliseconds d) = 0;
+};
+std::unique_ptr<Clock> NewSystemClock();
+
+struct ApplyOptions {
+  int parallelism = 4;
+  int max_attempts = 4;
+  std::chrono::milliseconds initial_backoff{500};
+  std::chrono::milliseconds max_backoff{8000};
+};
+
+struct ApplyResult {
+  State state;        // the updated state (always)
+  Status status;      // first failure, or ok
+  int succeeded = 0;
+  int failed = 0;
+  int skipped = 0;
+};
+
+// Looks up the provider for a Target name (owned by the caller) and resolves
+// secrets for an agent (by address) at apply time.
+struct ApplyContext {
+  std::function<Provider*(const std::string& target)> provider_for;
+  std::function<const Target*(const std::string& target)> target_for;
+  std::function<Result<std::map<std::string, std::string>>(const Change&)> secrets_for;
+  Clock* clock = nullptr;
+  EventObserver* observer = nullptr;
+};
+
+ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& context,
+                  const ApplyOptions& options);
+
+}  // namespace reconcile

@@ -1,0 +1,71 @@
+// StateStore: persists State and history, and guards them with a lock.
+//
+// FileStateStore keeps, under one folder (default `.reconcile/` beside the
+// desired tree, or --state DIR):
+//   state.json    the current State
+//   history.json  the list of HistoryEntry, oldest first
+//   lock.json     present while a run holds the lock
+// Writes are atomic (write temp file, fsync, rename, fsync the folder); files
+// and the folder are mode 0600/0700; a crash at any point leaves files that
+// load. A missing state.json loads as an empty State (serial 0).
+//
+// Thread-safety: a FileStateStore may be used from one thread at a time;
+// across processes, the lock guarantees that two runs never both proceed.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reconcile/state.h"
+#include "reconcile/status.h"
+
+namespace reconcile {
+
+// Who holds the lock.
+struct LockInfo {
+  int pid = 0;
+  std::string host;
+  std::string started_at;  // RFC 3339 UTC
+  std::string command;     // e.g. "reconcile apply"
+  friend bool operator==(const LockInfo&, const LockInfo&) = default;
+};
+
+// Held lock; releasing it (destructor or Release) removes lock.json.
+class StateLock {
+ public:
+  virtual ~StateLock() = default;
+  virtual void Release() = 0;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  virtual Result<State> Load() = 0;
+  // Saves `state` with serial incremented by the store; returns the new serial.
+  virtual Result<int> Save(const State& state) = 0;
+  virtual Result<std::vector<HistoryEntry>> LoadHistory() = 0;
+  virtual Status AppendHistory(const HistoryEntry& entry) = 0;
+  // Takes the lock or fails with kConflict naming the holder
+  // ("state is locked by pid 123 on host h since ... (reconcile apply)").
+  // A lock whose holder is a dead pid on this host, or older than
+  // `stale_after`, is taken over.
+  virtual Result<std::unique_ptr<StateLock>> Lock(const std::string& command,
+                                                  std::chrono::seconds stale_after) = 0;
+  // Removes the lock whoever holds it; NotFound if there is none.
+  virtual Status Unlock() = 0;
+  // The current holder, if any.
+  virtual Result<std::optional<LockInfo>> Holder() = 0;
+};
+
+// `dir` is created (0700) on first write.
+std::unique_ptr<StateStore> NewFileStateStore(const std::filesystem::path& dir);
+
+// Writes `content` to `path` atomically with mode 0600 (temp, fsync, rename,
+// fsync dir). Used by the store and by `plan --out`.
+Status WriteFileAtomic(const std::filesystem::path& path, const std::string& content);
+
+}  // namespace reconcile
