@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs what building, testing and benchmarking reconcile needs on a
+# Debian 12 machine. Idempotent: when everything is present it only asks
+# dpkg and prints one line (well under a second).
+#
+# Usage: scripts/bootstrap.sh            # install what is missing
+#        scripts/bootstrap.sh --check    # exit 1 if something is missing
+set -euo pipefail
+
+# Build toolchain and C++ libraries (see CMakeLists.txt).
+packages=(
+  build-essential cmake make pkg-config git
+  libgit2-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libspdlog-dev
+  doctest-dev libcli11-dev libssl-dev
+  # Integration tests, demo and benchmarks: a real Docker Engine on this host.
+  docker.io iptables docker-compose busybox-static docker-registry
+  curl time hyperfine ca-certificates cgroupfs-mount
+)
+
+# Node.js for the tooling that needs it. Debian's nodejs comes without npm;
+# other builds (NodeSource) bundle it, and Debian's npm package conflicts
+# with those, so only ask apt when `node` itself is missing.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
+# One dpkg-query for all packages; a package dpkg does not know prints
+# nothing and counts as missing.
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null |
+  awk '$2 == "installed" { print $1 }' || true)"
+missing=()
+for p in "${packages[@]}"; do
+  if ! grep -qxF "$p" <<<"$installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "bootstrap: all ${#packages[@]} packages present"
+  exit 0
+fi
+if [[ "${1:-}" == "--check" ]]; then
+  echo "bootstrap: missing: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "bootstrap: installing ${missing[*]}"
+sudo=()
+if [[ "$(id -u)" -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo -n)
+  else
+    echo "bootstrap: not root and no sudo; install as root: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Wait for a concurrent apt/dpkg (another shell, unattended-upgrades)
+# instead of failing on its lock.
+apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+"${sudo[@]}" apt-get "${apt_opts[@]}" update -qq
+"${sudo[@]}" apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+
+# Check again: a package that apt skipped is an error here, not later.
+still_missing=()
+installed="$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${missing[@]}" 2>/dev/null |
+  awk '$2 == "installed" { print $1 }' || true)"
+for p in "${missing[@]}"; do
+  grep -qxF "$p" <<<"$installed" || still_missing+=("$p")
+done
+if [[ ${#still_missing[@]} -ne 0 ]]; then
+  echo "bootstrap: could not install: ${still_missing[*]}" >&2
+  exit 1
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: warning: node/npm still not on PATH" >&2
+fi
+echo "bootstrap: installed ${#missing[@]} package(s)"
