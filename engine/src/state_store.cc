@@ -1,1 +1,611 @@
-// placeholder
+#include "reconcile/state_store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace reconcile {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr size_t kMaxHistory = 100;
+constexpr size_t kMaxStateFileBytes = 64u << 20;  // refuse to slurp absurd files
+constexpr int kMaxJsonDepth = 256;
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// Closes a file descriptor on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  // Closes and reports close()'s own error (it can carry a deferred write error).
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string RandomSuffix() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<uint64_t>(::getpid()) << 32)};
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t v = rng();
+  std::string s;
+  for (int i = 0; i < 12; ++i) {
+    s.push_back(kHex[v & 0xf]);
+    v >>= 4;
+  }
+  return s;
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+Status FsyncDir(const fs::path& dir) {
+  Fd fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid())
+    return Status::Failed("cannot open folder " + dir.string() + ": " + ErrnoText(errno));
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) {
+    return Status::Failed("cannot fsync folder " + dir.string() + ": " + ErrnoText(errno));
+  }
+  return Status::Ok();
+}
+
+enum class ReadResult { kOk, kMissing, kError };
+
+// Reads a whole file of at most `limit` bytes.
+ReadResult ReadFile(const fs::path& path, size_t limit, std::string* out, Status* error) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return ReadResult::kMissing;
+    *error = Status::Failed("cannot open " + path.string() + ": " + ErrnoText(errno));
+    return ReadResult::kError;
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    *error = Status::Invalid(path.string() + " is not a regular file");
+    return ReadResult::kError;
+  }
+  out->clear();
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *error = Status::Failed("cannot read " + path.string() + ": " + ErrnoText(errno));
+      return ReadResult::kError;
+    }
+    if (n == 0) break;
+    if (out->size() + static_cast<size_t>(n) > limit) {
+      *error = Status::Invalid(path.string() + " is larger than " + std::to_string(limit >> 20) +
+                               " MiB");
+      return ReadResult::kError;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  return ReadResult::kOk;
+}
+
+// Parses JSON text with a nesting limit; never throws.
+Result<json> ParseJson(const std::string& text) {
+  bool too_deep = false;
+  json::parser_callback_t cb = [&too_deep](int depth, json::parse_event_t event, json&) {
+    if (depth > kMaxJsonDepth &&
+        (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
+      too_deep = true;
+      return false;
+    }
+    return true;
+  };
+  try {
+    json j = json::parse(text, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+    if (too_deep) {
+      return Status::Invalid("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    return j;
+  } catch (const json::exception& e) {
+    return Status::Invalid(e.what());
+  } catch (const std::exception& e) {
+    return Status::Invalid(e.what());
+  }
+}
+
+Result<std::string> Dump(const json& j) {
+  try {
+    return j.dump(2) + "\n";
+  } catch (const std::exception& e) {
+    return Status::Invalid(std::string("cannot serialize: ") + e.what());
+  }
+}
+
+std::string FormatRfc3339(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  time_t secs = static_cast<time_t>(ms / 1000);
+  int frac = static_cast<int>(ms % 1000);
+  if (frac < 0) {
+    frac += 1000;
+    --secs;
+  }
+  struct tm tm {};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)".
+std::optional<std::chrono::system_clock::time_point> ParseRfc3339(std::string_view s) {
+  auto num = [&s](size_t pos, size_t len, int* out) {
+    if (pos + len > s.size()) return false;
+    for (size_t i = pos; i < pos + len; ++i) {
+      if (s[i] < '0' || s[i] > '9') return false;
+    }
+    auto r = std::from_chars(s.data() + pos, s.data() + pos + len, *out);
+    return r.ec == std::errc();
+  };
+  int y, mo, d, h, mi, sec;
+  if (!num(0, 4, &y) || s.size() < 19 || s[4] != '-' || !num(5, 2, &mo) || s[7] != '-' ||
+      !num(8, 2, &d) || (s[10] != 'T' && s[10] != 't') || !num(11, 2, &h) || s[13] != ':' ||
+      !num(14, 2, &mi) || s[16] != ':' || !num(17, 2, &sec)) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  size_t pos = 19;
+  int64_t millis = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    int scale = 100;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      millis += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  int offset_minutes = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!num(pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !num(pos + 4, 2, &om)) {
+      return std::nullopt;
+    }
+    offset_minutes = (oh * 60 + om) * (s[pos] == '-' ? -1 : 1);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  struct tm tm {};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  time_t t = ::timegm(&tm);
+  return std::chrono::system_clock::from_time_t(t) - std::chrono::minutes(offset_minutes) +
+         std::chrono::milliseconds(millis);
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+bool PidIsDead(int pid) { return pid > 0 && ::kill(pid, 0) == -1 && errno == ESRCH; }
+
+// The JSON form of lock.json. `token` makes every lock's content unique, so a
+// holder releases only its own lock.
+std::string LockContent(const LockInfo& info, const std::string& token) {
+  json j{{"pid", info.pid},
+         {"host", info.host},
+         {"startedAt", info.started_at},
+         {"command", info.command},
+         {"token", token}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<LockInfo> ParseLock(const std::string& text) {
+  auto j = ParseJson(text);
+  if (!j.ok()) return j.status();
+  try {
+    if (!j->is_object()) return Status::Invalid("expected an object");
+    LockInfo info;
+    auto pid = j->find("pid");
+    if (pid == j->end() || !pid->is_number_integer())
+      return Status::Invalid("pid: missing or not an integer");
+    auto p = pid->get<int64_t>();
+    if (p <= 0 || p > std::numeric_limits<int>::max()) return Status::Invalid("pid: out of range");
+    info.pid = static_cast<int>(p);
+    for (auto [key, out] : {std::pair<const char*, std::string*>{"host", &info.host},
+                            {"startedAt", &info.started_at},
+                            {"command", &info.command}}) {
+      auto it = j->find(key);
+      if (it == j->end() || !it->is_string()) {
+        return Status::Invalid(std::string(key) + ": missing or not a string");
+      }
+      *out = it->get<std::string>();
+    }
+    if (!ParseRfc3339(info.started_at)) {
+      return Status::Invalid("startedAt: not an RFC 3339 time: " + info.started_at);
+    }
+    return info;
+  } catch (const std::exception& e) {
+    return Status::Invalid(e.what());
+  }
+}
+
+// Serializes lock decisions between processes and threads: an flock on the
+// state folder itself, held while lock.json is read, judged and replaced.
+class DirGuard {
+ public:
+  static Result<DirGuard> Take(const fs::path& dir, int op) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+      return Status::Failed("cannot open state folder " + dir.string() + ": " + ErrnoText(errno));
+    while (::flock(fd, op) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::Failed("cannot lock state folder " + dir.string() + ": " + ErrnoText(err));
+    }
+    return DirGuard(fd);
+  }
+  DirGuard(DirGuard&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  DirGuard& operator=(DirGuard&&) = delete;
+  ~DirGuard() {
+    if (fd_ >= 0) ::close(fd_);  // also drops the flock
+  }
+
+ private:
+  explicit DirGuard(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+class FileStateLock : public StateLock {
+ public:
+  FileStateLock(fs::path dir, fs::path path, std::string content)
+      : dir_(std::move(dir)), path_(std::move(path)), content_(std::move(content)) {}
+  ~FileStateLock() override { Release(); }
+
+  void Release() override {
+    if (released_) return;
+    released_ = true;
+    auto guard = DirGuard::Take(dir_, LOCK_EX);
+    if (!guard.ok()) return;
+    std::string current;
+    Status error;
+    if (ReadFile(path_, kMaxStateFileBytes, &current, &error) != ReadResult::kOk) return;
+    if (current != content_) return;  // taken over by someone else: not ours to remove
+    if (::unlink(path_.c_str()) == 0) (void)FsyncDir(dir_);
+  }
+
+ private:
+  fs::path dir_;
+  fs::path path_;
+  std::string content_;
+  bool released_ = false;
+};
+
+class FileStateStore : public StateStore {
+ public:
+  explicit FileStateStore(fs::path dir)
+      : dir_(std::move(dir)),
+        state_path_(dir_ / "state.json"),
+        history_path_(dir_ / "history.json"),
+        lock_path_(dir_ / "lock.json") {}
+
+  Result<State> Load() override {
+    std::string text;
+    Status error;
+    switch (ReadFile(state_path_, kMaxStateFileBytes, &text, &error)) {
+      case ReadResult::kMissing:
+        return State{};
+      case ReadResult::kError:
+        return Corrupt(state_path_, "state", error);
+      case ReadResult::kOk:
+        break;
+    }
+    auto j = ParseJson(text);
+    if (!j.ok()) return Corrupt(state_path_, "state", j.status());
+    auto state = StateFromJson(*j);
+    if (!state.ok()) return Corrupt(state_path_, "state", state.status());
+    return state;
+  }
+
+  Result<int> Save(const State& state) override {
+    auto current = Load();
+    if (!current.ok()) return current.status();  // never overwrite a corrupt file
+    if (current->serial == std::numeric_limits<int>::max() ||
+        state.serial == std::numeric_limits<int>::max()) {
+      return Status::Invalid("state serial overflow");
+    }
+    State next = state;
+    next.serial = std::max(current->serial, state.serial) + 1;
+    auto text = Dump(ToJson(next));
+    if (!text.ok()) return text.status().WithContext("cannot save state");
+    if (Status s = EnsureDir(); !s.ok()) return s;
+    if (Status s = WriteFileAtomic(state_path_, *text); !s.ok()) return s;
+    return next.serial;
+  }
+
+  Result<std::vector<HistoryEntry>> LoadHistory() override {
+    std::string text;
+    Status error;
+    switch (ReadFile(history_path_, kMaxStateFileBytes, &text, &error)) {
+      case ReadResult::kMissing:
+        return std::vector<HistoryEntry>{};
+      case ReadResult::kError:
+        return Corrupt(history_path_, "history", error);
+      case ReadResult::kOk:
+        break;
+    }
+    auto j = ParseJson(text);
+    if (!j.ok()) return Corrupt(history_path_, "history", j.status());
+    if (!j->is_array()) {
+      return Corrupt(
+          history_path_, "history",
+          Status::Invalid(std::string("top level: expected an array, got ") + j->type_name()));
+    }
+    std::vector<HistoryEntry> entries;
+    for (size_t i = 0; i < j->size(); ++i) {
+      auto e = HistoryEntryFromJson((*j)[i]);
+      if (!e.ok()) {
+        return Corrupt(history_path_, "history",
+                       e.status().WithContext("[" + std::to_string(i) + "]"));
+      }
+      entries.push_back(std::move(e).value());
+    }
+    return entries;
+  }
+
+  Status AppendHistory(const HistoryEntry& entry) override {
+    auto entries = LoadHistory();
+    if (!entries.ok()) return entries.status();
+    entries->push_back(entry);
+    if (entries->size() > kMaxHistory) {
+      entries->erase(entries->begin(),
+                     entries->begin() + static_cast<std::ptrdiff_t>(entries->size() - kMaxHistory));
+    }
+    json j = json::array();
+    for (const auto& e : *entries) j.push_back(ToJson(e));
+    auto text = Dump(j);
+    if (!text.ok()) return text.status().WithContext("cannot save history");
+    if (Status s = EnsureDir(); !s.ok()) return s;
+    return WriteFileAtomic(history_path_, *text);
+  }
+
+  Result<std::unique_ptr<StateLock>> Lock(const std::string& command,
+                                          std::chrono::seconds stale_after) override {
+    if (Status s = EnsureDir(); !s.ok()) return s;
+    auto guard = DirGuard::Take(dir_, LOCK_EX);
+    if (!guard.ok()) return guard.status();
+
+    LockInfo me;
+    me.pid = static_cast<int>(::getpid());
+    me.host = HostName();
+    me.started_at = FormatRfc3339(std::chrono::system_clock::now());
+    me.command = command;
+    std::string content = LockContent(me, RandomSuffix() + RandomSuffix());
+
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      Fd fd(::open(lock_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (fd.valid()) {
+        if (!WriteAll(fd.get(), content) || ::fsync(fd.get()) != 0 || fd.Close() != 0) {
+          int err = errno;
+          ::unlink(lock_path_.c_str());
+          return Status::Failed("cannot write lock file " + lock_path_.string() + ": " +
+                                ErrnoText(err));
+        }
+        (void)FsyncDir(dir_);
+        return std::unique_ptr<StateLock>(
+            std::make_unique<FileStateLock>(dir_, lock_path_, std::move(content)));
+      }
+      if (errno != EEXIST) {
+        return Status::Failed("cannot create lock file " + lock_path_.string() + ": " +
+                              ErrnoText(errno));
+      }
+      if (attempt > 0) break;
+      if (Status s = JudgeExisting(me.host, stale_after); !s.ok()) return s;
+      // Stale: remove it and try once more; O_EXCL still decides who wins.
+      if (::unlink(lock_path_.c_str()) != 0 && errno != ENOENT) {
+        return Status::Failed("cannot remove stale lock file " + lock_path_.string() + ": " +
+                              ErrnoText(errno));
+      }
+    }
+    return Status::Conflict("state lock " + lock_path_.string() + " was taken by another run");
+  }
+
+  Status Unlock() override {
+    if (!fs::is_directory(dir_)) return NoLock();
+    auto guard = DirGuard::Take(dir_, LOCK_EX);
+    if (!guard.ok()) return guard.status();
+    if (::unlink(lock_path_.c_str()) != 0) {
+      if (errno == ENOENT) return NoLock();
+      return Status::Failed("cannot remove lock file " + lock_path_.string() + ": " +
+                            ErrnoText(errno));
+    }
+    (void)FsyncDir(dir_);
+    return Status::Ok();
+  }
+
+  Result<std::optional<LockInfo>> Holder() override {
+    std::error_code ec;
+    if (!fs::is_directory(dir_, ec)) return std::optional<LockInfo>();
+    auto guard = DirGuard::Take(dir_, LOCK_SH);
+    if (!guard.ok()) return guard.status();
+    std::string text;
+    Status error;
+    switch (ReadFile(lock_path_, kMaxStateFileBytes, &text, &error)) {
+      case ReadResult::kMissing:
+        return std::optional<LockInfo>();
+      case ReadResult::kError:
+        return error;
+      case ReadResult::kOk:
+        break;
+    }
+    auto info = ParseLock(text);
+    if (!info.ok()) {
+      return Status::Invalid("lock file " + lock_path_.string() +
+                             " is corrupt: " + info.status().message());
+    }
+    return std::optional<LockInfo>(std::move(info).value());
+  }
+
+ private:
+  static Status Corrupt(const fs::path& path, const char* what, const Status& cause) {
+    if (cause.code() != Code::kInvalid) return cause;
+    return Status::Invalid(std::string(what) + " file " + path.string() + " is corrupt: " +
+                           cause.message() + " (it is left as is; fix it or move it away)");
+  }
+
+  Status NoLock() const { return Status::NotFound("no lock held at " + lock_path_.string()); }
+
+  // Ok when the existing lock.json is stale; otherwise the Conflict to report.
+  Status JudgeExisting(const std::string& this_host, std::chrono::seconds stale_after) {
+    std::string text;
+    Status error;
+    switch (ReadFile(lock_path_, kMaxStateFileBytes, &text, &error)) {
+      case ReadResult::kMissing:
+        return Status::Ok();
+      case ReadResult::kError:
+        if (error.code() != Code::kInvalid) return error;
+        break;
+      case ReadResult::kOk:
+        break;
+    }
+    const auto now = std::chrono::system_clock::now();
+    auto info = error.ok() ? ParseLock(text) : Result<LockInfo>(error);
+    if (!info.ok()) {
+      struct stat st {};
+      if (::stat(lock_path_.c_str(), &st) != 0) return Status::Ok();
+      auto mtime = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
+      if (now - mtime > stale_after) return Status::Ok();
+      auto age = std::chrono::duration_cast<std::chrono::seconds>(now - mtime).count();
+      return Status::Conflict("state is locked: lock file " + lock_path_.string() +
+                              " is unreadable (" + info.status().message() + ") and was written " +
+                              std::to_string(std::max<int64_t>(age, 0)) +
+                              "s ago; if no run holds it, run `reconcile unlock`");
+    }
+    if (info->host == this_host && PidIsDead(info->pid)) return Status::Ok();
+    auto started = ParseRfc3339(info->started_at);
+    if (started && now - *started > stale_after) return Status::Ok();
+    return Status::Conflict("state is locked by pid " + std::to_string(info->pid) + " on host " +
+                            info->host + " since " + info->started_at + " (" + info->command +
+                            "); if that run is dead, run `reconcile unlock`");
+  }
+
+  Status EnsureDir() {
+    std::error_code ec;
+    if (fs::is_directory(dir_, ec)) return Status::Ok();
+    if (dir_.has_parent_path() && !dir_.parent_path().empty()) {
+      fs::create_directories(dir_.parent_path(), ec);
+      if (ec) {
+        return Status::Failed("cannot create folder " + dir_.parent_path().string() + ": " +
+                              ec.message());
+      }
+    }
+    if (::mkdir(dir_.c_str(), 0700) != 0) {
+      if (errno == EEXIST && fs::is_directory(dir_, ec)) return Status::Ok();
+      return Status::Failed("cannot create state folder " + dir_.string() + ": " +
+                            ErrnoText(errno));
+    }
+    ::chmod(dir_.c_str(), 0700);  // exact mode whatever the umask
+    return Status::Ok();
+  }
+
+  fs::path dir_;
+  fs::path state_path_;
+  fs::path history_path_;
+  fs::path lock_path_;
+};
+
+}  // namespace
+
+std::unique_ptr<StateStore> NewFileStateStore(const fs::path& dir) {
+  return std::make_unique<FileStateStore>(dir);
+}
+
+Status WriteFileAtomic(const fs::path& path, const std::string& content) {
+  const fs::path dir = path.parent_path();
+  const fs::path tmp =
+      (dir.empty() ? fs::path(".") : dir) / ("." + path.filename().string() + ".tmp-" +
+                                             std::to_string(::getpid()) + "-" + RandomSuffix());
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    return Status::Failed("cannot create temporary file " + tmp.string() + ": " + ErrnoText(errno));
+  }
+  auto fail = [&tmp, &fd](const std::string& what) {
+    int err = errno;
+    fd.Reset();
+    ::unlink(tmp.c_str());
+    return Status::Failed(what + " " + tmp.string() + ": " + ErrnoText(err));
+  };
+  if (::fchmod(fd.get(), 0600) != 0) return fail("cannot set mode of");
+  if (!WriteAll(fd.get(), content)) return fail("cannot write");
+  if (::fsync(fd.get()) != 0) return fail("cannot fsync");
+  if (fd.Close() != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::Failed("cannot close " + tmp.string() + ": " + ErrnoText(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::Failed("cannot rename " + tmp.string() + " to " + path.string() + ": " +
+                          ErrnoText(err));
+  }
+  return FsyncDir(dir.empty() ? fs::path(".") : dir);
+}
+
+}  // namespace reconcile
