@@ -1,1 +1,198 @@
-// placeholder
+#include "reconcile/applier.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace reconcile {
+
+namespace {
+
+class SystemClock final : public Clock {
+ public:
+  std::string NowRfc3339() override {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+  }
+  void SleepFor(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
+};
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::chrono::milliseconds Since(SteadyClock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+}
+
+// Runs one change with retries. Returns the provider's last response.
+ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
+                              const ApplyContext& ctx, const ApplyOptions& options,
+                              std::mt19937& rng, SteadyClock::time_point start) {
+  auto emit = [&](Event::Type type, std::string message) {
+    ctx.observer->OnEvent({type, change.address, std::move(message), Since(start)});
+  };
+  ApplyChangeResponse response;
+  Provider* provider = ctx.provider_for(change.target);
+  const Target* target = ctx.target_for(change.target);
+  if (provider == nullptr || target == nullptr) {
+    response.status = Status::Invalid("no provider for target '" + change.target + "'");
+    return response;
+  }
+  ApplyChangeRequest request;
+  request.target = *target;
+  request.change = change;
+  request.revision = revision;
+  request.progress = [&](const std::string& line) { emit(Event::Type::kChangeProgress, line); };
+  if (change.action != Action::kDelete && ctx.secrets_for) {
+    Result<std::map<std::string, std::string>> secrets = ctx.secrets_for(change);
+    if (!secrets.ok()) {
+      response.status = secrets.status();
+      return response;
+    }
+    request.secret_values = std::move(*secrets);
+  }
+  std::chrono::milliseconds backoff = options.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    response = provider->ApplyChange(request);
+    if (response.status.ok() || !response.status.retryable() || attempt >= options.max_attempts) {
+      return response;
+    }
+    // Full jitter: sleep a random time in [backoff/2, backoff].
+    std::uniform_int_distribution<long> dist(backoff.count() / 2, backoff.count());
+    std::chrono::milliseconds wait(dist(rng));
+    emit(Event::Type::kChangeRetrying, response.status.message() + "; retrying in " +
+                                           std::to_string(wait.count()) + "ms (attempt " +
+                                           std::to_string(attempt + 1) + "/" +
+                                           std::to_string(options.max_attempts) + ")");
+    ctx.clock->SleepFor(wait);
+    backoff = std::min(backoff * 2, options.max_backoff);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Clock> NewSystemClock() { return std::make_unique<SystemClock>(); }
+
+ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& ctx,
+                  const ApplyOptions& options) {
+  ApplyResult result;
+  result.state = recorded;
+
+  // The work: every change that is not a no-op, with its pending dependencies.
+  std::map<std::string, const Change*> work;
+  for (const Change& c : plan.changes) {
+    if (c.action != Action::kNoOp) work[c.address] = &c;
+  }
+  std::map<std::string, std::set<std::string>> waiting_on;  // address -> pending deps
+  std::map<std::string, std::vector<std::string>> dependents;
+  for (const auto& [address, change] : work) {
+    for (const std::string& dep : change->depends_on) {
+      if (work.count(dep)) {
+        waiting_on[address].insert(dep);
+        dependents[dep].push_back(address);
+      }
+    }
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> ready;
+  for (const auto& [address, change] : work) {
+    if (waiting_on[address].empty()) ready.push_back(address);
+  }
+  size_t finished = 0;
+  std::set<std::string> failed_set;
+
+  // Marks `address` done; with failure, skips everything that depends on it.
+  // Caller holds mu.
+  std::function<void(const std::string&, bool)> finish = [&](const std::string& address,
+                                                              bool ok) {
+    ++finished;
+    for (const std::string& d : dependents[address]) {
+      if (!ok) {
+        if (failed_set.insert(d).second) {
+          ++result.skipped;
+          ctx.observer->OnEvent({Event::Type::kChangeSkipped, d,
+                                 "skipped: depends on " + address + ", which failed",
+                                 std::chrono::milliseconds(0)});
+          finish(d, false);
+        }
+        continue;
+      }
+      waiting_on[d].erase(address);
+      if (waiting_on[d].empty() && !failed_set.count(d)) ready.push_back(d);
+    }
+  };
+
+  auto worker = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      cv.wait(lock, [&] { return !ready.empty() || finished == work.size(); });
+      if (ready.empty()) return;
+      std::string address = ready.front();
+      ready.pop_front();
+      const Change& change = *work[address];
+      lock.unlock();
+
+      auto start = SteadyClock::now();
+      ctx.observer->OnEvent({Event::Type::kChangeStarted, address,
+                             std::string(ActionName(change.action)), Since(start)});
+      ApplyChangeResponse response = RunChange(change, plan.revision, ctx, options, rng, start);
+      std::string now = ctx.clock->NowRfc3339();
+
+      lock.lock();
+      bool ok = response.status.ok();
+      if (change.action == Action::kDelete) {
+        if (ok) result.state.resources.erase(address);
+      } else if (ok || !response.instances.empty()) {
+        // On failure, what exists is recorded as unhealthy ("tainted"), so the
+        // next plan replaces it.
+        ResourceState& rs = result.state.resources[address];
+        rs.address = address;
+        rs.name = change.name;
+        rs.target = change.target;
+        rs.provider = change.provider;
+        rs.spec_hash = change.desired_hash;
+        rs.spec = change.desired;
+        rs.revision = plan.revision;
+        rs.instances = response.instances;
+        rs.health = ok ? (response.health.empty() ? "unknown" : response.health) : "unhealthy";
+        rs.applied_at = now;
+      }
+      if (ok) {
+        ++result.succeeded;
+        ctx.observer->OnEvent({Event::Type::kChangeSucceeded, address,
+                               std::string(ActionName(change.action)) + " complete",
+                               Since(start)});
+      } else {
+        ++result.failed;
+        failed_set.insert(address);
+        if (result.status.ok()) result.status = response.status.WithContext(address);
+        ctx.observer->OnEvent(
+            {Event::Type::kChangeFailed, address, response.status.message(), Since(start)});
+      }
+      finish(address, ok);
+      cv.notify_all();
+    }
+  };
+
+  int threads = std::max(1, std::min<int>(options.parallelism, static_cast<int>(work.size())));
+  std::vector<std::thread> pool;
+  std::random_device rd;
+  for (int i = 0; i < threads && !work.empty(); ++i) pool.emplace_back(worker, rd());
+  for (std::thread& t : pool) t.join();
+
+  if (result.failed == 0 && result.skipped == 0) result.state.revision = plan.revision;
+  return result;
+}
+
+}  // namespace reconcile

@@ -1,1 +1,97 @@
-// placeholder
+#include "reconcile/plan_format.h"
+
+#include <algorithm>
+
+namespace reconcile {
+
+namespace {
+
+constexpr const char* kReset = "\033[0m";
+constexpr const char* kGreen = "\033[32m";
+constexpr const char* kYellow = "\033[33m";
+constexpr const char* kRed = "\033[31m";
+constexpr const char* kBold = "\033[1m";
+
+struct Style {
+  const char* symbol;
+  const char* color;
+  const char* verb;
+};
+
+Style StyleFor(Action a) {
+  switch (a) {
+    case Action::kCreate:
+      return {"  +", kGreen, "will be created"};
+    case Action::kUpdate:
+      return {"  ~", kYellow, "will be updated in place"};
+    case Action::kReplace:
+      return {"-/+", kYellow, "must be replaced"};
+    case Action::kDelete:
+      return {"  -", kRed, "will be destroyed"};
+    case Action::kNoOp:
+      break;
+  }
+  return {"   ", "", "is up to date"};
+}
+
+std::string Value(const std::optional<nlohmann::json>& v) {
+  return v ? v->dump() : std::string("(none)");
+}
+
+}  // namespace
+
+std::string PlanSummary(const Plan& plan) {
+  if (!plan.HasChanges()) return "No changes.";
+  return "Plan: " + std::to_string(plan.Count(Action::kCreate)) + " to add, " +
+         std::to_string(plan.Count(Action::kUpdate)) + " to change, " +
+         std::to_string(plan.Count(Action::kReplace)) + " to replace, " +
+         std::to_string(plan.Count(Action::kDelete)) + " to destroy.";
+}
+
+std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
+  auto paint = [&](const char* color, const std::string& text) {
+    if (!options.color || *color == '\0') return text;
+    return std::string(color) + text + kReset;
+  };
+  std::string out;
+  if (!plan.HasChanges()) {
+    out += paint(kBold, "No changes.") + " The running agents match the desired state";
+    out += plan.revision.empty() ? ".\n" : " (" + plan.revision + ").\n";
+    if (!options.show_no_op) return out;
+  } else {
+    out += "reconcile will perform the following actions";
+    out += plan.revision.empty() ? ":\n" : " (revision " + plan.revision + "):\n";
+  }
+  for (const Change& c : plan.changes) {
+    if (c.action == Action::kNoOp && !options.show_no_op) continue;
+    Style style = StyleFor(c.action);
+    out += "\n  " + paint(kBold, "# " + c.address) + " " + style.verb;
+    if (!c.reason.empty()) out += " (" + c.reason + ")";
+    out += "\n";
+    if (c.action == Action::kNoOp) continue;
+    out += paint(style.color, style.symbol) + " agent \"" + c.name + "\" {\n";
+    size_t width = 0;
+    for (const FieldChange& f : c.fields) width = std::max(width, f.path.size());
+    for (const FieldChange& f : c.fields) {
+      std::string name = f.path + std::string(width - f.path.size(), ' ');
+      std::string line;
+      if (c.action == Action::kCreate || !f.before) {
+        line = paint(kGreen, "+") + " " + name + " = " + Value(f.after);
+      } else if (c.action == Action::kDelete || !f.after) {
+        line = paint(kRed, "-") + " " + name + " = " + Value(f.before);
+      } else {
+        line = paint(kYellow, "~") + " " + name + " = " + Value(f.before) + " -> " +
+               Value(f.after);
+      }
+      if (c.action == Action::kReplace && f.forces_replace) {
+        line += paint(kRed, " # forces replacement");
+      }
+      out += "      " + line + "\n";
+    }
+    out += "    }\n";
+  }
+  out += "\n" + paint(kBold, PlanSummary(plan)) + "\n";
+  return out;
+}
+
+}  // namespace reconcile

@@ -1,1 +1,226 @@
-// placeholder
+#include "reconcile/planner.h"
+
+#include <algorithm>
+#include <set>
+
+#include "reconcile/spec.h"
+
+namespace reconcile {
+
+using nlohmann::json;
+
+namespace {
+
+// Flattens objects into dotted leaf paths; arrays and scalars are leaves.
+// A null value at the top level of an object is left out (absent).
+void Flatten(const json& value, const std::string& prefix, std::map<std::string, json>& out) {
+  if (value.is_object()) {
+    for (auto it = value.begin(); it != value.end(); ++it) {
+      if (it.value().is_null()) continue;
+      Flatten(it.value(), prefix.empty() ? it.key() : prefix + "." + it.key(), out);
+    }
+    return;
+  }
+  out[prefix] = value;
+}
+
+std::string TopField(const std::string& path) { return path.substr(0, path.find('.')); }
+
+// Field-level differences between two normalized specs (either may be null).
+std::vector<FieldChange> Diff(const json& before, const json& after,
+                              const ProviderSchema& schema) {
+  std::map<std::string, json> b, a;
+  if (!before.is_null()) Flatten(before, "", b);
+  if (!after.is_null()) Flatten(after, "", a);
+  std::set<std::string> paths;
+  for (const auto& [k, v] : b) paths.insert(k);
+  for (const auto& [k, v] : a) paths.insert(k);
+  std::vector<FieldChange> out;
+  for (const std::string& p : paths) {
+    auto bi = b.find(p);
+    auto ai = a.find(p);
+    if (bi != b.end() && ai != a.end() && bi->second == ai->second) continue;
+    FieldChange f;
+    f.path = p;
+    if (bi != b.end()) f.before = bi->second;
+    if (ai != a.end()) f.after = ai->second;
+    f.forces_replace = schema.updatable_fields.count(TopField(p)) == 0;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::vector<FieldChange> AllFields(const json& spec, bool as_after) {
+  std::map<std::string, json> leaves;
+  Flatten(spec, "", leaves);
+  std::vector<FieldChange> out;
+  for (auto& [path, value] : leaves) {
+    FieldChange f;
+    f.path = path;
+    (as_after ? f.after : f.before) = value;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::vector<InstanceRef> Refs(const std::vector<const ObservedInstance*>& instances) {
+  std::vector<InstanceRef> refs;
+  for (const ObservedInstance* i : instances) refs.push_back({i->id, i->name});
+  return refs;
+}
+
+std::string Plural(size_t n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& recorded,
+                 const PlanInput& input) {
+  Change c;
+  c.address = "agent." + agent.name;
+  c.name = agent.name;
+  c.target = agent.target;
+  const Target* target = desired.FindTarget(agent.target);
+  c.provider = target ? target->provider : "";
+  for (const std::string& dep : agent.depends_on) c.depends_on.push_back("agent." + dep);
+  std::sort(c.depends_on.begin(), c.depends_on.end());
+
+  const Registry* registry = desired.FindRegistry(agent.registry);
+  c.desired = NormalizedSpec(agent, ResolveImage(agent, registry, desired.revision));
+  c.desired_hash = SpecHash(c.desired);
+
+  std::vector<const ObservedInstance*> instances;
+  if (auto it = input.observed.find(agent.target); it != input.observed.end()) {
+    for (const ObservedInstance& i : it->second.instances) {
+      if (i.agent == agent.name) instances.push_back(&i);
+    }
+  }
+  c.prior = Refs(instances);
+  const ResourceState* rec = nullptr;
+  if (auto it = recorded.resources.find(c.address); it != recorded.resources.end()) {
+    rec = &it->second;
+  }
+  ProviderSchema schema;
+  if (auto it = input.schemas.find(c.provider); it != input.schemas.end()) schema = it->second;
+
+  if (agent.suspend) {
+    c.action = Action::kNoOp;
+    c.reason = "suspended: left as it is";
+    return c;
+  }
+  if (instances.empty()) {
+    c.action = Action::kCreate;
+    c.fields = AllFields(c.desired, /*as_after=*/true);
+    c.reason = rec ? "recorded in state but not running on target '" + agent.target +
+                         "' (removed outside reconcile)"
+                   : "new agent";
+    return c;
+  }
+
+  // What runs must match the spec hash, run, and have the right count.
+  std::string observed_hash = instances.front()->spec_hash;
+  bool same_hash = true;
+  for (const ObservedInstance* i : instances) same_hash &= i->spec_hash == observed_hash;
+  std::vector<std::string> problems;
+  for (const ObservedInstance* i : instances) {
+    if (!i->running) problems.push_back(i->name + " is " + i->state);
+  }
+  if (static_cast<int>(instances.size()) != agent.replicas) {
+    problems.push_back(Plural(instances.size(), "instance") + " running, " +
+                       std::to_string(agent.replicas) + " wanted");
+  }
+  if (!same_hash) problems.push_back("instances run different specs");
+  if (rec && rec->health == "unhealthy" && rec->spec_hash == observed_hash) {
+    problems.push_back("tainted: the last apply of this spec failed");
+  }
+
+  if (observed_hash != c.desired_hash || !same_hash) {
+    // Field-level before: the recorded spec when it is what runs.
+    if (rec && rec->spec_hash == observed_hash && same_hash) {
+      c.fields = Diff(rec->spec, c.desired, schema);
+    } else {
+      FieldChange f;
+      f.path = "specHash";
+      f.before = observed_hash;
+      f.after = c.desired_hash;
+      f.forces_replace = true;
+      c.fields.push_back(std::move(f));
+    }
+  }
+  bool forces = std::any_of(c.fields.begin(), c.fields.end(),
+                            [](const FieldChange& f) { return f.forces_replace; });
+  if (!problems.empty()) {
+    c.action = Action::kReplace;
+    std::string reason;
+    for (const std::string& p : problems) reason += (reason.empty() ? "" : "; ") + p;
+    c.reason = reason;
+  } else if (c.fields.empty()) {
+    c.action = Action::kNoOp;
+    c.reason = "up to date";
+  } else if (forces) {
+    c.action = Action::kReplace;
+    std::string names;
+    for (const FieldChange& f : c.fields) {
+      if (f.forces_replace) names += (names.empty() ? "" : ", ") + f.path;
+    }
+    c.reason = "changed fields cannot be updated in place: " + names;
+  } else {
+    c.action = Action::kUpdate;
+    c.reason = "changed fields are updated in place";
+  }
+  return c;
+}
+
+}  // namespace
+
+Plan ComputePlan(const PlanInput& input) {
+  static const State kEmptyState;
+  static const DesiredState kEmptyDesired;
+  const DesiredState& desired = input.desired ? *input.desired : kEmptyDesired;
+  const State& recorded = input.recorded ? *input.recorded : kEmptyState;
+
+  Plan plan;
+  plan.revision = desired.revision;
+  plan.observed_digest = ObservedDigest(input.observed);
+  std::set<std::string> wanted;
+  for (const Agent& agent : desired.agents) {
+    plan.changes.push_back(PlanAgent(agent, desired, recorded, input));
+    wanted.insert(plan.changes.back().address);
+  }
+  // Prune: only what the recorded inventory says we own.
+  for (const auto& [address, rec] : recorded.resources) {
+    if (wanted.count(address)) continue;
+    Change c;
+    c.address = address;
+    c.name = rec.name;
+    c.action = Action::kDelete;
+    c.target = rec.target;
+    c.provider = rec.provider;
+    c.fields = AllFields(rec.spec, /*as_after=*/false);
+    std::vector<const ObservedInstance*> instances;
+    if (auto it = input.observed.find(rec.target); it != input.observed.end()) {
+      for (const ObservedInstance& i : it->second.instances) {
+        if (i.agent == rec.name) instances.push_back(&i);
+      }
+    }
+    c.prior = Refs(instances);
+    c.reason = instances.empty() ? "removed from the desired state (already gone; dropped from state)"
+                                 : "removed from the desired state";
+    plan.changes.push_back(std::move(c));
+  }
+  std::sort(plan.changes.begin(), plan.changes.end(),
+            [](const Change& a, const Change& b) { return a.address < b.address; });
+  return plan;
+}
+
+std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed) {
+  std::string text;
+  for (const auto& [target, response] : observed) {
+    text += target + "\n";
+    for (const ObservedInstance& i : response.instances) {
+      text += i.id + " " + i.spec_hash + " " + i.state + "\n";
+    }
+  }
+  return "sha256:" + Sha256Hex(text);
+}
+
+}  // namespace reconcile

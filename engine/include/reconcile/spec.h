@@ -8,6 +8,8 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +25,11 @@ std::string ResolveImage(const Agent& agent, const Registry* registry, const std
 
 // Normalized spec; `image` must be the resolved image reference.
 nlohmann::json NormalizedSpec(const Agent& agent, const std::string& image);
+
+// Canonical text of a duration: "1h", "5m", "2s", "250ms".
+std::string FormatDuration(std::int64_t ms);
+// Parses "<digits><unit>" with unit ms|s|m|h; nullopt when malformed.
+std::optional<std::int64_t> ParseDuration(const std::string& text);
 
 // "sha256:<hex>" of the canonical (sorted keys, compact) JSON of `spec`.
 std::string SpecHash(const nlohmann::json& spec);
