@@ -1,1 +1,436 @@
-// placeholder
+#include "docker/docker_provider.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "docker/container_spec.h"
+#include "reconcile/observation.h"
+
+namespace reconcile::docker {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr int kStopTimeoutSeconds = 10;
+constexpr milliseconds kRunningWait{30000};
+constexpr milliseconds kRunningPoll{200};
+
+std::string ShortId(const std::string& id) { return id.substr(0, 12); }
+
+const json& Labels(const json& inspect) {
+  static const json kEmpty = json::object();
+  if (inspect.contains("Config") && inspect["Config"].is_object() &&
+      inspect["Config"].contains("Labels") && inspect["Config"]["Labels"].is_object()) {
+    return inspect["Config"]["Labels"];
+  }
+  return kEmpty;
+}
+
+std::string Label(const json& inspect, const char* key) {
+  const json& l = Labels(inspect);
+  return l.contains(key) && l[key].is_string() ? l[key].get<std::string>() : "";
+}
+
+bool IsManaged(const json& inspect) { return Label(inspect, kLabelManagedBy) == kManagedByValue; }
+
+std::string IdOf(const json& inspect) {
+  return inspect.contains("Id") && inspect["Id"].is_string() ? inspect["Id"].get<std::string>()
+                                                             : "";
+}
+
+struct RunState {
+  bool running = false;
+  std::string status;
+  int exit_code = 0;
+};
+
+RunState StateOf(const json& inspect) {
+  RunState s;
+  if (!inspect.contains("State") || !inspect["State"].is_object()) return s;
+  const json& st = inspect["State"];
+  if (st.contains("Running") && st["Running"].is_boolean()) s.running = st["Running"].get<bool>();
+  if (st.contains("Status") && st["Status"].is_string()) s.status = st["Status"].get<std::string>();
+  if (st.contains("ExitCode") && st["ExitCode"].is_number_integer()) {
+    s.exit_code = st["ExitCode"].get<int>();
+  }
+  return s;
+}
+
+// The host port published for `container_port`/tcp, or 0.
+int PublishedPort(const json& inspect, int container_port) {
+  const std::string key = std::to_string(container_port) + "/tcp";
+  if (!inspect.contains("NetworkSettings") || !inspect["NetworkSettings"].is_object()) return 0;
+  const json& ns = inspect["NetworkSettings"];
+  if (!ns.contains("Ports") || !ns["Ports"].is_object() || !ns["Ports"].contains(key)) return 0;
+  const json& bindings = ns["Ports"][key];
+  if (!bindings.is_array()) return 0;
+  for (const json& b : bindings) {
+    if (b.is_object() && b.contains("HostPort") && b["HostPort"].is_string()) {
+      int p = std::atoi(b["HostPort"].get<std::string>().c_str());
+      if (p > 0 && p < 65536) return p;
+    }
+  }
+  return 0;
+}
+
+class DockerProvider : public Provider {
+ public:
+  DockerProvider(Target target, std::shared_ptr<HttpTransport> transport)
+      : target_(std::move(target)), client_(std::move(transport)) {}
+
+  ProviderSchema Schema() const override { return ProviderSchema{}; }
+
+  ObserveResponse Observe(const ObserveRequest&) override {
+    ObserveResponse r;
+    auto list = client_.ListContainers({std::string(kLabelManagedBy) + "=" + kManagedByValue});
+    if (!list.ok()) {
+      r.status = list.status();
+      return r;
+    }
+    auto instances = ParseContainerList(*list, target_.docker.publish_address);
+    if (!instances.ok()) {
+      r.status = instances.status();
+      return r;
+    }
+    r.instances = std::move(*instances);
+    return r;
+  }
+
+  ApplyChangeResponse ApplyChange(const ApplyChangeRequest& request) override {
+    Apply a(*this, request);
+    return a.Run();
+  }
+
+ private:
+  // One ApplyChange call: its request and helpers.
+  class Apply {
+   public:
+    Apply(DockerProvider& p, const ApplyChangeRequest& request)
+        : p_(p), c_(p.client_), req_(request), agent_(request.change.name) {}
+
+    ApplyChangeResponse Run() {
+      ApplyChangeResponse r;
+      r.health = "unknown";
+      r.status = Dispatch(&r.health);
+      Finish(&r);
+      return r;
+    }
+
+   private:
+    Status Dispatch(std::string* health) {
+      const Change& ch = req_.change;
+      if (!ValidName(agent_)) return Status::Invalid("docker: invalid agent name '" + agent_ + "'");
+      if (ch.action == Action::kNoOp) return Status::Ok();
+      if (ch.action == Action::kDelete) {
+        for (const InstanceRef& ref : ch.prior) {
+          Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
+          if (!st.ok()) return st;
+        }
+        return Status::Ok();
+      }
+      auto spec = ContainerSpecFromJson(ch.desired);
+      if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
+      spec_ = std::move(*spec);
+      ctx_.agent = agent_;
+      ctx_.spec_hash = ch.desired_hash;
+      ctx_.revision = req_.revision;
+      ctx_.publish_address = p_.target_.docker.publish_address;
+      ctx_.network = p_.target_.docker.network;
+      // Checked before touching anything so that a missing secret changes nothing.
+      auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
+      if (!body.ok()) return body.status().WithContext("agent " + agent_);
+
+      Status st = EnsureImage();
+      if (!st.ok()) return st;
+      for (int i = 0; i < spec_.replicas; ++i) {
+        st = CheckNameNotForeign(ContainerName(agent_, i));
+        if (!st.ok()) return st;
+      }
+      bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
+      if (start_first && spec_.host_port != 0) {
+        Progress("host port " + std::to_string(spec_.host_port) +
+                 " is fixed, so old and new cannot run side by side: using recreate");
+        start_first = false;
+      }
+      return start_first ? StartFirst(health) : Recreate(health);
+    }
+
+    // Stops and removes the prior instances, then creates and starts the new ones.
+    Status Recreate(std::string* health) {
+      for (const InstanceRef& ref : req_.change.prior) {
+        Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
+        if (!st.ok()) return st;
+      }
+      std::vector<std::string> ids;
+      for (int i = 0; i < spec_.replicas; ++i) {
+        auto id = CreateAndStart(ContainerName(agent_, i));
+        if (!id.ok()) return id.status();
+        ids.push_back(*id);
+      }
+      for (const std::string& id : ids) {
+        Status st = WaitHealthy(id, health);
+        if (!st.ok()) {
+          *health = "unhealthy";
+          return Status::Failed("agent " + agent_ + " did not become healthy: " + st.message());
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Per replica: start "<name>-next", wait for health, then swap it in.
+    Status StartFirst(std::string* health) {
+      std::set<std::string> kept;
+      for (int i = 0; i < spec_.replicas; ++i) {
+        const std::string name = ContainerName(agent_, i);
+        const std::string next = name + "-next";
+        Status st = CheckNameNotForeign(next);
+        if (!st.ok()) return st;
+        auto id = CreateAndStart(next);
+        if (!id.ok()) return id.status();
+        st = WaitHealthy(*id, health);
+        if (!st.ok()) {
+          *health = "unhealthy";
+          Status removed = RemoveOwned(*id);
+          std::string cleanup = removed.ok() ? "" : " (removing the new container failed: " +
+                                                        removed.message() + ")";
+          return Status::Failed("agent " + agent_ + " did not become healthy: " + st.message() +
+                                "; the previous version keeps serving" + cleanup);
+        }
+        st = RemoveOwned(name);
+        if (!st.ok()) return st;
+        st = c_.RenameContainer(*id, name);
+        if (!st.ok()) return st;
+        kept.insert(*id);
+      }
+      for (const InstanceRef& ref : req_.change.prior) {
+        if (kept.count(ref.id) != 0) continue;
+        Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
+        if (!st.ok()) return st;
+      }
+      return Status::Ok();
+    }
+
+    Status EnsureImage() {
+      auto img = c_.InspectImage(spec_.image);
+      if (img.ok()) return Status::Ok();
+      if (img.status().code() != Code::kNotFound) return img.status();
+      Progress("pulling image " + spec_.image);
+      Status st = c_.PullImage(spec_.image);
+      if (st.ok()) return st;
+      Code code = st.code() == Code::kUnavailable ? Code::kUnavailable : Code::kFailed;
+      return Status(code, "agent " + agent_ + ": image " + spec_.image +
+                              " is not present and could not be pulled: " + st.message());
+    }
+
+    // kConflict when `name` is held by a container reconcile does not manage,
+    // or by one managed for another agent.
+    Status CheckNameNotForeign(const std::string& name) {
+      auto c = c_.InspectContainer(name);
+      if (!c.ok()) return c.status().code() == Code::kNotFound ? Status::Ok() : c.status();
+      return OwnedByAgent(*c, name);
+    }
+
+    Status OwnedByAgent(const json& inspect, const std::string& name) {
+      if (!IsManaged(inspect)) {
+        return Status::Conflict("container name '" + name +
+                                "' is already used by a container reconcile does not manage (id " +
+                                ShortId(IdOf(inspect)) + "); rename or remove it");
+      }
+      std::string owner = Label(inspect, kLabelAgent);
+      if (owner != agent_) {
+        return Status::Conflict("container name '" + name + "' is already used by agent '" +
+                                owner + "' (id " + ShortId(IdOf(inspect)) + ")");
+      }
+      return Status::Ok();
+    }
+
+    // Creates (or adopts, when a container of ours with the same spec hash is
+    // left from an earlier attempt) and starts the container `name`.
+    Result<std::string> CreateAndStart(const std::string& name) {
+      auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
+      if (!body.ok()) return body.status();
+      Progress("creating container " + name);
+      std::string id;
+      for (int attempt = 0; attempt < 2 && id.empty(); ++attempt) {
+        auto created = c_.CreateContainer(name, *body);
+        if (created.ok()) {
+          id = *created;
+          break;
+        }
+        if (created.status().code() != Code::kConflict || attempt == 1) return created.status();
+        auto existing = c_.InspectContainer(name);
+        if (!existing.ok()) {
+          if (existing.status().code() == Code::kNotFound) continue;
+          return existing.status();
+        }
+        Status st = OwnedByAgent(*existing, name);
+        if (!st.ok()) return st;
+        if (Label(*existing, kLabelSpecHash) == ctx_.spec_hash &&
+            Label(*existing, kLabelRevision) == ctx_.revision) {
+          id = IdOf(*existing);  // left by an earlier attempt: adopt it
+          break;
+        }
+        st = RemoveOwned(IdOf(*existing));
+        if (!st.ok()) return st;
+      }
+      Status st = c_.StartContainer(id);
+      if (!st.ok()) return st;
+      return id;
+    }
+
+    // Stops and removes a container after checking it carries our labels.
+    // A container that no longer exists counts as removed.
+    Status RemoveOwned(const std::string& id_or_name) {
+      auto c = c_.InspectContainer(id_or_name);
+      if (!c.ok()) return c.status().code() == Code::kNotFound ? Status::Ok() : c.status();
+      if (!IsManaged(*c)) {
+        return Status::Conflict("refusing to remove container '" + id_or_name +
+                                "': it does not carry " + kLabelManagedBy + "=" + kManagedByValue);
+      }
+      if (Label(*c, kLabelAgent) != agent_) {
+        return Status::Conflict("refusing to remove container '" + id_or_name +
+                                "': it belongs to agent '" + Label(*c, kLabelAgent) + "', not '" +
+                                agent_ + "'");
+      }
+      std::string id = IdOf(*c);
+      Progress("removing container " + ShortId(id));
+      Status st = c_.StopContainer(id, kStopTimeoutSeconds);
+      if (!st.ok() && st.code() != Code::kNotFound) return st;
+      st = c_.RemoveContainer(id, /*force=*/false);
+      if (!st.ok() && st.code() != Code::kNotFound) return st;
+      return Status::Ok();
+    }
+
+    // Fails with the exit code and the last log lines when the container is
+    // not running.
+    Status NotRunning(const std::string& id, const RunState& s) {
+      std::string msg = "container " + ShortId(id) + " is not running (state " + s.status +
+                        ", exit code " + std::to_string(s.exit_code) + ")";
+      auto logs = c_.ContainerLogs(id, 10);
+      if (logs.ok() && !logs->empty()) {
+        std::string tail = *logs;
+        if (tail.size() > 1024) tail = tail.substr(tail.size() - 1024);
+        while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+        msg += "; last log lines:\n" + tail;
+      }
+      return Status::Failed(msg);
+    }
+
+    Status WaitHealthy(const std::string& id, std::string* health) {
+      if (!spec_.health_check) {
+        auto deadline = std::chrono::steady_clock::now() + kRunningWait;
+        for (;;) {
+          auto c = c_.InspectContainer(id);
+          if (!c.ok()) return c.status();
+          RunState s = StateOf(*c);
+          if (s.running) {
+            // A process that dies at once would still show as running here;
+            // look once more after a short pause.
+            std::this_thread::sleep_for(kRunningPoll);
+            c = c_.InspectContainer(id);
+            if (!c.ok()) return c.status();
+            s = StateOf(*c);
+            if (s.running) return Status::Ok();
+          }
+          if (s.status == "exited" || s.status == "dead") return NotRunning(id, s);
+          if (std::chrono::steady_clock::now() > deadline) {
+            return Status::Failed("container " + ShortId(id) + " did not start within " +
+                                  std::to_string(kRunningWait.count() / 1000) + "s");
+          }
+          std::this_thread::sleep_for(kRunningPoll);
+        }
+      }
+      const HealthCheck& hc = *spec_.health_check;
+      const int port = hc.port != 0 ? hc.port : spec_.port;
+      std::string host = p_.target_.docker.publish_address;
+      if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+      if (host == "::") host = "::1";
+      if (hc.start_period_ms > 0) std::this_thread::sleep_for(milliseconds(hc.start_period_ms));
+      std::string last = "no answer yet";
+      for (int attempt = 1; attempt <= hc.retries; ++attempt) {
+        Progress("waiting for health (" + std::to_string(attempt) + "/" +
+                 std::to_string(hc.retries) + ")");
+        auto c = c_.InspectContainer(id);
+        if (!c.ok()) return c.status();
+        RunState s = StateOf(*c);
+        if (!s.running && (s.status == "exited" || s.status == "dead")) return NotRunning(id, s);
+        int host_port = PublishedPort(*c, port);
+        if (host_port == 0) {
+          last = "port " + std::to_string(port) + "/tcp is not published yet";
+        } else {
+          auto res = HttpGet(host, host_port, hc.path, milliseconds(hc.timeout_ms));
+          if (res.ok() && res->status >= 200 && res->status < 400) {
+            *health = "healthy";
+            return Status::Ok();
+          }
+          last = res.ok() ? "GET " + hc.path + " answered " + std::to_string(res->status)
+                          : res.status().message();
+        }
+        if (attempt < hc.retries) std::this_thread::sleep_for(milliseconds(hc.interval_ms));
+      }
+      return Status::Failed("health check failed " + std::to_string(hc.retries) +
+                            " times; last: " + last);
+    }
+
+    void Finish(ApplyChangeResponse* r) {
+      auto list = c_.ListContainers({std::string(kLabelManagedBy) + "=" + kManagedByValue,
+                                     std::string(kLabelAgent) + "=" + agent_});
+      if (!list.ok()) return;
+      auto instances = ParseContainerList(*list, p_.target_.docker.publish_address);
+      if (!instances.ok()) return;
+      for (const ObservedInstance& o : *instances) {
+        if (o.agent != agent_) continue;
+        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint});
+      }
+    }
+
+    void Progress(const std::string& message) {
+      if (req_.progress) req_.progress("agent " + agent_ + ": " + message);
+    }
+
+    static bool ValidName(const std::string& s) {
+      if (s.empty() || s.size() > 200) return false;
+      for (char ch : s) {
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+        if (!ok) return false;
+      }
+      return true;
+    }
+
+    DockerProvider& p_;
+    const EngineClient& c_;
+    const ApplyChangeRequest& req_;
+    std::string agent_;
+    ContainerSpec spec_;
+    CreateContext ctx_;
+  };
+
+  Target target_;
+  EngineClient client_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Provider>> NewDockerProvider(const Target& target) {
+  auto transport = NewEngineTransport(target.docker.host, TlsConfigFromEnvironment());
+  if (!transport.ok()) return transport.status().WithContext("target " + target.name);
+  return NewDockerProviderWithTransport(target,
+                                        std::shared_ptr<HttpTransport>(std::move(*transport)));
+}
+
+std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,
+                                                         std::shared_ptr<HttpTransport> transport) {
+  return std::make_unique<DockerProvider>(target, std::move(transport));
+}
+
+void RegisterDockerProvider(ProviderRegistry& registry) {
+  registry.Register("docker", [](const Target& target) { return NewDockerProvider(target); });
+}
+
+}  // namespace reconcile::docker

@@ -1,1 +1,520 @@
-// placeholder
+#include "docker/engine_client.h"
+
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <utility>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+namespace reconcile::docker {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+using Request = http::request<http::string_body>;
+using Parser = http::response_parser<http::string_body>;
+using Done = std::function<void(error_code, const char* stage)>;
+
+// Shared state of one exchange, driven by a private io_context so that a
+// synchronous call can have a deadline (Asio's blocking calls cannot).
+struct Exchange {
+  asio::io_context ioc;
+  bool finished = false;
+  error_code ec;
+  const char* stage = "connect";
+  Request req;
+  beast::flat_buffer buffer;
+  Parser parser;
+
+  Done Finish() {
+    return [this](error_code e, const char* s) {
+      finished = true;
+      ec = e;
+      stage = s;
+    };
+  }
+
+  // Runs until done or until `timeout`; on timeout calls `abort` (closing the
+  // socket), drains the cancelled handlers and reports a timeout.
+  void Run(std::chrono::milliseconds timeout, const std::function<void()>& abort) {
+    ioc.run_for(timeout);
+    if (!finished) {
+      abort();
+      ioc.restart();
+      ioc.run();
+      finished = true;
+      ec = asio::error::timed_out;
+    }
+  }
+};
+
+template <typename Stream>
+void WriteThenRead(Stream& stream, Exchange& x, Done done) {
+  http::async_write(stream, x.req, [&stream, &x, done](error_code ec, std::size_t) {
+    if (ec) return done(ec, "write");
+    http::async_read(stream, x.buffer, x.parser,
+                     [done](error_code ec2, std::size_t) { done(ec2, "read"); });
+  });
+}
+
+Result<HttpResponse> Outcome(Exchange& x, const std::string& where, std::size_t body_limit) {
+  if (x.ec) {
+    std::string what = x.ec.message();
+    if (x.ec == asio::error::timed_out) what = "timed out";
+    if (x.ec == http::error::body_limit) {
+      what = "response body exceeds " + std::to_string(body_limit) + " bytes";
+    }
+    return Status::Unavailable(where + ": " + x.stage + ": " + what);
+  }
+  HttpResponse r;
+  r.status = static_cast<int>(x.parser.get().result_int());
+  r.body = std::move(x.parser.get().body());
+  return r;
+}
+
+void Prepare(Exchange& x, const HttpRequest& request, const std::string& host_header,
+             std::size_t body_limit) {
+  x.req.method_string(request.method);
+  x.req.target(request.target);
+  x.req.version(11);
+  x.req.set(http::field::host, host_header);
+  x.req.set(http::field::user_agent, "reconcile");
+  x.req.set(http::field::connection, "close");
+  if (!request.body.empty()) {
+    x.req.set(http::field::content_type, "application/json");
+    x.req.body() = request.body;
+  }
+  x.req.prepare_payload();
+  x.parser.body_limit(body_limit);
+  x.parser.header_limit(64 * 1024);
+}
+
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost") return true;
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  return !ec && addr.is_loopback();
+}
+
+class UnixTransport : public HttpTransport {
+ public:
+  UnixTransport(std::string path, std::size_t limit) : path_(std::move(path)), limit_(limit) {}
+
+  Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
+    Exchange x;
+    Prepare(x, request, "docker", limit_);
+    asio::local::stream_protocol::socket socket(x.ioc);
+    auto done = x.Finish();
+    socket.async_connect(asio::local::stream_protocol::endpoint(path_), [&](error_code ec) {
+      if (ec) return done(ec, "connect");
+      WriteThenRead(socket, x, done);
+    });
+    x.Run(request.timeout, [&] {
+      error_code ignored;
+      socket.close(ignored);
+    });
+    return Outcome(x, "unix://" + path_, limit_);
+  }
+
+ private:
+  std::string path_;
+  std::size_t limit_;
+};
+
+class TcpTransport : public HttpTransport {
+ public:
+  TcpTransport(std::string host, std::string port, std::size_t limit)
+      : host_(std::move(host)), port_(std::move(port)), limit_(limit) {}
+
+  Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
+    Exchange x;
+    Prepare(x, request, host_, limit_);
+    asio::ip::tcp::resolver resolver(x.ioc);
+    asio::ip::tcp::socket socket(x.ioc);
+    auto done = x.Finish();
+    resolver.async_resolve(
+        host_, port_, [&](error_code ec, asio::ip::tcp::resolver::results_type results) {
+          if (ec) return done(ec, "resolve");
+          asio::async_connect(socket, results,
+                              [&](error_code ec2, const asio::ip::tcp::endpoint&) {
+                                if (ec2) return done(ec2, "connect");
+                                WriteThenRead(socket, x, done);
+                              });
+        });
+    x.Run(request.timeout, [&] {
+      resolver.cancel();
+      error_code ignored;
+      socket.close(ignored);
+    });
+    return Outcome(x, "tcp://" + host_ + ":" + port_, limit_);
+  }
+
+ private:
+  std::string host_, port_;
+  std::size_t limit_;
+};
+
+class TlsTransport : public HttpTransport {
+ public:
+  TlsTransport(std::string host, std::string port, TlsConfig tls, std::size_t limit)
+      : host_(std::move(host)), port_(std::move(port)), tls_(std::move(tls)), limit_(limit) {}
+
+  Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
+    const std::string where = "tcp://" + host_ + ":" + port_ + " (TLS)";
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    error_code ec;
+    if (!tls_.ca_file.empty()) ctx.load_verify_file(tls_.ca_file, ec);
+    if (!ec && !tls_.cert_file.empty()) ctx.use_certificate_chain_file(tls_.cert_file, ec);
+    if (!ec && !tls_.key_file.empty()) {
+      ctx.use_private_key_file(tls_.key_file, asio::ssl::context::pem, ec);
+    }
+    if (ec) return Status::Invalid(where + ": loading TLS certificates: " + ec.message());
+    ctx.set_verify_mode(tls_.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+
+    Exchange x;
+    Prepare(x, request, host_, limit_);
+    asio::ip::tcp::resolver resolver(x.ioc);
+    asio::ssl::stream<asio::ip::tcp::socket> stream(x.ioc, ctx);
+    if (tls_.verify) stream.set_verify_callback(asio::ssl::host_name_verification(host_));
+    SSL_set_tlsext_host_name(stream.native_handle(), host_.c_str());
+    auto done = x.Finish();
+    resolver.async_resolve(
+        host_, port_, [&](error_code e, asio::ip::tcp::resolver::results_type results) {
+          if (e) return done(e, "resolve");
+          asio::async_connect(stream.next_layer(), results,
+                              [&](error_code e2, const asio::ip::tcp::endpoint&) {
+                                if (e2) return done(e2, "connect");
+                                stream.async_handshake(asio::ssl::stream_base::client,
+                                                       [&](error_code e3) {
+                                                         if (e3) return done(e3, "handshake");
+                                                         WriteThenRead(stream, x, done);
+                                                       });
+                              });
+        });
+    x.Run(request.timeout, [&] {
+      resolver.cancel();
+      error_code ignored;
+      stream.next_layer().close(ignored);
+    });
+    // A peer closing without TLS close_notify is normal for HTTP with
+    // Connection: close once the whole message has been read.
+    if (x.ec == asio::ssl::error::stream_truncated && x.parser.is_done()) x.ec = {};
+    return Outcome(x, where, limit_);
+  }
+
+ private:
+  std::string host_, port_;
+  TlsConfig tls_;
+  std::size_t limit_;
+};
+
+std::string QueryLess(const std::string& path) { return path.substr(0, path.find('?')); }
+
+// Container ids and names: [A-Za-z0-9][A-Za-z0-9_.-]* (Docker's own rule);
+// refusing anything else keeps hostile input out of request paths.
+bool ValidContainerRef(const std::string& s) {
+  if (s.empty() || s.size() > 255) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-'))) return false;
+  }
+  return true;
+}
+
+bool ValidImageRef(const std::string& s) {
+  if (s.empty() || s.size() > 512 || s.find("..") != std::string::npos || s[0] == '/') {
+    return false;
+  }
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '/' || c == ':' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status BadRef(const std::string& what, const std::string& value) {
+  return Status::Invalid("docker: invalid " + what + " '" + value.substr(0, 80) + "'");
+}
+
+}  // namespace
+
+Result<EngineAddress> ParseEngineAddress(const std::string& address) {
+  EngineAddress a;
+  if (address.rfind("unix://", 0) == 0) {
+    a.kind = EngineAddress::Kind::kUnix;
+    a.socket_path = address.substr(7);
+    if (a.socket_path.empty() || a.socket_path[0] != '/') {
+      return Status::Invalid("docker host '" + address + "': unix socket path must be absolute");
+    }
+    return a;
+  }
+  if (address.rfind("tcp://", 0) == 0) {
+    a.kind = EngineAddress::Kind::kTcp;
+    std::string rest = address.substr(6);
+    while (!rest.empty() && rest.back() == '/') rest.pop_back();
+    std::size_t colon = rest.rfind(':');
+    if (!rest.empty() && rest[0] == '[') {  // [::1]:2375
+      std::size_t close = rest.find(']');
+      if (close == std::string::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+        return Status::Invalid("docker host '" + address + "': expected tcp://[addr]:port");
+      }
+      a.host = rest.substr(1, close - 1);
+      a.port = rest.substr(close + 2);
+    } else if (colon != std::string::npos) {
+      a.host = rest.substr(0, colon);
+      a.port = rest.substr(colon + 1);
+    } else {
+      return Status::Invalid("docker host '" + address + "': expected tcp://host:port");
+    }
+    bool digits = !a.port.empty() && a.port.size() <= 5;
+    for (char c : a.port) digits = digits && c >= '0' && c <= '9';
+    if (a.host.empty() || !digits) {
+      return Status::Invalid("docker host '" + address + "': expected tcp://host:port");
+    }
+    return a;
+  }
+  return Status::Invalid("docker host '" + address +
+                         "': expected unix:///path/to/docker.sock or tcp://host:port");
+}
+
+TlsConfig TlsConfigFromEnvironment() {
+  TlsConfig t;
+  const char* path = std::getenv("DOCKER_CERT_PATH");
+  const char* verify = std::getenv("DOCKER_TLS_VERIFY");
+  if (path == nullptr || *path == '\0') return t;
+  t.enabled = true;
+  t.verify = verify != nullptr && *verify != '\0' && std::string(verify) != "0";
+  std::string dir = path;
+  t.ca_file = dir + "/ca.pem";
+  t.cert_file = dir + "/cert.pem";
+  t.key_file = dir + "/key.pem";
+  return t;
+}
+
+Result<std::unique_ptr<HttpTransport>> NewEngineTransport(const std::string& address,
+                                                          const TlsConfig& tls,
+                                                          std::size_t body_limit) {
+  auto parsed = ParseEngineAddress(address);
+  if (!parsed.ok()) return parsed.status();
+  const EngineAddress& a = parsed.value();
+  if (a.kind == EngineAddress::Kind::kUnix) {
+    return std::unique_ptr<HttpTransport>(new UnixTransport(a.socket_path, body_limit));
+  }
+  if (tls.enabled) {
+    return std::unique_ptr<HttpTransport>(new TlsTransport(a.host, a.port, tls, body_limit));
+  }
+  if (!IsLoopback(a.host)) {
+    return Status::Invalid("docker host '" + address +
+                           "': plain TCP is accepted only on loopback; set DOCKER_CERT_PATH "
+                           "(ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1 for TLS");
+  }
+  return std::unique_ptr<HttpTransport>(new TcpTransport(a.host, a.port, body_limit));
+}
+
+Result<HttpResponse> HttpGet(const std::string& host, int port, const std::string& path,
+                             std::chrono::milliseconds timeout, std::size_t body_limit) {
+  TcpTransport t(host, std::to_string(port), body_limit);
+  HttpRequest r;
+  r.method = "GET";
+  r.target = path.empty() || path[0] != '/' ? "/" + path : path;
+  r.timeout = timeout;
+  return t.RoundTrip(r);
+}
+
+std::string UrlEncode(const std::string& s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+Status StatusFromHttp(const std::string& call, const HttpResponse& response) {
+  int s = response.status;
+  if ((s >= 200 && s < 300) || s == 304) return Status::Ok();
+  std::string detail;
+  auto j = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) {
+    detail = j["message"].get<std::string>();
+  } else {
+    detail = response.body;
+  }
+  if (detail.size() > 512) detail = detail.substr(0, 512) + "...";
+  while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
+  std::string msg = "docker: " + call + ": " + std::to_string(s) + (detail.empty() ? "" : " ") +
+                    detail;
+  if (s == 404) return Status::NotFound(msg);
+  if (s == 409) return Status::Conflict(msg);
+  if (s >= 400 && s < 500) return Status::Invalid(msg);
+  if (s >= 500) return Status::Unavailable(msg);
+  return Status::Failed(msg);
+}
+
+Result<HttpResponse> EngineClient::Call(const std::string& method, const std::string& path,
+                                        const std::string& body,
+                                        std::chrono::milliseconds timeout) const {
+  const std::string call = method + " " + QueryLess(path);
+  HttpRequest r;
+  r.method = method;
+  r.target = std::string(kApiPrefix) + path;
+  r.body = body;
+  r.timeout = timeout;
+  auto res = transport_->RoundTrip(r);
+  if (!res.ok()) return res.status().WithContext("docker: " + call);
+  Status st = StatusFromHttp(call, res.value());
+  if (!st.ok()) return st;
+  return res;
+}
+
+Result<nlohmann::json> EngineClient::CallJson(const std::string& method, const std::string& path,
+                                              const std::string& body,
+                                              std::chrono::milliseconds timeout) const {
+  auto res = Call(method, path, body, timeout);
+  if (!res.ok()) return res.status();
+  auto j = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return Status::Unavailable("docker: " + method + " " + QueryLess(path) +
+                               ": the engine answered with invalid JSON");
+  }
+  return j;
+}
+
+Result<nlohmann::json> EngineClient::ListContainers(
+    const std::vector<std::string>& label_filters) const {
+  nlohmann::json filters = {{"label", label_filters}};
+  auto j = CallJson("GET", "/containers/json?all=1&filters=" + UrlEncode(filters.dump()));
+  if (j.ok() && !j->is_array()) {
+    return Status::Unavailable("docker: GET /containers/json: expected a JSON array");
+  }
+  return j;
+}
+
+Result<nlohmann::json> EngineClient::InspectContainer(const std::string& id) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  auto j = CallJson("GET", "/containers/" + id + "/json");
+  if (j.ok() && !j->is_object()) {
+    return Status::Unavailable("docker: GET /containers/" + id + "/json: expected a JSON object");
+  }
+  return j;
+}
+
+Result<std::string> EngineClient::CreateContainer(const std::string& name,
+                                                  const nlohmann::json& body) const {
+  if (!ValidContainerRef(name)) return BadRef("container name", name);
+  auto j = CallJson("POST", "/containers/create?name=" + UrlEncode(name), body.dump());
+  if (!j.ok()) return j.status();
+  if (!j->is_object() || !j->contains("Id") || !(*j)["Id"].is_string()) {
+    return Status::Unavailable("docker: POST /containers/create: answer has no Id");
+  }
+  return (*j)["Id"].get<std::string>();
+}
+
+Status EngineClient::StartContainer(const std::string& id) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  return Call("POST", "/containers/" + id + "/start").status();
+}
+
+Status EngineClient::StopContainer(const std::string& id, int timeout_seconds) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  return Call("POST", "/containers/" + id + "/stop?t=" + std::to_string(timeout_seconds), "",
+              std::chrono::seconds(timeout_seconds + 30))
+      .status();
+}
+
+Status EngineClient::RemoveContainer(const std::string& id, bool force) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  return Call("DELETE",
+              "/containers/" + id + "?force=" + (force ? "true" : "false") + "&v=true")
+      .status();
+}
+
+Status EngineClient::RenameContainer(const std::string& id, const std::string& new_name) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  if (!ValidContainerRef(new_name)) return BadRef("container name", new_name);
+  return Call("POST", "/containers/" + id + "/rename?name=" + UrlEncode(new_name)).status();
+}
+
+Result<std::string> EngineClient::ContainerLogs(const std::string& id, int tail) const {
+  if (!ValidContainerRef(id)) return BadRef("container id", id);
+  auto res = Call("GET", "/containers/" + id + "/logs?stdout=1&stderr=1&tail=" +
+                             std::to_string(tail),
+                  "", std::chrono::seconds(10));
+  if (!res.ok()) return res.status();
+  return DemultiplexLogs(res->body);
+}
+
+Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) const {
+  if (!ValidImageRef(reference)) return BadRef("image reference", reference);
+  return CallJson("GET", "/images/" + reference + "/json");
+}
+
+Status EngineClient::PullImage(const std::string& reference) const {
+  if (!ValidImageRef(reference)) return BadRef("image reference", reference);
+  auto [repo, tag] = SplitImageReference(reference);
+  auto res = Call("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
+                  "", std::chrono::minutes(15));
+  if (!res.ok()) return res.status();
+  std::istringstream lines(res->body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) continue;
+    if (j.contains("error")) {
+      std::string e = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+      return Status::Failed("docker: POST /images/create: " + e.substr(0, 512));
+    }
+  }
+  return Status::Ok();
+}
+
+std::pair<std::string, std::string> SplitImageReference(const std::string& reference) {
+  std::size_t at = reference.find('@');
+  if (at != std::string::npos) return {reference.substr(0, at), reference.substr(at + 1)};
+  std::size_t slash = reference.rfind('/');
+  std::size_t colon = reference.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    return {reference.substr(0, colon), reference.substr(colon + 1)};
+  }
+  return {reference, "latest"};
+}
+
+std::string DemultiplexLogs(const std::string& raw) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    if (raw.size() - i < 8) return raw;
+    unsigned char type = static_cast<unsigned char>(raw[i]);
+    if (type > 2 || raw[i + 1] != 0 || raw[i + 2] != 0 || raw[i + 3] != 0) return raw;
+    std::size_t n = (static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 4])) << 24) |
+                    (static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 5])) << 16) |
+                    (static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 6])) << 8) |
+                    static_cast<std::size_t>(static_cast<unsigned char>(raw[i + 7]));
+    i += 8;
+    if (n > raw.size() - i) return raw;
+    out.append(raw, i, n);
+    i += n;
+  }
+  return out;
+}
+
+}  // namespace reconcile::docker

@@ -1,0 +1,388 @@
+#include "docker/container_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <tuple>
+
+namespace reconcile::docker {
+namespace {
+
+using nlohmann::json;
+
+// Splits "<number><suffix>"; the number may have a fraction. False if the
+// number part is missing or malformed.
+bool SplitNumber(const std::string& s, double* number, std::string* suffix) {
+  std::size_t i = 0;
+  bool digits = false, dot = false;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c >= '0' && c <= '9') {
+      digits = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else {
+      break;
+    }
+    ++i;
+  }
+  if (!digits || i > 32) return false;
+  *number = std::strtod(s.substr(0, i).c_str(), nullptr);
+  *suffix = s.substr(i);
+  return std::isfinite(*number);
+}
+
+Status Bad(const std::string& field, const std::string& what) {
+  return Status::Invalid("docker: spec field '" + field + "': " + what);
+}
+
+std::string Scalar(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+Result<int> IntField(const json& spec, const char* key, int lo, int hi, int fallback) {
+  if (!spec.contains(key) || spec[key].is_null()) return fallback;
+  const json& v = spec[key];
+  if (!v.is_number_integer()) return Bad(key, "expected an integer");
+  auto n = v.get<std::int64_t>();
+  if (n < lo || n > hi) {
+    return Bad(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return static_cast<int>(n);
+}
+
+Result<std::vector<std::string>> StringList(const json& spec, const char* key) {
+  std::vector<std::string> out;
+  if (!spec.contains(key) || spec[key].is_null()) return out;
+  if (!spec[key].is_array()) return Bad(key, "expected a list of strings");
+  for (const json& v : spec[key]) {
+    if (!v.is_string()) return Bad(key, "expected a list of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+Result<std::map<std::string, std::string>> StringMap(const json& spec, const char* key) {
+  std::map<std::string, std::string> out;
+  if (!spec.contains(key) || spec[key].is_null()) return out;
+  if (!spec[key].is_object()) return Bad(key, "expected a map");
+  for (auto it = spec[key].begin(); it != spec[key].end(); ++it) {
+    if (it.value().is_object() || it.value().is_array()) {
+      return Bad(std::string(key) + "." + it.key(), "expected a scalar");
+    }
+    out[it.key()] = Scalar(it.value());
+  }
+  return out;
+}
+
+Result<std::int64_t> DurationField(const json& hc, const char* key, std::int64_t fallback) {
+  const std::string ms_key = std::string(key) + "Ms";
+  const json* v = nullptr;
+  if (hc.contains(key) && !hc[key].is_null()) v = &hc[key];
+  if (v == nullptr && hc.contains(ms_key) && !hc[ms_key].is_null()) v = &hc[ms_key];
+  if (v == nullptr) return fallback;
+  if (v->is_number_integer()) {
+    auto n = v->get<std::int64_t>();
+    if (n < 0 || n > 24LL * 3600 * 1000) return Bad(std::string("healthCheck.") + key, "out of range");
+    return n;
+  }
+  if (v->is_string()) {
+    auto d = ParseDurationMs(v->get<std::string>());
+    if (!d.ok()) return Bad(std::string("healthCheck.") + key, d.status().message());
+    return d;
+  }
+  return Bad(std::string("healthCheck.") + key, "expected a duration");
+}
+
+int PortOf(const json& container, int private_port) {
+  if (!container.contains("Ports") || !container["Ports"].is_array()) return 0;
+  int fallback = 0;
+  for (const json& p : container["Ports"]) {
+    if (!p.is_object() || !p.contains("PublicPort") || !p["PublicPort"].is_number_integer()) {
+      continue;
+    }
+    int pub = p["PublicPort"].get<int>();
+    int priv = p.contains("PrivatePort") && p["PrivatePort"].is_number_integer()
+                   ? p["PrivatePort"].get<int>()
+                   : 0;
+    if (private_port != 0 && priv == private_port) return pub;
+    if (fallback == 0) fallback = pub;
+  }
+  return private_port == 0 ? fallback : 0;
+}
+
+std::string StringAt(const json& o, const char* key) {
+  if (o.is_object() && o.contains(key) && o[key].is_string()) return o[key].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+Result<std::int64_t> ParseMemoryBytes(const std::string& s) {
+  double n = 0;
+  std::string suffix;
+  if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("memory '" + s + "': not a quantity");
+  static const std::map<std::string, double> kUnits = {
+      {"", 1},           {"b", 1},          {"B", 1},          {"k", 1e3},
+      {"K", 1e3},        {"M", 1e6},        {"G", 1e9},        {"T", 1e12},
+      {"Ki", 1024.0},    {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+      {"KiB", 1024.0},   {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3},
+      {"MB", 1e6},       {"GB", 1e9}};
+  auto it = kUnits.find(suffix);
+  if (it == kUnits.end()) {
+    return Status::Invalid("memory '" + s + "': unknown unit '" + suffix +
+                           "' (use Ki, Mi, Gi, Ti, k, M, G or T)");
+  }
+  double bytes = n * it->second;
+  if (bytes < 4 * 1048576.0) {
+    return Status::Invalid("memory '" + s + "': below the engine's minimum of 4Mi");
+  }
+  if (bytes > 9.0e18) return Status::Invalid("memory '" + s + "': too large");
+  return static_cast<std::int64_t>(std::llround(bytes));
+}
+
+Result<std::int64_t> ParseNanoCpus(const std::string& s) {
+  double n = 0;
+  std::string suffix;
+  if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("cpu '" + s + "': not a number");
+  double cores = 0;
+  if (suffix.empty()) {
+    cores = n;
+  } else if (suffix == "m") {
+    cores = n / 1000.0;
+  } else {
+    return Status::Invalid("cpu '" + s + "': expected cores (\"0.5\") or millicores (\"500m\")");
+  }
+  if (cores <= 0) return Status::Invalid("cpu '" + s + "': must be more than 0");
+  if (cores > 1024) return Status::Invalid("cpu '" + s + "': too large");
+  return static_cast<std::int64_t>(std::llround(cores * 1e9));
+}
+
+Result<std::int64_t> ParseDurationMs(const std::string& s) {
+  double n = 0;
+  std::string suffix;
+  if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("duration '" + s + "': not a number");
+  double ms = 0;
+  if (suffix == "ms") {
+    ms = n;
+  } else if (suffix == "s") {
+    ms = n * 1000;
+  } else if (suffix == "m") {
+    ms = n * 60000;
+  } else if (suffix == "h") {
+    ms = n * 3600000;
+  } else {
+    return Status::Invalid("duration '" + s + "': expected a unit (ms, s, m, h)");
+  }
+  if (ms > 24.0 * 3600000) return Status::Invalid("duration '" + s + "': too long");
+  return static_cast<std::int64_t>(std::llround(ms));
+}
+
+std::string ContainerName(const std::string& agent, int index) {
+  return index == 0 ? agent : agent + "-" + std::to_string(index);
+}
+
+std::string EndpointUrl(const std::string& address, int port) {
+  std::string host = address.find(':') != std::string::npos ? "[" + address + "]" : address;
+  return "http://" + host + ":" + std::to_string(port);
+}
+
+Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
+  if (!spec.is_object()) return Status::Invalid("docker: the desired spec is not an object");
+  ContainerSpec c;
+  if (!spec.contains("image") || !spec["image"].is_string() ||
+      spec["image"].get<std::string>().empty()) {
+    return Bad("image", "expected a non-empty image reference");
+  }
+  c.image = spec["image"].get<std::string>();
+
+  auto port = IntField(spec, "port", 1, 65535, 0);
+  if (!port.ok()) return port.status();
+  c.port = *port;
+  auto host_port = IntField(spec, "hostPort", 0, 65535, 0);
+  if (!host_port.ok()) return host_port.status();
+  c.host_port = *host_port;
+  auto replicas = IntField(spec, "replicas", 0, 100, 1);
+  if (!replicas.ok()) return replicas.status();
+  c.replicas = *replicas;
+  if (c.host_port != 0 && c.replicas > 1) {
+    return Bad("hostPort", "a fixed host port allows only one replica on one Docker engine");
+  }
+
+  auto command = StringList(spec, "command");
+  if (!command.ok()) return command.status();
+  c.command = *command;
+  auto args = StringList(spec, "args");
+  if (!args.ok()) return args.status();
+  c.args = *args;
+  auto env = StringMap(spec, "env");
+  if (!env.ok()) return env.status();
+  c.env = *env;
+  auto secret_env = StringMap(spec, "secretEnv");
+  if (!secret_env.ok()) return secret_env.status();
+  for (const auto& [name, ref] : *secret_env) c.secret_env.push_back(name);
+  auto labels = StringMap(spec, "labels");
+  if (!labels.ok()) return labels.status();
+  c.labels = *labels;
+
+  if (spec.contains("resources") && !spec["resources"].is_null()) {
+    const json& r = spec["resources"];
+    if (!r.is_object()) return Bad("resources", "expected a map");
+    if (r.contains("cpu") && !r["cpu"].is_null()) {
+      if (!r["cpu"].is_string() && !r["cpu"].is_number()) return Bad("resources.cpu", "expected a number");
+      std::string cpu = Scalar(r["cpu"]);
+      if (!cpu.empty()) {
+        auto n = ParseNanoCpus(cpu);
+        if (!n.ok()) return Bad("resources.cpu", n.status().message());
+        c.nano_cpus = *n;
+      }
+    }
+    if (r.contains("memory") && !r["memory"].is_null()) {
+      if (!r["memory"].is_string() && !r["memory"].is_number_integer()) {
+        return Bad("resources.memory", "expected a quantity");
+      }
+      std::string mem = Scalar(r["memory"]);
+      if (!mem.empty()) {
+        auto n = ParseMemoryBytes(mem);
+        if (!n.ok()) return Bad("resources.memory", n.status().message());
+        c.memory_bytes = *n;
+      }
+    }
+  }
+
+  if (spec.contains("healthCheck") && !spec["healthCheck"].is_null()) {
+    const json& h = spec["healthCheck"];
+    if (!h.is_object()) return Bad("healthCheck", "expected a map");
+    HealthCheck hc;
+    if (h.contains("path") && !h["path"].is_null()) {
+      if (!h["path"].is_string()) return Bad("healthCheck.path", "expected a string");
+      hc.path = h["path"].get<std::string>();
+      if (hc.path.empty() || hc.path[0] != '/') hc.path = "/" + hc.path;
+      for (char ch : hc.path) {
+        if (static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f) {
+          return Bad("healthCheck.path", "must not hold spaces or control characters");
+        }
+      }
+    }
+    auto hport = IntField(h, "port", 0, 65535, 0);
+    if (!hport.ok()) return Bad("healthCheck.port", hport.status().message());
+    hc.port = *hport;
+    auto retries = IntField(h, "retries", 0, 100000, hc.retries);
+    if (!retries.ok()) return Bad("healthCheck.retries", retries.status().message());
+    hc.retries = std::max(1, *retries);
+    auto interval = DurationField(h, "interval", hc.interval_ms);
+    if (!interval.ok()) return interval.status();
+    hc.interval_ms = *interval;
+    auto timeout = DurationField(h, "timeout", hc.timeout_ms);
+    if (!timeout.ok()) return timeout.status();
+    hc.timeout_ms = std::max<std::int64_t>(1, *timeout);
+    auto start = DurationField(h, "startPeriod", hc.start_period_ms);
+    if (!start.ok()) return start.status();
+    hc.start_period_ms = *start;
+    if (hc.port == 0 && c.port == 0) return Bad("healthCheck", "needs a port (port or healthCheck.port)");
+    c.health_check = hc;
+  }
+
+  if (spec.contains("strategy") && !spec["strategy"].is_null()) {
+    const json& s = spec["strategy"];
+    std::string type;
+    if (s.is_string()) {
+      type = s.get<std::string>();
+    } else if (s.is_object() && s.contains("type") && s["type"].is_string()) {
+      type = s["type"].get<std::string>();
+    } else if (!s.is_object()) {
+      return Bad("strategy", "expected a map");
+    }
+    if (type == "start-first") {
+      c.strategy = StrategyType::kStartFirst;
+    } else if (type.empty() || type == "recreate") {
+      c.strategy = StrategyType::kRecreate;
+    } else {
+      return Bad("strategy.type", "expected recreate or start-first, got '" + type + "'");
+    }
+  }
+  return c;
+}
+
+Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& context,
+                             const std::map<std::string, std::string>& secret_values) {
+  json env = json::array();
+  std::map<std::string, std::string> all = spec.env;
+  for (const std::string& name : spec.secret_env) {
+    auto it = secret_values.find(name);
+    if (it == secret_values.end()) {
+      return Status::Invalid("docker: secretEnv '" + name + "' has no resolved value");
+    }
+    all[name] = it->second;
+  }
+  for (const auto& [k, v] : all) env.push_back(k + "=" + v);
+
+  json labels = json::object();
+  for (const auto& [k, v] : spec.labels) labels[k] = v;
+  labels[kLabelManagedBy] = kManagedByValue;
+  labels[kLabelAgent] = context.agent;
+  labels[kLabelSpecHash] = context.spec_hash;
+  labels[kLabelRevision] = context.revision;
+  if (spec.port != 0) labels[kLabelPort] = std::to_string(spec.port);
+
+  json body = {{"Image", spec.image}, {"Env", env}, {"Labels", labels}};
+  if (!spec.command.empty()) body["Entrypoint"] = spec.command;
+  if (!spec.args.empty()) body["Cmd"] = spec.args;
+
+  json host = {{"RestartPolicy", {{"Name", "unless-stopped"}}}};
+  json exposed = json::object();
+  json bindings = json::object();
+  if (spec.port != 0) {
+    std::string key = std::to_string(spec.port) + "/tcp";
+    exposed[key] = json::object();
+    bindings[key] = json::array(
+        {{{"HostIp", context.publish_address},
+          {"HostPort", spec.host_port == 0 ? "" : std::to_string(spec.host_port)}}});
+  }
+  if (spec.health_check && spec.health_check->port != 0 && spec.health_check->port != spec.port) {
+    std::string key = std::to_string(spec.health_check->port) + "/tcp";
+    exposed[key] = json::object();
+    bindings[key] = json::array({{{"HostIp", context.publish_address}, {"HostPort", ""}}});
+  }
+  if (!exposed.empty()) {
+    body["ExposedPorts"] = exposed;
+    host["PortBindings"] = bindings;
+  }
+  if (spec.nano_cpus != 0) host["NanoCpus"] = spec.nano_cpus;
+  if (spec.memory_bytes != 0) host["Memory"] = spec.memory_bytes;
+  if (!context.network.empty()) host["NetworkMode"] = context.network;
+  body["HostConfig"] = host;
+  return body;
+}
+
+Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,
+                                                         const std::string& publish_address) {
+  if (!list.is_array()) return Status::Invalid("docker: container list is not a JSON array");
+  std::vector<ObservedInstance> out;
+  for (const json& c : list) {
+    if (!c.is_object()) continue;
+    json labels = c.contains("Labels") && c["Labels"].is_object() ? c["Labels"] : json::object();
+    if (StringAt(labels, kLabelManagedBy) != kManagedByValue) continue;
+    ObservedInstance o;
+    o.id = StringAt(c, "Id");
+    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty() &&
+        c["Names"][0].is_string()) {
+      o.name = c["Names"][0].get<std::string>();
+      if (!o.name.empty() && o.name[0] == '/') o.name.erase(0, 1);
+    }
+    o.agent = StringAt(labels, kLabelAgent);
+    o.spec_hash = StringAt(labels, kLabelSpecHash);
+    o.revision = StringAt(labels, kLabelRevision);
+    o.image = StringAt(c, "Image");
+    o.state = StringAt(c, "State");
+    o.running = o.state == "running";
+    int private_port = std::atoi(StringAt(labels, kLabelPort).c_str());
+    int public_port = PortOf(c, private_port);
+    if (public_port != 0) o.endpoint = EndpointUrl(publish_address, public_port);
+    out.push_back(std::move(o));
+  }
+  std::sort(out.begin(), out.end(), [](const ObservedInstance& a, const ObservedInstance& b) {
+    return std::tie(a.agent, a.name, a.id) < std::tie(b.agent, b.name, b.id);
+  });
+  return out;
+}
+
+}  // namespace reconcile::docker

@@ -1,0 +1,78 @@
+// ContainerSpec: the Docker reading of an agent's normalized spec (spec.h),
+// and the pure translations between it and Docker Engine API bodies: the
+// create body, and ObservedInstances from a container list. No I/O; all
+// functions are thread-safe. Bad input yields kInvalid, never an exception.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconcile/model.h"
+#include "reconcile/observation.h"
+#include "reconcile/status.h"
+
+namespace reconcile::docker {
+
+// Label holding the container port the agent listens on, so that Observe can
+// find its published port.
+inline constexpr const char* kLabelPort = "reconcile.dev/port";
+
+struct ContainerSpec {
+  std::string image;
+  int port = 0;
+  int host_port = 0;  // 0: ephemeral
+  std::vector<std::string> command;  // -> Entrypoint
+  std::vector<std::string> args;     // -> Cmd
+  std::map<std::string, std::string> env;
+  std::vector<std::string> secret_env;  // names whose values come with the request
+  std::map<std::string, std::string> labels;
+  int replicas = 1;
+  std::int64_t nano_cpus = 0;     // 0: engine default
+  std::int64_t memory_bytes = 0;  // 0: engine default
+  std::optional<HealthCheck> health_check;
+  StrategyType strategy = StrategyType::kRecreate;
+};
+
+// Reads the normalized spec (keys image, port, hostPort, command, args, env,
+// secretEnv, replicas, resources, healthCheck, strategy, labels). Durations
+// may be numbers (milliseconds) or strings ("200ms", "2s", "1m").
+Result<ContainerSpec> ContainerSpecFromJson(const nlohmann::json& spec);
+
+// "256Mi", "1Gi", "512M", "1.5G", "1000" -> bytes. kInvalid otherwise.
+Result<std::int64_t> ParseMemoryBytes(const std::string& s);
+// "0.5", "2", "500m" -> nano CPUs. kInvalid otherwise (and for <= 0).
+Result<std::int64_t> ParseNanoCpus(const std::string& s);
+// "200ms", "2s", "1.5s", "1m", "1h" -> milliseconds.
+Result<std::int64_t> ParseDurationMs(const std::string& s);
+
+// Container name of replica `index`: "<agent>" for 0, "<agent>-<index>" after.
+std::string ContainerName(const std::string& agent, int index);
+
+struct CreateContext {
+  std::string agent;
+  std::string spec_hash;
+  std::string revision;
+  std::string publish_address = "127.0.0.1";
+  std::string network;  // empty: default bridge
+};
+
+// The body of POST /containers/create. `secret_values` (name -> value) are
+// added to Env; the body therefore must never be logged. kInvalid when a
+// secretEnv name has no value.
+Result<nlohmann::json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& context,
+                                       const std::map<std::string, std::string>& secret_values);
+
+// Maps a GET /containers/json answer to instances (only those carrying
+// managed-by=reconcile), sorted by (agent, name).
+Result<std::vector<ObservedInstance>> ParseContainerList(const nlohmann::json& list,
+                                                         const std::string& publish_address);
+
+// "http://<address>:<port>" (IPv6 addresses bracketed).
+std::string EndpointUrl(const std::string& address, int port);
+
+}  // namespace reconcile::docker
