@@ -4,6 +4,7 @@
 # Both are idempotent; a second run only checks and re-runs what changed.
 
 SHELL := /bin/bash
+MAKEFLAGS += --no-print-directory
 .SHELLFLAGS := -eu -o pipefail -c
 # Steps below depend on each other's side effects (packages, dockerd,
 # image), so never run them side by side, even under `make -j`.
