@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 namespace reconcile::cli {
@@ -53,10 +54,9 @@ void SetUpConsole(const ConsoleOptions& options) {
   }
   auto logger = std::make_shared<spdlog::logger>("reconcile", sink);
   if (options.json_logs) {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonMessageFlag>('*').set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":%*})",
-        spdlog::pattern_time_type::utc);
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","msg":%*})");
     logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%^%l%$: %v");

@@ -1,1 +1,106 @@
-int main() { return 0; }
+// reconcile: the program. Flags, wiring, dispatch; nothing else (STYLE.md 12).
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "commands.h"
+#include "console.h"
+#include "docker/docker_provider.h"
+
+int main(int argc, char** argv) {
+  using namespace reconcile::cli;
+  // `reconcile --plan DIR` is an alias of `reconcile plan DIR`.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::string& a : args) {
+    if (a == "--plan") a = "plan";
+  }
+  std::reverse(args.begin(), args.end());  // CLI11 wants them reversed
+
+  CLI::App app{"reconcile: a declarative reconcile engine for containerized agents"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "reconcile 0.1.0");
+  GlobalOptions g;
+  std::string positional;
+  app.add_option("--source", g.source, "desired-state folder")->capture_default_str();
+  app.add_option("--state", g.state_dir, "state folder (default: <source>/.reconcile)");
+  app.add_option("--secrets", g.secrets_dir, "secrets folder (default: <state>/secrets)");
+  app.add_option("--log-format", g.log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("-v,--verbose", g.verbosity, "more output (repeatable)");
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "only warnings and errors");
+  app.add_flag("--no-color", g.no_color, "never use colours");
+  std::string ref, path;
+  app.add_option("--ref", ref, "git ref (git sources: not yet supported)");
+  app.add_option("--path", path, "folder inside the source");
+
+  auto with_source = [&](CLI::App* cmd) {
+    cmd->add_option("source", positional, "desired-state folder (same as --source)");
+    return cmd;
+  };
+  auto* validate = with_source(app.add_subcommand("validate", "load and validate; print all errors"));
+  PlanFlags plan_flags;
+  auto* plan = with_source(app.add_subcommand("plan", "observe and show what would change"));
+  plan->add_flag("--json", plan_flags.json, "machine-readable plan");
+  plan->add_option("--out", plan_flags.out, "save the plan for `reconcile apply FILE`");
+  plan->add_flag("--explain", plan_flags.explain, "also list unchanged agents and why");
+  ApplyFlags apply_flags;
+  auto* apply = app.add_subcommand("apply", "plan and apply (or apply a saved plan)");
+  apply->add_option("source", positional, "desired-state folder, or a saved plan file");
+  apply->add_flag("--auto-approve", apply_flags.auto_approve, "do not ask for approval");
+  apply->add_option("--parallelism", apply_flags.parallelism, "changes applied at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  auto* destroy = with_source(app.add_subcommand("destroy", "delete everything the state owns"));
+  destroy->add_flag("--auto-approve", apply_flags.auto_approve, "do not ask for approval");
+  destroy->add_option("--parallelism", apply_flags.parallelism, "changes applied at once")
+      ->check(CLI::Range(1, 64));
+  bool json = false;
+  auto* drift = with_source(app.add_subcommand("drift", "compare what runs with the last apply"));
+  drift->add_flag("--json", json, "machine-readable report");
+  auto* status = with_source(app.add_subcommand("status", "agents, revision, health, endpoints"));
+  status->add_flag("--json", json, "machine-readable status");
+  auto* history = with_source(app.add_subcommand("history", "list applied revisions"));
+  history->add_flag("--json", json, "machine-readable history");
+  auto* unlock = with_source(app.add_subcommand("unlock", "break a stale state lock"));
+  std::string kind;
+  auto* schema = app.add_subcommand("schema", "print the JSON Schema of a kind");
+  schema->add_option("kind", kind, "Agent, Registry or Target")->required();
+
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (quiet) g.verbosity = -1;
+  SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});
+  if (!positional.empty()) g.source = positional;
+  if (!path.empty()) g.source = (std::filesystem::path(g.source) / path).string();
+  if (!ref.empty()) {
+    spdlog::error("--ref: git sources are not supported yet; pass a folder");
+    return 1;
+  }
+
+  reconcile::ProviderRegistry registry;
+  reconcile::docker::RegisterDockerProvider(registry);
+
+  if (*validate) return CmdValidate(g);
+  if (*schema) return CmdSchema(kind);
+  if (*plan) return CmdPlan(g, registry, plan_flags);
+  if (*apply) {
+    std::error_code ec;
+    if (!positional.empty() && std::filesystem::is_regular_file(positional, ec)) {
+      apply_flags.plan_file = positional;
+      g.source = ".";
+    }
+    return CmdApply(g, registry, apply_flags);
+  }
+  if (*destroy) return CmdDestroy(g, registry, apply_flags);
+  if (*drift) return CmdDrift(g, registry, json);
+  if (*status) return CmdStatus(g, registry, json);
+  if (*history) return CmdHistory(g, json);
+  if (*unlock) return CmdUnlock(g);
+  return 1;
+}

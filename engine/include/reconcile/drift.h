@@ -1,0 +1,33 @@
+// Drift: differences between what the last apply recorded and what runs now.
+// A pure function of (recorded state, observation), like the planner.
+// Thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "reconcile/observation.h"
+#include "reconcile/state.h"
+
+namespace reconcile {
+
+struct DriftItem {
+  enum class Kind { kMissing, kStopped, kModified, kScaled, kUnrecorded };
+  std::string address;
+  Kind kind = Kind::kMissing;
+  std::string detail;  // for people
+  friend bool operator==(const DriftItem&, const DriftItem&) = default;
+};
+
+const char* DriftKindName(DriftItem::Kind kind);  // "missing", "stopped", ...
+
+// Items sorted by address. Targets absent from `observed` are not judged.
+std::vector<DriftItem> ComputeDrift(const State& recorded,
+                                    const std::map<std::string, ObserveResponse>& observed);
+
+nlohmann::json ToJson(const std::vector<DriftItem>& items);
+
+}  // namespace reconcile

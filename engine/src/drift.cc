@@ -1,0 +1,83 @@
+#include "reconcile/drift.h"
+
+#include <algorithm>
+#include <set>
+
+namespace reconcile {
+
+const char* DriftKindName(DriftItem::Kind kind) {
+  switch (kind) {
+    case DriftItem::Kind::kMissing:
+      return "missing";
+    case DriftItem::Kind::kStopped:
+      return "stopped";
+    case DriftItem::Kind::kModified:
+      return "modified";
+    case DriftItem::Kind::kScaled:
+      return "scaled";
+    case DriftItem::Kind::kUnrecorded:
+      return "unrecorded";
+  }
+  return "unknown";
+}
+
+std::vector<DriftItem> ComputeDrift(const State& recorded,
+                                    const std::map<std::string, ObserveResponse>& observed) {
+  std::vector<DriftItem> items;
+  std::set<std::pair<std::string, std::string>> known;  // (target, agent)
+  for (const auto& [address, rs] : recorded.resources) {
+    known.insert({rs.target, rs.name});
+    auto target = observed.find(rs.target);
+    if (target == observed.end()) continue;
+    std::vector<const ObservedInstance*> instances;
+    for (const ObservedInstance& i : target->second.instances) {
+      if (i.agent == rs.name) instances.push_back(&i);
+    }
+    if (instances.empty()) {
+      items.push_back({address, DriftItem::Kind::kMissing,
+                       "nothing runs on target '" + rs.target + "' (removed outside reconcile)"});
+      continue;
+    }
+    for (const ObservedInstance* i : instances) {
+      if (!i->running) {
+        items.push_back({address, DriftItem::Kind::kStopped, i->name + " is " + i->state});
+        break;
+      }
+    }
+    for (const ObservedInstance* i : instances) {
+      if (i->spec_hash != rs.spec_hash) {
+        items.push_back({address, DriftItem::Kind::kModified,
+                         i->name + " runs spec " + i->spec_hash + ", state records " +
+                             rs.spec_hash});
+        break;
+      }
+    }
+    if (!rs.instances.empty() && instances.size() != rs.instances.size()) {
+      items.push_back({address, DriftItem::Kind::kScaled,
+                       std::to_string(instances.size()) + " instance(s) run, " +
+                           std::to_string(rs.instances.size()) + " recorded"});
+    }
+  }
+  for (const auto& [target, response] : observed) {
+    for (const ObservedInstance& i : response.instances) {
+      if (known.insert({target, i.agent}).second) {
+        items.push_back({"agent." + i.agent, DriftItem::Kind::kUnrecorded,
+                         i.name + " on target '" + target +
+                             "' carries reconcile's labels but is not in this state"});
+      }
+    }
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const DriftItem& a, const DriftItem& b) { return a.address < b.address; });
+  return items;
+}
+
+nlohmann::json ToJson(const std::vector<DriftItem>& items) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const DriftItem& i : items) {
+    out.push_back({{"address", i.address}, {"kind", DriftKindName(i.kind)}, {"detail", i.detail}});
+  }
+  return out;
+}
+
+}  // namespace reconcile

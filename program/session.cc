@@ -1,0 +1,100 @@
+#include "session.h"
+
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+namespace reconcile::cli {
+
+Session::Session(GlobalOptions options, const ProviderRegistry* registry)
+    : options_(std::move(options)), registry_(registry) {
+  if (options_.state_dir.empty()) {
+    std::filesystem::path src(options_.source);
+    if (std::filesystem::is_regular_file(src)) src = src.parent_path();
+    options_.state_dir = (src / ".reconcile").string();
+  }
+}
+
+std::filesystem::path Session::secrets_dir() const {
+  if (!options_.secrets_dir.empty()) return options_.secrets_dir;
+  return std::filesystem::path(options_.state_dir) / "secrets";
+}
+
+Status Session::LoadDesired() {
+  std::error_code ec;
+  if (!std::filesystem::exists(options_.source, ec)) {
+    return Status::Invalid("source '" + options_.source + "' does not exist");
+  }
+  LoadResult loaded = LoadTree(options_.source);
+  loaded.diagnostics.Sort();
+  for (const Diagnostic& d : loaded.diagnostics.items()) {
+    if (d.severity == Severity::kError) {
+      spdlog::error("{}", d.ToString());
+    } else {
+      spdlog::warn("{}", d.ToString());
+    }
+  }
+  if (loaded.diagnostics.HasErrors()) {
+    size_t n = 0;
+    for (const Diagnostic& d : loaded.diagnostics.items()) n += d.severity == Severity::kError;
+    return Status::Invalid(options_.source + ": " + std::to_string(n) + " error" +
+                           (n == 1 ? "" : "s") + "; nothing was changed");
+  }
+  desired_ = std::move(loaded.state);
+  return Status::Ok();
+}
+
+Status Session::OpenState() {
+  store_ = NewFileStateStore(options_.state_dir);
+  Result<State> state = store_->Load();
+  if (!state.ok()) return state.status();
+  recorded_ = std::move(*state);
+  return Status::Ok();
+}
+
+const Target* Session::target_for(const std::string& target) const {
+  return desired_.FindTarget(target);
+}
+
+Provider* Session::provider_for(const std::string& target) {
+  auto it = providers_.find(target);
+  return it == providers_.end() ? nullptr : it->second.get();
+}
+
+Status Session::Observe() {
+  std::set<std::string> targets;
+  for (const Agent& a : desired_.agents) targets.insert(a.target);
+  for (const auto& [address, rs] : recorded_.resources) targets.insert(rs.target);
+  for (const std::string& name : targets) {
+    const Target* target = desired_.FindTarget(name);
+    if (target == nullptr) {
+      return Status::Invalid("target '" + name +
+                             "' is used by the recorded state but no longer declared; "
+                             "declare it again to let reconcile clean up what runs there");
+    }
+    Result<std::unique_ptr<Provider>> provider = registry_->Create(*target);
+    if (!provider.ok()) return provider.status();
+    ObserveResponse response = (*provider)->Observe({*target});
+    if (!response.status.ok()) {
+      return response.status.WithContext("observing target '" + name + "'");
+    }
+    spdlog::debug("target {}: {} managed instance(s) observed", name, response.instances.size());
+    observed_[name] = std::move(response);
+    providers_[name] = std::move(*provider);
+  }
+  return Status::Ok();
+}
+
+Plan Session::MakePlan() const {
+  PlanInput input;
+  input.desired = &desired_;
+  input.recorded = &recorded_;
+  input.observed = observed_;
+  for (const auto& [name, provider] : providers_) {
+    const Target* target = desired_.FindTarget(name);
+    if (target) input.schemas[target->provider] = provider->Schema();
+  }
+  return ComputePlan(input);
+}
+
+}  // namespace reconcile::cli
