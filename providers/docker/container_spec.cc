@@ -81,7 +81,8 @@ Result<std::int64_t> DurationField(const json& hc, const char* key, std::int64_t
   if (v == nullptr) return fallback;
   if (v->is_number_integer()) {
     auto n = v->get<std::int64_t>();
-    if (n < 0 || n > 24LL * 3600 * 1000) return Bad(std::string("healthCheck.") + key, "out of range");
+    if (n < 0 || n > 24LL * 3600 * 1000)
+      return Bad(std::string("healthCheck.") + key, "out of range");
     return n;
   }
   if (v->is_string()) {
@@ -120,12 +121,24 @@ Result<std::int64_t> ParseMemoryBytes(const std::string& s) {
   double n = 0;
   std::string suffix;
   if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("memory '" + s + "': not a quantity");
-  static const std::map<std::string, double> kUnits = {
-      {"", 1},           {"b", 1},          {"B", 1},          {"k", 1e3},
-      {"K", 1e3},        {"M", 1e6},        {"G", 1e9},        {"T", 1e12},
-      {"Ki", 1024.0},    {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"KiB", 1024.0},   {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3},
-      {"MB", 1e6},       {"GB", 1e9}};
+  static const std::map<std::string, double> kUnits = {{"", 1},
+                                                       {"b", 1},
+                                                       {"B", 1},
+                                                       {"k", 1e3},
+                                                       {"K", 1e3},
+                                                       {"M", 1e6},
+                                                       {"G", 1e9},
+                                                       {"T", 1e12},
+                                                       {"Ki", 1024.0},
+                                                       {"Mi", 1048576.0},
+                                                       {"Gi", 1073741824.0},
+                                                       {"Ti", 1099511627776.0},
+                                                       {"KiB", 1024.0},
+                                                       {"MiB", 1048576.0},
+                                                       {"GiB", 1073741824.0},
+                                                       {"KB", 1e3},
+                                                       {"MB", 1e6},
+                                                       {"GB", 1e9}};
   auto it = kUnits.find(suffix);
   if (it == kUnits.end()) {
     return Status::Invalid("memory '" + s + "': unknown unit '" + suffix +
@@ -227,7 +240,8 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     const json& r = spec["resources"];
     if (!r.is_object()) return Bad("resources", "expected a map");
     if (r.contains("cpu") && !r["cpu"].is_null()) {
-      if (!r["cpu"].is_string() && !r["cpu"].is_number()) return Bad("resources.cpu", "expected a number");
+      if (!r["cpu"].is_string() && !r["cpu"].is_number())
+        return Bad("resources.cpu", "expected a number");
       std::string cpu = Scalar(r["cpu"]);
       if (!cpu.empty()) {
         auto n = ParseNanoCpus(cpu);
@@ -277,7 +291,8 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     auto start = DurationField(h, "startPeriod", hc.start_period_ms);
     if (!start.ok()) return start.status();
     hc.start_period_ms = *start;
-    if (hc.port == 0 && c.port == 0) return Bad("healthCheck", "needs a port (port or healthCheck.port)");
+    if (hc.port == 0 && c.port == 0)
+      return Bad("healthCheck", "needs a port (port or healthCheck.port)");
     c.health_check = hc;
   }
 
@@ -333,9 +348,9 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.port != 0) {
     std::string key = std::to_string(spec.port) + "/tcp";
     exposed[key] = json::object();
-    bindings[key] = json::array(
-        {{{"HostIp", context.publish_address},
-          {"HostPort", spec.host_port == 0 ? "" : std::to_string(spec.host_port)}}});
+    bindings[key] =
+        json::array({{{"HostIp", context.publish_address},
+                      {"HostPort", spec.host_port == 0 ? "" : std::to_string(spec.host_port)}}});
   }
   if (spec.health_check && spec.health_check->port != 0 && spec.health_check->port != spec.port) {
     std::string key = std::to_string(spec.health_check->port) + "/tcp";

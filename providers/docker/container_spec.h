@@ -25,7 +25,7 @@ inline constexpr const char* kLabelPort = "reconcile.dev/port";
 struct ContainerSpec {
   std::string image;
   int port = 0;
-  int host_port = 0;  // 0: ephemeral
+  int host_port = 0;                 // 0: ephemeral
   std::vector<std::string> command;  // -> Entrypoint
   std::vector<std::string> args;     // -> Cmd
   std::map<std::string, std::string> env;

@@ -197,8 +197,8 @@ class DockerProvider : public Provider {
         if (!st.ok()) {
           *health = "unhealthy";
           Status removed = RemoveOwned(*id);
-          std::string cleanup = removed.ok() ? "" : " (removing the new container failed: " +
-                                                        removed.message() + ")";
+          std::string cleanup =
+              removed.ok() ? "" : " (removing the new container failed: " + removed.message() + ")";
           return Status::Failed("agent " + agent_ + " did not become healthy: " + st.message() +
                                 "; the previous version keeps serving" + cleanup);
         }
@@ -244,8 +244,8 @@ class DockerProvider : public Provider {
       }
       std::string owner = Label(inspect, kLabelAgent);
       if (owner != agent_) {
-        return Status::Conflict("container name '" + name + "' is already used by agent '" +
-                                owner + "' (id " + ShortId(IdOf(inspect)) + ")");
+        return Status::Conflict("container name '" + name + "' is already used by agent '" + owner +
+                                "' (id " + ShortId(IdOf(inspect)) + ")");
       }
       return Status::Ok();
     }

@@ -145,11 +145,10 @@ class TcpTransport : public HttpTransport {
     resolver.async_resolve(
         host_, port_, [&](error_code ec, asio::ip::tcp::resolver::results_type results) {
           if (ec) return done(ec, "resolve");
-          asio::async_connect(socket, results,
-                              [&](error_code ec2, const asio::ip::tcp::endpoint&) {
-                                if (ec2) return done(ec2, "connect");
-                                WriteThenRead(socket, x, done);
-                              });
+          asio::async_connect(socket, results, [&](error_code ec2, const asio::ip::tcp::endpoint&) {
+            if (ec2) return done(ec2, "connect");
+            WriteThenRead(socket, x, done);
+          });
         });
     x.Run(request.timeout, [&] {
       resolver.cancel();
@@ -191,15 +190,14 @@ class TlsTransport : public HttpTransport {
     resolver.async_resolve(
         host_, port_, [&](error_code e, asio::ip::tcp::resolver::results_type results) {
           if (e) return done(e, "resolve");
-          asio::async_connect(stream.next_layer(), results,
-                              [&](error_code e2, const asio::ip::tcp::endpoint&) {
-                                if (e2) return done(e2, "connect");
-                                stream.async_handshake(asio::ssl::stream_base::client,
-                                                       [&](error_code e3) {
-                                                         if (e3) return done(e3, "handshake");
-                                                         WriteThenRead(stream, x, done);
-                                                       });
-                              });
+          asio::async_connect(
+              stream.next_layer(), results, [&](error_code e2, const asio::ip::tcp::endpoint&) {
+                if (e2) return done(e2, "connect");
+                stream.async_handshake(asio::ssl::stream_base::client, [&](error_code e3) {
+                  if (e3) return done(e3, "handshake");
+                  WriteThenRead(stream, x, done);
+                });
+              });
         });
     x.Run(request.timeout, [&] {
       resolver.cancel();
@@ -361,8 +359,8 @@ Status StatusFromHttp(const std::string& call, const HttpResponse& response) {
   }
   if (detail.size() > 512) detail = detail.substr(0, 512) + "...";
   while (!detail.empty() && (detail.back() == '\n' || detail.back() == '\r')) detail.pop_back();
-  std::string msg = "docker: " + call + ": " + std::to_string(s) + (detail.empty() ? "" : " ") +
-                    detail;
+  std::string msg =
+      "docker: " + call + ": " + std::to_string(s) + (detail.empty() ? "" : " ") + detail;
   if (s == 404) return Status::NotFound(msg);
   if (s == 409) return Status::Conflict(msg);
   if (s >= 400 && s < 500) return Status::Invalid(msg);
@@ -443,8 +441,7 @@ Status EngineClient::StopContainer(const std::string& id, int timeout_seconds) c
 
 Status EngineClient::RemoveContainer(const std::string& id, bool force) const {
   if (!ValidContainerRef(id)) return BadRef("container id", id);
-  return Call("DELETE",
-              "/containers/" + id + "?force=" + (force ? "true" : "false") + "&v=true")
+  return Call("DELETE", "/containers/" + id + "?force=" + (force ? "true" : "false") + "&v=true")
       .status();
 }
 
@@ -456,9 +453,9 @@ Status EngineClient::RenameContainer(const std::string& id, const std::string& n
 
 Result<std::string> EngineClient::ContainerLogs(const std::string& id, int tail) const {
   if (!ValidContainerRef(id)) return BadRef("container id", id);
-  auto res = Call("GET", "/containers/" + id + "/logs?stdout=1&stderr=1&tail=" +
-                             std::to_string(tail),
-                  "", std::chrono::seconds(10));
+  auto res =
+      Call("GET", "/containers/" + id + "/logs?stdout=1&stderr=1&tail=" + std::to_string(tail), "",
+           std::chrono::seconds(10));
   if (!res.ok()) return res.status();
   return DemultiplexLogs(res->body);
 }

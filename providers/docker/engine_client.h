@@ -75,9 +75,8 @@ TlsConfig TlsConfigFromEnvironment();
 
 // The real transport. kInvalid for a bad address, or for a non-loopback
 // tcp:// address without TLS.
-Result<std::unique_ptr<HttpTransport>> NewEngineTransport(const std::string& address,
-                                                          const TlsConfig& tls,
-                                                          std::size_t body_limit = kDefaultBodyLimit);
+Result<std::unique_ptr<HttpTransport>> NewEngineTransport(
+    const std::string& address, const TlsConfig& tls, std::size_t body_limit = kDefaultBodyLimit);
 
 // One plain HTTP GET (used for health checks): kUnavailable when nothing
 // answers in time; otherwise the status code and body (capped at body_limit).
@@ -105,9 +104,9 @@ class EngineClient {
                             const std::string& body = "",
                             std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
   // Call() and parse the body as JSON.
-  Result<nlohmann::json> CallJson(const std::string& method, const std::string& path,
-                                  const std::string& body = "",
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  Result<nlohmann::json> CallJson(
+      const std::string& method, const std::string& path, const std::string& body = "",
+      std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
   // GET /containers/json?all=1&filters=<label filters>
   Result<nlohmann::json> ListContainers(const std::vector<std::string>& label_filters) const;
