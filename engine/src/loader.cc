@@ -1,1 +1,1466 @@
-// placeholder
+#include "reconcile/loader.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include <openssl/evp.h>
+
+#include "yaml_tree.h"
+
+namespace reconcile {
+namespace {
+
+namespace fs = std::filesystem;
+using Kind = YamlNode::Kind;
+
+constexpr const char* kApiVersion = "reconcile.dev/v1alpha1";
+
+// ---------------------------------------------------------------------------
+// Scalar typing: the YAML 1.2 core schema, as the `yaml` npm package and other
+// JSON-Schema tooling read it, so that the decoder and the schemas agree.
+
+enum class ScalarType { kNull, kBool, kInt, kFloat, kString };
+
+bool AllOf(std::string_view s, const std::function<bool(char)>& pred) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), pred);
+}
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
+bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+bool IsCoreInt(std::string_view s) {
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'o') {
+    return AllOf(s.substr(2), [](char c) { return c >= '0' && c <= '7'; });
+  }
+  if (s.size() > 2 && s[0] == '0' && s[1] == 'x') return AllOf(s.substr(2), IsHex);
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  return AllOf(s, IsDigit);
+}
+
+bool IsCoreFloat(std::string_view s) {
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") return true;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  if (s == ".inf" || s == ".Inf" || s == ".INF") return true;
+  size_t i = 0;
+  size_t int_digits = 0, frac_digits = 0;
+  while (i < s.size() && IsDigit(s[i])) ++i, ++int_digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++frac_digits;
+    if (int_digits == 0 && frac_digits == 0) return false;
+  } else if (int_digits == 0) {
+    return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
+bool IsYamlTag(const std::string& tag, const char* name) {
+  return tag == std::string("tag:yaml.org,2002:") + name || tag == std::string("!!") + name;
+}
+
+ScalarType TypeOf(const YamlNode& n) {
+  switch (n.kind) {
+    case Kind::kNull:
+      return ScalarType::kNull;
+    case Kind::kScalar:
+      break;
+    default:
+      return ScalarType::kString;  // not used for collections
+  }
+  if (IsYamlTag(n.tag, "str") ||
+      (n.tag != "?" && n.tag.rfind("tag:yaml.org,2002:", 0) != 0 && n.tag.rfind("!!", 0) != 0)) {
+    return ScalarType::kString;  // quoted ("!"), !!str, or an application tag
+  }
+  const std::string& v = n.value;
+  if (v.empty() || v == "~" || v == "null" || v == "Null" || v == "NULL") return ScalarType::kNull;
+  if (v == "true" || v == "True" || v == "TRUE" || v == "false" || v == "False" || v == "FALSE") {
+    return ScalarType::kBool;
+  }
+  if (IsCoreInt(v)) return ScalarType::kInt;
+  if (IsCoreFloat(v)) return ScalarType::kFloat;
+  return ScalarType::kString;
+}
+
+std::string Describe(const YamlNode& n) {
+  switch (n.kind) {
+    case Kind::kSequence:
+      return "a list";
+    case Kind::kMap:
+      return "a map";
+    case Kind::kAlias:
+      return Describe(n.Resolved());
+    default:
+      break;
+  }
+  switch (TypeOf(n)) {
+    case ScalarType::kNull:
+      return "null";
+    case ScalarType::kBool:
+      return "a boolean";
+    case ScalarType::kInt:
+      return "an integer";
+    case ScalarType::kFloat:
+      return "a number";
+    case ScalarType::kString:
+      return "a string";
+  }
+  return "a value";
+}
+
+// The integer value of an int scalar (or of a float with an integral value),
+// or nullopt when it does not fit in int64.
+std::optional<std::int64_t> ParseInteger(const YamlNode& n) {
+  std::string_view v = n.value;
+  std::int64_t out = 0;
+  if (TypeOf(n) == ScalarType::kInt) {
+    int base = 10;
+    bool negative = false;
+    if (v.size() > 2 && v[0] == '0' && (v[1] == 'o' || v[1] == 'x')) {
+      base = v[1] == 'o' ? 8 : 16;
+      v.remove_prefix(2);
+    } else if (!v.empty() && (v[0] == '-' || v[0] == '+')) {
+      negative = v[0] == '-';
+      v.remove_prefix(1);
+    }
+    std::uint64_t magnitude = 0;
+    auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), magnitude, base);
+    if (ec != std::errc() || ptr != v.data() + v.size()) return std::nullopt;
+    if (magnitude > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::nullopt;
+    }
+    out = static_cast<std::int64_t>(magnitude);
+    return negative ? -out : out;
+  }
+  if (TypeOf(n) == ScalarType::kFloat) {
+    double d = std::strtod(n.value.c_str(), nullptr);
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9.0e15) return std::nullopt;
+    return static_cast<std::int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Value checks shared with schemas/*.schema.json (each names its pattern).
+
+// ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$, at most 63 characters.
+bool IsDnsLabel(std::string_view s) {
+  return s.size() <= 63 && AllOf(s, [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; }) &&
+         s.front() != '-' && s.back() != '-';
+}
+// ^[A-Za-z_][A-Za-z0-9_]*$
+bool IsEnvName(std::string_view s) {
+  return AllOf(s, [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_'; }) &&
+         !IsDigit(s.front());
+}
+// ^[A-Z_][A-Z0-9_]*$
+bool IsEnvPrefix(std::string_view s) {
+  return AllOf(s, [](char c) { return IsUpper(c) || IsDigit(c) || c == '_'; }) &&
+         !IsDigit(s.front());
+}
+// ^\S+$
+bool IsNoSpace(std::string_view s) {
+  return AllOf(s, [](char c) { return !IsSpace(c); });
+}
+// ^[a-z0-9-]+$
+bool IsLowerDash(std::string_view s) {
+  return AllOf(s, [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
+}
+// ^[A-Za-z0-9._-]+$ and not "." or ".."
+bool IsSecretFileName(std::string_view s) {
+  return s != "." && s != ".." && AllOf(s, [](char c) {
+           return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '_' || c == '-';
+         });
+}
+// ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$
+bool IsRepository(std::string_view s) {
+  if (s.empty()) return false;
+  char prev = '/';
+  for (char c : s) {
+    bool alnum = IsLower(c) || IsDigit(c);
+    bool sep = c == '.' || c == '_' || c == '-' || c == '/';
+    if (!alnum && !sep) return false;
+    if (sep && !(IsLower(prev) || IsDigit(prev))) return false;
+    prev = c;
+  }
+  return IsLower(prev) || IsDigit(prev);
+}
+// ^([0-9]+(\.[0-9]+)?|[0-9]+m)$
+bool IsCpu(std::string_view s) {
+  if (s.size() > 1 && s.back() == 'm') return AllOf(s.substr(0, s.size() - 1), IsDigit);
+  auto dot = s.find('.');
+  if (dot == std::string_view::npos) return AllOf(s, IsDigit);
+  return AllOf(s.substr(0, dot), IsDigit) && AllOf(s.substr(dot + 1), IsDigit);
+}
+// ^[0-9]+(Ki|Mi|Gi|Ti|K|M|G|T)?$
+bool IsMemory(std::string_view s) {
+  for (std::string_view unit : {"Ki", "Mi", "Gi", "Ti", "K", "M", "G", "T"}) {
+    if (s.size() > unit.size() && s.substr(s.size() - unit.size()) == unit) {
+      return AllOf(s.substr(0, s.size() - unit.size()), IsDigit);
+    }
+  }
+  return AllOf(s, IsDigit);
+}
+// ^(unix:///\S+|tcp://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$
+bool IsDockerHost(std::string_view s) {
+  if (s.rfind("unix:///", 0) == 0) return IsNoSpace(s.substr(8));
+  if (s.rfind("tcp://", 0) != 0) return false;
+  s.remove_prefix(6);
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !AllOf(port, IsDigit)) return false;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return AllOf(host.substr(1, host.size() - 2),
+                 [](char c) { return IsHex(c) || c == ':' || c == '.'; });
+  }
+  return AllOf(
+      host, [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '-'; });
+}
+// ^[A-Za-z0-9][A-Za-z0-9_.-]*$
+bool IsDockerNetwork(std::string_view s) {
+  return AllOf(s,
+               [](char c) {
+                 return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_' || c == '.' || c == '-';
+               }) &&
+         (IsLower(s.front()) || IsUpper(s.front()) || IsDigit(s.front()));
+}
+// format: ipv4 or ipv6
+bool IsIpAddress(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+// ^https?://\S+$
+bool IsHttpUrl(std::string_view s) {
+  if (s.rfind("https://", 0) == 0) return IsNoSpace(s.substr(8));
+  if (s.rfind("http://", 0) == 0) return IsNoSpace(s.substr(7));
+  return false;
+}
+// ^arn:\S+$
+bool IsArn(std::string_view s) { return s.rfind("arn:", 0) == 0 && IsNoSpace(s.substr(4)); }
+// ^[^@\s]+@[^@\s]+$
+bool IsEmail(std::string_view s) {
+  auto at = s.find('@');
+  if (at == std::string_view::npos) return false;
+  auto part = [](std::string_view p) {
+    return AllOf(p, [](char c) { return c != '@' && !IsSpace(c); });
+  };
+  return part(s.substr(0, at)) && part(s.substr(at + 1));
+}
+// ^[a-z][a-z0-9-]{4,28}[a-z0-9]$
+bool IsGcpProject(std::string_view s) {
+  return s.size() >= 6 && s.size() <= 30 && IsLower(s.front()) && IsLowerDash(s) && s.back() != '-';
+}
+// ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
+  }
+  return true;
+}
+// ^[0-9]{1,9}(ms|s|m|h)$; `nonzero` adds "not all zeros".
+std::optional<std::int64_t> ParseDuration(std::string_view s, bool nonzero) {
+  std::int64_t factor = 0;
+  std::string_view digits;
+  if (s.size() > 2 && s.substr(s.size() - 2) == "ms") {
+    factor = 1, digits = s.substr(0, s.size() - 2);
+  } else if (s.size() > 1 && s.back() == 's') {
+    factor = 1000, digits = s.substr(0, s.size() - 1);
+  } else if (s.size() > 1 && s.back() == 'm') {
+    factor = 60 * 1000, digits = s.substr(0, s.size() - 1);
+  } else if (s.size() > 1 && s.back() == 'h') {
+    factor = 3600 * 1000, digits = s.substr(0, s.size() - 1);
+  } else {
+    return std::nullopt;
+  }
+  if (digits.size() > 9 || !AllOf(digits, IsDigit)) return std::nullopt;
+  std::int64_t n = 0;
+  std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (nonzero && n == 0) return std::nullopt;
+  return n * factor;
+}
+
+// ---------------------------------------------------------------------------
+// Suggestions for unknown fields.
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      char x = static_cast<char>(std::tolower(static_cast<unsigned char>(a[i - 1])));
+      char y = static_cast<char>(std::tolower(static_cast<unsigned char>(b[j - 1])));
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x == y ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
+  if (unknown.size() > 64) return "";
+  std::string best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (const auto& k : known) {
+    size_t d = EditDistance(unknown, k);
+    if (d < best_distance) best_distance = d, best = k;
+  }
+  size_t allowed = std::max<size_t>(1, std::min<size_t>(3, best.size() / 3));
+  return best_distance <= allowed ? best : "";
+}
+
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+// ---------------------------------------------------------------------------
+// The decoder of one file's documents.
+
+// A decoded map: its known fields by name (aliases resolved).
+struct Fields {
+  const YamlNode* self = nullptr;
+  std::map<std::string, const YamlNode*> values;
+  std::map<std::string, const YamlNode*> keys;
+
+  const YamlNode* Get(const std::string& k) const {
+    auto it = values.find(k);
+    return it == values.end() ? nullptr : it->second;
+  }
+  bool Has(const std::string& k) const { return values.count(k) > 0; }
+};
+
+class Decoder {
+ public:
+  Decoder(std::string file, std::string manifest_dir, Diagnostics& diagnostics)
+      : file_(std::move(file)), manifest_dir_(std::move(manifest_dir)), diags_(diagnostics) {}
+
+  void Document(const YamlNode& root, DesiredState& out);
+
+ private:
+  void Error(const YamlNode& at, const std::string& field, std::string message) {
+    diags_.Error(file_, at.line, at.column, field, std::move(message));
+  }
+  void TypeError(const YamlNode& at, const std::string& field, const std::string& expected) {
+    Error(at, field, "must be " + expected + ", got " + Describe(at));
+  }
+
+  // Checks that `node` is a map with string keys, no duplicates and only
+  // `known` fields. Unknown fields are reported; known ones are returned.
+  std::optional<Fields> Map(const YamlNode& node, const std::string& path,
+                            const std::vector<std::string>& known);
+  // A map with free-form keys (labels, env, ...): checks keys are unique
+  // strings; returns entries in document order.
+  std::optional<std::vector<std::pair<const YamlNode*, const YamlNode*>>> FreeMap(
+      const YamlNode& node, const std::string& path);
+  void Require(const Fields& f, const std::string& key, const std::string& path) {
+    if (!f.Has(key)) Error(*f.self, Join(path, key), "required field is missing");
+  }
+
+  std::optional<std::string> String(const YamlNode& n, const std::string& path);
+  // A string that must pass `check`; `what` describes the expected form.
+  std::optional<std::string> Checked(const YamlNode& n, const std::string& path,
+                                     const std::function<bool(const std::string&)>& check,
+                                     const std::string& what);
+  std::optional<std::int64_t> Int(const YamlNode& n, const std::string& path, std::int64_t min,
+                                  std::int64_t max);
+  std::optional<bool> Bool(const YamlNode& n, const std::string& path);
+  std::optional<std::int64_t> Duration(const YamlNode& n, const std::string& path, bool nonzero);
+  std::optional<std::vector<std::string>> StringList(const YamlNode& n, const std::string& path);
+  // Scalar kept as text (string, number or boolean).
+  std::optional<std::string> ScalarText(const YamlNode& n, const std::string& path);
+  std::map<std::string, std::string> StringMap(const YamlNode& n, const std::string& path,
+                                               bool any_scalar, bool env_names);
+
+  void Metadata(const YamlNode& n, std::string& name, std::map<std::string, std::string>& labels);
+  void AgentSpec(const Fields& spec, Agent& a);
+  void RegistrySpec(const Fields& spec, Registry& r);
+  void TargetSpec(const Fields& spec, Target& t);
+  void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
+                  nlohmann::json& out);
+
+  std::string file_;
+  std::string manifest_dir_;
+  Diagnostics& diags_;
+};
+
+std::optional<Fields> Decoder::Map(const YamlNode& raw, const std::string& path,
+                                   const std::vector<std::string>& known) {
+  const YamlNode& node = raw.Resolved();
+  if (node.kind != Kind::kMap) {
+    TypeError(node, path, "a map");
+    return std::nullopt;
+  }
+  Fields f;
+  f.self = &node;
+  std::set<std::string> seen;
+  for (const auto& [key_ptr, value_ptr] : node.entries) {
+    const YamlNode& key = key_ptr->Resolved();
+    if (key.kind != Kind::kScalar) {
+      Error(key, path, "map keys must be strings, got " + Describe(key));
+      continue;
+    }
+    const std::string& k = key.value;
+    if (!seen.insert(k).second) {
+      Error(key, Join(path, k), "duplicate key '" + k + "'");
+      continue;
+    }
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string message = "unknown field '" + k + "'";
+      std::string suggestion = Suggest(k, known);
+      if (!suggestion.empty()) message += " (did you mean '" + suggestion + "'?)";
+      Error(key, Join(path, k), message);
+      continue;
+    }
+    f.values[k] = &value_ptr->Resolved();
+    f.keys[k] = &key;
+  }
+  return f;
+}
+
+std::optional<std::vector<std::pair<const YamlNode*, const YamlNode*>>> Decoder::FreeMap(
+    const YamlNode& raw, const std::string& path) {
+  const YamlNode& node = raw.Resolved();
+  if (node.kind != Kind::kMap) {
+    TypeError(node, path, "a map");
+    return std::nullopt;
+  }
+  std::vector<std::pair<const YamlNode*, const YamlNode*>> out;
+  std::set<std::string> seen;
+  for (const auto& [key_ptr, value_ptr] : node.entries) {
+    const YamlNode& key = key_ptr->Resolved();
+    if (key.kind != Kind::kScalar || key.value.empty()) {
+      Error(key, path, "map keys must be non-empty strings, got " + Describe(key));
+      continue;
+    }
+    if (!seen.insert(key.value).second) {
+      Error(key, Join(path, key.value), "duplicate key '" + key.value + "'");
+      continue;
+    }
+    out.emplace_back(&key, &value_ptr->Resolved());
+  }
+  return out;
+}
+
+std::optional<std::string> Decoder::String(const YamlNode& n, const std::string& path) {
+  if (n.kind != Kind::kScalar || TypeOf(n) != ScalarType::kString) {
+    TypeError(n, path, "a string");
+    return std::nullopt;
+  }
+  return n.value;
+}
+
+std::optional<std::string> Decoder::Checked(const YamlNode& n, const std::string& path,
+                                            const std::function<bool(const std::string&)>& check,
+                                            const std::string& what) {
+  auto s = String(n, path);
+  if (!s) return std::nullopt;
+  if (!check(*s)) {
+    std::string shown = s->size() > 80 ? s->substr(0, 80) + "..." : *s;
+    Error(n, path, "invalid value '" + shown + "': must be " + what);
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::int64_t> Decoder::Int(const YamlNode& n, const std::string& path,
+                                         std::int64_t min, std::int64_t max) {
+  ScalarType t = n.kind == Kind::kScalar ? TypeOf(n) : ScalarType::kString;
+  if (n.kind != Kind::kScalar || (t != ScalarType::kInt && t != ScalarType::kFloat)) {
+    TypeError(n, path, "an integer");
+    return std::nullopt;
+  }
+  auto v = ParseInteger(n);
+  if (!v && t == ScalarType::kFloat) {
+    TypeError(n, path, "an integer");
+    return std::nullopt;
+  }
+  if (!v || *v < min || *v > max) {
+    Error(n, path,
+          "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
+              (n.value.size() > 40 ? n.value.substr(0, 40) + "..." : n.value));
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> Decoder::Bool(const YamlNode& n, const std::string& path) {
+  if (n.kind != Kind::kScalar || TypeOf(n) != ScalarType::kBool) {
+    TypeError(n, path, "a boolean (true or false)");
+    return std::nullopt;
+  }
+  return n.value[0] == 't' || n.value[0] == 'T';
+}
+
+std::optional<std::int64_t> Decoder::Duration(const YamlNode& n, const std::string& path,
+                                              bool nonzero) {
+  auto s = String(n, path);
+  if (!s) return std::nullopt;
+  auto ms = ParseDuration(*s, nonzero);
+  if (!ms) {
+    std::string shown = s->size() > 40 ? s->substr(0, 40) + "..." : *s;
+    Error(n, path,
+          "invalid duration '" + shown + "': must be " + (nonzero ? "a positive " : "a ") +
+              "whole number followed by ms, s, m or h (e.g. 500ms, 2s, 1m)");
+  }
+  return ms;
+}
+
+std::optional<std::vector<std::string>> Decoder::StringList(const YamlNode& n,
+                                                            const std::string& path) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, path, "a list of strings");
+    return std::nullopt;
+  }
+  std::vector<std::string> out;
+  bool ok = true;
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    auto s = String(n.items[i]->Resolved(), path + "[" + std::to_string(i) + "]");
+    if (s) out.push_back(*s);
+    ok = ok && s.has_value();
+  }
+  if (!ok) return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> Decoder::ScalarText(const YamlNode& n, const std::string& path) {
+  if (n.kind != Kind::kScalar || TypeOf(n) == ScalarType::kNull) {
+    TypeError(n, path, "a string, number or boolean");
+    return std::nullopt;
+  }
+  return n.value;
+}
+
+std::map<std::string, std::string> Decoder::StringMap(const YamlNode& n, const std::string& path,
+                                                      bool any_scalar, bool env_names) {
+  std::map<std::string, std::string> out;
+  auto entries = FreeMap(n, path);
+  if (!entries) return out;
+  for (const auto& [key, value] : *entries) {
+    std::string field = Join(path, key->value);
+    if (env_names && !IsEnvName(key->value)) {
+      Error(*key, field,
+            "invalid variable name '" + key->value + "': must match ^[A-Za-z_][A-Za-z0-9_]*$");
+      continue;
+    }
+    auto v = any_scalar ? ScalarText(*value, field) : String(*value, field);
+    if (v) out[key->value] = *v;
+  }
+  return out;
+}
+
+void Decoder::Metadata(const YamlNode& n, std::string& name,
+                       std::map<std::string, std::string>& labels) {
+  auto f = Map(n, "metadata", {"name", "labels", "annotations"});
+  if (!f) return;
+  Require(*f, "name", "metadata");
+  if (auto* v = f->Get("name")) {
+    auto s = Checked(*v, "metadata.name", IsDnsLabel,
+                     "a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
+                     "with a letter or digit, at most 63 characters)");
+    if (s) name = *s;
+  }
+  if (auto* v = f->Get("labels")) labels = StringMap(*v, "metadata.labels", false, false);
+  if (auto* v = f->Get("annotations")) StringMap(*v, "metadata.annotations", false, false);
+}
+
+void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
+  const YamlNode& root = raw_root.Resolved();
+  if (root.kind == Kind::kNull) return;  // an empty document
+  if (root.kind != Kind::kMap) {
+    Error(
+        root, "",
+        "a document must be a map with apiVersion, kind, metadata and spec, got " + Describe(root));
+    return;
+  }
+  auto f = Map(root, "", {"apiVersion", "kind", "metadata", "spec"});
+  if (!f) return;
+  for (const char* key : {"apiVersion", "kind", "metadata", "spec"}) Require(*f, key, "");
+  if (auto* v = f->Get("apiVersion")) {
+    auto s = String(*v, "apiVersion");
+    if (s && *s != kApiVersion) {
+      Error(*v, "apiVersion", "unsupported apiVersion '" + *s + "': must be " + kApiVersion);
+    }
+  }
+  std::string kind;
+  if (auto* v = f->Get("kind")) {
+    auto s = String(*v, "kind");
+    if (s && (*s == "Agent" || *s == "Registry" || *s == "Target")) {
+      kind = *s;
+    } else if (s) {
+      std::string suggestion = Suggest(*s, {"Agent", "Registry", "Target"});
+      Error(*v, "kind",
+            "unknown kind '" + *s + "': must be Agent, Registry or Target" +
+                (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
+    }
+  }
+  std::string name;
+  std::map<std::string, std::string> labels;
+  if (auto* v = f->Get("metadata")) Metadata(*v, name, labels);
+  if (kind.empty()) return;
+  const YamlNode* spec_node = f->Get("spec");
+  SourceLocation location{file_, root.line, root.column};
+
+  if (kind == "Agent") {
+    Agent a;
+    a.name = name;
+    a.labels = labels;
+    a.location = location;
+    a.manifest_dir = manifest_dir_;
+    if (spec_node) {
+      auto spec = Map(*spec_node, "spec",
+                      {"image", "build", "registry", "target", "port", "hostPort", "command",
+                       "args", "env", "secretEnv", "replicas", "resources", "healthCheck",
+                       "strategy", "dependsOn", "suspend", "drift"});
+      if (spec) AgentSpec(*spec, a);
+    }
+    if (!name.empty()) out.agents.push_back(std::move(a));
+  } else if (kind == "Registry") {
+    Registry r;
+    r.name = name;
+    r.labels = labels;
+    r.location = location;
+    if (spec_node) {
+      auto spec = Map(
+          *spec_node, "spec",
+          {"url", "repository", "tagStrategy", "customTag", "credentialsEnvPrefix", "insecure"});
+      if (spec) RegistrySpec(*spec, r);
+    }
+    if (!name.empty()) out.registries.push_back(std::move(r));
+  } else {
+    Target t;
+    t.name = name;
+    t.labels = labels;
+    t.location = location;
+    if (spec_node) {
+      auto spec = Map(*spec_node, "spec", {"provider", "docker", "aws", "gcp", "azure"});
+      if (spec) TargetSpec(*spec, t);
+    }
+    if (!name.empty()) out.targets.push_back(std::move(t));
+  }
+}
+
+void Decoder::AgentSpec(const Fields& f, Agent& a) {
+  const std::string dns_label = "a DNS-1123 label naming a resource";
+  const YamlNode* image = f.Get("image");
+  const YamlNode* build = f.Get("build");
+  if (image && build) {
+    Error(*f.keys.at("build"), "spec.build", "image and build are mutually exclusive; set one");
+  } else if (!image && !build) {
+    Error(*f.self, "spec.image", "one of image or build is required");
+  }
+  if (image) {
+    if (auto s = Checked(*image, "spec.image", IsNoSpace, "an image reference without spaces")) {
+      a.image = *s;
+    }
+  }
+  if (build) {
+    if (auto b = Map(*build, "spec.build", {"context", "dockerfile", "args"})) {
+      BuildSpec spec;
+      Require(*b, "context", "spec.build");
+      auto relative = [](const std::string& s) { return !s.empty() && s[0] != '/'; };
+      if (auto* v = b->Get("context")) {
+        if (auto s = Checked(*v, "spec.build.context", relative,
+                             "a path relative to the manifest's folder")) {
+          spec.context = *s;
+        }
+      }
+      if (auto* v = b->Get("dockerfile")) {
+        if (auto s = Checked(*v, "spec.build.dockerfile", relative,
+                             "a path relative to the build context")) {
+          spec.dockerfile = *s;
+        }
+      }
+      if (auto* v = b->Get("args")) spec.args = StringMap(*v, "spec.build.args", true, true);
+      a.build = std::move(spec);
+    }
+    if (!f.Has("registry")) {
+      Error(*f.self, "spec.registry", "required when build is set (where to push the image)");
+    }
+  }
+  if (auto* v = f.Get("registry")) {
+    if (auto s = Checked(*v, "spec.registry", IsDnsLabel, dns_label)) a.registry = *s;
+  }
+  Require(f, "target", "spec");
+  if (auto* v = f.Get("target")) {
+    if (auto s = Checked(*v, "spec.target", IsDnsLabel, dns_label)) a.target = *s;
+  }
+  Require(f, "port", "spec");
+  if (auto* v = f.Get("port")) {
+    if (auto n = Int(*v, "spec.port", 1, 65535)) a.port = static_cast<int>(*n);
+  }
+  if (auto* v = f.Get("hostPort")) {
+    if (auto n = Int(*v, "spec.hostPort", 0, 65535)) a.host_port = static_cast<int>(*n);
+  }
+  if (auto* v = f.Get("command")) {
+    if (auto l = StringList(*v, "spec.command")) a.command = *l;
+  }
+  if (auto* v = f.Get("args")) {
+    if (auto l = StringList(*v, "spec.args")) a.args = *l;
+  }
+  if (auto* v = f.Get("env")) a.env = StringMap(*v, "spec.env", true, true);
+  if (auto* v = f.Get("secretEnv")) {
+    if (auto entries = FreeMap(*v, "spec.secretEnv")) {
+      for (const auto& [key, value] : *entries) {
+        std::string field = "spec.secretEnv." + key->value;
+        if (!IsEnvName(key->value)) {
+          Error(*key, field,
+                "invalid variable name '" + key->value + "': must match ^[A-Za-z_][A-Za-z0-9_]*$");
+          continue;
+        }
+        if (value->kind != Kind::kMap) {
+          // Never echo the value: it may be a secret.
+          Error(*value, field,
+                "secrets must be references, not values: write {file: NAME} (a file under the "
+                "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
+                "the secret itself out of Git");
+          continue;
+        }
+        auto ref = Map(*value, field, {"file", "env"});
+        if (!ref) continue;
+        if (ref->values.size() != 1) {
+          if (ref->values.size() > 1 || ref->self->entries.empty()) {
+            Error(*value, field, "must have exactly one of 'file' or 'env'");
+          }
+          continue;
+        }
+        SecretRef secret;
+        if (auto* file = ref->Get("file")) {
+          auto s = Checked(*file, field + ".file", IsSecretFileName,
+                           "a file name in the secrets folder (letters, digits, '.', '_', '-')");
+          if (!s) continue;
+          secret = {SecretRef::Source::kFile, *s};
+        } else {
+          auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
+                           "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
+          if (!s) continue;
+          secret = {SecretRef::Source::kEnv, *s};
+        }
+        if (a.env.count(key->value)) {
+          Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");
+          continue;
+        }
+        a.secret_env[key->value] = secret;
+      }
+    }
+  }
+  if (auto* v = f.Get("replicas")) {
+    if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
+  }
+  if (auto* v = f.Get("resources")) {
+    if (auto r = Map(*v, "spec.resources", {"cpu", "memory"})) {
+      if (auto* cpu = r->Get("cpu")) {
+        ScalarType t = cpu->kind == Kind::kScalar ? TypeOf(*cpu) : ScalarType::kNull;
+        if (t == ScalarType::kInt || t == ScalarType::kFloat) {
+          double d = std::strtod(cpu->value.c_str(), nullptr);
+          if (!(d > 0) || !std::isfinite(d)) {
+            Error(*cpu, "spec.resources.cpu", "must be a positive number of cores");
+          } else {
+            a.resources.cpu = cpu->value;
+          }
+        } else if (t == ScalarType::kString) {
+          if (auto s = Checked(*cpu, "spec.resources.cpu", IsCpu,
+                               "a number of cores such as 0.5 or 2, or millicores such as 500m")) {
+            a.resources.cpu = *s;
+          }
+        } else {
+          TypeError(*cpu, "spec.resources.cpu", "a number or a string");
+        }
+      }
+      if (auto* mem = r->Get("memory")) {
+        if (auto s = Checked(*mem, "spec.resources.memory", IsMemory,
+                             "a size such as 128Mi, 1Gi or 512M")) {
+          a.resources.memory = *s;
+        }
+      }
+    }
+  }
+  if (auto* v = f.Get("healthCheck")) {
+    if (auto h = Map(*v, "spec.healthCheck",
+                     {"path", "port", "interval", "timeout", "startPeriod", "retries"})) {
+      HealthCheck hc;
+      if (auto* p = h->Get("path")) {
+        auto starts_with_slash = [](const std::string& s) { return !s.empty() && s[0] == '/'; };
+        if (auto s = Checked(*p, "spec.healthCheck.path", starts_with_slash,
+                             "an HTTP path starting with '/'")) {
+          hc.path = *s;
+        }
+      }
+      if (auto* p = h->Get("port")) {
+        if (auto n = Int(*p, "spec.healthCheck.port", 1, 65535)) hc.port = static_cast<int>(*n);
+      }
+      if (auto* p = h->Get("interval")) {
+        if (auto ms = Duration(*p, "spec.healthCheck.interval", true)) hc.interval_ms = *ms;
+      }
+      if (auto* p = h->Get("timeout")) {
+        if (auto ms = Duration(*p, "spec.healthCheck.timeout", true)) hc.timeout_ms = *ms;
+      }
+      if (auto* p = h->Get("startPeriod")) {
+        if (auto ms = Duration(*p, "spec.healthCheck.startPeriod", false)) {
+          hc.start_period_ms = *ms;
+        }
+      }
+      if (auto* p = h->Get("retries")) {
+        if (auto n = Int(*p, "spec.healthCheck.retries", 1, 10000)) {
+          hc.retries = static_cast<int>(*n);
+        }
+      }
+      a.health_check = hc;
+    }
+  }
+  if (auto* v = f.Get("strategy")) {
+    if (auto s = Map(*v, "spec.strategy", {"type", "autoRollback"})) {
+      if (auto* t = s->Get("type")) {
+        auto is_type = [](const std::string& x) { return x == "recreate" || x == "start-first"; };
+        if (auto name = Checked(*t, "spec.strategy.type", is_type, "recreate or start-first")) {
+          a.strategy.type =
+              *name == "recreate" ? StrategyType::kRecreate : StrategyType::kStartFirst;
+        }
+      }
+      if (auto* r = s->Get("autoRollback")) {
+        if (auto b = Bool(*r, "spec.strategy.autoRollback")) a.strategy.auto_rollback = *b;
+      }
+    }
+  }
+  if (auto* v = f.Get("dependsOn")) {
+    if (v->kind != Kind::kSequence) {
+      TypeError(*v, "spec.dependsOn", "a list of agent names");
+    } else {
+      std::set<std::string> seen;
+      for (size_t i = 0; i < v->items.size(); ++i) {
+        const YamlNode& item = v->items[i]->Resolved();
+        std::string field = "spec.dependsOn[" + std::to_string(i) + "]";
+        auto s = Checked(item, field, IsDnsLabel, "an agent name (a DNS-1123 label)");
+        if (!s) continue;
+        if (!seen.insert(*s).second) {
+          Error(item, field, "'" + *s + "' is listed twice");
+          continue;
+        }
+        a.depends_on.push_back(*s);
+      }
+    }
+  }
+  if (auto* v = f.Get("suspend")) {
+    if (auto b = Bool(*v, "spec.suspend")) a.suspend = *b;
+  }
+  if (auto* v = f.Get("drift")) {
+    if (auto d = Map(*v, "spec.drift", {"mode"})) {
+      if (auto* m = d->Get("mode")) {
+        auto is_mode = [](const std::string& x) { return x == "report" || x == "heal"; };
+        if (auto s = Checked(*m, "spec.drift.mode", is_mode, "report or heal")) {
+          a.drift = *s == "report" ? DriftMode::kReport : DriftMode::kHeal;
+        }
+      }
+    }
+  }
+}
+
+void Decoder::RegistrySpec(const Fields& f, Registry& r) {
+  Require(f, "url", "spec");
+  if (auto* v = f.Get("url")) {
+    if (auto s = Checked(*v, "spec.url", IsNoSpace,
+                         "a registry host such as ghcr.io or localhost:5000")) {
+      r.url = *s;
+    }
+  }
+  Require(f, "repository", "spec");
+  if (auto* v = f.Get("repository")) {
+    if (auto s = Checked(*v, "spec.repository", IsRepository,
+                         "a repository path such as acme/support-bot (lower-case)")) {
+      r.repository = *s;
+    }
+  }
+  bool custom = false;
+  if (auto* v = f.Get("tagStrategy")) {
+    auto is_strategy = [](const std::string& x) {
+      return x == "git-sha" || x == "semver" || x == "timestamp" || x == "custom";
+    };
+    if (auto s =
+            Checked(*v, "spec.tagStrategy", is_strategy, "git-sha, semver, timestamp or custom")) {
+      r.tag_strategy = *s == "git-sha"     ? TagStrategy::kGitSha
+                       : *s == "semver"    ? TagStrategy::kSemver
+                       : *s == "timestamp" ? TagStrategy::kTimestamp
+                                           : TagStrategy::kCustom;
+      custom = r.tag_strategy == TagStrategy::kCustom;
+    }
+  }
+  if (auto* v = f.Get("customTag")) {
+    auto non_empty = [](const std::string& s) { return IsNoSpace(s); };
+    if (auto s = Checked(*v, "spec.customTag", non_empty, "a tag without spaces")) {
+      r.custom_tag = *s;
+    }
+    if (!custom && f.Has("tagStrategy")) {
+      Error(*f.keys.at("customTag"), "spec.customTag", "only allowed with tagStrategy custom");
+    } else if (!f.Has("tagStrategy")) {
+      Error(*f.keys.at("customTag"), "spec.customTag",
+            "only allowed with tagStrategy custom (the default is git-sha)");
+    }
+  } else if (custom) {
+    Error(*f.self, "spec.customTag", "required when tagStrategy is custom");
+  }
+  if (auto* v = f.Get("credentialsEnvPrefix")) {
+    if (auto s = Checked(*v, "spec.credentialsEnvPrefix", IsEnvPrefix,
+                         "an upper-case variable prefix (^[A-Z_][A-Z0-9_]*$)")) {
+      r.credentials_env_prefix = *s;
+    }
+  }
+  if (auto* v = f.Get("insecure")) {
+    if (auto b = Bool(*v, "spec.insecure")) r.insecure = *b;
+  }
+}
+
+void Decoder::TargetSpec(const Fields& f, Target& t) {
+  Require(f, "provider", "spec");
+  if (auto* v = f.Get("provider")) {
+    auto is_provider = [](const std::string& x) {
+      return x == "docker" || x == "aws" || x == "gcp" || x == "azure";
+    };
+    if (auto s = Checked(*v, "spec.provider", is_provider, "docker, aws, gcp or azure")) {
+      t.provider = *s;
+    }
+  }
+  for (const char* block : {"docker", "aws", "gcp", "azure"}) {
+    std::string path = std::string("spec.") + block;
+    const YamlNode* node = f.Get(block);
+    if (!t.provider.empty() && t.provider != block) {
+      if (node) {
+        Error(*f.keys.at(block), path,
+              "a " + std::string(block) + " block is not allowed with provider " + t.provider);
+      }
+      continue;
+    }
+    if (!node) {
+      if (t.provider == block && t.provider != "docker") {
+        Error(*f.self, path, "required when provider is " + t.provider);
+      }
+      continue;
+    }
+    if (std::string(block) == "docker") {
+      auto d = Map(*node, path, {"host", "network", "publishAddress"});
+      if (!d) continue;
+      if (auto* v = d->Get("host")) {
+        if (auto s = Checked(*v, path + ".host", IsDockerHost,
+                             "unix:///path/to/docker.sock or tcp://host:port")) {
+          t.docker.host = *s;
+        }
+      }
+      if (auto* v = d->Get("network")) {
+        if (auto s = Checked(*v, path + ".network", IsDockerNetwork, "a Docker network name")) {
+          t.docker.network = *s;
+        }
+      }
+      if (auto* v = d->Get("publishAddress")) {
+        if (auto s =
+                Checked(*v, path + ".publishAddress", IsIpAddress, "an IPv4 or IPv6 address")) {
+          t.docker.publish_address = *s;
+        }
+      }
+    } else {
+      CloudBlock(block, *node, path, t.settings);
+    }
+  }
+}
+
+// Field kinds of the cloud blocks, mirrored in schemas/target.schema.json.
+struct CloudField {
+  const char* name;
+  enum Type { kString, kStringOrNumber, kInteger } type;
+  bool required;
+  std::function<bool(const std::string&)> check;  // for strings; may be empty
+  const char* what;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+};
+
+void Decoder::CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
+                         nlohmann::json& out) {
+  auto s = [](const char* name, bool required, std::function<bool(const std::string&)> check,
+              const char* what) {
+    return CloudField{name, CloudField::kString, required, std::move(check), what};
+  };
+  auto num = [](const char* name) {
+    return CloudField{name, CloudField::kStringOrNumber, false, IsNoSpace,
+                      "a value without spaces"};
+  };
+  auto integer = [](const char* name, std::int64_t min, std::int64_t max) {
+    return CloudField{name, CloudField::kInteger, false, nullptr, "", min, max};
+  };
+  std::vector<CloudField> fields;
+  const char* url = "an http:// or https:// URL";
+  if (provider == "aws") {
+    fields = {s("region", true, IsLowerDash, "an AWS region such as us-east-1"),
+              num("cpu"),
+              num("memory"),
+              s("accessRoleArn", false, IsArn, "an IAM role ARN (arn:...)"),
+              s("instanceRoleArn", false, IsArn, "an IAM role ARN (arn:...)"),
+              s("endpoint", false, IsHttpUrl, url),
+              s("authEndpoint", false, IsHttpUrl, url)};
+  } else if (provider == "gcp") {
+    fields = {s("projectId", true, IsGcpProject, "a Google Cloud project id"),
+              s("region", true, IsLowerDash, "a Cloud Run region such as europe-west1"),
+              num("cpu"),
+              num("memory"),
+              integer("concurrency", 1, 1000),
+              integer("minInstances", 0, 1000),
+              integer("maxInstances", 1, 1000),
+              s("serviceAccount", false, IsEmail, "a service account e-mail"),
+              s("endpoint", false, IsHttpUrl, url),
+              s("authEndpoint", false, IsHttpUrl, url)};
+  } else {
+    fields = {s("subscriptionId", true, IsUuid, "a subscription id (a UUID)"),
+              s("resourceGroup", true, IsNoSpace, "a resource group name"),
+              s("environmentName", true, IsNoSpace, "a Container Apps environment name"),
+              s("location", true, IsNoSpace, "an Azure location such as westeurope"),
+              num("cpu"),
+              num("memory"),
+              integer("minReplicas", 0, 1000),
+              integer("maxReplicas", 1, 1000),
+              s("endpoint", false, IsHttpUrl, url),
+              s("authEndpoint", false, IsHttpUrl, url)};
+  }
+  std::vector<std::string> names;
+  for (const auto& field : fields) names.push_back(field.name);
+  auto block = Map(n, path, names);
+  if (!block) return;
+  out = nlohmann::json::object();
+  for (const auto& field : fields) {
+    std::string field_path = path + "." + field.name;
+    if (field.required) Require(*block, field.name, path);
+    const YamlNode* v = block->Get(field.name);
+    if (!v) continue;
+    if (field.type == CloudField::kInteger) {
+      if (auto i = Int(*v, field_path, field.min, field.max)) out[field.name] = *i;
+      continue;
+    }
+    ScalarType t = v->kind == Kind::kScalar ? TypeOf(*v) : ScalarType::kNull;
+    if (field.type == CloudField::kStringOrNumber &&
+        (t == ScalarType::kInt || t == ScalarType::kFloat)) {
+      double d = std::strtod(v->value.c_str(), nullptr);
+      if (!(d > 0) || !std::isfinite(d)) {
+        Error(*v, field_path, "must be a positive number");
+      } else if (auto i = ParseInteger(*v); i && t == ScalarType::kInt) {
+        out[field.name] = *i;
+      } else {
+        out[field.name] = d;
+      }
+      continue;
+    }
+    if (field.type == CloudField::kStringOrNumber && t != ScalarType::kString) {
+      TypeError(*v, field_path, "a string or a number");
+      continue;
+    }
+    if (auto str = Checked(*v, field_path, field.check, field.what)) out[field.name] = *str;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Files.
+
+// Returns the 1-based line and column of byte `offset` in `content`.
+std::pair<int, int> LineColumn(const std::string& content, size_t offset) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < content.size(); ++i) {
+    if (content[i] == '\n') {
+      ++line, column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+// Offset of the first byte that is not valid UTF-8, or npos.
+size_t InvalidUtf8Offset(const std::string& s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    std::uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > n) return i;
+    for (size_t k = 1; k < len; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return i;
+    }
+    i += len;
+  }
+  return std::string::npos;
+}
+
+bool IsManifestName(const std::string& name) {
+  auto ends = [&](const std::string& ext) {
+    return name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  return ends(".yaml") || ends(".yml");
+}
+
+bool Inside(const fs::path& canonical_root, const fs::path& canonical_path) {
+  fs::path rel = canonical_path.lexically_relative(canonical_root);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+struct ManifestFile {
+  std::string rel;  // relative to the root, '/'-separated
+  fs::path path;
+};
+
+// Collects manifest files below `dir` in sorted order; reports symlinks that
+// lead out of the tree.
+void Walk(const fs::path& canonical_root, const fs::path& dir, const std::string& rel_dir,
+          std::set<fs::path>& visited, std::vector<ManifestFile>& files, Diagnostics& diags) {
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    names.push_back(it->path().filename().string());
+  }
+  if (ec) {
+    diags.Error(rel_dir.empty() ? "." : rel_dir, 1, 1, "", "cannot read folder: " + ec.message());
+    return;
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    if (name.empty() || name[0] == '.') continue;  // .git, .reconcile, hidden files
+    fs::path path = dir / name;
+    std::string rel = rel_dir.empty() ? name : rel_dir + "/" + name;
+    fs::file_status link = fs::symlink_status(path, ec);
+    if (ec) continue;
+    bool is_link = fs::is_symlink(link);
+    fs::file_status st = fs::status(path, ec);
+    if (ec && !is_link) continue;
+    bool is_dir = !ec && fs::is_directory(st);
+    if (is_link && (is_dir || IsManifestName(name))) {
+      fs::path real = fs::canonical(path, ec);
+      if (ec) {
+        diags.Error(rel, 1, 1, "", "broken symlink");
+        continue;
+      }
+      if (!Inside(canonical_root, real)) {
+        diags.Error(rel, 1, 1, "", "symlink leads outside the tree (to " + real.string() + ")");
+        continue;
+      }
+    }
+    if (is_dir) {
+      fs::path real = fs::canonical(path, ec);
+      if (ec || !visited.insert(real).second) continue;  // a loop through symlinks
+      Walk(canonical_root, path, rel, visited, files, diags);
+    } else if (!ec && fs::is_regular_file(st) && IsManifestName(name)) {
+      files.push_back({rel, path});
+    }
+  }
+}
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(const std::string& data) {
+    EVP_DigestUpdate(ctx_, data.data(), data.size());
+    EVP_DigestUpdate(ctx_, "\0", 1);
+  }
+  std::string HexDigest() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &len);
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kHex[digest[i] >> 4];
+      out += kHex[digest[i] & 0xF];
+    }
+    return out;
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+template <typename T>
+void SortByName(std::vector<T>& items) {
+  std::stable_sort(items.begin(), items.end(),
+                   [](const T& a, const T& b) { return a.name < b.name; });
+}
+
+std::string Where(const SourceLocation& l) {
+  return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+}
+
+template <typename T>
+void CheckDuplicates(const std::vector<T>& items, const char* kind, Diagnostics& diags) {
+  std::map<std::string, std::vector<const T*>> by_name;
+  for (const auto& item : items) by_name[item.name].push_back(&item);
+  for (const auto& [name, list] : by_name) {
+    if (list.size() < 2) continue;
+    for (const T* item : list) {
+      std::string others;
+      for (const T* other : list) {
+        if (other == item) continue;
+        others += (others.empty() ? "" : ", ") + Where(other->location);
+      }
+      diags.Error(item->location.file, item->location.line, item->location.column, "metadata.name",
+                  "duplicate " + std::string(kind) + " name '" + name + "' (also declared at " +
+                      others + ")");
+    }
+  }
+}
+
+void AgentError(const Agent& a, const std::string& field, const std::string& message,
+                Diagnostics& diags) {
+  diags.Error(a.location.file, a.location.line, a.location.column, field, message);
+}
+
+// Reports each dependency cycle once (per strongly connected component), as
+// a path starting at its smallest name.
+void CheckCycles(const DesiredState& state, Diagnostics& diags) {
+  std::map<std::string, const Agent*> agents;
+  for (const auto& a : state.agents) agents.emplace(a.name, &a);
+  // Tarjan's algorithm, iterative over names in sorted order.
+  std::map<std::string, int> index, low;
+  std::set<std::string> on_stack;
+  std::vector<std::string> stack;
+  int next = 0;
+  std::vector<std::set<std::string>> components;
+  std::function<void(const std::string&)> strong = [&](const std::string& v) {
+    index[v] = low[v] = next++;
+    stack.push_back(v);
+    on_stack.insert(v);
+    for (const auto& w : agents.at(v)->depends_on) {
+      if (!agents.count(w) || w == v) continue;
+      if (!index.count(w)) {
+        strong(w);
+        low[v] = std::min(low[v], low[w]);
+      } else if (on_stack.count(w)) {
+        low[v] = std::min(low[v], index[w]);
+      }
+    }
+    if (low[v] == index[v]) {
+      std::set<std::string> component;
+      std::string w;
+      do {
+        w = stack.back();
+        stack.pop_back();
+        on_stack.erase(w);
+        component.insert(w);
+      } while (w != v);
+      if (component.size() > 1) components.push_back(component);
+    }
+  };
+  for (const auto& [name, agent] : agents) {
+    if (!index.count(name)) strong(name);
+  }
+  for (const auto& component : components) {
+    // Shortest cycle through the smallest name, by breadth-first search.
+    const std::string& start = *component.begin();
+    std::map<std::string, std::string> parent;
+    std::vector<std::string> queue{start};
+    std::string last;
+    for (size_t i = 0; i < queue.size() && last.empty(); ++i) {
+      for (const auto& w : agents.at(queue[i])->depends_on) {
+        if (!component.count(w)) continue;
+        if (w == start) {
+          last = queue[i];
+          break;
+        }
+        if (!parent.count(w)) {
+          parent[w] = queue[i];
+          queue.push_back(w);
+        }
+      }
+    }
+    std::vector<std::string> path{start};
+    for (std::string v = last; v != start; v = parent[v]) path.insert(path.begin() + 1, v);
+    std::string text;
+    for (const auto& v : path) text += v + " -> ";
+    text += start;
+    AgentError(*agents.at(start), "spec.dependsOn", "dependency cycle: " + text, diags);
+  }
+}
+
+}  // namespace
+
+void DecodeFile(const std::string& file, const std::string& manifest_dir,
+                const std::string& content, const LoadLimits& limits, DesiredState& out,
+                Diagnostics& diagnostics) {
+  try {
+    auto documents =
+        ParseYaml(file, content, limits.max_depth, limits.max_alias_nodes, diagnostics);
+    Decoder decoder(file, manifest_dir, diagnostics);
+    for (const auto& doc : documents) decoder.Document(*doc.root, out);
+  } catch (const std::exception& e) {
+    diagnostics.Error(file, 1, 1, "", std::string("cannot decode: ") + e.what());
+  }
+}
+
+void ValidateState(const std::filesystem::path& root, DesiredState& state,
+                   Diagnostics& diagnostics) {
+  SortByName(state.agents);
+  SortByName(state.registries);
+  SortByName(state.targets);
+  CheckDuplicates(state.agents, "Agent", diagnostics);
+  CheckDuplicates(state.registries, "Registry", diagnostics);
+  CheckDuplicates(state.targets, "Target", diagnostics);
+
+  std::error_code ec;
+  fs::path canonical_root = fs::weakly_canonical(fs::absolute(root, ec), ec);
+  for (const auto& a : state.agents) {
+    if (!a.target.empty() && !state.FindTarget(a.target)) {
+      AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
+                 diagnostics);
+    }
+    if (!a.registry.empty() && !state.FindRegistry(a.registry)) {
+      AgentError(a, "spec.registry", "Registry '" + a.registry + "' is not declared in the tree",
+                 diagnostics);
+    }
+    for (const auto& dep : a.depends_on) {
+      if (dep == a.name) {
+        AgentError(a, "spec.dependsOn", "an agent cannot depend on itself", diagnostics);
+      } else if (!state.FindAgent(dep)) {
+        AgentError(a, "spec.dependsOn", "Agent '" + dep + "' is not declared in the tree",
+                   diagnostics);
+      }
+    }
+    if (a.build && !a.build->context.empty()) {
+      fs::path rel = (fs::path(a.manifest_dir) / a.build->context).lexically_normal();
+      if (fs::path(a.build->context).is_absolute() || (!rel.empty() && *rel.begin() == "..")) {
+        AgentError(a, "spec.build.context",
+                   "build context '" + a.build->context + "' leads outside the tree", diagnostics);
+        continue;
+      }
+      fs::path full = canonical_root / rel;
+      fs::path real = fs::weakly_canonical(full, ec);
+      if (ec || (real != canonical_root && !Inside(canonical_root, real))) {
+        AgentError(a, "spec.build.context",
+                   "build context '" + a.build->context + "' leads outside the tree (symlink)",
+                   diagnostics);
+        continue;
+      }
+      if (!fs::is_directory(real, ec)) {
+        AgentError(a, "spec.build.context",
+                   "build context folder '" + rel.generic_string() + "' does not exist",
+                   diagnostics);
+        continue;
+      }
+      fs::path dockerfile = (rel / a.build->dockerfile).lexically_normal();
+      if (!dockerfile.empty() && *dockerfile.begin() == "..") {
+        AgentError(a, "spec.build.dockerfile",
+                   "dockerfile '" + a.build->dockerfile + "' leads outside the tree", diagnostics);
+      }
+    }
+  }
+  CheckCycles(state, diagnostics);
+}
+
+LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits) {
+  LoadResult result;
+  Diagnostics& diags = result.diagnostics;
+  std::error_code ec;
+  fs::file_status st = fs::status(root, ec);
+  if (ec || !fs::exists(st)) {
+    diags.Error(root.string(), 0, 0, "", "no such file or folder");
+    return result;
+  }
+  fs::path base = root;
+  std::vector<ManifestFile> files;
+  if (fs::is_directory(st)) {
+    fs::path canonical_root = fs::canonical(root, ec);
+    std::set<fs::path> visited{canonical_root};
+    Walk(canonical_root, root, "", visited, files, diags);
+  } else {
+    base = root.has_parent_path() ? root.parent_path() : fs::path(".");
+    files.push_back({root.filename().string(), root});
+  }
+  std::sort(files.begin(), files.end(),
+            [](const ManifestFile& a, const ManifestFile& b) { return a.rel < b.rel; });
+
+  Sha256 hash;
+  for (const auto& f : files) {
+    std::uintmax_t size = fs::file_size(f.path, ec);
+    if (ec) {
+      diags.Error(f.rel, 1, 1, "", "cannot read file: " + ec.message());
+      continue;
+    }
+    if (size > limits.max_file_bytes) {
+      diags.Error(f.rel, 1, 1, "",
+                  "file is " + std::to_string(size) + " bytes, over the limit of " +
+                      std::to_string(limits.max_file_bytes) + " bytes");
+      continue;
+    }
+    std::ifstream in(f.path, std::ios::binary);
+    std::string content;
+    content.resize(limits.max_file_bytes + 1);
+    in.read(content.data(), static_cast<std::streamsize>(content.size()));
+    content.resize(static_cast<size_t>(in.gcount()));
+    if (in.bad()) {
+      diags.Error(f.rel, 1, 1, "", "cannot read file");
+      continue;
+    }
+    if (content.size() > limits.max_file_bytes) {
+      diags.Error(f.rel, 1, 1, "",
+                  "file is over the limit of " + std::to_string(limits.max_file_bytes) + " bytes");
+      continue;
+    }
+    hash.Update(f.rel);
+    hash.Update(content);
+    if (size_t nul = content.find('\0'); nul != std::string::npos) {
+      auto [line, column] = LineColumn(content, nul);
+      diags.Error(f.rel, line, column, "", "file holds a NUL byte");
+      continue;
+    }
+    if (size_t bad = InvalidUtf8Offset(content); bad != std::string::npos) {
+      auto [line, column] = LineColumn(content, bad);
+      diags.Error(f.rel, line, column, "", "file is not valid UTF-8");
+      continue;
+    }
+    std::string manifest_dir = fs::path(f.rel).parent_path().generic_string();
+    DecodeFile(f.rel, manifest_dir, content, limits, result.state, diags);
+  }
+  ValidateState(base, result.state, diags);
+  result.state.revision = "tree-" + hash.HexDigest().substr(0, 12);
+  diags.Sort();
+  return result;
+}
+
+}  // namespace reconcile

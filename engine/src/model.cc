@@ -1,1 +1,60 @@
-// placeholder
+#include "reconcile/model.h"
+
+#include <algorithm>
+
+namespace reconcile {
+namespace {
+
+template <typename T>
+const T* FindByName(const std::vector<T>& items, const std::string& name) {
+  auto it = std::find_if(items.begin(), items.end(), [&](const T& t) { return t.name == name; });
+  return it == items.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+const Agent* DesiredState::FindAgent(const std::string& name) const {
+  return FindByName(agents, name);
+}
+const Registry* DesiredState::FindRegistry(const std::string& name) const {
+  return FindByName(registries, name);
+}
+const Target* DesiredState::FindTarget(const std::string& name) const {
+  return FindByName(targets, name);
+}
+
+const char* StrategyTypeName(StrategyType t) {
+  switch (t) {
+    case StrategyType::kRecreate:
+      return "recreate";
+    case StrategyType::kStartFirst:
+      return "start-first";
+  }
+  return "recreate";
+}
+
+const char* DriftModeName(DriftMode m) {
+  switch (m) {
+    case DriftMode::kReport:
+      return "report";
+    case DriftMode::kHeal:
+      return "heal";
+  }
+  return "report";
+}
+
+const char* TagStrategyName(TagStrategy t) {
+  switch (t) {
+    case TagStrategy::kGitSha:
+      return "git-sha";
+    case TagStrategy::kSemver:
+      return "semver";
+    case TagStrategy::kTimestamp:
+      return "timestamp";
+    case TagStrategy::kCustom:
+      return "custom";
+  }
+  return "git-sha";
+}
+
+}  // namespace reconcile
