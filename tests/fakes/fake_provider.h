@@ -1,0 +1,84 @@
+// FakeProvider: an in-memory Provider for unit tests. Instances live in a map;
+// ApplyChange mutates it and can be told to fail per address (with a given
+// status, a given number of times). Records every call. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "reconcile/provider.h"
+
+namespace reconcile::testing {
+
+class FakeProvider final : public Provider {
+ public:
+  ProviderSchema schema;
+  std::map<std::string, Status> fail;        // address -> status to return
+  std::map<std::string, int> fail_times;     // address -> how many times (default: always)
+
+  ProviderSchema Schema() const override { return schema; }
+
+  ObserveResponse Observe(const ObserveRequest&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ObserveResponse r;
+    for (const auto& [name, i] : instances_) r.instances.push_back(i);
+    return r;
+  }
+
+  ApplyChangeResponse ApplyChange(const ApplyChangeRequest& req) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(req.change.address + ":" + ActionName(req.change.action));
+    secrets_seen_[req.change.address] = req.secret_values;
+    ApplyChangeResponse r;
+    if (auto it = fail.find(req.change.address); it != fail.end()) {
+      auto times = fail_times.find(req.change.address);
+      if (times == fail_times.end() || times->second-- > 0) {
+        r.status = it->second;
+        return r;
+      }
+    }
+    const std::string& name = req.change.name;
+    if (req.change.action == Action::kDelete) {
+      instances_.erase(name);
+      return r;
+    }
+    ObservedInstance i;
+    i.id = "id-" + name + "-" + std::to_string(++next_id_);
+    i.name = name;
+    i.agent = name;
+    i.spec_hash = req.change.desired_hash;
+    i.revision = req.revision;
+    i.state = "running";
+    i.running = true;
+    i.endpoint = "http://127.0.0.1:" + std::to_string(40000 + next_id_);
+    instances_[name] = i;
+    r.instances.push_back({i.id, i.name, i.endpoint});
+    r.health = "healthy";
+    return r;
+  }
+
+  void Put(ObservedInstance i) {
+    std::lock_guard<std::mutex> lock(mu_);
+    instances_[i.name] = std::move(i);
+  }
+  std::vector<std::string> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  std::map<std::string, std::string> secrets_seen(const std::string& address) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = secrets_seen_.find(address);
+    return it == secrets_seen_.end() ? std::map<std::string, std::string>{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, ObservedInstance> instances_;
+  std::vector<std::string> calls_;
+  std::map<std::string, std::map<std::string, std::string>> secrets_seen_;
+  int next_id_ = 0;
+};
+
+}  // namespace reconcile::testing

@@ -1,0 +1,181 @@
+#include "reconcile/applier.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "engine/test_world.h"
+#include "fakes/fake_provider.h"
+#include "reconcile/planner.h"
+
+namespace reconcile {
+namespace {
+
+using testing::FakeProvider;
+using testing::MakeAgent;
+using testing::MakeDesired;
+
+class FakeClock final : public Clock {
+ public:
+  std::string NowRfc3339() override { return "2026-11-22T00:00:00Z"; }
+  void SleepFor(std::chrono::milliseconds d) override {
+    std::lock_guard<std::mutex> lock(mu);
+    sleeps.push_back(d);
+  }
+  std::mutex mu;
+  std::vector<std::chrono::milliseconds> sleeps;
+};
+
+class RecordingObserver final : public EventObserver {
+ public:
+  void OnEvent(const Event& e) override {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(e);
+  }
+  int Count(Event::Type t) {
+    std::lock_guard<std::mutex> lock(mu);
+    return static_cast<int>(std::count_if(events.begin(), events.end(),
+                                          [&](const Event& e) { return e.type == t; }));
+  }
+  std::mutex mu;
+  std::vector<Event> events;
+};
+
+struct Harness {
+  DesiredState desired;
+  State recorded;
+  FakeProvider provider;
+  FakeClock clock;
+  RecordingObserver observer;
+  ApplyOptions options;
+
+  Plan MakePlan() {
+    PlanInput in;
+    in.desired = &desired;
+    in.recorded = &recorded;
+    in.observed["local"] = provider.Observe({});
+    return ComputePlan(in);
+  }
+  ApplyResult Run(const Plan& plan) {
+    ApplyContext ctx;
+    ctx.provider_for = [&](const std::string&) -> Provider* { return &provider; };
+    ctx.target_for = [&](const std::string& t) { return desired.FindTarget(t); };
+    ctx.secrets_for = [](const Change& c) -> Result<std::map<std::string, std::string>> {
+      if (c.name == "secretive") return std::map<std::string, std::string>{{"TOKEN", "s3cr3t"}};
+      return std::map<std::string, std::string>{};
+    };
+    ctx.clock = &clock;
+    ctx.observer = &observer;
+    return Apply(plan, recorded, ctx, options);
+  }
+};
+
+TEST_CASE("applier: creates, records state, then the second plan is empty") {
+  Harness h;
+  h.desired = MakeDesired({MakeAgent("a"), MakeAgent("b")});
+  ApplyResult r = h.Run(h.MakePlan());
+  REQUIRE(r.status.ok());
+  CHECK(r.succeeded == 2);
+  REQUIRE(r.state.resources.size() == 2);
+  const ResourceState& a = r.state.resources.at("agent.a");
+  CHECK(a.health == "healthy");
+  CHECK(a.instances.size() == 1);
+  CHECK(a.applied_at == "2026-11-22T00:00:00Z");
+  CHECK(r.state.revision == h.desired.revision);
+  h.recorded = r.state;
+  CHECK_FALSE(h.MakePlan().HasChanges());
+}
+
+TEST_CASE("applier: dependencies run first; a failure skips its dependents") {
+  Harness h;
+  Agent web = MakeAgent("web");
+  web.depends_on = {"db"};
+  Agent top = MakeAgent("top");
+  top.depends_on = {"web"};
+  h.desired = MakeDesired({MakeAgent("db"), top, web, MakeAgent("solo")});
+  h.desired.FindTarget("local");
+
+  SUBCASE("order") {
+    ApplyResult r = h.Run(h.MakePlan());
+    REQUIRE(r.status.ok());
+    std::vector<std::string> calls = h.provider.calls();
+    auto pos = [&](const std::string& s) {
+      return std::find(calls.begin(), calls.end(), s) - calls.begin();
+    };
+    CHECK(pos("agent.db:create") < pos("agent.web:create"));
+    CHECK(pos("agent.web:create") < pos("agent.top:create"));
+  }
+  SUBCASE("failure") {
+    h.provider.fail["agent.db"] = Status::Failed("db did not become healthy");
+    ApplyResult r = h.Run(h.MakePlan());
+    CHECK_FALSE(r.status.ok());
+    CHECK(r.status.message().find("agent.db") != std::string::npos);
+    CHECK(r.failed == 1);
+    CHECK(r.skipped == 2);
+    CHECK(r.succeeded == 1);
+    CHECK(r.state.resources.count("agent.solo") == 1);
+    CHECK(r.state.resources.count("agent.web") == 0);
+    CHECK(h.observer.Count(Event::Type::kChangeSkipped) == 2);
+    CHECK(r.state.revision.empty());  // not fully applied
+  }
+}
+
+TEST_CASE("applier: retries transient errors with growing backoff, not others") {
+  Harness h;
+  h.desired = MakeDesired({MakeAgent("a")});
+  h.options.initial_backoff = std::chrono::milliseconds(100);
+  SUBCASE("transient") {
+    h.provider.fail["agent.a"] = Status::Unavailable("engine busy");
+    h.provider.fail_times["agent.a"] = 2;
+    ApplyResult r = h.Run(h.MakePlan());
+    CHECK(r.status.ok());
+    CHECK(h.provider.calls().size() == 3);
+    REQUIRE(h.clock.sleeps.size() == 2);
+    CHECK(h.clock.sleeps[0].count() >= 50);
+    CHECK(h.clock.sleeps[0].count() <= 100);
+    CHECK(h.clock.sleeps[1].count() >= 100);
+    CHECK(h.clock.sleeps[1].count() <= 200);
+    CHECK(h.observer.Count(Event::Type::kChangeRetrying) == 2);
+  }
+  SUBCASE("gives up after max attempts") {
+    h.provider.fail["agent.a"] = Status::Unavailable("engine down");
+    ApplyResult r = h.Run(h.MakePlan());
+    CHECK_FALSE(r.status.ok());
+    CHECK(h.provider.calls().size() == static_cast<size_t>(h.options.max_attempts));
+  }
+  SUBCASE("permanent") {
+    h.provider.fail["agent.a"] = Status::Conflict("name taken");
+    ApplyResult r = h.Run(h.MakePlan());
+    CHECK_FALSE(r.status.ok());
+    CHECK(h.provider.calls().size() == 1);
+    CHECK(h.clock.sleeps.empty());
+  }
+}
+
+TEST_CASE("applier: deletes drop state; secrets reach the provider only") {
+  Harness h;
+  h.desired = MakeDesired({MakeAgent("secretive"), MakeAgent("old")});
+  ApplyResult first = h.Run(h.MakePlan());
+  REQUIRE(first.status.ok());
+  CHECK(h.provider.secrets_seen("agent.secretive").at("TOKEN") == "s3cr3t");
+  CHECK(ToJson(first.state).dump().find("s3cr3t") == std::string::npos);
+  h.recorded = first.state;
+  h.desired = MakeDesired({MakeAgent("secretive")});
+  Plan plan = h.MakePlan();
+  CHECK(plan.Count(Action::kDelete) == 1);
+  ApplyResult second = h.Run(plan);
+  REQUIRE(second.status.ok());
+  CHECK(second.state.resources.count("agent.old") == 0);
+  CHECK(second.state.resources.count("agent.secretive") == 1);
+}
+
+TEST_CASE("applier: an empty plan does nothing") {
+  Harness h;
+  ApplyResult r = h.Run(Plan{});
+  CHECK(r.status.ok());
+  CHECK(h.provider.calls().empty());
+}
+
+}  // namespace
+}  // namespace reconcile

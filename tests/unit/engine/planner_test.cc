@@ -1,0 +1,214 @@
+#include "reconcile/planner.h"
+
+#include <doctest/doctest.h>
+
+#include "engine/test_world.h"
+
+namespace reconcile {
+namespace {
+
+using testing::HashOf;
+using testing::MakeAgent;
+using testing::MakeDesired;
+using testing::Recorded;
+using testing::Running;
+
+const Change& Find(const Plan& plan, const std::string& address) {
+  for (const Change& c : plan.changes) {
+    if (c.address == address) return c;
+  }
+  FAIL("no change for " << address);
+  throw std::logic_error("unreachable");
+}
+
+const FieldChange* FindField(const Change& c, const std::string& path) {
+  for (const FieldChange& f : c.fields) {
+    if (f.path == path) return &f;
+  }
+  return nullptr;
+}
+
+struct World {
+  DesiredState desired;
+  State recorded;
+  ObserveResponse observed;
+  ProviderSchema schema;
+
+  Plan Compute() const {
+    PlanInput in;
+    in.desired = &desired;
+    in.recorded = &recorded;
+    in.observed["local"] = observed;
+    in.schemas["docker"] = schema;
+    return ComputePlan(in);
+  }
+};
+
+TEST_CASE("planner: one action per situation") {
+  Agent a = MakeAgent("a");
+  struct Row {
+    const char* name;
+    std::function<void(World&)> setup;
+    Action want;
+    const char* reason_contains;
+  };
+  std::vector<Row> rows = {
+      {"new agent is created", [](World&) {}, Action::kCreate, "new agent"},
+      {"running with the same spec is a no-op",
+       [&](World& w) {
+         w.observed.instances = {Running(a, "c1")};
+         w.recorded.resources["agent.a"] = Recorded(a, "c1");
+       },
+       Action::kNoOp, "up to date"},
+      {"same spec but no state entry (lost state) is a no-op",
+       [&](World& w) { w.observed.instances = {Running(a, "c1")}; }, Action::kNoOp,
+       "up to date"},
+      {"recorded but gone is created again",
+       [&](World& w) { w.recorded.resources["agent.a"] = Recorded(a, "c1"); }, Action::kCreate,
+       "removed outside reconcile"},
+      {"exited container is replaced",
+       [&](World& w) {
+         ObservedInstance i = Running(a, "c1");
+         i.state = "exited";
+         i.running = false;
+         w.observed.instances = {i};
+       },
+       Action::kReplace, "a is exited"},
+      {"env change is a replace",
+       [&](World& w) {
+         Agent old = MakeAgent("a", "old greeting");
+         w.observed.instances = {Running(old, "c1")};
+         w.recorded.resources["agent.a"] = Recorded(old, "c1");
+       },
+       Action::kReplace, "env.GREETING"},
+      {"resources change is an in-place update when the provider can",
+       [&](World& w) {
+         Agent old = a;
+         old.resources.memory = "128Mi";
+         w.observed.instances = {Running(old, "c1")};
+         w.recorded.resources["agent.a"] = Recorded(old, "c1");
+         w.schema.updatable_fields = {"resources"};
+       },
+       Action::kUpdate, "in place"},
+      {"replica count mismatch is a replace",
+       [&](World& w) {
+         w.desired.agents[0].replicas = 2;
+         Agent two = a;
+         two.replicas = 2;
+         ObservedInstance i = Running(two, "c1");
+         w.observed.instances = {i};
+       },
+       Action::kReplace, "1 instance running, 2 wanted"},
+      {"tainted (failed health) spec is replaced",
+       [&](World& w) {
+         w.observed.instances = {Running(a, "c1")};
+         w.recorded.resources["agent.a"] = Recorded(a, "c1");
+         w.recorded.resources["agent.a"].health = "unhealthy";
+       },
+       Action::kReplace, "tainted"},
+      {"suspended agent is left alone",
+       [&](World& w) { w.desired.agents[0].suspend = true; }, Action::kNoOp, "suspended"},
+  };
+  for (const Row& row : rows) {
+    SUBCASE(row.name) {
+      World w;
+      w.desired = MakeDesired({a});
+      row.setup(w);
+      Plan plan = w.Compute();
+      REQUIRE(plan.changes.size() == 1);
+      const Change& c = plan.changes[0];
+      CHECK(c.action == row.want);
+      CHECK(c.reason.find(row.reason_contains) != std::string::npos);
+      CHECK(c.address == "agent.a");
+      CHECK(c.desired_hash == HashOf(w.desired.agents[0]));
+    }
+  }
+}
+
+TEST_CASE("planner: field-level before and after") {
+  Agent old = MakeAgent("a", "old");
+  Agent now = MakeAgent("a", "new");
+  now.env["EXTRA"] = "1";
+  World w;
+  w.desired = MakeDesired({now});
+  w.observed.instances = {Running(old, "c1")};
+  w.recorded.resources["agent.a"] = Recorded(old, "c1");
+  Plan plan = w.Compute();
+  const Change& c = Find(plan, "agent.a");
+  REQUIRE(c.fields.size() == 2);
+  const FieldChange* g = FindField(c, "env.GREETING");
+  REQUIRE(g != nullptr);
+  CHECK(*g->before == "old");
+  CHECK(*g->after == "new");
+  CHECK(g->forces_replace);
+  const FieldChange* e = FindField(c, "env.EXTRA");
+  REQUIRE(e != nullptr);
+  CHECK_FALSE(e->before.has_value());
+  CHECK(*e->after == "1");
+  REQUIRE(c.prior.size() == 1);
+  CHECK(c.prior[0].id == "c1");
+}
+
+TEST_CASE("planner: unknown recorded spec falls back to the spec hash") {
+  Agent old = MakeAgent("a", "old");
+  World w;
+  w.desired = MakeDesired({MakeAgent("a", "new")});
+  w.observed.instances = {Running(old, "c1")};  // no state entry
+  Plan plan = w.Compute();
+  const Change& c = Find(plan, "agent.a");
+  CHECK(c.action == Action::kReplace);
+  REQUIRE(c.fields.size() == 1);
+  CHECK(c.fields[0].path == "specHash");
+}
+
+TEST_CASE("planner: pruning only touches the recorded inventory") {
+  Agent gone = MakeAgent("gone");
+  Agent stranger = MakeAgent("stranger");
+  World w;
+  w.desired = MakeDesired({MakeAgent("keep")});
+  w.observed.instances = {Running(gone, "c-gone"), Running(stranger, "c-stranger")};
+  w.recorded.resources["agent.gone"] = Recorded(gone, "c-gone");
+  w.recorded.resources["agent.ghost"] = Recorded(MakeAgent("ghost"), "c-ghost");
+  Plan plan = w.Compute();
+  REQUIRE(plan.changes.size() == 3);
+  CHECK(plan.changes[0].address == "agent.ghost");
+  CHECK(plan.changes[0].action == Action::kDelete);
+  CHECK(plan.changes[0].prior.empty());
+  CHECK(plan.changes[0].reason.find("already gone") != std::string::npos);
+  CHECK(plan.changes[1].address == "agent.gone");
+  CHECK(plan.changes[1].action == Action::kDelete);
+  REQUIRE(plan.changes[1].prior.size() == 1);
+  CHECK(plan.changes[1].prior[0].id == "c-gone");
+  CHECK(plan.changes[2].address == "agent.keep");
+  CHECK(plan.changes[2].action == Action::kCreate);
+}
+
+TEST_CASE("planner: deterministic, sorted, dependencies as addresses") {
+  Agent b = MakeAgent("b");
+  Agent a = MakeAgent("a");
+  a.depends_on = {"c", "b"};
+  Agent c = MakeAgent("c");
+  World w;
+  w.desired = MakeDesired({b, a, c});
+  Plan p1 = w.Compute();
+  Plan p2 = w.Compute();
+  CHECK(p1 == p2);
+  CHECK(ToJson(p1).dump() == ToJson(p2).dump());
+  REQUIRE(p1.changes.size() == 3);
+  CHECK(p1.changes[0].address == "agent.a");
+  CHECK(p1.changes[0].depends_on == std::vector<std::string>{"agent.b", "agent.c"});
+  CHECK(p1.changes[1].address == "agent.b");
+  CHECK(p1.changes[2].address == "agent.c");
+}
+
+TEST_CASE("planner: observed digest changes when the world changes") {
+  Agent a = MakeAgent("a");
+  std::map<std::string, ObserveResponse> o1, o2;
+  o1["local"].instances = {Running(a, "c1")};
+  o2["local"].instances = {Running(a, "c2")};
+  CHECK(ObservedDigest(o1) == ObservedDigest(o1));
+  CHECK(ObservedDigest(o1) != ObservedDigest(o2));
+}
+
+}  // namespace
+}  // namespace reconcile
