@@ -43,11 +43,7 @@ build: configure
 # The agent image used by the quickstart, the tests and the benchmarks:
 # reconcile/hello-agent:0.1.0, FROM scratch, from $(BUILD_DIR)/agents/hello.
 image: build dockerd
-	@if [[ -f scripts/hello-image.sh ]]; then \
-	  bash scripts/hello-image.sh build; \
-	else \
-	  echo "image: WARNING: scripts/hello-image.sh is missing; reconcile/hello-agent:0.1.0 not built" >&2; \
-	fi
+	@bash scripts/hello-image.sh $(BUILD_DIR)
 
 demo: build dockerd image
 	@echo "==> reconcile apply $(DEMO_DIR)"
