@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <mutex>
 
-#include "engine/test_world.h"
+#include "unit/engine/test_world.h"
 #include "fakes/fake_provider.h"
 #include "reconcile/planner.h"
 

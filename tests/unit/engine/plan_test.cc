@@ -5,7 +5,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/test_world.h"
+#include "unit/engine/test_world.h"
 #include "reconcile/plan_format.h"
 #include "reconcile/planner.h"
 

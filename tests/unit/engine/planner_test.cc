@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "engine/test_world.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
