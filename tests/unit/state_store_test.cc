@@ -1,0 +1,563 @@
+#include "reconcile/state_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <latch>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+namespace reconcile {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::seconds;
+
+constexpr seconds kHour{3600};
+
+// A fresh folder under the system temp dir, removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "reconcile-state-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+mode_t ModeOf(const fs::path& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+std::set<std::string> Entries(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string ThisHost() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+State OneResource(const std::string& revision) {
+  State s;
+  s.revision = revision;
+  ResourceState r;
+  r.address = "agent.web";
+  r.name = "web";
+  r.target = "local";
+  r.provider = "docker";
+  r.spec_hash = "sha256:1";
+  r.spec = json{{"image", "nginx:1.27"}};
+  r.revision = revision;
+  r.instances = {{"abc", "reconcile-web", "http://127.0.0.1:8080"}};
+  r.health = "healthy";
+  r.applied_at = "2026-01-02T03:04:05Z";
+  s.resources[r.address] = r;
+  return s;
+}
+
+std::string LockJson(int pid, const std::string& host, const std::string& started_at) {
+  return json{
+      {"pid", pid}, {"host", host}, {"startedAt", started_at}, {"command", "reconcile apply"}}
+      .dump();
+}
+
+// A pid that is certainly dead: a child that has exited and been reaped.
+int DeadPid() {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return static_cast<int>(pid);
+}
+
+TEST_SUITE("state_store") {
+  TEST_CASE("a missing state folder loads as an empty state") {
+    TempDir tmp;
+    auto store = NewFileStateStore(tmp.path() / "nope" / ".reconcile");
+    auto s = store->Load();
+    REQUIRE(s.ok());
+    CHECK(*s == State{});
+    auto h = store->LoadHistory();
+    REQUIRE(h.ok());
+    CHECK(h->empty());
+    CHECK_FALSE(fs::exists(tmp.path() / "nope"));
+  }
+
+  TEST_CASE("save increments the serial and load returns what was saved") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    State s = OneResource("rev1");
+    auto serial = store->Save(s);
+    REQUIRE(serial.ok());
+    CHECK(*serial == 1);
+    auto loaded = store->Load();
+    REQUIRE(loaded.ok());
+    s.serial = 1;
+    CHECK(*loaded == s);
+
+    auto serial2 = store->Save(*loaded);
+    REQUIRE(serial2.ok());
+    CHECK(*serial2 == 2);
+    SUBCASE("a stale caller's serial never moves the serial backwards") {
+      auto serial3 = store->Save(State{});
+      REQUIRE(serial3.ok());
+      CHECK(*serial3 == 3);
+    }
+    SUBCASE("a caller's higher serial is kept increasing") {
+      State high = OneResource("rev2");
+      high.serial = 40;
+      auto serial3 = store->Save(high);
+      REQUIRE(serial3.ok());
+      CHECK(*serial3 == 41);
+    }
+  }
+
+  TEST_CASE("state folder is 0700, files are 0600, no temp files are left") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / "state";
+    mode_t old_umask = ::umask(0);  // modes must not depend on the umask
+    auto store = NewFileStateStore(dir);
+    REQUIRE(store->Save(OneResource("rev1")).ok());
+    REQUIRE(store->AppendHistory(HistoryEntry{}).ok());
+    auto lock = store->Lock("reconcile apply", kHour);
+    ::umask(old_umask);
+    REQUIRE(lock.ok());
+    CHECK(ModeOf(dir) == 0700);
+    CHECK(ModeOf(dir / "state.json") == 0600);
+    CHECK(ModeOf(dir / "history.json") == 0600);
+    CHECK(ModeOf(dir / "lock.json") == 0600);
+    CHECK(Entries(dir) == std::set<std::string>{"state.json", "history.json", "lock.json"});
+  }
+
+  TEST_CASE("WriteFileAtomic writes 0600 files and leaves no temp files") {
+    TempDir tmp;
+    const fs::path path = tmp.path() / "plan.json";
+    SUBCASE("new file") {
+      REQUIRE(WriteFileAtomic(path, "{\"a\":1}\n").ok());
+      CHECK(ReadText(path) == "{\"a\":1}\n");
+    }
+    SUBCASE("replaces an existing file and its mode") {
+      WriteText(path, "old content that is longer than the new one");
+      ::chmod(path.c_str(), 0644);
+      REQUIRE(WriteFileAtomic(path, "new").ok());
+      CHECK(ReadText(path) == "new");
+    }
+    SUBCASE("empty content") {
+      REQUIRE(WriteFileAtomic(path, "").ok());
+      CHECK(ReadText(path).empty());
+    }
+    CHECK(ModeOf(path) == 0600);
+    CHECK(Entries(tmp.path()) == std::set<std::string>{"plan.json"});
+  }
+
+  TEST_CASE("WriteFileAtomic into a missing folder fails and creates nothing") {
+    TempDir tmp;
+    Status s = WriteFileAtomic(tmp.path() / "missing" / "plan.json", "x");
+    CHECK_FALSE(s.ok());
+    CHECK(Contains(s.message(), "missing"));
+    CHECK(Entries(tmp.path()).empty());
+  }
+
+  TEST_CASE("a crash mid-write leaves the previous state loadable") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    REQUIRE(store->Save(OneResource("rev1")).ok());
+    const std::string before = ReadText(dir / "state.json");
+    // What a crash between "create temp" and "rename" leaves behind.
+    const std::string full = ToJson(OneResource("rev2")).dump(2);
+    WriteText(dir / ".state.json.tmp-999999-0123456789ab", full.substr(0, full.size() / 2));
+    WriteText(dir / ".state.json.tmp-999998-ba9876543210", "");
+    WriteText(dir / ".history.json.tmp-999999-0123456789ab", "[{\"serial\":");
+
+    auto loaded = store->Load();
+    REQUIRE(loaded.ok());
+    CHECK(loaded->revision == "rev1");
+    CHECK(loaded->serial == 1);
+    auto history = store->LoadHistory();
+    REQUIRE(history.ok());
+    CHECK(history->empty());
+
+    auto serial = store->Save(OneResource("rev3"));
+    REQUIRE(serial.ok());
+    CHECK(*serial == 2);
+    CHECK(ReadText(dir / "state.json") != before);
+    CHECK(store->Load()->revision == "rev3");
+  }
+
+  TEST_CASE("a corrupt state file is kInvalid naming the file and is never overwritten") {
+    struct Row {
+      const char* name;
+      std::string content;
+      const char* want;
+    };
+    std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const Row rows[] = {
+        {"empty", "", "parse error"},
+        {"garbage", "this is not json", "parse error"},
+        {"truncated", ToJson(OneResource("r")).dump(2).substr(0, 40), "parse error"},
+        {"array", "[]", "top level: expected an object, got array"},
+        {"wrong version", R"({"version":99,"serial":1,"revision":"","resources":{}})",
+         "unsupported state format version 99"},
+        {"huge number", R"({"version":1,"serial":1e400,"revision":"","resources":{}})",
+         "number overflow"},
+        {"huge integer",
+         R"({"version":1,"serial":123456789012345678901234567890,"revision":"","resources":{}})",
+         "serial: expected an integer"},
+        {"wrong type", R"({"version":1,"serial":1,"revision":"","resources":{"agent.a":[]}})",
+         "resources[\"agent.a\"]: expected an object, got array"},
+        {"deep nesting", "{\"version\":1,\"x\":" + deep + "}", "nesting deeper than"},
+        {"NUL byte", std::string("{\"version\":1\0}", 14), "parse error"},
+    };
+    for (const Row& row : rows) {
+      SUBCASE(row.name) {
+        TempDir tmp;
+        const fs::path dir = tmp.path() / ".reconcile";
+        fs::create_directory(dir);
+        WriteText(dir / "state.json", row.content);
+        auto store = NewFileStateStore(dir);
+        auto loaded = store->Load();
+        REQUIRE_FALSE(loaded.ok());
+        CHECK(loaded.status().code() == Code::kInvalid);
+        const std::string& msg = loaded.status().message();
+        CHECK_MESSAGE(
+            Contains(msg, "state file " + (dir / "state.json").string() + " is corrupt: "), msg);
+        CHECK_MESSAGE(Contains(msg, row.want), msg);
+
+        auto saved = store->Save(OneResource("rev"));
+        CHECK_FALSE(saved.ok());
+        CHECK(saved.status().code() == Code::kInvalid);
+        CHECK(ReadText(dir / "state.json") == row.content);
+      }
+    }
+  }
+
+  TEST_CASE("history keeps the last 100 entries, oldest first") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    for (int i = 1; i <= 105; ++i) {
+      HistoryEntry e;
+      e.serial = i;
+      e.revision = "rev" + std::to_string(i);
+      e.result = "succeeded";
+      e.specs = json{{"agent.web", {{"image", "nginx:" + std::to_string(i)}}}};
+      REQUIRE(store->AppendHistory(e).ok());
+    }
+    auto history = store->LoadHistory();
+    REQUIRE(history.ok());
+    REQUIRE(history->size() == 100);
+    CHECK(history->front().serial == 6);
+    CHECK(history->back().serial == 105);
+    CHECK(history->back().specs["agent.web"]["image"] == "nginx:105");
+    json on_disk = json::parse(ReadText(dir / "history.json"));
+    CHECK(on_disk.is_array());
+    CHECK(on_disk.size() == 100);
+    CHECK(Entries(dir) == std::set<std::string>{"history.json"});
+  }
+
+  TEST_CASE("a corrupt history file is kInvalid naming the file and is never overwritten") {
+    struct Row {
+      const char* name;
+      const char* content;
+      const char* want;
+    };
+    const Row rows[] = {
+        {"garbage", "nope", "parse error"},
+        {"object", "{}", "expected an array, got object"},
+        {"bad entry", R"([{"serial":"1"}])", "[0]: serial: expected an integer, got string"},
+    };
+    for (const Row& row : rows) {
+      SUBCASE(row.name) {
+        TempDir tmp;
+        WriteText(tmp.path() / "history.json", row.content);
+        auto store = NewFileStateStore(tmp.path());
+        auto history = store->LoadHistory();
+        REQUIRE_FALSE(history.ok());
+        CHECK(history.status().code() == Code::kInvalid);
+        const std::string& msg = history.status().message();
+        CHECK_MESSAGE(Contains(msg, "history file " + (tmp.path() / "history.json").string() +
+                                        " is corrupt: "),
+                      msg);
+        CHECK_MESSAGE(Contains(msg, row.want), msg);
+        CHECK_FALSE(store->AppendHistory(HistoryEntry{}).ok());
+        CHECK(ReadText(tmp.path() / "history.json") == row.content);
+      }
+    }
+  }
+
+  TEST_CASE("lock names its holder and a second lock conflicts") {
+    TempDir tmp;
+    auto store = NewFileStateStore(tmp.path() / ".reconcile");
+    auto holder = store->Holder();
+    REQUIRE(holder.ok());
+    CHECK_FALSE(holder->has_value());
+
+    auto lock = store->Lock("reconcile apply", kHour);
+    REQUIRE(lock.ok());
+    holder = store->Holder();
+    REQUIRE(holder.ok());
+    REQUIRE(holder->has_value());
+    const LockInfo& info = **holder;
+    CHECK(info.pid == static_cast<int>(::getpid()));
+    CHECK(info.host == ThisHost());
+    CHECK(info.command == "reconcile apply");
+    CHECK(info.started_at.size() >= 20);
+    CHECK(info.started_at.back() == 'Z');
+
+    // A live holder (our own pid, recent) is never taken over.
+    auto other = NewFileStateStore(tmp.path() / ".reconcile");
+    auto second = other->Lock("reconcile plan", kHour);
+    REQUIRE_FALSE(second.ok());
+    CHECK(second.status().code() == Code::kConflict);
+    CHECK(second.status().message() ==
+          "state is locked by pid " + std::to_string(::getpid()) + " on host " + ThisHost() +
+              " since " + info.started_at +
+              " (reconcile apply); if that run is dead, run `reconcile unlock`");
+
+    (*lock)->Release();
+    holder = store->Holder();
+    REQUIRE(holder.ok());
+    CHECK_FALSE(holder->has_value());
+    auto third = other->Lock("reconcile plan", kHour);
+    CHECK(third.ok());
+  }
+
+  TEST_CASE("the lock is released when the StateLock is destroyed") {
+    TempDir tmp;
+    auto store = NewFileStateStore(tmp.path());
+    {
+      auto lock = store->Lock("reconcile apply", kHour);
+      REQUIRE(lock.ok());
+      CHECK(fs::exists(tmp.path() / "lock.json"));
+    }
+    CHECK_FALSE(fs::exists(tmp.path() / "lock.json"));
+    CHECK(store->Lock("reconcile apply", kHour).ok());
+  }
+
+  TEST_CASE("a lock held by a dead pid on this host is taken over") {
+    TempDir tmp;
+    const int dead = DeadPid();
+    WriteText(tmp.path() / "lock.json",
+              LockJson(dead, ThisHost(), "2099-01-01T00:00:00Z"));  // recent, but dead
+    auto store = NewFileStateStore(tmp.path());
+    auto lock = store->Lock("reconcile apply", kHour);
+    REQUIRE_MESSAGE(lock.ok(), lock.status().message());
+    auto holder = store->Holder();
+    REQUIRE(holder.ok());
+    REQUIRE(holder->has_value());
+    CHECK((*holder)->pid == static_cast<int>(::getpid()));
+  }
+
+  TEST_CASE("lock staleness") {
+    struct Row {
+      const char* name;
+      std::string content;
+      bool old_mtime;
+      bool taken_over;
+      std::string want;  // part of the conflict message
+    };
+    const int dead = DeadPid();
+    const Row rows[] = {
+        {"old lock from another host", LockJson(1, "elsewhere", "2000-01-01T00:00:00Z"), false,
+         true, ""},
+        {"old lock with an offset", LockJson(1, "elsewhere", "2000-01-01T00:00:00.5+02:00"), false,
+         true, ""},
+        {"recent lock from another host with a pid dead here",
+         LockJson(dead, "elsewhere", "2099-01-01T00:00:00Z"), false, false,
+         "state is locked by pid " + std::to_string(dead) +
+             " on host elsewhere since "
+             "2099-01-01T00:00:00Z (reconcile apply)"},
+        {"recent live lock on this host", LockJson(::getpid(), ThisHost(), "2099-01-01T00:00:00Z"),
+         false, false, "if that run is dead, run `reconcile unlock`"},
+        {"fresh corrupt lock", "{\"pid\":", false, false, "is unreadable"},
+        {"fresh empty lock", "", false, false, "is unreadable"},
+        {"fresh lock with a bad time", LockJson(1, "h", "yesterday"), false, false,
+         "is unreadable"},
+        {"fresh lock with pid 0", LockJson(0, ThisHost(), "2099-01-01T00:00:00Z"), false, false,
+         "is unreadable"},
+        {"old corrupt lock", "garbage", true, true, ""},
+    };
+    for (const Row& row : rows) {
+      SUBCASE(row.name) {
+        TempDir tmp;
+        const fs::path lock_path = tmp.path() / "lock.json";
+        WriteText(lock_path, row.content);
+        if (row.old_mtime) {
+          struct timespec times[2];
+          times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - 2 * 3600;
+          times[0].tv_nsec = times[1].tv_nsec = 0;
+          REQUIRE(::utimensat(AT_FDCWD, lock_path.c_str(), times, 0) == 0);
+        }
+        auto store = NewFileStateStore(tmp.path());
+        auto lock = store->Lock("reconcile apply", kHour);
+        if (row.taken_over) {
+          REQUIRE_MESSAGE(lock.ok(), lock.status().message());
+          CHECK(store->Holder()->value().pid == static_cast<int>(::getpid()));
+        } else {
+          REQUIRE_FALSE(lock.ok());
+          CHECK(lock.status().code() == Code::kConflict);
+          CHECK_MESSAGE(Contains(lock.status().message(), row.want), lock.status().message());
+          if (Contains(row.want, "unreadable")) {
+            CHECK(Contains(lock.status().message(), lock_path.string()));
+          }
+          CHECK(ReadText(lock_path) == row.content);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("unlock removes any lock; a released old holder leaves the new lock alone") {
+    TempDir tmp;
+    auto store = NewFileStateStore(tmp.path() / "s");
+    Status none = store->Unlock();
+    CHECK(none.code() == Code::kNotFound);
+
+    auto first = store->Lock("reconcile apply", kHour);
+    REQUIRE(first.ok());
+    REQUIRE(store->Unlock().ok());
+    CHECK(store->Unlock().code() == Code::kNotFound);
+
+    auto second = NewFileStateStore(tmp.path() / "s")->Lock("reconcile controller", kHour);
+    REQUIRE(second.ok());
+    first->reset();  // the first holder releases: it must not remove the second's lock
+    auto holder = store->Holder();
+    REQUIRE(holder.ok());
+    REQUIRE(holder->has_value());
+    CHECK((*holder)->command == "reconcile controller");
+  }
+
+  TEST_CASE("a corrupt lock file makes Holder kInvalid naming the file") {
+    TempDir tmp;
+    WriteText(tmp.path() / "lock.json", "[1,2");
+    auto holder = NewFileStateStore(tmp.path())->Holder();
+    REQUIRE_FALSE(holder.ok());
+    CHECK(holder.status().code() == Code::kInvalid);
+    CHECK(Contains(holder.status().message(), (tmp.path() / "lock.json").string()));
+  }
+
+  TEST_CASE("threads racing for the lock: exactly one wins") {
+    TempDir tmp;
+    constexpr int kThreads = 8;
+    std::latch start(kThreads);
+    std::latch done(kThreads);
+    std::atomic<int> wins{0};
+    std::atomic<int> conflicts{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&] {
+        auto store = NewFileStateStore(tmp.path() / ".reconcile");
+        start.arrive_and_wait();
+        auto lock = store->Lock("reconcile apply", kHour);
+        if (lock.ok()) ++wins;
+        if (!lock.ok() && lock.status().code() == Code::kConflict) ++conflicts;
+        done.arrive_and_wait();  // hold the lock until every thread has tried
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(wins == 1);
+    CHECK(conflicts == kThreads - 1);
+    CHECK_FALSE(fs::exists(tmp.path() / ".reconcile" / "lock.json"));
+  }
+
+  TEST_CASE("processes racing for the lock: exactly one wins") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    REQUIRE(NewFileStateStore(dir)->Save(State{}).ok());  // folder exists before the race
+    constexpr int kChildren = 6;
+    int go[2], results[2], finish[2];
+    REQUIRE(::pipe(go) == 0);
+    REQUIRE(::pipe(results) == 0);
+    REQUIRE(::pipe(finish) == 0);
+    std::vector<pid_t> children;
+    for (int i = 0; i < kChildren; ++i) {
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        ::close(go[1]);
+        ::close(results[0]);
+        ::close(finish[1]);
+        char c;
+        (void)!::read(go[0], &c, 1);  // EOF when the parent says go
+        auto store = NewFileStateStore(dir);
+        auto lock = store->Lock("reconcile apply", kHour);
+        char r = lock.ok() ? 'W' : (lock.status().code() == Code::kConflict ? 'L' : 'E');
+        (void)!::write(results[1], &r, 1);
+        (void)!::read(finish[0], &c, 1);  // hold the lock until everyone has tried
+        if (lock.ok()) (*lock)->Release();
+        ::_exit(0);
+      }
+      children.push_back(pid);
+    }
+    ::close(go[0]);
+    ::close(results[1]);
+    ::close(finish[0]);
+    ::close(go[1]);
+    std::string outcomes;
+    char buf[16];
+    ssize_t n;
+    while (outcomes.size() < kChildren && (n = ::read(results[0], buf, sizeof buf)) > 0) {
+      outcomes.append(buf, static_cast<size_t>(n));
+    }
+    ::close(finish[1]);
+    ::close(results[0]);
+    for (pid_t pid : children) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      CHECK(WIFEXITED(status));
+    }
+    CHECK(std::count(outcomes.begin(), outcomes.end(), 'W') == 1);
+    CHECK(std::count(outcomes.begin(), outcomes.end(), 'L') == kChildren - 1);
+    CHECK_FALSE(fs::exists(dir / "lock.json"));
+  }
+}
+
+}  // namespace
+}  // namespace reconcile
