@@ -207,7 +207,7 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
   }
   c.image = spec["image"].get<std::string>();
 
-  auto port = IntField(spec, "port", 1, 65535, 0);
+  auto port = IntField(spec, "port", 0, 65535, 0);
   if (!port.ok()) return port.status();
   c.port = *port;
   auto host_port = IntField(spec, "hostPort", 0, 65535, 0);

@@ -62,6 +62,11 @@ RunState StateOf(const json& inspect) {
   return s;
 }
 
+// Exited, dead, or restarting after an exit (restart policy unless-stopped).
+bool Stopped(const RunState& s) {
+  return s.status == "exited" || s.status == "dead" || s.status == "restarting";
+}
+
 // The host port published for `container_port`/tcp, or 0.
 int PublishedPort(const json& inspect, int container_port) {
   const std::string key = std::to_string(container_port) + "/tcp";
@@ -338,7 +343,7 @@ class DockerProvider : public Provider {
             s = StateOf(*c);
             if (s.running) return Status::Ok();
           }
-          if (s.status == "exited" || s.status == "dead") return NotRunning(id, s);
+          if (Stopped(s)) return NotRunning(id, s);
           if (std::chrono::steady_clock::now() > deadline) {
             return Status::Failed("container " + ShortId(id) + " did not start within " +
                                   std::to_string(kRunningWait.count() / 1000) + "s");
@@ -359,7 +364,7 @@ class DockerProvider : public Provider {
         auto c = c_.InspectContainer(id);
         if (!c.ok()) return c.status();
         RunState s = StateOf(*c);
-        if (!s.running && (s.status == "exited" || s.status == "dead")) return NotRunning(id, s);
+        if (Stopped(s)) return NotRunning(id, s);
         int host_port = PublishedPort(*c, port);
         if (host_port == 0) {
           last = "port " + std::to_string(port) + "/tcp is not published yet";
