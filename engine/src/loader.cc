@@ -330,7 +330,7 @@ std::string Suggest(std::string_view unknown, const std::vector<std::string>& kn
     size_t d = EditDistance(unknown, k);
     if (d < best_distance) best_distance = d, best = k;
   }
-  size_t allowed = std::max<size_t>(1, std::min<size_t>(3, best.size() / 3));
+  size_t allowed = best.size() <= 3 ? 1 : std::max<size_t>(2, std::min<size_t>(3, best.size() / 3));
   return best_distance <= allowed ? best : "";
 }
 
@@ -1003,8 +1003,8 @@ void Decoder::CloudBlock(const std::string& provider, const YamlNode& n, const s
     return CloudField{name, CloudField::kString, required, std::move(check), what};
   };
   auto num = [](const char* name) {
-    return CloudField{name, CloudField::kStringOrNumber, false, IsNoSpace,
-                      "a value without spaces"};
+    return CloudField{name, CloudField::kStringOrNumber, false,
+                      [](const std::string& v) { return !v.empty(); }, "a non-empty value"};
   };
   auto integer = [](const char* name, std::int64_t min, std::int64_t max) {
     return CloudField{name, CloudField::kInteger, false, nullptr, "", min, max};

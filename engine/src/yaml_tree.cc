@@ -135,6 +135,11 @@ class TreeBuilder final : public YAML::EventHandler {
 
   static void AddChild(YamlNode& map, std::shared_ptr<YamlNode> key,
                        std::shared_ptr<YamlNode> value, Frame* frame) {
+    if (value->kind == YamlNode::Kind::kNull && value->line != key->line) {
+      // An empty value: yaml-cpp marks the next token; point at the key instead.
+      value->line = key->line;
+      value->column = key->column;
+    }
     Account(map, *key);
     Account(map, *value);
     map.entries.emplace_back(std::move(key), std::move(value));
