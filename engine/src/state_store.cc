@@ -149,7 +149,13 @@ Result<json> ParseJson(const std::string& text) {
     }
     return j;
   } catch (const json::exception& e) {
-    return Status::Invalid(e.what());
+    // Drop nlohmann's "[json.exception.parse_error.101] " tag; keep the position.
+    std::string_view what = e.what();
+    if (what.starts_with("[json.exception.")) {
+      size_t end = what.find("] ");
+      if (end != std::string_view::npos) what.remove_prefix(end + 2);
+    }
+    return Status::Invalid(std::string(what));
   } catch (const std::exception& e) {
     return Status::Invalid(e.what());
   }

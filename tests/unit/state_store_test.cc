@@ -159,6 +159,18 @@ TEST_SUITE("state_store") {
     }
   }
 
+  TEST_CASE("the store loads the golden state file") {
+    TempDir tmp;
+    fs::copy_file(RECONCILE_SOURCE_DIR "/tests/testdata/state/state.json",
+                  tmp.path() / "state.json");
+    auto loaded = NewFileStateStore(tmp.path())->Load();
+    REQUIRE_MESSAGE(loaded.ok(), loaded.status().message());
+    CHECK(loaded->serial == 7);
+    CHECK(loaded->resources.size() == 2);
+    CHECK(loaded->resources.at("agent.web").address == "agent.web");
+    CHECK(loaded->resources.at("agent.web").instances.size() == 2);
+  }
+
   TEST_CASE("state folder is 0700, files are 0600, no temp files are left") {
     TempDir tmp;
     const fs::path dir = tmp.path() / "state";
@@ -283,14 +295,21 @@ TEST_SUITE("state_store") {
     TempDir tmp;
     const fs::path dir = tmp.path() / ".reconcile";
     auto store = NewFileStateStore(dir);
-    for (int i = 1; i <= 105; ++i) {
+    auto entry = [](int i) {
       HistoryEntry e;
       e.serial = i;
       e.revision = "rev" + std::to_string(i);
       e.result = "succeeded";
       e.specs = json{{"agent.web", {{"image", "nginx:" + std::to_string(i)}}}};
-      REQUIRE(store->AppendHistory(e).ok());
-    }
+      return e;
+    };
+    for (int i = 1; i <= 3; ++i) REQUIRE(store->AppendHistory(entry(i)).ok());
+    REQUIRE(store->LoadHistory()->size() == 3);
+    // Seed a longer file directly (each append fsyncs), then append past the limit.
+    json seeded = json::array();
+    for (int i = 1; i <= 101; ++i) seeded.push_back(ToJson(entry(i)));
+    REQUIRE(WriteFileAtomic(dir / "history.json", seeded.dump()).ok());
+    for (int i = 102; i <= 105; ++i) REQUIRE(store->AppendHistory(entry(i)).ok());
     auto history = store->LoadHistory();
     REQUIRE(history.ok());
     REQUIRE(history->size() == 100);
