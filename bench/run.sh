@@ -19,6 +19,7 @@
 #   BENCH_N=50  BENCH_REPS=3  BENCH_NOOP_REPS=3  BENCH_PARALLELISM=  (default of the CLI)
 #   BENCH_SIDES="reconcile compose"  (one side only: BENCH_SIDES=compose)
 #   BENCH_OUT=bench/out  BENCH_KEEP=1 (leave the last deployment running)
+#   BENCH_REPORT_ONLY=1 (rewrite results.md from the samples.tsv of a past run)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,10 +69,11 @@ export COMPOSE_INTERACTIVE_NO_CLI=1
 
 # --- the commands under test -------------------------------------------------
 # (arrays, not functions: GNU time runs them as programs)
-r_apply=("$reconcile" apply "$desired" --auto-approve --state "$state" "${par_args[@]}")
+# --state is a global flag: given before the command.
+r_apply=("$reconcile" --state "$state" apply "$desired" --auto-approve "${par_args[@]}")
 c_up=(docker-compose -p "$project" -f "$compose_file" up -d)
-r_destroy() { "$reconcile" destroy "$desired" --auto-approve --state "$state"; }
-r_plan() { "$reconcile" plan "$desired" --state "$state"; }
+r_destroy() { "$reconcile" --state "$state" destroy "$desired" --auto-approve; }
+r_plan() { "$reconcile" --state "$state" plan "$desired"; }
 c_down() { docker-compose -p "$project" -f "$compose_file" down --remove-orphans -t 2; }
 
 # Containers of each side, by the labels each tool sets.
@@ -185,7 +187,7 @@ cycle() {
 
 cleanup() {
   local rc=$?
-  if [[ -z "${BENCH_KEEP:-}" ]]; then
+  if [[ -z "${BENCH_KEEP:-}" && -z "${BENCH_REPORT_ONLY:-}" ]]; then
     for side in $sides; do (teardown "$side") 2>/dev/null || true; done
   fi
   rm -f "$timefile"
@@ -193,78 +195,92 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- run ----------------------------------------------------------------------
-: >"$samples"
-rm -f "$logs"/*.log
-gen 0
-log "N=$n agents, image $image, $reps repetitions ($noop_reps no-ops each), sides: $sides"
-for side in $sides; do teardown "$side"; done
-
-read -r -a side_list <<<"$sides"
-for ((rep = 1; rep <= reps; rep++)); do
-  order=("${side_list[@]}")
-  if ((rep % 2 == 0)) && ((${#side_list[@]} == 2)); then
-    order=("${side_list[1]}" "${side_list[0]}")
+# --- run and report -----------------------------------------------------------
+# One function, so bash has parsed all of it before the first step runs (an
+# edit of this file during a long run cannot derail it).
+main() {
+  if [[ -n "${BENCH_REPORT_ONLY:-}" ]]; then
+    report
+    return
   fi
-  for side in "${order[@]}"; do
-    cycle "$side" "$rep"
-  done
-done
+  : >"$samples"
+  rm -f "$logs"/*.log
+  gen 0
+  log "N=$n agents, image $image, $reps repetitions ($noop_reps no-ops each), sides: $sides"
+  for side in $sides; do teardown "$side"; done
 
-# --- report -------------------------------------------------------------------
-# agg SIDE SCENARIO FIELD(secs=3|kib=4) FUNC(median|max) -> value or empty
-agg() {
-  awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $'"$3"' }' "$samples" | sort -g |
-    awk -v f="$4" '{ v[NR] = $1 } END {
-      if (NR == 0) exit
-      if (f == "max") print v[NR]
-      else if (NR % 2) print v[(NR + 1) / 2]
-      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-samples_of() {
-  awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $3 }' "$samples" | paste -sd' ' -
-}
-fmt_s() { [[ -n "$1" ]] && printf '%.3f' "$1" || printf 'n/a'; }
-fmt_mib() { [[ -n "$1" ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || printf 'n/a'; }
-ratio() { [[ -n "$1" && -n "$2" ]] && awk -v c="$1" -v r="$2" 'BEGIN { printf "%.2f×", (r > 0 ? c / r : 0) }' || printf 'n/a'; }
-
-rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-compose_v="$(docker-compose version --short 2>/dev/null || echo n/a)"
-engine_v="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo n/a)"
-par_note="${parallelism:-CLI default}"
-results="$out/results.md"
-{
-  echo "## reconcile vs docker-compose: $n agents"
-  echo
-  echo "$(date -u +%F), commit $rev, $(nproc) cores, Docker Engine $engine_v, docker-compose $compose_v," \
-    "image \`$image\`, reconcile --parallelism $par_note. Median of $reps runs" \
-    "(no-op: $((reps * noop_reps)) runs); peak RSS is the largest of the CLI process over those runs."
-  echo
-  echo "| scenario | reconcile (s) | docker-compose (s) | compose / reconcile | reconcile peak RSS (MiB) | compose peak RSS (MiB) |"
-  echo "|---|---:|---:|---:|---:|---:|"
-  for sc in deploy noop change; do
-    case $sc in
-      deploy) label="first deploy ($n agents, from nothing)" ;;
-      noop) label="no-op re-run" ;;
-      change) label="one agent's env changed" ;;
-    esac
-    rs="$(agg reconcile "$sc" 3 median)"
-    cs="$(agg compose "$sc" 3 median)"
-    echo "| $label | $(fmt_s "$rs") | $(fmt_s "$cs") | $(ratio "$cs" "$rs") |" \
-      "$(fmt_mib "$(agg reconcile "$sc" 4 max)") | $(fmt_mib "$(agg compose "$sc" 4 max)") |"
-  done
-  echo
-  echo "Samples (s):"
-  echo
-  for side in $sides; do
-    for sc in deploy noop change; do
-      echo "- $side $sc: $(samples_of "$side" "$sc")"
+  read -r -a side_list <<<"$sides"
+  for ((rep = 1; rep <= reps; rep++)); do
+    order=("${side_list[@]}")
+    if ((rep % 2 == 0)) && ((${#side_list[@]} == 2)); then
+      order=("${side_list[1]}" "${side_list[0]}")
+    fi
+    for side in "${order[@]}"; do
+      cycle "$side" "$rep"
     done
   done
+  report
+}
+
+# --- report ---------------------------------------------------------------------
+report() {
+  # agg SIDE SCENARIO FIELD(secs=3|kib=4) FUNC(median|max) -> value or empty
+  agg() {
+    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $'"$3"' }' "$samples" | sort -g |
+      awk -v f="$4" '{ v[NR] = $1 } END {
+        if (NR == 0) exit
+        if (f == "max") print v[NR]
+        else if (NR % 2) print v[(NR + 1) / 2]
+        else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  }
+  samples_of() {
+    awk -F'\t' -v s="$1" -v c="$2" '$1 == s && $2 == c { print $3 }' "$samples" | paste -sd' ' -
+  }
+  fmt_s() { [[ -n "$1" ]] && printf '%.3f' "$1" || printf 'n/a'; }
+  fmt_mib() { [[ -n "$1" ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || printf 'n/a'; }
+  ratio() { [[ -n "$1" && -n "$2" ]] && awk -v c="$1" -v r="$2" 'BEGIN { printf "%.2f×", (r > 0 ? c / r : 0) }' || printf 'n/a'; }
+
+  rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  compose_v="$(docker-compose version --short 2>/dev/null || echo n/a)"
+  engine_v="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo n/a)"
+  par_note="${parallelism:-CLI default}"
+  results="$out/results.md"
+  {
+    echo "## reconcile vs docker-compose: $n agents"
+    echo
+    echo "$(date -u +%F), commit $rev, $(nproc) cores, Docker Engine $engine_v, docker-compose $compose_v," \
+      "image \`$image\`, reconcile --parallelism $par_note. Median of $reps runs" \
+      "(no-op: $((reps * noop_reps)) runs); peak RSS is the largest of the CLI process over those runs."
+    echo
+    echo "| scenario | reconcile (s) | docker-compose (s) | compose / reconcile | reconcile peak RSS (MiB) | compose peak RSS (MiB) |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for sc in deploy noop change; do
+      case $sc in
+        deploy) label="first deploy ($n agents, from nothing)" ;;
+        noop) label="no-op re-run" ;;
+        change) label="one agent's env changed" ;;
+      esac
+      rs="$(agg reconcile "$sc" 3 median)"
+      cs="$(agg compose "$sc" 3 median)"
+      echo "| $label | $(fmt_s "$rs") | $(fmt_s "$cs") | $(ratio "$cs" "$rs") |" \
+        "$(fmt_mib "$(agg reconcile "$sc" 4 max)") | $(fmt_mib "$(agg compose "$sc" 4 max)") |"
+    done
+    echo
+    echo "Samples (s):"
+    echo
+    for side in $sides; do
+      for sc in deploy noop change; do
+        echo "- $side $sc: $(samples_of "$side" "$sc")"
+      done
+    done
+    echo
+    echo "Both sides: same image, env, one published 127.0.0.1 ephemeral port per agent, no health" \
+      "check, run one after the other with the other side torn down. docker-compose also creates" \
+      "its project network on first deploy; reconcile uses the Target's network."
+  } >"$results"
   echo
-  echo "Both sides: same image, env, one published 127.0.0.1 ephemeral port per agent, no health" \
-    "check, run one after the other with the other side torn down. docker-compose also creates" \
-    "its project network on first deploy; reconcile uses the Target's network."
-} >"$results"
-echo
-cat "$results"
+  cat "$results"
+}
+
+main "$@"
+exit
