@@ -1,7 +1,6 @@
 #include "reconcile/drift.h"
 
 #include <algorithm>
-#include <set>
 
 namespace reconcile {
 
@@ -15,8 +14,6 @@ const char* DriftKindName(DriftItem::Kind kind) {
       return "modified";
     case DriftItem::Kind::kScaled:
       return "scaled";
-    case DriftItem::Kind::kUnrecorded:
-      return "unrecorded";
   }
   return "unknown";
 }
@@ -24,9 +21,7 @@ const char* DriftKindName(DriftItem::Kind kind) {
 std::vector<DriftItem> ComputeDrift(const State& recorded,
                                     const std::map<std::string, ObserveResponse>& observed) {
   std::vector<DriftItem> items;
-  std::set<std::pair<std::string, std::string>> known;  // (target, agent)
   for (const auto& [address, rs] : recorded.resources) {
-    known.insert({rs.target, rs.name});
     auto target = observed.find(rs.target);
     if (target == observed.end()) continue;
     std::vector<const ObservedInstance*> instances;
@@ -56,15 +51,6 @@ std::vector<DriftItem> ComputeDrift(const State& recorded,
       items.push_back({address, DriftItem::Kind::kScaled,
                        std::to_string(instances.size()) + " instance(s) run, " +
                            std::to_string(rs.instances.size()) + " recorded"});
-    }
-  }
-  for (const auto& [target, response] : observed) {
-    for (const ObservedInstance& i : response.instances) {
-      if (known.insert({target, i.agent}).second) {
-        items.push_back({"agent." + i.agent, DriftItem::Kind::kUnrecorded,
-                         i.name + " on target '" + target +
-                             "' carries reconcile's labels but is not in this state"});
-      }
     }
   }
   std::stable_sort(items.begin(), items.end(),

@@ -15,7 +15,7 @@
 namespace reconcile {
 
 struct DriftItem {
-  enum class Kind { kMissing, kStopped, kModified, kScaled, kUnrecorded };
+  enum class Kind { kMissing, kStopped, kModified, kScaled };
   std::string address;
   Kind kind = Kind::kMissing;
   std::string detail;  // for people
@@ -24,7 +24,10 @@ struct DriftItem {
 
 const char* DriftKindName(DriftItem::Kind kind);  // "missing", "stopped", ...
 
-// Items sorted by address. Targets absent from `observed` are not judged.
+// Items sorted by address. Only what the state records is judged: objects
+// with our labels that this state does not record belong to another state
+// (another tree or engine) and are not drift. Targets absent from `observed`
+// are not judged.
 std::vector<DriftItem> ComputeDrift(const State& recorded,
                                     const std::map<std::string, ObserveResponse>& observed);
 

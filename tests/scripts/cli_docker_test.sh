@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# End-to-end CLI tests against the real Docker Engine: validate, plan exit
+# codes, apply, idempotence, replace of one agent, prune, foreign containers,
+# unhealthy agents, saved plans, the state lock and drift.
+#
+# Needs: $RECONCILE (the binary), $SOURCE_DIR, $BUILD_DIR (set by CTest), a
+# Docker Engine (started here when missing) and the hello image (built here
+# when missing). Cleans up only what it created, by id.
+set -uo pipefail
+
+: "${RECONCILE:?}" "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
+bash "$SOURCE_DIR/scripts/ensure-dockerd.sh" >/dev/null || { echo "no Docker Engine"; exit 1; }
+bash "$SOURCE_DIR/scripts/hello-image.sh" "$BUILD_DIR" >/dev/null || { echo "no hello image"; exit 1; }
+
+sock=/var/run/docker.sock
+api() { curl -fsS --unix-socket "$sock" "$@"; }
+work="$(mktemp -d)"
+p="t$(printf '%04x' $((RANDOM % 65536)))"  # agent name prefix, unique per run
+foreign_id=""
+passed=0
+failed=0
+
+cleanup() {
+  "$RECONCILE" destroy "$work/tree" --auto-approve --no-color >/dev/null 2>&1 || true
+  [[ -n "$foreign_id" ]] && api -X DELETE "http://d/v1.41/containers/$foreign_id?force=1" >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   - $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL - $1"; [[ -n "${2:-}" ]] && sed 's/^/       /' <<<"$2"; }
+# expect_exit CODE NAME -- command...
+expect_exit() {
+  local want=$1 name=$2; shift 3
+  out="$("$@" 2>&1)"; code=$?
+  if [[ $code -eq $want ]]; then ok "$name (exit $code)"; else bad "$name: exit $code, want $want" "$out"; fi
+}
+contains() {  # contains NAME NEEDLE HAYSTACK
+  if grep -qF -- "$2" <<<"$3"; then ok "$1"; else bad "$1: no '$2' in output" "$3"; fi
+}
+container_id() {  # id of the container named $1, or empty
+  api "http://d/v1.41/containers/json?all=1" |
+    python3 -c "import json,sys; print(next((c['Id'] for c in json.load(sys.stdin) if '/$1' in c['Names']), ''))"
+}
+
+target_doc() {
+  cat <<YAML
+apiVersion: reconcile.dev/v1alpha1
+kind: Target
+metadata: {name: local}
+spec:
+  provider: docker
+  docker: {publishAddress: 127.0.0.1}
+YAML
+}
+agent_doc() {  # agent_doc NAME GREETING [extra spec lines]
+  cat <<YAML
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $1}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+  env: {GREETING: "$2"}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
+${3:-}
+YAML
+}
+write_tree() {  # write_tree GREETING_A GREETING_B [with_c]
+  mkdir -p "$work/tree"
+  { target_doc; agent_doc "$p-a" "$1"; agent_doc "$p-b" "$2"; [[ -n "${3:-}" ]] && agent_doc "$p-c" "c"; } \
+    >"$work/tree/agents.yaml"
+}
+R() { "$RECONCILE" --no-color "$@"; }
+
+# --- validate and schema ----------------------------------------------------
+mkdir -p "$work/bad"
+printf 'apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: x}\nspec:\n  image: i:1\n  target: nowhere\n  port: 99999\n  colour: red\n' >"$work/bad/a.yaml"
+expect_exit 1 "validate rejects a bad tree" -- R validate "$work/bad"
+contains "validate names file:line:column and field" "a.yaml:7:" "$out"
+contains "validate reports every error (unknown field too)" "colour" "$out"
+expect_exit 1 "plan on a bad tree fails" -- R plan "$work/bad"
+expect_exit 0 "schema Agent" -- R schema Agent
+contains "schema is JSON Schema 2020-12" "2020-12" "$out"
+expect_exit 1 "schema of an unknown kind" -- R schema Gadget
+
+# --- first apply, idempotence ----------------------------------------------
+write_tree one one with_c
+expect_exit 0 "validate a good tree" -- R validate "$work/tree"
+expect_exit 2 "plan shows changes (exit 2)" -- R plan "$work/tree"
+contains "plan shows a create" "+ agent \"$p-a\"" "$out"
+expect_exit 2 "--plan alias" -- "$RECONCILE" --no-color --plan "$work/tree"
+expect_exit 1 "apply without --auto-approve and no TTY refuses" -- R apply "$work/tree" </dev/null
+expect_exit 0 "apply creates three agents" -- R apply "$work/tree" --auto-approve
+ida=$(container_id "$p-a"); idb=$(container_id "$p-b"); idc=$(container_id "$p-c")
+if [[ -n "$ida" && -n "$idb" && -n "$idc" ]]; then ok "three containers exist"; else bad "containers missing: a=$ida b=$idb c=$idc"; fi
+expect_exit 0 "second apply" -- R apply "$work/tree" --auto-approve
+contains "second apply says No changes." "No changes." "$out"
+if [[ "$(container_id "$p-a")" == "$ida" && "$(container_id "$p-b")" == "$idb" && "$(container_id "$p-c")" == "$idc" ]]; then
+  ok "second apply left every container id unchanged"
+else bad "container ids changed on a no-op apply"; fi
+expect_exit 0 "plan after apply is empty (exit 0)" -- R plan "$work/tree"
+labels=$(api "http://d/v1.41/containers/$ida/json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Config"]["Labels"])')
+contains "ownership labels on the container" "reconcile.dev/managed-by': 'reconcile'" "$labels"
+contains "spec-hash label" "reconcile.dev/spec-hash': 'sha256:" "$labels"
+endpoint=$(R status "$work/tree" --json | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-a'))")
+answer=$(curl -fsS "$endpoint/" 2>&1)
+contains "the agent answers at its endpoint" '"greeting":"one"' "$answer"
+perm=$(stat -c %a "$work/tree/.reconcile/state.json")
+if [[ "$perm" == "600" ]]; then ok "state.json is mode 0600"; else bad "state.json mode $perm"; fi
+
+# --- change one agent: only it is replaced ----------------------------------
+write_tree two one with_c
+expect_exit 2 "plan shows the env change" -- R plan "$work/tree"
+contains "plan shows field-level before/after" 'env.GREETING = "one" -> "two"' "$out"
+R plan "$work/tree" --json >"$work/plan.json"
+actions=$(python3 -c "import json; print(sorted((c['name'][len('$p')+1:], c['action']) for c in json.load(open('$work/plan.json'))['changes']))")
+contains "plan --json lists one replace, two no-ops" "[('a', 'replace'), ('b', 'no-op'), ('c', 'no-op')]" "$actions"
+expect_exit 0 "apply the env change" -- R apply "$work/tree" --auto-approve
+nida=$(container_id "$p-a")
+if [[ -n "$nida" && "$nida" != "$ida" && "$(container_id "$p-b")" == "$idb" && "$(container_id "$p-c")" == "$idc" ]]; then
+  ok "only the changed agent's container was replaced"
+else bad "replace touched the wrong containers (a: $ida -> $nida)"; fi
+
+# --- remove an agent: only ours is deleted ----------------------------------
+write_tree two one
+expect_exit 0 "apply prunes the removed agent" -- R apply "$work/tree" --auto-approve
+contains "prune is reported as destroyed" "1 destroyed" "$out"
+if [[ -z "$(container_id "$p-c")" && -n "$(container_id "$p-a")" && -n "$(container_id "$p-b")" ]]; then
+  ok "only the removed agent's container is gone"
+else bad "prune removed the wrong containers"; fi
+
+# --- a foreign container with a colliding name is never taken over ----------
+foreign_id=$(api -X POST -H 'Content-Type: application/json' \
+  -d '{"Image":"reconcile/hello-agent:0.1.0"}' "http://d/v1.41/containers/create?name=$p-c" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["Id"])')
+write_tree two one with_c
+expect_exit 1 "apply refuses to take over a foreign container" -- R apply "$work/tree" --auto-approve
+contains "the error names the foreign container" "not manage" "$out"
+if [[ "$(container_id "$p-c")" == "$foreign_id" ]]; then ok "the foreign container is untouched"; else bad "foreign container changed"; fi
+api -X DELETE "http://d/v1.41/containers/$foreign_id?force=1" >/dev/null && foreign_id=""
+write_tree two one
+R apply "$work/tree" --auto-approve >/dev/null 2>&1
+
+# --- saved plans --------------------------------------------------------------
+write_tree three one
+expect_exit 2 "plan --out saves a plan" -- R plan "$work/tree" --out "$work/saved.json"
+expect_exit 0 "apply the saved plan" -- R apply "$work/saved.json"
+expect_exit 0 "plan after the saved plan is empty" -- R plan "$work/tree"
+write_tree four one
+R plan "$work/tree" --out "$work/stale.json" >/dev/null
+write_tree five one
+expect_exit 1 "a saved plan is refused when the tree changed" -- R apply "$work/stale.json"
+contains "stale plan error says why" "stale" "$out"
+write_tree three one
+
+# --- unhealthy agent ----------------------------------------------------------
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+  cat <<YAML
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $p-sick}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+  env: {HEALTH_FAIL: "1"}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 5}
+YAML
+} >"$work/tree/agents.yaml"
+expect_exit 1 "apply fails when an agent never becomes healthy" -- R apply "$work/tree" --auto-approve
+contains "the failure says it was not healthy" "health" "$out"
+write_tree three one
+R apply "$work/tree" --auto-approve >/dev/null 2>&1
+
+# --- lock -------------------------------------------------------------------
+printf '{"pid":1,"host":"%s","startedAt":"%s","command":"reconcile apply"}\n' "$(hostname)" \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$work/tree/.reconcile/lock.json"
+expect_exit 1 "a held lock blocks apply" -- R apply "$work/tree" --auto-approve
+contains "the lock error names its holder" "pid 1" "$out"
+expect_exit 0 "unlock breaks the lock" -- R unlock "$work/tree"
+expect_exit 0 "apply works after unlock" -- R apply "$work/tree" --auto-approve
+
+# --- drift ---------------------------------------------------------------------
+expect_exit 0 "no drift after apply" -- R drift "$work/tree"
+api -X POST "http://d/v1.41/containers/$(container_id "$p-b")/stop?t=1" >/dev/null
+expect_exit 2 "drift after a container was stopped" -- R drift "$work/tree"
+contains "drift names the agent and kind" "$p-b: stopped" "$out"
+expect_exit 0 "apply heals the drift" -- R apply "$work/tree" --auto-approve
+expect_exit 0 "no drift after healing" -- R drift "$work/tree"
+
+# --- destroy -------------------------------------------------------------------
+expect_exit 0 "destroy removes everything the state owns" -- R destroy "$work/tree" --auto-approve
+if [[ -z "$(container_id "$p-a")" && -z "$(container_id "$p-b")" ]]; then ok "no containers left"; else bad "destroy left containers"; fi
+
+echo "cli docker: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
