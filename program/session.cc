@@ -62,6 +62,14 @@ Provider* Session::provider_for(const std::string& target) {
 }
 
 Status Session::Observe() {
+  for (const Agent& a : desired_.agents) {
+    if (a.build) {
+      return Status::Invalid(a.location.file + ":" + std::to_string(a.location.line) +
+                             ": agent '" + a.name +
+                             "': spec.build is validated but not supported by this version "
+                             "yet; build the image yourself and set spec.image");
+    }
+  }
   std::set<std::string> targets;
   for (const Agent& a : desired_.agents) targets.insert(a.target);
   for (const auto& [address, rs] : recorded_.resources) targets.insert(rs.target);
