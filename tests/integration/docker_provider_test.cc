@@ -12,11 +12,14 @@
 // its own prefix.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -400,6 +403,43 @@ TEST_CASE_FIXTURE(Fixture, "docker: a container that exits reports its exit code
   CHECK(r.status.code() == Code::kFailed);
   CHECK(r.status.message().find("exit code 2") != std::string::npos);
   CHECK(r.status.message().find("invalid PORT") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "docker: concurrent applies for different agents") {
+  std::vector<std::string> agents = {Agent("par-c"), Agent("par-a"), Agent("par-b")};
+  std::vector<ApplyChangeResponse> results(agents.size());
+  std::vector<ApplyChangeRequest> requests(agents.size());
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    json spec = HelloSpec("parallel " + std::to_string(i));
+    spec["replicas"] = 2;
+    requests[i].target = target_;
+    requests[i].change.name = agents[i];
+    requests[i].change.action = Action::kCreate;
+    requests[i].change.desired = spec;
+    requests[i].change.desired_hash = SpecHash(spec);
+    requests[i].revision = "rev-" + RunPrefix();
+  }
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = provider_->ApplyChange(requests[i]); });
+  }
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    for (const InstanceRecord& r : results[i].instances) created_.push_back(r.id);
+    CHECK_MESSAGE(results[i].status.ok(), results[i].status.message());
+    REQUIRE(results[i].instances.size() == 2);
+    CHECK(results[i].instances[0].name == agents[i]);
+    CHECK(results[i].instances[1].name == agents[i] + "-1");
+    for (const InstanceRecord& r : results[i].instances) {
+      CHECK(Get(r.endpoint, "/health").status == 200);
+    }
+  }
+  auto all = provider_->Observe(ObserveRequest{target_});
+  REQUIRE(all.status.ok());
+  CHECK(std::is_sorted(all.instances.begin(), all.instances.end(),
+                       [](const ObservedInstance& a, const ObservedInstance& b) {
+                         return std::tie(a.agent, a.name) < std::tie(b.agent, b.name);
+                       }));
 }
 
 }  // namespace
