@@ -50,20 +50,21 @@ demo: build dockerd image
 	@$(RECONCILE) apply $(DEMO_DIR) --auto-approve
 	@echo "==> reconcile status $(DEMO_DIR)"
 	@$(RECONCILE) status $(DEMO_DIR)
-	@endpoint="$$($(RECONCILE) status $(DEMO_DIR) --json | node -e ' \
+	@agents="$$($(RECONCILE) status $(DEMO_DIR) --json | node -e ' \
 	    let s = ""; process.stdin.on("data", d => s += d).on("end", () => { \
-	      const a = (JSON.parse(s).agents || []).find(x => x.name === "hello"); \
-	      process.stdout.write((a && a.endpoint) || ""); });')"; \
-	if [[ -z "$$endpoint" ]]; then \
-	  echo "demo: reconcile status --json shows no endpoint for agent hello" >&2; exit 1; \
+	      for (const a of JSON.parse(s).agents || []) \
+	        if (a.endpoint) console.log(a.name + " " + a.endpoint); });')"; \
+	if [[ -z "$$agents" ]]; then \
+	  echo "demo: reconcile status --json shows no agent endpoint" >&2; exit 1; \
 	fi; \
-	echo; \
-	echo "==> The agent 'hello' answers at $$endpoint"; \
-	echo "    curl $$endpoint/"; \
-	curl -fsS --retry 10 --retry-connrefused --retry-delay 1 "$$endpoint/"; echo; \
-	echo; \
-	echo "Re-run 'make demo' any time: a second apply changes nothing."; \
-	echo "Remove it with: $(RECONCILE) destroy $(DEMO_DIR) --auto-approve"
+	while read -r name endpoint; do \
+	  echo; \
+	  echo "==> Agent '$$name' answers at $$endpoint"; \
+	  echo "    \$$ curl $$endpoint/"; \
+	  curl -fsS --retry 10 --retry-connrefused --retry-delay 1 "$$endpoint/"; echo; \
+	done <<<"$$agents"; \
+	echo "Run 'make demo' again: the second apply changes nothing."; \
+	echo "Remove the agent: $(RECONCILE) destroy $(DEMO_DIR) --auto-approve"
 
 test: build dockerd image
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure
