@@ -1410,7 +1410,16 @@ LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits)
     Walk(canonical_root, root, "", visited, files, diags);
   } else {
     base = root.has_parent_path() ? root.parent_path() : fs::path(".");
-    files.push_back({root.filename().string(), root});
+    std::string rel = root.filename().string();
+    if (fs::is_symlink(fs::symlink_status(root, ec))) {
+      fs::path real = fs::canonical(root, ec);
+      fs::path canonical_base = fs::canonical(base, ec);
+      if (ec || !Inside(canonical_base, real)) {
+        diags.Error(rel, 1, 1, "", "symlink leads outside the tree (to " + real.string() + ")");
+        return result;
+      }
+    }
+    files.push_back({rel, root});
   }
   std::sort(files.begin(), files.end(),
             [](const ManifestFile& a, const ManifestFile& b) { return a.rel < b.rel; });
