@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -287,6 +288,39 @@ TEST_SUITE("state_store") {
         CHECK_FALSE(saved.ok());
         CHECK(saved.status().code() == Code::kInvalid);
         CHECK(ReadText(dir / "state.json") == row.content);
+      }
+    }
+  }
+
+  TEST_CASE("mangled state files load or fail with kInvalid, never throw") {
+    TempDir tmp;
+    const std::string golden = ReadText(RECONCILE_SOURCE_DIR "/tests/testdata/state/state.json");
+    REQUIRE_FALSE(golden.empty());
+    auto store = NewFileStateStore(tmp.path());
+    std::mt19937 rng(42);  // fixed seed: the same inputs on every run
+    const char kBytes[] = "{}[]\",:0123456789.eE-+tfn \\\0\xff";
+    for (int i = 0; i < 500; ++i) {
+      std::string text = golden;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < edits; ++k) {
+        const size_t pos = rng() % text.size();
+        switch (rng() % 3) {
+          case 0:
+            text[pos] = kBytes[rng() % (sizeof kBytes - 1)];
+            break;
+          case 1:
+            text.erase(pos, 1 + rng() % 8);
+            break;
+          default:
+            text.resize(pos + 1);
+            break;
+        }
+        if (text.empty()) text = "x";
+      }
+      WriteText(tmp.path() / "state.json", text);
+      Result<State> loaded = store->Load();
+      if (!loaded.ok()) {
+        CHECK_MESSAGE(loaded.status().code() == Code::kInvalid, loaded.status().message());
       }
     }
   }
