@@ -263,5 +263,17 @@ TEST_CASE("docker provider: NewDockerProvider rejects bad hosts") {
   CHECK(p.status().message().find("target x") == 0);
 }
 
+TEST_CASE("docker provider: registers under \"docker\"") {
+  ProviderRegistry registry;
+  RegisterDockerProvider(registry);
+  CHECK(registry.Has("docker"));
+  Target t;
+  t.name = "local";
+  t.provider = "docker";
+  auto p = registry.Create(t);
+  REQUIRE_MESSAGE(p.ok(), p.status().message());
+  CHECK((*p)->Schema().updatable_fields.empty());
+}
+
 }  // namespace
 }  // namespace reconcile::docker
