@@ -339,6 +339,7 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.port != 0) labels[kLabelPort] = std::to_string(spec.port);
 
   json body = {{"Image", spec.image}, {"Env", env}, {"Labels", labels}};
+  if (!context.agent.empty()) body["Hostname"] = context.agent;
   if (!spec.command.empty()) body["Entrypoint"] = spec.command;
   if (!spec.args.empty()) body["Cmd"] = spec.args;
 

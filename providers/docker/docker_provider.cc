@@ -396,7 +396,7 @@ class DockerProvider : public Provider {
     }
 
     void Progress(const std::string& message) {
-      if (req_.progress) req_.progress("agent " + agent_ + ": " + message);
+      if (req_.progress) req_.progress(message);
     }
 
     static bool ValidName(const std::string& s) {

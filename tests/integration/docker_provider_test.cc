@@ -233,6 +233,7 @@ TEST_CASE_FIXTURE(Fixture, "docker: create, observe with labels and endpoint, HT
   auto body = json::parse(root.body, nullptr, false);
   CHECK(body["greeting"] == "hello from create");
   CHECK(body["version"] == "0.1.0");
+  CHECK(body["agent"] == agent);  // the container's hostname
   CHECK(Get(seen[0].endpoint, "/health").status == 200);
   CHECK(Get(seen[0].endpoint, "/nope").status == 404);
 

@@ -167,6 +167,7 @@ TEST_CASE("docker: BuildCreateBody") {
   REQUIRE_MESSAGE(body.ok(), body.status().message());
   const json& b = *body;
   CHECK(b["Image"] == "reconcile/hello-agent:0.1.0");
+  CHECK(b["Hostname"] == "hello");
   CHECK(b["Entrypoint"] == json::array({"/hello-agent"}));
   CHECK(b["Cmd"] == json::array({"--verbose"}));
   CHECK(b["Env"] == json::array({"API_KEY=s3cret", "GREETING=hi", "LOG_LEVEL=debug"}));
