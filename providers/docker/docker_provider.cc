@@ -180,6 +180,7 @@ class DockerProvider : public Provider {
       }
       for (const std::string& id : ids) {
         Status st = WaitHealthy(id, health);
+        if (!st.ok() && st.code() != Code::kFailed) return st;  // e.g. the engine went away
         if (!st.ok()) {
           *health = "unhealthy";
           return Status::Failed("agent " + agent_ + " did not become healthy: " + st.message());
@@ -200,10 +201,14 @@ class DockerProvider : public Provider {
         if (!id.ok()) return id.status();
         st = WaitHealthy(*id, health);
         if (!st.ok()) {
-          *health = "unhealthy";
+          if (st.code() == Code::kFailed) *health = "unhealthy";
           Status removed = RemoveOwned(*id);
           std::string cleanup =
               removed.ok() ? "" : " (removing the new container failed: " + removed.message() + ")";
+          if (st.code() != Code::kFailed) {
+            return Status(st.code(),
+                          st.message() + "; the previous version keeps serving" + cleanup);
+          }
           return Status::Failed("agent " + agent_ + " did not become healthy: " + st.message() +
                                 "; the previous version keeps serving" + cleanup);
         }
