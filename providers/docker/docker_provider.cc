@@ -122,7 +122,7 @@ class DockerProvider : public Provider {
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
       r.health = "unknown";
-      r.status = Dispatch(&r.health);
+      r.status = Redact(Dispatch(&r.health));
       Finish(&r);
       return r;
     }
@@ -398,6 +398,20 @@ class DockerProvider : public Provider {
         if (o.agent != agent_) continue;
         r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint});
       }
+    }
+
+    // Secret values go only into the create body; should the engine echo
+    // one back in an error, it is masked.
+    Status Redact(Status st) const {
+      if (st.ok()) return st;
+      std::string m = st.message();
+      for (const auto& [name, value] : req_.secret_values) {
+        if (value.size() < 3) continue;
+        for (std::size_t at = m.find(value); at != std::string::npos; at = m.find(value, at)) {
+          m.replace(at, value.size(), "<redacted>");
+        }
+      }
+      return Status(st.code(), m);
     }
 
     void Progress(const std::string& message) {

@@ -227,6 +227,13 @@ TEST_CASE("docker provider: errors are values that name the call and hide secret
     CHECK(r.status.message() == "docker: POST /containers/create: 500 disk full");
     CHECK(r.status.message().find("t0p-s3cret") == std::string::npos);
   }
+  SUBCASE("a secret echoed by the engine is masked") {
+    env.engine->Override("POST /containers/create",
+                         HttpResponse{400, R"({"message":"bad env TOKEN=t0p-s3cret"})"});
+    auto r = env.Apply(Action::kCreate, "web", Spec("hi"));
+    CHECK(r.status.code() == Code::kInvalid);
+    CHECK(r.status.message() == "docker: POST /containers/create: 400 bad env TOKEN=<redacted>");
+  }
   SUBCASE("a bad spec changes nothing") {
     json spec = Spec("hi");
     spec["resources"] = {{"memory", "a lot"}};
