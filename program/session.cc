@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <iostream>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -27,11 +28,14 @@ Status Session::LoadDesired() {
   }
   LoadResult loaded = LoadTree(options_.source);
   loaded.diagnostics.Sort();
+  // Diagnostics carry their own severity ("file:line:col: error: ..."); with
+  // JSON logs they go through the logger so every stderr line stays JSON.
   for (const Diagnostic& d : loaded.diagnostics.items()) {
-    if (d.severity == Severity::kError) {
-      spdlog::error("{}", d.ToString());
+    if (options_.log_format == "json") {
+      spdlog::log(d.severity == Severity::kError ? spdlog::level::err : spdlog::level::warn, "{}",
+                  d.ToString());
     } else {
-      spdlog::warn("{}", d.ToString());
+      std::cerr << d.ToString() << "\n";
     }
   }
   if (loaded.diagnostics.HasErrors()) {
