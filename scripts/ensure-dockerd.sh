@@ -81,8 +81,8 @@ log_offset=1
 
 start() {
   local args=("$@")
-  echo "dockerd: starting dockerd ${args[*]} (log: $log)"
-  echo "=== $(date -u +%FT%TZ) ensure-dockerd: dockerd ${args[*]}" >>"$log"
+  echo "dockerd: starting dockerd${args[*]:+ ${args[*]}} (log: $log)"
+  echo "=== $(date -u +%FT%TZ) ensure-dockerd: dockerd${args[*]:+ ${args[*]}}" >>"$log"
   log_offset=$(($(stat -c %s "$log") + 1))
   # setsid: own session, so make's or CI's process group ending does not
   # take it along; nohup: ignore SIGHUP when the terminal goes.
