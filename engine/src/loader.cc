@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "reconcile/spec.h"
 #include "yaml_tree.h"
 
 namespace reconcile {
@@ -282,26 +283,11 @@ bool IsUuid(std::string_view s) {
   }
   return true;
 }
-// ^[0-9]{1,9}(ms|s|m|h)$; `nonzero` adds "not all zeros".
+// A duration as spec.h's ParseDuration reads it; `nonzero` rejects "0s".
 std::optional<std::int64_t> ParseDuration(std::string_view s, bool nonzero) {
-  std::int64_t factor = 0;
-  std::string_view digits;
-  if (s.size() > 2 && s.substr(s.size() - 2) == "ms") {
-    factor = 1, digits = s.substr(0, s.size() - 2);
-  } else if (s.size() > 1 && s.back() == 's') {
-    factor = 1000, digits = s.substr(0, s.size() - 1);
-  } else if (s.size() > 1 && s.back() == 'm') {
-    factor = 60 * 1000, digits = s.substr(0, s.size() - 1);
-  } else if (s.size() > 1 && s.back() == 'h') {
-    factor = 3600 * 1000, digits = s.substr(0, s.size() - 1);
-  } else {
-    return std::nullopt;
-  }
-  if (digits.size() > 9 || !AllOf(digits, IsDigit)) return std::nullopt;
-  std::int64_t n = 0;
-  std::from_chars(digits.data(), digits.data() + digits.size(), n);
-  if (nonzero && n == 0) return std::nullopt;
-  return n * factor;
+  auto ms = reconcile::ParseDuration(std::string(s));
+  if (!ms || (nonzero && *ms == 0)) return std::nullopt;
+  return ms;
 }
 
 // ---------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <tuple>
+
+#include "reconcile/spec.h"
 
 namespace reconcile::docker {
 namespace {
@@ -170,23 +173,10 @@ Result<std::int64_t> ParseNanoCpus(const std::string& s) {
 }
 
 Result<std::int64_t> ParseDurationMs(const std::string& s) {
-  double n = 0;
-  std::string suffix;
-  if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("duration '" + s + "': not a number");
-  double ms = 0;
-  if (suffix == "ms") {
-    ms = n;
-  } else if (suffix == "s") {
-    ms = n * 1000;
-  } else if (suffix == "m") {
-    ms = n * 60000;
-  } else if (suffix == "h") {
-    ms = n * 3600000;
-  } else {
-    return Status::Invalid("duration '" + s + "': expected a unit (ms, s, m, h)");
-  }
-  if (ms > 24.0 * 3600000) return Status::Invalid("duration '" + s + "': too long");
-  return static_cast<std::int64_t>(std::llround(ms));
+  std::optional<std::int64_t> ms = ParseDuration(s);
+  if (!ms) return Status::Invalid("duration '" + s + "': expected <digits><ms|s|m|h>");
+  if (*ms > 24LL * 3600000) return Status::Invalid("duration '" + s + "': too long");
+  return *ms;
 }
 
 std::string ContainerName(const std::string& agent, int index) {

@@ -47,7 +47,7 @@ Result<ContainerSpec> ContainerSpecFromJson(const nlohmann::json& spec);
 Result<std::int64_t> ParseMemoryBytes(const std::string& s);
 // "0.5", "2", "500m" -> nano CPUs. kInvalid otherwise (and for <= 0).
 Result<std::int64_t> ParseNanoCpus(const std::string& s);
-// "200ms", "2s", "1.5s", "1m", "1h" -> milliseconds.
+// "200ms", "2s", "1m", "1h" (spec.h ParseDuration, at most 24h) -> milliseconds.
 Result<std::int64_t> ParseDurationMs(const std::string& s);
 
 // Container name of replica `index`: "<agent>" for 0, "<agent>-<index>" after.
