@@ -253,12 +253,13 @@ report() {
   compose_v="$(docker-compose version --short 2>/dev/null || echo n/a)"
   engine_v="$(docker version --format '{{.Server.Version}}' 2>/dev/null || echo n/a)"
   par_note="${parallelism:-CLI default}"
+  bin_note="$(realpath --relative-to="$root" "$reconcile" 2>/dev/null || echo "$reconcile")"
   results="$out/results.md"
   {
     echo "## reconcile vs docker-compose: $n agents"
     echo
     echo "$(date -u +%F), commit $rev, $(nproc) cores, Docker Engine $engine_v, docker-compose $compose_v," \
-      "image \`$image\`, reconcile --parallelism $par_note. Median of $reps runs" \
+      "image \`$image\`, reconcile binary \`$bin_note\` (--parallelism $par_note). Median of $reps runs" \
       "(no-op: $((reps * noop_reps)) runs); peak RSS is the largest of the CLI process over those runs."
     echo
     echo "| scenario | reconcile (s) | docker-compose (s) | compose / reconcile | reconcile peak RSS (MiB) | compose peak RSS (MiB) |"
