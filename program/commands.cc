@@ -5,8 +5,8 @@
 #include <iostream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "console.h"
 #include "reconcile/applier.h"
@@ -69,9 +69,9 @@ Result<std::map<std::string, std::string>> SecretsFor(const Session& session,
 
 std::string Summary(const Plan& plan) {
   std::ostringstream out;
-  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate)
-      << " changed, " << plan.Count(Action::kReplace) << " replaced, "
-      << plan.Count(Action::kDelete) << " destroyed";
+  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate) << " changed, "
+      << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
+      << " destroyed";
   return out.str();
 }
 
@@ -116,10 +116,11 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
     if (refreshed) {
       if (Result<int> saved = session.store().Save(state); !saved.ok()) return Fail(saved.status());
     }
-    std::cout << "No changes. The running agents match the desired state ("
-              << plan.revision << ").\n";
+    std::cout << "No changes. The running agents match the desired state (" << plan.revision
+              << ").\n";
     return kExitOk;
   }
+  std::cout << std::flush;  // the plan before the progress lines (stderr)
   ConsoleObserver observer;
   ApplyContext ctx;
   ctx.provider_for = [&](const std::string& t) { return session.provider_for(t); };
@@ -167,9 +168,9 @@ int CmdValidate(const GlobalOptions& g) {
   Session session(g, &none);
   if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
   const DesiredState& d = session.desired();
-  std::cout << "Valid: " << d.agents.size() << " agent(s), " << d.registries.size()
-            << " registr" << (d.registries.size() == 1 ? "y" : "ies") << ", "
-            << d.targets.size() << " target(s) (" << d.revision << ").\n";
+  std::cout << "Valid: " << d.agents.size() << " agent(s), " << d.registries.size() << " registr"
+            << (d.registries.size() == 1 ? "y" : "ies") << ", " << d.targets.size()
+            << " target(s) (" << d.revision << ").\n";
   return kExitOk;
 }
 
@@ -309,8 +310,7 @@ int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_j
   } else {
     std::cout << "Drift detected (" << items.size() << "):\n";
     for (const DriftItem& i : items) {
-      std::cout << "  " << i.address << ": " << DriftKindName(i.kind) << " - " << i.detail
-                << "\n";
+      std::cout << "  " << i.address << ": " << DriftKindName(i.kind) << " - " << i.detail << "\n";
     }
     std::cout << "\nRun `reconcile apply` to bring it back to the desired state.\n";
   }
@@ -371,11 +371,10 @@ int CmdHistory(const GlobalOptions& g, bool as_json) {
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-6s %-18s %-22s %-10s %s\n", "SERIAL", "REVISION", "APPLIED", "RESULT",
-              "SUMMARY");
+  std::printf("%-6s %-18s %-22s %-10s %s\n", "SERIAL", "REVISION", "APPLIED", "RESULT", "SUMMARY");
   for (const HistoryEntry& e : *history) {
-    std::printf("%-6d %-18s %-22s %-10s %s\n", e.serial, e.revision.c_str(),
-                e.applied_at.c_str(), e.result.c_str(), e.summary.c_str());
+    std::printf("%-6d %-18s %-22s %-10s %s\n", e.serial, e.revision.c_str(), e.applied_at.c_str(),
+                e.result.c_str(), e.summary.c_str());
   }
   return kExitOk;
 }

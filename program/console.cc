@@ -5,11 +5,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace reconcile::cli {
 
@@ -24,8 +24,8 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     std::string text(msg.payload.data(), msg.payload.size());
-    std::string quoted = nlohmann::json(text).dump(-1, ' ', false,
-                                                   nlohmann::json::error_handler_t::replace);
+    std::string quoted =
+        nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(quoted.data(), quoted.data() + quoted.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -77,11 +77,12 @@ void ConsoleObserver::OnEvent(const Event& e) {
       spdlog::debug("{}", e.message);
       break;
     case Event::Type::kChangeStarted:
-      spdlog::info("{}: {}...", e.address, e.message == "create"    ? "Creating"
-                                           : e.message == "update"  ? "Updating in place"
-                                           : e.message == "replace" ? "Replacing"
-                                           : e.message == "delete"  ? "Destroying"
-                                                                     : e.message.c_str());
+      spdlog::info("{}: {}...", e.address,
+                   e.message == "create"    ? "Creating"
+                   : e.message == "update"  ? "Updating in place"
+                   : e.message == "replace" ? "Replacing"
+                   : e.message == "delete"  ? "Destroying"
+                                            : e.message.c_str());
       break;
     case Event::Type::kChangeProgress:
       spdlog::info("{}: {} [{} elapsed]", e.address, e.message, Seconds(e.elapsed));

@@ -2,8 +2,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "console.h"
@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"reconcile: a declarative reconcile engine for containerized agents"};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags also after the command: `apply DIR --state S`
   app.set_version_flag("--version", "reconcile 0.1.0");
   GlobalOptions g;
   std::string positional;
@@ -40,7 +41,8 @@ int main(int argc, char** argv) {
     cmd->add_option("source", positional, "desired-state folder (same as --source)");
     return cmd;
   };
-  auto* validate = with_source(app.add_subcommand("validate", "load and validate; print all errors"));
+  auto* validate =
+      with_source(app.add_subcommand("validate", "load and validate; print all errors"));
   PlanFlags plan_flags;
   auto* plan = with_source(app.add_subcommand("plan", "observe and show what would change"));
   plan->add_flag("--json", plan_flags.json, "machine-readable plan");

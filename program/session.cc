@@ -68,8 +68,8 @@ Provider* Session::provider_for(const std::string& target) {
 Status Session::Observe() {
   for (const Agent& a : desired_.agents) {
     if (a.build) {
-      return Status::Invalid(a.location.file + ":" + std::to_string(a.location.line) +
-                             ": agent '" + a.name +
+      return Status::Invalid(a.location.file + ":" + std::to_string(a.location.line) + ": agent '" +
+                             a.name +
                              "': spec.build is validated but not supported by this version "
                              "yet; build the image yourself and set spec.image");
     }

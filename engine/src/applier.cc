@@ -113,8 +113,7 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
 
   // Marks `address` done; with failure, skips everything that depends on it.
   // Caller holds mu.
-  std::function<void(const std::string&, bool)> finish = [&](const std::string& address,
-                                                              bool ok) {
+  std::function<void(const std::string&, bool)> finish = [&](const std::string& address, bool ok) {
     ++finished;
     for (const std::string& d : dependents[address]) {
       if (!ok) {
@@ -171,8 +170,7 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
       if (ok) {
         ++result.succeeded;
         ctx.observer->OnEvent({Event::Type::kChangeSucceeded, address,
-                               std::string(ActionName(change.action)) + " complete",
-                               Since(start)});
+                               std::string(ActionName(change.action)) + " complete", Since(start)});
       } else {
         ++result.failed;
         failed_set.insert(address);

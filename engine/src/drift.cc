@@ -41,9 +41,9 @@ std::vector<DriftItem> ComputeDrift(const State& recorded,
     }
     for (const ObservedInstance* i : instances) {
       if (i->spec_hash != rs.spec_hash) {
-        items.push_back({address, DriftItem::Kind::kModified,
-                         i->name + " runs spec " + i->spec_hash + ", state records " +
-                             rs.spec_hash});
+        items.push_back(
+            {address, DriftItem::Kind::kModified,
+             i->name + " runs spec " + i->spec_hash + ", state records " + rs.spec_hash});
         break;
       }
     }

@@ -73,8 +73,8 @@ Result<Plan> PlanFromJson(const json& j) {
   if (Status s = Field(j, "formatVersion", "plan", version); !s.ok()) return s;
   if (version != Plan::kFormatVersion) {
     return Status::Invalid("plan: formatVersion " + std::to_string(version) +
-                           " is not supported (expected " +
-                           std::to_string(Plan::kFormatVersion) + ")");
+                           " is not supported (expected " + std::to_string(Plan::kFormatVersion) +
+                           ")");
   }
   Plan plan;
   json changes;
@@ -90,13 +90,12 @@ Result<Plan> PlanFromJson(const json& j) {
     Change c;
     std::string action;
     json fields, prior;
-    for (Status s : {Field(cj, "address", path, c.address), Field(cj, "name", path, c.name),
-                     Field(cj, "action", path, action), Field(cj, "target", path, c.target),
-                     Field(cj, "provider", path, c.provider), Field(cj, "fields", path, fields),
-                     Field(cj, "reason", path, c.reason),
-                     Field(cj, "desiredHash", path, c.desired_hash),
-                     Field(cj, "prior", path, prior),
-                     Field(cj, "dependsOn", path, c.depends_on)}) {
+    for (Status s :
+         {Field(cj, "address", path, c.address), Field(cj, "name", path, c.name),
+          Field(cj, "action", path, action), Field(cj, "target", path, c.target),
+          Field(cj, "provider", path, c.provider), Field(cj, "fields", path, fields),
+          Field(cj, "reason", path, c.reason), Field(cj, "desiredHash", path, c.desired_hash),
+          Field(cj, "prior", path, prior), Field(cj, "dependsOn", path, c.depends_on)}) {
       if (!s.ok()) return s;
     }
     auto a = ActionFromName(action);

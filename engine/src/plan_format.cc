@@ -80,8 +80,7 @@ std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
       } else if (c.action == Action::kDelete || !f.after) {
         line = paint(kRed, "-") + " " + name + " = " + Value(f.before);
       } else {
-        line = paint(kYellow, "~") + " " + name + " = " + Value(f.before) + " -> " +
-               Value(f.after);
+        line = paint(kYellow, "~") + " " + name + " = " + Value(f.before) + " -> " + Value(f.after);
       }
       if (c.action == Action::kReplace && f.forces_replace) {
         line += paint(kRed, " # forces replacement");

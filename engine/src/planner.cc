@@ -27,8 +27,7 @@ void Flatten(const json& value, const std::string& prefix, std::map<std::string,
 std::string TopField(const std::string& path) { return path.substr(0, path.find('.')); }
 
 // Field-level differences between two normalized specs (either may be null).
-std::vector<FieldChange> Diff(const json& before, const json& after,
-                              const ProviderSchema& schema) {
+std::vector<FieldChange> Diff(const json& before, const json& after, const ProviderSchema& schema) {
   std::map<std::string, json> b, a;
   if (!before.is_null()) Flatten(before, "", b);
   if (!after.is_null()) Flatten(after, "", a);
@@ -203,8 +202,9 @@ Plan ComputePlan(const PlanInput& input) {
       }
     }
     c.prior = Refs(instances);
-    c.reason = instances.empty() ? "removed from the desired state (already gone; dropped from state)"
-                                 : "removed from the desired state";
+    c.reason = instances.empty()
+                   ? "removed from the desired state (already gone; dropped from state)"
+                   : "removed from the desired state";
     plan.changes.push_back(std::move(c));
   }
   std::sort(plan.changes.begin(), plan.changes.end(),

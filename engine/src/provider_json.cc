@@ -12,11 +12,11 @@ namespace {
 constexpr Code kCodes[] = {Code::kOk,          Code::kInvalid, Code::kNotFound, Code::kConflict,
                            Code::kUnavailable, Code::kFailed,  Code::kInternal};
 
-#define RETURN_IF_ERROR(expr)          \
-  do {                                 \
+#define RETURN_IF_ERROR(expr)           \
+  do {                                  \
     if (Status _s = (expr); !_s.ok()) { \
-      return _s;                       \
-    }                                  \
+      return _s;                        \
+    }                                   \
   } while (0)
 
 }  // namespace
@@ -38,9 +38,7 @@ Status StatusFromJson(const json& j, Status& out) {
   return Status::Invalid("status.code: unknown code '" + code + "'");
 }
 
-json ToJson(const ProviderSchema& schema) {
-  return {{"updatableFields", schema.updatable_fields}};
-}
+json ToJson(const ProviderSchema& schema) { return {{"updatableFields", schema.updatable_fields}}; }
 
 Result<ProviderSchema> ProviderSchemaFromJson(const json& j) {
   ProviderSchema s;
@@ -49,9 +47,15 @@ Result<ProviderSchema> ProviderSchemaFromJson(const json& j) {
 }
 
 json ToJson(const ObservedInstance& i) {
-  return {{"id", i.id},           {"name", i.name},   {"agent", i.agent},
-          {"specHash", i.spec_hash}, {"revision", i.revision}, {"image", i.image},
-          {"state", i.state},     {"running", i.running}, {"endpoint", i.endpoint}};
+  return {{"id", i.id},
+          {"name", i.name},
+          {"agent", i.agent},
+          {"specHash", i.spec_hash},
+          {"revision", i.revision},
+          {"image", i.image},
+          {"state", i.state},
+          {"running", i.running},
+          {"endpoint", i.endpoint}};
 }
 
 Result<ObservedInstance> ObservedInstanceFromJson(const json& j) {
@@ -92,7 +96,8 @@ Result<ObserveResponse> ObserveResponseFromJson(const json& j) {
 
 json ToJson(const ApplyChangeRequest& request, bool include_secrets) {
   json prior = json::array();
-  for (const InstanceRef& r : request.change.prior) prior.push_back({{"id", r.id}, {"name", r.name}});
+  for (const InstanceRef& r : request.change.prior)
+    prior.push_back({{"id", r.id}, {"name", r.name}});
   json j = {{"target", {{"name", request.target.name}, {"provider", request.target.provider}}},
             {"address", request.change.address},
             {"name", request.change.name},

@@ -24,8 +24,8 @@ std::string ResolveImage(const Agent& agent, const Registry* registry,
       break;
   }
   if (tag.empty()) tag = "latest";
-  std::string ref = registry->url.empty() ? registry->repository
-                                          : registry->url + "/" + registry->repository;
+  std::string ref =
+      registry->url.empty() ? registry->repository : registry->url + "/" + registry->repository;
   return ref + ":" + tag;
 }
 

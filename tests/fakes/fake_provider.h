@@ -15,8 +15,8 @@ namespace reconcile::testing {
 class FakeProvider final : public Provider {
  public:
   ProviderSchema schema;
-  std::map<std::string, Status> fail;        // address -> status to return
-  std::map<std::string, int> fail_times;     // address -> how many times (default: always)
+  std::map<std::string, Status> fail;     // address -> status to return
+  std::map<std::string, int> fail_times;  // address -> how many times (default: always)
 
   ProviderSchema Schema() const override { return schema; }
 

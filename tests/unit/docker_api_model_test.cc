@@ -8,8 +8,8 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "docker/container_spec.h"
 
@@ -19,9 +19,8 @@ namespace {
 using nlohmann::json;
 
 const YAML::Node& Model() {
-  static const YAML::Node model =
-      YAML::LoadFile(std::string(RECONCILE_VECTORS_DIR) +
-                     "/api-models/docker-engine-swagger-v1.41.yaml");
+  static const YAML::Node model = YAML::LoadFile(std::string(RECONCILE_VECTORS_DIR) +
+                                                 "/api-models/docker-engine-swagger-v1.41.yaml");
   return model;
 }
 
@@ -142,15 +141,13 @@ TEST_CASE("docker API model: the list fields we read are documented") {
     CHECK_MESSAGE(port.count(field) == 1, field);
   }
   // A list answer shaped like the model's own example parses.
-  json list = json::array({{{"Id", "8dfafdbc3a40"},
-                            {"Names", {"/boring_feynman"}},
-                            {"Image", "ubuntu:latest"},
-                            {"State", "Exited"},
-                            {"Labels",
-                             {{"reconcile.dev/managed-by", "reconcile"},
-                              {"reconcile.dev/agent", "boring"}}},
-                            {"Ports", {{{"PrivatePort", 2222}, {"PublicPort", 3333},
-                                        {"Type", "tcp"}}}}}});
+  json list = json::array(
+      {{{"Id", "8dfafdbc3a40"},
+        {"Names", {"/boring_feynman"}},
+        {"Image", "ubuntu:latest"},
+        {"State", "Exited"},
+        {"Labels", {{"reconcile.dev/managed-by", "reconcile"}, {"reconcile.dev/agent", "boring"}}},
+        {"Ports", {{{"PrivatePort", 2222}, {"PublicPort", 3333}, {"Type", "tcp"}}}}}});
   auto parsed = ParseContainerList(list, "127.0.0.1");
   REQUIRE(parsed.ok());
   REQUIRE(parsed->size() == 1);

@@ -41,8 +41,8 @@ struct ApplyOptions {
 };
 
 struct ApplyResult {
-  State state;        // the updated state (always)
-  Status status;      // first failure, or ok
+  State state;    // the updated state (always)
+  Status status;  // first failure, or ok
   int succeeded = 0;
   int failed = 0;
   int skipped = 0;

@@ -30,8 +30,8 @@ class Diagnostics {
  public:
   void Add(Diagnostic d) { items_.push_back(std::move(d)); }
   void Error(std::string file, int line, int column, std::string field, std::string message) {
-    items_.push_back({Severity::kError, std::move(file), line, column, std::move(field),
-                      std::move(message)});
+    items_.push_back(
+        {Severity::kError, std::move(file), line, column, std::move(field), std::move(message)});
   }
   void Append(const Diagnostics& other) {
     items_.insert(items_.end(), other.items_.begin(), other.items_.end());

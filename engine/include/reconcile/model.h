@@ -67,12 +67,12 @@ enum class DriftMode { kReport, kHeal };
 struct Agent {
   std::string name;
   std::map<std::string, std::string> labels;
-  std::string image;                // set unless build is
+  std::string image;  // set unless build is
   std::optional<BuildSpec> build;
-  std::string registry;             // Registry name (required with build)
-  std::string target;               // Target name
+  std::string registry;  // Registry name (required with build)
+  std::string target;    // Target name
   int port = 0;
-  int host_port = 0;                // Docker only; 0: ephemeral
+  int host_port = 0;  // Docker only; 0: ephemeral
   std::vector<std::string> command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
@@ -105,7 +105,7 @@ struct Registry {
 
 struct DockerTarget {
   std::string host = "unix:///var/run/docker.sock";
-  std::string network;                     // empty: the default bridge
+  std::string network;  // empty: the default bridge
   std::string publish_address = "127.0.0.1";
   friend bool operator==(const DockerTarget&, const DockerTarget&) = default;
 };

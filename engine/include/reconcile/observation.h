@@ -34,9 +34,9 @@ struct ObservedInstance {
   std::string spec_hash;  // value of reconcile.dev/spec-hash
   std::string revision;   // value of reconcile.dev/revision
   std::string image;
-  std::string state;      // provider's word: "running", "exited", "created", ...
-  bool running = false;   // true when the provider considers it serving
-  std::string endpoint;   // e.g. "http://127.0.0.1:49153"; empty if none
+  std::string state;     // provider's word: "running", "exited", "created", ...
+  bool running = false;  // true when the provider considers it serving
+  std::string endpoint;  // e.g. "http://127.0.0.1:49153"; empty if none
   friend bool operator==(const ObservedInstance&, const ObservedInstance&) = default;
 };
 

@@ -45,11 +45,11 @@ struct Change {
   std::string target;    // Target name (provider instance) the change runs on
   std::string provider;  // provider name of that target
   std::vector<FieldChange> fields;
-  std::string reason;                            // human explanation
-  nlohmann::json desired = nullptr;              // normalized spec to apply (null for delete)
-  std::string desired_hash;                      // SpecHash(desired); empty for delete
-  std::vector<InstanceRef> prior;                // instances to act on (update/replace/delete)
-  std::vector<std::string> depends_on;           // addresses that must be applied first
+  std::string reason;                   // human explanation
+  nlohmann::json desired = nullptr;     // normalized spec to apply (null for delete)
+  std::string desired_hash;             // SpecHash(desired); empty for delete
+  std::vector<InstanceRef> prior;       // instances to act on (update/replace/delete)
+  std::vector<std::string> depends_on;  // addresses that must be applied first
 
   friend bool operator==(const Change&, const Change&) = default;
 };

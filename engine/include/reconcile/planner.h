@@ -8,8 +8,8 @@
 #include <string>
 
 #include "reconcile/model.h"
-#include "reconcile/plan.h"
 #include "reconcile/observation.h"
+#include "reconcile/plan.h"
 #include "reconcile/state.h"
 
 namespace reconcile {

@@ -30,8 +30,8 @@ struct ResourceState {
 
 struct State {
   static constexpr int kFormatVersion = 1;
-  int serial = 0;         // incremented on every save
-  std::string revision;   // last revision applied in full
+  int serial = 0;                                  // incremented on every save
+  std::string revision;                            // last revision applied in full
   std::map<std::string, ResourceState> resources;  // by address
   friend bool operator==(const State&, const State&) = default;
 };
@@ -40,8 +40,8 @@ struct HistoryEntry {
   int serial = 0;
   std::string revision;
   std::string applied_at;
-  std::string result;  // "succeeded" | "failed"
-  std::string summary; // "2 created, 1 replaced"
+  std::string result;                               // "succeeded" | "failed"
+  std::string summary;                              // "2 created, 1 replaced"
   nlohmann::json specs = nlohmann::json::object();  // address -> normalized spec
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };

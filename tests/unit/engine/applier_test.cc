@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <mutex>
 
-#include "unit/engine/test_world.h"
 #include "fakes/fake_provider.h"
 #include "reconcile/planner.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
@@ -35,8 +35,8 @@ class RecordingObserver final : public EventObserver {
   }
   int Count(Event::Type t) {
     std::lock_guard<std::mutex> lock(mu);
-    return static_cast<int>(std::count_if(events.begin(), events.end(),
-                                          [&](const Event& e) { return e.type == t; }));
+    return static_cast<int>(
+        std::count_if(events.begin(), events.end(), [&](const Event& e) { return e.type == t; }));
   }
   std::mutex mu;
   std::vector<Event> events;

@@ -37,9 +37,15 @@ TEST_CASE("drift: each kind") {
          v[0].spec_hash = "sha256:other";
        },
        {"modified"}},
-      {"scaled", [&](auto& v) { v = {Running(a, "c1"), Running(a, "c2")}; }, {"scaled"}},
+      {"scaled",
+       [&](auto& v) {
+         v = {Running(a, "c1"), Running(a, "c2")};
+       },
+       {"scaled"}},
       {"another state's agent is not drift",
-       [&](auto& v) { v = {Running(a, "c1"), Running(MakeAgent("x"), "c9")}; },
+       [&](auto& v) {
+         v = {Running(a, "c1"), Running(MakeAgent("x"), "c9")};
+       },
        {}},
   };
   for (const Row& row : rows) {

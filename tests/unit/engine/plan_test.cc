@@ -5,9 +5,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "unit/engine/test_world.h"
 #include "reconcile/plan_format.h"
 #include "reconcile/planner.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
@@ -78,7 +78,11 @@ TEST_CASE("plan: malformed JSON is rejected with the field named") {
       {"unsorted", [](json& j) { std::swap(j["changes"][0], j["changes"][1]); },
        "sorted and unique"},
       {"bad desired", [](json& j) { j["changes"][0]["desired"] = 3; }, "desired"},
-      {"bad prior", [](json& j) { j["changes"][0]["prior"] = {{{"id", 1}}}; }, "prior[0].id"},
+      {"bad prior",
+       [](json& j) {
+         j["changes"][0]["prior"] = {{{"id", 1}}};
+       },
+       "prior[0].id"},
   };
   for (const Row& row : rows) {
     SUBCASE(row.name) {

@@ -61,8 +61,7 @@ TEST_CASE("planner: one action per situation") {
        },
        Action::kNoOp, "up to date"},
       {"same spec but no state entry (lost state) is a no-op",
-       [&](World& w) { w.observed.instances = {Running(a, "c1")}; }, Action::kNoOp,
-       "up to date"},
+       [&](World& w) { w.observed.instances = {Running(a, "c1")}; }, Action::kNoOp, "up to date"},
       {"recorded but gone is created again",
        [&](World& w) { w.recorded.resources["agent.a"] = Recorded(a, "c1"); }, Action::kCreate,
        "removed outside reconcile"},
@@ -106,8 +105,8 @@ TEST_CASE("planner: one action per situation") {
          w.recorded.resources["agent.a"].health = "unhealthy";
        },
        Action::kReplace, "tainted"},
-      {"suspended agent is left alone",
-       [&](World& w) { w.desired.agents[0].suspend = true; }, Action::kNoOp, "suspended"},
+      {"suspended agent is left alone", [&](World& w) { w.desired.agents[0].suspend = true; },
+       Action::kNoOp, "suspended"},
   };
   for (const Row& row : rows) {
     SUBCASE(row.name) {

@@ -69,7 +69,8 @@ TEST_CASE("provider messages: malformed input is an error, not a crash") {
   };
   std::vector<Row> rows = {
       {"not an object", json::array(), "expected an object"},
-      {"bad status code", {{"status", {{"code", "meh"}}}, {"instances", json::array()}},
+      {"bad status code",
+       {{"status", {{"code", "meh"}}}, {"instances", json::array()}},
        "unknown code 'meh'"},
       {"instances not an array",
        {{"status", {{"code", "ok"}}}, {"instances", 3}},

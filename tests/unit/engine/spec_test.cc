@@ -14,11 +14,20 @@ TEST_CASE("spec: durations parse and format canonically") {
     const char* canonical;
   };
   std::vector<Row> rows = {
-      {"250ms", 250, "250ms"}, {"2s", 2000, "2s"},     {"2000ms", 2000, "2s"},
-      {"90s", 90000, "90s"},   {"5m", 300000, "5m"},   {"1h", 3600000, "1h"},
-      {"0s", 0, "0s"},         {"", std::nullopt, ""}, {"s", std::nullopt, ""},
-      {"2", std::nullopt, ""}, {"1.5s", std::nullopt, ""}, {"-1s", std::nullopt, ""},
-      {"3d", std::nullopt, ""}, {"9999999999999s", std::nullopt, ""},
+      {"250ms", 250, "250ms"},
+      {"2s", 2000, "2s"},
+      {"2000ms", 2000, "2s"},
+      {"90s", 90000, "90s"},
+      {"5m", 300000, "5m"},
+      {"1h", 3600000, "1h"},
+      {"0s", 0, "0s"},
+      {"", std::nullopt, ""},
+      {"s", std::nullopt, ""},
+      {"2", std::nullopt, ""},
+      {"1.5s", std::nullopt, ""},
+      {"-1s", std::nullopt, ""},
+      {"3d", std::nullopt, ""},
+      {"9999999999999s", std::nullopt, ""},
   };
   for (const Row& row : rows) {
     SUBCASE(row.text) {
