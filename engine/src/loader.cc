@@ -382,7 +382,9 @@ class Decoder {
   std::map<std::string, std::string> StringMap(const YamlNode& n, const std::string& path,
                                                bool any_scalar, bool env_names);
 
-  void Metadata(const YamlNode& n, std::string& name, std::map<std::string, std::string>& labels);
+  void Metadata(const YamlNode& n, std::string& name, std::map<std::string, std::string>& labels,
+                SourceLocation& name_at);
+  SourceLocation At(const YamlNode& n) const { return {file_, n.line, n.column}; }
   void AgentSpec(const Fields& spec, Agent& a);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
@@ -560,7 +562,7 @@ std::map<std::string, std::string> Decoder::StringMap(const YamlNode& n, const s
 }
 
 void Decoder::Metadata(const YamlNode& n, std::string& name,
-                       std::map<std::string, std::string>& labels) {
+                       std::map<std::string, std::string>& labels, SourceLocation& name_at) {
   auto f = Map(n, "metadata", {"name", "labels", "annotations"});
   if (!f) return;
   Require(*f, "name", "metadata");
@@ -569,6 +571,7 @@ void Decoder::Metadata(const YamlNode& n, std::string& name,
                      "a DNS-1123 label (lower-case letters, digits and '-', starting and ending "
                      "with a letter or digit, at most 63 characters)");
     if (s) name = *s;
+    name_at = At(*v);
   }
   if (auto* v = f->Get("labels")) labels = StringMap(*v, "metadata.labels", false, false);
   if (auto* v = f->Get("annotations")) StringMap(*v, "metadata.annotations", false, false);
@@ -606,7 +609,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
   }
   std::string name;
   std::map<std::string, std::string> labels;
-  if (auto* v = f->Get("metadata")) Metadata(*v, name, labels);
+  SourceLocation name_at{file_, root.line, root.column};
+  if (auto* v = f->Get("metadata")) Metadata(*v, name, labels, name_at);
   if (kind.empty()) return;
   const YamlNode* spec_node = f->Get("spec");
   SourceLocation location{file_, root.line, root.column};
@@ -616,6 +620,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     a.name = name;
     a.labels = labels;
     a.location = location;
+    a.field_locations["metadata.name"] = name_at;
     a.manifest_dir = manifest_dir_;
     if (spec_node) {
       auto spec = Map(*spec_node, "spec",
@@ -630,6 +635,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     r.name = name;
     r.labels = labels;
     r.location = location;
+    r.field_locations["metadata.name"] = name_at;
     if (spec_node) {
       auto spec = Map(
           *spec_node, "spec",
@@ -642,6 +648,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     t.name = name;
     t.labels = labels;
     t.location = location;
+    t.field_locations["metadata.name"] = name_at;
     if (spec_node) {
       auto spec = Map(*spec_node, "spec", {"provider", "docker", "aws", "gcp", "azure"});
       if (spec) TargetSpec(*spec, t);
@@ -673,6 +680,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
         if (auto s = Checked(*v, "spec.build.context", relative,
                              "a path relative to the manifest's folder")) {
           spec.context = *s;
+          a.field_locations["spec.build.context"] = At(*v);
         }
       }
       if (auto* v = b->Get("dockerfile")) {
@@ -689,11 +697,17 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     }
   }
   if (auto* v = f.Get("registry")) {
-    if (auto s = Checked(*v, "spec.registry", IsDnsLabel, dns_label)) a.registry = *s;
+    if (auto s = Checked(*v, "spec.registry", IsDnsLabel, dns_label)) {
+      a.registry = *s;
+      a.field_locations["spec.registry"] = At(*v);
+    }
   }
   Require(f, "target", "spec");
   if (auto* v = f.Get("target")) {
-    if (auto s = Checked(*v, "spec.target", IsDnsLabel, dns_label)) a.target = *s;
+    if (auto s = Checked(*v, "spec.target", IsDnsLabel, dns_label)) {
+      a.target = *s;
+      a.field_locations["spec.target"] = At(*v);
+    }
   }
   Require(f, "port", "spec");
   if (auto* v = f.Get("port")) {
@@ -836,6 +850,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     if (v->kind != Kind::kSequence) {
       TypeError(*v, "spec.dependsOn", "a list of agent names");
     } else {
+      a.field_locations["spec.dependsOn"] = At(*v);
       std::set<std::string> seen;
       for (size_t i = 0; i < v->items.size(); ++i) {
         const YamlNode& item = v->items[i]->Resolved();
@@ -847,6 +862,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
           continue;
         }
         a.depends_on.push_back(*s);
+        a.field_locations["spec.dependsOn." + *s] = At(item);
       }
     }
   }
@@ -1214,6 +1230,13 @@ std::string Where(const SourceLocation& l) {
   return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
 
+// Where `key` was written, or the resource's document when unknown.
+template <typename T>
+const SourceLocation& FieldAt(const T& resource, const std::string& key) {
+  auto it = resource.field_locations.find(key);
+  return it == resource.field_locations.end() ? resource.location : it->second;
+}
+
 template <typename T>
 void CheckDuplicates(const std::vector<T>& items, const char* kind, Diagnostics& diags) {
   std::map<std::string, std::vector<const T*>> by_name;
@@ -1224,18 +1247,21 @@ void CheckDuplicates(const std::vector<T>& items, const char* kind, Diagnostics&
       std::string others;
       for (const T* other : list) {
         if (other == item) continue;
-        others += (others.empty() ? "" : ", ") + Where(other->location);
+        others += (others.empty() ? "" : ", ") + Where(FieldAt(*other, "metadata.name"));
       }
-      diags.Error(item->location.file, item->location.line, item->location.column, "metadata.name",
+      const SourceLocation& at = FieldAt(*item, "metadata.name");
+      diags.Error(at.file, at.line, at.column, "metadata.name",
                   "duplicate " + std::string(kind) + " name '" + name + "' (also declared at " +
                       others + ")");
     }
   }
 }
 
+// An error at the field `key` of agent `a` (default: `field` itself).
 void AgentError(const Agent& a, const std::string& field, const std::string& message,
-                Diagnostics& diags) {
-  diags.Error(a.location.file, a.location.line, a.location.column, field, message);
+                Diagnostics& diags, const std::string& key = "") {
+  const SourceLocation& at = FieldAt(a, key.empty() ? field : key);
+  diags.Error(at.file, at.line, at.column, field, message);
 }
 
 // Reports each dependency cycle once (per strongly connected component), as
@@ -1342,10 +1368,11 @@ void ValidateState(const std::filesystem::path& root, DesiredState& state,
     }
     for (const auto& dep : a.depends_on) {
       if (dep == a.name) {
-        AgentError(a, "spec.dependsOn", "an agent cannot depend on itself", diagnostics);
+        AgentError(a, "spec.dependsOn", "an agent cannot depend on itself", diagnostics,
+                   "spec.dependsOn." + dep);
       } else if (!state.FindAgent(dep)) {
         AgentError(a, "spec.dependsOn", "Agent '" + dep + "' is not declared in the tree",
-                   diagnostics);
+                   diagnostics, "spec.dependsOn." + dep);
       }
     }
     if (a.build && !a.build->context.empty()) {

@@ -548,26 +548,27 @@ TEST_CASE("cross-document checks") {
   const std::vector<Row> rows = {
       {"duplicate names",
        {{"t.yaml", target}, {"a.yaml", agent("a", "")}, {"b.yaml", agent("a", "")}},
-       {"a.yaml:1:1: error: metadata.name: duplicate Agent name 'a' (also declared at b.yaml:1:1)",
-        "b.yaml:1:1: error: metadata.name: duplicate Agent name 'a' (also declared at "
-        "a.yaml:1:1)"}},
+       {"a.yaml:3:18: error: metadata.name: duplicate Agent name 'a' (also declared at "
+        "b.yaml:3:18)",
+        "b.yaml:3:18: error: metadata.name: duplicate Agent name 'a' (also declared at "
+        "a.yaml:3:18)"}},
       {"missing target",
        {{"a.yaml", agent("a", "")}},
-       {"a.yaml:1:1: error: spec.target: Target 't' is not declared in the tree"}},
+       {"a.yaml:6:11: error: spec.target: Target 't' is not declared in the tree"}},
       {"missing registry",
        {{"t.yaml", target}, {"a.yaml", agent("a", "  registry: r\n")}},
-       {"a.yaml:1:1: error: spec.registry: Registry 'r' is not declared in the tree"}},
+       {"a.yaml:8:13: error: spec.registry: Registry 'r' is not declared in the tree"}},
       {"missing dependency",
        {{"t.yaml", target}, {"a.yaml", agent("a", "  dependsOn: [b]\n")}},
-       {"a.yaml:1:1: error: spec.dependsOn: Agent 'b' is not declared in the tree"}},
+       {"a.yaml:8:15: error: spec.dependsOn: Agent 'b' is not declared in the tree"}},
       {"self dependency",
        {{"t.yaml", target}, {"a.yaml", agent("a", "  dependsOn: [a]\n")}},
-       {"a.yaml:1:1: error: spec.dependsOn: an agent cannot depend on itself"}},
+       {"a.yaml:8:15: error: spec.dependsOn: an agent cannot depend on itself"}},
       {"cycle",
        {{"t.yaml", target},
         {"a.yaml", agent("c", "  dependsOn: [a]\n") + "---\n" + agent("a", "  dependsOn: [b]\n") +
                        "---\n" + agent("b", "  dependsOn: [c]\n")}},
-       {"a.yaml:10:1: error: spec.dependsOn: dependency cycle: a -> b -> c -> a"}},
+       {"a.yaml:17:14: error: spec.dependsOn: dependency cycle: a -> b -> c -> a"}},
   };
   for (const auto& row : rows) {
     SUBCASE(row.name) {
@@ -599,11 +600,11 @@ TEST_CASE("cross-document checks") {
     std::vector<std::string> got;
     for (const auto& d : result.diagnostics.items()) got.push_back(d.ToString());
     const std::vector<std::string> expected{
-        "apps/a.yaml:10:1: error: spec.build.context: build context '../..' leads outside "
+        "apps/a.yaml:14:20: error: spec.build.context: build context '../..' leads outside "
         "the tree",
-        "apps/a.yaml:19:1: error: spec.build.context: build context 'out' leads outside "
+        "apps/a.yaml:23:20: error: spec.build.context: build context 'out' leads outside "
         "the tree (symlink)",
-        "apps/a.yaml:28:1: error: spec.build.context: build context folder 'apps/missing' "
+        "apps/a.yaml:32:20: error: spec.build.context: build context folder 'apps/missing' "
         "does not exist",
         "apps/out:1:1: error: symlink leads outside the tree (to " +
             fs::canonical(outside.path()).string() + ")"};

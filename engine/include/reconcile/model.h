@@ -87,6 +87,10 @@ struct Agent {
 
   SourceLocation location;
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
+  // Where single fields were written ("metadata.name", "spec.target",
+  // "spec.registry", "spec.dependsOn", "spec.dependsOn.<name>",
+  // "spec.build.context"), so that cross-document errors point at the field.
+  std::map<std::string, SourceLocation> field_locations;
 };
 
 enum class TagStrategy { kGitSha, kSemver, kTimestamp, kCustom };
@@ -101,6 +105,7 @@ struct Registry {
   std::string credentials_env_prefix;
   bool insecure = false;
   SourceLocation location;
+  std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
 
 struct DockerTarget {
@@ -117,6 +122,7 @@ struct Target {
   DockerTarget docker;
   nlohmann::json settings = nlohmann::json::object();  // the cloud block, as written
   SourceLocation location;
+  std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
 
 // A whole desired-state tree. Vectors are sorted by name.
