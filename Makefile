@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build configure deps dockerd image demo test clean bench
+.PHONY: all build build-cli configure deps dockerd image demo test clean bench
 
 all: build
 
@@ -40,12 +40,16 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j$(JOBS)
 
+# Only what the demo and the benchmarks run (not the test binaries).
+build-cli: configure
+	@cmake --build $(BUILD_DIR) -j$(JOBS) --target reconcile hello-agent
+
 # The agent image used by the quickstart, the tests and the benchmarks:
 # reconcile/hello-agent:0.1.0, FROM scratch, from $(BUILD_DIR)/agents/hello.
-image: build dockerd
+image: build-cli dockerd
 	@bash scripts/hello-image.sh $(BUILD_DIR)
 
-demo: build dockerd image
+demo: build-cli dockerd image
 	@echo "==> reconcile apply $(DEMO_DIR)"
 	@$(RECONCILE) apply $(DEMO_DIR) --auto-approve
 	@echo "==> reconcile status $(DEMO_DIR)"
@@ -69,7 +73,7 @@ demo: build dockerd image
 test: build dockerd image
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure
 
-bench: build dockerd image
+bench: build-cli dockerd image
 	@bench/run.sh
 
 clean:
