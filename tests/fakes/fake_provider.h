@@ -3,9 +3,12 @@
 // status, a given number of times). Records every call. Thread-safe.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reconcile/provider.h"
@@ -17,6 +20,10 @@ class FakeProvider final : public Provider {
   ProviderSchema schema;
   std::map<std::string, Status> fail;     // address -> status to return
   std::map<std::string, int> fail_times;  // address -> how many times (default: always)
+  std::chrono::milliseconds delay{0};     // how long each ApplyChange takes
+
+  // The most ApplyChange calls that ran at the same time.
+  int max_in_flight() const { return max_in_flight_; }
 
   ProviderSchema Schema() const override { return schema; }
 
@@ -28,6 +35,14 @@ class FakeProvider final : public Provider {
   }
 
   ApplyChangeResponse ApplyChange(const ApplyChangeRequest& req) override {
+    // Concurrency bookkeeping happens outside the lock, so that parallel calls
+    // really overlap for `delay`.
+    int now = ++in_flight_;
+    for (int seen = max_in_flight_;
+         now > seen && !max_in_flight_.compare_exchange_weak(seen, now);) {
+    }
+    std::this_thread::sleep_for(delay);
+    --in_flight_;
     std::lock_guard<std::mutex> lock(mu_);
     calls_.push_back(req.change.address + ":" + ActionName(req.change.action));
     secrets_seen_[req.change.address] = req.secret_values;
@@ -74,6 +89,8 @@ class FakeProvider final : public Provider {
   }
 
  private:
+  std::atomic<int> in_flight_{0};
+  std::atomic<int> max_in_flight_{0};
   mutable std::mutex mu_;
   std::map<std::string, ObservedInstance> instances_;
   std::vector<std::string> calls_;

@@ -170,6 +170,24 @@ TEST_CASE("applier: deletes drop state; secrets reach the provider only") {
   CHECK(second.state.resources.count("agent.secretive") == 1);
 }
 
+TEST_CASE("applier: independent changes run in parallel, bounded by parallelism") {
+  for (int parallelism : {1, 3}) {
+    SUBCASE(("parallelism " + std::to_string(parallelism)).c_str()) {
+      Harness h;
+      std::vector<Agent> agents;
+      for (int i = 0; i < 8; ++i) agents.push_back(MakeAgent("a" + std::to_string(i)));
+      h.desired = MakeDesired(agents);
+      h.provider.delay = std::chrono::milliseconds(30);
+      h.options.parallelism = parallelism;
+      ApplyResult r = h.Run(h.MakePlan());
+      REQUIRE(r.status.ok());
+      CHECK(r.succeeded == 8);
+      CHECK(h.provider.max_in_flight() <= parallelism);
+      if (parallelism > 1) CHECK(h.provider.max_in_flight() > 1);
+    }
+  }
+}
+
 TEST_CASE("applier: an empty plan does nothing") {
   Harness h;
   ApplyResult r = h.Run(Plan{});
