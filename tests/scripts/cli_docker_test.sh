@@ -192,6 +192,56 @@ contains "drift names the agent and kind" "$p-b: stopped" "$out"
 expect_exit 0 "apply heals the drift" -- R apply "$work/tree" --auto-approve
 expect_exit 0 "no drift after healing" -- R drift "$work/tree"
 
+# --- secrets never leave the container --------------------------------------
+secret="s3cr3t-$RANDOM-value"
+mkdir -p "$work/secrets"
+printf '%s\n' "$secret" >"$work/secrets/greeting"
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+  cat <<YAML
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $p-s}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+  secretEnv: {GREETING: {file: greeting}}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
+YAML
+} >"$work/tree/agents.yaml"
+expect_exit 1 "a missing secret fails the apply" -- R apply "$work/tree" --auto-approve --secrets "$work/nosecrets"
+contains "the error names the missing secret file" "greeting" "$out"
+if [[ -z "$(container_id "$p-s")" ]]; then ok "nothing was created for the agent with a missing secret"; else bad "container created without its secret"; fi
+expect_exit 0 "apply with the secret" -- R -v apply "$work/tree" --auto-approve --secrets "$work/secrets"
+log="$out"
+sendpoint=$(R status "$work/tree" --json | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-s'))")
+contains "the secret reached the container" "$secret" "$(curl -fsS "$sendpoint/")"
+plan_json=$(R plan "$work/tree" --json --secrets "$work/secrets")
+leaks=$(grep -l -- "$secret" "$work/tree/.reconcile/"*.json 2>/dev/null; grep -c -- "$secret" <<<"$log$plan_json")
+if [[ "$leaks" == "0" ]]; then ok "the secret value is in no state file, plan or log"; else bad "secret leaked: $leaks"; fi
+contains "plans show the reference, not the value" '"file:greeting"' "$plan_json"
+write_tree three one
+R apply "$work/tree" --auto-approve >/dev/null 2>&1
+
+# --- hostile files change nothing ---------------------------------------------
+printf 'not json' >"$work/garbage.json"
+expect_exit 1 "a garbage plan file is refused" -- R apply "$work/garbage.json"
+contains "the error names the plan file" "garbage.json" "$out"
+printf '{"reconcileSavedPlan":1,"source":"%s","stateDir":"%s","plan":{"formatVersion":1,"revision":"x","observedDigest":"y","changes":[{"address":"agent.z"}]}}' \
+  "$work/tree" "$work/tree/.reconcile" >"$work/truncated.json"
+expect_exit 1 "a plan file with a truncated change is refused" -- R apply "$work/truncated.json"
+contains "the error names the missing field" "plan.changes[0]" "$out"
+cp "$work/tree/.reconcile/state.json" "$work/state.good"
+printf '{"version": 1, "serial": "oops"' >"$work/tree/.reconcile/state.json"
+expect_exit 1 "a corrupt state file stops apply" -- R apply "$work/tree" --auto-approve
+contains "the error names the state file" "state.json" "$out"
+if [[ "$(cat "$work/tree/.reconcile/state.json")" == '{"version": 1, "serial": "oops"' ]]; then
+  ok "the corrupt state file is left as it is"
+else bad "the corrupt state file was overwritten"; fi
+cp "$work/state.good" "$work/tree/.reconcile/state.json"
+expect_exit 0 "with the state restored, nothing to do" -- R plan "$work/tree"
+
 # --- destroy -------------------------------------------------------------------
 expect_exit 0 "destroy removes everything the state owns" -- R destroy "$work/tree" --auto-approve
 if [[ -z "$(container_id "$p-a")" && -z "$(container_id "$p-b")" ]]; then ok "no containers left"; else bad "destroy left containers"; fi
