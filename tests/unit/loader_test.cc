@@ -2,6 +2,7 @@
 // every error with its file:line:column and field, limits, cross-document
 // checks and the quickstart example.
 #include "reconcile/loader.h"
+#include "fakes/temp_dir.h"
 
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ namespace reconcile {
 namespace {
 
 namespace fs = std::filesystem;
+using TempTree = testing::TempDir;
 
 Diagnostics Decode(const std::string& yaml, DesiredState* out = nullptr,
                    const LoadLimits& limits = {}) {
@@ -32,26 +34,6 @@ std::string All(const Diagnostics& diags) {
   return s;
 }
 
-// A temporary folder removed at the end of the test.
-class TempTree {
- public:
-  TempTree() {
-    path_ = fs::temp_directory_path() /
-            ("reconcile-loader-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempTree() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  void Write(const std::string& rel, const std::string& content) const {
-    fs::create_directories((path_ / rel).parent_path());
-    std::ofstream(path_ / rel, std::ios::binary) << content;
-  }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
 
 constexpr const char* kHeader =
     "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata:\n  name: a\nspec:\n";

@@ -1,4 +1,5 @@
 #include "reconcile/secrets.h"
+#include "fakes/temp_dir.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -15,26 +16,8 @@ namespace reconcile {
 namespace {
 
 namespace fs = std::filesystem;
+using SecretsDir = testing::TempDir;
 
-class SecretsDir {
- public:
-  SecretsDir() {
-    std::string tmpl = (fs::temp_directory_path() / "reconcile-secrets-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~SecretsDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  void Write(const std::string& name, const std::string& content) const {
-    std::ofstream(path_ / name, std::ios::binary) << content;
-  }
-
- private:
-  fs::path path_;
-};
 
 SecretRef File(const std::string& name) { return {SecretRef::Source::kFile, name}; }
 SecretRef Env(const std::string& name) { return {SecretRef::Source::kEnv, name}; }

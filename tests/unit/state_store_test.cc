@@ -1,4 +1,5 @@
 #include "reconcile/state_store.h"
+#include "fakes/temp_dir.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -28,27 +29,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using testing::TempDir;
 using std::chrono::seconds;
 
 constexpr seconds kHour{3600};
 
-// A fresh folder under the system temp dir, removed at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "reconcile-state-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
