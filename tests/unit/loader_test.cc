@@ -34,7 +34,6 @@ std::string All(const Diagnostics& diags) {
   return s;
 }
 
-
 constexpr const char* kHeader =
     "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata:\n  name: a\nspec:\n";
 

@@ -18,7 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using SecretsDir = testing::TempDir;
 
-
 SecretRef File(const std::string& name) { return {SecretRef::Source::kFile, name}; }
 SecretRef Env(const std::string& name) { return {SecretRef::Source::kEnv, name}; }
 

@@ -29,11 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::TempDir;
 using std::chrono::seconds;
+using testing::TempDir;
 
 constexpr seconds kHour{3600};
-
 
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
