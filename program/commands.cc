@@ -95,12 +95,7 @@ bool RefreshUnchanged(const Plan& plan, const Session& session, const std::strin
       rs.applied_at = now;
       rs.revision = session.desired().revision;
     }
-    rs.address = c.address;
-    rs.name = c.name;
-    rs.target = c.target;
-    rs.provider = c.provider;
-    rs.spec = c.desired;
-    rs.spec_hash = c.desired_hash;
+    RecordChange(c, rs);
     rs.instances = std::move(instances);
     changed = true;
   }

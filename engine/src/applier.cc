@@ -156,12 +156,7 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
         // On failure, what exists is recorded as unhealthy ("tainted"), so the
         // next plan replaces it.
         ResourceState& rs = result.state.resources[address];
-        rs.address = address;
-        rs.name = change.name;
-        rs.target = change.target;
-        rs.provider = change.provider;
-        rs.spec_hash = change.desired_hash;
-        rs.spec = change.desired;
+        RecordChange(change, rs);
         rs.revision = plan.revision;
         rs.instances = response.instances;
         rs.health = ok ? (response.health.empty() ? "unknown" : response.health) : "unhealthy";

@@ -271,4 +271,13 @@ Result<HistoryEntry> HistoryEntryFromJson(const json& j) {
   }
 }
 
+void RecordChange(const Change& change, ResourceState& rs) {
+  rs.address = change.address;
+  rs.name = change.name;
+  rs.target = change.target;
+  rs.provider = change.provider;
+  rs.spec = change.desired;
+  rs.spec_hash = change.desired_hash;
+}
+
 }  // namespace reconcile

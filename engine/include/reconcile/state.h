@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reconcile/observation.h"
+#include "reconcile/plan.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -45,6 +46,11 @@ struct HistoryEntry {
   nlohmann::json specs = nlohmann::json::object();  // address -> normalized spec
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
 };
+
+// Sets what a change decides about a resource (address, name, target,
+// provider, spec, spec hash) in `rs`; leaves instances, health, revision and
+// time to the caller.
+void RecordChange(const Change& change, ResourceState& rs);
 
 nlohmann::json ToJson(const State& state);
 Result<State> StateFromJson(const nlohmann::json& j);
