@@ -72,7 +72,7 @@ TEST_CASE("hostile input: mutated manifests decode or give errors, never crash")
   for (size_t f = 0; f < files.size(); ++f) {
     const std::string original = Read(files[f]);
     std::mt19937 rng(static_cast<unsigned>(f + 1));
-    for (int round = 0; round < 60; ++round) {
+    for (int round = 0; round < 300; ++round) {
       std::string text = original;
       for (int edits = 1 + static_cast<int>(rng() % 4); edits > 0; --edits) {
         text = Mutate(text, rng);
@@ -124,7 +124,7 @@ TEST_CASE("hostile input: mutated JSON (plans, state, provider messages) never t
   std::mt19937 rng(7);
   int parsed = 0;
   for (const std::string& original : texts) {
-    for (int round = 0; round < 400; ++round) {
+    for (int round = 0; round < 2000; ++round) {
       std::string text = Mutate(Mutate(original, rng), rng);
       nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded()) continue;
