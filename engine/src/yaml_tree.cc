@@ -184,10 +184,34 @@ std::vector<YamlDocument> ParseYaml(const std::string& file, const std::string& 
     std::istringstream in(content);
     YAML::Parser parser(in);
     TreeBuilder builder(max_depth, max_alias_nodes);
+    // yaml-cpp 0.7 (Debian 12) can report an endless run of empty documents
+    // without consuming input, allocating until memory runs out, for a
+    // stream that starts with ',' (jbeder/yaml-cpp#1040, fixed upstream in
+    // #1319). An empty document at the same place as the one before means
+    // no progress: stop with a syntax error. The document count is capped
+    // as a second guard.
+    constexpr std::size_t kMaxDocuments = 10000;
+    const YamlNode* previous_empty = nullptr;
     while (parser.HandleNextDocument(builder)) {
       auto root = builder.TakeRoot();
       if (!root) root = std::make_shared<YamlNode>();
+      if (root->kind == YamlNode::Kind::kNull) {
+        if (previous_empty && root->line > 0 && previous_empty->line == root->line &&
+            previous_empty->column == root->column) {
+          diagnostics.Error(file, root->line, root->column, "",
+                            "YAML syntax error: unexpected character (no document can start here)");
+          documents.pop_back();
+          break;
+        }
+      }
+      if (documents.size() >= kMaxDocuments) {
+        diagnostics.Error(file, root->line, root->column, "",
+                          "more than " + std::to_string(kMaxDocuments) + " documents in one file");
+        break;
+      }
       documents.push_back(YamlDocument{std::move(root)});
+      const YamlNode& last = *documents.back().root;
+      previous_empty = last.kind == YamlNode::Kind::kNull ? &last : nullptr;
     }
   } catch (const LimitExceeded& e) {
     diagnostics.Error(file, e.line, e.column, "", e.message);

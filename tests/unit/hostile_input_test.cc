@@ -91,6 +91,42 @@ TEST_CASE("hostile input: mutated manifests decode or give errors, never crash")
   CHECK(rejected > 0);
 }
 
+TEST_CASE("hostile input: known yaml-cpp 0.7 runaways are stopped") {
+  // A stream starting with ',' makes yaml-cpp 0.7 report empty documents
+  // forever (jbeder/yaml-cpp#1040); found by the mutation test above.
+  struct Row {
+    const char* name;
+    std::string text;
+    int line;
+    int column;
+  };
+  const std::vector<Row> rows = {
+      {"lone comma", ",", 1, 1},
+      {"comma before a key", ",apiVersion: reconcile.dev/v1alpha1\nkind: Agent\n", 1, 1},
+      {"comma after a document", "kind: Agent\n---\n,\n", 3, 1},
+  };
+  for (const Row& row : rows) {
+    SUBCASE(row.name) {
+      DesiredState state;
+      Diagnostics diags;
+      DecodeFile("m.yaml", "", row.text, LoadLimits{}, state, diags);
+      REQUIRE(diags.HasErrors());
+      bool found = false;
+      for (const Diagnostic& d : diags.items()) {
+        found |= d.line == row.line && d.column == row.column &&
+                 d.message.find("YAML syntax error") != std::string::npos;
+      }
+      CHECK_MESSAGE(found, diags.items().front().ToString());
+    }
+  }
+  SUBCASE("empty documents are still fine") {
+    DesiredState state;
+    Diagnostics diags;
+    DecodeFile("m.yaml", "", "---\n---\n---\n", LoadLimits{}, state, diags);
+    CHECK_FALSE(diags.HasErrors());
+  }
+}
+
 TEST_CASE("hostile input: mutated JSON (plans, state, provider messages) never throws") {
   nlohmann::json plan = {
       {"formatVersion", 1},
