@@ -23,6 +23,11 @@ std::filesystem::path Session::secrets_dir() const {
 
 Status Session::LoadDesired() {
   std::error_code ec;
+  const std::string& src = options_.source;
+  if (src.find("://") != std::string::npos || src.rfind("git@", 0) == 0) {
+    return Status::Invalid("source '" + src +
+                           "': git sources are not supported yet; clone it and pass the folder");
+  }
   if (!std::filesystem::exists(options_.source, ec)) {
     return Status::Invalid("source '" + options_.source + "' does not exist");
   }

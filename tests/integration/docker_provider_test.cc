@@ -70,7 +70,7 @@ void EnsureEnvironment() {
     std::string cmd = std::string("bash ") + RECONCILE_SOURCE_DIR + "/scripts/hello-image.sh '" +
                       BuildDir() + "' >/dev/null";
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0,
-                    "scripts/hello-image.sh failed to build " << kHelloImage);
+                    "scripts/hello-image.sh failed to build " << std::string(kHelloImage));
     return true;
   }();
   REQUIRE(ready);
