@@ -53,7 +53,7 @@ spec:
   docker: {publishAddress: 127.0.0.1}
 YAML
 }
-agent_doc() {  # agent_doc NAME GREETING [extra spec lines]
+agent_yaml() {  # agent_yaml NAME SPEC_LINES: an Agent on the hello image, port 8080
   cat <<YAML
 ---
 apiVersion: reconcile.dev/v1alpha1
@@ -63,10 +63,12 @@ spec:
   image: reconcile/hello-agent:0.1.0
   target: local
   port: 8080
-  env: {GREETING: "$2"}
-  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
-${3:-}
+$2
 YAML
+}
+agent_doc() {  # agent_doc NAME GREETING: a healthy agent greeting with GREETING
+  agent_yaml "$1" "  env: {GREETING: \"$2\"}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}"
 }
 write_tree() {  # write_tree GREETING_A GREETING_B [with_c]
   mkdir -p "$work/tree"
@@ -158,18 +160,8 @@ write_tree three one
 
 # --- unhealthy agent ----------------------------------------------------------
 { target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
-  cat <<YAML
----
-apiVersion: reconcile.dev/v1alpha1
-kind: Agent
-metadata: {name: $p-sick}
-spec:
-  image: reconcile/hello-agent:0.1.0
-  target: local
-  port: 8080
-  env: {HEALTH_FAIL: "1"}
-  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 5}
-YAML
+  agent_yaml "$p-sick" "  env: {HEALTH_FAIL: \"1\"}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 5}"
 } >"$work/tree/agents.yaml"
 expect_exit 1 "apply fails when an agent never becomes healthy" -- R apply "$work/tree" --auto-approve
 contains "the failure says it was not healthy" "health" "$out"
@@ -197,18 +189,8 @@ secret="s3cr3t-$RANDOM-value"
 mkdir -p "$work/secrets"
 printf '%s\n' "$secret" >"$work/secrets/greeting"
 { target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
-  cat <<YAML
----
-apiVersion: reconcile.dev/v1alpha1
-kind: Agent
-metadata: {name: $p-s}
-spec:
-  image: reconcile/hello-agent:0.1.0
-  target: local
-  port: 8080
-  secretEnv: {GREETING: {file: greeting}}
-  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
-YAML
+  agent_yaml "$p-s" "  secretEnv: {GREETING: {file: greeting}}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}"
 } >"$work/tree/agents.yaml"
 expect_exit 1 "a missing secret fails the apply" -- R apply "$work/tree" --auto-approve --secrets "$work/nosecrets"
 contains "the error names the missing secret file" "greeting" "$out"
