@@ -36,7 +36,7 @@ int Fail(const Status& s) {
 // Loads the tree, opens the state, observes. The stages every command shares.
 Status Prepare(Session& session) {
   if (Status s = session.LoadDesired(); !s.ok()) return s;
-  if (Status s = session.OpenState(); !s.ok()) return s;
+  if (Status s = session.LoadState(); !s.ok()) return s;
   return session.Observe();
 }
 
@@ -230,10 +230,9 @@ int CmdApply(const GlobalOptions& given, const ProviderRegistry& registry,
   }
   Session session(g, &registry);
   if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
-  if (Status s = session.OpenState(); !s.ok()) return Fail(s);
   auto lock = TakeLock(session, "reconcile apply");
   if (!lock.ok()) return Fail(lock.status());
-  if (Status s = session.OpenState(); !s.ok()) return Fail(s);  // re-read under the lock
+  if (Status s = session.LoadState(); !s.ok()) return Fail(s);  // under the lock
   if (Status s = session.Observe(); !s.ok()) return Fail(s);
   Plan plan = session.MakePlan();
   if (saved) {
@@ -260,10 +259,9 @@ int CmdApply(const GlobalOptions& given, const ProviderRegistry& registry,
 int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const ApplyFlags& flags) {
   Session session(g, &registry);
   if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
-  if (Status s = session.OpenState(); !s.ok()) return Fail(s);
   auto lock = TakeLock(session, "reconcile destroy");
   if (!lock.ok()) return Fail(lock.status());
-  if (Status s = session.OpenState(); !s.ok()) return Fail(s);
+  if (Status s = session.LoadState(); !s.ok()) return Fail(s);
   if (Status s = session.Observe(); !s.ok()) return Fail(s);
   // Destroy = a plan towards a desired state with the targets but no agents.
   DesiredState empty;
@@ -357,8 +355,7 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
 int CmdHistory(const GlobalOptions& g, bool as_json) {
   ProviderRegistry none;
   Session session(g, &none);
-  auto store = NewFileStateStore(session.options().state_dir);
-  Result<std::vector<HistoryEntry>> history = store->LoadHistory();
+  Result<std::vector<HistoryEntry>> history = session.store().LoadHistory();
   if (!history.ok()) return Fail(history.status());
   if (as_json) {
     json out = json::array();
@@ -377,9 +374,8 @@ int CmdHistory(const GlobalOptions& g, bool as_json) {
 int CmdUnlock(const GlobalOptions& g) {
   ProviderRegistry none;
   Session session(g, &none);
-  auto store = NewFileStateStore(session.options().state_dir);
-  auto holder = store->Holder();
-  Status s = store->Unlock();
+  auto holder = session.store().Holder();
+  Status s = session.store().Unlock();
   if (!s.ok()) return Fail(s);
   if (holder.ok() && holder->has_value()) {
     const LockInfo& info = **holder;

@@ -14,6 +14,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry)
     if (std::filesystem::is_regular_file(src)) src = src.parent_path();
     options_.state_dir = (src / ".reconcile").string();
   }
+  store_ = NewFileStateStore(options_.state_dir);
 }
 
 std::filesystem::path Session::secrets_dir() const {
@@ -53,8 +54,7 @@ Status Session::LoadDesired() {
   return Status::Ok();
 }
 
-Status Session::OpenState() {
-  store_ = NewFileStateStore(options_.state_dir);
+Status Session::LoadState() {
   Result<State> state = store_->Load();
   if (!state.ok()) return state.status();
   recorded_ = std::move(*state);

@@ -32,7 +32,8 @@ class Session {
 
   // Loads and validates the tree; prints diagnostics through spdlog on error.
   Status LoadDesired();
-  Status OpenState();
+  // Reads the recorded state (again, when called after taking the lock).
+  Status LoadState();
   // Creates a provider for every Target named by desired agents or by recorded
   // resources, and observes each of them.
   Status Observe();
@@ -41,7 +42,7 @@ class Session {
   const GlobalOptions& options() const { return options_; }
   const DesiredState& desired() const { return desired_; }
   const State& recorded() const { return recorded_; }
-  StateStore& store() { return *store_; }
+  StateStore& store() { return *store_; }  // created by the constructor
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
   std::filesystem::path secrets_dir() const;
   Provider* provider_for(const std::string& target);
