@@ -1,4 +1,6 @@
 // reconcile: the program. Flags, wiring, dispatch; nothing else (STYLE.md 12).
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -9,6 +11,39 @@
 #include "console.h"
 #include "docker/docker_provider.h"
 
+namespace {
+
+// Bad command lines exit 1 (SPEC.md: 1 = error), never CLI11's own codes,
+// and say what was wrong and how to get help, naming the program.
+int UsageError(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App* command = nullptr;
+  for (const CLI::App* sub : app.get_subcommands()) command = sub;
+  std::string unknown;
+  if (command == nullptr) {
+    for (const std::string& word : app.remaining()) {
+      if (!word.empty() && word[0] != '-') {
+        unknown = word;
+        break;
+      }
+    }
+  }
+  if (!unknown.empty()) {
+    std::cerr << "reconcile: unknown command '" << unknown << "'\n";
+  } else if (command == nullptr && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr) {
+    std::cerr << "reconcile: a command is required\n";
+  } else {
+    std::cerr << "reconcile" << (command ? " " + command->get_name() : "") << ": " << e.what()
+              << "\n";
+  }
+  std::string name = command ? " " + command->get_name() : std::string(" <command>");
+  std::cerr << "Usage: reconcile [global flags]" << name << " [flags]\n"
+            << "Run 'reconcile" << (command ? name : "") << " --help' for the "
+            << (command ? "flags" : "commands") << ".\n";
+  return 1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace reconcile::cli;
   // `reconcile --plan DIR` is an alias of `reconcile plan DIR`.
@@ -18,7 +53,7 @@ int main(int argc, char** argv) {
   }
   std::reverse(args.begin(), args.end());  // CLI11 wants them reversed
 
-  CLI::App app{"reconcile: a declarative reconcile engine for containerized agents"};
+  CLI::App app{"reconcile: a declarative reconcile engine for containerized agents", "reconcile"};
   app.require_subcommand(1);
   app.fallthrough();  // global flags also after the command: `apply DIR --state S`
   app.set_version_flag("--version", "reconcile 0.1.0");
@@ -73,8 +108,14 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(args);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return UsageError(app, e);
   }
   if (quiet) g.verbosity = -1;
   SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});

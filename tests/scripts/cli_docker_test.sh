@@ -87,6 +87,14 @@ expect_exit 1 "plan on a bad tree fails" -- R plan "$work/bad"
 expect_exit 0 "schema Agent" -- R schema Agent
 contains "schema is JSON Schema 2020-12" "2020-12" "$out"
 expect_exit 1 "schema of an unknown kind" -- R schema Gadget
+expect_exit 1 "an unknown command exits 1" -- R nosuch
+contains "an unknown command is named" "unknown command 'nosuch'" "$out"
+contains "the usage line names the program" "Usage: reconcile " "$out"
+expect_exit 1 "an unknown flag exits 1" -- R plan --bogus-flag
+contains "the usage line names the command" "Usage: reconcile [global flags] plan" "$out"
+expect_exit 1 "no command at all exits 1" -- R
+expect_exit 0 "--help exits 0" -- R --help
+contains "help names the program" "Usage: reconcile" "$out"
 
 # --- first apply, idempotence ----------------------------------------------
 write_tree one one with_c

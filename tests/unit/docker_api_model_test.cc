@@ -1,5 +1,5 @@
 // Checks the Docker provider's requests and its reading of responses against
-// the official Docker Engine API model (../shared/vectors/api-models/
+// the official Docker Engine API model (tests/testdata/vectors/api-models/
 // docker-engine-swagger-v1.41.yaml), as it is: every field we send must be a
 // field the API defines, with a matching type, and every field we read from a
 // container list must be one the API documents.
