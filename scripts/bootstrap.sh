@@ -15,6 +15,11 @@ packages=(
   # Integration tests, demo and benchmarks: a real Docker Engine on this host.
   docker.io iptables docker-compose busybox-static docker-registry
   curl time hyperfine ca-certificates cgroupfs-mount
+  # The controller: metrics (prometheus-cpp), and the real servers its tests
+  # start on loopback: git daemon / git http-backend behind lighttpd with
+  # basic auth (htpasswd), sshd with a deploy key, a Prometheus server and
+  # promtool.
+  prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;

@@ -13,19 +13,6 @@ namespace reconcile {
 
 namespace {
 
-class SystemClock final : public Clock {
- public:
-  std::string NowRfc3339() override {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-  }
-  void SleepFor(std::chrono::milliseconds d) override { std::this_thread::sleep_for(d); }
-};
-
 using SteadyClock = std::chrono::steady_clock;
 
 std::chrono::milliseconds Since(SteadyClock::time_point start) {
@@ -78,8 +65,6 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
 }
 
 }  // namespace
-
-std::unique_ptr<Clock> NewSystemClock() { return std::make_unique<SystemClock>(); }
 
 ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& ctx,
                   const ApplyOptions& options) {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "reconcile/clock.h"
 #include "reconcile/event.h"
 #include "reconcile/model.h"
 #include "reconcile/plan.h"
@@ -23,15 +24,6 @@
 #include "reconcile/state.h"
 
 namespace reconcile {
-
-// The wall clock, behind an interface for tests.
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual std::string NowRfc3339() = 0;
-  virtual void SleepFor(std::chrono::milliseconds d) = 0;
-};
-std::unique_ptr<Clock> NewSystemClock();
 
 struct ApplyOptions {
   int parallelism = 4;

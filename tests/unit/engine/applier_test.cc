@@ -19,9 +19,11 @@ using testing::MakeDesired;
 class FakeClock final : public Clock {
  public:
   std::string NowRfc3339() override { return "2026-11-22T00:00:00Z"; }
-  void SleepFor(std::chrono::milliseconds d) override {
+  std::chrono::steady_clock::time_point Now() override { return {}; }
+  bool SleepFor(std::chrono::milliseconds d, std::stop_token) override {
     std::lock_guard<std::mutex> lock(mu);
     sleeps.push_back(d);
+    return true;
   }
   std::mutex mu;
   std::vector<std::chrono::milliseconds> sleeps;

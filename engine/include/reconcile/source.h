@@ -1,0 +1,89 @@
+// Source: where a desired-state tree comes from: a folder on disk, or a
+// folder inside a Git repository at a branch, tag or commit.
+//
+// A source answers two questions, so that a controller can poll cheaply:
+//   Resolve: where does the followed ref point now? For Git this is a
+//            connect + ls-remote and nothing more (no fetch); for a folder,
+//            the digest of its manifests.
+//   Load:    the tree at exactly that revision, decoded and validated by the
+//            same rules and limits as loader.h (sizes, nesting, aliases,
+//            symlinks, UTF-8, NUL bytes). For Git the objects are fetched
+//            into a bare mirror only when they are missing, and the tree is
+//            read straight from the object database (no checkout).
+//
+// Errors are values (status.h): an unreachable remote or a timeout is
+// kUnavailable (retry with backoff); bad credentials, an unknown or changed
+// SSH host key, a missing ref or a missing --path are kInvalid or
+// kNotFound (stop until the configuration changes). Messages never contain
+// credentials.
+//
+// Thread-safety: one Source may be used from one thread at a time. Blocking
+// calls (libgit2) must never run on an I/O thread.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <stop_token>
+#include <string>
+
+#include "reconcile/loader.h"
+#include "reconcile/status.h"
+
+namespace reconcile {
+
+// The tree at one revision.
+struct Snapshot {
+  // Git: the full commit id (40 hex). Folder: "tree-<12 hex>" (loader.h).
+  std::string revision;
+  std::string commit_time;  // Git: committer time, RFC 3339 UTC; folder: empty
+  // Folder on disk that holds the tree's files, for build contexts: the
+  // folder itself, or (Git) a private export of the commit's tree under the
+  // cache folder. Empty when the source cannot offer one.
+  std::filesystem::path root;
+  LoadResult loaded;  // use only when !loaded.diagnostics.HasErrors()
+};
+
+// How to reach a Git remote. Every secret is read from a file or an
+// environment variable at connect time and never kept in messages.
+struct GitAuth {
+  std::string username;             // HTTPS basic auth / SSH user (default "git")
+  std::string password_file;        // HTTPS: password or token in a file
+  std::string password_env;         // HTTPS: ... or in this environment variable
+  std::string ssh_key_file;         // SSH: private deploy key
+  std::string ssh_known_hosts_file; // SSH: required; unknown or changed keys refused
+};
+
+struct SourceOptions {
+  std::string location;  // a folder, or a Git URL (IsGitUrl)
+  std::string ref;       // Git: branch, tag or commit id; empty: the remote HEAD
+  std::string path;      // folder inside the tree; empty: its root
+  // Git: where the bare mirror lives (created on first use), e.g.
+  // <state>/cache/git.
+  std::filesystem::path cache_dir;
+  GitAuth auth;
+  LoadLimits limits;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // For people and logs: "folder deploy/" or "https://host/repo.git@main:deploy/"
+  // (never with credentials).
+  virtual std::string Describe() const = 0;
+  // The revision the followed ref points at now. Cancellable through `stop`
+  // (returns kUnavailable "stopped" when stopped).
+  virtual Result<std::string> Resolve(std::stop_token stop) = 0;
+  // Loads the tree at `revision` (as returned by Resolve). A tree with
+  // errors is still returned (ok Result, diagnostics set): only failing to
+  // read it at all is an error Status.
+  virtual Result<Snapshot> Load(const std::string& revision, std::stop_token stop) = 0;
+};
+
+// True for https://, http://, ssh://, git://, file:// and scp-like
+// user@host:path locations.
+bool IsGitUrl(const std::string& location);
+
+// A folder source, or a Git source when IsGitUrl(options.location).
+Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
+
+}  // namespace reconcile
