@@ -1,0 +1,515 @@
+#include "controller/http_server.h"
+
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "controller/listen_address.h"
+#include "controller/status_page.h"
+#include "controller/webhook.h"
+
+namespace reconcile::controller {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using Request = http::request<http::string_body>;
+
+constexpr std::size_t kMaxLoggedTarget = 200;
+constexpr std::size_t kDrainLimit = 4 * 1024 * 1024;  // bytes discarded before a close
+constexpr std::chrono::seconds kDrainTimeout{2};
+
+std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
+
+std::string Printable(std::string_view text, std::size_t limit = kMaxLoggedTarget) {
+  std::string out;
+  for (char c : text.substr(0, limit)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (text.size() > limit) out += "...";
+  return out;
+}
+
+std::string EndpointText(const tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+std::string PathOf(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
+
+std::optional<WebhookProvider> HookProvider(std::string_view path) {
+  if (path == "/hooks/github") return WebhookProvider::kGitHub;
+  if (path == "/hooks/gitlab") return WebhookProvider::kGitLab;
+  if (path == "/hooks/generic") return WebhookProvider::kGeneric;
+  return std::nullopt;
+}
+
+// What a route answers; the session turns it into an HTTP response.
+struct Reply {
+  http::status status = http::status::ok;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string allow;   // for 405
+  std::string detail;  // for the access log
+  bool html = false;
+};
+
+Reply Text(http::status status, std::string body, std::string detail = {}) {
+  Reply r;
+  r.status = status;
+  r.body = std::move(body);
+  r.detail = std::move(detail);
+  return r;
+}
+
+Reply Json(http::status status, const nlohmann::json& j, std::string detail = {}) {
+  Reply r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  r.detail = std::move(detail);
+  return r;
+}
+
+Reply MethodNotAllowed(const char* allow) {
+  Reply r = Text(http::status::method_not_allowed, "method not allowed\n");
+  r.allow = allow;
+  return r;
+}
+
+}  // namespace
+
+class Session;
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(net::io_context& io_in, HttpServerOptions options_in, ControllerView& view_in,
+       Metrics& metrics_in)
+      : io(io_in),
+        options(std::move(options_in)),
+        view(view_in),
+        metrics(metrics_in),
+        acceptor(net::make_strand(io_in)),
+        retry_timer(acceptor.get_executor()) {}
+
+  Status Start();
+  void Stop();
+  void Accept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  void RefuseBusy(tcp::socket socket);
+  void Log(HttpRequestLog entry) const {
+    if (options.on_request) options.on_request(entry);
+  }
+  void Unregister(Session* s) {
+    std::lock_guard<std::mutex> lock(mu);
+    sessions.erase(s);
+  }
+
+  // Answers one complete request. Never throws.
+  Reply Route(const Request& req);
+  Reply Webhook(WebhookProvider provider, const Request& req);
+
+  net::io_context& io;
+  const HttpServerOptions options;
+  ControllerView& view;
+  Metrics& metrics;
+  tcp::acceptor acceptor;
+  net::steady_timer retry_timer;
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopped{false};
+  std::atomic<std::uint16_t> port{0};
+
+  mutable std::mutex mu;  // guards the fields below
+  std::string address;
+  std::map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+// One connection: read a request, answer it, repeat while keep-alive.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<HttpServer::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)), buffer_(64 * 1024) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = EndpointText(ep);
+  }
+  ~Session() { server_->Unregister(this); }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::DoRead, shared_from_this()));
+  }
+
+  // Closes the connection from any thread.
+  void Close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ec;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->stream_.close();
+    });
+  }
+
+ private:
+  void DoRead() {
+    if (server_->stopped) {
+      stream_.close();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(server_->options.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, std::size_t) {
+    started_ = std::chrono::steady_clock::now();
+    if (ec == http::error::end_of_stream) {
+      DrainAndClose();
+      return;
+    }
+    if (ec == beast::error::timeout) return;  // the stream has closed the socket
+    if (ec == http::error::body_limit || ec == http::error::header_limit ||
+        (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+         ec != http::error::partial_message)) {
+      Reply r;
+      std::string method, target;
+      if (parser_->is_header_done()) {
+        method = std::string(View(parser_->get().method_string()));
+        target = std::string(View(parser_->get().target()));
+      }
+      if (ec == http::error::body_limit) {
+        r = Text(http::status::payload_too_large,
+                 "request body larger than " +
+                     std::to_string(server_->options.max_body_bytes) + " bytes\n",
+                 "body over the limit");
+        if (auto provider = HookProvider(PathOf(target))) {
+          server_->metrics.WebhookRequest(WebhookProviderName(*provider), 413);
+        }
+      } else if (ec == http::error::header_limit) {
+        r = Text(http::status::request_header_fields_too_large, "request headers too large\n",
+                 "headers over the limit");
+      } else {
+        r = Text(http::status::bad_request, "malformed HTTP request\n",
+                 "malformed HTTP request: " + ec.message());
+      }
+      Send(std::move(r), false, false, method, target);
+      return;
+    }
+    if (ec) {
+      stream_.close();
+      return;
+    }
+    const Request& req = parser_->get();
+    bool head = req.method() == http::verb::head;
+    bool keep_alive = req.keep_alive() && !server_->stopped;
+    Reply r = server_->Route(req);
+    Send(std::move(r), keep_alive, head, std::string(View(req.method_string())),
+         std::string(View(req.target())));
+  }
+
+  void Send(Reply r, bool keep_alive, bool head, const std::string& method,
+            const std::string& target) {
+    auto res = std::make_shared<http::response<http::string_body>>(r.status, 11);
+    res->set(http::field::server, "reconcile");
+    res->set(http::field::content_type, r.content_type);
+    res->set(http::field::cache_control, "no-store");
+    res->set("X-Content-Type-Options", "nosniff");
+    if (r.html) {
+      res->set("Content-Security-Policy",
+               "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+    }
+    if (!r.allow.empty()) res->set(http::field::allow, r.allow);
+    res->keep_alive(keep_alive);
+    res->body() = std::move(r.body);
+    res->prepare_payload();
+    if (head) {
+      std::size_t n = res->body().size();
+      res->body().clear();
+      res->content_length(n);
+    }
+    res_ = res;
+    log_.remote = remote_;
+    log_.method = Printable(method, 16);
+    log_.target = Printable(target);
+    log_.status = static_cast<int>(r.status);
+    log_.detail = std::move(r.detail);
+    stream_.expires_after(server_->options.read_timeout);
+    http::async_write(stream_, *res_,
+                      beast::bind_front_handler(&Session::OnWrite, shared_from_this(), keep_alive));
+  }
+
+  void OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+    log_.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started_);
+    if (ec) log_.detail += (log_.detail.empty() ? "" : "; ") + std::string("write failed");
+    server_->Log(std::move(log_));
+    log_ = {};
+    res_.reset();
+    if (ec) {
+      stream_.close();
+      return;
+    }
+    if (!keep_alive) {
+      DrainAndClose();
+      return;
+    }
+    DoRead();
+  }
+
+  // Half-closes, then reads and discards what the client still sends (a
+  // refused body), so that it sees the answer instead of a reset.
+  void DrainAndClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      stream_.close();
+      return;
+    }
+    drain_buf_ = std::make_unique<std::array<char, 16 * 1024>>();
+    stream_.expires_after(kDrainTimeout);
+    DoDrain();
+  }
+
+  void DoDrain() {
+    stream_.async_read_some(
+        net::buffer(*drain_buf_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+          self->drained_ += n;
+          if (ec || self->drained_ > kDrainLimit) {
+            self->stream_.close();
+            return;
+          }
+          self->DoDrain();
+        });
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<HttpServer::Impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> res_;
+  std::unique_ptr<std::array<char, 16 * 1024>> drain_buf_;
+  std::size_t drained_ = 0;
+  std::string remote_;
+  HttpRequestLog log_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+Status HttpServer::Impl::Start() {
+  if (started.exchange(true)) return Status::Internal("http server: Start called twice");
+  Result<ListenAddress> parsed = ParseListenAddress(options.listen);
+  if (!parsed.ok()) return parsed.status();
+  const ListenAddress& la = *parsed;
+  beast::error_code ec;
+  tcp::endpoint ep;
+  if (la.all_interfaces()) {
+    ep = tcp::endpoint(tcp::v6(), la.port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) {
+      acceptor.set_option(net::ip::v6_only(false), ec);
+    } else {
+      ep = tcp::endpoint(tcp::v4(), la.port);
+      ec = {};
+      acceptor.open(ep.protocol(), ec);
+    }
+  } else {
+    ep = tcp::endpoint(net::ip::make_address(la.host), la.port);
+    acceptor.open(ep.protocol(), ec);
+  }
+  const std::string what = "http server: listen " + la.ToString();
+  if (ec) return Status::Unavailable(what + ": " + ec.message());
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  acceptor.bind(ep, ec);
+  if (ec) return Status::Unavailable(what + ": " + ec.message());
+  acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return Status::Unavailable(what + ": " + ec.message());
+  auto local = acceptor.local_endpoint(ec);
+  if (ec) return Status::Unavailable(what + ": " + ec.message());
+  port = local.port();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    address = EndpointText(local);
+  }
+  net::dispatch(acceptor.get_executor(), [self = shared_from_this()] { self->Accept(); });
+  return Status::Ok();
+}
+
+void HttpServer::Impl::Accept() {
+  if (stopped) return;
+  acceptor.async_accept(net::make_strand(io),
+                        beast::bind_front_handler(&Impl::OnAccept, shared_from_this()));
+}
+
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopped || ec == net::error::operation_aborted) return;
+  if (ec) {
+    // EMFILE and friends: report, back off a little, keep accepting.
+    Log({"", "", "", 0, "accept failed: " + ec.message(), {}});
+    retry_timer.expires_after(std::chrono::milliseconds(100));
+    retry_timer.async_wait([self = shared_from_this()](beast::error_code wait_ec) {
+      if (!wait_ec) self->Accept();
+    });
+    return;
+  }
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (sessions.size() < options.max_connections) {
+      session = std::make_shared<Session>(std::move(socket), shared_from_this());
+      sessions.emplace(session.get(), session);
+    }
+  }
+  if (session) {
+    session->Run();
+  } else {
+    RefuseBusy(std::move(socket));
+  }
+  Accept();
+}
+
+void HttpServer::Impl::RefuseBusy(tcp::socket socket) {
+  static const std::string kBody = "too many open connections\n";
+  static const std::string kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\nConnection: close\r\n\r\n" + kBody;
+  auto sock = std::make_shared<tcp::socket>(std::move(socket));
+  Log({"", "", "", 503, "connection refused: too many open connections", {}});
+  net::async_write(*sock, net::buffer(kBusy), [sock](beast::error_code, std::size_t) {
+    beast::error_code ec;
+    sock->shutdown(tcp::socket::shutdown_both, ec);
+    sock->close(ec);
+  });
+}
+
+void HttpServer::Impl::Stop() {
+  if (stopped.exchange(true)) return;
+  net::post(acceptor.get_executor(), [self = shared_from_this()] {
+    beast::error_code ec;
+    self->acceptor.close(ec);
+    self->retry_timer.cancel();
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [raw, weak] : sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Close();
+}
+
+Reply HttpServer::Impl::Route(const Request& req) {
+  try {
+    const std::string path = PathOf(View(req.target()));
+    const http::verb method = req.method();
+    const bool get = method == http::verb::get || method == http::verb::head;
+    if (auto provider = HookProvider(path)) {
+      if (method != http::verb::post) {
+        metrics.WebhookRequest(WebhookProviderName(*provider), 405);
+        return MethodNotAllowed("POST");
+      }
+      return Webhook(*provider, req);
+    }
+    if (path == "/healthz") {
+      if (!get) return MethodNotAllowed("GET, HEAD");
+      return Text(http::status::ok, "ok\n");
+    }
+    if (path == "/readyz") {
+      if (!get) return MethodNotAllowed("GET, HEAD");
+      Readiness r = view.Ready();
+      if (r.ready) return Text(http::status::ok, "ready\n");
+      std::string reason = r.reason.empty() ? "not ready" : "not ready: " + r.reason;
+      return Text(http::status::service_unavailable, reason + "\n", reason);
+    }
+    if (path == "/metrics") {
+      if (!get) return MethodNotAllowed("GET, HEAD");
+      Reply r = Text(http::status::ok, metrics.Render());
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      return r;
+    }
+    if (path == "/api/v1/status") {
+      if (!get) return MethodNotAllowed("GET, HEAD");
+      return Json(http::status::ok, view.Status());
+    }
+    if (path == "/") {
+      if (!get) return MethodNotAllowed("GET, HEAD");
+      Reply r = Text(http::status::ok, RenderStatusPage(view.Status()));
+      r.content_type = "text/html; charset=utf-8";
+      r.html = true;
+      return r;
+    }
+    return Text(http::status::not_found, "not found\n");
+  } catch (const std::exception& e) {
+    return Text(http::status::internal_server_error, "internal error\n",
+                std::string("internal error: ") + e.what());
+  }
+}
+
+Reply HttpServer::Impl::Webhook(WebhookProvider provider, const Request& req) {
+  const char* name = WebhookProviderName(provider);
+  WebhookHeaders headers;
+  for (const auto& field : req) {
+    std::string key(View(field.name_string()));
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    headers.emplace(std::move(key), std::string(View(field.value())));
+  }
+  const std::string* secret = provider == WebhookProvider::kGitHub   ? &options.secrets.github
+                              : provider == WebhookProvider::kGitLab ? &options.secrets.gitlab
+                                                                     : &options.secrets.generic;
+  WebhookVerdict v = VerifyWebhook(provider, headers, req.body(), *secret,
+                                   secret->empty() ? std::string() : view.FollowedBranch());
+  if (v.kind == WebhookVerdict::Kind::kNotConfigured) {
+    v.message = std::string(name) +
+                " webhook not configured: the controller has no webhook secret "
+                "(--webhook-secret-file)";
+  }
+  if (v.triggers()) {
+    std::string why = v.message;
+    if (!v.commit.empty()) why += " (payload says " + v.commit.substr(0, 12) + ")";
+    view.Trigger(why);
+  }
+  int code = v.http_status();
+  metrics.WebhookRequest(name, code);
+  const char* result = v.triggers()                                ? "triggered"
+                       : v.kind == WebhookVerdict::Kind::kIgnored ? "ignored"
+                                                                  : "rejected";
+  return Json(static_cast<http::status>(code), {{"result", result}, {"message", v.message}},
+              v.message);
+}
+
+HttpServer::HttpServer(net::io_context& io, HttpServerOptions options, ControllerView& view,
+                       Metrics& metrics)
+    : impl_(std::make_shared<Impl>(io, std::move(options), view, metrics)) {}
+
+HttpServer::~HttpServer() { impl_->Stop(); }
+
+Status HttpServer::Start() { return impl_->Start(); }
+
+std::uint16_t HttpServer::port() const { return impl_->port; }
+
+std::string HttpServer::address() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->address;
+}
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+}  // namespace reconcile::controller

@@ -1,0 +1,128 @@
+// HttpServer: the controller's HTTP/1.1 endpoints, on Boost.Beast, running
+// on an io_context the caller owns and runs. Nothing here blocks the I/O
+// thread: handlers only call ControllerView (non-blocking by contract),
+// Metrics and the pure webhook and page functions.
+//
+// | method | path | answer |
+// | --- | --- | --- |
+// | POST | /hooks/github | GitHub push webhook (`X-Hub-Signature-256`, `X-GitHub-Event`) |
+// | POST | /hooks/gitlab | GitLab push webhook (`X-Gitlab-Token`, `X-Gitlab-Event`) |
+// | POST | /hooks/generic | any sender (`X-Reconcile-Signature-256`, optional `{"ref": ...}`) |
+// | GET | /healthz | 200 `ok` while the process serves HTTP |
+// | GET | /readyz | 200 `ready`, or 503 with the reason |
+// | GET | /metrics | Prometheus text format 0.0.4 |
+// | GET | /api/v1/status | ControllerView::Status() as JSON |
+// | GET | / | read-only HTML status page |
+//
+// Webhooks answer JSON {"result": "triggered"|"ignored"|"rejected",
+// "message": ...}: 202 triggered a ref check, 200 ignored (ping, other
+// branch, tag, deleted branch, other event), 400 malformed, 401 bad or
+// missing signature (triggers nothing), 413 body over max_body_bytes
+// (refused from Content-Length before the body is read, or as soon as a
+// chunked body passes the limit), 503 no secret configured. Each webhook
+// request is counted in reconcile_webhook_requests_total{provider,code}.
+// GET routes also answer HEAD; other methods get 405 with Allow; unknown
+// paths 404.
+//
+// Connections: HTTP/1.1 keep-alive; a request (headers and body) must
+// arrive within read_timeout of the previous response (or of accept), else
+// the connection is dropped (slowloris); headers over max_header_bytes get
+// 431; at most max_connections are served at once, further ones get 503 and
+// are closed.
+//
+// Thread-safety: Start, Stop and port() may be called from any thread. If
+// the io_context runs on several threads, each connection runs on its own
+// strand. `view` and `metrics` must outlive the server, and the server must
+// outlive the handlers it queued: destroy it after Stop() once the
+// io_context has run them (or after io_context::run returned).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "controller/metrics.h"
+#include "controller/webhook_secrets.h"
+#include "reconcile/status.h"
+
+namespace reconcile::controller {
+
+struct Readiness {
+  bool ready = false;
+  std::string reason;  // why not ready ("source not fetched yet"); may be empty when ready
+};
+
+// What the HTTP server needs from the rest of the controller; implemented
+// by the scheduler. Every method must be thread-safe and must not block
+// (return cached values; Trigger only queues work).
+class ControllerView {
+ public:
+  virtual ~ControllerView() = default;
+  // The status document for /api/v1/status and the page. By convention an
+  // object such as {"revision", "branch", "ready", "last_result",
+  // "last_error", "last_success", "agents": [{"name", "target", "health",
+  // ...}]}; the page shows whatever scalar fields it has.
+  virtual nlohmann::json Status() = 0;
+  virtual Readiness Ready() = 0;
+  // Asks for a ref check of the followed branch now. `why` is for logs
+  // ("github push to refs/heads/main (payload says 6113728f27ae)").
+  virtual void Trigger(const std::string& why) = 0;
+  // The branch pushes are filtered by: "main", or a full ref "refs/tags/v1".
+  virtual std::string FollowedBranch() = 0;
+};
+
+// One answered request, for the access log (routed to spdlog by the caller).
+struct HttpRequestLog {
+  std::string remote;  // "127.0.0.1:51234"
+  std::string method;
+  std::string target;  // printable ASCII, at most 200 characters
+  int status = 0;
+  std::string detail;  // webhook verdict or error reason; never a secret
+  std::chrono::microseconds elapsed{0};
+};
+
+struct HttpServerOptions {
+  std::string listen = "127.0.0.1:8080";  // see listen_address.h
+  WebhookSecrets secrets;                 // empty ones disable that endpoint
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout{10'000};
+  std::size_t max_connections = 128;
+  // Called on the I/O thread after each response is written, and for
+  // server errors (with status 0). Must not block. May be empty.
+  std::function<void(const HttpRequestLog&)> on_request;
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, HttpServerOptions options, ControllerView& view,
+             Metrics& metrics);
+  ~HttpServer();  // calls Stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens, then accepts on the io_context (which may or may not
+  // be running yet). Call once. kInvalid for a bad listen address,
+  // kUnavailable when the address cannot be bound (in use, no permission).
+  Status Start();
+  // The bound port (the ephemeral one for port 0); 0 before Start.
+  std::uint16_t port() const;
+  // The bound address, "127.0.0.1:43127" or "[::]:8080"; empty before Start.
+  std::string address() const;
+  // Stops accepting and closes every open connection (asynchronously, on
+  // the io_context). Idempotent.
+  void Stop();
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace reconcile::controller

@@ -1,0 +1,166 @@
+#include "controller/metrics.h"
+
+#include <sstream>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace reconcile::controller {
+namespace {
+
+constexpr PassResult kAllResults[] = {PassResult::kSuccess, PassResult::kFailed,
+                                      PassResult::kInvalid, PassResult::kSourceError,
+                                      PassResult::kAborted};
+
+const prometheus::Histogram::BucketBoundaries& PassBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.1, 0.5, 1,  2.5, 5,  10,
+                                                         30,  60,  120, 300, 600};
+  return b;
+}
+
+const prometheus::Histogram::BucketBoundaries& FetchBuckets() {
+  static const prometheus::Histogram::BucketBoundaries b{0.05, 0.1, 0.25, 0.5, 1,
+                                                         2.5,  5,   10,   30,  60};
+  return b;
+}
+
+}  // namespace
+
+const char* PassResultName(PassResult result) {
+  switch (result) {
+    case PassResult::kSuccess:
+      return "success";
+    case PassResult::kFailed:
+      return "failed";
+    case PassResult::kInvalid:
+      return "invalid";
+    case PassResult::kSourceError:
+      return "source_error";
+    case PassResult::kAborted:
+      return "aborted";
+  }
+  return "unknown";
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& r = *registry_;
+  passes_ = &prometheus::BuildCounter()
+                 .Name("reconcile_passes_total")
+                 .Help("Reconcile passes finished, by result.")
+                 .Register(r);
+  pass_duration_ = &prometheus::BuildHistogram()
+                        .Name("reconcile_pass_duration_seconds")
+                        .Help("Wall time of a reconcile pass in seconds, by result.")
+                        .Register(r);
+  for (PassResult result : kAllResults) {
+    auto i = static_cast<std::size_t>(result);
+    pass_count_by_result_[i] = &passes_->Add({{"result", PassResultName(result)}});
+    pass_duration_by_result_[i] =
+        &pass_duration_->Add({{"result", PassResultName(result)}}, PassBuckets());
+  }
+  last_success_ = &prometheus::BuildGauge()
+                       .Name("reconcile_last_success_timestamp_seconds")
+                       .Help("Unix time of the last successful reconcile pass.")
+                       .Register(r)
+                       .Add({});
+  revision_ = &prometheus::BuildGauge()
+                   .Name("reconcile_revision_info")
+                   .Help("Always 1; the revision label is the commit last applied successfully.")
+                   .Register(r);
+  agents_ = &prometheus::BuildGauge()
+                 .Name("reconcile_agents")
+                 .Help("Agents by state.")
+                 .Register(r);
+  drifted_ = &prometheus::BuildGauge()
+                  .Name("reconcile_drifted_agents")
+                  .Help("Agents whose observed state differs from the desired state.")
+                  .Register(r)
+                  .Add({});
+  webhooks_ = &prometheus::BuildCounter()
+                   .Name("reconcile_webhook_requests_total")
+                   .Help("Webhook requests by provider and HTTP status code.")
+                   .Register(r);
+  fetch_errors_ = &prometheus::BuildCounter()
+                       .Name("reconcile_source_fetch_errors_total")
+                       .Help("Failed ref checks or fetches of the git source.")
+                       .Register(r)
+                       .Add({});
+  fetch_duration_ = &prometheus::BuildHistogram()
+                         .Name("reconcile_source_fetch_duration_seconds")
+                         .Help("Wall time of a ref check plus fetch of the git source in seconds.")
+                         .Register(r)
+                         .Add({}, FetchBuckets());
+  apply_errors_ = &prometheus::BuildCounter()
+                       .Name("reconcile_apply_errors_total")
+                       .Help("Changes that failed to apply.")
+                       .Register(r)
+                       .Add({});
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::PassFinished(PassResult result, double seconds) {
+  auto i = static_cast<std::size_t>(result);
+  if (i >= pass_count_by_result_.size()) return;
+  pass_count_by_result_[i]->Increment();
+  pass_duration_by_result_[i]->Observe(seconds < 0 ? 0 : seconds);
+}
+
+void Metrics::SetLastSuccess(double unix_seconds) { last_success_->Set(unix_seconds); }
+
+void Metrics::SetRevision(const std::string& commit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (revision_series_ != nullptr) {
+    revision_->Remove(revision_series_);
+    revision_series_ = nullptr;
+  }
+  if (commit.empty()) return;
+  revision_series_ = &revision_->Add({{"revision", commit}});
+  revision_series_->Set(1);
+}
+
+void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = agent_series_.begin(); it != agent_series_.end();) {
+    if (counts.count(it->first) == 0) {
+      agents_->Remove(it->second);
+      it = agent_series_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [state, n] : counts) {
+    auto& series = agent_series_[state];
+    if (series == nullptr) series = &agents_->Add({{"state", state}});
+    series->Set(static_cast<double>(n));
+  }
+}
+
+void Metrics::SetDrifted(std::int64_t n) { drifted_->Set(static_cast<double>(n)); }
+
+void Metrics::WebhookRequest(const std::string& provider, int code) {
+  webhooks_->Add({{"provider", provider}, {"code", std::to_string(code)}}).Increment();
+}
+
+void Metrics::SourceFetchFailed() { fetch_errors_->Increment(); }
+
+void Metrics::SourceFetchDuration(double seconds) {
+  fetch_duration_->Observe(seconds < 0 ? 0 : seconds);
+}
+
+void Metrics::ApplyErrors(std::int64_t n) {
+  if (n > 0) apply_errors_->Increment(static_cast<double>(n));
+}
+
+std::string Metrics::Render() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace reconcile::controller

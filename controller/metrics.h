@@ -1,0 +1,103 @@
+// Metrics: the controller's Prometheus metrics, held in one prometheus-cpp
+// Registry and rendered in the Prometheus text format 0.0.4 for GET /metrics.
+// The scheduler and the HTTP server call the typed methods below; nothing
+// else touches the registry.
+//
+// | name | type | labels | meaning |
+// | --- | --- | --- | --- |
+// | `reconcile_passes_total` | counter | `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `source_error`, `aborted`) |
+// | `reconcile_pass_duration_seconds` | histogram | `result` | wall time of a reconcile pass, by result |
+// | `reconcile_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 until one succeeds) |
+// | `reconcile_revision_info` | gauge | `revision` | always 1; `revision` is the commit last applied successfully (one series at most) |
+// | `reconcile_agents` | gauge | `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
+// | `reconcile_drifted_agents` | gauge | | agents whose observed state differs from the desired one |
+// | `reconcile_webhook_requests_total` | counter | `provider`, `code` | webhook requests by provider (`github`, `gitlab`, `generic`) and HTTP status code |
+// | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
+// | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
+// | `reconcile_apply_errors_total` | counter | | changes that failed to apply |
+//
+// Every `result` series of the pass metrics exists from the start (at 0),
+// so rate() works before the first failure.
+//
+// Thread-safety: every method may be called from any thread at once.
+// Render() takes a consistent snapshot per metric family.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace reconcile::controller {
+
+enum class PassResult {
+  kSuccess,      // the pass finished and the world matches the revision
+  kFailed,       // some change failed to apply (retried next pass)
+  kInvalid,      // the revision's tree is invalid; the last good one keeps running
+  kSourceError,  // the source could not be checked or fetched
+  kAborted,      // stopped (SIGTERM) before it finished
+};
+
+// "success", "failed", "invalid", "source_error", "aborted".
+const char* PassResultName(PassResult result);
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // One reconcile pass finished with `result` after `seconds`.
+  void PassFinished(PassResult result, double seconds);
+  // Unix time (seconds) of the last successful pass.
+  void SetLastSuccess(double unix_seconds);
+  // The revision now running; replaces the previous revision series. An
+  // empty `commit` removes the series.
+  void SetRevision(const std::string& commit);
+  // Agents by state; states absent from `counts` lose their series.
+  void SetAgents(const std::map<std::string, std::int64_t>& counts);
+  void SetDrifted(std::int64_t n);
+  // One webhook request to `provider` ("github", ...) answered with `code`.
+  void WebhookRequest(const std::string& provider, int code);
+  void SourceFetchFailed();
+  void SourceFetchDuration(double seconds);
+  // `n` changes failed to apply.
+  void ApplyErrors(std::int64_t n = 1);
+
+  // The whole registry in the Prometheus text format 0.0.4
+  // (Content-Type: text/plain; version=0.0.4).
+  std::string Render() const;
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* passes_;
+  prometheus::Family<prometheus::Histogram>* pass_duration_;
+  std::array<prometheus::Counter*, 5> pass_count_by_result_{};
+  std::array<prometheus::Histogram*, 5> pass_duration_by_result_{};
+  prometheus::Gauge* last_success_;
+  prometheus::Family<prometheus::Gauge>* revision_;
+  prometheus::Family<prometheus::Gauge>* agents_;
+  prometheus::Gauge* drifted_;
+  prometheus::Family<prometheus::Counter>* webhooks_;
+  prometheus::Counter* fetch_errors_;
+  prometheus::Histogram* fetch_duration_;
+  prometheus::Counter* apply_errors_;
+
+  std::mutex mu_;  // guards the label sets replaced as a whole below
+  prometheus::Gauge* revision_series_ = nullptr;
+  std::map<std::string, prometheus::Gauge*> agent_series_;
+};
+
+}  // namespace reconcile::controller

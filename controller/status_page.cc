@@ -1,0 +1,125 @@
+#include "controller/status_page.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace reconcile::controller {
+namespace {
+
+using nlohmann::json;
+
+bool IsScalar(const json& v) { return v.is_primitive(); }
+
+std::string ScalarText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "";
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void Row(std::string& out, std::string_view key, const json& value) {
+  out += "<tr><th>" + HtmlEscape(key) + "</th><td>" + HtmlEscape(ScalarText(value)) +
+         "</td></tr>\n";
+}
+
+void AgentsTable(std::string& out, const json& agents) {
+  std::vector<std::pair<std::string, const json*>> rows;  // (name from key, agent)
+  if (agents.is_array()) {
+    for (const auto& a : agents) {
+      if (a.is_object()) rows.emplace_back("", &a);
+    }
+  } else if (agents.is_object()) {
+    for (const auto& [name, a] : agents.items()) {
+      if (a.is_object()) rows.emplace_back(name, &a);
+    }
+  }
+  out += "<h2>Agents</h2>\n";
+  if (rows.empty()) {
+    out += "<p>No agents.</p>\n";
+    return;
+  }
+  std::vector<std::string> columns{"name"};
+  for (const auto& [key_name, a] : rows) {
+    for (const auto& [k, v] : a->items()) {
+      if (IsScalar(v) && std::find(columns.begin(), columns.end(), k) == columns.end()) {
+        columns.push_back(k);
+      }
+    }
+  }
+  out += "<table>\n<tr>";
+  for (const auto& c : columns) out += "<th>" + HtmlEscape(c) + "</th>";
+  out += "</tr>\n";
+  for (const auto& [key_name, a] : rows) {
+    out += "<tr>";
+    for (const auto& c : columns) {
+      std::string text;
+      if (auto it = a->find(c); it != a->end() && IsScalar(*it)) {
+        text = ScalarText(*it);
+      } else if (c == "name") {
+        text = key_name;
+      }
+      out += "<td>" + HtmlEscape(text) + "</td>";
+    }
+    out += "</tr>\n";
+  }
+  out += "</table>\n";
+}
+
+}  // namespace
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string RenderStatusPage(const json& status) {
+  std::string out =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta http-equiv=\"refresh\" content=\"15\">\n<title>reconcile</title>\n"
+      "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+      "th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+      "th{background:#f4f4f4}</style>\n</head>\n<body>\n<h1>reconcile controller</h1>\n"
+      "<h2>Status</h2>\n<table>\n";
+  if (status.is_object()) {
+    for (const auto& [k, v] : status.items()) {
+      if (IsScalar(v)) {
+        Row(out, k, v);
+      } else if (v.is_object() && k != "agents") {
+        for (const auto& [k2, v2] : v.items()) {
+          if (IsScalar(v2)) Row(out, k + "." + k2, v2);
+        }
+      }
+    }
+  } else {
+    Row(out, "status", status.is_primitive() ? status : json("unavailable"));
+  }
+  out += "</table>\n";
+  AgentsTable(out, status.is_object() ? status.value("agents", json()) : json());
+  out +=
+      "<p><a href=\"/api/v1/status\">/api/v1/status</a> · <a href=\"/metrics\">/metrics</a>"
+      "</p>\n</body>\n</html>\n";
+  return out;
+}
+
+}  // namespace reconcile::controller
