@@ -192,10 +192,9 @@ class Session : public std::enable_shared_from_this<Session> {
          ec != http::error::partial_message)) {
       Reply r;
       std::string method, target;
-      if (parser_->is_header_done()) {
-        method = std::string(View(parser_->get().method_string()));
-        target = std::string(View(parser_->get().target()));
-      }
+      // The start line may have been read even when the header was not done.
+      method = std::string(View(parser_->get().method_string()));
+      target = std::string(View(parser_->get().target()));
       if (ec == http::error::body_limit) {
         r = Text(http::status::payload_too_large,
                  "request body larger than " +

@@ -1,0 +1,61 @@
+// FakeControllerView: a ControllerView for HTTP server tests. Status,
+// readiness and the followed branch are set by the test; Trigger calls are
+// recorded. Thread-safety: a mutex guards all state (the server calls it
+// from its I/O thread while the test reads it).
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/http_server.h"
+
+namespace reconcile::testing {
+
+class FakeControllerView : public controller::ControllerView {
+ public:
+  nlohmann::json Status() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+  controller::Readiness Ready() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ready_;
+  }
+  void Trigger(const std::string& why) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    triggers_.push_back(why);
+  }
+  std::string FollowedBranch() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return branch_;
+  }
+
+  void SetStatus(nlohmann::json s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = std::move(s);
+  }
+  void SetReady(bool ready, std::string reason = {}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready_ = {ready, std::move(reason)};
+  }
+  void SetBranch(std::string b) {
+    std::lock_guard<std::mutex> lock(mu_);
+    branch_ = std::move(b);
+  }
+  std::vector<std::string> triggers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return triggers_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  nlohmann::json status_ = nlohmann::json::object();
+  controller::Readiness ready_{true, ""};
+  std::string branch_ = "main";
+  std::vector<std::string> triggers_;
+};
+
+}  // namespace reconcile::testing

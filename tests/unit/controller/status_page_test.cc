@@ -1,0 +1,45 @@
+#include "controller/status_page.h"
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+namespace reconcile::controller {
+namespace {
+
+using nlohmann::json;
+
+TEST_CASE("status page: escapes every text and shows the fields") {
+  json status = {
+      {"revision", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
+      {"last_result", "invalid"},
+      {"last_error", "deploy/web.yaml:3:1: <script>alert('x')</script> & \"more\""},
+      {"ready", true},
+      {"last_pass", {{"seconds", 1.5}, {"detail", {{"nested", "skipped"}}}}},
+      {"agents", json::array({{{"name", "web<img src=x onerror=alert(1)>"},
+                               {"health", "healthy"},
+                               {"target", "local"}},
+                              {{"name", "bot"}, {"drift", "image"}, {"spec", {{"a", 1}}}}})}};
+  std::string page = RenderStatusPage(status);
+  CHECK(page.find("<script>") == std::string::npos);
+  CHECK(page.find("<img") == std::string::npos);
+  CHECK(page.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;more&quot;") !=
+        std::string::npos);
+  CHECK(page.find("web&lt;img src=x onerror=alert(1)&gt;") != std::string::npos);
+  CHECK(page.find("6113728f27ae82c7b1a177c8d03f9e96e0adf246") != std::string::npos);
+  CHECK(page.find("<th>last_pass.seconds</th><td>1.5</td>") != std::string::npos);
+  CHECK(page.find("nested") == std::string::npos);
+  CHECK(page.find("<th>name</th><th>health</th><th>target</th><th>drift</th>") !=
+        std::string::npos);
+  CHECK(page.find("<td>bot</td><td></td><td></td><td>image</td>") != std::string::npos);
+}
+
+TEST_CASE("status page: agents keyed by name, none, or a status that is not an object") {
+  std::string page = RenderStatusPage({{"agents", {{"web", {{"health", "healthy"}}}}}});
+  CHECK(page.find("<td>web</td><td>healthy</td>") != std::string::npos);
+  CHECK(RenderStatusPage(json::object()).find("No agents.") != std::string::npos);
+  CHECK(RenderStatusPage(json::array({1})).find("unavailable") != std::string::npos);
+  CHECK(HtmlEscape("a<b>&'\"") == "a&lt;b&gt;&amp;&#39;&quot;");
+}
+
+}  // namespace
+}  // namespace reconcile::controller
