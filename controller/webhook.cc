@@ -143,7 +143,7 @@ std::optional<std::string> FormDecode(std::string_view s) {
 }
 
 // GitHub can deliver `payload=<url-encoded JSON>` as a form; returns the
-// JSON text, or nullopt when the form has no payload field.
+// JSON text, or nullopt when the payload field is not valid form encoding.
 std::optional<std::string> GitHubFormPayload(std::string_view body) {
   while (!body.empty()) {
     std::size_t amp = body.find('&');
@@ -276,8 +276,11 @@ WebhookVerdict VerifyGitHub(const WebhookHeaders& headers, std::string_view body
   }
   std::string form_json;
   std::string_view json_text = body;
+  // GitHub's form deliveries are exactly "payload=<url-encoded JSON>"; a
+  // JSON body sent with a form Content-Type (curl's default) stays JSON.
   if (const std::string* type = Header(headers, "content-type");
-      type != nullptr && type->rfind("application/x-www-form-urlencoded", 0) == 0) {
+      type != nullptr && type->rfind("application/x-www-form-urlencoded", 0) == 0 &&
+      body.substr(0, 8) == "payload=") {
     std::optional<std::string> decoded = GitHubFormPayload(body);
     if (!decoded) {
       v.kind = Kind::kMalformed;

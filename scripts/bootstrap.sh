@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   build-essential cmake make pkg-config git
   libgit2-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libspdlog-dev
-  doctest-dev libcli11-dev libssl-dev
+  doctest-dev libcli11-dev libssl-dev openssl
   # Integration tests, demo and benchmarks: a real Docker Engine on this host.
   docker.io iptables docker-compose busybox-static docker-registry
   curl time hyperfine ca-certificates cgroupfs-mount

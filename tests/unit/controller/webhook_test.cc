@@ -239,6 +239,11 @@ TEST_CASE("webhook: GitHub branch deletion, tag push and other events") {
     h = GitHubHeaders("push", bad);
     h["content-type"] = "application/x-www-form-urlencoded";
     CHECK(VerifyGitHub(h, bad, kSecret, "main").kind == Kind::kMalformed);
+    // JSON sent with a form Content-Type (curl's default) is still JSON.
+    std::string json = R"({"ref":"refs/heads/main"})";
+    h = GitHubHeaders("push", json);
+    h["content-type"] = "application/x-www-form-urlencoded";
+    CHECK(VerifyGitHub(h, json, kSecret, "main").kind == Kind::kTrigger);
   }
 }
 
