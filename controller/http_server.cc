@@ -47,7 +47,8 @@ std::string Printable(std::string_view text, std::size_t limit = kMaxLoggedTarge
 }
 
 std::string EndpointText(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  if (ep.address().is_v6())
+    return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
@@ -175,7 +176,34 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
+    // One deadline for the whole request, headers and body: a client that
+    // dribbles bytes does not extend it.
     stream_.expires_after(server_->options.read_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, std::size_t n) {
+    if (ec || parser_->is_done()) {
+      OnRead(ec, n);
+      return;
+    }
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+                         if (write_ec) {
+                           self->stream_.close();
+                           return;
+                         }
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
@@ -197,8 +225,8 @@ class Session : public std::enable_shared_from_this<Session> {
       target = std::string(View(parser_->get().target()));
       if (ec == http::error::body_limit) {
         r = Text(http::status::payload_too_large,
-                 "request body larger than " +
-                     std::to_string(server_->options.max_body_bytes) + " bytes\n",
+                 "request body larger than " + std::to_string(server_->options.max_body_bytes) +
+                     " bytes\n",
                  "body over the limit");
         if (auto provider = HookProvider(PathOf(target))) {
           server_->metrics.WebhookRequest(WebhookProviderName(*provider), 413);
@@ -289,15 +317,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void DoDrain() {
-    stream_.async_read_some(
-        net::buffer(*drain_buf_), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-          self->drained_ += n;
-          if (ec || self->drained_ > kDrainLimit) {
-            self->stream_.close();
-            return;
-          }
-          self->DoDrain();
-        });
+    stream_.async_read_some(net::buffer(*drain_buf_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kDrainLimit) {
+                                self->stream_.close();
+                                return;
+                              }
+                              self->DoDrain();
+                            });
   }
 
   beast::tcp_stream stream_;
@@ -487,7 +515,7 @@ Reply HttpServer::Impl::Webhook(WebhookProvider provider, const Request& req) {
   }
   int code = v.http_status();
   metrics.WebhookRequest(name, code);
-  const char* result = v.triggers()                                ? "triggered"
+  const char* result = v.triggers()                               ? "triggered"
                        : v.kind == WebhookVerdict::Kind::kIgnored ? "ignored"
                                                                   : "rejected";
   return Json(static_cast<http::status>(code), {{"result", result}, {"message", v.message}},

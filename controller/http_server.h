@@ -26,9 +26,11 @@
 //
 // Connections: HTTP/1.1 keep-alive; a request (headers and body) must
 // arrive within read_timeout of the previous response (or of accept), else
-// the connection is dropped (slowloris); headers over max_header_bytes get
-// 431; at most max_connections are served at once, further ones get 503 and
-// are closed.
+// the connection is dropped (slowloris: sending a byte now and then does not
+// extend the deadline); `Expect: 100-continue` is answered once the headers
+// pass the limits; headers over max_header_bytes get 431; malformed HTTP
+// gets 400; at most max_connections are served at once, further ones get
+// 503 and are closed.
 //
 // Thread-safety: Start, Stop and port() may be called from any thread. If
 // the io_context runs on several threads, each connection runs on its own

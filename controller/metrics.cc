@@ -18,7 +18,7 @@ constexpr PassResult kAllResults[] = {PassResult::kSuccess, PassResult::kFailed,
                                       PassResult::kAborted};
 
 const prometheus::Histogram::BucketBoundaries& PassBuckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0.1, 0.5, 1,  2.5, 5,  10,
+  static const prometheus::Histogram::BucketBoundaries b{0.1, 0.5, 1,   2.5, 5,  10,
                                                          30,  60,  120, 300, 600};
   return b;
 }
@@ -72,10 +72,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                    .Name("reconcile_revision_info")
                    .Help("Always 1; the revision label is the commit last applied successfully.")
                    .Register(r);
-  agents_ = &prometheus::BuildGauge()
-                 .Name("reconcile_agents")
-                 .Help("Agents by state.")
-                 .Register(r);
+  agents_ = &prometheus::BuildGauge().Name("reconcile_agents").Help("Agents by state.").Register(r);
   drifted_ = &prometheus::BuildGauge()
                   .Name("reconcile_drifted_agents")
                   .Help("Agents whose observed state differs from the desired state.")

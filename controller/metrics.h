@@ -3,6 +3,7 @@
 // The scheduler and the HTTP server call the typed methods below; nothing
 // else touches the registry.
 //
+// clang-format off
 // | name | type | labels | meaning |
 // | --- | --- | --- | --- |
 // | `reconcile_passes_total` | counter | `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `source_error`, `aborted`) |
@@ -15,9 +16,12 @@
 // | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
 // | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
 // | `reconcile_apply_errors_total` | counter | | changes that failed to apply |
+// clang-format on
 //
 // Every `result` series of the pass metrics exists from the start (at 0),
-// so rate() works before the first failure.
+// so rate() works before the first failure. Families whose label values are
+// not known in advance (revision, agents, webhook requests) appear with
+// their first series.
 //
 // Thread-safety: every method may be called from any thread at once.
 // Render() takes a consistent snapshot per metric family.

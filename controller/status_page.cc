@@ -17,8 +17,8 @@ std::string ScalarText(const json& v) {
 }
 
 void Row(std::string& out, std::string_view key, const json& value) {
-  out += "<tr><th>" + HtmlEscape(key) + "</th><td>" + HtmlEscape(ScalarText(value)) +
-         "</td></tr>\n";
+  out +=
+      "<tr><th>" + HtmlEscape(key) + "</th><td>" + HtmlEscape(ScalarText(value)) + "</td></tr>\n";
 }
 
 void AgentsTable(std::string& out, const json& agents) {

@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <optional>
 
-#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <nlohmann/json.hpp>
 
 namespace reconcile::controller {
 namespace {
@@ -102,17 +102,17 @@ std::optional<Digest> ParseSha256Signature(std::string_view value) {
 
 // Checks `header` ("sha256=<hex>") against HMAC-SHA256(secret, body).
 // Returns nullopt when it matches, else the 401 verdict.
-std::optional<WebhookVerdict> CheckHmacHeader(const WebhookHeaders& headers,
-                                              const char* lower_name, const char* display_name,
-                                              std::string_view body, std::string_view secret) {
+std::optional<WebhookVerdict> CheckHmacHeader(const WebhookHeaders& headers, const char* lower_name,
+                                              const char* display_name, std::string_view body,
+                                              std::string_view secret) {
   const std::string* value = Header(headers, lower_name);
   if (value == nullptr) {
     return Verdict(Kind::kUnauthorized, std::string("missing ") + display_name + " header");
   }
   std::optional<Digest> given = ParseSha256Signature(*value);
   if (!given) {
-    return Verdict(Kind::kUnauthorized, std::string(display_name) +
-                                            " is not 'sha256=' followed by 64 hex digits");
+    return Verdict(Kind::kUnauthorized,
+                   std::string(display_name) + " is not 'sha256=' followed by 64 hex digits");
   }
   Digest expected = Hmac(secret, body);
   if (CRYPTO_memcmp(given->data(), expected.data(), expected.size()) != 0) {
@@ -259,8 +259,8 @@ WebhookVerdict VerifyGitHub(const WebhookHeaders& headers, std::string_view body
                    "only the SHA-1 X-Hub-Signature header was sent; X-Hub-Signature-256 is "
                    "required");
   }
-  if (auto bad = CheckHmacHeader(headers, "x-hub-signature-256", "X-Hub-Signature-256", body,
-                                 secret)) {
+  if (auto bad =
+          CheckHmacHeader(headers, "x-hub-signature-256", "X-Hub-Signature-256", body, secret)) {
     return *bad;
   }
   const std::string* event = Header(headers, "x-github-event");
@@ -343,8 +343,8 @@ WebhookVerdict VerifyGeneric(const WebhookHeaders& headers, std::string_view bod
   if (secret.empty()) {
     return Verdict(Kind::kNotConfigured, "generic webhook secret not configured");
   }
-  if (auto bad = CheckHmacHeader(headers, "x-reconcile-signature-256",
-                                 "X-Reconcile-Signature-256", body, secret)) {
+  if (auto bad = CheckHmacHeader(headers, "x-reconcile-signature-256", "X-Reconcile-Signature-256",
+                                 body, secret)) {
     return *bad;
   }
   WebhookVerdict v;
@@ -377,7 +377,8 @@ WebhookVerdict VerifyGeneric(const WebhookHeaders& headers, std::string_view bod
   v.ref = Printable(full);
   if (!RefIsFollowed(full, followed_branch)) {
     v.kind = Kind::kIgnored;
-    v.message = "generic webhook for " + v.ref + " ignored: following " + Printable(followed_branch);
+    v.message =
+        "generic webhook for " + v.ref + " ignored: following " + Printable(followed_branch);
     return v;
   }
   v.kind = Kind::kTrigger;

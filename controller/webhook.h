@@ -9,11 +9,13 @@
 // Providers and their headers (header names are matched case-insensitively;
 // callers pass them lower-cased, see WebhookHeaders):
 //
+// clang-format off
 // | provider | authentication                                    | event header                  |
 // | -------- | ------------------------------------------------- | ----------------------------- |
 // | github   | `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256(secret, raw body) | `X-GitHub-Event`: `push`, `ping` |
 // | gitlab   | `X-Gitlab-Token: <secret>`                        | `X-Gitlab-Event`: `Push Hook`, `Tag Push Hook` |
 // | generic  | `X-Reconcile-Signature-256: sha256=<hex>`, HMAC-SHA256(secret, raw body) | none; optional body `{"ref": "refs/heads/main"}` |
+// clang-format on
 //
 // Signatures and tokens are compared in constant time (CRYPTO_memcmp, on
 // digests of equal length) and checked *before* the body is parsed. No

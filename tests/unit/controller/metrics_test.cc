@@ -78,10 +78,12 @@ TEST_CASE("metrics: typed methods update their series") {
 TEST_CASE("metrics: one revision series, replaced; agent states replaced") {
   Metrics m;
   m.SetRevision("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
-  CHECK(Has(m.Render(), "reconcile_revision_info{revision=\"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"} 1"));
+  CHECK(Has(m.Render(),
+            "reconcile_revision_info{revision=\"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"} 1"));
   m.SetRevision("738a951dba49dfec487000ef85ae80291d7ab32a");
   std::string text = m.Render();
-  CHECK(Has(text, "reconcile_revision_info{revision=\"738a951dba49dfec487000ef85ae80291d7ab32a\"} 1"));
+  CHECK(Has(text,
+            "reconcile_revision_info{revision=\"738a951dba49dfec487000ef85ae80291d7ab32a\"} 1"));
   CHECK_FALSE(Has(text, "6113728f27ae82c7b1a177c8d03f9e96e0adf246"));
   m.SetRevision("");
   CHECK_FALSE(Has(m.Render(), "reconcile_revision_info{"));

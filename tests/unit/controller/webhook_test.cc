@@ -171,26 +171,25 @@ TEST_CASE("webhook: GitHub push payloads from octokit and probot") {
 TEST_CASE("webhook: GitHub branch deletion, tag push and other events") {
   const std::string zeros(40, '0');
   SUBCASE("deleting the followed branch triggers nothing") {
-    std::string body = nlohmann::json{{"ref", "refs/heads/main"},
-                                      {"before", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
-                                      {"after", zeros},
-                                      {"deleted", true}}
-                           .dump();
+    std::string body = nlohmann::json{
+        {"ref", "refs/heads/main"},
+        {"before", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
+        {"after", zeros},
+        {"deleted", true}}.dump();
     WebhookVerdict v = VerifyGitHub(GitHubHeaders("push", body), body, kSecret, "main");
     CHECK(v.kind == Kind::kIgnored);
     CHECK(v.message.find("deletes refs/heads/main") != std::string::npos);
   }
   SUBCASE("after = 40 zeros counts as a deletion even without 'deleted'") {
     std::string body = nlohmann::json{{"ref", "refs/heads/main"}, {"after", zeros}}.dump();
-    CHECK(VerifyGitHub(GitHubHeaders("push", body), body, kSecret, "main").kind ==
-          Kind::kIgnored);
+    CHECK(VerifyGitHub(GitHubHeaders("push", body), body, kSecret, "main").kind == Kind::kIgnored);
   }
   SUBCASE("a new tag is not a push to the branch") {
-    std::string body = nlohmann::json{{"ref", "refs/tags/v1.0.0"},
-                                      {"after", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
-                                      {"created", true},
-                                      {"deleted", false}}
-                           .dump();
+    std::string body = nlohmann::json{
+        {"ref", "refs/tags/v1.0.0"},
+        {"after", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
+        {"created", true},
+        {"deleted", false}}.dump();
     WebhookVerdict v = VerifyGitHub(GitHubHeaders("push", body), body, kSecret, "main");
     CHECK(v.kind == Kind::kIgnored);
     CHECK(v.message.find("refs/tags/v1.0.0") != std::string::npos);
@@ -198,8 +197,8 @@ TEST_CASE("webhook: GitHub branch deletion, tag push and other events") {
           Kind::kTrigger);
   }
   SUBCASE("ping payloads are answered without a trigger") {
-    for (const char* f : {"payload.json", "with-app_id.payload.json",
-                          "with-organization.payload.json"}) {
+    for (const char* f :
+         {"payload.json", "with-app_id.payload.json", "with-organization.payload.json"}) {
       const std::string body = ReadFile(kVectors + "/ping/" + f);
       WebhookVerdict v = VerifyGitHub(GitHubHeaders("ping", body), body, kSecret, "main");
       CHECK_MESSAGE(v.kind == Kind::kIgnored, f);
@@ -248,9 +247,15 @@ TEST_CASE("webhook: GitHub branch deletion, tag push and other events") {
 }
 
 TEST_CASE("webhook: malformed JSON is 400 only once the signature is good") {
-  const char* bodies[] = {"", "{", "not json", "[1,2]", "\"refs/heads/main\"", "{\"ref\": 42}",
+  const char* bodies[] = {"",
+                          "{",
+                          "not json",
+                          "[1,2]",
+                          "\"refs/heads/main\"",
+                          "{\"ref\": 42}",
                           "{\"after\": \"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"}",
-                          "{\"ref\": \"\"}", "{\"ref\":\"refs/heads/main\"} trailing"};
+                          "{\"ref\": \"\"}",
+                          "{\"ref\":\"refs/heads/main\"} trailing"};
   for (const char* body : bodies) {
     SUBCASE(body) {
       WebhookVerdict v = VerifyGitHub(GitHubHeaders("push", body), body, kSecret, "main");
@@ -261,8 +266,7 @@ TEST_CASE("webhook: malformed JSON is 400 only once the signature is good") {
     }
   }
   SUBCASE("malformed ping") {
-    CHECK(VerifyGitHub(GitHubHeaders("ping", "{"), "{", kSecret, "main").kind ==
-          Kind::kMalformed);
+    CHECK(VerifyGitHub(GitHubHeaders("ping", "{"), "{", kSecret, "main").kind == Kind::kMalformed);
   }
 }
 
@@ -270,20 +274,21 @@ TEST_CASE("webhook: GitLab token and push hooks") {
   auto headers = [](const std::string& event, const std::string& token) {
     return WebhookHeaders{{"x-gitlab-event", event}, {"x-gitlab-token", token}};
   };
-  const std::string push = nlohmann::json{
-      {"object_kind", "push"},
-      {"ref", "refs/heads/main"},
-      {"before", "95790bf891e76fee5e1747ab589903a6a1f80f22"},
-      {"after", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"},
-      {"checkout_sha", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}.dump();
+  const std::string push =
+      nlohmann::json{{"object_kind", "push"},
+                     {"ref", "refs/heads/main"},
+                     {"before", "95790bf891e76fee5e1747ab589903a6a1f80f22"},
+                     {"after", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"},
+                     {"checkout_sha", "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}}
+          .dump();
   SUBCASE("right token, followed branch") {
     WebhookVerdict v = VerifyGitLab(headers("Push Hook", kSecret), push, kSecret, "main");
     CHECK(v.kind == Kind::kTrigger);
     CHECK(v.commit == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
   }
   SUBCASE("wrong, prefix, longer, empty or missing token") {
-    for (const std::string& token : {std::string("wrong"), kSecret.substr(0, 5), kSecret + "x",
-                                     std::string("")}) {
+    for (const std::string& token :
+         {std::string("wrong"), kSecret.substr(0, 5), kSecret + "x", std::string("")}) {
       WebhookVerdict v = VerifyGitLab(headers("Push Hook", token), push, kSecret, "main");
       CHECK(v.kind == Kind::kUnauthorized);
       CheckNoSecret(v);
@@ -306,12 +311,12 @@ TEST_CASE("webhook: GitLab token and push hooks") {
           Kind::kTrigger);
   }
   SUBCASE("branch deleted") {
-    std::string del = nlohmann::json{{"ref", "refs/heads/main"},
-                                     {"after", std::string(40, '0')},
-                                     {"checkout_sha", nullptr}}
-                          .dump();
-    CHECK(VerifyGitLab(headers("Push Hook", kSecret), del, kSecret, "main").kind ==
-          Kind::kIgnored);
+    std::string del = nlohmann::json{
+        {"ref", "refs/heads/main"},
+        {"after", std::string(40, '0')},
+        {"checkout_sha",
+         nullptr}}.dump();
+    CHECK(VerifyGitLab(headers("Push Hook", kSecret), del, kSecret, "main").kind == Kind::kIgnored);
   }
   SUBCASE("other events, malformed JSON, missing event, no secret") {
     CHECK(VerifyGitLab(headers("Merge Request Hook", kSecret), "{}", kSecret, "main").kind ==
@@ -334,7 +339,8 @@ TEST_CASE("webhook: generic HMAC endpoint") {
   }
   SUBCASE("ref as branch name or full ref") {
     std::string b1 = R"({"ref":"main"})";
-    std::string b2 = R"({"ref":"refs/heads/main","commit":"6113728f27ae82c7b1a177c8d03f9e96e0adf246"})";
+    std::string b2 =
+        R"({"ref":"refs/heads/main","commit":"6113728f27ae82c7b1a177c8d03f9e96e0adf246"})";
     CHECK(VerifyGeneric(headers(b1), b1, kSecret, "main").kind == Kind::kTrigger);
     WebhookVerdict v = VerifyGeneric(headers(b2), b2, kSecret, "main");
     CHECK(v.kind == Kind::kTrigger);
