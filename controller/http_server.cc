@@ -228,15 +228,15 @@ class Session : public std::enable_shared_from_this<Session> {
                  "request body larger than " + std::to_string(server_->options.max_body_bytes) +
                      " bytes\n",
                  "body over the limit");
-        if (auto provider = HookProvider(PathOf(target))) {
-          server_->metrics.WebhookRequest(WebhookProviderName(*provider), 413);
-        }
       } else if (ec == http::error::header_limit) {
         r = Text(http::status::request_header_fields_too_large, "request headers too large\n",
                  "headers over the limit");
       } else {
         r = Text(http::status::bad_request, "malformed HTTP request\n",
                  "malformed HTTP request: " + ec.message());
+      }
+      if (auto provider = HookProvider(PathOf(target))) {
+        server_->metrics.WebhookRequest(WebhookProviderName(*provider), static_cast<int>(r.status));
       }
       Send(std::move(r), false, false, method, target);
       return;

@@ -426,9 +426,12 @@ TEST_CASE("http: connections") {
   }
   SUBCASE("headers over the limit get 431") {
     Client c(port);
-    REQUIRE(
-        !c.WriteRaw("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8192, 'b') + "\r\n\r\n"));
+    REQUIRE(!c.WriteRaw(
+        "POST /hooks/github HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8192, 'b') + "\r\n\r\n"));
     CHECK(c.Read().status == 431);
+    CHECK(s.metrics.Render().find(
+              "reconcile_webhook_requests_total{code=\"431\",provider=\"github\"} 1") !=
+          std::string::npos);
   }
   SUBCASE("garbage is 400") {
     Client c(port);
