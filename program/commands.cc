@@ -25,7 +25,6 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitChanges = 2;
-constexpr auto kLockStaleAfter = std::chrono::hours(1);
 constexpr const char* kSavedPlanKey = "reconcileSavedPlan";
 
 int Fail(const Status& s) {
@@ -153,7 +152,7 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
 }
 
 Result<std::unique_ptr<StateLock>> TakeLock(Session& session, const std::string& command) {
-  return session.store().Lock(command, kLockStaleAfter);
+  return session.store().Lock(command);
 }
 
 }  // namespace

@@ -177,11 +177,23 @@ write_tree three one
 R apply "$work/tree" --auto-approve >/dev/null 2>&1
 
 # --- lock -------------------------------------------------------------------
-printf '{"pid":1,"host":"%s","startedAt":"%s","command":"reconcile apply"}\n' "$(hostname)" \
+# A live holder: a process that holds the flock on .reconcile/lock (as a
+# running apply or controller does) and is named in lock.json.
+(exec 9>"$work/tree/.reconcile/lock"; flock 9; exec sleep 120) &
+holder_pid=$!  # the one process that holds the flock (sleep inherits fd 9)
+sleep 0.3
+printf '{"pid":%d,"host":"%s","startedAt":"%s","command":"reconcile controller"}\n' "$holder_pid" \
+  "$(hostname)" "2020-01-01T00:00:00Z" >"$work/tree/.reconcile/lock.json"
+expect_exit 1 "a live holder's lock blocks apply, however old" -- R apply "$work/tree" --auto-approve
+contains "the lock error names its holder" "pid $holder_pid" "$out"
+expect_exit 1 "unlock refuses to break a live holder's lock" -- R unlock "$work/tree"
+kill "$holder_pid"; wait "$holder_pid" 2>/dev/null
+expect_exit 0 "apply takes over the lock of a holder that died" -- R apply "$work/tree" --auto-approve
+printf '{"pid":1,"host":"elsewhere","startedAt":"%s","command":"reconcile apply"}\n' \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$work/tree/.reconcile/lock.json"
-expect_exit 1 "a held lock blocks apply" -- R apply "$work/tree" --auto-approve
-contains "the lock error names its holder" "pid 1" "$out"
-expect_exit 0 "unlock breaks the lock" -- R unlock "$work/tree"
+expect_exit 1 "a lock from another host blocks apply" -- R apply "$work/tree" --auto-approve
+contains "the lock error names the other host" "host elsewhere" "$out"
+expect_exit 0 "unlock breaks the other host's lock" -- R unlock "$work/tree"
 expect_exit 0 "apply works after unlock" -- R apply "$work/tree" --auto-approve
 
 # --- drift ---------------------------------------------------------------------
