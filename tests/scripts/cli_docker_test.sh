@@ -176,6 +176,37 @@ contains "the failure says it was not healthy" "health" "$out"
 write_tree three one
 R apply "$work/tree" --auto-approve >/dev/null 2>&1
 
+# --- interrupt during a health wait ---------------------------------------------
+# A 5-minute health wait (300 x 1s); SIGTERM must stop it at once: exit 1,
+# the new container removed (start-first: the old one keeps serving), state
+# recorded, the lock released; the next apply converges.
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+  agent_yaml "$p-slow" "  env: {HEALTH_FAIL: \"1\"}
+  strategy: {type: start-first}
+  healthCheck: {path: /health, interval: 1s, timeout: 1s, retries: 300}"
+} >"$work/tree/agents.yaml"
+"$RECONCILE" --no-color apply "$work/tree" --auto-approve >"$work/int.log" 2>&1 &
+apply_pid=$!
+for _ in $(seq 100); do grep -q "waiting for health" "$work/int.log" && break; sleep 0.1; done
+t0=$(date +%s%N)
+kill -TERM "$apply_pid"  # a background job ignores SIGINT; Ctrl-C is the same path
+wait "$apply_pid"; code=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+out="$(cat "$work/int.log")"
+if [[ $code -eq 1 ]]; then ok "an interrupted apply exits 1"; else bad "interrupted apply: exit $code" "$out"; fi
+if [[ $ms -lt 5000 ]]; then ok "the interrupt ends the health wait promptly (${ms} ms)"; else bad "interrupt took ${ms} ms" "$out"; fi
+contains "the interrupt is explained" "what ran is recorded" "$out"
+if [[ ! -e "$work/tree/.reconcile/lock.json" ]]; then ok "the lock is released after an interrupt"; else bad "lock.json left behind"; fi
+expect_exit 0 "status loads after an interrupt" -- R status "$work/tree"
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one; } >"$work/tree/agents.yaml"
+expect_exit 0 "the next apply converges after an interrupt" -- R apply "$work/tree" --auto-approve
+expect_exit 0 "nothing left to do after converging" -- R plan "$work/tree"
+if [[ -z "$(container_id "$p-slow")" && -z "$(container_id "$p-slow-next")" ]]; then
+  ok "no container of the interrupted agent is left"
+else
+  bad "a container of the interrupted agent is left"
+fi
+
 # --- lock -------------------------------------------------------------------
 # A live holder: a process that holds the flock on .reconcile/lock (as a
 # running apply or controller does) and is named in lock.json.
