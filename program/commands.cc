@@ -13,7 +13,7 @@
 #include "reconcile/drift.h"
 #include "reconcile/json_schemas.h"
 #include "reconcile/plan_format.h"
-#include "reconcile/secrets.h"
+#include "reconcile/reconciler.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::cli {
@@ -25,7 +25,6 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitChanges = 2;
-constexpr auto kLockStaleAfter = std::chrono::hours(1);
 constexpr const char* kSavedPlanKey = "reconcileSavedPlan";
 
 int Fail(const Status& s) {
@@ -33,11 +32,11 @@ int Fail(const Status& s) {
   return kExitError;
 }
 
-// Loads the tree, opens the state, observes. The stages every command shares.
+// Loads the tree, reads the state, observes. The stages every command shares.
 Status Prepare(Session& session) {
-  if (Status s = session.LoadDesired(); !s.ok()) return s;
-  if (Status s = session.LoadState(); !s.ok()) return s;
-  return session.Observe();
+  if (Status s = session.Load(); !s.ok()) return s;
+  if (Status s = session.reconciler().ReadState(); !s.ok()) return s;
+  return session.reconciler().Observe();
 }
 
 // Asks "yes" on a terminal; refuses without --auto-approve elsewhere.
@@ -50,7 +49,9 @@ bool Approve(bool auto_approve, const std::string& question) {
   std::cout << "\nDo you want to " << question << "?\n  Only 'yes' will be accepted.\n\n"
             << "  Enter a value: " << std::flush;
   std::string answer;
+  SetPrompting(true);  // Ctrl-C here simply ends the process: nothing ran yet
   std::getline(std::cin, answer);
+  SetPrompting(false);
   if (answer != "yes") {
     std::cout << "\nCancelled; nothing was changed.\n";
     return false;
@@ -58,111 +59,42 @@ bool Approve(bool auto_approve, const std::string& question) {
   return true;
 }
 
-Result<std::map<std::string, std::string>> SecretsFor(const Session& session,
-                                                      const Change& change) {
-  const Agent* agent = session.desired().FindAgent(change.name);
-  if (agent == nullptr || agent->secret_env.empty()) {
-    return std::map<std::string, std::string>{};
-  }
-  return ResolveSecrets(agent->secret_env, session.secrets_dir());
-}
-
-std::string Summary(const Plan& plan) {
-  std::ostringstream out;
-  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate) << " changed, "
-      << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
-      << " destroyed";
-  return out.str();
-}
-
-// Records what runs for unchanged agents whose state entry is missing or out
-// of date (e.g. a lost state folder): the labels prove we own them.
-bool RefreshUnchanged(const Plan& plan, const Session& session, const std::string& now,
-                      State& state) {
-  bool changed = false;
-  for (const Change& c : plan.changes) {
-    if (c.action != Action::kNoOp || c.prior.empty()) continue;
-    auto observed = session.observed().find(c.target);
-    if (observed == session.observed().end()) continue;
-    std::vector<InstanceRecord> instances;
-    for (const ObservedInstance& i : observed->second.instances) {
-      if (i.agent == c.name) instances.push_back({i.id, i.name, i.endpoint});
-    }
-    ResourceState& rs = state.resources[c.address];
-    if (rs.spec_hash == c.desired_hash && rs.instances == instances) continue;
-    if (rs.address.empty()) {
-      rs.health = "unknown";
-      rs.applied_at = now;
-      rs.revision = session.desired().revision;
-    }
-    RecordChange(c, rs);
-    rs.instances = std::move(instances);
-    changed = true;
-  }
-  return changed;
-}
-
-// Applies `plan`, saves state and history. Returns the exit code.
+// Applies `plan` through the reconciler (which records state and history,
+// also after failures and stops). Returns the exit code.
 int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) {
-  auto clock = NewSystemClock();
-  State state = session.recorded();
-  bool refreshed = RefreshUnchanged(plan, session, clock->NowRfc3339(), state);
-  if (!plan.HasChanges()) {
-    if (refreshed) {
-      if (Result<int> saved = session.store().Save(state); !saved.ok()) return Fail(saved.status());
-    }
+  std::cout << std::flush;  // the plan before the progress lines (stderr)
+  ApplyOptions options;
+  options.parallelism = flags.parallelism;
+  ApplyOutcome out = session.reconciler().ApplyPlan(plan, options);
+  if (!out.changed) {
+    if (!out.status.ok()) return Fail(out.status);
     std::cout << "No changes. The running agents match the desired state (" << plan.revision
               << ").\n";
     return kExitOk;
   }
-  std::cout << std::flush;  // the plan before the progress lines (stderr)
-  ConsoleObserver observer;
-  ApplyContext ctx;
-  ctx.provider_for = [&](const std::string& t) { return session.provider_for(t); };
-  ctx.target_for = [&](const std::string& t) { return session.target_for(t); };
-  ctx.secrets_for = [&](const Change& c) { return SecretsFor(session, c); };
-  ctx.clock = clock.get();
-  ctx.observer = &observer;
-  ApplyOptions options;
-  options.parallelism = flags.parallelism;
-  ApplyResult result = Apply(plan, state, ctx, options);
-
-  Result<int> serial = session.store().Save(result.state);
-  if (!serial.ok()) {
-    spdlog::error("{}", serial.status().message());
+  if (out.status.code() == Code::kCancelled) {
+    spdlog::error("apply stopped: {} succeeded, {} failed, {} not started; what ran is recorded "
+                  "(state serial {}); run apply again to converge",
+                  out.succeeded, out.failed, out.skipped, out.serial);
     return kExitError;
   }
-  HistoryEntry entry;
-  entry.serial = *serial;
-  entry.revision = plan.revision;
-  entry.applied_at = clock->NowRfc3339();
-  entry.result = result.status.ok() ? "succeeded" : "failed";
-  entry.summary = Summary(plan);
-  for (const auto& [address, rs] : result.state.resources) entry.specs[address] = rs.spec;
-  if (Status s = session.store().AppendHistory(entry); !s.ok()) {
-    spdlog::warn("could not record history: {}", s.message());
-  }
-  if (!result.status.ok()) {
-    spdlog::error("apply failed: {} succeeded, {} failed, {} skipped", result.succeeded,
-                  result.failed, result.skipped);
-    spdlog::error("{}", result.status.message());
+  if (!out.status.ok()) {
+    spdlog::error("apply failed: {} succeeded, {} failed, {} skipped", out.succeeded, out.failed,
+                  out.skipped);
+    spdlog::error("{}", out.status.message());
     return kExitError;
   }
-  std::cout << "\nApply complete! Agents: " << Summary(plan) << ".\n";
+  std::cout << "\nApply complete! Agents: " << AppliedSummary(plan) << ".\n";
   return kExitOk;
-}
-
-Result<std::unique_ptr<StateLock>> TakeLock(Session& session, const std::string& command) {
-  return session.store().Lock(command, kLockStaleAfter);
 }
 
 }  // namespace
 
 int CmdValidate(const GlobalOptions& g) {
   ProviderRegistry none;
-  Session session(g, &none);
-  if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
-  const DesiredState& d = session.desired();
+  Session session(g, &none, StopToken());
+  if (Status s = session.Load(); !s.ok()) return Fail(s);
+  const DesiredState& d = session.reconciler().desired();
   std::cout << "Valid: " << d.agents.size() << " agent(s), " << d.registries.size() << " registr"
             << (d.registries.size() == 1 ? "y" : "ies") << ", " << d.targets.size()
             << " target(s) (" << d.revision << ").\n";
@@ -183,9 +115,9 @@ int CmdSchema(const std::string& kind) {
 }
 
 int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const PlanFlags& flags) {
-  Session session(g, &registry);
+  Session session(g, &registry, StopToken());
   if (Status s = Prepare(session); !s.ok()) return Fail(s);
-  Plan plan = session.MakePlan();
+  Plan plan = session.reconciler().MakePlan();
   if (!flags.out.empty()) {
     std::error_code ec;
     json saved = {{kSavedPlanKey, 1},
@@ -228,24 +160,15 @@ int CmdApply(const GlobalOptions& given, const ProviderRegistry& registry,
     g.source = j["source"].get<std::string>();
     if (g.state_dir.empty()) g.state_dir = j["stateDir"].get<std::string>();
   }
-  Session session(g, &registry);
-  if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
-  auto lock = TakeLock(session, "reconcile apply");
-  if (!lock.ok()) return Fail(lock.status());
-  if (Status s = session.LoadState(); !s.ok()) return Fail(s);  // under the lock
-  if (Status s = session.Observe(); !s.ok()) return Fail(s);
-  Plan plan = session.MakePlan();
+  Session session(g, &registry, StopToken());
+  Reconciler& r = session.reconciler();
+  if (Status s = session.Load(); !s.ok()) return Fail(s);
+  if (Status s = r.Lock("reconcile apply"); !s.ok()) return Fail(s);
+  if (Status s = r.ReadState(); !s.ok()) return Fail(s);  // under the lock
+  if (Status s = r.Observe(); !s.ok()) return Fail(s);
+  Plan plan = r.MakePlan();
   if (saved) {
-    if (saved->revision != plan.revision) {
-      return Fail(Status::Conflict("saved plan is stale: the desired state changed (plan " +
-                                   saved->revision + ", now " + plan.revision +
-                                   "); run `reconcile plan` again"));
-    }
-    if (saved->observed_digest != plan.observed_digest) {
-      return Fail(Status::Conflict(
-          "saved plan is stale: what runs changed since it was computed; run `reconcile plan` "
-          "again"));
-    }
+    if (Status s = Reconciler::CheckSaved(*saved, plan); !s.ok()) return Fail(s);
     plan = std::move(*saved);
   } else if (plan.HasChanges()) {
     PlanFormatOptions options;
@@ -257,22 +180,13 @@ int CmdApply(const GlobalOptions& given, const ProviderRegistry& registry,
 }
 
 int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const ApplyFlags& flags) {
-  Session session(g, &registry);
-  if (Status s = session.LoadDesired(); !s.ok()) return Fail(s);
-  auto lock = TakeLock(session, "reconcile destroy");
-  if (!lock.ok()) return Fail(lock.status());
-  if (Status s = session.LoadState(); !s.ok()) return Fail(s);
-  if (Status s = session.Observe(); !s.ok()) return Fail(s);
-  // Destroy = a plan towards a desired state with the targets but no agents.
-  DesiredState empty;
-  empty.targets = session.desired().targets;
-  empty.registries = session.desired().registries;
-  empty.revision = session.desired().revision;
-  PlanInput input;
-  input.desired = &empty;
-  input.recorded = &session.recorded();
-  input.observed = session.observed();
-  Plan plan = ComputePlan(input);
+  Session session(g, &registry, StopToken());
+  Reconciler& r = session.reconciler();
+  if (Status s = session.Load(); !s.ok()) return Fail(s);
+  if (Status s = r.Lock("reconcile destroy"); !s.ok()) return Fail(s);
+  if (Status s = r.ReadState(); !s.ok()) return Fail(s);
+  if (Status s = r.Observe(); !s.ok()) return Fail(s);
+  Plan plan = r.MakeDestroyPlan();
   if (!plan.HasChanges()) {
     std::cout << "No changes. Nothing recorded in " << session.options().state_dir
               << " to destroy.\n";
@@ -288,17 +202,18 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
 }
 
 int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
-  Session session(g, &registry);
+  Session session(g, &registry, StopToken());
   if (Status s = Prepare(session); !s.ok()) return Fail(s);
-  std::vector<DriftItem> items = ComputeDrift(session.recorded(), session.observed());
+  const Reconciler& r = session.reconciler();
+  std::vector<DriftItem> items = r.Drift();
   if (as_json) {
-    std::cout << json{{"revision", session.recorded().revision},
+    std::cout << json{{"revision", r.recorded().revision},
                       {"drifted", items.size()},
                       {"items", ToJson(items)}}
                      .dump(2)
               << "\n";
   } else if (items.empty()) {
-    std::cout << "No drift. What runs matches the last apply (" << session.recorded().revision
+    std::cout << "No drift. What runs matches the last apply (" << r.recorded().revision
               << ").\n";
   } else {
     std::cout << "Drift detected (" << items.size() << "):\n";
@@ -311,13 +226,14 @@ int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_j
 }
 
 int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
-  Session session(g, &registry);
+  Session session(g, &registry, StopToken());
   if (Status s = Prepare(session); !s.ok()) return Fail(s);
+  const Reconciler& r = session.reconciler();
   json agents = json::array();
-  for (const auto& [address, rs] : session.recorded().resources) {
+  for (const auto& [address, rs] : r.recorded().resources) {
     std::string state = "missing", endpoint;
-    auto observed = session.observed().find(rs.target);
-    if (observed != session.observed().end()) {
+    auto observed = r.observed().find(rs.target);
+    if (observed != r.observed().end()) {
       for (const ObservedInstance& i : observed->second.instances) {
         if (i.agent != rs.name) continue;
         state = i.state;
@@ -333,7 +249,7 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
                       {"appliedAt", rs.applied_at}});
   }
   if (as_json) {
-    std::cout << json{{"revision", session.recorded().revision}, {"agents", agents}}.dump(2)
+    std::cout << json{{"revision", r.recorded().revision}, {"agents", agents}}.dump(2)
               << "\n";
     return kExitOk;
   }
@@ -354,7 +270,7 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
 
 int CmdHistory(const GlobalOptions& g, bool as_json) {
   ProviderRegistry none;
-  Session session(g, &none);
+  Session session(g, &none, StopToken());
   Result<std::vector<HistoryEntry>> history = session.store().LoadHistory();
   if (!history.ok()) return Fail(history.status());
   if (as_json) {
@@ -373,7 +289,7 @@ int CmdHistory(const GlobalOptions& g, bool as_json) {
 
 int CmdUnlock(const GlobalOptions& g) {
   ProviderRegistry none;
-  Session session(g, &none);
+  Session session(g, &none, StopToken());
   auto holder = session.store().Holder();
   Status s = session.store().Unlock();
   if (!s.ok()) return Fail(s);

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "reconcile 0.1.0");
   GlobalOptions g;
   std::string positional;
-  app.add_option("--source", g.source, "desired-state folder")->capture_default_str();
+  app.add_option("--source", g.source, "desired-state folder or Git URL")->capture_default_str();
   app.add_option("--state", g.state_dir, "state folder (default: <source>/.reconcile)");
   app.add_option("--secrets", g.secrets_dir, "secrets folder (default: <state>/secrets)");
   app.add_option("--log-format", g.log_format, "text or json")
@@ -68,9 +68,16 @@ int main(int argc, char** argv) {
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "only warnings and errors");
   app.add_flag("--no-color", g.no_color, "never use colours");
-  std::string ref, path;
-  app.add_option("--ref", ref, "git ref (git sources: not yet supported)");
-  app.add_option("--path", path, "folder inside the source");
+  app.add_option("--ref", g.ref, "Git: branch, tag or commit id (default: the remote HEAD)");
+  app.add_option("--path", g.path, "folder inside the source");
+  app.add_option("--git-username", g.git_auth.username, "Git: HTTPS user (SSH: default git)");
+  app.add_option("--git-password-file", g.git_auth.password_file,
+                 "Git: file holding the HTTPS password or token");
+  app.add_option("--git-password-env", g.git_auth.password_env,
+                 "Git: environment variable holding the HTTPS password or token");
+  app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
+  app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
+                 "Git: known_hosts file for SSH (unknown or changed host keys are refused)");
 
   auto with_source = [&](CLI::App* cmd) {
     cmd->add_option("source", positional, "desired-state folder (same as --source)");
@@ -120,11 +127,7 @@ int main(int argc, char** argv) {
   if (quiet) g.verbosity = -1;
   SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});
   if (!positional.empty()) g.source = positional;
-  if (!path.empty()) g.source = (std::filesystem::path(g.source) / path).string();
-  if (!ref.empty()) {
-    spdlog::error("--ref: git sources are not supported yet; pass a folder");
-    return 1;
-  }
+  InstallStopSignals();
 
   reconcile::ProviderRegistry registry;
   reconcile::docker::RegisterDockerProvider(registry);

@@ -1,61 +1,61 @@
-// Session: the stages of one CLI run, wired together: load the desired tree,
-// open the state store, create providers for the targets, observe, plan.
-// Each function returns a Status; the commands (commands.cc) decide on exit
+// Session: the wiring of one CLI run: the source, the state store, the
+// clock, the console observer and a Reconciler (engine) over them. The
+// commands (commands.cc) call the Reconciler's sub-steps and decide on exit
 // codes and rendering. Not thread-safe; one per run.
 #pragma once
 
 #include <filesystem>
-#include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
 
-#include "reconcile/loader.h"
-#include "reconcile/plan.h"
-#include "reconcile/planner.h"
+#include "console.h"
+#include "reconcile/clock.h"
 #include "reconcile/provider.h"
+#include "reconcile/reconciler.h"
+#include "reconcile/source.h"
 #include "reconcile/state_store.h"
 
 namespace reconcile::cli {
 
 struct GlobalOptions {
-  std::string source = ".";  // desired-state folder
-  std::string state_dir;     // default: <source>/.reconcile
+  std::string source = ".";  // desired-state folder or Git URL
+  std::string ref;           // Git: branch, tag or commit
+  std::string path;          // folder inside the source
+  std::string state_dir;     // default: <source>/.reconcile (Git: ./.reconcile)
   std::string secrets_dir;   // default: <state dir>/secrets
   std::string log_format = "text";
   int verbosity = 0;
   bool no_color = false;
+  GitAuth git_auth;
 };
 
 class Session {
  public:
-  Session(GlobalOptions options, const ProviderRegistry* registry);
+  Session(GlobalOptions options, const ProviderRegistry* registry, std::stop_token stop);
 
-  // Loads and validates the tree; prints diagnostics through spdlog on error.
-  Status LoadDesired();
-  // Reads the recorded state (again, when called after taking the lock).
-  Status LoadState();
-  // Creates a provider for every Target named by desired agents or by recorded
-  // resources, and observes each of them.
-  Status Observe();
-  Plan MakePlan() const;
-
+  // Fetches and validates the tree; prints its diagnostics on error.
+  Status Load();
+  Reconciler& reconciler() { return *reconciler_; }
   const GlobalOptions& options() const { return options_; }
-  const DesiredState& desired() const { return desired_; }
-  const State& recorded() const { return recorded_; }
-  StateStore& store() { return *store_; }  // created by the constructor
-  const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
-  std::filesystem::path secrets_dir() const;
-  Provider* provider_for(const std::string& target);
-  const Target* target_for(const std::string& target) const;
+  StateStore& store() { return *store_; }
 
  private:
   GlobalOptions options_;
-  const ProviderRegistry* registry_;
-  DesiredState desired_;
-  State recorded_;
+  std::unique_ptr<Source> source_;
+  Status source_status_;
   std::unique_ptr<StateStore> store_;
-  std::map<std::string, std::unique_ptr<Provider>> providers_;
-  std::map<std::string, ObserveResponse> observed_;
+  std::unique_ptr<Clock> clock_;
+  ConsoleObserver observer_;
+  std::unique_ptr<Reconciler> reconciler_;
 };
+
+// The process-wide stop: the first SIGINT/SIGTERM requests it (no new work,
+// record what ran, release the lock), a second one ends the process at once
+// (exit 130). Call InstallStopSignals once at start-up, before any thread.
+void InstallStopSignals();
+std::stop_token StopToken();
+// While true, the first signal ends the process at once (approval prompt).
+void SetPrompting(bool prompting);
 
 }  // namespace reconcile::cli

@@ -37,6 +37,7 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   request.target = *target;
   request.change = change;
   request.revision = revision;
+  request.stop = ctx.stop;
   request.progress = [&](const std::string& line) { emit(Event::Type::kChangeProgress, line); };
   if (change.action != Action::kDelete && ctx.secrets_for) {
     Result<std::map<std::string, std::string>> secrets = ctx.secrets_for(change);
@@ -59,7 +60,11 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
                                            std::to_string(wait.count()) + "ms (attempt " +
                                            std::to_string(attempt + 1) + "/" +
                                            std::to_string(options.max_attempts) + ")");
-    ctx.clock->SleepFor(wait);
+    if (!ctx.clock->SleepFor(wait, ctx.stop)) {
+      response.status = Status::Cancelled(change.address + ": stopped before retrying (last: " +
+                                          response.status.message() + ")");
+      return response;
+    }
     backoff = std::min(backoff * 2, options.max_backoff);
   }
 }
@@ -125,6 +130,17 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
       std::string address = ready.front();
       ready.pop_front();
       const Change& change = *work[address];
+      if (ctx.stop.stop_requested()) {
+        // Stopping: start nothing new. What depends on it is skipped too.
+        ++result.skipped;
+        failed_set.insert(address);
+        if (result.status.ok()) result.status = Status::Cancelled("stopped before all changes ran");
+        ctx.observer->OnEvent({Event::Type::kChangeSkipped, address,
+                               "not started: stopping", std::chrono::milliseconds(0)});
+        finish(address, false);
+        cv.notify_all();
+        continue;
+      }
       lock.unlock();
 
       auto start = SteadyClock::now();

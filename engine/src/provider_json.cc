@@ -10,7 +10,7 @@ using nlohmann::json;
 namespace {
 
 constexpr Code kCodes[] = {Code::kOk,          Code::kInvalid, Code::kNotFound, Code::kConflict,
-                           Code::kUnavailable, Code::kFailed,  Code::kInternal};
+                           Code::kUnavailable, Code::kFailed,  Code::kInternal, Code::kCancelled};
 
 #define RETURN_IF_ERROR(expr)           \
   do {                                  \

@@ -1,7 +1,6 @@
 #include "reconcile/state_store.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -43,6 +42,8 @@ class Fd {
   explicit Fd(int fd = -1) : fd_(fd) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&&) = delete;
   ~Fd() { Reset(); }
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
@@ -248,8 +249,6 @@ std::string HostName() {
   return buf;
 }
 
-bool PidIsDead(int pid) { return pid > 0 && ::kill(pid, 0) == -1 && errno == ESRCH; }
-
 // The JSON form of lock.json. `token` makes every lock's content unique, so a
 // holder releases only its own lock.
 std::string LockContent(const LockInfo& info, const std::string& token) {
@@ -318,28 +317,40 @@ class DirGuard {
   int fd_;
 };
 
+// A held lock: an flock on `lock` (kept open for the holder's lifetime, so
+// the kernel releases it when the holder dies, however it dies), and
+// lock.json naming the holder for people.
 class FileStateLock : public StateLock {
  public:
-  FileStateLock(fs::path dir, fs::path path, std::string content)
-      : dir_(std::move(dir)), path_(std::move(path)), content_(std::move(content)) {}
+  FileStateLock(fs::path dir, fs::path path, std::string content, Fd holder)
+      : dir_(std::move(dir)),
+        path_(std::move(path)),
+        content_(std::move(content)),
+        holder_(std::move(holder)) {}
   ~FileStateLock() override { Release(); }
 
   void Release() override {
     if (released_) return;
     released_ = true;
-    auto guard = DirGuard::Take(dir_, LOCK_EX);
-    if (!guard.ok()) return;
-    std::string current;
-    Status error;
-    if (ReadFile(path_, kMaxStateFileBytes, &current, &error) != ReadResult::kOk) return;
-    if (current != content_) return;  // taken over by someone else: not ours to remove
-    if (::unlink(path_.c_str()) == 0) (void)FsyncDir(dir_);
+    {
+      auto guard = DirGuard::Take(dir_, LOCK_EX);
+      if (guard.ok()) {
+        std::string current;
+        Status error;
+        if (ReadFile(path_, kMaxStateFileBytes, &current, &error) == ReadResult::kOk &&
+            current == content_ && ::unlink(path_.c_str()) == 0) {
+          (void)FsyncDir(dir_);
+        }
+      }
+    }
+    holder_.Reset();  // drops the flock last: nobody takes over a half-removed lock
   }
 
  private:
   fs::path dir_;
   fs::path path_;
   std::string content_;
+  Fd holder_;
   bool released_ = false;
 };
 
@@ -349,7 +360,8 @@ class FileStateStore : public StateStore {
       : dir_(std::move(dir)),
         state_path_(dir_ / "state.json"),
         history_path_(dir_ / "history.json"),
-        lock_path_(dir_ / "lock.json") {}
+        lock_path_(dir_ / "lock.json"),
+        holder_path_(dir_ / "lock") {}
 
   Result<State> Load() override {
     std::string text;
@@ -431,51 +443,55 @@ class FileStateStore : public StateStore {
     return WriteFileAtomic(history_path_, *text);
   }
 
-  Result<std::unique_ptr<StateLock>> Lock(const std::string& command,
-                                          std::chrono::seconds stale_after) override {
+  Result<std::unique_ptr<StateLock>> Lock(const std::string& command) override {
     if (Status s = EnsureDir(); !s.ok()) return s;
     auto guard = DirGuard::Take(dir_, LOCK_EX);
     if (!guard.ok()) return guard.status();
+
+    // The kernel's word on liveness: whoever holds the flock on `lock` is a
+    // live process (on this host or, with a shared file system that supports
+    // flock, elsewhere). It is never taken over, whatever its age.
+    Fd holder(::open(holder_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!holder.valid()) {
+      return Status::Failed("cannot open lock file " + holder_path_.string() + ": " +
+                            ErrnoText(errno));
+    }
+    if (::flock(holder.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK) {
+        return Status::Failed("cannot lock " + holder_path_.string() + ": " + ErrnoText(errno));
+      }
+      return Held("");
+    }
 
     LockInfo me;
     me.pid = static_cast<int>(::getpid());
     me.host = HostName();
     me.started_at = FormatRfc3339(std::chrono::system_clock::now());
     me.command = command;
-    std::string content = LockContent(me, RandomSuffix() + RandomSuffix());
-
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      Fd fd(::open(lock_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-      if (fd.valid()) {
-        if (!WriteAll(fd.get(), content) || ::fsync(fd.get()) != 0 || fd.Close() != 0) {
-          int err = errno;
-          ::unlink(lock_path_.c_str());
-          return Status::Failed("cannot write lock file " + lock_path_.string() + ": " +
-                                ErrnoText(err));
-        }
-        (void)FsyncDir(dir_);
-        return std::unique_ptr<StateLock>(
-            std::make_unique<FileStateLock>(dir_, lock_path_, std::move(content)));
-      }
-      if (errno != EEXIST) {
-        return Status::Failed("cannot create lock file " + lock_path_.string() + ": " +
-                              ErrnoText(errno));
-      }
-      if (attempt > 0) break;
-      if (Status s = JudgeExisting(me.host, stale_after); !s.ok()) return s;
-      // Stale: remove it and try once more; O_EXCL still decides who wins.
-      if (::unlink(lock_path_.c_str()) != 0 && errno != ENOENT) {
-        return Status::Failed("cannot remove stale lock file " + lock_path_.string() + ": " +
-                              ErrnoText(errno));
-      }
+    // A lock.json left by a run on another host may belong to a live run
+    // whose flock this host cannot see: only `reconcile unlock` breaks it.
+    // One from this host, with the flock free, was left by a dead run.
+    if (auto existing = ReadHolder(); existing.ok() && existing->has_value() &&
+                                      (*existing)->host != me.host) {
+      return Held((*existing)->host);
     }
-    return Status::Conflict("state lock " + lock_path_.string() + " was taken by another run");
+    std::string content = LockContent(me, RandomSuffix() + RandomSuffix());
+    if (Status s = WriteFileAtomic(lock_path_, content); !s.ok()) return s;
+    return std::unique_ptr<StateLock>(std::make_unique<FileStateLock>(
+        dir_, lock_path_, std::move(content), std::move(holder)));
   }
 
   Status Unlock() override {
     if (!fs::is_directory(dir_)) return NoLock();
     auto guard = DirGuard::Take(dir_, LOCK_EX);
     if (!guard.ok()) return guard.status();
+    Fd holder(::open(holder_path_.c_str(), O_RDWR | O_CLOEXEC));
+    if (holder.valid() && ::flock(holder.get(), LOCK_EX | LOCK_NB) != 0 &&
+        errno == EWOULDBLOCK) {
+      Status held = Held("");
+      return Status::Conflict(held.message().substr(0, held.message().find(';')) +
+                              "; that run is alive: stop it (SIGTERM) instead of unlocking");
+    }
     if (::unlink(lock_path_.c_str()) != 0) {
       if (errno == ENOENT) return NoLock();
       return Status::Failed("cannot remove lock file " + lock_path_.string() + ": " +
@@ -490,6 +506,20 @@ class FileStateStore : public StateStore {
     if (!fs::is_directory(dir_, ec)) return std::optional<LockInfo>();
     auto guard = DirGuard::Take(dir_, LOCK_SH);
     if (!guard.ok()) return guard.status();
+    return ReadHolder();
+  }
+
+ private:
+  static Status Corrupt(const fs::path& path, const char* what, const Status& cause) {
+    if (cause.code() != Code::kInvalid) return cause;
+    return Status::Invalid(std::string(what) + " file " + path.string() + " is corrupt: " +
+                           cause.message() + " (it is left as is; fix it or move it away)");
+  }
+
+  Status NoLock() const { return Status::NotFound("no lock held at " + lock_path_.string()); }
+
+  // lock.json, parsed. Caller holds the DirGuard.
+  Result<std::optional<LockInfo>> ReadHolder() {
     std::string text;
     Status error;
     switch (ReadFile(lock_path_, kMaxStateFileBytes, &text, &error)) {
@@ -508,47 +538,23 @@ class FileStateStore : public StateStore {
     return std::optional<LockInfo>(std::move(info).value());
   }
 
- private:
-  static Status Corrupt(const fs::path& path, const char* what, const Status& cause) {
-    if (cause.code() != Code::kInvalid) return cause;
-    return Status::Invalid(std::string(what) + " file " + path.string() + " is corrupt: " +
-                           cause.message() + " (it is left as is; fix it or move it away)");
-  }
-
-  Status NoLock() const { return Status::NotFound("no lock held at " + lock_path_.string()); }
-
-  // Ok when the existing lock.json is stale; otherwise the Conflict to report.
-  Status JudgeExisting(const std::string& this_host, std::chrono::seconds stale_after) {
-    std::string text;
-    Status error;
-    switch (ReadFile(lock_path_, kMaxStateFileBytes, &text, &error)) {
-      case ReadResult::kMissing:
-        return Status::Ok();
-      case ReadResult::kError:
-        if (error.code() != Code::kInvalid) return error;
-        break;
-      case ReadResult::kOk:
-        break;
+  // The Conflict for a lock that someone holds (`other_host`: lock.json says
+  // a run on that host holds it). Caller holds the DirGuard.
+  Status Held(const std::string& other_host) {
+    auto info = ReadHolder();
+    std::string who = "another run (it is still writing " + lock_path_.string() + ")";
+    if (info.ok() && info->has_value()) {
+      const LockInfo& i = **info;
+      who = "pid " + std::to_string(i.pid) + " on host " + i.host + " since " + i.started_at +
+            " (" + i.command + ")";
     }
-    const auto now = std::chrono::system_clock::now();
-    auto info = error.ok() ? ParseLock(text) : Result<LockInfo>(error);
-    if (!info.ok()) {
-      struct stat st {};
-      if (::stat(lock_path_.c_str(), &st) != 0) return Status::Ok();
-      auto mtime = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
-      if (now - mtime > stale_after) return Status::Ok();
-      auto age = std::chrono::duration_cast<std::chrono::seconds>(now - mtime).count();
-      return Status::Conflict("state is locked: lock file " + lock_path_.string() +
-                              " is unreadable (" + info.status().message() + ") and was written " +
-                              std::to_string(std::max<int64_t>(age, 0)) +
-                              "s ago; if no run holds it, run `reconcile unlock`");
+    if (!other_host.empty()) {
+      return Status::Conflict("state is locked by " + who + ", according to " +
+                              lock_path_.string() + "; a run on another host cannot be checked " +
+                              "from here: if it is dead, run `reconcile unlock`");
     }
-    if (info->host == this_host && PidIsDead(info->pid)) return Status::Ok();
-    auto started = ParseRfc3339(info->started_at);
-    if (started && now - *started > stale_after) return Status::Ok();
-    return Status::Conflict("state is locked by pid " + std::to_string(info->pid) + " on host " +
-                            info->host + " since " + info->started_at + " (" + info->command +
-                            "); if that run is dead, run `reconcile unlock`");
+    return Status::Conflict("state is locked by " + who + "; it is alive and holds " +
+                            holder_path_.string() + "; wait for it to finish");
   }
 
   Status EnsureDir() {
@@ -574,6 +580,7 @@ class FileStateStore : public StateStore {
   fs::path state_path_;
   fs::path history_path_;
   fs::path lock_path_;
+  fs::path holder_path_;
 };
 
 }  // namespace

@@ -18,6 +18,8 @@ const char* CodeName(Code code) {
       return "failed";
     case Code::kInternal:
       return "internal";
+    case Code::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "docker/container_spec.h"
+#include "reconcile/clock.h"
 #include "reconcile/observation.h"
 
 namespace reconcile::docker {
@@ -332,6 +333,12 @@ class DockerProvider : public Provider {
       return Status::Failed(msg);
     }
 
+    // Waits `d`, or returns kCancelled as soon as a stop is requested.
+    Status Pause(milliseconds d) {
+      if (InterruptibleSleep(d, req_.stop)) return Status::Ok();
+      return Status::Cancelled("agent " + agent_ + ": stopped while waiting for health");
+    }
+
     Status WaitHealthy(const std::string& id, std::string* health) {
       if (!spec_.health_check) {
         auto deadline = std::chrono::steady_clock::now() + kRunningWait;
@@ -342,7 +349,7 @@ class DockerProvider : public Provider {
           if (s.running) {
             // A process that dies at once would still show as running here;
             // look once more after a short pause.
-            std::this_thread::sleep_for(kRunningPoll);
+            if (Status st = Pause(kRunningPoll); !st.ok()) return st;
             c = c_.InspectContainer(id);
             if (!c.ok()) return c.status();
             s = StateOf(*c);
@@ -353,7 +360,7 @@ class DockerProvider : public Provider {
             return Status::Failed("container " + ShortId(id) + " did not start within " +
                                   std::to_string(kRunningWait.count() / 1000) + "s");
           }
-          std::this_thread::sleep_for(kRunningPoll);
+          if (Status st = Pause(kRunningPoll); !st.ok()) return st;
         }
       }
       const HealthCheck& hc = *spec_.health_check;
@@ -361,7 +368,9 @@ class DockerProvider : public Provider {
       std::string host = p_.target_.docker.publish_address;
       if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
       if (host == "::") host = "::1";
-      if (hc.start_period_ms > 0) std::this_thread::sleep_for(milliseconds(hc.start_period_ms));
+      if (hc.start_period_ms > 0) {
+        if (Status st = Pause(milliseconds(hc.start_period_ms)); !st.ok()) return st;
+      }
       std::string last = "no answer yet";
       for (int attempt = 1; attempt <= hc.retries; ++attempt) {
         Progress("waiting for health (" + std::to_string(attempt) + "/" +
@@ -382,7 +391,9 @@ class DockerProvider : public Provider {
           last = res.ok() ? "GET " + hc.path + " answered " + std::to_string(res->status)
                           : res.status().message();
         }
-        if (attempt < hc.retries) std::this_thread::sleep_for(milliseconds(hc.interval_ms));
+        if (attempt < hc.retries) {
+          if (Status st = Pause(milliseconds(hc.interval_ms)); !st.ok()) return st;
+        }
       }
       return Status::Failed("health check failed " + std::to_string(hc.retries) +
                             " times; last: " + last);

@@ -74,6 +74,11 @@ class FakeProvider final : public Provider {
     return r;
   }
 
+  // Removes an instance behind the engine's back (drift).
+  void Remove(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    instances_.erase(name);
+  }
   void Put(ObservedInstance i) {
     std::lock_guard<std::mutex> lock(mu_);
     instances_[i.name] = std::move(i);

@@ -176,12 +176,55 @@ contains "the failure says it was not healthy" "health" "$out"
 write_tree three one
 R apply "$work/tree" --auto-approve >/dev/null 2>&1
 
+# --- interrupt during a health wait ---------------------------------------------
+# A 5-minute health wait (300 x 1s); SIGTERM must stop it at once: exit 1,
+# the new container removed (start-first: the old one keeps serving), state
+# recorded, the lock released; the next apply converges.
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+  agent_yaml "$p-slow" "  env: {HEALTH_FAIL: \"1\"}
+  strategy: {type: start-first}
+  healthCheck: {path: /health, interval: 1s, timeout: 1s, retries: 300}"
+} >"$work/tree/agents.yaml"
+"$RECONCILE" --no-color apply "$work/tree" --auto-approve >"$work/int.log" 2>&1 &
+apply_pid=$!
+for _ in $(seq 100); do grep -q "waiting for health" "$work/int.log" && break; sleep 0.1; done
+t0=$(date +%s%N)
+kill -TERM "$apply_pid"  # a background job ignores SIGINT; Ctrl-C is the same path
+wait "$apply_pid"; code=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+out="$(cat "$work/int.log")"
+if [[ $code -eq 1 ]]; then ok "an interrupted apply exits 1"; else bad "interrupted apply: exit $code" "$out"; fi
+if [[ $ms -lt 5000 ]]; then ok "the interrupt ends the health wait promptly (${ms} ms)"; else bad "interrupt took ${ms} ms" "$out"; fi
+contains "the interrupt is explained" "what ran is recorded" "$out"
+if [[ ! -e "$work/tree/.reconcile/lock.json" ]]; then ok "the lock is released after an interrupt"; else bad "lock.json left behind"; fi
+expect_exit 0 "status loads after an interrupt" -- R status "$work/tree"
+{ target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one; } >"$work/tree/agents.yaml"
+expect_exit 0 "the next apply converges after an interrupt" -- R apply "$work/tree" --auto-approve
+expect_exit 0 "nothing left to do after converging" -- R plan "$work/tree"
+if [[ -z "$(container_id "$p-slow")" && -z "$(container_id "$p-slow-next")" ]]; then
+  ok "no container of the interrupted agent is left"
+else
+  bad "a container of the interrupted agent is left"
+fi
+
 # --- lock -------------------------------------------------------------------
-printf '{"pid":1,"host":"%s","startedAt":"%s","command":"reconcile apply"}\n' "$(hostname)" \
+# A live holder: a process that holds the flock on .reconcile/lock (as a
+# running apply or controller does) and is named in lock.json.
+(exec 9>"$work/tree/.reconcile/lock"; flock 9; exec sleep 120) &
+holder_pid=$!  # the one process that holds the flock (sleep inherits fd 9)
+sleep 0.3
+printf '{"pid":%d,"host":"%s","startedAt":"%s","command":"reconcile controller"}\n' "$holder_pid" \
+  "$(hostname)" "2020-01-01T00:00:00Z" >"$work/tree/.reconcile/lock.json"
+expect_exit 1 "a live holder's lock blocks apply, however old" -- R apply "$work/tree" --auto-approve
+contains "the lock error names its holder" "pid $holder_pid" "$out"
+expect_exit 1 "unlock refuses to break a live holder's lock" -- R unlock "$work/tree"
+kill "$holder_pid"; wait "$holder_pid" 2>/dev/null
+expect_exit 0 "apply takes over the lock of a holder that died" -- R apply "$work/tree" --auto-approve
+printf '{"pid":1,"host":"elsewhere","startedAt":"%s","command":"reconcile apply"}\n' \
   "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$work/tree/.reconcile/lock.json"
-expect_exit 1 "a held lock blocks apply" -- R apply "$work/tree" --auto-approve
-contains "the lock error names its holder" "pid 1" "$out"
-expect_exit 0 "unlock breaks the lock" -- R unlock "$work/tree"
+expect_exit 1 "a lock from another host blocks apply" -- R apply "$work/tree" --auto-approve
+contains "the lock error names the other host" "host elsewhere" "$out"
+expect_exit 0 "unlock breaks the other host's lock" -- R unlock "$work/tree"
 expect_exit 0 "apply works after unlock" -- R apply "$work/tree" --auto-approve
 
 # --- drift ---------------------------------------------------------------------

@@ -5,7 +5,8 @@
 // with a retryable status is retried with exponential backoff and jitter up to
 // `max_attempts`; other failures are final for this run, and changes that
 // depend on a failed one are skipped. The applier always returns the updated
-// State, also after failures, so that what did happen is recorded.
+// State, also after failures and after a stop request, so that what did
+// happen is recorded.
 //
 // Thread-safety: Apply may be called from one thread; it uses its own workers.
 #pragma once
@@ -34,7 +35,7 @@ struct ApplyOptions {
 
 struct ApplyResult {
   State state;    // the updated state (always)
-  Status status;  // first failure, or ok
+  Status status;  // first failure, or ok; kCancelled when stopped
   int succeeded = 0;
   int failed = 0;
   int skipped = 0;
@@ -48,6 +49,10 @@ struct ApplyContext {
   std::function<Result<std::map<std::string, std::string>>(const Change&)> secrets_for;
   Clock* clock = nullptr;
   EventObserver* observer = nullptr;
+  // Once requested, no further change starts (each counts as skipped), the
+  // backoff between retries ends at once, and providers end their waits
+  // (ApplyChangeRequest::stop). What did run is still recorded.
+  std::stop_token stop;
 };
 
 ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& context,

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ struct ApplyChangeRequest {
   // never in state. Not part of the JSON form's output of any response.
   std::map<std::string, std::string> secret_values;
   ProgressFn progress;  // optional; human progress lines ("waiting for health")
+  // Requested on SIGTERM / Ctrl-C. Every wait (health checks, polls) must
+  // end promptly once it is, leave what served before serving (start-first:
+  // remove the new instance) and return Code::kCancelled. Not in the JSON
+  // form: an out-of-process provider is stopped by a message instead.
+  std::stop_token stop;
 };
 
 struct ApplyChangeResponse {

@@ -4,7 +4,9 @@
 // desired tree, or --state DIR):
 //   state.json    the current State
 //   history.json  the list of HistoryEntry, oldest first
-//   lock.json     present while a run holds the lock
+//   lock          an empty file; a run holds an flock on it while it holds
+//                 the lock, so the kernel releases it when the run dies
+//   lock.json     present while a run holds the lock: who holds it
 // Writes are atomic (write temp file, fsync, rename, fsync the folder); files
 // and the folder are mode 0600/0700; a crash at any point leaves files that
 // load. A missing state.json loads as an empty State (serial 0).
@@ -51,11 +53,13 @@ class StateStore {
   virtual Status AppendHistory(const HistoryEntry& entry) = 0;
   // Takes the lock or fails with kConflict naming the holder
   // ("state is locked by pid 123 on host h since ... (reconcile apply)").
-  // A lock whose holder is a dead pid on this host, or older than
-  // `stale_after`, is taken over.
-  virtual Result<std::unique_ptr<StateLock>> Lock(const std::string& command,
-                                                  std::chrono::seconds stale_after) = 0;
-  // Removes the lock whoever holds it; NotFound if there is none.
+  // A lock held by a live process is never taken over, whatever its age (a
+  // controller holds it for days). One left by a dead run on this host (the
+  // flock is free) is taken over; one that lock.json says a run on another
+  // host holds is left for `reconcile unlock`.
+  virtual Result<std::unique_ptr<StateLock>> Lock(const std::string& command) = 0;
+  // Removes a lock whose holder is gone (or on another host); kConflict
+  // when a live process on this host holds it; NotFound if there is none.
   virtual Status Unlock() = 0;
   // The current holder, if any.
   virtual Result<std::optional<LockInfo>> Holder() = 0;

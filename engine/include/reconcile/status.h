@@ -7,6 +7,9 @@
 //                 retry with backoff.
 //   kConflict     the world is not as expected (name taken by something we do
 //                 not own, stale plan, lock held); a person must act.
+//   kCancelled    a stop was requested (SIGTERM, Ctrl-C) and the work was
+//                 abandoned safely; not retried in this run, the next run
+//                 converges.
 //   kNotFound, kFailed, kInternal: as named; not retried.
 //
 // Status and Result are plain values: copyable, not thread-safe to mutate
@@ -20,7 +23,16 @@
 
 namespace reconcile {
 
-enum class Code { kOk, kInvalid, kNotFound, kConflict, kUnavailable, kFailed, kInternal };
+enum class Code {
+  kOk,
+  kInvalid,
+  kNotFound,
+  kConflict,
+  kUnavailable,
+  kFailed,
+  kInternal,
+  kCancelled
+};
 
 // Returns a stable lower-case name ("invalid", "unavailable", ...).
 const char* CodeName(Code code);
@@ -37,6 +49,7 @@ class Status {
   static Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
   static Status Failed(std::string m) { return {Code::kFailed, std::move(m)}; }
   static Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -1,0 +1,312 @@
+#include "scheduler.h"
+
+#include <boost/asio/post.hpp>
+
+namespace reconcile::controller {
+
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+Outcome OutcomeOf(const PassReport& report) {
+  const Status& s = report.status;
+  if (s.ok()) return Outcome::kApplied;
+  switch (s.code()) {
+    case Code::kInvalid:
+      return report.stale_tree ? Outcome::kInvalid : Outcome::kFailed;
+    case Code::kCancelled:
+      return Outcome::kCancelled;
+    case Code::kUnavailable:
+    case Code::kConflict:
+      return Outcome::kUnavailable;
+    default:
+      return Outcome::kFailed;
+  }
+}
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kApplied:
+      return "success";
+    case Outcome::kInvalid:
+      return "invalid";
+    case Outcome::kFailed:
+      return "failed";
+    case Outcome::kUnavailable:
+      return "unavailable";
+    case Outcome::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions options,
+                     SchedulerListener* listener)
+    : io_(io),
+      deps_(std::move(deps)),
+      options_(std::move(options)),
+      listener_(listener),
+      policy_(options_.policy),
+      timer_(io) {
+  deps_.stop = stop_.get_token();
+}
+
+Scheduler::~Scheduler() {
+  stop_.request_stop();
+  pool_.join();
+}
+
+void Scheduler::Post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+void Scheduler::Start() {
+  Post([this] { StartCheck(); });
+}
+
+void Scheduler::Trigger(const std::string& why) {
+  Post([this, why] {
+    if (stopping_) return;
+    if (busy_) {
+      pending_ = true;  // coalesced: one more check after the current work
+      return;
+    }
+    timer_.cancel();
+    (void)why;
+    StartCheck();
+  });
+}
+
+void Scheduler::Stop(std::function<void()> on_stopped) {
+  stop_.request_stop();
+  Post([this, on_stopped = std::move(on_stopped)]() mutable {
+    stopping_ = true;
+    pending_ = false;
+    timer_.cancel();
+    if (busy_) {
+      on_stopped_ = std::move(on_stopped);  // runs when the current work returns
+    } else if (on_stopped) {
+      on_stopped();
+    }
+  });
+}
+
+void Scheduler::StartCheck() {
+  if (stopping_) return;
+  busy_ = true;
+  pending_ = false;
+  asio::post(pool_, [this] {
+    auto start = std::chrono::steady_clock::now();
+    Result<std::string> revision = deps_.source->Resolve(deps_.stop);
+    if (listener_) listener_->RefChecked(revision, SecondsSince(start));
+    Post([this, revision = std::move(revision)]() mutable { OnResolved(std::move(revision)); });
+  });
+}
+
+void Scheduler::OnResolved(Result<std::string> revision) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (revision.ok()) {
+      seen_ = *revision;
+      last_check_error_.clear();
+    } else {
+      last_check_error_ = revision.status().message();
+    }
+  }
+  if (stopping_ || !revision.ok()) {
+    Idle();
+    return;
+  }
+  auto now = deps_.clock->Now();
+  Decision d = policy_.Decide(*revision, now);
+  std::string why;
+  switch (d) {
+    case Decision::kApply:
+      why = policy_.failed() == *revision ? "retrying a failed revision" : "new revision";
+      break;
+    case Decision::kDrift:
+      why = "drift check due";
+      break;
+    case Decision::kUpToDate:
+      why = "up to date";
+      break;
+    case Decision::kStalled:
+      why = *revision == policy_.invalid()
+                ? "the tree at this revision is invalid; waiting for a new commit"
+                : "apply failed " + std::to_string(policy_.failures()) +
+                      " times; waiting for a new commit";
+      break;
+    case Decision::kBackingOff:
+      why = "apply failed; retrying later";
+      break;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_decision_ = DecisionName(d);
+  }
+  if (listener_) listener_->Decided(*revision, d, why);
+  if (d != Decision::kApply && d != Decision::kDrift) {
+    Idle();
+    return;
+  }
+  PassRequest request;
+  request.kind = d == Decision::kApply ? PassRequest::Kind::kApply : PassRequest::Kind::kDrift;
+  request.revision = *revision;
+  request.apply = options_.apply;
+  if (d == Decision::kDrift) request.heal_allowed = policy_.HealAllowed(HealCandidates(), now);
+  RunPassAsync(std::move(request));
+}
+
+std::set<std::string> Scheduler::HealCandidates() const {
+  std::set<std::string> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (last_good_) {
+    for (const auto& [address, rs] : last_good_->state.resources) out.insert(rs.name);
+  }
+  return out;
+}
+
+void Scheduler::RunPassAsync(PassRequest request) {
+  asio::post(pool_, [this, request = std::move(request)]() mutable {
+    auto start = std::chrono::steady_clock::now();
+    PassReport report = RunPass(deps_, request);
+    double seconds = SecondsSince(start);
+    if (listener_) listener_->PassFinished(request, report, seconds);
+    Post([this, request = std::move(request), report = std::move(report), seconds]() mutable {
+      OnPassDone(std::move(request), std::move(report), seconds);
+    });
+  });
+}
+
+void Scheduler::OnPassDone(PassRequest request, PassReport report, double seconds) {
+  auto now = deps_.clock->Now();
+  const bool drift = request.kind == PassRequest::Kind::kDrift;
+  Outcome outcome = OutcomeOf(report);
+  policy_.Finished(request.revision, drift, outcome, now);
+  for (const std::string& agent : report.healed) policy_.Healed(agent, now);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++passes_;
+    last_kind_ = drift ? "drift" : "apply";
+    last_pass_at_ = deps_.clock->NowRfc3339();
+    last_pass_seconds_ = seconds;
+    last_error_ = report.status.ok() ? "" : report.status.message();
+    if (drift || outcome == Outcome::kApplied) {
+      drift_ = json::object();
+      for (const std::string& a : report.reported) drift_[a] = "reported";
+      for (const std::string& a : report.healed) drift_[a] = "healed";
+    }
+    if (outcome != Outcome::kInvalid) last_good_ = report;
+    last_report_ = std::move(report);
+    (void)OutcomeName;
+  }
+  Idle();
+}
+
+void Scheduler::Idle() {
+  busy_ = false;
+  if (stopping_) {
+    if (on_stopped_) {
+      auto fn = std::move(on_stopped_);
+      on_stopped_ = nullptr;
+      fn();
+    }
+    return;
+  }
+  if (pending_) {
+    StartCheck();
+    return;
+  }
+  ArmTimer();
+}
+
+void Scheduler::ArmTimer() {
+  // The next ref check: one jittered interval, or sooner when a retry or a
+  // drift pass falls due first.
+  std::uniform_real_distribution<double> dist(1.0 - options_.jitter, 1.0 + options_.jitter);
+  auto wait = std::chrono::duration_cast<Millis>(options_.interval * dist(rng_));
+  auto now = deps_.clock->Now();
+  for (TimePoint due : {policy_.next_retry_at(), policy_.next_drift_at()}) {
+    if (due > now && due - now < wait) wait = std::chrono::duration_cast<Millis>(due - now);
+  }
+  timer_.expires_after(wait);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    if (!busy_) StartCheck();
+  });
+}
+
+bool Scheduler::Ready(std::string* why) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (passes_ == 0 && !last_report_) {
+    if (why) *why = last_check_error_.empty() ? "the first pass has not finished yet"
+                                              : "source unreachable: " + last_check_error_;
+    return false;
+  }
+  if (!last_check_error_.empty()) {
+    if (why) *why = "source unreachable: " + last_check_error_;
+    return false;
+  }
+  if (why) why->clear();
+  return true;
+}
+
+json Scheduler::StatusJson() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  json out;
+  out["source"] = deps_.source ? deps_.source->Describe() : "";
+  out["branch"] = options_.branch;
+  out["revision"] = {{"seen", seen_},
+                     {"applied", policy_.applied()},
+                     {"invalid", policy_.invalid()},
+                     {"failed", policy_.failed()},
+                     {"failures", policy_.failures()}};
+  out["lastDecision"] = last_decision_;
+  out["sourceError"] = last_check_error_;
+  json last = nullptr;
+  if (last_report_) {
+    const PassReport& r = *last_report_;
+    last = {{"kind", last_kind_},
+            {"revision", r.revision},
+            {"result", OutcomeName(OutcomeOf(r))},
+            {"error", r.status.ok() ? "" : r.status.message()},
+            {"finishedAt", last_pass_at_},
+            {"durationSeconds", last_pass_seconds_},
+            {"changes", r.changes},
+            {"succeeded", r.outcome.succeeded},
+            {"failed", r.outcome.failed},
+            {"skipped", r.outcome.skipped}};
+    json diags = json::array();
+    for (const Diagnostic& d : r.diagnostics.items()) diags.push_back(d.ToString());
+    last["diagnostics"] = diags;
+  }
+  out["lastPass"] = last;
+  out["lastError"] = last_error_;
+  out["passes"] = passes_;
+  json agents = json::array();
+  if (last_good_) {
+    for (const auto& [address, rs] : last_good_->state.resources) {
+      json endpoints = json::array();
+      for (const InstanceRecord& i : rs.instances) {
+        if (!i.endpoint.empty()) endpoints.push_back(i.endpoint);
+      }
+      agents.push_back({{"name", rs.name},
+                        {"target", rs.target},
+                        {"revision", rs.revision},
+                        {"health", rs.health},
+                        {"appliedAt", rs.applied_at},
+                        {"instances", rs.instances.size()},
+                        {"endpoints", endpoints},
+                        {"drift", drift_.value(rs.name, "none")}});
+    }
+  }
+  out["agents"] = agents;
+  return out;
+}
+
+}  // namespace reconcile::controller

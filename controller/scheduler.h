@@ -1,0 +1,117 @@
+// Scheduler: the controller's loop on one Boost.Asio io_context.
+//
+// It checks the source's ref every `interval` (jittered), at once on
+// Trigger (a webhook), and runs passes (pass.h) as PassPolicy decides. All
+// blocking work (libgit2, provider calls) runs on its own one-thread pool,
+// never on the I/O thread, so one pass at a time runs per tree; triggers
+// that arrive during a check or a pass coalesce into exactly one more.
+//
+// Stop() (SIGTERM): no new work; the running pass is asked to stop (its
+// health waits and backoffs end at once), records what ran and releases the
+// lock; then `on_stopped` runs on the I/O thread.
+//
+// Thread-safety: Trigger, Stop, StatusJson, Ready are safe from any thread;
+// everything else runs on the io_context.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stop_token>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <nlohmann/json.hpp>
+
+#include "pass_policy.h"
+#include "reconcile/pass.h"
+#include "reconcile/source.h"
+
+namespace reconcile::controller {
+
+struct SchedulerOptions {
+  Millis interval{std::chrono::seconds(30)};
+  double jitter = 0.1;  // each wait is interval * [1 - jitter, 1 + jitter]
+  PassPolicyOptions policy;
+  ApplyOptions apply;
+  std::string branch;  // for status only
+};
+
+// What the scheduler tells the program (logs, metrics). Called on the pool
+// thread or the I/O thread; implementations must be thread-safe.
+class SchedulerListener {
+ public:
+  virtual ~SchedulerListener() = default;
+  virtual void RefChecked(const Result<std::string>& revision, double seconds) = 0;
+  virtual void Decided(const std::string& revision, Decision decision, const std::string& why) = 0;
+  virtual void PassFinished(const PassRequest& request, const PassReport& report,
+                            double seconds) = 0;
+};
+
+class Scheduler {
+ public:
+  // `deps.source` must stay valid; `deps.stop` is replaced by the
+  // scheduler's own stop token.
+  Scheduler(boost::asio::io_context& io, ReconcilerDeps deps, SchedulerOptions options,
+            SchedulerListener* listener);
+  ~Scheduler();
+
+  // Starts the first check at once.
+  void Start();
+  // Asks for a ref check now (coalesced).
+  void Trigger(const std::string& why);
+  // No new work; the running pass stops; then `on_stopped` (on the I/O thread).
+  void Stop(std::function<void()> on_stopped);
+
+  nlohmann::json StatusJson() const;
+  // Ready once a pass has run and the last ref check reached the source.
+  bool Ready(std::string* why) const;
+
+ private:
+  void Post(std::function<void()> fn);
+  void StartCheck();
+  void OnResolved(Result<std::string> revision);
+  void RunPassAsync(PassRequest request);
+  void OnPassDone(PassRequest request, PassReport report, double seconds);
+  void Idle();  // back to waiting; runs a pending trigger or arms the timer
+  void ArmTimer();
+  std::set<std::string> HealCandidates() const;
+
+  boost::asio::io_context& io_;
+  ReconcilerDeps deps_;
+  SchedulerOptions options_;
+  SchedulerListener* listener_;
+  PassPolicy policy_;
+  boost::asio::steady_timer timer_;
+  boost::asio::thread_pool pool_{1};
+  std::stop_source stop_;
+  std::mt19937 rng_{std::random_device{}()};
+
+  // I/O-thread state.
+  bool busy_ = false;
+  bool pending_ = false;
+  bool stopping_ = false;
+  std::function<void()> on_stopped_;
+
+  // Shared with StatusJson / Ready (any thread).
+  mutable std::mutex mu_;
+  std::string seen_;          // last revision the ref check returned
+  std::string last_check_error_;
+  int passes_ = 0;
+  std::optional<PassReport> last_report_;
+  std::optional<PassReport> last_good_;  // last pass whose tree was valid
+  std::string last_kind_;
+  std::string last_decision_;
+  std::string last_pass_at_;
+  double last_pass_seconds_ = 0;
+  std::string last_error_;
+  nlohmann::json drift_ = nlohmann::json::object();  // agent -> "reported"/"healed"
+};
+
+}  // namespace reconcile::controller

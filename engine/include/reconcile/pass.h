@@ -1,0 +1,50 @@
+// RunPass: one whole reconcile pass for the controller, as Reconciler
+// sub-steps in order: fetch → lock → state → observe → plan → apply →
+// record. Two kinds:
+//   kApply  bring the world to the revision (a new commit, a retry)
+//   kDrift  the revision is already applied: compare what runs with the
+//           last apply; agents with `drift.mode: heal` (and in `heal_allowed`,
+//           the scheduler's restart budget) are repaired, the others only
+//           reported
+// The report says what happened and, through status.code(), what to do next
+// (reconciler.h). Blocking: run it off the I/O thread. Thread-safe as far as
+// its deps are (one pass at a time per state folder; the lock enforces it).
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reconcile/diagnostic.h"
+#include "reconcile/drift.h"
+#include "reconcile/plan.h"
+#include "reconcile/reconciler.h"
+#include "reconcile/state.h"
+
+namespace reconcile {
+
+struct PassRequest {
+  enum class Kind { kApply, kDrift };
+  Kind kind = Kind::kApply;
+  std::string revision;  // as the source's Resolve returned it
+  std::set<std::string> heal_allowed;  // kDrift: agents that may be healed now
+  ApplyOptions apply;
+  std::string lock_command = "reconcile controller";
+};
+
+struct PassReport {
+  Status status;          // ok, or what stopped the pass (its code: what to do)
+  std::string revision;   // the revision the pass worked on
+  Diagnostics diagnostics;  // the tree's errors when status is kInvalid
+  int changes = 0;        // changes applied (or attempted)
+  ApplyOutcome outcome;
+  std::vector<DriftItem> drift;       // kDrift: what differed
+  std::vector<std::string> healed;    // agents repaired by this pass
+  std::vector<std::string> reported;  // drifted agents only reported
+  State state;            // the recorded state after the pass
+  bool stale_tree = false;  // kInvalid came from the tree (not the state file)
+};
+
+PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);
+
+}  // namespace reconcile

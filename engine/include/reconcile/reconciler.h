@@ -1,0 +1,124 @@
+// Reconciler: one reconcile pass, shared by the CLI commands and the
+// controller. Like a Flux reconciler it is a short list of sub-steps, each a
+// method returning a Status whose code says what the caller should do:
+//   kInvalid      the desired tree (or a saved plan) is wrong: stall until
+//                 the desired revision changes (never retry it in a loop)
+//   kUnavailable  a transient failure (remote, engine): retry with backoff
+//   kConflict     the lock is held, or a saved plan is stale: a person acts
+//   kCancelled    a stop was requested; what ran is recorded
+//
+//   Fetch    source → Snapshot (the tree at one revision, validated)
+//   Lock     the state lock (apply and destroy only)
+//   ReadState
+//   Observe  every Target the desired tree or the recorded state names
+//   Plan / DestroyPlan / Drift   pure functions of the above
+//   ApplyPlan  apply + record state and history (always records what ran)
+//
+// Every side effect comes in through ReconcilerDeps: the source, the state
+// store, the providers, the clock, a stop token and an observer of typed
+// events. Nothing here prints.
+//
+// Thread-safety: one Reconciler serves one pass on one thread (ApplyPlan
+// uses its own workers). Make a new one per pass.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "reconcile/applier.h"
+#include "reconcile/clock.h"
+#include "reconcile/drift.h"
+#include "reconcile/event.h"
+#include "reconcile/plan.h"
+#include "reconcile/planner.h"
+#include "reconcile/provider.h"
+#include "reconcile/source.h"
+#include "reconcile/state.h"
+#include "reconcile/state_store.h"
+
+namespace reconcile {
+
+struct ReconcilerDeps {
+  Source* source = nullptr;                // not owned
+  StateStore* store = nullptr;             // not owned
+  const ProviderRegistry* providers = nullptr;
+  Clock* clock = nullptr;
+  EventObserver* observer = nullptr;       // events of every sub-step
+  std::filesystem::path secrets_dir;       // secretEnv {file: NAME}
+  std::stop_token stop;                    // SIGTERM / Ctrl-C
+};
+
+// What ApplyPlan did.
+struct ApplyOutcome {
+  Status status;  // ok, or the first failure (kCancelled when stopped)
+  int succeeded = 0;
+  int failed = 0;
+  int skipped = 0;
+  int serial = 0;      // the state serial written
+  bool changed = false;  // the plan had changes (false: "No changes.")
+};
+
+class Reconciler {
+ public:
+  explicit Reconciler(ReconcilerDeps deps);
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Resolves the source's followed ref (or takes `revision` when given) and
+  // loads the tree at it. kInvalid with diagnostics() set when the tree has
+  // errors; the caller reports them.
+  Status Fetch(const std::string& revision = "");
+  // Takes the state lock for `command` until this Reconciler is destroyed
+  // or Unlock is called.
+  Status Lock(const std::string& command);
+  void Unlock();
+  Status ReadState();
+  // Creates a provider for every Target that desired agents or recorded
+  // resources name, and observes each.
+  Status Observe();
+
+  Plan MakePlan() const;
+  // A plan towards no agents at all: deletes everything the state records.
+  Plan MakeDestroyPlan() const;
+  std::vector<DriftItem> Drift() const;
+  // kConflict when `saved` was computed from another revision or another
+  // observation than `fresh`.
+  static Status CheckSaved(const Plan& saved, const Plan& fresh);
+
+  // Applies `plan` and records the state and a history entry, also after
+  // failures and stops. A plan with no changes only refreshes state entries
+  // of unchanged agents whose record is missing (adoption). Needs Lock,
+  // ReadState and Observe first.
+  ApplyOutcome ApplyPlan(const Plan& plan, const ApplyOptions& options);
+
+  const Snapshot& snapshot() const { return snapshot_; }
+  const DesiredState& desired() const { return snapshot_.loaded.state; }
+  const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
+  const State& recorded() const { return recorded_; }
+  const State& state() const { return recorded_; }  // after ApplyPlan: the new state
+  const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
+
+ private:
+  void Emit(Event::Type type, std::string message, std::string address = "") const;
+  Result<std::map<std::string, std::string>> SecretsFor(const Change& change) const;
+  bool RefreshUnchanged(const Plan& plan, State& state) const;
+
+  ReconcilerDeps deps_;
+  Snapshot snapshot_;
+  State recorded_;
+  std::unique_ptr<StateLock> lock_;
+  std::map<std::string, std::unique_ptr<Provider>> providers_;
+  std::map<std::string, ObserveResponse> observed_;
+};
+
+// "2 added, 0 changed, 1 replaced, 0 destroyed".
+std::string AppliedSummary(const Plan& plan);
+
+}  // namespace reconcile

@@ -1,0 +1,79 @@
+#include "reconcile/pass.h"
+
+#include <map>
+
+namespace reconcile {
+
+namespace {
+
+// Keeps only the changes of the agents in `agents` (and their deletes).
+Plan OnlyAgents(const Plan& plan, const std::set<std::string>& agents) {
+  Plan out = plan;
+  out.changes.clear();
+  for (const Change& c : plan.changes) {
+    if (c.action == Action::kNoOp || agents.count(c.name)) out.changes.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
+  PassReport report;
+  report.revision = request.revision;
+  Reconciler r(deps);
+  Status s = r.Fetch(request.revision);
+  report.diagnostics = r.diagnostics();
+  if (!s.ok()) {
+    report.status = s;
+    report.stale_tree = s.code() == Code::kInvalid && r.diagnostics().HasErrors();
+    return report;
+  }
+  report.revision = r.snapshot().revision;
+  if (s = r.Lock(request.lock_command); !s.ok()) {
+    report.status = s;
+    return report;
+  }
+  if (s = r.ReadState(); !s.ok()) {
+    report.status = s;
+    return report;
+  }
+  report.state = r.recorded();
+  if (s = r.Observe(); !s.ok()) {
+    report.status = s;
+    return report;
+  }
+  Plan plan = r.MakePlan();
+  if (request.kind == PassRequest::Kind::kDrift) {
+    report.drift = r.Drift();
+    std::set<std::string> heal;
+    std::set<std::string> drifted;
+    for (const DriftItem& item : report.drift) {
+      auto dot = item.address.find('.');
+      drifted.insert(dot == std::string::npos ? item.address : item.address.substr(dot + 1));
+    }
+    // A drifted agent also shows as a change in the plan (missing, stopped,
+    // scaled); changes of agents not drifted (a fresh state entry) are left
+    // to the next apply pass.
+    for (const std::string& name : drifted) {
+      const Agent* agent = r.desired().FindAgent(name);
+      if (agent != nullptr && agent->drift == DriftMode::kHeal && !agent->suspend &&
+          request.heal_allowed.count(name)) {
+        heal.insert(name);
+      } else {
+        report.reported.push_back(name);
+      }
+    }
+    plan = OnlyAgents(plan, heal);
+    for (const Change& c : plan.changes) {
+      if (c.action != Action::kNoOp) report.healed.push_back(c.name);
+    }
+  }
+  for (const Change& c : plan.changes) report.changes += c.action != Action::kNoOp;
+  report.outcome = r.ApplyPlan(plan, request.apply);
+  report.status = report.outcome.status;
+  report.state = r.recorded();
+  return report;
+}
+
+}  // namespace reconcile

@@ -1,0 +1,112 @@
+// FakeSource: a Source for unit tests. Revisions are set by the test (each a
+// LoadResult, valid or with diagnostics); Resolve returns `head` or a set
+// error; both calls are counted. An optional gate makes Resolve wait until
+// the test opens it. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "fakes/fake_provider.h"
+#include "reconcile/provider.h"
+#include "reconcile/source.h"
+
+namespace reconcile::testing {
+
+class FakeSource final : public Source {
+ public:
+  void Set(const std::string& revision, DesiredState state) {
+    std::lock_guard<std::mutex> lock(mu_);
+    state.revision = revision;
+    trees_[revision].state = std::move(state);
+    head_ = revision;
+  }
+  void SetInvalid(const std::string& revision, const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    LoadResult r;
+    r.diagnostics.Error("agents.yaml", 3, 5, "spec.port", message);
+    trees_[revision] = std::move(r);
+    head_ = revision;
+  }
+  void FailResolve(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    resolve_error_ = std::move(s);
+  }
+  // While closed, Resolve blocks (until opened or stopped).
+  void CloseGate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    gate_open_ = false;
+  }
+  void OpenGate() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gate_open_ = true;
+    }
+    cv_.notify_all();
+  }
+  int resolves() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return resolves_;
+  }
+  int loads() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return loads_;
+  }
+
+  std::string Describe() const override { return "fake"; }
+  Result<std::string> Resolve(std::stop_token stop) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++resolves_;
+    cv_.wait(lock, stop, [&] { return gate_open_; });
+    if (stop.stop_requested() && !gate_open_) return Status::Cancelled("stopped");
+    if (!resolve_error_.ok()) return resolve_error_;
+    return head_;
+  }
+  Result<Snapshot> Load(const std::string& revision, std::stop_token) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++loads_;
+    auto it = trees_.find(revision);
+    if (it == trees_.end()) return Status::NotFound("no revision " + revision);
+    Snapshot s;
+    s.revision = revision;
+    s.loaded = it->second;
+    return s;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::map<std::string, LoadResult> trees_;
+  std::string head_;
+  Status resolve_error_;
+  bool gate_open_ = true;
+  int resolves_ = 0;
+  int loads_ = 0;
+};
+
+// A Provider that forwards to a FakeProvider the test owns, so that a
+// ProviderRegistry factory can hand out many instances over one world.
+class ForwardingProvider final : public Provider {
+ public:
+  explicit ForwardingProvider(FakeProvider* to) : to_(to) {}
+  ProviderSchema Schema() const override { return to_->Schema(); }
+  ObserveResponse Observe(const ObserveRequest& r) override { return to_->Observe(r); }
+  ApplyChangeResponse ApplyChange(const ApplyChangeRequest& r) override {
+    return to_->ApplyChange(r);
+  }
+
+ private:
+  FakeProvider* to_;
+};
+
+inline void RegisterFake(ProviderRegistry& registry, FakeProvider* world,
+                         const std::string& name = "docker") {
+  registry.Register(name, [world](const Target&) -> Result<std::unique_ptr<Provider>> {
+    return std::unique_ptr<Provider>(std::make_unique<ForwardingProvider>(world));
+  });
+}
+
+}  // namespace reconcile::testing

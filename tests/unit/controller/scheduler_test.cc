@@ -1,0 +1,162 @@
+// Scheduler on a real io_context with a fake source and provider: ref
+// checks, coalescing, invalid revisions, stop.
+#include "scheduler.h"
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "fakes/fake_source.h"
+#include "fakes/temp_dir.h"
+#include "unit/engine/test_world.h"
+
+namespace reconcile::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeProvider;
+using testing::FakeSource;
+using testing::MakeAgent;
+using testing::MakeDesired;
+using testing::TempDir;
+
+class CountingListener final : public SchedulerListener {
+ public:
+  void RefChecked(const Result<std::string>&, double) override { ++checks; }
+  void Decided(const std::string&, Decision d, const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu);
+    decisions.push_back(d);
+  }
+  void PassFinished(const PassRequest&, const PassReport& r, double) override {
+    std::lock_guard<std::mutex> lock(mu);
+    results.push_back(r.status.code());
+    ++passes;
+  }
+  std::atomic<int> checks{0};
+  std::atomic<int> passes{0};
+  std::mutex mu;
+  std::vector<Decision> decisions;
+  std::vector<Code> results;
+};
+
+struct Rig {
+  TempDir tmp;
+  FakeSource source;
+  FakeProvider provider;
+  ProviderRegistry registry;
+  std::unique_ptr<StateStore> store = NewFileStateStore(tmp.path() / "state");
+  std::unique_ptr<Clock> clock = NewSystemClock();
+  CountingListener listener;
+  boost::asio::io_context io;
+  std::unique_ptr<Scheduler> scheduler;
+
+  explicit Rig(Millis interval = 10s) {
+    testing::RegisterFake(registry, &provider);
+    ReconcilerDeps d;
+    d.source = &source;
+    d.store = store.get();
+    d.providers = &registry;
+    d.clock = clock.get();
+    SchedulerOptions o;
+    o.interval = interval;
+    o.policy.drift_interval = 1h;
+    scheduler = std::make_unique<Scheduler>(io, d, o, &listener);
+  }
+  // Runs the io_context until `done` holds or 5 s pass.
+  bool RunUntil(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(5ms);
+      if (io.stopped()) io.restart();
+    }
+    return done();
+  }
+};
+
+TEST_CASE("scheduler: the first check applies the head revision and becomes ready") {
+  Rig rig;
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  std::string why;
+  CHECK_FALSE(rig.scheduler->Ready(&why));
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  CHECK(rig.scheduler->Ready(&why));
+  auto status = rig.scheduler->StatusJson();
+  CHECK(status["revision"]["applied"] == "c1");
+  CHECK(status["agents"].size() == 1);
+  CHECK(status["agents"][0]["name"] == "a");
+  CHECK(status["lastPass"]["result"] == "success");
+}
+
+TEST_CASE("scheduler: triggers during a check coalesce into exactly one more") {
+  Rig rig;
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  rig.source.CloseGate();
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.source.resolves() == 1; }));
+  for (int i = 0; i < 20; ++i) rig.scheduler->Trigger("webhook");
+  rig.io.run_for(50ms);
+  rig.source.OpenGate();
+  REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 2; }));
+  rig.io.run_for(200ms);
+  CHECK(rig.source.resolves() == 2);  // the first, plus one for all 20 triggers
+  CHECK(rig.listener.passes == 1);   // the second check found nothing new
+}
+
+TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new one is") {
+  Rig rig(20ms);  // poll fast
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  rig.source.SetInvalid("c2", "must be between 1 and 65535, got 99999");
+  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 2; }));
+  int loads = rig.source.loads();
+  REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 8; }));  // several more polls
+  CHECK(rig.source.loads() == loads);  // never loaded again
+  CHECK(rig.listener.passes == 2);
+  auto status = rig.scheduler->StatusJson();
+  CHECK(status["revision"]["applied"] == "c1");
+  CHECK(status["revision"]["invalid"] == "c2");
+  CHECK(status["lastPass"]["result"] == "invalid");
+  CHECK(status["lastPass"]["diagnostics"][0].get<std::string>().find("agents.yaml:3:5") == 0);
+  CHECK(status["agents"].size() == 1);  // the last good revision's agents
+  rig.source.Set("c3", MakeDesired({MakeAgent("a"), MakeAgent("b")}));
+  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 3; }));
+  REQUIRE(rig.RunUntil([&] { return rig.scheduler->StatusJson()["revision"]["applied"] == "c3"; }));
+  CHECK(rig.scheduler->StatusJson()["agents"].size() == 2);
+}
+
+TEST_CASE("scheduler: an unreachable source is reported and makes it unready") {
+  Rig rig(20ms);
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  rig.source.FailResolve(Status::Unavailable("connection refused"));
+  int checks = rig.listener.checks;
+  REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= checks + 2; }));
+  std::string why;
+  CHECK_FALSE(rig.scheduler->Ready(&why));
+  CHECK(why.find("connection refused") != std::string::npos);
+  CHECK(rig.scheduler->StatusJson()["sourceError"] == "connection refused");
+}
+
+TEST_CASE("scheduler: Stop ends a pass blocked in a wait and calls back") {
+  Rig rig;
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  rig.source.CloseGate();  // the check waits until stopped
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.source.resolves() == 1; }));
+  bool stopped = false;
+  auto t = std::chrono::steady_clock::now();
+  rig.scheduler->Stop([&] { stopped = true; });
+  REQUIRE(rig.RunUntil([&] { return stopped; }));
+  CHECK(std::chrono::steady_clock::now() - t < 2s);
+  CHECK(rig.listener.passes == 0);
+}
+
+}  // namespace
+}  // namespace reconcile::controller

@@ -1,0 +1,124 @@
+// RunPass: one controller pass over fakes (source, provider) and a real
+// state store in a temp folder.
+#include "reconcile/pass.h"
+
+#include <doctest/doctest.h>
+
+#include "fakes/fake_source.h"
+#include "fakes/temp_dir.h"
+#include "unit/engine/test_world.h"
+
+namespace reconcile {
+namespace {
+
+using testing::FakeProvider;
+using testing::FakeSource;
+using testing::MakeAgent;
+using testing::MakeDesired;
+using testing::TempDir;
+
+struct World {
+  TempDir tmp;
+  FakeSource source;
+  FakeProvider provider;
+  ProviderRegistry registry;
+  std::unique_ptr<StateStore> store = NewFileStateStore(tmp.path() / "state");
+  std::unique_ptr<Clock> clock = NewSystemClock();
+  World() { testing::RegisterFake(registry, &provider); }
+  ReconcilerDeps Deps() {
+    ReconcilerDeps d;
+    d.source = &source;
+    d.store = store.get();
+    d.providers = &registry;
+    d.clock = clock.get();
+    return d;
+  }
+  PassReport Run(PassRequest::Kind kind, const std::string& rev,
+                 std::set<std::string> heal = {}) {
+    PassRequest r;
+    r.kind = kind;
+    r.revision = rev;
+    r.heal_allowed = std::move(heal);
+    return RunPass(Deps(), r);
+  }
+};
+
+Agent WithDrift(Agent a, DriftMode m) {
+  a.drift = m;
+  return a;
+}
+
+TEST_CASE("an apply pass creates, records and is idempotent") {
+  World w;
+  w.source.Set("c1", MakeDesired({MakeAgent("a"), MakeAgent("b")}));
+  PassReport first = w.Run(PassRequest::Kind::kApply, "c1");
+  REQUIRE_MESSAGE(first.status.ok(), first.status.message());
+  CHECK(first.changes == 2);
+  CHECK(first.state.resources.size() == 2);
+  CHECK(first.state.revision == "c1");
+  PassReport second = w.Run(PassRequest::Kind::kApply, "c1");
+  CHECK(second.status.ok());
+  CHECK(second.changes == 0);
+  CHECK(w.provider.calls().size() == 2);
+  auto history = w.store->LoadHistory();
+  REQUIRE(history.ok());
+  CHECK(history->size() == 1);  // a no-op pass adds no history entry
+}
+
+TEST_CASE("an invalid tree is reported with its diagnostics and changes nothing") {
+  World w;
+  w.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  REQUIRE(w.Run(PassRequest::Kind::kApply, "c1").status.ok());
+  w.source.SetInvalid("c2", "must be between 1 and 65535, got 99999");
+  PassReport bad = w.Run(PassRequest::Kind::kApply, "c2");
+  CHECK(bad.status.code() == Code::kInvalid);
+  CHECK(bad.stale_tree);
+  REQUIRE(bad.diagnostics.size() == 1);
+  CHECK(bad.diagnostics.items()[0].ToString().find("agents.yaml:3:5") == 0);
+  CHECK(w.provider.calls().size() == 1);
+  auto state = w.store->Load();
+  REQUIRE(state.ok());
+  CHECK(state->revision == "c1");
+}
+
+TEST_CASE("a drift pass heals only agents in heal mode within the budget") {
+  World w;
+  w.source.Set("c1", MakeDesired({WithDrift(MakeAgent("healme"), DriftMode::kHeal),
+                                   WithDrift(MakeAgent("report"), DriftMode::kReport),
+                                   WithDrift(MakeAgent("nobudget"), DriftMode::kHeal)}));
+  REQUIRE(w.Run(PassRequest::Kind::kApply, "c1").status.ok());
+  w.provider.Remove("healme");
+  w.provider.Remove("report");
+  w.provider.Remove("nobudget");
+  size_t calls_before = w.provider.calls().size();
+  PassReport drift = w.Run(PassRequest::Kind::kDrift, "c1", {"healme", "report"});
+  REQUIRE_MESSAGE(drift.status.ok(), drift.status.message());
+  CHECK(drift.drift.size() == 3);
+  CHECK(drift.healed == std::vector<std::string>{"healme"});
+  CHECK(drift.reported == std::vector<std::string>{"nobudget", "report"});
+  auto calls = w.provider.calls();
+  REQUIRE(calls.size() == calls_before + 1);
+  CHECK(calls.back() == "agent.healme:create");
+  // Nothing left to heal; the reported ones are still missing.
+  PassReport again = w.Run(PassRequest::Kind::kDrift, "c1", {"healme"});
+  CHECK(again.healed.empty());
+  CHECK(again.reported == std::vector<std::string>{"nobudget", "report"});
+}
+
+TEST_CASE("a stop before the pass applies nothing and is kCancelled") {
+  World w;
+  w.source.Set("c1", MakeDesired({MakeAgent("a"), MakeAgent("b")}));
+  std::stop_source stop;
+  stop.request_stop();
+  ReconcilerDeps deps = w.Deps();
+  deps.stop = stop.get_token();
+  PassRequest r;
+  r.revision = "c1";
+  PassReport report = RunPass(deps, r);
+  CHECK(report.status.code() == Code::kCancelled);
+  CHECK(w.provider.calls().empty());
+  CHECK(w.store->Lock("test").ok());  // the lock was released
+}
+
+}  // namespace
+}  // namespace reconcile
