@@ -14,8 +14,8 @@ namespace reconcile::controller {
 namespace {
 
 constexpr PassResult kAllResults[] = {PassResult::kSuccess, PassResult::kFailed,
-                                      PassResult::kInvalid, PassResult::kSourceError,
-                                      PassResult::kAborted};
+                                      PassResult::kInvalid, PassResult::kUnavailable,
+                                      PassResult::kCancelled};
 
 const prometheus::Histogram::BucketBoundaries& PassBuckets() {
   static const prometheus::Histogram::BucketBoundaries b{0.1, 0.5, 1,   2.5, 5,  10,
@@ -39,10 +39,10 @@ const char* PassResultName(PassResult result) {
       return "failed";
     case PassResult::kInvalid:
       return "invalid";
-    case PassResult::kSourceError:
-      return "source_error";
-    case PassResult::kAborted:
-      return "aborted";
+    case PassResult::kUnavailable:
+      return "unavailable";
+    case PassResult::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

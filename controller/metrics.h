@@ -6,7 +6,7 @@
 // clang-format off
 // | name | type | labels | meaning |
 // | --- | --- | --- | --- |
-// | `reconcile_passes_total` | counter | `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `source_error`, `aborted`) |
+// | `reconcile_passes_total` | counter | `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `unavailable`, `cancelled`) |
 // | `reconcile_pass_duration_seconds` | histogram | `result` | wall time of a reconcile pass, by result |
 // | `reconcile_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 until one succeeds) |
 // | `reconcile_revision_info` | gauge | `revision` | always 1; `revision` is the commit last applied successfully (one series at most) |
@@ -45,15 +45,16 @@ class Family;
 
 namespace reconcile::controller {
 
+// How a pass ended; the names match the scheduler's status JSON.
 enum class PassResult {
-  kSuccess,      // the pass finished and the world matches the revision
-  kFailed,       // some change failed to apply (retried next pass)
+  kSuccess,      // the world matches the revision (or there was nothing to change)
+  kFailed,       // some change failed to apply (retried with backoff)
   kInvalid,      // the revision's tree is invalid; the last good one keeps running
-  kSourceError,  // the source could not be checked or fetched
-  kAborted,      // stopped (SIGTERM) before it finished
+  kUnavailable,  // a transient error before anything changed (source or engine down)
+  kCancelled,    // stopped (SIGTERM) before it finished
 };
 
-// "success", "failed", "invalid", "source_error", "aborted".
+// "success", "failed", "invalid", "unavailable", "cancelled".
 const char* PassResultName(PassResult result);
 
 class Metrics {

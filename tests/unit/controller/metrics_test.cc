@@ -29,7 +29,7 @@ TEST_CASE("metrics: every family has help and type, pass results start at 0") {
   }
   CHECK(Has(text, "# TYPE reconcile_passes_total counter"));
   CHECK(Has(text, "# TYPE reconcile_pass_duration_seconds histogram"));
-  for (const char* r : {"success", "failed", "invalid", "source_error", "aborted"}) {
+  for (const char* r : {"success", "failed", "invalid", "unavailable", "cancelled"}) {
     CHECK(Has(text, std::string("reconcile_passes_total{result=\"") + r + "\"} 0"));
   }
   CHECK(Has(text, "reconcile_drifted_agents 0"));

@@ -1,0 +1,70 @@
+#include "controller/metrics_listener.h"
+
+#include <chrono>
+#include <map>
+
+namespace reconcile::controller {
+
+PassResult PassResultOf(const PassReport& report) {
+  // Mirrors the scheduler's OutcomeOf (scheduler.cc), which names the same
+  // results in the status JSON.
+  const Status& s = report.status;
+  if (s.ok()) return PassResult::kSuccess;
+  switch (s.code()) {
+    case Code::kInvalid:
+      return report.stale_tree ? PassResult::kInvalid : PassResult::kFailed;
+    case Code::kCancelled:
+      return PassResult::kCancelled;
+    case Code::kUnavailable:
+    case Code::kConflict:
+      return PassResult::kUnavailable;
+    default:
+      return PassResult::kFailed;
+  }
+}
+
+MetricsListener::MetricsListener(Metrics& metrics, SchedulerListener* next,
+                                 std::function<double()> unix_now)
+    : metrics_(metrics), next_(next), unix_now_(std::move(unix_now)) {
+  if (!unix_now_) {
+    unix_now_ = [] {
+      return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+}
+
+void MetricsListener::RefChecked(const Result<std::string>& revision, double seconds) {
+  metrics_.SourceFetchDuration(seconds);
+  if (!revision.ok()) metrics_.SourceFetchFailed();
+  if (next_) next_->RefChecked(revision, seconds);
+}
+
+void MetricsListener::Decided(const std::string& revision, Decision decision,
+                              const std::string& why) {
+  if (next_) next_->Decided(revision, decision, why);
+}
+
+void MetricsListener::PassFinished(const PassRequest& request, const PassReport& report,
+                                   double seconds) {
+  const PassResult result = PassResultOf(report);
+  metrics_.PassFinished(result, seconds);
+  metrics_.ApplyErrors(report.outcome.failed);
+  if (result == PassResult::kSuccess) {
+    metrics_.SetLastSuccess(unix_now_());
+    metrics_.SetRevision(report.revision);
+  }
+  if (result == PassResult::kSuccess || result == PassResult::kFailed) {
+    std::map<std::string, std::int64_t> by_health;
+    for (const auto& [address, rs] : report.state.resources) {
+      ++by_health[rs.health.empty() ? "unknown" : rs.health];
+    }
+    metrics_.SetAgents(by_health);
+  }
+  if (request.kind == PassRequest::Kind::kDrift || result == PassResult::kSuccess) {
+    metrics_.SetDrifted(static_cast<std::int64_t>(report.reported.size()));
+  }
+  if (next_) next_->PassFinished(request, report, seconds);
+}
+
+}  // namespace reconcile::controller

@@ -1,0 +1,45 @@
+// MetricsListener: a SchedulerListener that records ref checks and passes in
+// Metrics, then forwards every call to `next` (the program's logging
+// listener; may be null). The scheduler calls it from its pool thread and
+// its I/O thread; it is as thread-safe as Metrics and `next`.
+//
+// What each call records:
+//   RefChecked    reconcile_source_fetch_duration_seconds; a failed check
+//                 also reconcile_source_fetch_errors_total
+//   PassFinished  reconcile_passes_total and reconcile_pass_duration_seconds
+//                 by PassResultOf(report); reconcile_apply_errors_total +=
+//                 report.outcome.failed; on success the revision info and the
+//                 last-success time; after a success or a failure (the state
+//                 was recorded) agents by health; after a drift pass or a
+//                 success the drifted agents (those only reported, not healed)
+//   Decided       nothing (forwarded only)
+#pragma once
+
+#include <functional>
+
+#include "controller/metrics.h"
+#include "scheduler.h"
+
+namespace reconcile::controller {
+
+// How a pass ended, as the scheduler's status JSON names it ("result").
+PassResult PassResultOf(const PassReport& report);
+
+class MetricsListener final : public SchedulerListener {
+ public:
+  // `unix_now` gives the wall time in seconds for the last-success gauge;
+  // empty means the system clock. `metrics` (and `next`) must outlive it.
+  explicit MetricsListener(Metrics& metrics, SchedulerListener* next = nullptr,
+                           std::function<double()> unix_now = {});
+
+  void RefChecked(const Result<std::string>& revision, double seconds) override;
+  void Decided(const std::string& revision, Decision decision, const std::string& why) override;
+  void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
+
+ private:
+  Metrics& metrics_;
+  SchedulerListener* next_;
+  std::function<double()> unix_now_;
+};
+
+}  // namespace reconcile::controller
