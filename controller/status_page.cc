@@ -8,7 +8,13 @@ namespace {
 
 using nlohmann::json;
 
-bool IsScalar(const json& v) { return v.is_primitive(); }
+// Scalars and lists of scalars are shown; deeper structure is left to the
+// JSON endpoint.
+bool IsShown(const json& v) {
+  if (v.is_primitive()) return true;
+  if (!v.is_array()) return false;
+  return std::all_of(v.begin(), v.end(), [](const json& e) { return e.is_primitive(); });
+}
 
 std::string ScalarText(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -16,9 +22,17 @@ std::string ScalarText(const json& v) {
   return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// The escaped cell content of a shown value (IsShown).
+std::string Cell(const json& v) {
+  if (!v.is_array()) return HtmlEscape(ScalarText(v));
+  if (v.empty()) return "";
+  std::string out = "<ul>";
+  for (const json& e : v) out += "<li>" + HtmlEscape(ScalarText(e)) + "</li>";
+  return out + "</ul>";
+}
+
 void Row(std::string& out, std::string_view key, const json& value) {
-  out +=
-      "<tr><th>" + HtmlEscape(key) + "</th><td>" + HtmlEscape(ScalarText(value)) + "</td></tr>\n";
+  out += "<tr><th>" + HtmlEscape(key) + "</th><td>" + Cell(value) + "</td></tr>\n";
 }
 
 void AgentsTable(std::string& out, const json& agents) {
@@ -40,7 +54,7 @@ void AgentsTable(std::string& out, const json& agents) {
   std::vector<std::string> columns{"name"};
   for (const auto& [key_name, a] : rows) {
     for (const auto& [k, v] : a->items()) {
-      if (IsScalar(v) && std::find(columns.begin(), columns.end(), k) == columns.end()) {
+      if (IsShown(v) && std::find(columns.begin(), columns.end(), k) == columns.end()) {
         columns.push_back(k);
       }
     }
@@ -51,13 +65,13 @@ void AgentsTable(std::string& out, const json& agents) {
   for (const auto& [key_name, a] : rows) {
     out += "<tr>";
     for (const auto& c : columns) {
-      std::string text;
-      if (auto it = a->find(c); it != a->end() && IsScalar(*it)) {
-        text = ScalarText(*it);
+      std::string cell;
+      if (auto it = a->find(c); it != a->end() && IsShown(*it)) {
+        cell = Cell(*it);
       } else if (c == "name") {
-        text = key_name;
+        cell = HtmlEscape(key_name);
       }
-      out += "<td>" + HtmlEscape(text) + "</td>";
+      out += "<td>" + cell + "</td>";
     }
     out += "</tr>\n";
   }
@@ -103,11 +117,12 @@ std::string RenderStatusPage(const json& status) {
       "<h2>Status</h2>\n<table>\n";
   if (status.is_object()) {
     for (const auto& [k, v] : status.items()) {
-      if (IsScalar(v)) {
+      if (k == "agents") continue;
+      if (IsShown(v)) {
         Row(out, k, v);
-      } else if (v.is_object() && k != "agents") {
+      } else if (v.is_object()) {
         for (const auto& [k2, v2] : v.items()) {
-          if (IsScalar(v2)) Row(out, k + "." + k2, v2);
+          if (IsShown(v2)) Row(out, k + "." + k2, v2);
         }
       }
     }

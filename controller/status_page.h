@@ -3,9 +3,10 @@
 //
 // Every top-level scalar field (and the scalar fields of top-level objects,
 // as "object.field") is shown in a summary table, so the page follows the
-// status document whatever fields it grows. `agents` — an array of objects,
-// or an object of objects keyed by agent name — becomes a table with one
-// column per scalar field. All text is HTML-escaped; the page has no
+// status document whatever fields it grows; lists of scalars (diagnostics,
+// endpoints) are shown as lists. `agents` — an array of objects, or an
+// object of objects keyed by agent name — becomes a table with one column
+// per such field. All text is HTML-escaped; the page has no
 // scripts and no external resources.
 //
 // Thread-safety: pure functions.

@@ -33,6 +33,22 @@ TEST_CASE("status page: escapes every text and shows the fields") {
   CHECK(page.find("<td>bot</td><td></td><td></td><td>image</td>") != std::string::npos);
 }
 
+TEST_CASE("status page: lists of scalars, as the scheduler's status has them") {
+  json status = {
+      {"revision", {{"applied", "c1"}, {"invalid", "c2"}}},
+      {"lastPass",
+       {{"result", "invalid"},
+        {"diagnostics", json::array({"deploy/a.yaml:3:1: unknown field <x>", "second"})}}},
+      {"agents", json::array({{{"name", "a"},
+                               {"endpoints", json::array({"http://127.0.0.1:49153"})},
+                               {"health", "healthy"}}})}};
+  std::string page = RenderStatusPage(status);
+  CHECK(page.find("<th>revision.applied</th><td>c1</td>") != std::string::npos);
+  CHECK(page.find("<th>lastPass.diagnostics</th><td><ul><li>deploy/a.yaml:3:1: unknown field "
+                  "&lt;x&gt;</li><li>second</li></ul></td>") != std::string::npos);
+  CHECK(page.find("<td><ul><li>http://127.0.0.1:49153</li></ul></td>") != std::string::npos);
+}
+
 TEST_CASE("status page: agents keyed by name, none, or a status that is not an object") {
   std::string page = RenderStatusPage({{"agents", {{"web", {{"health", "healthy"}}}}}});
   CHECK(page.find("<td>web</td><td>healthy</td>") != std::string::npos);
