@@ -793,6 +793,7 @@ class GitSource : public Source {
 }  // namespace
 
 Result<std::unique_ptr<Source>> NewGitSource(const SourceOptions& options) {
+  InitLibgit2();
   Result<GitUrl> url = ParseGitUrl(options.location);
   if (!url.ok()) return url.status();
   if (url->scheme == "http" && !IsLoopbackHost(url->host)) {
