@@ -1346,8 +1346,28 @@ void DecodeFile(const std::string& file, const std::string& manifest_dir,
   }
 }
 
-void ValidateState(const std::filesystem::path& root, DesiredState& state,
-                   Diagnostics& diagnostics) {
+DiskTreeView::DiskTreeView(const std::filesystem::path& root) {
+  std::error_code ec;
+  canonical_root_ = fs::weakly_canonical(fs::absolute(root, ec), ec);
+}
+
+TreeView::Folder DiskTreeView::Lookup(const std::string& rel) const {
+  std::error_code ec;
+  fs::path real = fs::weakly_canonical(canonical_root_ / rel, ec);
+  if (ec || (real != canonical_root_ && !Inside(canonical_root_, real))) return Folder::kEscapes;
+  return fs::is_directory(real, ec) ? Folder::kExists : Folder::kMissing;
+}
+
+TreeView::Folder FolderSet::Lookup(const std::string& rel) const {
+  if (rel.empty() || rel == ".") return Folder::kExists;
+  for (size_t slash = 0; slash != std::string::npos;) {
+    slash = rel.find('/', slash + 1);
+    if (escapes_.count(rel.substr(0, slash))) return Folder::kEscapes;
+  }
+  return folders_.count(rel) ? Folder::kExists : Folder::kMissing;
+}
+
+void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics) {
   SortByName(state.agents);
   SortByName(state.registries);
   SortByName(state.targets);
@@ -1355,8 +1375,6 @@ void ValidateState(const std::filesystem::path& root, DesiredState& state,
   CheckDuplicates(state.registries, "Registry", diagnostics);
   CheckDuplicates(state.targets, "Target", diagnostics);
 
-  std::error_code ec;
-  fs::path canonical_root = fs::weakly_canonical(fs::absolute(root, ec), ec);
   for (const auto& a : state.agents) {
     if (!a.target.empty() && !state.FindTarget(a.target)) {
       AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
@@ -1382,15 +1400,16 @@ void ValidateState(const std::filesystem::path& root, DesiredState& state,
                    "build context '" + a.build->context + "' leads outside the tree", diagnostics);
         continue;
       }
-      fs::path full = canonical_root / rel;
-      fs::path real = fs::weakly_canonical(full, ec);
-      if (ec || (real != canonical_root && !Inside(canonical_root, real))) {
+      std::string key = rel.generic_string();
+      while (!key.empty() && key.back() == '/') key.pop_back();
+      TreeView::Folder folder = tree.Lookup(key);
+      if (folder == TreeView::Folder::kEscapes) {
         AgentError(a, "spec.build.context",
                    "build context '" + a.build->context + "' leads outside the tree (symlink)",
                    diagnostics);
         continue;
       }
-      if (!fs::is_directory(real, ec)) {
+      if (folder == TreeView::Folder::kMissing) {
         AgentError(a, "spec.build.context",
                    "build context folder '" + rel.generic_string() + "' does not exist",
                    diagnostics);
@@ -1406,30 +1425,37 @@ void ValidateState(const std::filesystem::path& root, DesiredState& state,
   CheckCycles(state, diagnostics);
 }
 
-LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits) {
-  LoadResult result;
-  Diagnostics& diags = result.diagnostics;
+void ValidateState(const std::filesystem::path& root, DesiredState& state,
+                   Diagnostics& diagnostics) {
+  ValidateState(DiskTreeView(root), state, diagnostics);
+}
+
+FolderFiles ReadFolder(const std::filesystem::path& root, const LoadLimits& limits) {
+  FolderFiles out;
+  Diagnostics& diags = out.diagnostics;
+  out.base = root;
   std::error_code ec;
   fs::file_status st = fs::status(root, ec);
   if (ec || !fs::exists(st)) {
     diags.Error(root.string(), 0, 0, "", "no such file or folder");
-    return result;
+    out.ok = false;
+    return out;
   }
-  fs::path base = root;
   std::vector<ManifestFile> files;
   if (fs::is_directory(st)) {
     fs::path canonical_root = fs::canonical(root, ec);
     std::set<fs::path> visited{canonical_root};
     Walk(canonical_root, root, "", visited, files, diags);
   } else {
-    base = root.has_parent_path() ? root.parent_path() : fs::path(".");
+    out.base = root.has_parent_path() ? root.parent_path() : fs::path(".");
     std::string rel = root.filename().string();
     if (fs::is_symlink(fs::symlink_status(root, ec))) {
       fs::path real = fs::canonical(root, ec);
-      fs::path canonical_base = fs::canonical(base, ec);
+      fs::path canonical_base = fs::canonical(out.base, ec);
       if (ec || !Inside(canonical_base, real)) {
         diags.Error(rel, 1, 1, "", "symlink leads outside the tree (to " + real.string() + ")");
-        return result;
+        out.ok = false;
+        return out;
       }
     }
     files.push_back({rel, root});
@@ -1437,7 +1463,6 @@ LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits)
   std::sort(files.begin(), files.end(),
             [](const ManifestFile& a, const ManifestFile& b) { return a.rel < b.rel; });
 
-  Sha256 hash;
   for (const auto& f : files) {
     std::uintmax_t size = fs::file_size(f.path, ec);
     if (ec) {
@@ -1445,9 +1470,7 @@ LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits)
       continue;
     }
     if (size > limits.max_file_bytes) {
-      diags.Error(f.rel, 1, 1, "",
-                  "file is " + std::to_string(size) + " bytes, over the limit of " +
-                      std::to_string(limits.max_file_bytes) + " bytes");
+      out.files.push_back({f.rel, "", size});
       continue;
     }
     std::ifstream in(f.path, std::ios::binary);
@@ -1459,29 +1482,107 @@ LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits)
       diags.Error(f.rel, 1, 1, "", "cannot read file");
       continue;
     }
-    if (content.size() > limits.max_file_bytes) {
+    if (content.size() > limits.max_file_bytes) {  // grew since file_size
       diags.Error(f.rel, 1, 1, "",
                   "file is over the limit of " + std::to_string(limits.max_file_bytes) + " bytes");
       continue;
     }
-    hash.Update(f.rel);
-    hash.Update(content);
-    if (size_t nul = content.find('\0'); nul != std::string::npos) {
-      auto [line, column] = LineColumn(content, nul);
-      diags.Error(f.rel, line, column, "", "file holds a NUL byte");
-      continue;
-    }
-    if (size_t bad = InvalidUtf8Offset(content); bad != std::string::npos) {
-      auto [line, column] = LineColumn(content, bad);
-      diags.Error(f.rel, line, column, "", "file is not valid UTF-8");
-      continue;
-    }
-    std::string manifest_dir = fs::path(f.rel).parent_path().generic_string();
-    DecodeFile(f.rel, manifest_dir, content, limits, result.state, diags);
+    out.files.push_back({f.rel, std::move(content), 0});
   }
-  ValidateState(base, result.state, diags);
-  result.state.revision = "tree-" + hash.HexDigest().substr(0, 12);
-  diags.Sort();
+  return out;
+}
+
+namespace {
+
+std::uintmax_t SizeOf(const TreeFile& f) {
+  return std::max<std::uintmax_t>(f.size, f.content.size());
+}
+
+}  // namespace
+
+std::string TreeRevision(const std::vector<TreeFile>& files, const LoadLimits& limits) {
+  Sha256 hash;
+  for (const auto& f : files) {
+    if (SizeOf(f) > limits.max_file_bytes) continue;
+    hash.Update(f.rel);
+    hash.Update(f.content);
+  }
+  return "tree-" + hash.HexDigest().substr(0, 12);
+}
+
+DecodedFile DecodeOne(const TreeFile& f, const LoadLimits& limits) {
+  DecodedFile out;
+  Diagnostics& diags = out.diagnostics;
+  std::uintmax_t size = SizeOf(f);
+  if (size > limits.max_file_bytes) {
+    diags.Error(f.rel, 1, 1, "",
+                "file is " + std::to_string(size) + " bytes, over the limit of " +
+                    std::to_string(limits.max_file_bytes) + " bytes");
+    return out;
+  }
+  if (size_t nul = f.content.find('\0'); nul != std::string::npos) {
+    auto [line, column] = LineColumn(f.content, nul);
+    diags.Error(f.rel, line, column, "", "file holds a NUL byte");
+    return out;
+  }
+  if (size_t bad = InvalidUtf8Offset(f.content); bad != std::string::npos) {
+    auto [line, column] = LineColumn(f.content, bad);
+    diags.Error(f.rel, line, column, "", "file is not valid UTF-8");
+    return out;
+  }
+  std::string manifest_dir = fs::path(f.rel).parent_path().generic_string();
+  DecodeFile(f.rel, manifest_dir, f.content, limits, out.state, diags);
+  return out;
+}
+
+LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree) {
+  LoadResult result;
+  size_t agents = 0, registries = 0, targets = 0;
+  for (const DecodedFile* f : files) {
+    agents += f->state.agents.size();
+    registries += f->state.registries.size();
+    targets += f->state.targets.size();
+  }
+  result.state.agents.reserve(agents);
+  result.state.registries.reserve(registries);
+  result.state.targets.reserve(targets);
+  for (const DecodedFile* f : files) {
+    const DesiredState& s = f->state;
+    result.state.agents.insert(result.state.agents.end(), s.agents.begin(), s.agents.end());
+    result.state.registries.insert(result.state.registries.end(), s.registries.begin(),
+                                   s.registries.end());
+    result.state.targets.insert(result.state.targets.end(), s.targets.begin(), s.targets.end());
+    result.diagnostics.Append(f->diagnostics);
+  }
+  ValidateState(tree, result.state, result.diagnostics);
+  result.diagnostics.Sort();
+  return result;
+}
+
+LoadResult LoadFiles(std::vector<TreeFile> files, const TreeView& tree, const LoadLimits& limits) {
+  std::stable_sort(files.begin(), files.end(),
+                   [](const TreeFile& a, const TreeFile& b) { return a.rel < b.rel; });
+  std::vector<DecodedFile> decoded;
+  decoded.reserve(files.size());
+  for (const auto& f : files) decoded.push_back(DecodeOne(f, limits));
+  std::vector<const DecodedFile*> parts;
+  parts.reserve(decoded.size());
+  for (const auto& d : decoded) parts.push_back(&d);
+  LoadResult result = Assemble(parts, tree);
+  result.state.revision = TreeRevision(files, limits);
+  return result;
+}
+
+LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits) {
+  FolderFiles folder = ReadFolder(root, limits);
+  LoadResult result;
+  if (!folder.ok) {
+    result.diagnostics = std::move(folder.diagnostics);
+    return result;
+  }
+  result = LoadFiles(std::move(folder.files), DiskTreeView(folder.base), limits);
+  result.diagnostics.Append(folder.diagnostics);
+  result.diagnostics.Sort();
   return result;
 }
 

@@ -12,11 +12,18 @@
 //
 // This is the one adapter that wraps yaml-cpp: no yaml-cpp type or exception
 // leaves loader.cc. Thread-safe (no shared state).
+//
+// A tree can come from a folder (LoadTree) or from memory (LoadFiles, e.g. a
+// Git commit); both run the same checks. DecodeOne + Assemble let a caller
+// cache the decoding of unchanged files between loads.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
@@ -34,10 +41,103 @@ struct LoadResult {
   Diagnostics diagnostics;
 };
 
-// Loads the tree at `root`. state.revision is "tree-<first 12 hex of sha256>"
-// over the sorted (relative path, content) of the manifest files. Diagnostic
-// file names are relative to `root`.
+// One manifest file of a tree, already read (from a folder, or from a Git
+// object database).
+struct TreeFile {
+  std::string rel;      // relative to the tree root, '/'-separated
+  std::string content;  // the file's bytes; empty when too large (see size)
+  // The file's size as its store reports it. When it is over
+  // limits.max_file_bytes the content need not be read: the file is
+  // reported as too large. 0: content.size().
+  std::uintmax_t size = 0;
+};
+
+// The files of a folder on disk, with what the walk found wrong (symlinks
+// out of the tree, unreadable files).
+struct FolderFiles {
+  std::vector<TreeFile> files;  // sorted by rel
+  Diagnostics diagnostics;
+  // The folder the files are relative to: `root`, or its parent when `root`
+  // is a single file.
+  std::filesystem::path base;
+  // False when there is nothing to load: `root` is missing, or is a single
+  // file whose symlink leads out of its folder.
+  bool ok = true;
+};
+
+// What the cross-document checks need to know about the folders of a tree
+// (build contexts). Implementations: DiskTreeView (a folder on disk),
+// FolderSet (a tree held in memory). Read-only, so thread-safe once built.
+class TreeView {
+ public:
+  enum class Folder { kExists, kMissing, kEscapes };
+  virtual ~TreeView() = default;
+  // `rel` is normalized, relative, '/'-separated and does not start with
+  // "..": kExists when it names a folder inside the tree, kEscapes when a
+  // symlink on the way leads outside it, else kMissing.
+  virtual Folder Lookup(const std::string& rel) const = 0;
+};
+
+// A folder on disk; symlinks are resolved against its canonical path.
+class DiskTreeView : public TreeView {
+ public:
+  explicit DiskTreeView(const std::filesystem::path& root);
+  Folder Lookup(const std::string& rel) const override;
+
+ private:
+  std::filesystem::path canonical_root_;
+};
+
+// Folders listed one by one (a tree held in memory). The root ("" or ".")
+// always exists.
+class FolderSet : public TreeView {
+ public:
+  void AddFolder(const std::string& rel) { folders_.insert(rel); }
+  // A symlink at `rel` that leads outside the tree.
+  void AddEscape(const std::string& rel) { escapes_.insert(rel); }
+  Folder Lookup(const std::string& rel) const override;
+
+ private:
+  std::set<std::string> folders_;
+  std::set<std::string> escapes_;
+};
+
+// What DecodeOne made of one file: its resources and its diagnostics.
+struct DecodedFile {
+  DesiredState state;
+  Diagnostics diagnostics;
+};
+
+// Loads the tree at `root` (a folder or a single file): ReadFolder, then
+// LoadFiles. state.revision is "tree-<first 12 hex of sha256>" over the
+// sorted (relative path, content) of the manifest files. Diagnostic file
+// names are relative to `root`.
 LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits = {});
+
+// Walks `root` (every *.yaml / *.yml, hidden entries skipped, symlinks out
+// of the tree reported) and reads the files, not reading those over the
+// size limit. A missing `root` is one diagnostic.
+FolderFiles ReadFolder(const std::filesystem::path& root, const LoadLimits& limits = {});
+
+// "tree-<12 hex>" of files as LoadTree computes it (files over the size
+// limit are left out). `files` must be sorted by rel.
+std::string TreeRevision(const std::vector<TreeFile>& files, const LoadLimits& limits = {});
+
+// Loads a tree held in memory with exactly LoadTree's checks: size, NUL
+// bytes, UTF-8, YAML limits, then ValidateState against `tree`. Sets
+// state.revision as TreeRevision. Diagnostics are sorted.
+LoadResult LoadFiles(std::vector<TreeFile> files, const TreeView& tree,
+                     const LoadLimits& limits = {});
+
+// Checks one file's size, NUL bytes and UTF-8, then decodes it (DecodeFile
+// with the file's folder as manifest_dir). The unit an incremental loader
+// caches: the result depends only on (file.rel, file.content, limits).
+DecodedFile DecodeOne(const TreeFile& file, const LoadLimits& limits = {});
+
+// Merges decoded files (in the order given; callers pass them sorted by
+// rel) and runs ValidateState against `tree`. Does not set state.revision.
+// Diagnostics are sorted.
+LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree);
 
 // Decodes the documents of one file's content (used by LoadTree and tests).
 // `file` is the name used in diagnostics; `manifest_dir` is the file's folder
@@ -47,8 +147,10 @@ void DecodeFile(const std::string& file, const std::string& manifest_dir,
                 Diagnostics& diagnostics);
 
 // Cross-document checks over a fully decoded state: duplicate names,
-// references, dependsOn cycles, build contexts inside `root`. Sorts the
+// references, dependsOn cycles, build contexts inside `tree`. Sorts the
 // state's vectors by name.
+void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics);
+// The same against a folder on disk (DiskTreeView).
 void ValidateState(const std::filesystem::path& root, DesiredState& state,
                    Diagnostics& diagnostics);
 

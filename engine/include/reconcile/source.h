@@ -31,6 +31,15 @@
 
 namespace reconcile {
 
+// How much work a Load did: manifest files in the tree, and how many of them
+// were decoded now rather than taken from the source's cache (Git sources
+// keep the decoding of each (path, blob) between loads; folder sources
+// decode every file).
+struct LoadStats {
+  size_t files = 0;
+  size_t decoded = 0;
+};
+
 // The tree at one revision.
 struct Snapshot {
   // Git: the full commit id (40 hex). Folder: "tree-<12 hex>" (loader.h).
@@ -41,16 +50,17 @@ struct Snapshot {
   // cache folder. Empty when the source cannot offer one.
   std::filesystem::path root;
   LoadResult loaded;  // use only when !loaded.diagnostics.HasErrors()
+  LoadStats stats;
 };
 
 // How to reach a Git remote. Every secret is read from a file or an
 // environment variable at connect time and never kept in messages.
 struct GitAuth {
-  std::string username;             // HTTPS basic auth / SSH user (default "git")
-  std::string password_file;        // HTTPS: password or token in a file
-  std::string password_env;         // HTTPS: ... or in this environment variable
-  std::string ssh_key_file;         // SSH: private deploy key
-  std::string ssh_known_hosts_file; // SSH: required; unknown or changed keys refused
+  std::string username;              // HTTPS basic auth / SSH user (default "git")
+  std::string password_file;         // HTTPS: password or token in a file
+  std::string password_env;          // HTTPS: ... or in this environment variable
+  std::string ssh_key_file;          // SSH: private deploy key
+  std::string ssh_known_hosts_file;  // SSH: required; unknown or changed keys refused
 };
 
 struct SourceOptions {
@@ -83,7 +93,12 @@ class Source {
 // user@host:path locations.
 bool IsGitUrl(const std::string& location);
 
-// A folder source, or a Git source when IsGitUrl(options.location).
+// A folder source, or a Git source when IsGitUrl(options.location). Checks
+// the options only (no I/O on the remote): kInvalid for a malformed URL, a
+// password written in the URL, plain http:// to a host that is not
+// loopback, or ssh without auth.ssh_known_hosts_file / auth.ssh_key_file;
+// kInvalid when a Git source has no cache_dir. A missing folder is found
+// by Resolve / Load (kNotFound), so a controller can start before it exists.
 Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
 
 }  // namespace reconcile

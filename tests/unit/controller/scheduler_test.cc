@@ -66,6 +66,8 @@ struct Rig {
     o.policy.drift_interval = 1h;
     scheduler = std::make_unique<Scheduler>(io, d, o, &listener);
   }
+  // Passes the scheduler has finished (recorded on the I/O thread).
+  int Passes() { return scheduler->StatusJson()["passes"].get<int>(); }
   // Runs the io_context until `done` holds or 5 s pass.
   bool RunUntil(const std::function<bool()>& done) {
     auto deadline = std::chrono::steady_clock::now() + 5s;
@@ -83,7 +85,7 @@ TEST_CASE("scheduler: the first check applies the head revision and becomes read
   std::string why;
   CHECK_FALSE(rig.scheduler->Ready(&why));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
   CHECK(rig.scheduler->Ready(&why));
   auto status = rig.scheduler->StatusJson();
   CHECK(status["revision"]["applied"] == "c1");
@@ -111,9 +113,9 @@ TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new on
   Rig rig(20ms);  // poll fast
   rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
   rig.source.SetInvalid("c2", "must be between 1 and 65535, got 99999");
-  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 2; }));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 2; }));
   int loads = rig.source.loads();
   REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 8; }));  // several more polls
   CHECK(rig.source.loads() == loads);  // never loaded again
@@ -125,7 +127,7 @@ TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new on
   CHECK(status["lastPass"]["diagnostics"][0].get<std::string>().find("agents.yaml:3:5") == 0);
   CHECK(status["agents"].size() == 1);  // the last good revision's agents
   rig.source.Set("c3", MakeDesired({MakeAgent("a"), MakeAgent("b")}));
-  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 3; }));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 3; }));
   REQUIRE(rig.RunUntil([&] { return rig.scheduler->StatusJson()["revision"]["applied"] == "c3"; }));
   CHECK(rig.scheduler->StatusJson()["agents"].size() == 2);
 }
@@ -134,7 +136,7 @@ TEST_CASE("scheduler: an unreachable source is reported and makes it unready") {
   Rig rig(20ms);
   rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.listener.passes >= 1; }));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
   rig.source.FailResolve(Status::Unavailable("connection refused"));
   int checks = rig.listener.checks;
   REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= checks + 2; }));

@@ -1,0 +1,79 @@
+// The folder source: a desired-state tree on disk, read fresh on every call.
+#include <filesystem>
+#include <utility>
+
+#include "reconcile/loader.h"
+#include "source/sources.h"
+
+namespace reconcile {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FolderSource : public Source {
+ public:
+  explicit FolderSource(const SourceOptions& options) : options_(options) {}
+
+  std::string Describe() const override {
+    std::string d = "folder " + options_.location;
+    if (!options_.path.empty()) d += (d.back() == '/' ? "" : "/") + options_.path;
+    return d;
+  }
+
+  Result<std::string> Resolve(std::stop_token stop) override {
+    if (stop.stop_requested()) return Status::Unavailable(Describe() + ": stopped");
+    Result<fs::path> root = Root();
+    if (!root.ok()) return root.status();
+    FolderFiles files = ReadFolder(*root, options_.limits);
+    return TreeRevision(files.files, options_.limits);
+  }
+
+  // A folder has no history: this loads what is there now, whatever
+  // `revision` says; the Snapshot's revision tells which tree it is.
+  Result<Snapshot> Load(const std::string& /*revision*/, std::stop_token stop) override {
+    if (stop.stop_requested()) return Status::Unavailable(Describe() + ": stopped");
+    Result<fs::path> root = Root();
+    if (!root.ok()) return root.status();
+    Snapshot snap;
+    FolderFiles folder = ReadFolder(*root, options_.limits);
+    snap.stats.files = snap.stats.decoded = folder.files.size();
+    snap.root = folder.base;
+    if (folder.ok) {
+      snap.loaded = LoadFiles(std::move(folder.files), DiskTreeView(folder.base), options_.limits);
+    }
+    snap.loaded.diagnostics.Append(folder.diagnostics);
+    snap.loaded.diagnostics.Sort();
+    snap.revision = snap.loaded.state.revision;
+    return snap;
+  }
+
+ private:
+  Result<fs::path> Root() const {
+    std::error_code ec;
+    fs::path location(options_.location);
+    if (!fs::exists(location, ec)) {
+      return Status::NotFound("source folder '" + options_.location + "' does not exist");
+    }
+    if (options_.path.empty()) return location;
+    fs::path rel = fs::path(options_.path).lexically_normal();
+    if (rel.is_absolute() || (!rel.empty() && *rel.begin() == "..")) {
+      return Status::Invalid("path '" + options_.path + "' leads outside the source folder");
+    }
+    fs::path root = location / rel;
+    if (!fs::exists(root, ec)) {
+      return Status::NotFound("path '" + options_.path + "' not found in folder '" +
+                              options_.location + "'");
+    }
+    return root;
+  }
+
+  SourceOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> NewFolderSource(const SourceOptions& options) {
+  return std::make_unique<FolderSource>(options);
+}
+
+}  // namespace reconcile

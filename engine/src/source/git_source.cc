@@ -1,0 +1,820 @@
+// The Git source: the one adapter that wraps libgit2. No libgit2 type or
+// return code leaves this file.
+//
+// Layout under options.cache_dir (created 0700):
+//   <sha256(url)[0:16]>/            bare mirror; fetched with force refspecs
+//   <sha256(url)[0:16]>.lock        flock(2) held while fetching
+//   trees/<sha256(url, path)[0:16]>/<commit>/   exports for build contexts
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <git2.h>
+#include <openssl/evp.h>
+
+#include "reconcile/loader.h"
+#include "source/git_url.h"
+#include "source/known_hosts.h"
+#include "source/sources.h"
+
+namespace reconcile {
+namespace {
+
+namespace fs = std::filesystem;
+
+template <typename T, void (*Free)(T*)>
+struct GitFree {
+  void operator()(T* p) const {
+    if (p) Free(p);
+  }
+};
+using RepoPtr = std::unique_ptr<git_repository, GitFree<git_repository, git_repository_free>>;
+using RemotePtr = std::unique_ptr<git_remote, GitFree<git_remote, git_remote_free>>;
+using CommitPtr = std::unique_ptr<git_commit, GitFree<git_commit, git_commit_free>>;
+using TreePtr = std::unique_ptr<git_tree, GitFree<git_tree, git_tree_free>>;
+using EntryPtr = std::unique_ptr<git_tree_entry, GitFree<git_tree_entry, git_tree_entry_free>>;
+using BlobPtr = std::unique_ptr<git_blob, GitFree<git_blob, git_blob_free>>;
+using ObjectPtr = std::unique_ptr<git_object, GitFree<git_object, git_object_free>>;
+using OdbPtr = std::unique_ptr<git_odb, GitFree<git_odb, git_odb_free>>;
+
+void InitLibgit2() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
+bool IsCommitId(const std::string& s) {
+  return s.size() == 40 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
+}
+
+std::string OidHex(const git_oid* oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, oid);
+  return buf;
+}
+
+bool IsManifestName(const std::string& name) {
+  auto ends = [&](const std::string& ext) {
+    return name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  return ends(".yaml") || ends(".yml");
+}
+
+std::string JoinRel(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+// Normalizes `rel` ('/'-separated, relative); nullopt when it climbs above
+// the root.
+std::optional<std::string> Normalize(const std::string& rel) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(rel);
+  while (std::getline(in, part, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (parts.empty()) return std::nullopt;
+      parts.pop_back();
+    } else {
+      parts.push_back(part);
+    }
+  }
+  std::string out;
+  for (const auto& p : parts) out = JoinRel(out, p);
+  return out;
+}
+
+std::string Rfc3339(git_time_t t) {
+  time_t tt = static_cast<time_t>(t);
+  struct tm tm {};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::optional<std::string> ReadSmallFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return s.str();
+}
+
+// Creates `dir` (and parents) and restricts it to the owner.
+Status MakePrivateDir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Failed("cannot create " + dir.string() + ": " + ec.message());
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return Status::Failed("cannot restrict " + dir.string() + ": " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+// What the callbacks of one libgit2 operation share with their caller.
+struct Callbacks {
+  Callbacks(const GitUrl* u, const GitAuth* a, std::stop_token s)
+      : url(u), auth(a), stop(std::move(s)) {}
+  const GitUrl* url;
+  const GitAuth* auth;
+  std::stop_token stop;
+  int key_attempts = 0;
+  bool stopped = false;
+  std::optional<Status> failure;  // set by a callback that refused
+};
+
+std::string DefaultUser(const Callbacks& cb, const char* from_url) {
+  if (from_url && *from_url) return from_url;
+  if (!cb.auth->username.empty()) return cb.auth->username;
+  return "git";
+}
+
+int Fail(Callbacks& cb, Status status) {
+  cb.failure = std::move(status);
+  return GIT_EUSER;
+}
+
+int OnCredentials(git_credential** out, const char* /*url*/, const char* user_from_url,
+                  unsigned int allowed, void* payload) {
+  auto& cb = *static_cast<Callbacks*>(payload);
+  if (cb.stop.stop_requested()) {
+    cb.stopped = true;
+    return GIT_EUSER;
+  }
+  const GitAuth& auth = *cb.auth;
+  const std::string where = cb.url->redacted;
+  if (allowed & GIT_CREDENTIAL_USERNAME) {
+    return git_credential_username_new(out, DefaultUser(cb, user_from_url).c_str());
+  }
+  if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+    std::string user = DefaultUser(cb, user_from_url);
+    if (auth.ssh_key_file.empty()) {
+      return Fail(cb, Status::Invalid(where + ": the server asks for an SSH key; set the deploy "
+                                              "key file (GitAuth.ssh_key_file)"));
+    }
+    if (++cb.key_attempts > 1) {
+      return Fail(cb, Status::Invalid(where + ": SSH authentication as '" + user +
+                                      "' failed with key file " + auth.ssh_key_file +
+                                      " (is it a deploy key of this repository?)"));
+    }
+    if (::access(auth.ssh_key_file.c_str(), R_OK) != 0) {
+      return Fail(cb, Status::Invalid(where + ": cannot read SSH key file " + auth.ssh_key_file +
+                                      ": " + std::strerror(errno)));
+    }
+    std::string pub = auth.ssh_key_file + ".pub";
+    bool has_pub = ::access(pub.c_str(), R_OK) == 0;
+    return git_credential_ssh_key_new(out, user.c_str(), has_pub ? pub.c_str() : nullptr,
+                                      auth.ssh_key_file.c_str(), nullptr);
+  }
+  if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
+    std::string user = auth.username.empty() ? DefaultUser(cb, user_from_url) : auth.username;
+    std::string source;
+    std::string password;
+    if (!auth.password_file.empty()) {
+      source = "the password file " + auth.password_file;
+      auto content = ReadSmallFile(auth.password_file);
+      if (!content) {
+        return Fail(
+            cb, Status::Invalid(where + ": cannot read the password file " + auth.password_file));
+      }
+      password = std::move(*content);
+      while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+        password.pop_back();
+      }
+    } else if (!auth.password_env.empty()) {
+      source = "the environment variable " + auth.password_env;
+      const char* v = std::getenv(auth.password_env.c_str());
+      if (v == nullptr) {
+        return Fail(cb, Status::Invalid(where + ": the environment variable " + auth.password_env +
+                                        " (password) is not set"));
+      }
+      password = v;
+    } else {
+      return Fail(cb,
+                  Status::Invalid(where + ": the server asks for credentials; set a username and a "
+                                          "password file or variable (GitAuth)"));
+    }
+    if (++cb.key_attempts > 1) {
+      std::fill(password.begin(), password.end(), '\0');
+      return Fail(cb, Status::Invalid(where + ": authentication as '" + user + "' failed: check " +
+                                      source));
+    }
+    int rc = git_credential_userpass_plaintext_new(out, user.c_str(), password.c_str());
+    std::fill(password.begin(), password.end(), '\0');
+    return rc;
+  }
+  return Fail(cb, Status::Invalid(where + ": the server asks for an authentication method that "
+                                          "is not supported"));
+}
+
+int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* payload) {
+  auto& cb = *static_cast<Callbacks*>(payload);
+  if (cb.stop.stop_requested()) {
+    cb.stopped = true;
+    return GIT_EUSER;
+  }
+  if (cert->cert_type != GIT_CERT_HOSTKEY_LIBSSH2) return GIT_PASSTHROUGH;  // TLS: libgit2's check
+  const auto* key = reinterpret_cast<const git_cert_hostkey*>(cert);
+  const GitUrl& url = *cb.url;
+  const std::string& file = cb.auth->ssh_known_hosts_file;
+  std::string host = url.port ? "[" + url.host + "]:" + std::to_string(url.port) : url.host;
+  if (!(key->type & GIT_CERT_SSH_RAW)) {
+    return Fail(cb, Status::Invalid(url.redacted + ": the SSH host key of " + host +
+                                    " cannot be checked (no raw key)"));
+  }
+  auto text = ReadSmallFile(file);
+  if (!text) {
+    return Fail(cb, Status::Invalid(url.redacted + ": cannot read the known_hosts file " + file));
+  }
+  HostKeyCheck check = CheckKnownHost(*text, url.host, url.port,
+                                      std::string(key->hostkey, key->hostkey + key->hostkey_len));
+  switch (check.match) {
+    case HostKeyMatch::kMatch:
+      return 0;
+    case HostKeyMatch::kUnknownHost:
+      return Fail(cb, Status::Invalid("SSH host " + host + " is not in the known_hosts file " +
+                                      file + " (offered a " + check.key_type +
+                                      " key); refused. Add its key to the file"));
+    case HostKeyMatch::kChanged:
+      return Fail(
+          cb, Status::Invalid("SSH host key of " + host + " CHANGED: it offered a " +
+                              check.key_type + " key that the known_hosts file " + file +
+                              " does not hold (known: " + check.known_types +
+                              "); refused. If the server's key really changed, update the file"));
+    case HostKeyMatch::kRevoked:
+      return Fail(cb, Status::Invalid("SSH host key of " + host +
+                                      " is revoked in the known_hosts "
+                                      "file " +
+                                      file + "; refused"));
+  }
+  return GIT_EUSER;
+}
+
+int OnTransfer(const git_indexer_progress* /*stats*/, void* payload) {
+  auto& cb = *static_cast<Callbacks*>(payload);
+  if (cb.stop.stop_requested()) {
+    cb.stopped = true;
+    return -1;
+  }
+  return 0;
+}
+
+int OnSideband(const char* /*str*/, int /*len*/, void* payload) {
+  return OnTransfer(nullptr, payload);
+}
+
+git_remote_callbacks MakeCallbacks(Callbacks& cb) {
+  git_remote_callbacks callbacks;
+  git_remote_init_callbacks(&callbacks, GIT_REMOTE_CALLBACKS_VERSION);
+  callbacks.credentials = OnCredentials;
+  callbacks.certificate_check = OnCertificate;
+  callbacks.transfer_progress = OnTransfer;
+  callbacks.sideband_progress = OnSideband;
+  callbacks.payload = &cb;
+  return callbacks;
+}
+
+git_proxy_options MakeProxy(const GitUrl& url) {
+  git_proxy_options proxy;
+  git_proxy_options_init(&proxy, GIT_PROXY_OPTIONS_VERSION);
+  proxy.type = (url.host.empty() || IsLoopbackHost(url.host)) ? GIT_PROXY_NONE : GIT_PROXY_AUTO;
+  return proxy;
+}
+
+bool Contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+
+// Turns a failed libgit2 call into a Status; `what` names the step.
+Status RemoteError(int rc, const Callbacks& cb, const std::string& what) {
+  if (cb.stopped || cb.stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+  if (cb.failure) return *cb.failure;
+  const git_error* e = git_error_last();
+  std::string msg = e && e->message ? e->message : "error " + std::to_string(rc);
+  const std::string& where = cb.url->redacted;
+  if (rc == GIT_ECERTIFICATE) {
+    return Status::Invalid(what + ": certificate of " + where + " refused: " + msg);
+  }
+  if (rc == GIT_EAUTH || Contains(msg, "401") || Contains(msg, "authentication")) {
+    return Status::Invalid(what + ": authentication to " + where + " failed (" + msg +
+                           "); check the credentials (GitAuth)");
+  }
+  if (Contains(msg, "404") || Contains(msg, "not found") || Contains(msg, "could not find") ||
+      Contains(msg, "not appear to be a git repository") || Contains(msg, "does not exist")) {
+    return Status::NotFound(what + ": no repository at " + where + " (" + msg + ")");
+  }
+  return Status::Unavailable(what + ": " + where + ": " + msg);
+}
+
+// A cached decoding of one manifest file of some commit.
+using DecodedPtr = std::shared_ptr<const DecodedFile>;
+
+struct WalkedFile {
+  std::string rel;
+  git_oid oid;
+};
+
+// Collects a commit's manifest files below the source path, as ReadFolder
+// does on disk: hidden entries skipped, symlinks followed inside the tree
+// and reported when they lead outside it, submodules ignored (warning).
+class TreeWalker {
+ public:
+  TreeWalker(git_repository* repo, const git_tree* root) : repo_(repo), root_(root) {
+    visited_.insert("");
+  }
+
+  void Walk(const git_tree* tree, const std::string& rel_dir, const std::string& real_dir) {
+    size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n; ++i) {
+      const git_tree_entry* e = git_tree_entry_byindex(tree, i);
+      std::string name = git_tree_entry_name(e);
+      if (name.empty() || name[0] == '.') continue;
+      Visit(e, JoinRel(rel_dir, name), JoinRel(real_dir, name), real_dir, name);
+    }
+  }
+
+  std::vector<WalkedFile> files;
+  FolderSet folders;
+  Diagnostics diagnostics;
+  bool failed = false;
+
+ private:
+  void Visit(const git_tree_entry* e, const std::string& rel, const std::string& real,
+             const std::string& real_dir, const std::string& name, int hops = 0) {
+    git_filemode_t mode = git_tree_entry_filemode(e);
+    if (mode == GIT_FILEMODE_COMMIT) {
+      diagnostics.Add({Severity::kWarning, rel, 0, 0, "",
+                       "submodule ignored (submodules are not part of the tree)"});
+      return;
+    }
+    if (mode == GIT_FILEMODE_TREE) {
+      if (!visited_.insert(real).second) return;
+      folders.AddFolder(rel);
+      git_tree* sub = nullptr;
+      if (git_tree_lookup(&sub, repo_, git_tree_entry_id(e)) != 0) {
+        diagnostics.Error(rel, 1, 1, "", "cannot read folder from the repository");
+        return;
+      }
+      TreePtr hold(sub);
+      Walk(sub, rel, real);
+      return;
+    }
+    if (mode == GIT_FILEMODE_LINK) {
+      FollowLink(e, rel, real_dir, name, hops);
+      return;
+    }
+    if (IsManifestName(name)) files.push_back({rel, *git_tree_entry_id(e)});
+  }
+
+  void FollowLink(const git_tree_entry* e, const std::string& rel, const std::string& real_dir,
+                  const std::string& name, int hops) {
+    git_blob* blob = nullptr;
+    if (git_blob_lookup(&blob, repo_, git_tree_entry_id(e)) != 0) {
+      diagnostics.Error(rel, 1, 1, "", "cannot read symlink from the repository");
+      return;
+    }
+    BlobPtr hold(blob);
+    std::string target(static_cast<const char*>(git_blob_rawcontent(blob)),
+                       static_cast<size_t>(git_blob_rawsize(blob)));
+    std::optional<std::string> inside;
+    if (!target.empty() && target[0] != '/') inside = Normalize(JoinRel(real_dir, target));
+    if (!inside) {
+      folders.AddEscape(rel);
+      diagnostics.Error(rel, 1, 1, "", "symlink leads outside the tree (to " + target + ")");
+      return;
+    }
+    if (hops >= 8) {
+      if (IsManifestName(name)) diagnostics.Error(rel, 1, 1, "", "broken symlink");
+      return;
+    }
+    git_tree_entry* found = nullptr;
+    if (inside->empty()) {  // a link to the root: already visited
+      folders.AddFolder(rel);
+      return;
+    }
+    if (git_tree_entry_bypath(&found, root_, inside->c_str()) != 0) {
+      if (IsManifestName(name)) diagnostics.Error(rel, 1, 1, "", "broken symlink");
+      return;
+    }
+    EntryPtr hold_entry(found);
+    git_filemode_t mode = git_tree_entry_filemode(found);
+    std::string target_dir = fs::path(*inside).parent_path().generic_string();
+    if (mode == GIT_FILEMODE_TREE) {
+      Visit(found, rel, *inside, target_dir, name, hops + 1);
+    } else if (mode == GIT_FILEMODE_LINK) {
+      FollowLink(found, rel, target_dir, name, hops + 1);
+    } else if (mode != GIT_FILEMODE_COMMIT && IsManifestName(name)) {
+      files.push_back({rel, *git_tree_entry_id(found)});
+    }
+  }
+
+  git_repository* repo_;
+  const git_tree* root_;
+  std::set<std::string> visited_;
+};
+
+class GitSource : public Source {
+ public:
+  GitSource(SourceOptions options, GitUrl url)
+      : options_(std::move(options)), url_(std::move(url)) {
+    std::string key = Sha256Hex(options_.location).substr(0, 16);
+    mirror_ = options_.cache_dir / key;
+    lock_file_ = options_.cache_dir / (key + ".lock");
+    trees_ = options_.cache_dir / "trees" /
+             Sha256Hex(options_.location + "\n" + options_.path).substr(0, 16);
+  }
+
+  std::string Describe() const override {
+    std::string d = url_.redacted + "@" + (options_.ref.empty() ? "HEAD" : options_.ref);
+    if (!options_.path.empty()) d += ":" + options_.path + "/";
+    return d;
+  }
+
+  Result<std::string> Resolve(std::stop_token stop) override {
+    if (stop.stop_requested()) return Status::Unavailable(Describe() + ": stopped");
+    if (IsCommitId(options_.ref)) {
+      std::string id = options_.ref;
+      std::transform(id.begin(), id.end(), id.begin(), [](char c) { return std::tolower(c); });
+      return id;
+    }
+    Callbacks cb(&url_, &options_.auth, stop);
+    git_remote_callbacks callbacks = MakeCallbacks(cb);
+    git_proxy_options proxy = MakeProxy(url_);
+    git_remote* raw = nullptr;
+    if (int rc = git_remote_create_detached(&raw, options_.location.c_str()); rc != 0) {
+      return RemoteError(rc, cb, "resolve " + Describe());
+    }
+    RemotePtr remote(raw);
+    if (int rc = git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &callbacks, &proxy, nullptr);
+        rc != 0) {
+      return RemoteError(rc, cb, "resolve " + Describe());
+    }
+    const git_remote_head** heads = nullptr;
+    size_t count = 0;
+    if (int rc = git_remote_ls(&heads, &count, remote.get()); rc != 0) {
+      return RemoteError(rc, cb, "resolve " + Describe());
+    }
+    std::map<std::string, std::string> refs;
+    for (size_t i = 0; i < count; ++i) refs[heads[i]->name] = OidHex(&heads[i]->oid);
+    git_remote_disconnect(remote.get());
+    std::vector<std::string> candidates;
+    const std::string& ref = options_.ref;
+    if (ref.empty()) {
+      candidates = {"HEAD"};
+    } else if (ref.rfind("refs/", 0) == 0) {
+      candidates = {ref + "^{}", ref};
+    } else {
+      candidates = {"refs/heads/" + ref, "refs/tags/" + ref + "^{}", "refs/tags/" + ref};
+    }
+    for (const auto& c : candidates) {
+      if (auto it = refs.find(c); it != refs.end()) return it->second;
+    }
+    if (ref.empty()) return Status::NotFound(url_.redacted + ": the remote has no HEAD (empty?)");
+    return Status::NotFound(url_.redacted + ": ref '" + ref +
+                            "' not found (no branch or tag of "
+                            "that name)");
+  }
+
+  Result<Snapshot> Load(const std::string& revision, std::stop_token stop) override {
+    const std::string what = "load " + Describe();
+    if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+    if (!IsCommitId(revision)) {
+      return Status::Invalid(what + ": revision '" + revision + "' is not a commit id");
+    }
+    if (Status s = OpenMirror(); !s.ok()) return s;
+    git_oid oid;
+    if (git_oid_fromstr(&oid, revision.c_str()) != 0) {
+      return Status::Invalid(what + ": bad commit id '" + revision + "'");
+    }
+    git_commit* raw_commit = nullptr;
+    if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+      if (Status s = Fetch(stop, what); !s.ok()) return s;
+      if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+        return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
+                                url_.redacted);
+      }
+    }
+    CommitPtr commit(raw_commit);
+    git_tree* raw_tree = nullptr;
+    if (git_commit_tree(&raw_tree, commit.get()) != 0) {
+      return Status::Failed(what + ": cannot read the tree of " + revision);
+    }
+    TreePtr tree(raw_tree);
+
+    Snapshot snap;
+    snap.revision = OidHex(git_commit_id(commit.get()));
+    snap.commit_time = Rfc3339(git_commit_committer(commit.get())->when.time);
+
+    // The subtree at options.path (or a single manifest file there).
+    TreePtr sub;
+    std::optional<WalkedFile> single;
+    std::optional<std::string> path = Normalize(options_.path);
+    if (!path)
+      return Status::Invalid(what + ": path '" + options_.path + "' leads outside the tree");
+    if (path->empty()) {
+      git_tree* copy = nullptr;
+      git_tree_dup(&copy, tree.get());
+      sub.reset(copy);
+    } else {
+      git_tree_entry* found = nullptr;
+      if (git_tree_entry_bypath(&found, tree.get(), path->c_str()) != 0) {
+        return Status::NotFound(what + ": path '" + options_.path + "' not found in commit " +
+                                snap.revision);
+      }
+      EntryPtr entry(found);
+      git_filemode_t mode = git_tree_entry_filemode(found);
+      if (mode == GIT_FILEMODE_TREE) {
+        git_tree* t = nullptr;
+        if (git_tree_lookup(&t, repo_.get(), git_tree_entry_id(found)) != 0) {
+          return Status::Failed(what + ": cannot read folder '" + options_.path + "'");
+        }
+        sub.reset(t);
+      } else if ((mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE) &&
+                 IsManifestName(git_tree_entry_name(found))) {
+        single = WalkedFile{git_tree_entry_name(found), *git_tree_entry_id(found)};
+      } else {
+        return Status::NotFound(what + ": path '" + options_.path +
+                                "' is neither a folder nor a manifest in commit " + snap.revision);
+      }
+    }
+
+    TreeWalker walker(repo_.get(), sub.get());
+    if (single) {
+      walker.files.push_back(*single);
+    } else {
+      walker.Walk(sub.get(), "", "");
+    }
+    std::sort(walker.files.begin(), walker.files.end(),
+              [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
+
+    Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what);
+    if (!decoded.ok()) return decoded.status();
+    std::vector<const DecodedFile*> parts;
+    parts.reserve(decoded->size());
+    for (const auto& d : *decoded) parts.push_back(d.get());
+    snap.loaded = Assemble(parts, walker.folders);
+    snap.loaded.state.revision = snap.revision;
+    snap.loaded.diagnostics.Append(walker.diagnostics);
+    snap.loaded.diagnostics.Sort();
+
+    bool builds = std::any_of(snap.loaded.state.agents.begin(), snap.loaded.state.agents.end(),
+                              [](const Agent& a) { return a.build.has_value(); });
+    if (builds && !snap.loaded.diagnostics.HasErrors() && !single) {
+      Result<fs::path> root = Export(sub.get(), snap.revision, what);
+      if (!root.ok()) return root.status();
+      snap.root = *root;
+    }
+    return snap;
+  }
+
+ private:
+  Status OpenMirror() {
+    if (repo_) return Status::Ok();
+    InitLibgit2();
+    if (Status s = MakePrivateDir(options_.cache_dir); !s.ok()) return s;
+    git_repository* raw = nullptr;
+    std::error_code ec;
+    if (fs::exists(mirror_ / "HEAD", ec)) {
+      if (git_repository_open_bare(&raw, mirror_.c_str()) != 0) {
+        const git_error* e = git_error_last();
+        return Status::Failed("cannot open the Git mirror " + mirror_.string() + ": " +
+                              (e && e->message ? e->message : "unknown error"));
+      }
+    } else {
+      if (git_repository_init(&raw, mirror_.c_str(), 1) != 0) {
+        const git_error* e = git_error_last();
+        return Status::Failed("cannot create the Git mirror " + mirror_.string() + ": " +
+                              (e && e->message ? e->message : "unknown error"));
+      }
+      ::chmod(mirror_.c_str(), 0700);
+    }
+    repo_.reset(raw);
+    return Status::Ok();
+  }
+
+  Status Fetch(std::stop_token stop, const std::string& what) {
+    int fd = ::open(lock_file_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::Failed(what + ": cannot open " + lock_file_.string());
+    ::flock(fd, LOCK_EX);
+    struct Unlock {
+      int fd;
+      ~Unlock() { ::close(fd); }
+    } unlock{fd};
+
+    Callbacks cb(&url_, &options_.auth, stop);
+    git_fetch_options fetch;
+    git_fetch_options_init(&fetch, GIT_FETCH_OPTIONS_VERSION);
+    fetch.callbacks = MakeCallbacks(cb);
+    fetch.proxy_opts = MakeProxy(url_);
+    fetch.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+    fetch.prune = GIT_FETCH_PRUNE;
+    fetch.update_fetchhead = 0;
+    char heads[] = "+refs/heads/*:refs/heads/*";
+    char tags[] = "+refs/tags/*:refs/tags/*";
+    char* specs[] = {heads, tags};
+    git_strarray refspecs{specs, 2};
+    git_remote* raw = nullptr;
+    if (int rc = git_remote_create_anonymous(&raw, repo_.get(), options_.location.c_str());
+        rc != 0) {
+      return RemoteError(rc, cb, what);
+    }
+    RemotePtr remote(raw);
+    if (int rc = git_remote_fetch(remote.get(), &refspecs, &fetch, nullptr); rc != 0) {
+      return RemoteError(rc, cb, what);
+    }
+    return Status::Ok();
+  }
+
+  // Decodes each file, reusing the cache for (path, blob) pairs seen in the
+  // previous load. The cache then holds exactly this load's files.
+  Result<std::vector<DecodedPtr>> Decode(const std::vector<WalkedFile>& files, LoadStats& stats,
+                                         const std::string& what) {
+    git_odb* raw_odb = nullptr;
+    if (git_repository_odb(&raw_odb, repo_.get()) != 0) {
+      return Status::Failed(what + ": cannot open the object database");
+    }
+    OdbPtr odb(raw_odb);
+    std::map<std::string, DecodedPtr> next;
+    std::vector<DecodedPtr> out;
+    out.reserve(files.size());
+    stats.files = files.size();
+    for (const auto& f : files) {
+      std::string key = f.rel + '\0' + OidHex(&f.oid);
+      if (auto it = cache_.find(key); it != cache_.end()) {
+        out.push_back(it->second);
+        next.emplace(std::move(key), it->second);
+        continue;
+      }
+      TreeFile file{f.rel, "", 0};
+      size_t size = 0;
+      git_object_t type = GIT_OBJECT_INVALID;
+      if (git_odb_read_header(&size, &type, odb.get(), &f.oid) != 0) {
+        return Status::Failed(what + ": cannot read " + f.rel + " from the repository");
+      }
+      if (size > options_.limits.max_file_bytes) {
+        file.size = size;  // reported by DecodeOne without reading the blob
+      } else {
+        git_blob* blob = nullptr;
+        if (git_blob_lookup(&blob, repo_.get(), &f.oid) != 0) {
+          return Status::Failed(what + ": cannot read " + f.rel + " from the repository");
+        }
+        BlobPtr hold(blob);
+        file.content.assign(static_cast<const char*>(git_blob_rawcontent(blob)),
+                            static_cast<size_t>(git_blob_rawsize(blob)));
+      }
+      auto decoded = std::make_shared<const DecodedFile>(DecodeOne(file, options_.limits));
+      ++stats.decoded;
+      out.push_back(decoded);
+      next.emplace(std::move(key), std::move(decoded));
+    }
+    cache_ = std::move(next);
+    return out;
+  }
+
+  // Writes the subtree to trees/.../<commit> (once) for build contexts, and
+  // removes all but the two most recent exports.
+  Result<fs::path> Export(const git_tree* tree, const std::string& commit,
+                          const std::string& what) {
+    fs::path dest = trees_ / commit;
+    std::error_code ec;
+    if (!fs::exists(dest, ec)) {
+      if (Status s = MakePrivateDir(trees_); !s.ok()) return s;
+      fs::path tmp = trees_ / (commit + ".tmp-" + std::to_string(::getpid()));
+      fs::remove_all(tmp, ec);
+      if (Status s = ExportTree(tree, tmp, ""); !s.ok()) {
+        fs::remove_all(tmp, ec);
+        return s.WithContext(what);
+      }
+      fs::rename(tmp, dest, ec);
+      if (ec && !fs::exists(dest)) {
+        return Status::Failed(what + ": cannot export to " + dest.string() + ": " + ec.message());
+      }
+      fs::remove_all(tmp, ec);
+    }
+    fs::last_write_time(dest, fs::file_time_type::clock::now(), ec);
+    std::vector<std::pair<fs::file_time_type, fs::path>> exports;
+    for (fs::directory_iterator it(trees_, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().find(".tmp-") != std::string::npos) continue;
+      exports.emplace_back(fs::last_write_time(it->path(), ec), it->path());
+    }
+    std::sort(exports.rbegin(), exports.rend());
+    for (size_t i = 2; i < exports.size(); ++i) {
+      if (exports[i].second != dest) fs::remove_all(exports[i].second, ec);
+    }
+    return dest;
+  }
+
+  Status ExportTree(const git_tree* tree, const fs::path& dir, const std::string& rel_dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Status::Failed("cannot create " + dir.string() + ": " + ec.message());
+    size_t n = git_tree_entrycount(tree);
+    for (size_t i = 0; i < n; ++i) {
+      const git_tree_entry* e = git_tree_entry_byindex(tree, i);
+      std::string name = git_tree_entry_name(e);
+      if (name == ".git") continue;
+      fs::path path = dir / name;
+      git_filemode_t mode = git_tree_entry_filemode(e);
+      if (mode == GIT_FILEMODE_TREE) {
+        git_tree* sub = nullptr;
+        if (git_tree_lookup(&sub, repo_.get(), git_tree_entry_id(e)) != 0) {
+          return Status::Failed("cannot read " + JoinRel(rel_dir, name));
+        }
+        TreePtr hold(sub);
+        if (Status s = ExportTree(sub, path, JoinRel(rel_dir, name)); !s.ok()) return s;
+        continue;
+      }
+      if (mode == GIT_FILEMODE_COMMIT) continue;  // submodule
+      git_blob* blob = nullptr;
+      if (git_blob_lookup(&blob, repo_.get(), git_tree_entry_id(e)) != 0) {
+        return Status::Failed("cannot read " + JoinRel(rel_dir, name));
+      }
+      BlobPtr hold(blob);
+      std::string content(static_cast<const char*>(git_blob_rawcontent(blob)),
+                          static_cast<size_t>(git_blob_rawsize(blob)));
+      if (mode == GIT_FILEMODE_LINK) {
+        // Recreated only when it stays inside the tree.
+        if (!content.empty() && content[0] != '/' &&
+            Normalize(JoinRel(rel_dir, content)).has_value()) {
+          fs::create_symlink(content, path, ec);
+        }
+        continue;
+      }
+      std::ofstream out(path, std::ios::binary);
+      out.write(content.data(), static_cast<std::streamsize>(content.size()));
+      out.close();
+      if (!out) return Status::Failed("cannot write " + path.string());
+      fs::permissions(path,
+                      mode == GIT_FILEMODE_BLOB_EXECUTABLE ? fs::perms(0755) : fs::perms(0644), ec);
+    }
+    return Status::Ok();
+  }
+
+  SourceOptions options_;
+  GitUrl url_;
+  fs::path mirror_;
+  fs::path lock_file_;
+  fs::path trees_;
+  RepoPtr repo_;
+  std::map<std::string, DecodedPtr> cache_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Source>> NewGitSource(const SourceOptions& options) {
+  InitLibgit2();
+  Result<GitUrl> url = ParseGitUrl(options.location);
+  if (!url.ok()) return url.status();
+  if (url->scheme == "http" && !IsLoopbackHost(url->host)) {
+    return Status::Invalid(url->redacted +
+                           ": plain http:// is only allowed to loopback hosts; use https://");
+  }
+  if (url->scheme == "ssh") {
+    if (options.auth.ssh_known_hosts_file.empty()) {
+      return Status::Invalid(url->redacted +
+                             ": SSH needs a known_hosts file (GitAuth.ssh_known_hosts_file); "
+                             "unknown host keys are refused");
+    }
+    if (options.auth.ssh_key_file.empty()) {
+      return Status::Invalid(url->redacted +
+                             ": SSH needs a deploy key file (GitAuth.ssh_key_file)");
+    }
+  }
+  if (options.cache_dir.empty()) {
+    return Status::Invalid(url->redacted + ": a Git source needs a cache folder (cache_dir)");
+  }
+  return std::unique_ptr<Source>(std::make_unique<GitSource>(options, std::move(*url)));
+}
+
+}  // namespace reconcile
