@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "cmd_controller.h"
 #include "commands.h"
 #include "console.h"
 #include "docker/docker_provider.h"
@@ -109,6 +110,35 @@ int main(int argc, char** argv) {
   auto* history = with_source(app.add_subcommand("history", "list applied revisions"));
   history->add_flag("--json", json, "machine-readable history");
   auto* unlock = with_source(app.add_subcommand("unlock", "break a stale state lock"));
+  ControllerFlags cf;
+  auto* controller = app.add_subcommand(
+      "controller", "run the GitOps controller: follow a branch, take webhooks, heal drift");
+  controller->add_option("--repo", cf.repo, "Git URL or folder to follow (default: --source)");
+  controller->add_option("--branch", cf.branch, "branch to follow (default: --ref, else main)");
+  controller->add_option("--listen", cf.listen,
+                         "HTTP address: 127.0.0.1:8080 (default), :8080 for all interfaces")
+      ->capture_default_str();
+  controller->add_option("--interval", cf.interval, "ref check interval, jittered by 10%")
+      ->capture_default_str();
+  controller->add_option("--drift-interval", cf.drift_interval, "drift check interval")
+      ->capture_default_str();
+  controller->add_option("--webhook-secret-file", cf.webhook_secret_file,
+                         "shared secret of the webhooks (GitHub HMAC, GitLab token, generic HMAC)");
+  controller->add_option("--grace", cf.grace, "how long SIGTERM waits for the current pass")
+      ->capture_default_str();
+  controller->add_option("--parallelism", cf.parallelism, "changes applied at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  controller->add_option("--max-retries", cf.max_retries,
+                         "retries of a failed revision (with backoff) before waiting for a new "
+                         "commit")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  controller->add_option("--heal-budget", cf.heal_budget,
+                         "heals per agent per hour (drift.mode: heal); past it drift is reported")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
   std::string kind;
   auto* schema = app.add_subcommand("schema", "print the JSON Schema of a kind");
   schema->add_option("kind", kind, "Agent, Registry or Target")->required();
@@ -127,11 +157,17 @@ int main(int argc, char** argv) {
   if (quiet) g.verbosity = -1;
   SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});
   if (!positional.empty()) g.source = positional;
-  InstallStopSignals();
 
   reconcile::ProviderRegistry registry;
   reconcile::docker::RegisterDockerProvider(registry);
 
+  if (*controller) {
+    if (cf.branch.empty() && g.ref.empty() && reconcile::IsGitUrl(cf.repo.empty() ? g.source : cf.repo)) {
+      cf.branch = "main";
+    }
+    return CmdController(g, registry, cf);  // its own signal handling, on Asio
+  }
+  InstallStopSignals();
   if (*validate) return CmdValidate(g);
   if (*schema) return CmdSchema(kind);
   if (*plan) return CmdPlan(g, registry, plan_flags);
