@@ -23,6 +23,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -658,22 +659,23 @@ class GitSource : public Source {
 
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the
   // previous load. The cache then holds exactly this load's files.
-  Result<std::vector<DecodedPtr>> Decode(const std::vector<WalkedFile>& files, LoadStats& stats,
+  Result<std::vector<DecodedPtr>> Decode(std::vector<WalkedFile>& files, LoadStats& stats,
                                          const std::string& what) {
     git_odb* raw_odb = nullptr;
     if (git_repository_odb(&raw_odb, repo_.get()) != 0) {
       return Status::Failed(what + ": cannot open the object database");
     }
     OdbPtr odb(raw_odb);
-    std::map<std::string, DecodedPtr> next;
+    std::unordered_map<std::string, Cached> next;
+    next.reserve(files.size());
     std::vector<DecodedPtr> out;
     out.reserve(files.size());
     stats.files = files.size();
-    for (const auto& f : files) {
-      std::string key = f.rel + '\0' + OidHex(&f.oid);
-      if (auto it = cache_.find(key); it != cache_.end()) {
-        out.push_back(it->second);
-        next.emplace(std::move(key), it->second);
+    for (auto& f : files) {
+      if (auto it = cache_.find(f.rel);
+          it != cache_.end() && git_oid_equal(&it->second.oid, &f.oid)) {
+        out.push_back(it->second.decoded);
+        next.emplace(std::move(f.rel), std::move(it->second));
         continue;
       }
       TreeFile file{f.rel, "", 0};
@@ -696,7 +698,7 @@ class GitSource : public Source {
       auto decoded = std::make_shared<const DecodedFile>(DecodeOne(file, options_.limits));
       ++stats.decoded;
       out.push_back(decoded);
-      next.emplace(std::move(key), std::move(decoded));
+      next.emplace(std::move(f.rel), Cached{f.oid, std::move(decoded)});
     }
     cache_ = std::move(next);
     return out;
@@ -787,7 +789,11 @@ class GitSource : public Source {
   fs::path lock_file_;
   fs::path trees_;
   RepoPtr repo_;
-  std::map<std::string, DecodedPtr> cache_;
+  struct Cached {
+    git_oid oid;
+    DecodedPtr decoded;
+  };
+  std::unordered_map<std::string, Cached> cache_;  // by path in the tree
 };
 
 }  // namespace

@@ -121,18 +121,19 @@ TEST_CASE("git source: refs, content, commit time and Describe") {
   std::string second = f.repo.Commit("second", "2026-01-03T00:00:00Z");
 
   struct Row {
-    const char* ref;
+    const char* name;  // subcase names must not change between runs
+    std::string ref;
     std::string want;
   };
-  for (const Row& row : std::vector<Row>{{"", second},
-                                         {"main", second},
-                                         {"refs/heads/main", second},
-                                         {"stable", first},
-                                         {"v1", first},
-                                         {"v1-annotated", first},
-                                         {"refs/tags/v1-annotated", first},
-                                         {first.c_str(), first}}) {
-    SUBCASE((std::string("ref '") + row.ref + "'").c_str()) {
+  for (const Row& row : std::vector<Row>{{"empty ref: HEAD", "", second},
+                                         {"branch", "main", second},
+                                         {"full ref name", "refs/heads/main", second},
+                                         {"older branch", "stable", first},
+                                         {"lightweight tag", "v1", first},
+                                         {"annotated tag", "v1-annotated", first},
+                                         {"full tag name", "refs/tags/v1-annotated", first},
+                                         {"commit id", first, first}}) {
+    SUBCASE(row.name) {
       auto source = f.Open(row.ref);
       auto rev = source->Resolve({});
       REQUIRE_MESSAGE(rev.ok(), rev.status().ToString());
