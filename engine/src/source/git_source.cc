@@ -579,7 +579,8 @@ class GitSource : public Source {
     std::sort(walker.files.begin(), walker.files.end(),
               [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
 
-    Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what);
+    if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+    Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what, stop);
     if (!decoded.ok()) return decoded.status();
     std::vector<const DecodedFile*> parts;
     parts.reserve(decoded->size());
@@ -660,7 +661,7 @@ class GitSource : public Source {
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the
   // previous load. The cache then holds exactly this load's files.
   Result<std::vector<DecodedPtr>> Decode(std::vector<WalkedFile>& files, LoadStats& stats,
-                                         const std::string& what) {
+                                         const std::string& what, std::stop_token stop) {
     git_odb* raw_odb = nullptr;
     if (git_repository_odb(&raw_odb, repo_.get()) != 0) {
       return Status::Failed(what + ": cannot open the object database");
@@ -675,8 +676,11 @@ class GitSource : public Source {
       if (auto it = cache_.find(f.rel);
           it != cache_.end() && git_oid_equal(&it->second.oid, &f.oid)) {
         out.push_back(it->second.decoded);
-        next.emplace(std::move(f.rel), std::move(it->second));
+        next.emplace(std::move(f.rel), it->second);
         continue;
+      }
+      if (stats.decoded % 256 == 255 && stop.stop_requested()) {
+        return Status::Unavailable(what + ": stopped");  // the cache is left as it was
       }
       TreeFile file{f.rel, "", 0};
       size_t size = 0;
