@@ -57,7 +57,17 @@ using OdbPtr = std::unique_ptr<git_odb, GitFree<git_odb, git_odb_free>>;
 
 void InitLibgit2() {
   static std::once_flag once;
-  std::call_once(once, [] { git_libgit2_init(); });
+  std::call_once(once, [] {
+    git_libgit2_init();
+    // HTTPS: the system's CA bundle (SSL_CERT_FILE / SSL_CERT_DIR when set).
+    const char* file = std::getenv("SSL_CERT_FILE");
+    const char* dir = std::getenv("SSL_CERT_DIR");
+    std::error_code ec;
+    if (!file && fs::exists("/etc/ssl/certs/ca-certificates.crt", ec)) {
+      file = "/etc/ssl/certs/ca-certificates.crt";
+    }
+    if (file || dir) git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, dir);
+  });
 }
 
 std::string Sha256Hex(const std::string& data) {
@@ -270,11 +280,21 @@ int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* pay
                                       file + " (offered a " + check.key_type +
                                       " key); refused. Add its key to the file"));
     case HostKeyMatch::kChanged:
-      return Fail(
-          cb, Status::Invalid("SSH host key of " + host + " CHANGED: it offered a " +
-                              check.key_type + " key that the known_hosts file " + file +
-                              " does not hold (known: " + check.known_types +
-                              "); refused. If the server's key really changed, update the file"));
+      if (check.known_types.find(check.key_type) == std::string::npos) {
+        // libssh2 picks the host key type; the file may just lack this one.
+        return Fail(
+            cb, Status::Invalid("SSH host " + host + " offered a " + check.key_type +
+                                " key but the known_hosts file " + file + " holds only " +
+                                check.known_types + " keys for it; refused. Add its " +
+                                check.key_type + " key (ssh-keyscan -t " + check.key_type + ")"));
+      }
+      return Fail(cb,
+                  Status::Invalid("SSH host key of " + host + " CHANGED: its " + check.key_type +
+                                  " key is not the one in the known_hosts "
+                                  "file " +
+                                  file +
+                                  "; refused. If the server's key really "
+                                  "changed, update the file"));
     case HostKeyMatch::kRevoked:
       return Fail(cb, Status::Invalid("SSH host key of " + host +
                                       " is revoked in the known_hosts "
