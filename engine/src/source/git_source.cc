@@ -352,7 +352,8 @@ Status RemoteError(int rc, const Callbacks& cb, const std::string& what) {
                            "); check the credentials (GitAuth)");
   }
   if (Contains(msg, "404") || Contains(msg, "not found") || Contains(msg, "could not find") ||
-      Contains(msg, "not appear to be a git repository") || Contains(msg, "does not exist")) {
+      Contains(msg, "not appear to be a git repository") || Contains(msg, "does not exist") ||
+      Contains(msg, "no such repository")) {
     return Status::NotFound(what + ": no repository at " + where + " (" + msg + ")");
   }
   return Status::Unavailable(what + ": " + where + ": " + msg);
