@@ -372,6 +372,9 @@ struct WalkedFile {
 // and reported when they lead outside it, submodules ignored (warning).
 class TreeWalker {
  public:
+  static constexpr int kMaxFolderDepth = 256;
+  static constexpr size_t kMaxLinkBytes = 4096;
+
   TreeWalker(git_repository* repo, const git_tree* root) : repo_(repo), root_(root) {
     visited_.insert("");
   }
@@ -401,6 +404,11 @@ class TreeWalker {
       return;
     }
     if (mode == GIT_FILEMODE_TREE) {
+      if (std::count(rel.begin(), rel.end(), '/') >= kMaxFolderDepth) {
+        diagnostics.Error(rel, 1, 1, "",
+                          "folders nested deeper than " + std::to_string(kMaxFolderDepth));
+        return;
+      }
       if (!visited_.insert(real).second) return;
       folders.AddFolder(rel);
       git_tree* sub = nullptr;
@@ -421,6 +429,17 @@ class TreeWalker {
 
   void FollowLink(const git_tree_entry* e, const std::string& rel, const std::string& real_dir,
                   const std::string& name, int hops) {
+    git_odb* odb = nullptr;
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (git_repository_odb(&odb, repo_) == 0) {
+      OdbPtr hold_odb(odb);
+      if (git_odb_read_header(&size, &type, odb, git_tree_entry_id(e)) == 0 &&
+          size > kMaxLinkBytes) {
+        diagnostics.Error(rel, 1, 1, "", "symlink target is longer than 4096 bytes");
+        return;
+      }
+    }
     git_blob* blob = nullptr;
     if (git_blob_lookup(&blob, repo_, git_tree_entry_id(e)) != 0) {
       diagnostics.Error(rel, 1, 1, "", "cannot read symlink from the repository");
@@ -539,15 +558,24 @@ class GitSource : public Source {
     if (git_oid_fromstr(&oid, revision.c_str()) != 0) {
       return Status::Invalid(what + ": bad commit id '" + revision + "'");
     }
-    git_commit* raw_commit = nullptr;
-    if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+    // A commit, or an annotated tag that peels to one.
+    auto lookup = [&]() -> CommitPtr {
+      git_object* object = nullptr;
+      if (git_object_lookup(&object, repo_.get(), &oid, GIT_OBJECT_ANY) != 0) return nullptr;
+      ObjectPtr hold(object);
+      git_object* peeled = nullptr;
+      if (git_object_peel(&peeled, object, GIT_OBJECT_COMMIT) != 0) return nullptr;
+      return CommitPtr(reinterpret_cast<git_commit*>(peeled));
+    };
+    CommitPtr commit = lookup();
+    if (!commit) {
       if (Status s = Fetch(stop, what); !s.ok()) return s;
-      if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+      commit = lookup();
+      if (!commit) {
         return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
                                 url_.redacted);
       }
     }
-    CommitPtr commit(raw_commit);
     git_tree* raw_tree = nullptr;
     if (git_commit_tree(&raw_tree, commit.get()) != 0) {
       return Status::Failed(what + ": cannot read the tree of " + revision);

@@ -151,6 +151,13 @@ TEST_CASE("git source: refs, content, commit time and Describe") {
       CHECK(snap->root.empty());  // no build: no export
     }
   }
+  SUBCASE("loading an annotated tag's id gives its commit") {
+    std::string tag = f.repo.RevParse("v1-annotated");
+    REQUIRE(tag != first);
+    auto snap = f.Open()->Load(tag, {});
+    REQUIRE_MESSAGE(snap.ok(), snap.status().ToString());
+    CHECK(snap->revision == first);
+  }
   SUBCASE("Describe names URL, ref and path") {
     CHECK(f.Open("main", "agents")->Describe() == f.repo.url() + "@main:agents/");
     CHECK(f.Open()->Describe() == f.repo.url() + "@HEAD");
@@ -297,6 +304,15 @@ TEST_CASE("git source: the loader's limits hold through Git") {
     CHECK(sub_got == sub_expected);
     REQUIRE(sub.loaded.state.FindAgent("b") != nullptr);
     CHECK(sub.loaded.state.FindAgent("b")->location.file == "in.yaml");
+  }
+  SUBCASE("folders nested too deep are an error, not a stack overflow") {
+    std::string deep;
+    for (int i = 0; i < 300; ++i) deep += "d/";
+    f.repo.Write(deep + "a.yaml", AgentDoc("a"));
+    f.repo.Commit();
+    auto snap = MustLoad(*f.Open());
+    REQUIRE_MESSAGE(snap.loaded.diagnostics.size() == 1, All(snap.loaded.diagnostics));
+    CHECK(snap.loaded.diagnostics.items()[0].message == "folders nested deeper than 256");
   }
   SUBCASE("a submodule is ignored with a warning") {
     GitRepo other(f.tmp.path() / "other");
