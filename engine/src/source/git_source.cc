@@ -590,8 +590,9 @@ class GitSource : public Source {
     TreePtr sub;
     std::optional<WalkedFile> single;
     std::optional<std::string> path = Normalize(options_.path);
-    if (!path)
+    if (!path) {
       return Status::Invalid(what + ": path '" + options_.path + "' leads outside the tree");
+    }
     if (path->empty()) {
       git_tree* copy = nullptr;
       git_tree_dup(&copy, tree.get());
