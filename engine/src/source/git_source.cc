@@ -54,6 +54,15 @@ using EntryPtr = std::unique_ptr<git_tree_entry, GitFree<git_tree_entry, git_tre
 using BlobPtr = std::unique_ptr<git_blob, GitFree<git_blob, git_blob_free>>;
 using ObjectPtr = std::unique_ptr<git_object, GitFree<git_object, git_object_free>>;
 using OdbPtr = std::unique_ptr<git_odb, GitFree<git_odb, git_odb_free>>;
+using PackBuilderPtr =
+    std::unique_ptr<git_packbuilder, GitFree<git_packbuilder, git_packbuilder_free>>;
+using RevwalkPtr = std::unique_ptr<git_revwalk, GitFree<git_revwalk, git_revwalk_free>>;
+using RefIterPtr = std::unique_ptr<git_reference_iterator,
+                                   GitFree<git_reference_iterator, git_reference_iterator_free>>;
+using RefPtr = std::unique_ptr<git_reference, GitFree<git_reference, git_reference_free>>;
+
+// Each fetch leaves one pack in the mirror; past this many they are merged.
+constexpr size_t kMaxPacks = 32;
 
 void InitLibgit2() {
   static std::once_flag once;
@@ -705,7 +714,76 @@ class GitSource : public Source {
     if (int rc = git_remote_fetch(remote.get(), &refspecs, &fetch, nullptr); rc != 0) {
       return RemoteError(rc, cb, what);
     }
-    return Status::Ok();
+    remote.reset();
+    return CompactIfNeeded(what);
+  }
+
+  // Past kMaxPacks packs, writes one pack of everything the mirror's refs
+  // reach (full history, annotated tags) and removes the others, so that
+  // object lookups stay fast in a long-running controller. Called with the
+  // fetch lock held; on failure the mirror is left as it was.
+  Status CompactIfNeeded(const std::string& what) {
+    fs::path pack_dir = mirror_ / "objects" / "pack";
+    std::vector<fs::path> packs;
+    std::error_code ec;
+    for (fs::directory_iterator it(pack_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".pack") packs.push_back(it->path());
+    }
+    if (packs.size() <= kMaxPacks) return Status::Ok();
+    auto failed = [&](const char* step) {
+      const git_error* e = git_error_last();
+      return Status::Failed(what + ": compacting the mirror (" + step +
+                            "): " + (e && e->message ? e->message : "unknown error"));
+    };
+    git_packbuilder* raw_pb = nullptr;
+    if (git_packbuilder_new(&raw_pb, repo_.get()) != 0) return failed("new pack");
+    PackBuilderPtr pb(raw_pb);
+    git_packbuilder_set_threads(pb.get(), 1);
+    git_revwalk* raw_walk = nullptr;
+    if (git_revwalk_new(&raw_walk, repo_.get()) != 0) return failed("walk");
+    RevwalkPtr walk(raw_walk);
+    git_reference_iterator* raw_iter = nullptr;
+    if (git_reference_iterator_new(&raw_iter, repo_.get()) != 0) return failed("refs");
+    RefIterPtr iter(raw_iter);
+    for (git_reference* raw_ref = nullptr; git_reference_next(&raw_ref, iter.get()) == 0;) {
+      RefPtr ref(raw_ref);
+      git_reference* raw_resolved = nullptr;
+      if (git_reference_resolve(&raw_resolved, ref.get()) != 0) continue;
+      RefPtr resolved(raw_resolved);
+      const git_oid* oid = git_reference_target(resolved.get());
+      git_object* raw_object = nullptr;
+      if (oid == nullptr || git_object_lookup(&raw_object, repo_.get(), oid, GIT_OBJECT_ANY) != 0) {
+        continue;
+      }
+      ObjectPtr object(raw_object);
+      while (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+        if (git_packbuilder_insert(pb.get(), git_object_id(object.get()), nullptr) != 0) {
+          return failed("tag");
+        }
+        git_object* target = nullptr;
+        if (git_tag_target(&target, reinterpret_cast<git_tag*>(object.get())) != 0) break;
+        object.reset(target);
+      }
+      if (git_object_type(object.get()) == GIT_OBJECT_COMMIT) {
+        if (git_revwalk_push(walk.get(), git_object_id(object.get())) != 0) return failed("walk");
+      } else if (git_packbuilder_insert_recur(pb.get(), git_object_id(object.get()), nullptr) !=
+                 0) {
+        return failed("object");
+      }
+    }
+    if (git_packbuilder_insert_walk(pb.get(), walk.get()) != 0) return failed("history");
+    if (git_packbuilder_write(pb.get(), pack_dir.c_str(), 0, nullptr, nullptr) != 0) {
+      return failed("write");
+    }
+    const std::string keep = std::string("pack-") + git_packbuilder_name(pb.get());
+    repo_.reset();  // drop the old packs' maps before removing them
+    for (const auto& pack : packs) {
+      if (pack.stem() == keep) continue;
+      for (const char* ext : {".pack", ".idx", ".rev"}) {
+        fs::remove(fs::path(pack).replace_extension(ext), ec);
+      }
+    }
+    return OpenMirror();
   }
 
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the

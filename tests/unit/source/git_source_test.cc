@@ -367,6 +367,52 @@ TEST_CASE("git source: a one-file change re-decodes one file") {
   SUBCASE("the same commit again decodes nothing") { CHECK(MustLoad(*source).stats.decoded == 0); }
 }
 
+TEST_CASE("git source: the mirror's packs are merged past 32, history and tags kept") {
+  Fixture f;
+  f.repo.Write("target.yaml", kTarget);
+  f.repo.Write("a.yaml", AgentDoc("a", "nginx:0"));
+  std::string first = f.repo.Commit();
+  f.repo.Git("tag -a v0 -m first");
+  auto source = f.Open("main");
+  MustLoad(*source);
+  auto packs = [&] {
+    size_t n = 0;
+    for (const auto& mirror : fs::directory_iterator(f.cache)) {
+      if (!fs::exists(mirror.path() / "objects/pack")) continue;
+      for (const auto& e : fs::directory_iterator(mirror.path() / "objects/pack")) {
+        n += e.path().extension() == ".pack";
+      }
+    }
+    return n;
+  };
+  size_t most = 0;
+  for (int i = 1; i <= 40; ++i) {
+    f.repo.Write("a.yaml", AgentDoc("a", "nginx:" + std::to_string(i)));
+    f.repo.Commit();
+    auto snap = MustLoad(*source);
+    REQUIRE(snap.loaded.state.agents.at(0).image == "nginx:" + std::to_string(i));
+    most = std::max(most, packs());
+  }
+  CHECK(most == 32);    // one pack per fetch until the 33rd merges them
+  CHECK(packs() == 9);  // 41 fetches: merged at the 33rd, then 8 more
+  for (const auto& mirror : fs::directory_iterator(f.cache)) {
+    if (!fs::exists(mirror.path() / "objects/pack")) continue;
+    CHECK_NOTHROW(testing::Sh("git --git-dir=" + testing::Quote(mirror.path().string()) +
+                              " fsck --no-progress --no-dangling"));
+  }
+  // Old commits and annotated tags are still in the mirror: no fetch needed.
+  auto old = source->Load(first, {});
+  REQUIRE_MESSAGE(old.ok(), old.status().ToString());
+  CHECK(old->loaded.state.agents.at(0).image == "nginx:0");
+  auto tag = f.Open("v0");
+  auto rev = tag->Resolve({});
+  REQUIRE(rev.ok());
+  CHECK(*rev == first);
+  auto tagged = tag->Load(f.repo.RevParse("v0"), {});
+  REQUIRE_MESSAGE(tagged.ok(), tagged.status().ToString());
+  CHECK(tagged->revision == first);
+}
+
 TEST_CASE("git source: build contexts get an exported tree, the last two kept") {
   Fixture f;
   const std::string registry =
