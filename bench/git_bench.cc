@@ -100,14 +100,22 @@ int main(int argc, char** argv) {
   int agents = 10000, resolves = 20, changes = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--url") url = v;
-    else if (k == "--push") push = v;
-    else if (k == "--agents") agents = std::stoi(v);
-    else if (k == "--resolves") resolves = std::stoi(v);
-    else if (k == "--changes") changes = std::stoi(v);
-    else if (k == "--work") work = v;
-    else if (k == "--user") user = v;
-    else if (k == "--password-file") password_file = v;
+    if (k == "--url")
+      url = v;
+    else if (k == "--push")
+      push = v;
+    else if (k == "--agents")
+      agents = std::stoi(v);
+    else if (k == "--resolves")
+      resolves = std::stoi(v);
+    else if (k == "--changes")
+      changes = std::stoi(v);
+    else if (k == "--work")
+      work = v;
+    else if (k == "--user")
+      user = v;
+    else if (k == "--password-file")
+      password_file = v;
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 1;

@@ -25,6 +25,7 @@ fixture="$root/tests/fixtures/git-servers.sh"
 
 [[ -x "$bin" ]] || { echo "git bench: $bin not built (cmake --build build)" >&2; exit 1; }
 mkdir -p "$out"
+rm -rf "$servers"
 trap 'bash "$fixture" stop "$servers"' EXIT
 bash "$fixture" start "$servers" >/dev/null
 # shellcheck disable=SC1091

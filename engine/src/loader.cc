@@ -1222,8 +1222,18 @@ class Sha256 {
 
 template <typename T>
 void SortByName(std::vector<T>& items) {
-  std::stable_sort(items.begin(), items.end(),
-                   [](const T& a, const T& b) { return a.name < b.name; });
+  auto by_name = [](const T& a, const T& b) { return a.name < b.name; };
+  if (!std::is_sorted(items.begin(), items.end(), by_name)) {
+    std::stable_sort(items.begin(), items.end(), by_name);
+  }
+}
+
+// True when `items` (sorted by name) holds `name`.
+template <typename T>
+bool HasName(const std::vector<T>& items, const std::string& name) {
+  auto it = std::lower_bound(items.begin(), items.end(), name,
+                             [](const T& item, const std::string& n) { return item.name < n; });
+  return it != items.end() && it->name == name;
 }
 
 std::string Where(const SourceLocation& l) {
@@ -1237,12 +1247,16 @@ const SourceLocation& FieldAt(const T& resource, const std::string& key) {
   return it == resource.field_locations.end() ? resource.location : it->second;
 }
 
+// `items` must be sorted by name (SortByName), so that duplicates are adjacent.
 template <typename T>
 void CheckDuplicates(const std::vector<T>& items, const char* kind, Diagnostics& diags) {
-  std::map<std::string, std::vector<const T*>> by_name;
-  for (const auto& item : items) by_name[item.name].push_back(&item);
-  for (const auto& [name, list] : by_name) {
-    if (list.size() < 2) continue;
+  for (size_t begin = 0, end = 0; begin < items.size(); begin = end) {
+    end = begin + 1;
+    while (end < items.size() && items[end].name == items[begin].name) ++end;
+    if (end - begin < 2) continue;
+    const std::string& name = items[begin].name;
+    std::vector<const T*> list;
+    for (size_t i = begin; i < end; ++i) list.push_back(&items[i]);
     for (const T* item : list) {
       std::string others;
       for (const T* other : list) {
@@ -1267,7 +1281,7 @@ void AgentError(const Agent& a, const std::string& field, const std::string& mes
 // Reports each dependency cycle once (per strongly connected component), as
 // a path starting at its smallest name.
 void CheckCycles(const DesiredState& state, Diagnostics& diags) {
-  std::map<std::string, const Agent*> agents;
+  std::map<std::string_view, const Agent*> agents;
   for (const auto& a : state.agents) agents.emplace(a.name, &a);
   // Tarjan's algorithm, iterative over names in sorted order.
   std::map<std::string, int> index, low;
@@ -1301,7 +1315,9 @@ void CheckCycles(const DesiredState& state, Diagnostics& diags) {
     }
   };
   for (const auto& [name, agent] : agents) {
-    if (!index.count(name)) strong(name);
+    // An agent without dependencies is in no cycle; starting only from the
+    // others finds the same components.
+    if (!agent->depends_on.empty() && !index.count(std::string(name))) strong(std::string(name));
   }
   for (const auto& component : components) {
     // Shortest cycle through the smallest name, by breadth-first search.
@@ -1376,11 +1392,11 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   CheckDuplicates(state.targets, "Target", diagnostics);
 
   for (const auto& a : state.agents) {
-    if (!a.target.empty() && !state.FindTarget(a.target)) {
+    if (!a.target.empty() && !HasName(state.targets, a.target)) {
       AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
                  diagnostics);
     }
-    if (!a.registry.empty() && !state.FindRegistry(a.registry)) {
+    if (!a.registry.empty() && !HasName(state.registries, a.registry)) {
       AgentError(a, "spec.registry", "Registry '" + a.registry + "' is not declared in the tree",
                  diagnostics);
     }
@@ -1388,7 +1404,7 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
       if (dep == a.name) {
         AgentError(a, "spec.dependsOn", "an agent cannot depend on itself", diagnostics,
                    "spec.dependsOn." + dep);
-      } else if (!state.FindAgent(dep)) {
+      } else if (!HasName(state.agents, dep)) {
         AgentError(a, "spec.dependsOn", "Agent '" + dep + "' is not declared in the tree",
                    diagnostics, "spec.dependsOn." + dep);
       }

@@ -11,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -146,6 +147,28 @@ TEST_CASE("git servers: git:// resolves, loads, follows new commits") {
     auto rev = MustOpen(o)->Resolve({});
     REQUIRE(!rev.ok());
     ExpectError(rev.status(), Code::kNotFound, {"'release'"});
+  }
+  SUBCASE("a stop request aborts a load, and the next load works") {
+    for (int i = 0; i < 2000; ++i) {
+      servers.work().Write("many/m" + std::to_string(i) + ".yaml",
+                           AgentDoc("m" + std::to_string(i), "nginx:" + std::to_string(i)));
+    }
+    std::string big = servers.Push();
+    auto fresh = MustOpen(servers.Options(servers.DaemonUrl()));
+    std::stop_source stop;
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      stop.request_stop();
+    });
+    auto started = std::chrono::steady_clock::now();
+    auto snap = fresh->Load(big, stop.get_token());
+    stopper.join();
+    REQUIRE(!snap.ok());
+    ExpectError(snap.status(), Code::kUnavailable, {"stopped"});
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    auto again = fresh->Load(big, {});
+    REQUIRE_MESSAGE(again.ok(), again.status().ToString());
+    CHECK(again->loaded.state.agents.size() == 2001);
   }
   SUBCASE("unreachable remote is kUnavailable") {
     // A port that was free a moment ago: nothing listens there.

@@ -17,6 +17,16 @@
 // kNotFound (stop until the configuration changes). Messages never contain
 // credentials.
 //
+// Git specifics: the mirror lives in cache_dir/<sha256(url) prefix> (0700)
+// and several Sources (even processes) may share it (fetches take a file
+// lock). A Git Source keeps the decoding of every (path, blob id) of its last
+// Load, so a commit that changes one file re-decodes only that file; the
+// cross-document checks still run over the whole tree. Submodules are
+// ignored (a warning diagnostic). git symlinks are followed inside the tree
+// and are errors when they lead outside it, as on disk. Connect timeouts are
+// the OS's (libgit2 1.5 has no setting); a stop request aborts a fetch at its
+// next progress report.
+//
 // Thread-safety: one Source may be used from one thread at a time. Blocking
 // calls (libgit2) must never run on an I/O thread.
 #pragma once
@@ -85,7 +95,10 @@ class Source {
   virtual Result<std::string> Resolve(std::stop_token stop) = 0;
   // Loads the tree at `revision` (as returned by Resolve). A tree with
   // errors is still returned (ok Result, diagnostics set): only failing to
-  // read it at all is an error Status.
+  // read it at all is an error Status. Git: `revision` must be a full commit
+  // id (kInvalid otherwise; kNotFound when no branch or tag of the remote
+  // holds it). Folder: a folder has no history, so this loads what is there
+  // now and Snapshot.revision says which tree that is.
   virtual Result<Snapshot> Load(const std::string& revision, std::stop_token stop) = 0;
 };
 

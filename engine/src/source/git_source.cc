@@ -23,6 +23,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -53,10 +54,29 @@ using EntryPtr = std::unique_ptr<git_tree_entry, GitFree<git_tree_entry, git_tre
 using BlobPtr = std::unique_ptr<git_blob, GitFree<git_blob, git_blob_free>>;
 using ObjectPtr = std::unique_ptr<git_object, GitFree<git_object, git_object_free>>;
 using OdbPtr = std::unique_ptr<git_odb, GitFree<git_odb, git_odb_free>>;
+using PackBuilderPtr =
+    std::unique_ptr<git_packbuilder, GitFree<git_packbuilder, git_packbuilder_free>>;
+using RevwalkPtr = std::unique_ptr<git_revwalk, GitFree<git_revwalk, git_revwalk_free>>;
+using RefIterPtr = std::unique_ptr<git_reference_iterator,
+                                   GitFree<git_reference_iterator, git_reference_iterator_free>>;
+using RefPtr = std::unique_ptr<git_reference, GitFree<git_reference, git_reference_free>>;
+
+// Each fetch leaves one pack in the mirror; past this many they are merged.
+constexpr size_t kMaxPacks = 32;
 
 void InitLibgit2() {
   static std::once_flag once;
-  std::call_once(once, [] { git_libgit2_init(); });
+  std::call_once(once, [] {
+    git_libgit2_init();
+    // HTTPS: the system's CA bundle (SSL_CERT_FILE / SSL_CERT_DIR when set).
+    const char* file = std::getenv("SSL_CERT_FILE");
+    const char* dir = std::getenv("SSL_CERT_DIR");
+    std::error_code ec;
+    if (!file && fs::exists("/etc/ssl/certs/ca-certificates.crt", ec)) {
+      file = "/etc/ssl/certs/ca-certificates.crt";
+    }
+    if (file || dir) git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, dir);
+  });
 }
 
 std::string Sha256Hex(const std::string& data) {
@@ -269,11 +289,21 @@ int OnCertificate(git_cert* cert, int /*valid*/, const char* /*host*/, void* pay
                                       file + " (offered a " + check.key_type +
                                       " key); refused. Add its key to the file"));
     case HostKeyMatch::kChanged:
-      return Fail(
-          cb, Status::Invalid("SSH host key of " + host + " CHANGED: it offered a " +
-                              check.key_type + " key that the known_hosts file " + file +
-                              " does not hold (known: " + check.known_types +
-                              "); refused. If the server's key really changed, update the file"));
+      if (check.known_types.find(check.key_type) == std::string::npos) {
+        // libssh2 picks the host key type; the file may just lack this one.
+        return Fail(
+            cb, Status::Invalid("SSH host " + host + " offered a " + check.key_type +
+                                " key but the known_hosts file " + file + " holds only " +
+                                check.known_types + " keys for it; refused. Add its " +
+                                check.key_type + " key (ssh-keyscan -t " + check.key_type + ")"));
+      }
+      return Fail(cb,
+                  Status::Invalid("SSH host key of " + host + " CHANGED: its " + check.key_type +
+                                  " key is not the one in the known_hosts "
+                                  "file " +
+                                  file +
+                                  "; refused. If the server's key really "
+                                  "changed, update the file"));
     case HostKeyMatch::kRevoked:
       return Fail(cb, Status::Invalid("SSH host key of " + host +
                                       " is revoked in the known_hosts "
@@ -331,7 +361,8 @@ Status RemoteError(int rc, const Callbacks& cb, const std::string& what) {
                            "); check the credentials (GitAuth)");
   }
   if (Contains(msg, "404") || Contains(msg, "not found") || Contains(msg, "could not find") ||
-      Contains(msg, "not appear to be a git repository") || Contains(msg, "does not exist")) {
+      Contains(msg, "not appear to be a git repository") || Contains(msg, "does not exist") ||
+      Contains(msg, "no such repository")) {
     return Status::NotFound(what + ": no repository at " + where + " (" + msg + ")");
   }
   return Status::Unavailable(what + ": " + where + ": " + msg);
@@ -350,6 +381,9 @@ struct WalkedFile {
 // and reported when they lead outside it, submodules ignored (warning).
 class TreeWalker {
  public:
+  static constexpr int kMaxFolderDepth = 256;
+  static constexpr size_t kMaxLinkBytes = 4096;
+
   TreeWalker(git_repository* repo, const git_tree* root) : repo_(repo), root_(root) {
     visited_.insert("");
   }
@@ -379,6 +413,11 @@ class TreeWalker {
       return;
     }
     if (mode == GIT_FILEMODE_TREE) {
+      if (std::count(rel.begin(), rel.end(), '/') >= kMaxFolderDepth) {
+        diagnostics.Error(rel, 1, 1, "",
+                          "folders nested deeper than " + std::to_string(kMaxFolderDepth));
+        return;
+      }
       if (!visited_.insert(real).second) return;
       folders.AddFolder(rel);
       git_tree* sub = nullptr;
@@ -399,6 +438,17 @@ class TreeWalker {
 
   void FollowLink(const git_tree_entry* e, const std::string& rel, const std::string& real_dir,
                   const std::string& name, int hops) {
+    git_odb* odb = nullptr;
+    size_t size = 0;
+    git_object_t type = GIT_OBJECT_INVALID;
+    if (git_repository_odb(&odb, repo_) == 0) {
+      OdbPtr hold_odb(odb);
+      if (git_odb_read_header(&size, &type, odb, git_tree_entry_id(e)) == 0 &&
+          size > kMaxLinkBytes) {
+        diagnostics.Error(rel, 1, 1, "", "symlink target is longer than 4096 bytes");
+        return;
+      }
+    }
     git_blob* blob = nullptr;
     if (git_blob_lookup(&blob, repo_, git_tree_entry_id(e)) != 0) {
       diagnostics.Error(rel, 1, 1, "", "cannot read symlink from the repository");
@@ -517,15 +567,24 @@ class GitSource : public Source {
     if (git_oid_fromstr(&oid, revision.c_str()) != 0) {
       return Status::Invalid(what + ": bad commit id '" + revision + "'");
     }
-    git_commit* raw_commit = nullptr;
-    if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+    // A commit, or an annotated tag that peels to one.
+    auto lookup = [&]() -> CommitPtr {
+      git_object* object = nullptr;
+      if (git_object_lookup(&object, repo_.get(), &oid, GIT_OBJECT_ANY) != 0) return nullptr;
+      ObjectPtr hold(object);
+      git_object* peeled = nullptr;
+      if (git_object_peel(&peeled, object, GIT_OBJECT_COMMIT) != 0) return nullptr;
+      return CommitPtr(reinterpret_cast<git_commit*>(peeled));
+    };
+    CommitPtr commit = lookup();
+    if (!commit) {
       if (Status s = Fetch(stop, what); !s.ok()) return s;
-      if (git_commit_lookup(&raw_commit, repo_.get(), &oid) != 0) {
+      commit = lookup();
+      if (!commit) {
         return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
                                 url_.redacted);
       }
     }
-    CommitPtr commit(raw_commit);
     git_tree* raw_tree = nullptr;
     if (git_commit_tree(&raw_tree, commit.get()) != 0) {
       return Status::Failed(what + ": cannot read the tree of " + revision);
@@ -540,8 +599,9 @@ class GitSource : public Source {
     TreePtr sub;
     std::optional<WalkedFile> single;
     std::optional<std::string> path = Normalize(options_.path);
-    if (!path)
+    if (!path) {
       return Status::Invalid(what + ": path '" + options_.path + "' leads outside the tree");
+    }
     if (path->empty()) {
       git_tree* copy = nullptr;
       git_tree_dup(&copy, tree.get());
@@ -578,7 +638,8 @@ class GitSource : public Source {
     std::sort(walker.files.begin(), walker.files.end(),
               [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
 
-    Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what);
+    if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+    Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what, stop);
     if (!decoded.ok()) return decoded.status();
     std::vector<const DecodedFile*> parts;
     parts.reserve(decoded->size());
@@ -653,28 +714,101 @@ class GitSource : public Source {
     if (int rc = git_remote_fetch(remote.get(), &refspecs, &fetch, nullptr); rc != 0) {
       return RemoteError(rc, cb, what);
     }
-    return Status::Ok();
+    remote.reset();
+    return CompactIfNeeded(what);
+  }
+
+  // Past kMaxPacks packs, writes one pack of everything the mirror's refs
+  // reach (full history, annotated tags) and removes the others, so that
+  // object lookups stay fast in a long-running controller. Called with the
+  // fetch lock held; on failure the mirror is left as it was.
+  Status CompactIfNeeded(const std::string& what) {
+    fs::path pack_dir = mirror_ / "objects" / "pack";
+    std::vector<fs::path> packs;
+    std::error_code ec;
+    for (fs::directory_iterator it(pack_dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".pack") packs.push_back(it->path());
+    }
+    if (packs.size() <= kMaxPacks) return Status::Ok();
+    auto failed = [&](const char* step) {
+      const git_error* e = git_error_last();
+      return Status::Failed(what + ": compacting the mirror (" + step +
+                            "): " + (e && e->message ? e->message : "unknown error"));
+    };
+    git_packbuilder* raw_pb = nullptr;
+    if (git_packbuilder_new(&raw_pb, repo_.get()) != 0) return failed("new pack");
+    PackBuilderPtr pb(raw_pb);
+    git_packbuilder_set_threads(pb.get(), 1);
+    git_revwalk* raw_walk = nullptr;
+    if (git_revwalk_new(&raw_walk, repo_.get()) != 0) return failed("walk");
+    RevwalkPtr walk(raw_walk);
+    git_reference_iterator* raw_iter = nullptr;
+    if (git_reference_iterator_new(&raw_iter, repo_.get()) != 0) return failed("refs");
+    RefIterPtr iter(raw_iter);
+    for (git_reference* raw_ref = nullptr; git_reference_next(&raw_ref, iter.get()) == 0;) {
+      RefPtr ref(raw_ref);
+      git_reference* raw_resolved = nullptr;
+      if (git_reference_resolve(&raw_resolved, ref.get()) != 0) continue;
+      RefPtr resolved(raw_resolved);
+      const git_oid* oid = git_reference_target(resolved.get());
+      git_object* raw_object = nullptr;
+      if (oid == nullptr || git_object_lookup(&raw_object, repo_.get(), oid, GIT_OBJECT_ANY) != 0) {
+        continue;
+      }
+      ObjectPtr object(raw_object);
+      while (git_object_type(object.get()) == GIT_OBJECT_TAG) {
+        if (git_packbuilder_insert(pb.get(), git_object_id(object.get()), nullptr) != 0) {
+          return failed("tag");
+        }
+        git_object* target = nullptr;
+        if (git_tag_target(&target, reinterpret_cast<git_tag*>(object.get())) != 0) break;
+        object.reset(target);
+      }
+      if (git_object_type(object.get()) == GIT_OBJECT_COMMIT) {
+        if (git_revwalk_push(walk.get(), git_object_id(object.get())) != 0) return failed("walk");
+      } else if (git_packbuilder_insert_recur(pb.get(), git_object_id(object.get()), nullptr) !=
+                 0) {
+        return failed("object");
+      }
+    }
+    if (git_packbuilder_insert_walk(pb.get(), walk.get()) != 0) return failed("history");
+    if (git_packbuilder_write(pb.get(), pack_dir.c_str(), 0, nullptr, nullptr) != 0) {
+      return failed("write");
+    }
+    const std::string keep = std::string("pack-") + git_packbuilder_name(pb.get());
+    repo_.reset();  // drop the old packs' maps before removing them
+    for (const auto& pack : packs) {
+      if (pack.stem() == keep) continue;
+      for (const char* ext : {".pack", ".idx", ".rev"}) {
+        fs::remove(fs::path(pack).replace_extension(ext), ec);
+      }
+    }
+    return OpenMirror();
   }
 
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the
   // previous load. The cache then holds exactly this load's files.
-  Result<std::vector<DecodedPtr>> Decode(const std::vector<WalkedFile>& files, LoadStats& stats,
-                                         const std::string& what) {
+  Result<std::vector<DecodedPtr>> Decode(std::vector<WalkedFile>& files, LoadStats& stats,
+                                         const std::string& what, std::stop_token stop) {
     git_odb* raw_odb = nullptr;
     if (git_repository_odb(&raw_odb, repo_.get()) != 0) {
       return Status::Failed(what + ": cannot open the object database");
     }
     OdbPtr odb(raw_odb);
-    std::map<std::string, DecodedPtr> next;
+    std::unordered_map<std::string, Cached> next;
+    next.reserve(files.size());
     std::vector<DecodedPtr> out;
     out.reserve(files.size());
     stats.files = files.size();
-    for (const auto& f : files) {
-      std::string key = f.rel + '\0' + OidHex(&f.oid);
-      if (auto it = cache_.find(key); it != cache_.end()) {
-        out.push_back(it->second);
-        next.emplace(std::move(key), it->second);
+    for (auto& f : files) {
+      if (auto it = cache_.find(f.rel);
+          it != cache_.end() && git_oid_equal(&it->second.oid, &f.oid)) {
+        out.push_back(it->second.decoded);
+        next.emplace(std::move(f.rel), it->second);
         continue;
+      }
+      if (stats.decoded % 256 == 255 && stop.stop_requested()) {
+        return Status::Unavailable(what + ": stopped");  // the cache is left as it was
       }
       TreeFile file{f.rel, "", 0};
       size_t size = 0;
@@ -696,7 +830,7 @@ class GitSource : public Source {
       auto decoded = std::make_shared<const DecodedFile>(DecodeOne(file, options_.limits));
       ++stats.decoded;
       out.push_back(decoded);
-      next.emplace(std::move(key), std::move(decoded));
+      next.emplace(std::move(f.rel), Cached{f.oid, std::move(decoded)});
     }
     cache_ = std::move(next);
     return out;
@@ -787,7 +921,11 @@ class GitSource : public Source {
   fs::path lock_file_;
   fs::path trees_;
   RepoPtr repo_;
-  std::map<std::string, DecodedPtr> cache_;
+  struct Cached {
+    git_oid oid;
+    DecodedPtr decoded;
+  };
+  std::unordered_map<std::string, Cached> cache_;  // by path in the tree
 };
 
 }  // namespace

@@ -121,18 +121,19 @@ TEST_CASE("git source: refs, content, commit time and Describe") {
   std::string second = f.repo.Commit("second", "2026-01-03T00:00:00Z");
 
   struct Row {
-    const char* ref;
+    const char* name;  // subcase names must not change between runs
+    std::string ref;
     std::string want;
   };
-  for (const Row& row : std::vector<Row>{{"", second},
-                                         {"main", second},
-                                         {"refs/heads/main", second},
-                                         {"stable", first},
-                                         {"v1", first},
-                                         {"v1-annotated", first},
-                                         {"refs/tags/v1-annotated", first},
-                                         {first.c_str(), first}}) {
-    SUBCASE((std::string("ref '") + row.ref + "'").c_str()) {
+  for (const Row& row : std::vector<Row>{{"empty ref: HEAD", "", second},
+                                         {"branch", "main", second},
+                                         {"full ref name", "refs/heads/main", second},
+                                         {"older branch", "stable", first},
+                                         {"lightweight tag", "v1", first},
+                                         {"annotated tag", "v1-annotated", first},
+                                         {"full tag name", "refs/tags/v1-annotated", first},
+                                         {"commit id", first, first}}) {
+    SUBCASE(row.name) {
       auto source = f.Open(row.ref);
       auto rev = source->Resolve({});
       REQUIRE_MESSAGE(rev.ok(), rev.status().ToString());
@@ -149,6 +150,13 @@ TEST_CASE("git source: refs, content, commit time and Describe") {
             (row.want == second ? "2026-01-03T00:00:00Z" : "2026-01-02T03:04:05Z"));
       CHECK(snap->root.empty());  // no build: no export
     }
+  }
+  SUBCASE("loading an annotated tag's id gives its commit") {
+    std::string tag = f.repo.RevParse("v1-annotated");
+    REQUIRE(tag != first);
+    auto snap = f.Open()->Load(tag, {});
+    REQUIRE_MESSAGE(snap.ok(), snap.status().ToString());
+    CHECK(snap->revision == first);
   }
   SUBCASE("Describe names URL, ref and path") {
     CHECK(f.Open("main", "agents")->Describe() == f.repo.url() + "@main:agents/");
@@ -297,6 +305,15 @@ TEST_CASE("git source: the loader's limits hold through Git") {
     REQUIRE(sub.loaded.state.FindAgent("b") != nullptr);
     CHECK(sub.loaded.state.FindAgent("b")->location.file == "in.yaml");
   }
+  SUBCASE("folders nested too deep are an error, not a stack overflow") {
+    std::string deep;
+    for (int i = 0; i < 300; ++i) deep += "d/";
+    f.repo.Write(deep + "a.yaml", AgentDoc("a"));
+    f.repo.Commit();
+    auto snap = MustLoad(*f.Open());
+    REQUIRE_MESSAGE(snap.loaded.diagnostics.size() == 1, All(snap.loaded.diagnostics));
+    CHECK(snap.loaded.diagnostics.items()[0].message == "folders nested deeper than 256");
+  }
   SUBCASE("a submodule is ignored with a warning") {
     GitRepo other(f.tmp.path() / "other");
     other.Write("x.txt", "x");
@@ -348,6 +365,52 @@ TEST_CASE("git source: a one-file change re-decodes one file") {
     CHECK(third.loaded.state.FindAgent("a1")->location.file == "agents/z1.yaml");
   }
   SUBCASE("the same commit again decodes nothing") { CHECK(MustLoad(*source).stats.decoded == 0); }
+}
+
+TEST_CASE("git source: the mirror's packs are merged past 32, history and tags kept") {
+  Fixture f;
+  f.repo.Write("target.yaml", kTarget);
+  f.repo.Write("a.yaml", AgentDoc("a", "nginx:0"));
+  std::string first = f.repo.Commit();
+  f.repo.Git("tag -a v0 -m first");
+  auto source = f.Open("main");
+  MustLoad(*source);
+  auto packs = [&] {
+    size_t n = 0;
+    for (const auto& mirror : fs::directory_iterator(f.cache)) {
+      if (!fs::exists(mirror.path() / "objects/pack")) continue;
+      for (const auto& e : fs::directory_iterator(mirror.path() / "objects/pack")) {
+        n += e.path().extension() == ".pack";
+      }
+    }
+    return n;
+  };
+  size_t most = 0;
+  for (int i = 1; i <= 40; ++i) {
+    f.repo.Write("a.yaml", AgentDoc("a", "nginx:" + std::to_string(i)));
+    f.repo.Commit();
+    auto snap = MustLoad(*source);
+    REQUIRE(snap.loaded.state.agents.at(0).image == "nginx:" + std::to_string(i));
+    most = std::max(most, packs());
+  }
+  CHECK(most == 32);    // one pack per fetch until the 33rd merges them
+  CHECK(packs() == 9);  // 41 fetches: merged at the 33rd, then 8 more
+  for (const auto& mirror : fs::directory_iterator(f.cache)) {
+    if (!fs::exists(mirror.path() / "objects/pack")) continue;
+    CHECK_NOTHROW(testing::Sh("git --git-dir=" + testing::Quote(mirror.path().string()) +
+                              " fsck --no-progress --no-dangling"));
+  }
+  // Old commits and annotated tags are still in the mirror: no fetch needed.
+  auto old = source->Load(first, {});
+  REQUIRE_MESSAGE(old.ok(), old.status().ToString());
+  CHECK(old->loaded.state.agents.at(0).image == "nginx:0");
+  auto tag = f.Open("v0");
+  auto rev = tag->Resolve({});
+  REQUIRE(rev.ok());
+  CHECK(*rev == first);
+  auto tagged = tag->Load(f.repo.RevParse("v0"), {});
+  REQUIRE_MESSAGE(tagged.ok(), tagged.status().ToString());
+  CHECK(tagged->revision == first);
 }
 
 TEST_CASE("git source: build contexts get an exported tree, the last two kept") {
