@@ -245,5 +245,29 @@ wait_for 60 "the next start converges" -- greeting_is "$p-web" six
 wait_for 30 "the interrupted agent is pruned" -- bash -c "[[ -z \"\$(curl -fsS --unix-socket $sock 'http://d/v1.41/containers/json?all=1' | grep -o '/$p-slow\"')\" ]]"
 stop_pid "$ctl_pid"; ctl_pid=""
 
+# --- the CLI on a Git source: preview a branch without a checkout --------------
+git -C "$work/clone" checkout -q -b feature-x
+tree preview && git -C "$work/clone" add -A && git -C "$work/clone" commit -qm preview &&
+  git -C "$work/clone" push -q origin HEAD:feature-x
+git -C "$work/clone" checkout -q main
+url="git://127.0.0.1:$git_port/origin.git"
+out="$("$RECONCILE" --no-color plan --source "$url" --ref feature-x --path deploy --state "$work/state" 2>&1)"; code=$?
+if [[ $code -eq 2 ]] && grep -qF 'env.GREETING = "six" -> "preview"' <<<"$out"; then
+  ok "plan --source GIT_URL --ref BRANCH previews the branch (exit 2)"
+else
+  bad "branch preview: exit $code" "$out"
+fi
+if "$RECONCILE" --no-color plan --source "$url" --ref main --path deploy --state "$work/state" >/dev/null 2>&1; then
+  ok "the preview changed nothing: main still plans no changes"
+else
+  bad "after the preview, main has changes"
+fi
+out="$("$RECONCILE" --no-color plan --source "$url" --ref no-such-branch --path deploy --state "$work/state" 2>&1)"; code=$?
+if [[ $code -eq 1 ]] && grep -q "ref 'no-such-branch' not found" <<<"$out"; then ok "a missing ref is a clear error (exit 1)"; else bad "missing ref: exit $code" "$out"; fi
+out="$("$RECONCILE" --no-color plan --source "$url" --ref main --path no/such --state "$work/state" 2>&1)"; code=$?
+if [[ $code -eq 1 ]] && grep -q "path 'no/such' not found" <<<"$out"; then ok "a missing --path is a clear error (exit 1)"; else bad "missing path: exit $code" "$out"; fi
+out="$("$RECONCILE" --no-color plan --source "git://127.0.0.1:$(free_port)/origin.git" --ref main --state "$work/state" 2>&1)"; code=$?
+if [[ $code -eq 1 ]] && grep -qi "127.0.0.1" <<<"$out"; then ok "an unreachable remote is a clear error (exit 1)"; else bad "unreachable remote: exit $code" "$out"; fi
+
 echo "controller e2e: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
