@@ -31,22 +31,6 @@ const prometheus::Histogram::BucketBoundaries& FetchBuckets() {
 
 }  // namespace
 
-const char* PassResultName(PassResult result) {
-  switch (result) {
-    case PassResult::kSuccess:
-      return "success";
-    case PassResult::kFailed:
-      return "failed";
-    case PassResult::kInvalid:
-      return "invalid";
-    case PassResult::kUnavailable:
-      return "unavailable";
-    case PassResult::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
-}
-
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
   passes_ = &prometheus::BuildCounter()

@@ -34,6 +34,8 @@
 #include <mutex>
 #include <string>
 
+#include "pass_policy.h"
+
 namespace prometheus {
 class Registry;
 class Counter;
@@ -46,17 +48,6 @@ class Family;
 namespace reconcile::controller {
 
 // How a pass ended; the names match the scheduler's status JSON.
-enum class PassResult {
-  kSuccess,      // the world matches the revision (or there was nothing to change)
-  kFailed,       // some change failed to apply (retried with backoff)
-  kInvalid,      // the revision's tree is invalid; the last good one keeps running
-  kUnavailable,  // a transient error before anything changed (source or engine down)
-  kCancelled,    // stopped (SIGTERM) before it finished
-};
-
-// "success", "failed", "invalid", "unavailable", "cancelled".
-const char* PassResultName(PassResult result);
-
 class Metrics {
  public:
   Metrics();

@@ -5,24 +5,6 @@
 
 namespace reconcile::controller {
 
-PassResult PassResultOf(const PassReport& report) {
-  // Mirrors the scheduler's OutcomeOf (scheduler.cc), which names the same
-  // results in the status JSON.
-  const Status& s = report.status;
-  if (s.ok()) return PassResult::kSuccess;
-  switch (s.code()) {
-    case Code::kInvalid:
-      return report.stale_tree ? PassResult::kInvalid : PassResult::kFailed;
-    case Code::kCancelled:
-      return PassResult::kCancelled;
-    case Code::kUnavailable:
-    case Code::kConflict:
-      return PassResult::kUnavailable;
-    default:
-      return PassResult::kFailed;
-  }
-}
-
 MetricsListener::MetricsListener(Metrics& metrics, SchedulerListener* next,
                                  std::function<double()> unix_now)
     : metrics_(metrics), next_(next), unix_now_(std::move(unix_now)) {

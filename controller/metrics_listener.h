@@ -23,7 +23,6 @@
 namespace reconcile::controller {
 
 // How a pass ended, as the scheduler's status JSON names it ("result").
-PassResult PassResultOf(const PassReport& report);
 
 class MetricsListener final : public SchedulerListener {
  public:

@@ -20,6 +20,38 @@ const char* DecisionName(Decision d) {
   return "unknown";
 }
 
+const char* PassResultName(PassResult result) {
+  switch (result) {
+    case PassResult::kSuccess:
+      return "success";
+    case PassResult::kFailed:
+      return "failed";
+    case PassResult::kInvalid:
+      return "invalid";
+    case PassResult::kUnavailable:
+      return "unavailable";
+    case PassResult::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+PassResult PassResultOf(const PassReport& report) {
+  const Status& s = report.status;
+  if (s.ok()) return PassResult::kSuccess;
+  switch (s.code()) {
+    case Code::kInvalid:
+      return report.stale_tree ? PassResult::kInvalid : PassResult::kFailed;
+    case Code::kCancelled:
+      return PassResult::kCancelled;
+    case Code::kUnavailable:
+    case Code::kConflict:
+      return PassResult::kUnavailable;
+    default:
+      return PassResult::kFailed;
+  }
+}
+
 Decision PassPolicy::Decide(const std::string& revision, TimePoint now) const {
   if (revision == invalid_) return Decision::kStalled;
   if (revision == failed_) {
@@ -30,10 +62,10 @@ Decision PassPolicy::Decide(const std::string& revision, TimePoint now) const {
   return now >= next_drift_ ? Decision::kDrift : Decision::kUpToDate;
 }
 
-void PassPolicy::Finished(const std::string& revision, bool drift_pass, Outcome outcome,
+void PassPolicy::Finished(const std::string& revision, bool drift_pass, PassResult outcome,
                           TimePoint now) {
   switch (outcome) {
-    case Outcome::kApplied:
+    case PassResult::kSuccess:
       applied_ = revision;
       if (failed_ == revision || !drift_pass) {
         failed_.clear();
@@ -41,11 +73,11 @@ void PassPolicy::Finished(const std::string& revision, bool drift_pass, Outcome 
       }
       next_drift_ = now + options_.drift_interval;
       return;
-    case Outcome::kInvalid:
+    case PassResult::kInvalid:
       invalid_ = revision;
       return;
-    case Outcome::kFailed:
-    case Outcome::kUnavailable: {
+    case PassResult::kFailed:
+    case PassResult::kUnavailable: {
       if (drift_pass) {  // the revision stays applied; try healing again later
         next_drift_ = now + options_.drift_interval;
         return;
@@ -60,7 +92,7 @@ void PassPolicy::Finished(const std::string& revision, bool drift_pass, Outcome 
       next_retry_ = now + std::min(backoff, options_.max_backoff);
       return;
     }
-    case Outcome::kCancelled:
+    case PassResult::kCancelled:
       return;  // the next start converges
   }
 }

@@ -23,6 +23,8 @@
 #include <set>
 #include <string>
 
+#include "reconcile/pass.h"
+
 namespace reconcile::controller {
 
 using TimePoint = std::chrono::steady_clock::time_point;
@@ -46,13 +48,20 @@ enum class Decision {
 };
 const char* DecisionName(Decision d);
 
-enum class Outcome {
-  kApplied,      // the revision runs (or had no changes)
-  kInvalid,      // the tree at the revision is invalid
-  kFailed,       // apply failed (unhealthy, provider error)
-  kUnavailable,  // a transient error before anything changed (engine down)
-  kCancelled,    // stopped by SIGTERM
+// How a pass ended; names the results in the status JSON and the metrics.
+enum class PassResult {
+  kSuccess,      // the world matches the revision (or there was nothing to change)
+  kFailed,       // some change failed to apply (retried with backoff)
+  kInvalid,      // the revision's tree is invalid; the last good one keeps running
+  kUnavailable,  // a transient error before anything changed (source or engine down)
+  kCancelled,    // stopped (SIGTERM) before it finished
 };
+
+// "success", "failed", "invalid", "unavailable", "cancelled".
+const char* PassResultName(PassResult result);
+// The result a report stands for (its status code; an invalid state file is
+// a failure, not an invalid tree).
+PassResult PassResultOf(const PassReport& report);
 
 class PassPolicy {
  public:
@@ -61,7 +70,7 @@ class PassPolicy {
   // After a ref check found `revision`.
   Decision Decide(const std::string& revision, TimePoint now) const;
   // After a pass at `revision` ended.
-  void Finished(const std::string& revision, bool drift_pass, Outcome outcome, TimePoint now);
+  void Finished(const std::string& revision, bool drift_pass, PassResult outcome, TimePoint now);
   // Agents (of `candidates`) that may be healed now; records nothing.
   std::set<std::string> HealAllowed(const std::set<std::string>& candidates, TimePoint now) const;
   // Records that `agent` was healed at `now`.

@@ -13,38 +13,6 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-Outcome OutcomeOf(const PassReport& report) {
-  const Status& s = report.status;
-  if (s.ok()) return Outcome::kApplied;
-  switch (s.code()) {
-    case Code::kInvalid:
-      return report.stale_tree ? Outcome::kInvalid : Outcome::kFailed;
-    case Code::kCancelled:
-      return Outcome::kCancelled;
-    case Code::kUnavailable:
-    case Code::kConflict:
-      return Outcome::kUnavailable;
-    default:
-      return Outcome::kFailed;
-  }
-}
-
-const char* OutcomeName(Outcome o) {
-  switch (o) {
-    case Outcome::kApplied:
-      return "success";
-    case Outcome::kInvalid:
-      return "invalid";
-    case Outcome::kFailed:
-      return "failed";
-    case Outcome::kUnavailable:
-      return "unavailable";
-    case Outcome::kCancelled:
-      return "cancelled";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions options,
@@ -186,7 +154,7 @@ void Scheduler::RunPassAsync(PassRequest request) {
 void Scheduler::OnPassDone(PassRequest request, PassReport report, double seconds) {
   auto now = deps_.clock->Now();
   const bool drift = request.kind == PassRequest::Kind::kDrift;
-  Outcome outcome = OutcomeOf(report);
+  PassResult outcome = PassResultOf(report);
   policy_.Finished(request.revision, drift, outcome, now);
   for (const std::string& agent : report.healed) policy_.Healed(agent, now);
   {
@@ -196,14 +164,13 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
     last_pass_at_ = deps_.clock->NowRfc3339();
     last_pass_seconds_ = seconds;
     last_error_ = report.status.ok() ? "" : report.status.message();
-    if (drift || outcome == Outcome::kApplied) {
+    if (drift || outcome == PassResult::kSuccess) {
       drift_ = json::object();
       for (const std::string& a : report.reported) drift_[a] = "reported";
       for (const std::string& a : report.healed) drift_[a] = "healed";
     }
-    if (outcome != Outcome::kInvalid) last_good_ = report;
+    if (outcome != PassResult::kInvalid) last_good_ = report;
     last_report_ = std::move(report);
-    (void)OutcomeName;
   }
   Idle();
 }
@@ -273,7 +240,7 @@ json Scheduler::StatusJson() const {
     const PassReport& r = *last_report_;
     last = {{"kind", last_kind_},
             {"revision", r.revision},
-            {"result", OutcomeName(OutcomeOf(r))},
+            {"result", PassResultName(PassResultOf(r))},
             {"error", r.status.ok() ? "" : r.status.message()},
             {"finishedAt", last_pass_at_},
             {"durationSeconds", last_pass_seconds_},

@@ -145,13 +145,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
                                      : (std::filesystem::path(g.source) / ".reconcile").string();
   }
   if (g.secrets_dir.empty()) g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
-  SourceOptions so;
-  so.location = g.source;
-  so.ref = g.ref;
-  so.path = g.path;
-  so.cache_dir = std::filesystem::path(g.state_dir) / "cache" / "git";
-  so.auth = g.git_auth;
-  auto source = OpenSource(so);
+  auto source = OpenSource(SourceOptionsFor(g));
   if (!source.ok()) {
     spdlog::error("{}", source.status().message());
     return 1;

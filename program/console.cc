@@ -78,11 +78,11 @@ void ConsoleObserver::OnEvent(const Event& e) {
       break;
     case Event::Type::kChangeStarted:
       spdlog::info("{}: {}...", e.address,
-                   e.message == "create"    ? "Creating"
-                   : e.message == "update"  ? "Updating in place"
-                   : e.message == "replace" ? "Replacing"
-                   : e.message == "delete"  ? "Destroying"
-                                            : e.message.c_str());
+                   e.action == Action::kCreate    ? "Creating"
+                   : e.action == Action::kUpdate  ? "Updating in place"
+                   : e.action == Action::kReplace ? "Replacing"
+                   : e.action == Action::kDelete  ? "Destroying"
+                                                  : e.message.c_str());
       break;
     case Event::Type::kChangeProgress:
       spdlog::info("{}: {} [{} elapsed]", e.address, e.message, Seconds(e.elapsed));

@@ -47,6 +47,16 @@ void InstallStopSignals() {
 std::stop_token StopToken() { return g_stop.get_token(); }
 void SetPrompting(bool prompting) { g_prompting.store(prompting); }
 
+SourceOptions SourceOptionsFor(const GlobalOptions& g) {
+  SourceOptions so;
+  so.location = g.source;
+  so.ref = g.ref;
+  so.path = g.path;
+  so.cache_dir = std::filesystem::path(g.state_dir) / "cache" / "git";
+  so.auth = g.git_auth;
+  return so;
+}
+
 Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::stop_token stop)
     : options_(std::move(options)) {
   const bool git = IsGitUrl(options_.source);
@@ -60,13 +70,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   }
   store_ = NewFileStateStore(options_.state_dir);
   clock_ = NewSystemClock();
-  SourceOptions so;
-  so.location = options_.source;
-  so.ref = options_.ref;
-  so.path = options_.path;
-  so.cache_dir = std::filesystem::path(options_.state_dir) / "cache" / "git";
-  so.auth = options_.git_auth;
-  Result<std::unique_ptr<Source>> source = OpenSource(so);
+  Result<std::unique_ptr<Source>> source = OpenSource(SourceOptionsFor(options_));
   if (source.ok()) {
     source_ = std::move(*source);
   } else {

@@ -30,6 +30,10 @@ struct GlobalOptions {
   GitAuth git_auth;
 };
 
+// The source options of `g` (its Git mirror under <state>/cache/git).
+// `g.state_dir` must be set.
+SourceOptions SourceOptionsFor(const GlobalOptions& g);
+
 class Session {
  public:
   Session(GlobalOptions options, const ProviderRegistry* registry, std::stop_token stop);

@@ -145,7 +145,8 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
 
       auto start = SteadyClock::now();
       ctx.observer->OnEvent({Event::Type::kChangeStarted, address,
-                             std::string(ActionName(change.action)), Since(start)});
+                             std::string(ActionName(change.action)), Since(start),
+                             change.action});
       ApplyChangeResponse response = RunChange(change, plan.revision, ctx, options, rng, start);
       std::string now = ctx.clock->NowRfc3339();
 

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <string>
 
+#include "reconcile/plan.h"
+
 namespace reconcile {
 
 struct Event {
@@ -24,6 +26,7 @@ struct Event {
   std::string address;  // "agent.x" or empty
   std::string message;
   std::chrono::milliseconds elapsed{0};  // since the change started
+  Action action = Action::kNoOp;         // change events: what the change does
 };
 
 class EventObserver {
