@@ -216,9 +216,9 @@ int RunChange(const Flags& f) {
     const char* name;
     std::vector<double> ms;
   };
-  std::vector<Step> steps = {{"resolve", {}},  {"fetch_load", {}}, {"lock", {}},
-                             {"read_state", {}}, {"observe", {}},  {"plan", {}},
-                             {"to_plan", {}},  {"apply_record", {}}, {"pass", {}}};
+  std::vector<Step> steps = {{"resolve", {}},    {"fetch_load", {}},   {"lock", {}},
+                             {"read_state", {}}, {"observe", {}},      {"plan", {}},
+                             {"to_plan", {}},    {"apply_record", {}}, {"pass", {}}};
   std::vector<double> cpu_to_plan;
   for (int c = 0; c < f.changes; ++c) {
     int i = (c * 7919 + 42) % f.agents;
