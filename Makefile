@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image demo test clean bench
+.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller
 
 all: build
 
@@ -75,6 +75,12 @@ test: build dockerd image
 
 bench: build-cli dockerd image
 	@bench/run.sh
+
+# Controller benchmarks (BENCHMARKS.md, "Controller"): webhook and polling
+# latency on Docker, idle poll CPU, memory, one-file change to plan.
+bench-controller: configure dockerd image
+	@cmake --build $(BUILD_DIR) -j$(JOBS) --target reconcile reconcile_controller_rss reconcile_git_bench
+	@bench/controller_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)
