@@ -1,6 +1,7 @@
 #include "reconcile/drift.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace reconcile {
 
@@ -21,13 +22,15 @@ const char* DriftKindName(DriftItem::Kind kind) {
 std::vector<DriftItem> ComputeDrift(const State& recorded,
                                     const std::map<std::string, ObserveResponse>& observed) {
   std::vector<DriftItem> items;
+  // (target, agent) -> instances, built once: linear in resources + instances.
+  std::map<std::pair<std::string, std::string>, std::vector<const ObservedInstance*>> index;
+  for (const auto& [target, response] : observed) {
+    for (const ObservedInstance& i : response.instances) index[{target, i.agent}].push_back(&i);
+  }
   for (const auto& [address, rs] : recorded.resources) {
-    auto target = observed.find(rs.target);
-    if (target == observed.end()) continue;
+    if (observed.find(rs.target) == observed.end()) continue;
     std::vector<const ObservedInstance*> instances;
-    for (const ObservedInstance& i : target->second.instances) {
-      if (i.agent == rs.name) instances.push_back(&i);
-    }
+    if (auto it = index.find({rs.target, rs.name}); it != index.end()) instances = it->second;
     if (instances.empty()) {
       items.push_back({address, DriftItem::Kind::kMissing,
                        "nothing runs on target '" + rs.target + "' (removed outside reconcile)"});

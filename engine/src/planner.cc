@@ -1,7 +1,9 @@
 #include "reconcile/planner.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <utility>
 
 #include "reconcile/spec.h"
 
@@ -72,8 +74,28 @@ std::string Plural(size_t n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
+// Observed instances per (target, agent), in observation order; built once
+// per plan so that planning stays linear in agents + instances.
+using InstanceIndex =
+    std::map<std::pair<std::string, std::string>, std::vector<const ObservedInstance*>>;
+
+InstanceIndex IndexInstances(const std::map<std::string, ObserveResponse>& observed) {
+  InstanceIndex index;
+  for (const auto& [target, response] : observed) {
+    for (const ObservedInstance& i : response.instances) index[{target, i.agent}].push_back(&i);
+  }
+  return index;
+}
+
+std::vector<const ObservedInstance*> InstancesOf(const InstanceIndex& index,
+                                                 const std::string& target,
+                                                 const std::string& agent) {
+  auto it = index.find({target, agent});
+  return it == index.end() ? std::vector<const ObservedInstance*>{} : it->second;
+}
+
 Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& recorded,
-                 const PlanInput& input) {
+                 const PlanInput& input, const InstanceIndex& index) {
   Change c;
   c.address = "agent." + agent.name;
   c.name = agent.name;
@@ -87,12 +109,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   c.desired = NormalizedSpec(agent, ResolveImage(agent, registry, desired.revision));
   c.desired_hash = SpecHash(c.desired);
 
-  std::vector<const ObservedInstance*> instances;
-  if (auto it = input.observed.find(agent.target); it != input.observed.end()) {
-    for (const ObservedInstance& i : it->second.instances) {
-      if (i.agent == agent.name) instances.push_back(&i);
-    }
-  }
+  std::vector<const ObservedInstance*> instances = InstancesOf(index, agent.target, agent.name);
   c.prior = Refs(instances);
   const ResourceState* rec = nullptr;
   if (auto it = recorded.resources.find(c.address); it != recorded.resources.end()) {
@@ -180,9 +197,10 @@ Plan ComputePlan(const PlanInput& input) {
   Plan plan;
   plan.revision = desired.revision;
   plan.observed_digest = ObservedDigest(input.observed);
+  const InstanceIndex index = IndexInstances(input.observed);
   std::set<std::string> wanted;
   for (const Agent& agent : desired.agents) {
-    plan.changes.push_back(PlanAgent(agent, desired, recorded, input));
+    plan.changes.push_back(PlanAgent(agent, desired, recorded, input, index));
     wanted.insert(plan.changes.back().address);
   }
   // Prune: only what the recorded inventory says we own.
@@ -195,12 +213,7 @@ Plan ComputePlan(const PlanInput& input) {
     c.target = rec.target;
     c.provider = rec.provider;
     c.fields = AllFields(rec.spec, /*as_after=*/false);
-    std::vector<const ObservedInstance*> instances;
-    if (auto it = input.observed.find(rec.target); it != input.observed.end()) {
-      for (const ObservedInstance& i : it->second.instances) {
-        if (i.agent == rec.name) instances.push_back(&i);
-      }
-    }
+    std::vector<const ObservedInstance*> instances = InstancesOf(index, rec.target, rec.name);
     c.prior = Refs(instances);
     c.reason = instances.empty()
                    ? "removed from the desired state (already gone; dropped from state)"

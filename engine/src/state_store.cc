@@ -133,22 +133,42 @@ ReadResult ReadFile(const fs::path& path, size_t limit, std::string* out, Status
 }
 
 // Parses JSON text with a nesting limit; never throws.
+// True when `text` nests arrays/objects deeper than kMaxJsonDepth (the
+// top-level value at depth 0). One linear pass that skips strings: a parser
+// callback would do the same check but makes nlohmann's parse quadratic in
+// the number of objects (it re-scans each parent as a child ends).
+bool TooDeep(const std::string& text) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth + 1) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
 Result<json> ParseJson(const std::string& text) {
-  bool too_deep = false;
-  json::parser_callback_t cb = [&too_deep](int depth, json::parse_event_t event, json&) {
-    if (depth > kMaxJsonDepth &&
-        (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
-      too_deep = true;
-      return false;
-    }
-    return true;
-  };
+  if (TooDeep(text)) {
+    return Status::Invalid("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   try {
-    json j = json::parse(text, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-    if (too_deep) {
-      return Status::Invalid("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-    }
-    return j;
+    return json::parse(text, nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/false);
   } catch (const json::exception& e) {
     // Drop nlohmann's "[json.exception.parse_error.101] " tag; keep the position.
     std::string_view what = e.what();
