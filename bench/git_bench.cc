@@ -28,58 +28,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "bench_tree.h"
 #include "reconcile/source.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using namespace reconcile::bench;
 using reconcile::OpenSource;
 using reconcile::Snapshot;
 using reconcile::Source;
 using reconcile::SourceOptions;
-
-double CpuMs() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto ms = [](const timeval& t) { return t.tv_sec * 1000.0 + t.tv_usec / 1000.0; };
-  return ms(u.ru_utime) + ms(u.ru_stime);
-}
-
-double WallMs(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
-      .count();
-}
-
-void Run(const std::string& command) {
-  if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
-std::string Agent(int i, const std::string& image) {
-  char name[32];
-  std::snprintf(name, sizeof name, "a%05d", i);
-  return std::string("apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata:\n  name: ") +
-         name + "\n  labels: {team: bench}\nspec:\n  image: " + image +
-         "\n  target: local\n  port: 8080\n  env:\n    GREETING: hello\n    INDEX: \"" +
-         std::to_string(i) + "\"\n  healthCheck: {path: /health, interval: 1s}\n";
-}
-
-std::string AgentFile(int i) {
-  char name[48];
-  std::snprintf(name, sizeof name, "agents/a%05d.yaml", i);
-  return name;
-}
-
-void Write(const fs::path& p, const std::string& content) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << content;
-}
-
-std::string Git(const fs::path& work) {
-  return "cd '" + work.string() +
-         "' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_AUTHOR_NAME=b "
-         "GIT_AUTHOR_EMAIL=b@example.com GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@example.com "
-         "git -c commit.gpgsign=false ";
-}
 
 Snapshot MustLoad(Source& source) {
   auto rev = source.Resolve({});
@@ -129,15 +88,8 @@ int main(int argc, char** argv) {
   try {
     if (work.empty()) work = fs::temp_directory_path() / "reconcile-git-bench";
     fs::remove_all(work);
-    fs::create_directories(work / "repo");
     fs::path repo = work / "repo";
-    Run(Git(repo) + "init -q -b main");
-    Write(repo / "target.yaml",
-          "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: local}\n"
-          "spec: {provider: docker}\n");
-    for (int i = 0; i < agents; ++i) Write(repo / AgentFile(i), Agent(i, "nginx:1.27"));
-    Run(Git(repo) + "add -A && " + Git(repo) + "commit -q -m tree");
-    Run(Git(repo) + "push -q -f '" + push + "' main");
+    WriteTree(repo, agents, push);
 
     SourceOptions o;
     o.location = url;
@@ -176,9 +128,7 @@ int main(int argc, char** argv) {
     size_t decoded = 0;
     for (int c = 0; c < changes; ++c) {
       int i = (c * 7919 + 42) % agents;
-      Write(repo / AgentFile(i), Agent(i, "nginx:1." + std::to_string(28 + c)));
-      Run(Git(repo) + "commit -q -am change");
-      Run(Git(repo) + "push -q -f '" + push + "' main");
+      ChangeAgent(repo, i, "nginx:1." + std::to_string(28 + c), push);
       cpu0 = CpuMs();
       t0 = std::chrono::steady_clock::now();
       Snapshot next = MustLoad(source);
