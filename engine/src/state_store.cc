@@ -384,6 +384,11 @@ class FileStateStore : public StateStore {
         holder_path_(dir_ / "lock") {}
 
   Result<State> Load() override {
+    // A long-lived process (the controller) reads the same file every pass:
+    // keep the last parse while the file is the same one (inode, size and
+    // mtime; every save renames a new file into place).
+    FileKey key = KeyOf(state_path_);
+    if (cached_ && key.valid && key == cached_key_) return *cached_;
     std::string text;
     Status error;
     switch (ReadFile(state_path_, kMaxStateFileBytes, &text, &error)) {
@@ -398,6 +403,13 @@ class FileStateStore : public StateStore {
     if (!j.ok()) return Corrupt(state_path_, "state", j.status());
     auto state = StateFromJson(*j);
     if (!state.ok()) return Corrupt(state_path_, "state", state.status());
+    // Cache only a file that was not changed while read, and whose mtime is
+    // over a second old: file times are coarse (a few ms), so a fresher file
+    // could still change without its key changing (git's "racy" rule).
+    if (key.valid && key == KeyOf(state_path_) && key.Settled()) {
+      cached_ = *state;
+      cached_key_ = key;
+    }
     return state;
   }
 
@@ -413,6 +425,7 @@ class FileStateStore : public StateStore {
     auto text = Dump(ToJson(next));
     if (!text.ok()) return text.status().WithContext("cannot save state");
     if (Status s = EnsureDir(); !s.ok()) return s;
+    cached_.reset();  // the new file is too fresh to cache (see Load)
     if (Status s = WriteFileAtomic(state_path_, *text); !s.ok()) return s;
     return next.serial;
   }
@@ -601,6 +614,29 @@ class FileStateStore : public StateStore {
   fs::path history_path_;
   fs::path lock_path_;
   fs::path holder_path_;
+
+  // Identifies one version of a file: a save renames a new inode into place.
+  struct FileKey {
+    bool valid = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    long mtime_sec = 0;
+    long mtime_nsec = 0;
+    friend bool operator==(const FileKey&, const FileKey&) = default;
+    bool Settled() const {
+      struct timespec now {};
+      ::clock_gettime(CLOCK_REALTIME, &now);
+      return now.tv_sec - mtime_sec > 1;
+    }
+  };
+  static FileKey KeyOf(const fs::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return {true, st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+  }
+  std::optional<State> cached_;
+  FileKey cached_key_;
 };
 
 }  // namespace

@@ -563,6 +563,37 @@ TEST_SUITE("state_store") {
     CHECK((*holder)->command == "reconcile controller");
   }
 
+  TEST_CASE("a long-lived store sees every change another writer makes") {
+    TempDir tmp;
+    auto mine = NewFileStateStore(tmp.path());
+    auto other = NewFileStateStore(tmp.path());
+    REQUIRE(mine->Save(OneResource("rev1")).ok());
+    REQUIRE(mine->Load().ok());
+    CHECK(mine->Load()->revision == "rev1");  // twice: the second from its cache
+    REQUIRE(other->Save(OneResource("rev2")).ok());
+    CHECK(mine->Load()->revision == "rev2");
+    // An edit in place (same inode) with the same size is seen too.
+    std::string text = ReadText(tmp.path() / "state.json");
+    REQUIRE(text.find("rev2") != std::string::npos);
+    for (auto at = text.find("rev2"); at != std::string::npos; at = text.find("rev2")) {
+      text.replace(at, 4, "rev3");
+    }
+    {
+      std::ofstream out(tmp.path() / "state.json", std::ios::binary | std::ios::trunc);
+      out << text;
+    }
+    CHECK(mine->Load()->revision == "rev3");
+    // A settled file is cached; an edit in place changes its mtime.
+    struct timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - 10;
+    times[0].tv_nsec = times[1].tv_nsec = 0;
+    REQUIRE(::utimensat(AT_FDCWD, (tmp.path() / "state.json").c_str(), times, 0) == 0);
+    CHECK(mine->Load()->revision == "rev3");
+    CHECK(mine->Load()->revision == "rev3");
+    WriteText(tmp.path() / "state.json", "{garbage");
+    CHECK(mine->Load().status().code() == Code::kInvalid);
+  }
+
   TEST_CASE("a corrupt lock file makes Holder kInvalid naming the file") {
     TempDir tmp;
     WriteText(tmp.path() / "lock.json", "[1,2");
