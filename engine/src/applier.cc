@@ -19,10 +19,36 @@ std::chrono::milliseconds Since(SteadyClock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
 }
 
-// Runs one change with retries. Returns the provider's last response.
+// The `parallelism` slots: a change holds one while it does work, and gives
+// it back while it only waits (health checks, retry backoff), so that waits
+// do not keep other changes from starting. A stop lets everyone through.
+class Slots {
+ public:
+  explicit Slots(int n) : free_(n) {}
+  void Acquire(std::stop_token stop) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, stop, [&] { return free_ > 0; });
+    --free_;  // may go below zero after a stop: released again in the end
+  }
+  void Release() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  int free_;
+};
+
+// Runs one change with retries, holding a slot except while it waits.
+// Returns the provider's last response.
 ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
                               const ApplyContext& ctx, const ApplyOptions& options,
-                              std::mt19937& rng, SteadyClock::time_point start) {
+                              std::mt19937& rng, SteadyClock::time_point start, Slots& slots) {
   auto emit = [&](Event::Type type, std::string message) {
     ctx.observer->OnEvent({type, change.address, std::move(message), Since(start)});
   };
@@ -38,6 +64,21 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   request.change = change;
   request.revision = revision;
   request.stop = ctx.stop;
+  bool holding = true;  // the caller acquired our slot
+  request.waiting = [&](bool waiting) {
+    if (waiting && holding) {
+      slots.Release();
+      holding = false;
+    } else if (!waiting && !holding) {
+      slots.Acquire(ctx.stop);
+      holding = true;
+    }
+  };
+  // On every return the slot is held again: the caller releases it.
+  struct HoldOnReturn {
+    const std::function<void(bool)>& waiting;
+    ~HoldOnReturn() { waiting(false); }
+  } hold_on_return{request.waiting};
   request.progress = [&](const std::string& line) { emit(Event::Type::kChangeProgress, line); };
   if (change.action != Action::kDelete && ctx.secrets_for) {
     Result<std::map<std::string, std::string>> secrets = ctx.secrets_for(change);
@@ -60,7 +101,10 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
                                            std::to_string(wait.count()) + "ms (attempt " +
                                            std::to_string(attempt + 1) + "/" +
                                            std::to_string(options.max_attempts) + ")");
-    if (!ctx.clock->SleepFor(wait, ctx.stop)) {
+    request.waiting(true);  // a backoff is a wait: it holds no slot
+    bool slept = ctx.clock->SleepFor(wait, ctx.stop);
+    request.waiting(false);
+    if (!slept) {
       response.status = Status::Cancelled(change.address + ": stopped before retrying (last: " +
                                           response.status.message() + ")");
       return response;
@@ -94,6 +138,7 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
 
   std::mutex mu;
   std::condition_variable cv;
+  Slots slots(std::max(1, options.parallelism));
   std::deque<std::string> ready;
   for (const auto& [address, change] : work) {
     if (waiting_on[address].empty()) ready.push_back(address);
@@ -147,7 +192,10 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
       ctx.observer->OnEvent({Event::Type::kChangeStarted, address,
                              std::string(ActionName(change.action)), Since(start),
                              change.action});
-      ApplyChangeResponse response = RunChange(change, plan.revision, ctx, options, rng, start);
+      slots.Acquire(ctx.stop);
+      ApplyChangeResponse response =
+          RunChange(change, plan.revision, ctx, options, rng, start, slots);
+      slots.Release();
       std::string now = ctx.clock->NowRfc3339();
 
       lock.lock();
@@ -180,7 +228,11 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
     }
   };
 
-  int threads = std::max(1, std::min<int>(options.parallelism, static_cast<int>(work.size())));
+  // More workers than slots, so that changes waiting for health (holding no
+  // slot) do not keep others from starting.
+  constexpr int kWaitingWorkers = 32;
+  int threads = std::max(
+      1, std::min<int>(options.parallelism + kWaitingWorkers, static_cast<int>(work.size())));
   std::vector<std::thread> pool;
   std::random_device rd;
   for (int i = 0; i < threads && !work.empty(); ++i) pool.emplace_back(worker, rd());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -340,6 +341,16 @@ class DockerProvider : public Provider {
     }
 
     Status WaitHealthy(const std::string& id, std::string* health) {
+      // Waiting holds no apply slot (ApplyChangeRequest::waiting).
+      struct Waiting {
+        const std::function<void(bool)>& fn;
+        explicit Waiting(const std::function<void(bool)>& f) : fn(f) {
+          if (fn) fn(true);
+        }
+        ~Waiting() {
+          if (fn) fn(false);
+        }
+      } waiting(req_.waiting);
       if (!spec_.health_check) {
         auto deadline = std::chrono::steady_clock::now() + kRunningWait;
         for (;;) {

@@ -20,10 +20,13 @@ class FakeProvider final : public Provider {
   ProviderSchema schema;
   std::map<std::string, Status> fail;     // address -> status to return
   std::map<std::string, int> fail_times;  // address -> how many times (default: always)
-  std::chrono::milliseconds delay{0};     // how long each ApplyChange takes
+  std::chrono::milliseconds delay{0};     // how long each ApplyChange works
+  std::chrono::milliseconds wait{0};      // then how long it waits (as for health)
 
-  // The most ApplyChange calls that ran at the same time.
+  // The most ApplyChange calls that ran at the same time (working or waiting).
   int max_in_flight() const { return max_in_flight_; }
+  // The most that were working (not waiting) at the same time.
+  int max_working() const { return max_working_; }
 
   ProviderSchema Schema() const override { return schema; }
 
@@ -41,7 +44,17 @@ class FakeProvider final : public Provider {
     for (int seen = max_in_flight_;
          now > seen && !max_in_flight_.compare_exchange_weak(seen, now);) {
     }
+    int working = ++working_;
+    for (int seen = max_working_;
+         working > seen && !max_working_.compare_exchange_weak(seen, working);) {
+    }
     std::this_thread::sleep_for(delay);
+    --working_;
+    if (wait.count() > 0) {
+      if (req.waiting) req.waiting(true);
+      std::this_thread::sleep_for(wait);
+      if (req.waiting) req.waiting(false);
+    }
     --in_flight_;
     std::lock_guard<std::mutex> lock(mu_);
     calls_.push_back(req.change.address + ":" + ActionName(req.change.action));
@@ -96,6 +109,8 @@ class FakeProvider final : public Provider {
  private:
   std::atomic<int> in_flight_{0};
   std::atomic<int> max_in_flight_{0};
+  std::atomic<int> working_{0};
+  std::atomic<int> max_working_{0};
   mutable std::mutex mu_;
   std::map<std::string, ObservedInstance> instances_;
   std::vector<std::string> calls_;

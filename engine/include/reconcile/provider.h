@@ -47,6 +47,10 @@ struct ApplyChangeRequest {
   // remove the new instance) and return Code::kCancelled. Not in the JSON
   // form: an out-of-process provider is stopped by a message instead.
   std::stop_token stop;
+  // Optional. Call with true before a long wait (a health check) and with
+  // false after it: while waiting, the change does not count against the
+  // apply parallelism (other changes may start). Calls must alternate.
+  std::function<void(bool waiting)> waiting;
 };
 
 struct ApplyChangeResponse {

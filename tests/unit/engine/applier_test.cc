@@ -190,6 +190,21 @@ TEST_CASE("applier: independent changes run in parallel, bounded by parallelism"
   }
 }
 
+TEST_CASE("applier: changes waiting for health hold no parallelism slot") {
+  Harness h;
+  std::vector<Agent> agents;
+  for (int i = 0; i < 8; ++i) agents.push_back(MakeAgent("w" + std::to_string(i)));
+  h.desired = MakeDesired(agents);
+  h.provider.delay = std::chrono::milliseconds(5);
+  h.provider.wait = std::chrono::milliseconds(300);
+  h.options.parallelism = 2;
+  ApplyResult r = h.Run(h.MakePlan());
+  REQUIRE(r.status.ok());
+  CHECK(r.succeeded == 8);
+  CHECK(h.provider.max_working() <= 2);    // work is bounded by --parallelism
+  CHECK(h.provider.max_in_flight() > 2);   // but waits overlap beyond it
+}
+
 TEST_CASE("applier: an empty plan does nothing") {
   Harness h;
   ApplyResult r = h.Run(Plan{});
