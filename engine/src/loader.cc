@@ -1490,10 +1490,22 @@ FolderFiles ReadFolder(const std::filesystem::path& root, const LoadLimits& limi
       continue;
     }
     std::ifstream in(f.path, std::ios::binary);
+    // Read what file_size said plus one byte (a 4 MiB buffer per file would
+    // cost 4 MiB of memory and zeroing per file); only a file that grew since
+    // is read on, up to the limit plus one.
     std::string content;
-    content.resize(limits.max_file_bytes + 1);
-    in.read(content.data(), static_cast<std::streamsize>(content.size()));
-    content.resize(static_cast<size_t>(in.gcount()));
+    size_t want = static_cast<size_t>(std::min<std::uintmax_t>(size, limits.max_file_bytes)) + 1;
+    content.resize(want);
+    in.read(content.data(), static_cast<std::streamsize>(want));
+    size_t got = static_cast<size_t>(in.gcount());
+    if (got == want && want <= limits.max_file_bytes) {
+      content.resize(limits.max_file_bytes + 1);
+      in.clear();
+      in.read(content.data() + got, static_cast<std::streamsize>(content.size() - got));
+      got += static_cast<size_t>(in.gcount());
+    }
+    content.resize(got);
+    content.shrink_to_fit();
     if (in.bad()) {
       diags.Error(f.rel, 1, 1, "", "cannot read file");
       continue;
