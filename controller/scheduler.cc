@@ -37,15 +37,14 @@ void Scheduler::Start() {
   Post([this] { StartCheck(); });
 }
 
-void Scheduler::Trigger(const std::string& why) {
-  Post([this, why] {
+void Scheduler::Trigger(const std::string& /*why: for the caller's log*/) {
+  Post([this] {
     if (stopping_) return;
     if (busy_) {
       pending_ = true;  // coalesced: one more check after the current work
       return;
     }
     timer_.cancel();
-    (void)why;
     StartCheck();
   });
 }

@@ -101,8 +101,8 @@ class Reconciler {
   const Snapshot& snapshot() const { return snapshot_; }
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
+  // The recorded state; after ApplyPlan, the state it saved.
   const State& recorded() const { return recorded_; }
-  const State& state() const { return recorded_; }  // after ApplyPlan: the new state
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
 
  private:
