@@ -40,11 +40,11 @@ struct PassPolicyOptions {
 };
 
 enum class Decision {
-  kApply,         // run an apply pass at the revision
-  kDrift,         // run a drift pass at the applied revision
-  kUpToDate,      // nothing to do
-  kStalled,       // the revision is invalid, or out of retries: wait for a new one
-  kBackingOff,    // the revision failed; retry after NextRetryAt()
+  kApply,       // run an apply pass at the revision
+  kDrift,       // run a drift pass at the applied revision
+  kUpToDate,    // nothing to do
+  kStalled,     // the revision is invalid, or out of retries: wait for a new one
+  kBackingOff,  // the revision failed; retry after NextRetryAt()
 };
 const char* DecisionName(Decision d);
 

@@ -210,8 +210,9 @@ void Scheduler::ArmTimer() {
 bool Scheduler::Ready(std::string* why) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (passes_ == 0 && !last_report_) {
-    if (why) *why = last_check_error_.empty() ? "the first pass has not finished yet"
-                                              : "source unreachable: " + last_check_error_;
+    if (why)
+      *why = last_check_error_.empty() ? "the first pass has not finished yet"
+                                       : "source unreachable: " + last_check_error_;
     return false;
   }
   if (!last_check_error_.empty()) {

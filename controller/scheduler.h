@@ -101,7 +101,7 @@ class Scheduler {
 
   // Shared with StatusJson / Ready (any thread).
   mutable std::mutex mu_;
-  std::string seen_;          // last revision the ref check returned
+  std::string seen_;  // last revision the ref check returned
   std::string last_check_error_;
   int passes_ = 0;
   std::optional<PassReport> last_report_;

@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <map>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "controller/http_server.h"
 #include "controller/metrics.h"
@@ -144,7 +144,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     g.state_dir = IsGitUrl(g.source) ? "/var/lib/reconcile"
                                      : (std::filesystem::path(g.source) / ".reconcile").string();
   }
-  if (g.secrets_dir.empty()) g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
+  if (g.secrets_dir.empty())
+    g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
   auto source = OpenSource(SourceOptionsFor(g));
   if (!source.ok()) {
     spdlog::error("{}", source.status().message());
@@ -207,9 +208,10 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
         std::_Exit(0);
       }
       stopping = true;
-      spdlog::info("{}: stopping; no new work, the current pass ends its waits and records "
-                   "what ran, then the lock is released",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      spdlog::info(
+          "{}: stopping; no new work, the current pass ends its waits and records "
+          "what ran, then the lock is released",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT");
       http.Stop();
       scheduler.Stop([&] {
         grace_timer.cancel();
@@ -219,9 +221,10 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
       grace_timer.expires_after(*grace);
       grace_timer.async_wait([&](const boost::system::error_code& e) {
         if (e) return;
-        spdlog::error("the current pass did not stop within --grace {}; exiting (the state "
-                      "lock is released by the kernel)",
-                      flags.grace);
+        spdlog::error(
+            "the current pass did not stop within --grace {}; exiting (the state "
+            "lock is released by the kernel)",
+            flags.grace);
         std::_Exit(0);
       });
       wait_signal();

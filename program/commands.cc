@@ -73,9 +73,10 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
     return kExitOk;
   }
   if (out.status.code() == Code::kCancelled) {
-    spdlog::error("apply stopped: {} succeeded, {} failed, {} not started; what ran is recorded "
-                  "(state serial {}); run apply again to converge",
-                  out.succeeded, out.failed, out.skipped, out.serial);
+    spdlog::error(
+        "apply stopped: {} succeeded, {} failed, {} not started; what ran is recorded "
+        "(state serial {}); run apply again to converge",
+        out.succeeded, out.failed, out.skipped, out.serial);
     return kExitError;
   }
   if (!out.status.ok()) {
@@ -213,8 +214,7 @@ int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_j
                      .dump(2)
               << "\n";
   } else if (items.empty()) {
-    std::cout << "No drift. What runs matches the last apply (" << r.recorded().revision
-              << ").\n";
+    std::cout << "No drift. What runs matches the last apply (" << r.recorded().revision << ").\n";
   } else {
     std::cout << "Drift detected (" << items.size() << "):\n";
     for (const DriftItem& i : items) {
@@ -249,8 +249,7 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
                       {"appliedAt", rs.applied_at}});
   }
   if (as_json) {
-    std::cout << json{{"revision", r.recorded().revision}, {"agents", agents}}.dump(2)
-              << "\n";
+    std::cout << json{{"revision", r.recorded().revision}, {"agents", agents}}.dump(2) << "\n";
     return kExitOk;
   }
   if (agents.empty()) {

@@ -115,8 +115,9 @@ int main(int argc, char** argv) {
       "controller", "run the GitOps controller: follow a branch, take webhooks, heal drift");
   controller->add_option("--repo", cf.repo, "Git URL or folder to follow (default: --source)");
   controller->add_option("--branch", cf.branch, "branch to follow (default: --ref, else main)");
-  controller->add_option("--listen", cf.listen,
-                         "HTTP address: 127.0.0.1:8080 (default), :8080 for all interfaces")
+  controller
+      ->add_option("--listen", cf.listen,
+                   "HTTP address: 127.0.0.1:8080 (default), :8080 for all interfaces")
       ->capture_default_str();
   controller->add_option("--interval", cf.interval, "ref check interval, jittered by 10%")
       ->capture_default_str();
@@ -129,13 +130,15 @@ int main(int argc, char** argv) {
   controller->add_option("--parallelism", cf.parallelism, "changes applied at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  controller->add_option("--max-retries", cf.max_retries,
-                         "retries of a failed revision (with backoff) before waiting for a new "
-                         "commit")
+  controller
+      ->add_option("--max-retries", cf.max_retries,
+                   "retries of a failed revision (with backoff) before waiting for a new "
+                   "commit")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  controller->add_option("--heal-budget", cf.heal_budget,
-                         "heals per agent per hour (drift.mode: heal); past it drift is reported")
+  controller
+      ->add_option("--heal-budget", cf.heal_budget,
+                   "heals per agent per hour (drift.mode: heal); past it drift is reported")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
   controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
@@ -162,7 +165,8 @@ int main(int argc, char** argv) {
   reconcile::docker::RegisterDockerProvider(registry);
 
   if (*controller) {
-    if (cf.branch.empty() && g.ref.empty() && reconcile::IsGitUrl(cf.repo.empty() ? g.source : cf.repo)) {
+    if (cf.branch.empty() && g.ref.empty() &&
+        reconcile::IsGitUrl(cf.repo.empty() ? g.source : cf.repo)) {
       cf.branch = "main";
     }
     return CmdController(g, registry, cf);  // its own signal handling, on Asio

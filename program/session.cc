@@ -36,9 +36,10 @@ void InstallStopSignals() {
         if (!g_prompting.load()) (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
         std::_Exit(130);
       }
-      spdlog::warn("{} received: stopping; no new changes start, what ran is recorded and the "
-                   "lock released (again to exit at once)",
-                   sig == SIGINT ? "Interrupt" : "SIGTERM");
+      spdlog::warn(
+          "{} received: stopping; no new changes start, what ran is recorded and the "
+          "lock released (again to exit at once)",
+          sig == SIGINT ? "Interrupt" : "SIGTERM");
       g_stop.request_stop();
     }
   }).detach();
@@ -61,7 +62,8 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
     : options_(std::move(options)) {
   const bool git = IsGitUrl(options_.source);
   if (options_.state_dir.empty()) {
-    std::filesystem::path src = git ? std::filesystem::path(".") : std::filesystem::path(options_.source);
+    std::filesystem::path src =
+        git ? std::filesystem::path(".") : std::filesystem::path(options_.source);
     if (!git && std::filesystem::is_regular_file(src)) src = src.parent_path();
     options_.state_dir = (src / ".reconcile").string();
   }

@@ -105,8 +105,8 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     bool slept = ctx.clock->SleepFor(wait, ctx.stop);
     request.waiting(false);
     if (!slept) {
-      response.status = Status::Cancelled(change.address + ": stopped before retrying (last: " +
-                                          response.status.message() + ")");
+      response.status = Status::Cancelled(
+          change.address + ": stopped before retrying (last: " + response.status.message() + ")");
       return response;
     }
     backoff = std::min(backoff * 2, options.max_backoff);
@@ -180,8 +180,8 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
         ++result.skipped;
         failed_set.insert(address);
         if (result.status.ok()) result.status = Status::Cancelled("stopped before all changes ran");
-        ctx.observer->OnEvent({Event::Type::kChangeSkipped, address,
-                               "not started: stopping", std::chrono::milliseconds(0)});
+        ctx.observer->OnEvent({Event::Type::kChangeSkipped, address, "not started: stopping",
+                               std::chrono::milliseconds(0)});
         finish(address, false);
         cv.notify_all();
         continue;
@@ -190,8 +190,7 @@ ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& c
 
       auto start = SteadyClock::now();
       ctx.observer->OnEvent({Event::Type::kChangeStarted, address,
-                             std::string(ActionName(change.action)), Since(start),
-                             change.action});
+                             std::string(ActionName(change.action)), Since(start), change.action});
       slots.Acquire(ctx.stop);
       ApplyChangeResponse response =
           RunChange(change, plan.revision, ctx, options, rng, start, slots);

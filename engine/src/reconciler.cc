@@ -221,7 +221,7 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   entry.serial = *serial;
   entry.revision = plan.revision;
   entry.applied_at = deps_.clock->NowRfc3339();
-  entry.result = result.status.ok()                          ? "succeeded"
+  entry.result = result.status.ok()                         ? "succeeded"
                  : result.status.code() == Code::kCancelled ? "cancelled"
                                                             : "failed";
   entry.summary = AppliedSummary(plan);

@@ -504,14 +504,14 @@ class FileStateStore : public StateStore {
     // A lock.json left by a run on another host may belong to a live run
     // whose flock this host cannot see: only `reconcile unlock` breaks it.
     // One from this host, with the flock free, was left by a dead run.
-    if (auto existing = ReadHolder(); existing.ok() && existing->has_value() &&
-                                      (*existing)->host != me.host) {
+    if (auto existing = ReadHolder();
+        existing.ok() && existing->has_value() && (*existing)->host != me.host) {
       return Held((*existing)->host);
     }
     std::string content = LockContent(me, RandomSuffix() + RandomSuffix());
     if (Status s = WriteFileAtomic(lock_path_, content); !s.ok()) return s;
-    return std::unique_ptr<StateLock>(std::make_unique<FileStateLock>(
-        dir_, lock_path_, std::move(content), std::move(holder)));
+    return std::unique_ptr<StateLock>(
+        std::make_unique<FileStateLock>(dir_, lock_path_, std::move(content), std::move(holder)));
   }
 
   Status Unlock() override {
@@ -519,8 +519,7 @@ class FileStateStore : public StateStore {
     auto guard = DirGuard::Take(dir_, LOCK_EX);
     if (!guard.ok()) return guard.status();
     Fd holder(::open(holder_path_.c_str(), O_RDWR | O_CLOEXEC));
-    if (holder.valid() && ::flock(holder.get(), LOCK_EX | LOCK_NB) != 0 &&
-        errno == EWOULDBLOCK) {
+    if (holder.valid() && ::flock(holder.get(), LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
       Status held = Held("");
       return Status::Conflict(held.message().substr(0, held.message().find(';')) +
                               "; that run is alive: stop it (SIGTERM) instead of unlocking");

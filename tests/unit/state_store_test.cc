@@ -33,7 +33,6 @@ using nlohmann::json;
 using std::chrono::seconds;
 using testing::TempDir;
 
-
 std::string ReadText(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
@@ -171,8 +170,7 @@ TEST_SUITE("state_store") {
     CHECK(ModeOf(dir / "history.json") == 0600);
     CHECK(ModeOf(dir / "lock.json") == 0600);
     CHECK(ModeOf(dir / "lock") == 0600);
-    CHECK(Entries(dir) ==
-          std::set<std::string>{"state.json", "history.json", "lock.json", "lock"});
+    CHECK(Entries(dir) == std::set<std::string>{"state.json", "history.json", "lock.json", "lock"});
   }
 
   TEST_CASE("WriteFileAtomic writes 0600 files and leaves no temp files") {

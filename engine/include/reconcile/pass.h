@@ -26,23 +26,23 @@ namespace reconcile {
 struct PassRequest {
   enum class Kind { kApply, kDrift };
   Kind kind = Kind::kApply;
-  std::string revision;  // as the source's Resolve returned it
+  std::string revision;                // as the source's Resolve returned it
   std::set<std::string> heal_allowed;  // kDrift: agents that may be healed now
   ApplyOptions apply;
   std::string lock_command = "reconcile controller";
 };
 
 struct PassReport {
-  Status status;          // ok, or what stopped the pass (its code: what to do)
-  std::string revision;   // the revision the pass worked on
+  Status status;            // ok, or what stopped the pass (its code: what to do)
+  std::string revision;     // the revision the pass worked on
   Diagnostics diagnostics;  // the tree's errors when status is kInvalid
-  int changes = 0;        // changes applied (or attempted)
+  int changes = 0;          // changes applied (or attempted)
   ApplyOutcome outcome;
   std::vector<DriftItem> drift;       // kDrift: what differed
   std::vector<std::string> healed;    // agents repaired by this pass
   std::vector<std::string> reported;  // drifted agents only reported
-  State state;            // the recorded state after the pass
-  bool stale_tree = false;  // kInvalid came from the tree (not the state file)
+  State state;                        // the recorded state after the pass
+  bool stale_tree = false;            // kInvalid came from the tree (not the state file)
 };
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);

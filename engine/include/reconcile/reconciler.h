@@ -45,13 +45,13 @@
 namespace reconcile {
 
 struct ReconcilerDeps {
-  Source* source = nullptr;                // not owned
-  StateStore* store = nullptr;             // not owned
+  Source* source = nullptr;     // not owned
+  StateStore* store = nullptr;  // not owned
   const ProviderRegistry* providers = nullptr;
   Clock* clock = nullptr;
-  EventObserver* observer = nullptr;       // events of every sub-step
-  std::filesystem::path secrets_dir;       // secretEnv {file: NAME}
-  std::stop_token stop;                    // SIGTERM / Ctrl-C
+  EventObserver* observer = nullptr;  // events of every sub-step
+  std::filesystem::path secrets_dir;  // secretEnv {file: NAME}
+  std::stop_token stop;               // SIGTERM / Ctrl-C
 };
 
 // What ApplyPlan did.
@@ -60,7 +60,7 @@ struct ApplyOutcome {
   int succeeded = 0;
   int failed = 0;
   int skipped = 0;
-  int serial = 0;      // the state serial written
+  int serial = 0;        // the state serial written
   bool changed = false;  // the plan had changes (false: "No changes.")
 };
 

@@ -106,7 +106,7 @@ TEST_CASE("scheduler: triggers during a check coalesce into exactly one more") {
   REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 2; }));
   rig.io.run_for(200ms);
   CHECK(rig.source.resolves() == 2);  // the first, plus one for all 20 triggers
-  CHECK(rig.listener.passes == 1);   // the second check found nothing new
+  CHECK(rig.listener.passes == 1);    // the second check found nothing new
 }
 
 TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new one is") {
@@ -118,7 +118,7 @@ TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new on
   REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 2; }));
   int loads = rig.source.loads();
   REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 8; }));  // several more polls
-  CHECK(rig.source.loads() == loads);  // never loaded again
+  CHECK(rig.source.loads() == loads);                               // never loaded again
   CHECK(rig.listener.passes == 2);
   auto status = rig.scheduler->StatusJson();
   CHECK(status["revision"]["applied"] == "c1");

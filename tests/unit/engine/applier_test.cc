@@ -201,8 +201,8 @@ TEST_CASE("applier: changes waiting for health hold no parallelism slot") {
   ApplyResult r = h.Run(h.MakePlan());
   REQUIRE(r.status.ok());
   CHECK(r.succeeded == 8);
-  CHECK(h.provider.max_working() <= 2);    // work is bounded by --parallelism
-  CHECK(h.provider.max_in_flight() > 2);   // but waits overlap beyond it
+  CHECK(h.provider.max_working() <= 2);   // work is bounded by --parallelism
+  CHECK(h.provider.max_in_flight() > 2);  // but waits overlap beyond it
 }
 
 TEST_CASE("applier: an empty plan does nothing") {

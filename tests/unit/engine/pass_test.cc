@@ -33,8 +33,7 @@ struct World {
     d.clock = clock.get();
     return d;
   }
-  PassReport Run(PassRequest::Kind kind, const std::string& rev,
-                 std::set<std::string> heal = {}) {
+  PassReport Run(PassRequest::Kind kind, const std::string& rev, std::set<std::string> heal = {}) {
     PassRequest r;
     r.kind = kind;
     r.revision = rev;
@@ -84,8 +83,8 @@ TEST_CASE("an invalid tree is reported with its diagnostics and changes nothing"
 TEST_CASE("a drift pass heals only agents in heal mode within the budget") {
   World w;
   w.source.Set("c1", MakeDesired({WithDrift(MakeAgent("healme"), DriftMode::kHeal),
-                                   WithDrift(MakeAgent("report"), DriftMode::kReport),
-                                   WithDrift(MakeAgent("nobudget"), DriftMode::kHeal)}));
+                                  WithDrift(MakeAgent("report"), DriftMode::kReport),
+                                  WithDrift(MakeAgent("nobudget"), DriftMode::kHeal)}));
   REQUIRE(w.Run(PassRequest::Kind::kApply, "c1").status.ok());
   w.provider.Remove("healme");
   w.provider.Remove("report");
