@@ -1,5 +1,9 @@
 #include "scheduler.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <boost/asio/post.hpp>
 
 namespace reconcile::controller {
@@ -11,6 +15,15 @@ using nlohmann::json;
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A pass over a large tree frees most of what it allocated (the plan, the
+// parsed files); glibc keeps such pages in its arenas. Give them back, so
+// that an idle controller's resident memory is what it holds, not its peak.
+void ReleaseFreeMemory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
 }
 
 }  // namespace
@@ -133,7 +146,7 @@ std::set<std::string> Scheduler::HealCandidates() const {
   std::set<std::string> out;
   std::lock_guard<std::mutex> lock(mu_);
   if (last_good_) {
-    for (const auto& [address, rs] : last_good_->state.resources) out.insert(rs.name);
+    for (const auto& [address, rs] : last_good_->state->resources) out.insert(rs.name);
   }
   return out;
 }
@@ -143,6 +156,7 @@ void Scheduler::RunPassAsync(PassRequest request) {
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps_, request);
     double seconds = SecondsSince(start);
+    ReleaseFreeMemory();
     if (listener_) listener_->PassFinished(request, report, seconds);
     Post([this, request = std::move(request), report = std::move(report), seconds]() mutable {
       OnPassDone(std::move(request), std::move(report), seconds);
@@ -257,7 +271,7 @@ json Scheduler::StatusJson() const {
   out["passes"] = passes_;
   json agents = json::array();
   if (last_good_) {
-    for (const auto& [address, rs] : last_good_->state.resources) {
+    for (const auto& [address, rs] : last_good_->state->resources) {
       json endpoints = json::array();
       for (const InstanceRecord& i : rs.instances) {
         if (!i.endpoint.empty()) endpoints.push_back(i.endpoint);

@@ -58,7 +58,7 @@ Status Reconciler::Lock(const std::string& command) {
 void Reconciler::Unlock() { lock_.reset(); }
 
 Status Reconciler::ReadState() {
-  Result<State> state = deps_.store->Load();
+  Result<std::shared_ptr<const State>> state = deps_.store->LoadShared();
   if (!state.ok()) return state.status();
   recorded_ = std::move(*state);
   return Status::Ok();
@@ -77,7 +77,7 @@ Status Reconciler::Observe() {
   }
   std::set<std::string> targets;
   for (const Agent& a : desired.agents) targets.insert(a.target);
-  for (const auto& [address, rs] : recorded_.resources) targets.insert(rs.target);
+  for (const auto& [address, rs] : recorded_->resources) targets.insert(rs.target);
   providers_.clear();
   observed_.clear();
   for (const std::string& name : targets) {
@@ -103,7 +103,7 @@ Status Reconciler::Observe() {
 Plan Reconciler::MakePlan() const {
   PlanInput input;
   input.desired = &snapshot_.loaded.state;
-  input.recorded = &recorded_;
+  input.recorded = recorded_.get();
   input.observed = observed_;
   for (const auto& [name, provider] : providers_) {
     const Target* target = snapshot_.loaded.state.FindTarget(name);
@@ -119,12 +119,12 @@ Plan Reconciler::MakeDestroyPlan() const {
   empty.revision = snapshot_.loaded.state.revision;
   PlanInput input;
   input.desired = &empty;
-  input.recorded = &recorded_;
+  input.recorded = recorded_.get();
   input.observed = observed_;
   return ComputePlan(input);
 }
 
-std::vector<DriftItem> Reconciler::Drift() const { return ComputeDrift(recorded_, observed_); }
+std::vector<DriftItem> Reconciler::Drift() const { return ComputeDrift(*recorded_, observed_); }
 
 Status Reconciler::CheckSaved(const Plan& saved, const Plan& fresh) {
   if (saved.revision != fresh.revision) {
@@ -177,7 +177,7 @@ bool Reconciler::RefreshUnchanged(const Plan& plan, State& state) const {
 
 ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options) {
   ApplyOutcome out;
-  State state = recorded_;
+  State state = *recorded_;
   bool refreshed = RefreshUnchanged(plan, state);
   if (!plan.HasChanges()) {
     if (refreshed) {
@@ -189,7 +189,7 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
       state.serial = *saved;
       out.serial = *saved;
     }
-    recorded_ = std::move(state);
+    Record(std::move(state));
     return out;
   }
   out.changed = true;
@@ -229,8 +229,18 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   if (Status s = deps_.store->AppendHistory(entry); !s.ok()) {
     Emit(Event::Type::kWarning, "could not record history: " + s.message());
   }
-  recorded_ = std::move(result.state);
+  Record(std::move(result.state));
   return out;
+}
+
+void Reconciler::Record(State saved) {
+  // The store keeps what it saved (same serial, under our lock): share that
+  // object rather than hold a second copy of a large state.
+  if (auto stored = deps_.store->LoadShared(); stored.ok() && (*stored)->serial == saved.serial) {
+    recorded_ = std::move(*stored);
+  } else {
+    recorded_ = std::make_shared<const State>(std::move(saved));
+  }
 }
 
 std::string AppliedSummary(const Plan& plan) {
