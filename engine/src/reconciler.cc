@@ -149,49 +149,57 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out
-// of date (e.g. a lost state folder): the labels prove we own them.
-bool Reconciler::RefreshUnchanged(const Plan& plan, State& state) const {
-  bool changed = false;
+// of date (e.g. a lost state folder): the labels prove we own them. Returns
+// the recorded state with those entries refreshed, or nothing when every
+// entry is current (no copy of a large state then).
+std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
+  std::map<std::pair<std::string, std::string>, std::vector<InstanceRecord>> running;
+  for (const auto& [target, response] : observed_) {
+    for (const ObservedInstance& i : response.instances) {
+      running[{target, i.agent}].push_back({i.id, i.name, i.endpoint});
+    }
+  }
+  static const std::vector<InstanceRecord> kNone;
+  std::optional<State> state;
   const std::string now = deps_.clock->NowRfc3339();
   for (const Change& c : plan.changes) {
     if (c.action != Action::kNoOp || c.prior.empty()) continue;
-    auto observed = observed_.find(c.target);
-    if (observed == observed_.end()) continue;
-    std::vector<InstanceRecord> instances;
-    for (const ObservedInstance& i : observed->second.instances) {
-      if (i.agent == c.name) instances.push_back({i.id, i.name, i.endpoint});
+    if (!observed_.count(c.target)) continue;
+    auto it = running.find({c.target, c.name});
+    const std::vector<InstanceRecord>& instances = it == running.end() ? kNone : it->second;
+    auto current = recorded_->resources.find(c.address);
+    if (current != recorded_->resources.end() && current->second.spec_hash == c.desired_hash &&
+        current->second.instances == instances) {
+      continue;
     }
-    ResourceState& rs = state.resources[c.address];
-    if (rs.spec_hash == c.desired_hash && rs.instances == instances) continue;
+    if (!state) state = *recorded_;
+    ResourceState& rs = state->resources[c.address];
     if (rs.address.empty()) {
       rs.health = "unknown";
       rs.applied_at = now;
       rs.revision = plan.revision;
     }
     RecordChange(c, rs);
-    rs.instances = std::move(instances);
-    changed = true;
+    rs.instances = instances;
   }
-  return changed;
+  return state;
 }
 
 ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options) {
   ApplyOutcome out;
-  State state = *recorded_;
-  bool refreshed = RefreshUnchanged(plan, state);
+  std::optional<State> refreshed = RefreshUnchanged(plan);
   if (!plan.HasChanges()) {
     if (refreshed) {
-      Result<int> saved = deps_.store->Save(state);
+      Result<int> saved = Record(std::move(*refreshed));
       if (!saved.ok()) {
         out.status = saved.status();
         return out;
       }
-      state.serial = *saved;
       out.serial = *saved;
     }
-    Record(std::move(state));
     return out;
   }
+  State state = refreshed ? std::move(*refreshed) : *recorded_;
   out.changed = true;
   Emit(Event::Type::kStageStarted, "apply");
   ApplyContext ctx;
@@ -204,21 +212,13 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;
   ctx.stop = deps_.stop;
-  ApplyResult result = Apply(plan, state, ctx, options);
+  ApplyResult result = Apply(plan, std::move(state), ctx, options);
   out.succeeded = result.succeeded;
   out.failed = result.failed;
   out.skipped = result.skipped;
   out.status = result.status;
 
-  Result<int> serial = deps_.store->Save(result.state);
-  if (!serial.ok()) {
-    out.status = serial.status().WithContext("cannot record the state");
-    return out;
-  }
-  out.serial = *serial;
-  result.state.serial = *serial;
   HistoryEntry entry;
-  entry.serial = *serial;
   entry.revision = plan.revision;
   entry.applied_at = deps_.clock->NowRfc3339();
   entry.result = result.status.ok()                         ? "succeeded"
@@ -226,21 +226,28 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
                                                             : "failed";
   entry.summary = AppliedSummary(plan);
   for (const auto& [address, rs] : result.state.resources) entry.specs[address] = rs.spec;
+  Result<int> serial = Record(std::move(result.state));
+  if (!serial.ok()) {
+    out.status = serial.status().WithContext("cannot record the state");
+    return out;
+  }
+  out.serial = *serial;
+  entry.serial = *serial;
   if (Status s = deps_.store->AppendHistory(entry); !s.ok()) {
     Emit(Event::Type::kWarning, "could not record history: " + s.message());
   }
-  Record(std::move(result.state));
   return out;
 }
 
-void Reconciler::Record(State saved) {
-  // The store keeps what it saved (same serial, under our lock): share that
-  // object rather than hold a second copy of a large state.
-  if (auto stored = deps_.store->LoadShared(); stored.ok() && (*stored)->serial == saved.serial) {
-    recorded_ = std::move(*stored);
-  } else {
-    recorded_ = std::make_shared<const State>(std::move(saved));
-  }
+Result<int> Reconciler::Record(State state) {
+  Result<int> serial = deps_.store->Save(std::move(state));
+  if (!serial.ok()) return serial;
+  // The store keeps what it saved: share that object rather than hold a
+  // second copy of a large state.
+  auto stored = deps_.store->LoadShared();
+  if (!stored.ok()) return stored.status().WithContext("cannot read back the state just saved");
+  recorded_ = std::move(*stored);
+  return serial;
 }
 
 std::string AppliedSummary(const Plan& plan) {

@@ -417,15 +417,16 @@ class FileStateStore : public StateStore {
     return shared;
   }
 
-  Result<int> Save(const State& state) override {
+  Result<int> Save(State state) override {
     auto current = LoadShared();
     if (!current.ok()) return current.status();  // never overwrite a corrupt file
     if ((*current)->serial == std::numeric_limits<int>::max() ||
         state.serial == std::numeric_limits<int>::max()) {
       return Status::Invalid("state serial overflow");
     }
-    auto next = std::make_shared<State>(state);
-    next->serial = std::max((*current)->serial, state.serial) + 1;
+    const int serial = std::max((*current)->serial, state.serial) + 1;
+    auto next = std::make_shared<State>(std::move(state));
+    next->serial = serial;
     auto text = Dump(ToJson(*next));
     if (!text.ok()) return text.status().WithContext("cannot save state");
     if (Status s = EnsureDir(); !s.ok()) return s;

@@ -110,8 +110,9 @@ class Reconciler {
  private:
   void Emit(Event::Type type, std::string message, std::string address = "") const;
   Result<std::map<std::string, std::string>> SecretsFor(const Change& change) const;
-  bool RefreshUnchanged(const Plan& plan, State& state) const;
-  void Record(State saved);
+  std::optional<State> RefreshUnchanged(const Plan& plan) const;
+  // Saves `state` and makes what the store saved the recorded state.
+  Result<int> Record(State state);
 
   ReconcilerDeps deps_;
   Snapshot snapshot_;

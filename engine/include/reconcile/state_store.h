@@ -53,7 +53,7 @@ class StateStore {
   // A copy of LoadShared()'s state, to modify.
   Result<State> Load();
   // Saves `state` with serial incremented by the store; returns the new serial.
-  virtual Result<int> Save(const State& state) = 0;
+  virtual Result<int> Save(State state) = 0;
   virtual Result<std::vector<HistoryEntry>> LoadHistory() = 0;
   virtual Status AppendHistory(const HistoryEntry& entry) = 0;
   // Takes the lock or fails with kConflict naming the holder
