@@ -35,6 +35,7 @@
 
 #include "bench_tree.h"
 #include "controller/http_server.h"
+#include "controller/memory.h"
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
 #include "controller/scheduler.h"
@@ -122,6 +123,7 @@ std::unique_ptr<Source> Open(const Flags& f) {
 }
 
 int RunRss(const Flags& f) {
+  controller::TuneAllocator();  // as `reconcile controller` does
   PrintMemory("start");
   bench::WriteTree(f.work / "repo", f.agents, f.push);
   auto source = Open(f);

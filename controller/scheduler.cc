@@ -1,10 +1,8 @@
 #include "scheduler.h"
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include <boost/asio/post.hpp>
+
+#include "memory.h"
 
 namespace reconcile::controller {
 
@@ -15,15 +13,6 @@ using nlohmann::json;
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// A pass over a large tree frees most of what it allocated (the plan, the
-// parsed files); glibc keeps such pages in its arenas. Give them back, so
-// that an idle controller's resident memory is what it holds, not its peak.
-void ReleaseFreeMemory() {
-#if defined(__GLIBC__)
-  ::malloc_trim(0);
-#endif
 }
 
 }  // namespace
@@ -156,7 +145,7 @@ void Scheduler::RunPassAsync(PassRequest request) {
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps_, request);
     double seconds = SecondsSince(start);
-    ReleaseFreeMemory();
+    ReleaseFreeMemory();  // an idle controller holds what it keeps, not its peak
     if (listener_) listener_->PassFinished(request, report, seconds);
     Post([this, request = std::move(request), report = std::move(report), seconds]() mutable {
       OnPassDone(std::move(request), std::move(report), seconds);
