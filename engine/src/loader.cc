@@ -759,6 +759,8 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                            "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
           if (!s) continue;
           secret = {SecretRef::Source::kEnv, *s};
+          // For the allow-list check (CheckSecretEnvPolicy), run after loading.
+          a.field_locations[field + ".env"] = At(*ref->Get("env"));
         }
         if (a.env.count(key->value)) {
           Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");

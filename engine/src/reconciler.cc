@@ -35,6 +35,8 @@ Status Reconciler::Fetch(const std::string& revision) {
   Result<Snapshot> snapshot = deps_.source->Load(rev, deps_.stop);
   if (!snapshot.ok()) return snapshot.status();
   snapshot_ = std::move(*snapshot);
+  CheckSecretEnvPolicy(snapshot_.loaded.state, deps_.secret_env_policy,
+                       snapshot_.loaded.diagnostics);
   snapshot_.loaded.diagnostics.Sort();
   if (snapshot_.loaded.diagnostics.HasErrors()) {
     size_t n = 0;
@@ -145,7 +147,9 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
   if (agent == nullptr || agent->secret_env.empty()) {
     return std::map<std::string, std::string>{};
   }
-  return ResolveSecrets(agent->secret_env, deps_.secrets_dir);
+  SecretEnvPolicy policy = deps_.secret_env_policy;
+  policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
+  return ResolveSecrets(agent->secret_env, deps_.secrets_dir, policy);
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out
