@@ -146,6 +146,9 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   for (int attempt = 1;; ++attempt) {
     response = provider->ApplyChange(request);
     response.status = redact(response.status);
+    for (const std::string& w : response.warnings) {
+      ctx.observer->OnEvent({Event::Type::kWarning, change.address, redact(w), Since(start)});
+    }
     if (response.status.ok() || !response.status.retryable() || attempt >= options.max_attempts) {
       return response;
     }

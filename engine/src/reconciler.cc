@@ -90,9 +90,14 @@ Status Reconciler::Observe() {
                              "' is used by the recorded state but no longer declared; "
                              "declare it again to let reconcile clean up what runs there");
     }
-    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(*target);
+    Target with_files = *target;
+    with_files.secrets_dir = deps_.secrets_dir.string();
+    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(with_files);
     if (!provider.ok()) return provider.status();
-    ObserveResponse response = (*provider)->Observe({*target});
+    ObserveResponse response = (*provider)->Observe({with_files});
+    for (const std::string& w : response.warnings) {
+      Emit(Event::Type::kWarning, w, "target." + name);
+    }
     if (!response.status.ok()) {
       return response.status.WithContext("observing target '" + name + "'");
     }
