@@ -504,7 +504,7 @@ Result<TlsConfig> TlsConfigForTarget(const Target& target, const TlsConfig& envi
           {"keyFile", &tls.key_file, &t.key_file}}) {
       if (name->empty()) continue;
       if (target.secrets_dir.empty()) {
-        return Status::Invalid("target " + target.name + ": docker.tls." + field + " '" + *name +
+        return Status::Invalid(std::string("docker.tls.") + field + " '" + *name +
                                "' is a file under the secrets folder, but none is set (set "
                                "--secrets DIR)");
       }
@@ -532,7 +532,7 @@ std::string AgentAccessHost(const DockerTarget& docker) {
 
 Result<std::unique_ptr<Provider>> NewDockerProvider(const Target& target) {
   auto tls = TlsConfigForTarget(target, TlsConfigFromEnvironment());
-  if (!tls.ok()) return tls.status();
+  if (!tls.ok()) return tls.status().WithContext("target " + target.name);
   auto transport = NewEngineTransport(target.docker.host, *tls);
   if (!transport.ok()) return transport.status().WithContext("target " + target.name);
   std::vector<std::string> warnings;

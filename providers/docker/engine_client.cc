@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <sstream>
 #include <utility>
@@ -207,9 +209,15 @@ class TlsTransport : public HttpTransport {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     error_code ec;
     std::string failed = "the system's CAs";  // what `ec` is about
+    std::string reason;  // errno's words, when the file cannot be read at all
     auto load = [&](const char* what, const std::string& file, auto&& fn) {
       if (ec || file.empty()) return;
-      fn(file);
+      if (::access(file.c_str(), R_OK) != 0) {
+        reason = std::strerror(errno);
+        ec = asio::error::not_found;
+      } else {
+        fn(file);
+      }
       if (ec) failed = std::string(what) + " " + file;
     };
     load("CA file", tls.ca_file, [&](const std::string& f) { ctx->load_verify_file(f, ec); });
@@ -219,8 +227,10 @@ class TlsTransport : public HttpTransport {
     load("client key", tls.key_file, [&](const std::string& f) {
       ctx->use_private_key_file(f, asio::ssl::context::pem, ec);
     });
-    if (ec) return Status::Invalid(where + ": loading TLS certificates: " + failed + ": " +
-                                   ec.message());
+    if (ec) {
+      return Status::Invalid(where + ": loading TLS certificates: " + failed + ": " +
+                             (reason.empty() ? ec.message() : reason));
+    }
     ctx->set_verify_mode(tls.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
     return std::unique_ptr<HttpTransport>(
         new TlsTransport(std::move(host), std::move(port), std::move(tls), std::move(ctx), limit));
@@ -272,6 +282,11 @@ class TlsTransport : public HttpTransport {
     // A peer closing without TLS close_notify is normal for HTTP with
     // Connection: close once the whole message has been read.
     if (x.ec == asio::ssl::error::stream_truncated && x.parser.is_done()) x.ec = {};
+    // With TLS 1.3 a refused client certificate shows only on the first read.
+    if (x.ec && x.ec.category() == asio::error::get_ssl_category() &&
+        x.ec != asio::ssl::error::stream_truncated) {
+      return Status::Failed(where + ": " + HandshakeProblem(ssl, x.ec, tls_, name));
+    }
     return Outcome(x, where, limit_);
   }
 

@@ -363,7 +363,7 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"docker tls file is a path",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {caFile: /etc/ca.pem}}}\n",
-       4, 67, "spec.docker.tls.caFile", "a file name in the secrets folder"},
+       4, 68, "spec.docker.tls.caFile", "a file name in the secrets folder"},
       {"docker tls cert without key",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {certFile: c.pem}}}\n",
@@ -375,7 +375,7 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"docker tls unknown field",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {insecure: true}}}\n",
-       4, 59, "spec.docker.tls.insecure", "unknown field"},
+       4, 60, "spec.docker.tls.insecure", "unknown field"},
       {"aws region missing",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: aws, aws: {cpu: 1}}\n",
