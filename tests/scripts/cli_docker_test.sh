@@ -279,7 +279,7 @@ if [[ "$(container_id "$p-s")" == "$s_id" ]]; then ok "the agent still runs its 
 expect_exit 1 "the engine's own Git token variable is refused, even listed" -- R validate "$work/tree" --git-password-env HELLO_TOKEN --allow-secret-env HELLO_TOKEN
 expect_exit 0 "with --allow-secret-env it deploys" -- R -v apply "$work/tree" --auto-approve --allow-secret-env HELLO_TOKEN
 log="$out"
-sendpoint=$(R status "$work/tree" --json | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-s'))")
+sendpoint=$(R status "$work/tree" --json --allow-secret-env HELLO_TOKEN | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-s'))")
 contains "the environment secret reached the container" "$canary" "$(curl -fsS "$sendpoint/")"
 env_tree RECONCILE_SECRET_HELLO
 expect_exit 0 "RECONCILE_SECRET_* needs no listing" -- R -v apply "$work/tree" --auto-approve
