@@ -1002,7 +1002,8 @@ void Decoder::DockerTlsBlock(const YamlNode& n, const std::string& path, Target&
   auto m = Map(n, path, {"caFile", "certFile", "keyFile", "verify", "serverName"});
   if (!m) return;
   DockerTls tls;
-  const std::string file_name = "a file name in the secrets folder (letters, digits, '.', '_', '-')";
+  const std::string file_name =
+      "a file name in the secrets folder (letters, digits, '.', '_', '-')";
   for (auto [key, out] : {std::pair<const char*, std::string*>{"caFile", &tls.ca_file},
                           {"certFile", &tls.cert_file},
                           {"keyFile", &tls.key_file}}) {

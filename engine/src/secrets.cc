@@ -119,8 +119,8 @@ std::string SecretEnvRefusal(const std::string& name, const SecretEnvPolicy& pol
   if (policy.allowed.count(name) != 0) return "";
   return "environment variable " + name +
          " is not allowed: the engine reads only variables named " + kSecretEnvPrefix +
-         "* or listed with --allow-secret-env " + name +
-         " (rename it, e.g. " + kSecretEnvPrefix + name + ", or allow it by name)";
+         "* or listed with --allow-secret-env " + name + " (rename it, e.g. " + kSecretEnvPrefix +
+         name + ", or allow it by name)";
 }
 
 void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& given,

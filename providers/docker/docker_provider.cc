@@ -128,10 +128,7 @@ class DockerProvider : public Provider {
   class Apply {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
-        : p_(p),
-          c_(p.client_.WithStop(request.stop)),
-          req_(request),
-          agent_(request.change.name) {}
+        : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
 
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
@@ -497,11 +494,10 @@ Result<TlsConfig> TlsConfigForTarget(const Target& target, const TlsConfig& envi
     t.enabled = true;
     t.verify = tls.verify;
     if (!tls.server_name.empty()) t.server_name = tls.server_name;
-    for (auto [field, name, out] :
-         {std::tuple<const char*, const std::string*, std::string*>{"caFile", &tls.ca_file,
-                                                                     &t.ca_file},
-          {"certFile", &tls.cert_file, &t.cert_file},
-          {"keyFile", &tls.key_file, &t.key_file}}) {
+    for (auto [field, name, out] : {std::tuple<const char*, const std::string*, std::string*>{
+                                        "caFile", &tls.ca_file, &t.ca_file},
+                                    {"certFile", &tls.cert_file, &t.cert_file},
+                                    {"keyFile", &tls.key_file, &t.key_file}}) {
       if (name->empty()) continue;
       if (target.secrets_dir.empty()) {
         return Status::Invalid(std::string("docker.tls.") + field + " '" + *name +
@@ -551,8 +547,7 @@ std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,
                                                          std::shared_ptr<HttpTransport> transport,
                                                          Clock* clock,
                                                          std::vector<std::string> warnings) {
-  return std::make_unique<DockerProvider>(target, std::move(transport), clock,
-                                          std::move(warnings));
+  return std::make_unique<DockerProvider>(target, std::move(transport), clock, std::move(warnings));
 }
 
 void RegisterDockerProvider(ProviderRegistry& registry) {

@@ -179,8 +179,8 @@ bool IsIpAddress(const std::string& host) {
 std::string HandshakeProblem(SSL* ssl, const error_code& ec, const TlsConfig& tls,
                              const std::string& name) {
   long result = SSL_get_verify_result(ssl);
-  if (tls.verify && (result == X509_V_ERR_HOSTNAME_MISMATCH ||
-                     result == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+  if (tls.verify &&
+      (result == X509_V_ERR_HOSTNAME_MISMATCH || result == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
     return "the server's certificate is not valid for '" + name +
            "' (hostname mismatch); connect by a name the certificate lists, or set the Target's "
            "docker.tls.serverName to the name it was issued for";
@@ -195,8 +195,9 @@ std::string HandshakeProblem(SSL* ssl, const error_code& ec, const TlsConfig& tl
   }
   std::string what = ec.message();
   if (tls.cert_file.empty()) {
-    what += " (if the engine requires a client certificate, set docker.tls.certFile and "
-            "keyFile, or DOCKER_CERT_PATH/cert.pem and key.pem)";
+    what +=
+        " (if the engine requires a client certificate, set docker.tls.certFile and "
+        "keyFile, or DOCKER_CERT_PATH/cert.pem and key.pem)";
   }
   return "TLS handshake failed: " + what;
 }
@@ -209,7 +210,7 @@ class TlsTransport : public HttpTransport {
     auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     error_code ec;
     std::string failed = "the system's CAs";  // what `ec` is about
-    std::string reason;  // errno's words, when the file cannot be read at all
+    std::string reason;                       // errno's words, when the file cannot be read at all
     auto load = [&](const char* what, const std::string& file, auto&& fn) {
       if (ec || file.empty()) return;
       if (::access(file.c_str(), R_OK) != 0) {
@@ -224,9 +225,8 @@ class TlsTransport : public HttpTransport {
     if (!ec && tls.ca_file.empty() && tls.verify) ctx->set_default_verify_paths(ec);
     load("client certificate", tls.cert_file,
          [&](const std::string& f) { ctx->use_certificate_chain_file(f, ec); });
-    load("client key", tls.key_file, [&](const std::string& f) {
-      ctx->use_private_key_file(f, asio::ssl::context::pem, ec);
-    });
+    load("client key", tls.key_file,
+         [&](const std::string& f) { ctx->use_private_key_file(f, asio::ssl::context::pem, ec); });
     if (ec) {
       return Status::Invalid(where + ": loading TLS certificates: " + failed + ": " +
                              (reason.empty() ? ec.message() : reason));
@@ -488,7 +488,8 @@ Result<HttpResponse> EngineClient::Call(const std::string& method, const std::st
       case HttpRetry::Verdict::kCancelled:
         return Status::Cancelled(st.message() + " (" + retry.note() + ")");
       case HttpRetry::Verdict::kGiveUp:
-        return retry.note().empty() ? st : Status(st.code(), st.message() + " (" + retry.note() + ")");
+        return retry.note().empty() ? st
+                                    : Status(st.code(), st.message() + " (" + retry.note() + ")");
     }
   }
 }

@@ -45,7 +45,9 @@ struct HttpRequest {
 struct HttpResponse {
   // Not an aggregate, so that HttpResponse{200, body} needs no Retry-After.
   HttpResponse(int status_code = 0, std::string body_text = "", std::string retry_after_value = "")
-      : status(status_code), body(std::move(body_text)), retry_after(std::move(retry_after_value)) {}
+      : status(status_code),
+        body(std::move(body_text)),
+        retry_after(std::move(retry_after_value)) {}
   int status = 0;
   std::string body;
   std::string retry_after;  // the Retry-After header, when the answer has one

@@ -74,8 +74,8 @@ class FakeProvider final : public Provider {
     if (auto it = fail.find(req.change.address); it != fail.end()) {
       auto times = fail_times.find(req.change.address);
       if (times == fail_times.end() || times->second-- > 0) {
-        r.status = echoed.empty() ? it->second
-                                  : Status(it->second.code(), it->second.message() + echoed);
+        r.status =
+            echoed.empty() ? it->second : Status(it->second.code(), it->second.message() + echoed);
         return r;
       }
     }

@@ -115,19 +115,13 @@ class TlsProxy {
   TlsProxy(const fs::path& certs, bool require_client_cert) {
     port_file_ = certs / ("port-" + std::to_string(require_client_cert));
     fs::remove(port_file_);
-    std::vector<std::string> args = {"python3",
-                                     std::string(RECONCILE_SOURCE_DIR) +
-                                         "/tests/fixtures/tls_proxy.py",
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     (certs / "server.pem").string(),
-                                     "--key",
-                                     (certs / "server-key.pem").string(),
-                                     "--upstream",
-                                     "/var/run/docker.sock",
-                                     "--port-file",
-                                     port_file_.string()};
+    std::vector<std::string> args = {
+        "python3",     std::string(RECONCILE_SOURCE_DIR) + "/tests/fixtures/tls_proxy.py",
+        "--listen",    "127.0.0.1:0",
+        "--cert",      (certs / "server.pem").string(),
+        "--key",       (certs / "server-key.pem").string(),
+        "--upstream",  "/var/run/docker.sock",
+        "--port-file", port_file_.string()};
     if (require_client_cert) {
       args.push_back("--client-ca");
       args.push_back((certs / "ca.pem").string());
@@ -206,8 +200,7 @@ TEST_CASE("docker over TLS: verification against a real engine behind a TLS prox
   SUBCASE("the system's CAs by default: the test CA is unknown to them") {
     ObserveResponse r = ObserveVia(TlsTarget(proxy.Host("localhost"), DockerTls{}));
     CHECK(r.status.code() == Code::kFailed);
-    CHECK_MESSAGE(r.status.message().find("system's CAs") != std::string::npos,
-                  r.status.message());
+    CHECK_MESSAGE(r.status.message().find("system's CAs") != std::string::npos, r.status.message());
   }
   SUBCASE("a wrong host name is refused") {
     ObserveResponse r = ObserveVia(TlsTarget(proxy.Host("127.0.0.1"), Tls("ca.pem")));

@@ -50,9 +50,10 @@ TEST_CASE("docker: StatusFromHttp maps codes and names the call") {
     int status;
     Code code;
   };
-  const Row rows[] = {{200, Code::kOk},          {204, Code::kOk},         {304, Code::kOk},
-                      {400, Code::kInvalid},     {404, Code::kNotFound},   {409, Code::kConflict},
-                      {429, Code::kUnavailable}, {500, Code::kUnavailable}, {503, Code::kUnavailable}};
+  const Row rows[] = {
+      {200, Code::kOk},          {204, Code::kOk},          {304, Code::kOk},
+      {400, Code::kInvalid},     {404, Code::kNotFound},    {409, Code::kConflict},
+      {429, Code::kUnavailable}, {500, Code::kUnavailable}, {503, Code::kUnavailable}};
   for (const Row& row : rows) {
     CAPTURE(row.status);
     auto st = StatusFromHttp("POST /containers/create",

@@ -184,7 +184,7 @@ TEST_CASE("docker: TLS transport with client certificates") {
     CHECK(r.status().code() == Code::kFailed);
     const std::string& m = r.status().message();
     CHECK_MESSAGE(m.rfind(server.address("127.0.0.1") + " (TLS): the server's certificate is "
-                                                         "not trusted",
+                                                        "not trusted",
                           0) == 0,
                   m);
     CHECK_MESSAGE(m.find("docker.tls.caFile") != std::string::npos, m);
@@ -198,9 +198,9 @@ TEST_CASE("docker: TLS transport with client certificates") {
     REQUIRE_MESSAGE(t.ok(), t.status().message());
     auto r = (*t)->RoundTrip(Version());
     CHECK(r.status().code() == Code::kFailed);
-    CHECK_MESSAGE(r.status().message().find("checked against the system's CAs") !=
-                      std::string::npos,
-                  r.status().message());
+    CHECK_MESSAGE(
+        r.status().message().find("checked against the system's CAs") != std::string::npos,
+        r.status().message());
   }
   SUBCASE("verify off: an unknown CA and a wrong name are accepted") {
     TlsServer server(dir, "rogue.pem", "rogue-key.pem", /*require_client=*/false);
@@ -231,9 +231,10 @@ TEST_CASE("docker: TLS transport with client certificates") {
     bad.cert_file = (dir / "absent.pem").string();
     auto t = NewEngineTransport("tcp://127.0.0.1:1", bad);
     CHECK(t.status().code() == Code::kInvalid);
-    CHECK(t.status().message() == "tcp://127.0.0.1:1 (TLS): loading TLS certificates: client "
-                                  "certificate " +
-                                      bad.cert_file + ": No such file or directory");
+    CHECK(t.status().message() ==
+          "tcp://127.0.0.1:1 (TLS): loading TLS certificates: client "
+          "certificate " +
+              bad.cert_file + ": No such file or directory");
   }
 }
 

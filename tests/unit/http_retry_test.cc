@@ -104,8 +104,7 @@ docker::EngineClient Client(const ScriptedServer& server, Clock* clock,
                             HttpRetryPolicy policy = {}) {
   auto t = docker::NewEngineTransport(server.address(), docker::TlsConfig{});
   REQUIRE_MESSAGE(t.ok(), t.status().message());
-  return docker::EngineClient(std::shared_ptr<docker::HttpTransport>(std::move(*t)), clock,
-                              policy);
+  return docker::EngineClient(std::shared_ptr<docker::HttpTransport>(std::move(*t)), clock, policy);
 }
 
 TEST_CASE("http retry: Retry-After as delta-seconds or HTTP-date") {
@@ -118,10 +117,10 @@ TEST_CASE("http retry: Retry-After as delta-seconds or HTTP-date") {
       {"0", milliseconds(0)},
       {"7", seconds(7)},
       {" 120 ", seconds(120)},
-      {"Tue, 01 Dec 2026 12:00:30 GMT", seconds(30)},     // IMF-fixdate
+      {"Tue, 01 Dec 2026 12:00:30 GMT", seconds(30)},    // IMF-fixdate
       {"Tuesday, 01-Dec-26 12:01:00 GMT", seconds(60)},  // RFC 850
       {"Tue Dec  1 12:00:05 2026", seconds(5)},          // asctime
-      {"Tue, 01 Dec 2026 11:00:00 GMT", seconds(0)},      // in the past
+      {"Tue, 01 Dec 2026 11:00:00 GMT", seconds(0)},     // in the past
       {"", std::nullopt},
       {"soon", std::nullopt},
       {"-5", std::nullopt},
@@ -184,9 +183,10 @@ TEST_CASE("http retry: waits as told, backs off without a header, bounded, stopp
 TEST_CASE("docker engine client: 503 and 429 from a real server are retried as Retry-After says") {
   FakeClock clock;
   SUBCASE("503 then 429 then 200") {
-    ScriptedServer server({ScriptedServer::Answer(503, "Retry-After: 2\r\n"),
-                           ScriptedServer::Answer(429, "Retry-After: Tue, 01 Dec 2026 12:00:03 GMT\r\n"),
-                           ScriptedServer::Answer(200, "", R"({"Id":"abc","State":{}})")});
+    ScriptedServer server(
+        {ScriptedServer::Answer(503, "Retry-After: 2\r\n"),
+         ScriptedServer::Answer(429, "Retry-After: Tue, 01 Dec 2026 12:00:03 GMT\r\n"),
+         ScriptedServer::Answer(200, "", R"({"Id":"abc","State":{}})")});
     auto client = Client(server, &clock);
     auto j = client.InspectContainer("abc");
     REQUIRE_MESSAGE(j.ok(), j.status().message());

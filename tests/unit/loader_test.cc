@@ -197,7 +197,8 @@ spec:
     CHECK(*secure->docker.tls == DockerTls{"ca.pem", "cert.pem", "key.pem", "d.example", false});
     state.targets.erase(state.targets.begin() + (secure - state.targets.data()));
   }
-  CHECK(state.targets[0].docker == DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0", std::nullopt});
+  CHECK(state.targets[0].docker ==
+        DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0", std::nullopt});
   CHECK(state.targets[1].docker == DockerTarget{});
   CHECK(state.targets[2].settings == nlohmann::json{{"projectId", "my-project"},
                                                     {"region", "europe-west1"},

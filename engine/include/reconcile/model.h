@@ -113,7 +113,7 @@ struct Registry {
 // the tree); empty ones fall back to DOCKER_CERT_PATH, then the system CAs.
 struct DockerTls {
   std::string ca_file;
-  std::string cert_file;    // client certificate (with key_file)
+  std::string cert_file;  // client certificate (with key_file)
   std::string key_file;
   std::string server_name;  // the name the certificate must carry; empty: the host
   bool verify = true;       // false: no verification, warned about on every use

@@ -55,7 +55,7 @@ struct ReconcilerDeps {
   // Which variables secretEnv {env: VAR} may read; Fetch reports every
   // refused reference as a load error (nothing is applied).
   SecretEnvPolicy secret_env_policy;
-  std::stop_token stop;               // SIGTERM / Ctrl-C
+  std::stop_token stop;  // SIGTERM / Ctrl-C
 };
 
 // What ApplyPlan did.

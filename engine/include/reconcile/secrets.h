@@ -32,9 +32,9 @@ inline constexpr const char* kSecretEnvPrefix = "RECONCILE_SECRET_";
 // Families of variables that hold the engine's own credentials (or steer its
 // clients); never readable through {env: VAR}.
 inline constexpr const char* kEngineCredentialPrefixes[] = {
-    "AWS_",    "AMAZON_", "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCP_",  "AZURE_",  "ARM_",
-    "MSI_",    "IDENTITY_", "DOCKER_", "GIT_",  "GITHUB_",   "GITLAB_", "SSH_",  "OTEL_",
-    "VAULT_",  "BAO_",    "SOPS_",   "KUBE",    "HELM_",     "NPM_",  "REGISTRY_AUTH"};
+    "AWS_",   "AMAZON_",   "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCP_",    "AZURE_",       "ARM_",
+    "MSI_",   "IDENTITY_", "DOCKER_", "GIT_",    "GITHUB_",   "GITLAB_", "SSH_",         "OTEL_",
+    "VAULT_", "BAO_",      "SOPS_",   "KUBE",    "HELM_",     "NPM_",    "REGISTRY_AUTH"};
 
 struct SecretEnvPolicy {
   // Variables allowed by name (--allow-secret-env), besides kSecretEnvPrefix.
