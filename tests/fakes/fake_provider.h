@@ -26,6 +26,7 @@ class FakeProvider final : public Provider {
   // progress line and into the message of a failure (as an API that echoes
   // the request might), raw and JSON-escaped.
   bool echo_secrets = false;
+  std::vector<std::string> warnings;  // returned with every ApplyChange response
 
   // The most ApplyChange calls that ran at the same time (working or waiting).
   int max_in_flight() const { return max_in_flight_; }
@@ -64,6 +65,7 @@ class FakeProvider final : public Provider {
     calls_.push_back(req.change.address + ":" + ActionName(req.change.action));
     secrets_seen_[req.change.address] = req.secret_values;
     ApplyChangeResponse r;
+    r.warnings = warnings;
     std::string echoed;
     if (echo_secrets) {
       for (const auto& [name, value] : req.secret_values) {

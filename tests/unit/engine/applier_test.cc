@@ -177,6 +177,7 @@ TEST_CASE("applier: redacts secret values from any provider's errors and progres
   const std::string canary = "c4n4ry-\"quoted\"\n-s3cr3t";
   h.desired = MakeDesired({MakeAgent("leaky")});
   h.provider.echo_secrets = true;
+  h.provider.warnings = {"TLS verification is off (sent c4n4ry-\"quoted\"\n-s3cr3t)"};
   h.provider.fail["agent.leaky"] = Status::Unavailable("engine said: bad request");
   h.provider.fail_times["agent.leaky"] = 1;  // the retry succeeds
   ApplyContext ctx;
@@ -209,6 +210,7 @@ TEST_CASE("applier: redacts secret values from any provider's errors and progres
     masked += e.message.find("TOKEN=<redacted> json=\"<redacted>\"") != std::string::npos;
   }
   CHECK(masked >= 2);  // the progress line and the failure (retrying or failed)
+  CHECK(h.observer.Count(Event::Type::kWarning) >= 1);  // provider warnings become events
 }
 
 TEST_CASE("applier: independent changes run in parallel, bounded by parallelism") {
