@@ -167,6 +167,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   deps.clock = clock.get();
   deps.observer = &observer;
   deps.secrets_dir = g.secrets_dir;
+  deps.secret_env_policy = SecretEnvPolicyFor(g);
   controller::SchedulerOptions options;
   options.interval = *interval;
   options.policy.drift_interval = *drift;

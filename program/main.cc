@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
                  "Git: file holding the HTTPS password or token");
   app.add_option("--git-password-env", g.git_auth.password_env,
                  "Git: environment variable holding the HTTPS password or token");
+  app.add_option("--allow-secret-env", g.allow_secret_env,
+                 "let secretEnv {env: NAME} read NAME (repeatable; RECONCILE_SECRET_* always "
+                 "may; the engine's own credentials never)")
+      ->allow_extra_args(false)
+      ->type_name("NAME");
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");

@@ -8,11 +8,13 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "console.h"
 #include "reconcile/clock.h"
 #include "reconcile/provider.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/secrets.h"
 #include "reconcile/source.h"
 #include "reconcile/state_store.h"
 
@@ -28,7 +30,14 @@ struct GlobalOptions {
   int verbosity = 0;
   bool no_color = false;
   GitAuth git_auth;
+  // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
+  // may read besides RECONCILE_SECRET_* (never the engine's credentials).
+  std::vector<std::string> allow_secret_env;
 };
+
+// The secretEnv allow-list of `g`: --allow-secret-env, with the variable of
+// --git-password-env among the engine's own credentials.
+SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g);
 
 // The source options of `g` (its Git mirror under <state>/cache/git).
 // `g.state_dir` must be set.

@@ -195,6 +195,12 @@ bool IsSecretFileName(std::string_view s) {
            return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '_' || c == '-';
          });
 }
+// ^[A-Za-z0-9.:-]{1,253}$ (a DNS name or an IP address)
+bool IsServerName(std::string_view s) {
+  return !s.empty() && s.size() <= 253 && AllOf(s, [](char c) {
+    return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == ':' || c == '-';
+  });
+}
 // ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$
 bool IsRepository(std::string_view s) {
   if (s.empty()) return false;
@@ -390,6 +396,7 @@ class Decoder {
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
                   nlohmann::json& out);
+  void DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t);
 
   std::string file_;
   std::string manifest_dir_;
@@ -759,6 +766,8 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                            "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
           if (!s) continue;
           secret = {SecretRef::Source::kEnv, *s};
+          // For the allow-list check (CheckSecretEnvPolicy), run after loading.
+          a.field_locations[field + ".env"] = At(*ref->Get("env"));
         }
         if (a.env.count(key->value)) {
           Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");
@@ -962,7 +971,7 @@ void Decoder::TargetSpec(const Fields& f, Target& t) {
       continue;
     }
     if (std::string(block) == "docker") {
-      auto d = Map(*node, path, {"host", "network", "publishAddress"});
+      auto d = Map(*node, path, {"host", "network", "publishAddress", "tls"});
       if (!d) continue;
       if (auto* v = d->Get("host")) {
         if (auto s = Checked(*v, path + ".host", IsDockerHost,
@@ -981,10 +990,44 @@ void Decoder::TargetSpec(const Fields& f, Target& t) {
           t.docker.publish_address = *s;
         }
       }
+      if (auto* v = d->Get("tls")) DockerTlsBlock(*v, path + ".tls", t);
     } else {
       CloudBlock(block, *node, path, t.settings);
     }
   }
+}
+
+// spec.docker.tls: files under --secrets DIR, verify, serverName.
+void Decoder::DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t) {
+  auto m = Map(n, path, {"caFile", "certFile", "keyFile", "verify", "serverName"});
+  if (!m) return;
+  DockerTls tls;
+  const std::string file_name =
+      "a file name in the secrets folder (letters, digits, '.', '_', '-')";
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"caFile", &tls.ca_file},
+                          {"certFile", &tls.cert_file},
+                          {"keyFile", &tls.key_file}}) {
+    if (auto* v = m->Get(key)) {
+      if (auto s = Checked(*v, path + "." + key, IsSecretFileName, file_name)) *out = *s;
+    }
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    const char* missing = tls.cert_file.empty() ? "certFile" : "keyFile";
+    Error(*m->self, path + "." + missing,
+          "certFile and keyFile go together (the client certificate and its key)");
+  }
+  if (auto* v = m->Get("verify")) {
+    if (auto b = Bool(*v, path + ".verify")) tls.verify = *b;
+  }
+  if (auto* v = m->Get("serverName")) {
+    if (auto s = Checked(*v, path + ".serverName", IsServerName, "a DNS name or an IP address")) {
+      tls.server_name = *s;
+    }
+  }
+  if (t.docker.host.rfind("tcp://", 0) != 0) {
+    Error(n, path, "TLS settings need a tcp:// host (spec.docker.host)");
+  }
+  t.docker.tls = tls;
 }
 
 // Field kinds of the cloud blocks, mirrored in schemas/target.schema.json.

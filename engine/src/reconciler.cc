@@ -35,6 +35,8 @@ Status Reconciler::Fetch(const std::string& revision) {
   Result<Snapshot> snapshot = deps_.source->Load(rev, deps_.stop);
   if (!snapshot.ok()) return snapshot.status();
   snapshot_ = std::move(*snapshot);
+  CheckSecretEnvPolicy(snapshot_.loaded.state, deps_.secret_env_policy,
+                       snapshot_.loaded.diagnostics);
   snapshot_.loaded.diagnostics.Sort();
   if (snapshot_.loaded.diagnostics.HasErrors()) {
     size_t n = 0;
@@ -88,9 +90,14 @@ Status Reconciler::Observe() {
                              "' is used by the recorded state but no longer declared; "
                              "declare it again to let reconcile clean up what runs there");
     }
-    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(*target);
+    Target with_files = *target;
+    with_files.secrets_dir = deps_.secrets_dir.string();
+    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(with_files);
     if (!provider.ok()) return provider.status();
-    ObserveResponse response = (*provider)->Observe({*target});
+    ObserveResponse response = (*provider)->Observe({with_files});
+    for (const std::string& w : response.warnings) {
+      Emit(Event::Type::kWarning, w, "target." + name);
+    }
     if (!response.status.ok()) {
       return response.status.WithContext("observing target '" + name + "'");
     }
@@ -145,7 +152,9 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
   if (agent == nullptr || agent->secret_env.empty()) {
     return std::map<std::string, std::string>{};
   }
-  return ResolveSecrets(agent->secret_env, deps_.secrets_dir);
+  SecretEnvPolicy policy = deps_.secret_env_policy;
+  policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
+  return ResolveSecrets(agent->secret_env, deps_.secrets_dir, policy);
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out

@@ -254,6 +254,40 @@ plan_json=$(R plan "$work/tree" --json --secrets "$work/secrets")
 leaks=$(grep -l -- "$secret" "$work/tree/.reconcile/"*.json 2>/dev/null; grep -c -- "$secret" <<<"$log$plan_json")
 if [[ "$leaks" == "0" ]]; then ok "the secret value is in no state file, plan or log"; else bad "secret leaked: $leaks"; fi
 contains "plans show the reference, not the value" '"file:greeting"' "$plan_json"
+
+# --- secretEnv {env: VAR}: only names the operator allowed ---------------------
+env_tree() {  # env_tree VAR: agent $p-s greets with the secret in $VAR
+  { target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+    agent_yaml "$p-s" "  secretEnv:
+    GREETING: {env: $1}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}"
+  } >"$work/tree/agents.yaml"
+}
+canary="env-c4n4ry-$RANDOM-value"
+s_id=$(container_id "$p-s")
+export AWS_SECRET_ACCESS_KEY="$canary" HELLO_TOKEN="$canary" RECONCILE_SECRET_HELLO="$canary"
+env_tree AWS_SECRET_ACCESS_KEY
+expect_exit 1 "an engine credential is refused, even listed" -- R validate "$work/tree" --allow-secret-env AWS_SECRET_ACCESS_KEY
+if grep -qE "agents.yaml:[0-9]+:[0-9]+: error: spec.secretEnv.GREETING: agent '$p-s': environment variable AWS_SECRET_ACCESS_KEY belongs to the engine's own credentials" <<<"$out"; then
+  ok "the error names file:line:column, the field and the variable"; else bad "no positioned error" "$out"; fi
+contains "... and says it can never be read" "can never be read by a tree, even with --allow-secret-env" "$out"
+env_tree HELLO_TOKEN
+expect_exit 1 "an unlisted variable is refused by validate" -- R validate "$work/tree"
+contains "the error says how to allow it" "--allow-secret-env HELLO_TOKEN" "$out"
+expect_exit 1 "... and by apply, which changes nothing" -- R apply "$work/tree" --auto-approve --secrets "$work/secrets"
+if [[ "$(container_id "$p-s")" == "$s_id" ]]; then ok "the agent still runs its previous container"; else bad "the container changed"; fi
+expect_exit 1 "the engine's own Git token variable is refused, even listed" -- R validate "$work/tree" --git-password-env HELLO_TOKEN --allow-secret-env HELLO_TOKEN
+expect_exit 0 "with --allow-secret-env it deploys" -- R -v apply "$work/tree" --auto-approve --allow-secret-env HELLO_TOKEN
+log="$out"
+sendpoint=$(R status "$work/tree" --json --allow-secret-env HELLO_TOKEN | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-s'))")
+contains "the environment secret reached the container" "$canary" "$(curl -fsS "$sendpoint/")"
+env_tree RECONCILE_SECRET_HELLO
+expect_exit 0 "RECONCILE_SECRET_* needs no listing" -- R -v apply "$work/tree" --auto-approve
+log="$log$out"
+plan_json=$(R plan "$work/tree" --json)
+leaks=$(grep -l -- "$canary" "$work/tree/.reconcile/"*.json 2>/dev/null; grep -c -- "$canary" <<<"$log$plan_json")
+if [[ "$leaks" == "0" ]]; then ok "the environment secret is in no state file, plan or log"; else bad "secret leaked: $leaks"; fi
+unset AWS_SECRET_ACCESS_KEY HELLO_TOKEN RECONCILE_SECRET_HELLO
 write_tree three one
 R apply "$work/tree" --auto-approve >/dev/null 2>&1
 

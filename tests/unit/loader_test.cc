@@ -138,6 +138,15 @@ spec:
 ---
 apiVersion: reconcile.dev/v1alpha1
 kind: Target
+metadata: {name: secure}
+spec:
+  provider: docker
+  docker:
+    host: tcp://docker.internal:2376
+    tls: {caFile: ca.pem, certFile: cert.pem, keyFile: key.pem, serverName: d.example, verify: false}
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Target
 metadata: {name: plain}
 spec: {provider: docker}
 ---
@@ -180,8 +189,16 @@ spec:
   CHECK(r.custom_tag == "v1");
   CHECK(r.credentials_env_prefix == "GHCR");
   CHECK(r.insecure);
-  REQUIRE(state.targets.size() == 5);
-  CHECK(state.targets[0].docker == DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0"});
+  REQUIRE(state.targets.size() == 6);
+  {
+    const Target* secure = state.FindTarget("secure");
+    REQUIRE(secure != nullptr);
+    REQUIRE(secure->docker.tls.has_value());
+    CHECK(*secure->docker.tls == DockerTls{"ca.pem", "cert.pem", "key.pem", "d.example", false});
+    state.targets.erase(state.targets.begin() + (secure - state.targets.data()));
+  }
+  CHECK(state.targets[0].docker ==
+        DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0", std::nullopt});
   CHECK(state.targets[1].docker == DockerTarget{});
   CHECK(state.targets[2].settings == nlohmann::json{{"projectId", "my-project"},
                                                     {"region", "europe-west1"},
@@ -344,6 +361,22 @@ TEST_CASE("reports each error with file:line:column and field") {
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {publishAddress: localhost}}\n",
        4, 51, "spec.docker.publishAddress", "IPv4 or IPv6"},
+      {"docker tls file is a path",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {caFile: /etc/ca.pem}}}\n",
+       4, 68, "spec.docker.tls.caFile", "a file name in the secrets folder"},
+      {"docker tls cert without key",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {certFile: c.pem}}}\n",
+       4, 59, "spec.docker.tls.keyFile", "certFile and keyFile go together"},
+      {"docker tls on a unix socket",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {tls: {verify: false}}}\n",
+       4, 40, "spec.docker.tls", "need a tcp:// host"},
+      {"docker tls unknown field",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {insecure: true}}}\n",
+       4, 60, "spec.docker.tls.insecure", "unknown field"},
       {"aws region missing",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: aws, aws: {cpu: 1}}\n",

@@ -45,6 +45,9 @@ struct ObservedInstance {
 struct ObserveResponse {
   Status status;
   std::vector<ObservedInstance> instances;
+  // What the operator must hear about on every use (e.g. TLS verification
+  // turned off); the engine emits each as an Event::Type::kWarning.
+  std::vector<std::string> warnings;
 };
 
 // The record of what an apply produced, kept in state.

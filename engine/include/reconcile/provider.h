@@ -59,6 +59,8 @@ struct ApplyChangeResponse {
   // successful delete). On failure, whatever is known to exist.
   std::vector<InstanceRecord> instances;
   std::string health;  // "healthy", "unknown" (no health check), or "unhealthy"
+  // As ObserveResponse::warnings: emitted as kWarning events of the change.
+  std::vector<std::string> warnings;
 };
 
 class Provider {

@@ -38,6 +38,7 @@
 #include "reconcile/plan.h"
 #include "reconcile/planner.h"
 #include "reconcile/provider.h"
+#include "reconcile/secrets.h"
 #include "reconcile/source.h"
 #include "reconcile/state.h"
 #include "reconcile/state_store.h"
@@ -51,7 +52,10 @@ struct ReconcilerDeps {
   Clock* clock = nullptr;
   EventObserver* observer = nullptr;  // events of every sub-step
   std::filesystem::path secrets_dir;  // secretEnv {file: NAME}
-  std::stop_token stop;               // SIGTERM / Ctrl-C
+  // Which variables secretEnv {env: VAR} may read; Fetch reports every
+  // refused reference as a load error (nothing is applied).
+  SecretEnvPolicy secret_env_policy;
+  std::stop_token stop;  // SIGTERM / Ctrl-C
 };
 
 // What ApplyPlan did.
