@@ -129,10 +129,24 @@ TEST_SUITE("state_store") {
     auto serial2 = store->Save(*loaded);
     REQUIRE(serial2.ok());
     CHECK(*serial2 == 2);
-    SUBCASE("a stale caller's serial never moves the serial backwards") {
-      auto serial3 = store->Save(State{});
-      REQUIRE(serial3.ok());
-      CHECK(*serial3 == 3);
+    SUBCASE("a caller that read an older state is refused and nothing is written") {
+      const std::string before = ReadText(dir / "state.json");
+      State stale = OneResource("stale");
+      stale.serial = 1;  // read before the save that made serial 2
+      auto serial3 = store->Save(stale);
+      REQUIRE_FALSE(serial3.ok());
+      CHECK(serial3.status().code() == Code::kConflict);
+      CHECK_MESSAGE(Contains(serial3.status().message(), "stored serial 2, this run's 1"),
+                    serial3.status().message());
+      CHECK(ReadText(dir / "state.json") == before);
+      CHECK(store->Load()->serial == 2);
+      // A fresh store (another process) refuses it too; serial 0 (an empty
+      // State) is the oldest of all.
+      CHECK(NewFileStateStore(dir)->Save(State{}).status().code() == Code::kConflict);
+      // Saving what is stored now works.
+      auto now = store->Load();
+      REQUIRE(now.ok());
+      CHECK(*store->Save(*now) == 3);
     }
     SUBCASE("a caller's higher serial is kept increasing") {
       State high = OneResource("rev2");
@@ -222,7 +236,9 @@ TEST_SUITE("state_store") {
     REQUIRE(history.ok());
     CHECK(history->empty());
 
-    auto serial = store->Save(OneResource("rev3"));
+    State next = OneResource("rev3");
+    next.serial = loaded->serial;
+    auto serial = store->Save(next);
     REQUIRE(serial.ok());
     CHECK(*serial == 2);
     CHECK(ReadText(dir / "state.json") != before);
@@ -517,6 +533,9 @@ TEST_SUITE("state_store") {
     times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - 5 * 24 * 3600;
     times[0].tv_nsec = times[1].tv_nsec = 0;
     REQUIRE(::utimensat(AT_FDCWD, (dir / "lock.json").c_str(), times, 0) == 0);
+    // And say it was taken years ago: neither the file's age nor its
+    // startedAt is a reason to take over a lock whose holder lives.
+    WriteText(dir / "lock.json", LockJson(child, ThisHost(), "2019-01-01T00:00:00Z"));
     auto store = NewFileStateStore(dir);
     auto lock = store->Lock("reconcile apply");
     REQUIRE_FALSE(lock.ok());
