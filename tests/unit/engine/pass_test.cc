@@ -61,7 +61,7 @@ TEST_CASE("an apply pass creates, records and is idempotent") {
   CHECK(w.provider.calls().size() == 2);
   auto history = w.store->LoadHistory();
   REQUIRE(history.ok());
-  CHECK(history->size() == 1);  // a no-op pass adds no history entry
+  CHECK(history->entries.size() == 1);  // a no-op pass adds no history entry
 }
 
 TEST_CASE("an invalid tree is reported with its diagnostics and changes nothing") {
