@@ -439,7 +439,10 @@ Result<size_t> FindRollbackEntry(const History& history, const State& state,
     }
     // Not a serial: it may still be a revision prefix of digits (below).
   }
-  if (to.size() < 4) {
+  // An exact revision; else a prefix of at least 4 characters.
+  const bool exact = std::any_of(entries.begin(), entries.end(),
+                                 [&to](const HistoryEntry& e) { return e.revision == to; });
+  if (!exact && to.size() < 4) {
     return Status::Invalid("--to " + to +
                            ": no history entry with this serial, and a revision prefix needs "
                            "at least 4 characters; see `reconcile history`");
@@ -448,7 +451,7 @@ Result<size_t> FindRollbackEntry(const History& history, const State& state,
   std::set<std::string> revisions;
   for (size_t i = entries.size(); i-- > 0;) {
     const HistoryEntry& e = entries[i];
-    if (!e.revision.starts_with(to)) continue;
+    if (exact ? e.revision != to : !e.revision.starts_with(to)) continue;
     revisions.insert(e.revision);
     if (!found || (entries[*found].result != "succeeded" && e.result == "succeeded")) found = i;
   }
