@@ -14,6 +14,7 @@
 #include "reconcile/json_schemas.h"
 #include "reconcile/plan_format.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/saved_plan.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::cli {
@@ -25,7 +26,6 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitChanges = 2;
-constexpr const char* kSavedPlanKey = "reconcileSavedPlan";
 
 int Fail(const Status& s) {
   spdlog::error("{}", s.message());
@@ -89,29 +89,15 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
   return kExitOk;
 }
 
-// A plan file written by `plan --out`: the plan, and the source and state
-// it was computed for (checked, never followed).
-struct SavedPlan {
-  std::string source;
-  std::string state_dir;
-  Plan plan;
-};
-
 constexpr size_t kMaxPlanFileBytes = 64u << 20;
-
-bool LooksLikeYaml(const std::string& path, const std::string& text) {
-  auto ends_with = [&path](const char* ext) { return path.ends_with(ext); };
-  if (ends_with(".yaml") || ends_with(".yml") || ends_with(".YAML") || ends_with(".YML")) {
-    return true;
-  }
-  return text.starts_with("---") || text.find("apiVersion:") != std::string::npos ||
-         text.find("kind:") != std::string::npos;
-}
 
 // Reads and checks a saved plan file; every error names the file (and the
 // field). Changes nothing.
 Result<SavedPlan> ReadSavedPlan(const std::string& path) {
   std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::Invalid(path + " is a folder, not a saved plan");
+  }
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return Status::NotFound("cannot read plan file " + path + ": " + ec.message());
   if (size > kMaxPlanFileBytes) {
@@ -121,40 +107,7 @@ Result<SavedPlan> ReadSavedPlan(const std::string& path) {
   if (!in) return Status::NotFound("cannot read plan file " + path);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::string text = buffer.str();
-  const std::string not_plan =
-      ": `reconcile apply` takes a folder of manifests (`reconcile apply DIR`) or a plan "
-      "written by `reconcile plan --out FILE`";
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    if (LooksLikeYaml(path, text)) {
-      return Status::Invalid(path + " is a file of YAML (manifests), not a saved plan" + not_plan);
-    }
-    return Status::Invalid(path + " is not a saved plan (not JSON)" + not_plan);
-  }
-  if (!j.is_object() || !j.contains(kSavedPlanKey)) {
-    return Status::Invalid(path + " is not a saved plan (no \"" + kSavedPlanKey + "\" key)" +
-                           not_plan);
-  }
-  if (j[kSavedPlanKey] != 1) {
-    return Status::Invalid(path + ": " + kSavedPlanKey + ": unsupported version " +
-                           j[kSavedPlanKey].dump() + " (this engine reads 1)");
-  }
-  for (const auto& [key, value] : j.items()) {
-    if (key != kSavedPlanKey && key != "source" && key != "stateDir" && key != "plan") {
-      return Status::Invalid(path + ": " + key + ": unknown field");
-    }
-  }
-  for (const char* key : {"source", "stateDir"}) {
-    if (!j.contains(key) || !j[key].is_string()) {
-      return Status::Invalid(path + ": " + key + ": missing or not a string");
-    }
-  }
-  if (!j.contains("plan")) return Status::Invalid(path + ": plan: missing");
-  Result<Plan> plan = PlanFromJson(j["plan"]);
-  if (!plan.ok()) return plan.status().WithContext(path);
-  return SavedPlan{j["source"].get<std::string>(), j["stateDir"].get<std::string>(),
-                   std::move(*plan)};
+  return ParseSavedPlan(path, buffer.str());
 }
 
 // The same folder, spelled either way ("tree", "./tree/", a symlink to it).
@@ -218,11 +171,8 @@ int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const Plan
   if (Status s = Prepare(session); !s.ok()) return Fail(s);
   Plan plan = session.reconciler().MakePlan();
   if (!flags.out.empty()) {
-    json saved = {{kSavedPlanKey, 1},
-                  {"source", Absolute(g.source)},
-                  {"stateDir", Absolute(session.options().state_dir)},
-                  {"plan", ToJson(plan)}};
-    if (Status s = WriteFileAtomic(flags.out, saved.dump(2) + "\n"); !s.ok()) return Fail(s);
+    SavedPlan saved{Absolute(g.source), Absolute(session.options().state_dir), plan};
+    if (Status s = WriteFileAtomic(flags.out, SavedPlanText(saved)); !s.ok()) return Fail(s);
   }
   if (flags.json) {
     std::cout << ToJson(plan).dump(2) << "\n";
