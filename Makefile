@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller
+.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner
 
 all: build
 
@@ -75,6 +75,11 @@ test: build dockerd image
 
 bench: build-cli dockerd image
 	@bench/run.sh
+
+# The pure planner at 1,000 / 10,000 / 100,000 agents, and whole-CLI
+# validate and plan on folder trees of those sizes (BENCHMARKS.md).
+bench-planner: build dockerd
+	@bench/planner_bench.sh $(BUILD_DIR)
 
 # Controller benchmarks (BENCHMARKS.md, "Controller"): webhook and polling
 # latency on Docker, idle poll CPU, memory, one-file change to plan.

@@ -18,6 +18,8 @@
 // Usage: reconcile_controller_rss --url URL --push PATH_OR_URL [--mode rss|change]
 //          [--agents 1000] [--idle 5] [--interval-ms 1000] [--changes 5] [--work DIR]
 // Output: one "name: value" line per figure on stdout.
+#include <malloc.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -33,6 +35,7 @@
 
 #include "bench_tree.h"
 #include "controller/http_server.h"
+#include "controller/memory.h"
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
 #include "controller/scheduler.h"
@@ -75,7 +78,11 @@ long StatusKiB(const std::string& key) {
 }
 
 void PrintMemory(const std::string& when) {
-  std::cout << when << "_vmrss_kib: " << StatusKiB("VmRSS") << "\n"
+  struct mallinfo2 heap = mallinfo2();
+  std::cout << when << "_heap_in_use_kib: " << heap.uordblks / 1024 << "\n"
+            << when << "_heap_mmapped_kib: " << heap.hblkhd / 1024 << "\n"
+            << when << "_heap_free_kib: " << heap.fordblks / 1024 << "\n"
+            << when << "_vmrss_kib: " << StatusKiB("VmRSS") << "\n"
             << when << "_vmhwm_kib: " << StatusKiB("VmHWM") << "\n"
             << std::flush;
 }
@@ -116,6 +123,7 @@ std::unique_ptr<Source> Open(const Flags& f) {
 }
 
 int RunRss(const Flags& f) {
+  controller::TuneAllocator();  // as `reconcile controller` does
   PrintMemory("start");
   bench::WriteTree(f.work / "repo", f.agents, f.push);
   auto source = Open(f);

@@ -38,7 +38,7 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
   }
   if (result == PassResult::kSuccess || result == PassResult::kFailed) {
     std::map<std::string, std::int64_t> by_health;
-    for (const auto& [address, rs] : report.state.resources) {
+    for (const auto& [address, rs] : report.state->resources) {
       ++by_health[rs.health.empty() ? "unknown" : rs.health];
     }
     metrics_.SetAgents(by_health);

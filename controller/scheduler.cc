@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "memory.h"
+
 namespace reconcile::controller {
 
 namespace {
@@ -133,7 +135,7 @@ std::set<std::string> Scheduler::HealCandidates() const {
   std::set<std::string> out;
   std::lock_guard<std::mutex> lock(mu_);
   if (last_good_) {
-    for (const auto& [address, rs] : last_good_->state.resources) out.insert(rs.name);
+    for (const auto& [address, rs] : last_good_->state->resources) out.insert(rs.name);
   }
   return out;
 }
@@ -143,6 +145,7 @@ void Scheduler::RunPassAsync(PassRequest request) {
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps_, request);
     double seconds = SecondsSince(start);
+    ReleaseFreeMemory();  // an idle controller holds what it keeps, not its peak
     if (listener_) listener_->PassFinished(request, report, seconds);
     Post([this, request = std::move(request), report = std::move(report), seconds]() mutable {
       OnPassDone(std::move(request), std::move(report), seconds);
@@ -256,8 +259,8 @@ json Scheduler::StatusJson() const {
   // A rollback's pin (`reconcile rollback`): the controller keeps applying
   // the pinned revision until the desired revision changes.
   json pin = nullptr;
-  if (last_good_ && last_good_->state.pin) {
-    const Pin& p = *last_good_->state.pin;
+  if (last_good_ && last_good_->state && last_good_->state->pin) {
+    const Pin& p = *last_good_->state->pin;
     pin = {{"revision", p.revision},
            {"serial", p.serial},
            {"desiredRevision", p.desired_revision},
@@ -268,7 +271,7 @@ json Scheduler::StatusJson() const {
   out["passes"] = passes_;
   json agents = json::array();
   if (last_good_) {
-    for (const auto& [address, rs] : last_good_->state.resources) {
+    for (const auto& [address, rs] : last_good_->state->resources) {
       json endpoints = json::array();
       for (const InstanceRecord& i : rs.instances) {
         if (!i.endpoint.empty()) endpoints.push_back(i.endpoint);

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "controller/http_server.h"
+#include "controller/memory.h"
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
 #include "controller/scheduler.h"
@@ -116,6 +117,7 @@ Result<controller::Millis> Duration(const std::string& flag, const std::string& 
 
 int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
                   const ControllerFlags& flags) {
+  controller::TuneAllocator();
   GlobalOptions g = given;
   if (!flags.repo.empty()) g.source = flags.repo;
   if (!flags.branch.empty()) g.ref = flags.branch;

@@ -115,10 +115,10 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
 
 }  // namespace
 
-ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& ctx,
+ApplyResult Apply(const Plan& plan, State recorded, const ApplyContext& ctx,
                   const ApplyOptions& options) {
   ApplyResult result;
-  result.state = recorded;
+  result.state = std::move(recorded);
 
   // The work: every change that is not a no-op, with its pending dependencies.
   std::map<std::string, const Change*> work;

@@ -7,6 +7,19 @@ namespace {
 
 template <typename T>
 const T* FindByName(const std::vector<T>& items, const std::string& name) {
+  // The loader sorts by name: a binary search finds it (a pass looks up
+  // every agent). A vector built unsorted by hand is still searched whole.
+  size_t lo = 0, hi = items.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int cmp = items[mid].name.compare(name);
+    if (cmp == 0) return &items[mid];
+    if (cmp < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
   auto it = std::find_if(items.begin(), items.end(), [&](const T& t) { return t.name == name; });
   return it == items.end() ? nullptr : &*it;
 }

@@ -38,7 +38,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     report.status = s;
     return report;
   }
-  report.state = r.recorded();
+  report.state = r.recorded_shared();
   if (s = r.Observe(); !s.ok()) {
     report.status = s;
     return report;
@@ -72,7 +72,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   for (const Change& c : plan.changes) report.changes += c.action != Action::kNoOp;
   report.outcome = r.ApplyPlan(plan, request.apply);
   report.status = report.outcome.status;
-  report.state = r.recorded();
+  report.state = r.recorded_shared();
   return report;
 }
 

@@ -115,8 +115,9 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (auto it = recorded.resources.find(c.address); it != recorded.resources.end()) {
     rec = &it->second;
   }
-  ProviderSchema schema;
-  if (auto it = input.schemas.find(c.provider); it != input.schemas.end()) schema = it->second;
+  static const ProviderSchema kNoSchema;
+  const ProviderSchema* schema = &kNoSchema;
+  if (auto it = input.schemas.find(c.provider); it != input.schemas.end()) schema = &it->second;
 
   if (agent.suspend) {
     c.action = Action::kNoOp;
@@ -152,7 +153,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (observed_hash != c.desired_hash || !same_hash) {
     // Field-level before: the recorded spec when it is what runs.
     if (rec && rec->spec_hash == observed_hash && same_hash) {
-      c.fields = Diff(rec->spec, c.desired, schema);
+      c.fields = Diff(rec->spec, c.desired, *schema);
     } else {
       FieldChange f;
       f.path = "specHash";
@@ -199,6 +200,7 @@ Plan ComputePlan(const PlanInput& input) {
   plan.observed_digest = ObservedDigest(input.observed);
   const InstanceIndex index = IndexInstances(input.observed);
   std::set<std::string> wanted;
+  plan.changes.reserve(desired.agents.size());
   for (const Agent& agent : desired.agents) {
     plan.changes.push_back(PlanAgent(agent, desired, recorded, input, index));
     wanted.insert(plan.changes.back().address);
@@ -220,8 +222,11 @@ Plan ComputePlan(const PlanInput& input) {
                    : "removed from the desired state";
     plan.changes.push_back(std::move(c));
   }
-  std::sort(plan.changes.begin(), plan.changes.end(),
-            [](const Change& a, const Change& b) { return a.address < b.address; });
+  // Agents come sorted by name; only deletes need to find their place.
+  auto by_address = [](const Change& a, const Change& b) { return a.address < b.address; };
+  if (!std::is_sorted(plan.changes.begin(), plan.changes.end(), by_address)) {
+    std::sort(plan.changes.begin(), plan.changes.end(), by_address);
+  }
   return plan;
 }
 

@@ -60,14 +60,14 @@ Status Reconciler::Lock(const std::string& command) {
 void Reconciler::Unlock() { lock_.reset(); }
 
 Status Reconciler::ReadState() {
-  Result<State> state = deps_.store->Load();
+  Result<std::shared_ptr<const State>> state = deps_.store->LoadShared();
   if (!state.ok()) return state.status();
   recorded_ = std::move(*state);
   pinned_.reset();
-  pin_ = recorded_.pin;
+  pin_ = recorded_->pin;
   ended_pin_.reset();
-  if (!recorded_.pin || snapshot_.revision.empty()) return Status::Ok();
-  const Pin& pin = *recorded_.pin;
+  if (!recorded_->pin || snapshot_.revision.empty()) return Status::Ok();
+  const Pin& pin = *recorded_->pin;
   if (pin.desired_revision != snapshot_.revision) {
     ended_pin_ = pin;
     pin_.reset();
@@ -103,8 +103,8 @@ Status Reconciler::BuildPinned(const History& history, size_t index) {
   std::map<std::string, nlohmann::json> specs;
   HistoryResources missing;
   for (const auto& [address, r] : resources) {
-    auto it = recorded_.resources.find(address);
-    if (it != recorded_.resources.end() && it->second.spec_hash == r.spec_hash) {
+    auto it = recorded_->resources.find(address);
+    if (it != recorded_->resources.end() && it->second.spec_hash == r.spec_hash) {
       specs[address] = it->second.spec;
     } else {
       missing.emplace(address, r);
@@ -186,7 +186,7 @@ Status Reconciler::Observe() {
   if (pinned_) {
     for (const Agent& a : pinned_->agents) targets.insert(a.target);
   }
-  for (const auto& [address, rs] : recorded_.resources) targets.insert(rs.target);
+  for (const auto& [address, rs] : recorded_->resources) targets.insert(rs.target);
   providers_.clear();
   observed_.clear();
   for (const std::string& name : targets) {
@@ -212,7 +212,7 @@ Status Reconciler::Observe() {
 Plan Reconciler::MakePlan() const {
   PlanInput input;
   input.desired = &planned();
-  input.recorded = &recorded_;
+  input.recorded = recorded_.get();
   input.observed = observed_;
   for (const auto& [name, provider] : providers_) {
     const Target* target = snapshot_.loaded.state.FindTarget(name);
@@ -228,12 +228,12 @@ Plan Reconciler::MakeDestroyPlan() const {
   empty.revision = snapshot_.loaded.state.revision;
   PlanInput input;
   input.desired = &empty;
-  input.recorded = &recorded_;
+  input.recorded = recorded_.get();
   input.observed = observed_;
   return ComputePlan(input);
 }
 
-std::vector<DriftItem> Reconciler::Drift() const { return ComputeDrift(recorded_, observed_); }
+std::vector<DriftItem> Reconciler::Drift() const { return ComputeDrift(*recorded_, observed_); }
 
 namespace {
 
@@ -296,51 +296,63 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out
-// of date (e.g. a lost state folder): the labels prove we own them.
-bool Reconciler::RefreshUnchanged(const Plan& plan, State& state) const {
-  bool changed = false;
+// of date (e.g. a lost state folder): the labels prove we own them. Returns
+// the recorded state with those entries refreshed, or nothing when every
+// entry is current (no copy of a large state then).
+std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
+  std::map<std::pair<std::string, std::string>, std::vector<InstanceRecord>> running;
+  for (const auto& [target, response] : observed_) {
+    for (const ObservedInstance& i : response.instances) {
+      running[{target, i.agent}].push_back({i.id, i.name, i.endpoint});
+    }
+  }
+  static const std::vector<InstanceRecord> kNone;
+  std::optional<State> state;
   const std::string now = deps_.clock->NowRfc3339();
   for (const Change& c : plan.changes) {
     if (c.action != Action::kNoOp || c.prior.empty()) continue;
-    auto observed = observed_.find(c.target);
-    if (observed == observed_.end()) continue;
-    std::vector<InstanceRecord> instances;
-    for (const ObservedInstance& i : observed->second.instances) {
-      if (i.agent == c.name) instances.push_back({i.id, i.name, i.endpoint});
+    if (!observed_.count(c.target)) continue;
+    auto it = running.find({c.target, c.name});
+    const std::vector<InstanceRecord>& instances = it == running.end() ? kNone : it->second;
+    auto current = recorded_->resources.find(c.address);
+    if (current != recorded_->resources.end() && current->second.spec_hash == c.desired_hash &&
+        current->second.instances == instances) {
+      continue;
     }
-    ResourceState& rs = state.resources[c.address];
-    if (rs.spec_hash == c.desired_hash && rs.instances == instances) continue;
+    if (!state) state = *recorded_;
+    ResourceState& rs = state->resources[c.address];
     if (rs.address.empty()) {
       rs.health = "unknown";
       rs.applied_at = now;
       rs.revision = plan.revision;
     }
     RecordChange(c, rs);
-    rs.instances = std::move(instances);
-    changed = true;
+    rs.instances = instances;
   }
-  return changed;
+  return state;
 }
 
 ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options) {
   ApplyOutcome out;
-  State state = recorded_;
-  if (!snapshot_.revision.empty()) state.pin = pin_;  // kept, made, or ended
-  const bool pin_changed = state.pin != recorded_.pin;
-  bool refreshed = RefreshUnchanged(plan, state);
+  std::optional<State> refreshed = RefreshUnchanged(plan);
+  // The pin: kept, made (PinTo) or ended (another desired revision).
+  const std::optional<Pin> pin = snapshot_.revision.empty() ? recorded_->pin : pin_;
+  if (pin != recorded_->pin) {
+    if (!refreshed) refreshed = *recorded_;
+    refreshed->pin = pin;
+  }
   if (!plan.HasChanges()) {
-    if (refreshed || pin_changed) {
-      Result<int> saved = deps_.store->Save(state);
+    if (refreshed) {
+      Result<int> saved = Record(std::move(*refreshed));
       if (!saved.ok()) {
         out.status = saved.status();
         return out;
       }
-      state.serial = *saved;
       out.serial = *saved;
     }
-    recorded_ = std::move(state);
     return out;
   }
+  State state = refreshed ? std::move(*refreshed) : *recorded_;
   out.changed = true;
   Emit(Event::Type::kStageStarted, "apply");
   ApplyContext ctx;
@@ -353,21 +365,13 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;
   ctx.stop = deps_.stop;
-  ApplyResult result = Apply(plan, state, ctx, options);
+  ApplyResult result = Apply(plan, std::move(state), ctx, options);
   out.succeeded = result.succeeded;
   out.failed = result.failed;
   out.skipped = result.skipped;
   out.status = result.status;
 
-  Result<int> serial = deps_.store->Save(result.state);
-  if (!serial.ok()) {
-    out.status = serial.status().WithContext("cannot record the state");
-    return out;
-  }
-  out.serial = *serial;
-  result.state.serial = *serial;
   HistoryEntry entry;
-  entry.serial = *serial;
   entry.revision = plan.revision;
   entry.applied_at = deps_.clock->NowRfc3339();
   entry.result = result.status.ok()                         ? "succeeded"
@@ -384,16 +388,35 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     if (rs.spec.is_object()) r.image = rs.spec.value("image", "");
     if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
   }
-  auto spec_of = [&result](const std::string& address) -> const nlohmann::json* {
-    auto it = result.state.resources.find(address);
-    return it == result.state.resources.end() ? nullptr : &it->second.spec;
+  Result<int> serial = Record(std::move(result.state));
+  if (!serial.ok()) {
+    out.status = serial.status().WithContext("cannot record the state");
+    return out;
+  }
+  out.serial = *serial;
+  entry.serial = *serial;
+  // The specs come from the state just saved (shared with the store).
+  std::shared_ptr<const State> saved = recorded_;
+  auto spec_of = [&saved](const std::string& address) -> const nlohmann::json* {
+    auto it = saved->resources.find(address);
+    return it == saved->resources.end() ? nullptr : &it->second.spec;
   };
-  const int keep = result.state.pin ? result.state.pin->serial : 0;
+  const int keep = saved->pin ? saved->pin->serial : 0;
   if (Status s = deps_.store->AppendHistory(entry, resources, spec_of, keep); !s.ok()) {
     Emit(Event::Type::kWarning, "could not record history: " + s.message());
   }
-  recorded_ = std::move(result.state);
   return out;
+}
+
+Result<int> Reconciler::Record(State state) {
+  Result<int> serial = deps_.store->Save(std::move(state));
+  if (!serial.ok()) return serial;
+  // The store keeps what it saved: share that object rather than hold a
+  // second copy of a large state.
+  auto stored = deps_.store->LoadShared();
+  if (!stored.ok()) return stored.status().WithContext("cannot read back the state just saved");
+  recorded_ = std::move(*stored);
+  return serial;
 }
 
 std::optional<size_t> LiveEntry(const History& history, const State& state) {

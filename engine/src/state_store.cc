@@ -413,61 +413,68 @@ class FileStateStore : public StateStore {
         lock_path_(dir_ / "lock.json"),
         holder_path_(dir_ / "lock") {}
 
-  Result<State> Load() override {
+  Result<std::shared_ptr<const State>> LoadShared() override {
     // A long-lived process (the controller) reads the same file every pass:
-    // keep the last parse while the file is the same one (inode, size and
-    // mtime; every save renames a new file into place).
+    // keep the last state while the file is the same one. Every save renames
+    // a new file into place (a new inode); an edit in place changes the size
+    // or the mtime, but file times are coarse (a few ms), so a file whose
+    // mtime is under a second old is compared by content (git's "racy" rule).
     FileKey key = KeyOf(state_path_);
-    if (cached_ && key.valid && key == cached_key_) return *cached_;
+    if (cached_ && cached_trusted_ && key.valid && key == cached_key_) return cached_;
     std::string text;
     Status error;
     switch (ReadFile(state_path_, kMaxStateFileBytes, &text, &error)) {
       case ReadResult::kMissing:
-        return State{};
+        return std::make_shared<const State>();
       case ReadResult::kError:
         return Corrupt(state_path_, "state", error);
       case ReadResult::kOk:
         break;
     }
+    const size_t digest = std::hash<std::string>{}(text);
+    if (cached_ && key.valid && key == cached_key_ && digest == cached_digest_ &&
+        key == KeyOf(state_path_)) {
+      // Same content once the mtime is settled: a later edit changes the mtime.
+      if (key.Settled()) cached_trusted_ = true;
+      return cached_;
+    }
     auto j = ParseJson(text);
     if (!j.ok()) return Corrupt(state_path_, "state", j.status());
     auto state = StateFromJson(*j);
     if (!state.ok()) return Corrupt(state_path_, "state", state.status());
-    // Cache only a file that was not changed while read, and whose mtime is
-    // over a second old: file times are coarse (a few ms), so a fresher file
-    // could still change without its key changing (git's "racy" rule).
-    if (key.valid && key == KeyOf(state_path_) && key.Settled()) {
-      cached_ = *state;
-      cached_key_ = key;
-    }
-    return state;
+    auto shared = std::make_shared<const State>(std::move(state).value());
+    Remember(key, digest, shared);
+    return shared;
   }
 
-  Result<int> Save(const State& state) override {
-    auto current = Load();
+  Result<int> Save(State state) override {
+    auto current = LoadShared();
     if (!current.ok()) return current.status();  // never overwrite a corrupt file
-    if (current->serial == std::numeric_limits<int>::max() ||
+    if ((*current)->serial == std::numeric_limits<int>::max() ||
         state.serial == std::numeric_limits<int>::max()) {
       return Status::Invalid("state serial overflow");
     }
     // Compare-and-swap on the serial (Terraform's lineage/serial rule): a
     // caller that read an older state than the one stored would overwrite
     // an update it never saw.
-    if (state.serial < current->serial) {
+    if (state.serial < (*current)->serial) {
       return Status::Conflict(
           "state was saved by another run since this one read it (stored "
           "serial " +
-          std::to_string(current->serial) + ", this run's " + std::to_string(state.serial) +
+          std::to_string((*current)->serial) + ", this run's " + std::to_string(state.serial) +
           "); nothing was written to " + state_path_.string() + "; run the command again");
     }
-    State next = state;
-    next.serial = state.serial + 1;
-    auto text = Dump(ToJson(next));
+    const int serial = state.serial + 1;
+    auto next = std::make_shared<State>(std::move(state));
+    next->serial = serial;
+    auto text = Dump(ToJson(*next));
     if (!text.ok()) return text.status().WithContext("cannot save state");
     if (Status s = EnsureDir(); !s.ok()) return s;
-    cached_.reset();  // the new file is too fresh to cache (see Load)
+    cached_.reset();
     if (Status s = WriteFileAtomic(state_path_, *text); !s.ok()) return s;
-    return next.serial;
+    // What this store just renamed into place is known without parsing it.
+    Remember(KeyOf(state_path_), std::hash<std::string>{}(*text), next);
+    return next->serial;
   }
 
   Result<History> LoadHistory() override {
@@ -794,11 +801,31 @@ class FileStateStore : public StateStore {
     if (::stat(path.c_str(), &st) != 0) return {};
     return {true, st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
   }
-  std::optional<State> cached_;
+  // Keeps `state` as the content of state.json, whose key was `key` before
+  // it was read or written (nothing is kept if the file changed since). The
+  // key alone is trusted only for a file whose mtime was settled then.
+  void Remember(const FileKey& key, size_t digest, std::shared_ptr<const State> state) {
+    cached_.reset();
+    if (!key.valid || !(key == KeyOf(state_path_))) return;
+    cached_ = std::move(state);
+    cached_key_ = key;
+    cached_digest_ = digest;
+    cached_trusted_ = key.Settled();
+  }
+
+  std::shared_ptr<const State> cached_;
   FileKey cached_key_;
+  size_t cached_digest_ = 0;
+  bool cached_trusted_ = false;
 };
 
 }  // namespace
+
+Result<State> StateStore::Load() {
+  auto shared = LoadShared();
+  if (!shared.ok()) return shared.status();
+  return State(**shared);
+}
 
 std::unique_ptr<StateStore> NewFileStateStore(const fs::path& dir) {
   return std::make_unique<FileStateStore>(dir);

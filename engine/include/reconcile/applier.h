@@ -55,7 +55,7 @@ struct ApplyContext {
   std::stop_token stop;
 };
 
-ApplyResult Apply(const Plan& plan, const State& recorded, const ApplyContext& context,
+ApplyResult Apply(const Plan& plan, State recorded, const ApplyContext& context,
                   const ApplyOptions& options);
 
 }  // namespace reconcile

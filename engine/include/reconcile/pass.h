@@ -11,6 +11,7 @@
 // its deps are (one pass at a time per state folder; the lock enforces it).
 #pragma once
 
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,8 +42,9 @@ struct PassReport {
   std::vector<DriftItem> drift;       // kDrift: what differed
   std::vector<std::string> healed;    // agents repaired by this pass
   std::vector<std::string> reported;  // drifted agents only reported
-  State state;                        // the recorded state after the pass
-  bool stale_tree = false;            // kInvalid came from the tree (not the state file)
+  // The recorded state after the pass (shared with the store's copy; never null).
+  std::shared_ptr<const State> state = std::make_shared<const State>();
+  bool stale_tree = false;  // kInvalid came from the tree (not the state file)
 };
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);

@@ -122,19 +122,23 @@ class Reconciler {
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
   // The recorded state; after ApplyPlan, the state it saved.
-  const State& recorded() const { return recorded_; }
+  const State& recorded() const { return *recorded_; }
+  // The same, shared (it outlives this Reconciler; never modified).
+  std::shared_ptr<const State> recorded_shared() const { return recorded_; }
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
 
  private:
   void Emit(Event::Type type, std::string message, std::string address = "") const;
   Result<std::map<std::string, std::string>> SecretsFor(const Change& change) const;
-  bool RefreshUnchanged(const Plan& plan, State& state) const;
+  std::optional<State> RefreshUnchanged(const Plan& plan) const;
+  // Saves `state` and makes what the store saved the recorded state.
+  Result<int> Record(State state);
 
   Status BuildPinned(const History& history, size_t index);
 
   ReconcilerDeps deps_;
   Snapshot snapshot_;
-  State recorded_;
+  std::shared_ptr<const State> recorded_ = std::make_shared<const State>();
   std::optional<DesiredState> pinned_;  // the pinned revision's agents
   std::optional<Pin> pin_;
   std::optional<Pin> ended_pin_;

@@ -58,9 +58,14 @@ class StateLock {
 class StateStore {
  public:
   virtual ~StateStore() = default;
-  virtual Result<State> Load() = 0;
+  // The current state, shared and immutable. A long-lived process (the
+  // controller) gets the same object back while the file is the one it last
+  // read or saved, with no parse and no copy.
+  virtual Result<std::shared_ptr<const State>> LoadShared() = 0;
+  // A copy of LoadShared()'s state, to modify.
+  Result<State> Load();
   // Saves `state` with serial incremented by the store; returns the new serial.
-  virtual Result<int> Save(const State& state) = 0;
+  virtual Result<int> Save(State state) = 0;
   virtual Result<History> LoadHistory() = 0;
   // The normalized spec of a resource, by address, when asked for it.
   using SpecSource = std::function<const nlohmann::json*(const std::string& address)>;

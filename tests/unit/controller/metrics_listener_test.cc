@@ -36,9 +36,11 @@ PassReport Applied(const std::string& revision) {
   PassReport r;
   r.revision = revision;
   r.outcome.succeeded = 2;
-  r.state.resources["agent.a"] = Resource("a", "healthy");
-  r.state.resources["agent.b"] = Resource("b", "healthy");
-  r.state.resources["agent.c"] = Resource("c", "");
+  auto state = std::make_shared<State>();
+  state->resources["agent.a"] = Resource("a", "healthy");
+  state->resources["agent.b"] = Resource("b", "healthy");
+  state->resources["agent.c"] = Resource("c", "");
+  r.state = state;
   return r;
 }
 
@@ -106,7 +108,9 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     PassReport failed = Applied("c2");
     failed.status = Status::Failed("agent.b: unhealthy");
     failed.outcome.failed = 1;
-    failed.state.resources["agent.b"].health = "unhealthy";
+    auto state = std::make_shared<State>(*failed.state);
+    state->resources["agent.b"].health = "unhealthy";
+    failed.state = state;
     PassRequest req;
     req.revision = "c2";
     l.PassFinished(req, failed, 3);

@@ -53,8 +53,8 @@ TEST_CASE("an apply pass creates, records and is idempotent") {
   PassReport first = w.Run(PassRequest::Kind::kApply, "c1");
   REQUIRE_MESSAGE(first.status.ok(), first.status.message());
   CHECK(first.changes == 2);
-  CHECK(first.state.resources.size() == 2);
-  CHECK(first.state.revision == "c1");
+  CHECK(first.state->resources.size() == 2);
+  CHECK(first.state->revision == "c1");
   PassReport second = w.Run(PassRequest::Kind::kApply, "c1");
   CHECK(second.status.ok());
   CHECK(second.changes == 0);

@@ -119,7 +119,7 @@ TEST_CASE("rollback re-applies an earlier revision, and the pin holds until the 
     REQUIRE_MESSAGE(again.status.ok(), again.status.message());
     CHECK(again.changes == 0);
     CHECK(w.provider.calls().size() == calls);
-    CHECK(again.state.pin.has_value());
+    CHECK(again.state->pin.has_value());
     CHECK(w.RunningHash("a") == HashOf(a1));
   }
   SUBCASE("a drift heal re-creates the pinned spec, not the tree's") {
@@ -128,14 +128,14 @@ TEST_CASE("rollback re-applies an earlier revision, and the pin holds until the 
     REQUIRE_MESSAGE(heal.status.ok(), heal.status.message());
     CHECK(heal.healed == std::vector<std::string>{"a"});
     CHECK(w.RunningHash("a") == HashOf(a1));
-    CHECK(heal.state.pin.has_value());
+    CHECK(heal.state->pin.has_value());
   }
   SUBCASE("a new desired revision ends the pin and rolls forward") {
     const Agent a3 = MakeAgent("a", "three");
     w.source.Set("c3", MakeDesired({a3}));
     PassReport next = w.Run(PassRequest::Kind::kApply, "c3");
     REQUIRE_MESSAGE(next.status.ok(), next.status.message());
-    CHECK_FALSE(next.state.pin.has_value());
+    CHECK_FALSE(next.state->pin.has_value());
     CHECK(w.RunningHash("a") == HashOf(a3));
     CHECK(w.RunningHash("b").empty());
     CHECK_FALSE(w.store->Load()->pin.has_value());
