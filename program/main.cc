@@ -114,6 +114,19 @@ int main(int argc, char** argv) {
   status->add_flag("--json", json, "machine-readable status");
   auto* history = with_source(app.add_subcommand("history", "list applied revisions"));
   history->add_flag("--json", json, "machine-readable history");
+  RollbackFlags rollback_flags;
+  auto* rollback = with_source(
+      app.add_subcommand("rollback", "re-apply an earlier revision from history and pin it"));
+  rollback->add_option("--to", rollback_flags.to,
+                       "history serial or revision (default: the revision before the live one)");
+  rollback->add_flag("--auto-approve", rollback_flags.auto_approve, "do not ask for approval");
+  rollback->add_option("--parallelism", rollback_flags.parallelism, "changes applied at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  std::string show_file;
+  auto* show = app.add_subcommand("show", "render a saved plan (`plan --out FILE`)");
+  show->add_option("plan", show_file, "the saved plan file")->required();
+  show->add_flag("--json", json, "the plan as JSON (as `plan --json` prints it)");
   auto* unlock = with_source(app.add_subcommand("unlock", "break a stale state lock"));
   ControllerFlags cf;
   auto* controller = app.add_subcommand(
@@ -164,6 +177,16 @@ int main(int argc, char** argv) {
   }
   if (quiet) g.verbosity = -1;
   SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});
+  if (*apply && !positional.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(positional, ec) && !reconcile::IsGitUrl(positional) &&
+        std::filesystem::exists(positional, ec)) {
+      // A file: a saved plan (or a mistake ReadSavedPlan explains). Source
+      // and state stay what the flags say; the plan file never picks them.
+      apply_flags.plan_file = positional;
+      positional.clear();
+    }
+  }
   if (!positional.empty()) g.source = positional;
 
   reconcile::ProviderRegistry registry;
@@ -180,14 +203,9 @@ int main(int argc, char** argv) {
   if (*validate) return CmdValidate(g);
   if (*schema) return CmdSchema(kind);
   if (*plan) return CmdPlan(g, registry, plan_flags);
-  if (*apply) {
-    std::error_code ec;
-    if (!positional.empty() && std::filesystem::is_regular_file(positional, ec)) {
-      apply_flags.plan_file = positional;
-      g.source = ".";
-    }
-    return CmdApply(g, registry, apply_flags);
-  }
+  if (*apply) return CmdApply(g, registry, apply_flags);
+  if (*rollback) return CmdRollback(g, registry, rollback_flags);
+  if (*show) return CmdShow(show_file, json);
   if (*destroy) return CmdDestroy(g, registry, apply_flags);
   if (*drift) return CmdDrift(g, registry, json);
   if (*status) return CmdStatus(g, registry, json);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end CLI tests against the real Docker Engine: validate, plan exit
 # codes, apply, idempotence, replace of one agent, prune, foreign containers,
-# unhealthy agents, saved plans, the state lock and drift.
+# unhealthy agents, saved plans (shown, applied only when equal to a fresh
+# plan, never redirecting source or state), the state lock and drift.
 #
 # Needs: $RECONCILE (the binary), $SOURCE_DIR, $BUILD_DIR (set by CTest), a
 # Docker Engine (started here when missing) and the hello image (built here
@@ -157,12 +158,49 @@ R apply "$work/tree" --auto-approve >/dev/null 2>&1
 # --- saved plans --------------------------------------------------------------
 write_tree three one
 expect_exit 2 "plan --out saves a plan" -- R plan "$work/tree" --out "$work/saved.json"
-expect_exit 0 "apply the saved plan" -- R apply "$work/saved.json"
+contains "plan --out says how to apply it" "reconcile apply $work/saved.json --source" "$out"
+expect_exit 0 "show renders a saved plan" -- R show "$work/saved.json"
+contains "show names the source" "source:   $work/tree" "$out"
+contains "show renders the change" 'env.GREETING = "two" -> "three"' "$out"
+shown=$(R show --json "$work/saved.json" | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))")
+planned=$(R plan "$work/tree" --json | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))")
+if [[ "$shown" == "$planned" ]]; then ok "show --json is what plan --json prints"; else bad "show --json differs from plan --json"; fi
+if node "$SOURCE_DIR/tests/schema/validate_plan.js" "$work/saved.json" >/dev/null 2>&1 ||
+   [[ ! -d "$SOURCE_DIR/tests/schema/node_modules" ]]; then
+  ok "the saved plan validates against schemas/plan.schema.json (or ajv is checked by schema_crosscheck_test)"
+else bad "the saved plan does not validate against schemas/plan.schema.json"; fi
+# Tampered copies: each is refused, and nothing is deployed.
+edit_plan() {  # edit_plan NAME PYTHON: a copy of saved.json with `j` edited
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); $2; json.dump(j, open(sys.argv[2], 'w'))" \
+    "$work/saved.json" "$work/$1.json"
+}
+a_change='next(c for c in j["plan"]["changes"] if c["action"] != "no-op")'
+edit_plan edited-desired "c=$a_change; c['desired']['env']['GREETING']='evil'"
+edit_plan edited-hash "c=$a_change; c['desiredHash']='sha256:'+'0'*64"
+edit_plan edited-image "c=$a_change; c['desired']['image']='busybox:latest'"
+edit_plan other-state "j['stateDir']='$work/elsewhere'"
+edit_plan other-source "j['source']='$work/elsewhere'"
+id_a=$(container_id "$p-a")
+for name in edited-desired edited-hash edited-image; do
+  expect_exit 1 "a saved plan with an $name is refused" -- R apply "$work/$name.json" --source "$work/tree"
+  contains "$name: the error says it differs from the plan computed now" "does not match the plan computed now" "$out"
+done
+expect_exit 1 "a plan file cannot redirect the state folder" -- R apply "$work/other-state.json" --source "$work/tree"
+contains "the error names both state folders" "was made for source $work/tree and state $work/elsewhere" "$out"
+expect_exit 1 "a plan file cannot redirect the source" -- R apply "$work/other-source.json" --source "$work/tree"
+[[ ! -e "$work/elsewhere" ]] && ok "nothing was written elsewhere" || bad "a plan file made us write to $work/elsewhere"
+expect_exit 1 "a saved plan applied from another folder is refused" -- R apply "$work/saved.json"
+contains "it says which source and state to use" "--source $work/tree" "$out"
+if [[ "$(container_id "$p-a")" == "$id_a" ]]; then ok "no refused plan touched the container"; else bad "a refused plan replaced a container"; fi
+expect_exit 1 "apply of a YAML file says it is not a plan" -- R apply "$work/tree/agents.yaml"
+contains "it says what apply takes" "is a file of YAML (manifests), not a saved plan" "$out"
+expect_exit 1 "show of a YAML file fails too" -- R show "$work/tree/agents.yaml"
+expect_exit 0 "apply the saved plan" -- R apply "$work/saved.json" --source "$work/tree"
 expect_exit 0 "plan after the saved plan is empty" -- R plan "$work/tree"
 write_tree four one
 R plan "$work/tree" --out "$work/stale.json" >/dev/null
 write_tree five one
-expect_exit 1 "a saved plan is refused when the tree changed" -- R apply "$work/stale.json"
+expect_exit 1 "a saved plan is refused when the tree changed" -- R apply "$work/stale.json" --source "$work/tree"
 contains "stale plan error says why" "stale" "$out"
 write_tree three one
 
@@ -293,11 +331,11 @@ R apply "$work/tree" --auto-approve >/dev/null 2>&1
 
 # --- hostile files change nothing ---------------------------------------------
 printf 'not json' >"$work/garbage.json"
-expect_exit 1 "a garbage plan file is refused" -- R apply "$work/garbage.json"
+expect_exit 1 "a garbage plan file is refused" -- R apply "$work/garbage.json" --source "$work/tree"
 contains "the error names the plan file" "garbage.json" "$out"
 printf '{"reconcileSavedPlan":1,"source":"%s","stateDir":"%s","plan":{"formatVersion":1,"revision":"x","observedDigest":"y","changes":[{"address":"agent.z"}]}}' \
   "$work/tree" "$work/tree/.reconcile" >"$work/truncated.json"
-expect_exit 1 "a plan file with a truncated change is refused" -- R apply "$work/truncated.json"
+expect_exit 1 "a plan file with a truncated change is refused" -- R apply "$work/truncated.json" --source "$work/tree"
 contains "the error names the missing field" "plan.changes[0]" "$out"
 cp "$work/tree/.reconcile/state.json" "$work/state.good"
 printf '{"version": 1, "serial": "oops"' >"$work/tree/.reconcile/state.json"

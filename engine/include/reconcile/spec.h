@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "reconcile/model.h"
+#include "reconcile/status.h"
 
 namespace reconcile {
 
@@ -25,6 +26,13 @@ std::string ResolveImage(const Agent& agent, const Registry* registry, const std
 
 // Normalized spec; `image` must be the resolved image reference.
 nlohmann::json NormalizedSpec(const Agent& agent, const std::string& image);
+
+// The inverse of NormalizedSpec, to re-apply a spec that history recorded:
+// an Agent named `name` (image set, no build) whose NormalizedSpec(agent,
+// agent.image) is `spec` again. Fields the spec does not hold (dependsOn,
+// suspend, drift) are left at their defaults. kInvalid when `spec` is not one
+// this engine's NormalizedSpec writes (it checks by normalizing again).
+Result<Agent> AgentFromSpec(const std::string& name, const nlohmann::json& spec);
 
 // Canonical text of a duration: "1h", "5m", "2s", "250ms".
 std::string FormatDuration(std::int64_t ms);

@@ -63,7 +63,7 @@ TEST_CASE("an apply pass creates, records and is idempotent") {
   CHECK(w.provider.calls().size() == 2);
   auto history = w.store->LoadHistory();
   REQUIRE(history.ok());
-  CHECK(history->size() == 1);  // a no-op pass adds no history entry
+  CHECK(history->entries.size() == 1);  // a no-op pass adds no history entry
 }
 
 TEST_CASE("a secretEnv reference the operator did not allow is a load error; allowed, it applies") {
