@@ -4,6 +4,7 @@
 // codes and rendering. Not thread-safe; one per run.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <stop_token>
@@ -28,6 +29,7 @@ struct GlobalOptions {
   int verbosity = 0;
   bool no_color = false;
   GitAuth git_auth;
+  std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
 };
 
 // The source options of `g` (its Git mirror under <state>/cache/git).

@@ -65,11 +65,14 @@ std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
   for (const Change& c : plan.changes) {
     if (c.action == Action::kNoOp && !options.show_no_op) continue;
     Style style = StyleFor(c.action);
+    const bool image = IsImageAddress(c.address);
+    if (image && c.action == Action::kCreate) style.verb = "will be built and pushed";
     out += "\n  " + paint(kBold, "# " + c.address) + " " + style.verb;
     if (!c.reason.empty()) out += " (" + c.reason + ")";
     out += "\n";
     if (c.action == Action::kNoOp) continue;
-    out += paint(style.color, style.symbol) + " agent \"" + c.name + "\" {\n";
+    out += paint(style.color, style.symbol) + (image ? " image \"" : " agent \"") + c.name +
+           "\" {\n";
     size_t width = 0;
     for (const FieldChange& f : c.fields) width = std::max(width, f.path.size());
     for (const FieldChange& f : c.fields) {

@@ -35,6 +35,7 @@
 #include "reconcile/clock.h"
 #include "reconcile/drift.h"
 #include "reconcile/event.h"
+#include "reconcile/image_builder.h"
 #include "reconcile/plan.h"
 #include "reconcile/planner.h"
 #include "reconcile/provider.h"
@@ -51,6 +52,9 @@ struct ReconcilerDeps {
   Clock* clock = nullptr;
   EventObserver* observer = nullptr;  // events of every sub-step
   std::filesystem::path secrets_dir;  // secretEnv {file: NAME}
+  // Image builders and the registry client, for agents with build; null: a
+  // tree with build agents is refused at Observe.
+  const BuildServices* build = nullptr;
   std::stop_token stop;               // SIGTERM / Ctrl-C
 };
 
@@ -81,7 +85,11 @@ class Reconciler {
   void Unlock();
   Status ReadState();
   // Creates a provider for every Target that desired agents or recorded
-  // resources name, and observes each.
+  // resources name, and observes each; then, for every agent with build,
+  // computes its image tag (image_tag.h; for a folder source this reads the
+  // build context to digest it) and asks its registry whether the tag is
+  // there. kInvalid (naming file, line and field) for a bad context or tag,
+  // missing or refused credentials; kUnavailable for an unreachable registry.
   Status Observe();
 
   Plan MakePlan() const;
@@ -104,11 +112,16 @@ class Reconciler {
   // The recorded state; after ApplyPlan, the state it saved.
   const State& recorded() const { return recorded_; }
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
+  // Per agent with build: its image reference and whether the registry has it.
+  const std::map<std::string, ObservedImage>& images() const { return images_; }
 
  private:
   void Emit(Event::Type type, std::string message, std::string address = "") const;
   Result<std::map<std::string, std::string>> SecretsFor(const Change& change) const;
   bool RefreshUnchanged(const Plan& plan, State& state) const;
+  Status ObserveImages();
+  Status BuildImage(const Change& change, const ProgressFn& progress, std::stop_token stop) const;
+  Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
 
   ReconcilerDeps deps_;
   Snapshot snapshot_;
@@ -116,6 +129,7 @@ class Reconciler {
   std::unique_ptr<StateLock> lock_;
   std::map<std::string, std::unique_ptr<Provider>> providers_;
   std::map<std::string, ObserveResponse> observed_;
+  std::map<std::string, ObservedImage> images_;
 };
 
 // "2 added, 0 changed, 1 replaced, 0 destroyed".
