@@ -388,7 +388,12 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
 
 std::string AppliedSummary(const Plan& plan) {
   std::ostringstream out;
-  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate) << " changed, "
+  int builds = 0;
+  for (const Change& c : plan.changes) {
+    builds += IsImageAddress(c.address) && c.action == Action::kCreate ? 1 : 0;
+  }
+  if (builds > 0) out << builds << " built and pushed, ";
+  out << plan.Count(Action::kCreate) - builds << " added, " << plan.Count(Action::kUpdate) << " changed, "
       << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
       << " destroyed";
   return out.str();
