@@ -59,7 +59,7 @@ cleanup() {
   "$reconcile" --state "$out/state" destroy "$out/tree" --auto-approve >/dev/null 2>&1 || true
   [[ -f "$out/compose/docker-compose.yml" ]] &&
     docker-compose -p "$project" -f "$out/compose/docker-compose.yml" down -t 2 >/dev/null 2>&1 || true
-  kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  { kill "$registry_pid" && wait "$registry_pid"; } 2>/dev/null || true
   docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "^($reg/bench|benchbuild)" |
     xargs -r docker rmi -f >/dev/null 2>&1 || true
 }

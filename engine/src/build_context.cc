@@ -101,13 +101,15 @@ std::vector<Pattern> Compile(const std::vector<std::string>& lines) {
 bool Ignored(const std::vector<Pattern>& patterns, const std::string& path) {
   bool matched = false;
   std::vector<std::string> parents;
-  for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+  for (size_t slash = path.find('/'); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
     parents.push_back(path.substr(0, slash));
   }
   for (const Pattern& p : patterns) {
     if (p.exclusion != matched) continue;
     bool match = std::regex_match(path, p.re);
-    for (size_t i = 0; !match && i < parents.size(); ++i) match = std::regex_match(parents[i], p.re);
+    for (size_t i = 0; !match && i < parents.size(); ++i)
+      match = std::regex_match(parents[i], p.re);
     if (match) matched = !p.exclusion;
   }
   return matched;
@@ -144,8 +146,8 @@ void Pad(std::string& out) {
   if (out.size() % 512) out.append(512 - out.size() % 512, '\0');
 }
 
-void Header(std::string& out, const std::string& name, char type, std::uint64_t size,
-            unsigned mode, std::int64_t mtime, const std::string& link) {
+void Header(std::string& out, const std::string& name, char type, std::uint64_t size, unsigned mode,
+            std::int64_t mtime, const std::string& link) {
   char h[512];
   std::memset(h, 0, sizeof h);
   std::snprintf(h, 100, "%s", name.substr(0, 99).c_str());
@@ -175,7 +177,9 @@ std::string PaxRecord(const std::string& key, const std::string& value) {
 
 class Sha256 {
  public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
+  }
   void Update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
   void Update(const std::string& s) { Update(s.data(), s.size() + 1); }  // with the NUL
   std::string Hex() {
@@ -243,8 +247,8 @@ Result<BuildContext> ListBuildContext(const fs::path& tree_root, const std::stri
     for (std::string line; std::getline(ignore, line);) lines.push_back(line);
   }
   const std::vector<Pattern> patterns = Compile(lines);
-  const bool exceptions = std::any_of(patterns.begin(), patterns.end(),
-                                      [](const Pattern& p) { return p.exclusion; });
+  const bool exceptions =
+      std::any_of(patterns.begin(), patterns.end(), [](const Pattern& p) { return p.exclusion; });
   const std::string df = fs::path(dockerfile).lexically_normal().generic_string();
   if (df.empty() || df.rfind("..", 0) == 0) {
     return Status::Invalid("dockerfile '" + dockerfile + "' leads outside the build context");
@@ -257,7 +261,8 @@ Result<BuildContext> ListBuildContext(const fs::path& tree_root, const std::stri
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
   if (ec) return Status::Invalid("build context '" + context + "' cannot be read: " + ec.message());
   for (; it != end; it.increment(ec)) {
-    if (ec) return Status::Invalid("build context '" + context + "' cannot be read: " + ec.message());
+    if (ec)
+      return Status::Invalid("build context '" + context + "' cannot be read: " + ec.message());
     const fs::path& p = it->path();
     std::string rel = p.lexically_relative(dir).generic_string();
     fs::file_status st = it->symlink_status(ec);

@@ -11,8 +11,7 @@ namespace {
 constexpr size_t kShortSha = 12;
 
 const std::vector<std::string>& TemplateVariables() {
-  static const std::vector<std::string> kVars = {"sha", "fullSha", "timestamp", "version",
-                                                 "agent"};
+  static const std::vector<std::string> kVars = {"sha", "fullSha", "timestamp", "version", "agent"};
   return kVars;
 }
 
@@ -109,7 +108,8 @@ std::string CheckTagTemplate(const std::string& tmpl) {
     char c = tmpl[i];
     if (c == '{') {
       size_t close = tmpl.find('}', i);
-      if (close == std::string::npos) return "'{' at offset " + std::to_string(i) + " is not closed";
+      if (close == std::string::npos)
+        return "'{' at offset " + std::to_string(i) + " is not closed";
       std::string name = tmpl.substr(i + 1, close - i - 1);
       const auto& vars = TemplateVariables();
       if (std::find(vars.begin(), vars.end(), name) == vars.end()) {
@@ -126,8 +126,7 @@ std::string CheckTagTemplate(const std::string& tmpl) {
   return "";
 }
 
-Result<std::string> ImageTag(const Agent& agent, const Registry& registry,
-                             const TagFacts& facts) {
+Result<std::string> ImageTag(const Agent& agent, const Registry& registry, const TagFacts& facts) {
   std::string tag;
   switch (registry.tag_strategy) {
     case TagStrategy::kGitSha:
@@ -136,12 +135,11 @@ Result<std::string> ImageTag(const Agent& agent, const Registry& registry,
     case TagStrategy::kSemver:
       tag = VersionOf(agent, facts);
       if (tag.empty()) {
-        return Status::Invalid(
-            Where(agent, "spec.build.version") + ": Registry '" + registry.name +
-            "' has tagStrategy semver, but spec.build.version is not set" +
-            (facts.git ? " and commit " + facts.revision.substr(0, kShortSha) +
-                             " has no Git tag like v1.2.3"
-                       : " (a folder source has no Git tags)"));
+        return Status::Invalid(Where(agent, "spec.build.version") + ": Registry '" + registry.name +
+                               "' has tagStrategy semver, but spec.build.version is not set" +
+                               (facts.git ? " and commit " + facts.revision.substr(0, kShortSha) +
+                                                " has no Git tag like v1.2.3"
+                                          : " (a folder source has no Git tags)"));
       }
       break;
     case TagStrategy::kTimestamp:

@@ -86,8 +86,8 @@ std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
     if (!c.reason.empty()) out += " (" + c.reason + ")";
     out += "\n";
     if (c.action == Action::kNoOp) continue;
-    out += paint(style.color, style.symbol) + (image ? " image \"" : " agent \"") + c.name +
-           "\" {\n";
+    out +=
+        paint(style.color, style.symbol) + (image ? " image \"" : " agent \"") + c.name + "\" {\n";
     size_t width = 0;
     for (const FieldChange& f : c.fields) width = std::max(width, f.path.size());
     for (const FieldChange& f : c.fields) {

@@ -154,8 +154,8 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (agent.build) c.depends_on.push_back(std::string(kImageAddressPrefix) + agent.name);
   std::sort(c.depends_on.begin(), c.depends_on.end());
 
-  c.desired = NormalizedSpec(
-      agent, agent.build ? ImageOf(agent, desired, input).reference : agent.image);
+  c.desired =
+      NormalizedSpec(agent, agent.build ? ImageOf(agent, desired, input).reference : agent.image);
   c.desired_hash = SpecHash(c.desired);
 
   std::vector<const ObservedInstance*> instances = InstancesOf(index, agent.target, agent.name);
@@ -251,7 +251,8 @@ Plan ComputePlan(const PlanInput& input) {
   for (const Agent& agent : desired.agents) {
     plan.changes.push_back(PlanAgent(agent, desired, recorded, input, index));
     wanted.insert(plan.changes.back().address);
-    if (agent.build) plan.changes.push_back(PlanImage(agent, desired, ImageOf(agent, desired, input)));
+    if (agent.build)
+      plan.changes.push_back(PlanImage(agent, desired, ImageOf(agent, desired, input)));
   }
   // Prune: only what the recorded inventory says we own.
   for (const auto& [address, rec] : recorded.resources) {

@@ -197,8 +197,8 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
   if (!tar.ok()) return tar.status().WithContext(AgentWhere(*a, "spec.build.context"));
   if (progress) {
     progress("sending build context " + ContextOf(*a).generic_string() + " (" +
-             std::to_string(context->entries.size()) + " entries, " +
-             std::to_string(tar->size()) + " bytes)");
+             std::to_string(context->entries.size()) + " entries, " + std::to_string(tar->size()) +
+             " bytes)");
   }
   Result<std::unique_ptr<ImageBuilder>> builder = deps_.build->builder_for(*target);
   if (!builder.ok()) return builder.status();
@@ -393,9 +393,9 @@ std::string AppliedSummary(const Plan& plan) {
     builds += IsImageAddress(c.address) && c.action == Action::kCreate ? 1 : 0;
   }
   if (builds > 0) out << builds << " built and pushed, ";
-  out << plan.Count(Action::kCreate) - builds << " added, " << plan.Count(Action::kUpdate) << " changed, "
-      << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
-      << " destroyed";
+  out << plan.Count(Action::kCreate) - builds << " added, " << plan.Count(Action::kUpdate)
+      << " changed, " << plan.Count(Action::kReplace) << " replaced, "
+      << plan.Count(Action::kDelete) << " destroyed";
   return out.str();
 }
 

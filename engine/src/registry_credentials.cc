@@ -18,7 +18,8 @@ Result<std::optional<RegistryCredentials>> CredentialsFromEnvironment(const Regi
     if (pass == nullptr || *pass == '\0') missing += (missing.empty() ? "" : " and ") + pass_var;
     return Status::Invalid("registry '" + registry.name + "' (" + registry.url +
                            "): credentialsEnvPrefix " + registry.credentials_env_prefix +
-                           " is set, but " + missing + (missing.find(" and ") == std::string::npos ? " is" : " are") +
+                           " is set, but " + missing +
+                           (missing.find(" and ") == std::string::npos ? " is" : " are") +
                            " not set in the engine's environment; set " + c.variables);
   }
   c.username = user;

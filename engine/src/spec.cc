@@ -20,8 +20,8 @@ std::string ResolveImage(const Agent& agent, const Registry* registry,
   facts.git = revision.rfind("tree-", 0) != 0;
   Result<std::string> tag = ImageTag(agent, *registry, facts);
   if (tag.ok()) return ImageReference(*registry, *tag);
-  return ImageReference(*registry, IsValidTag(revision.substr(0, 12)) ? revision.substr(0, 12)
-                                                                      : "latest");
+  return ImageReference(*registry,
+                        IsValidTag(revision.substr(0, 12)) ? revision.substr(0, 12) : "latest");
 }
 
 std::string FormatDuration(std::int64_t ms) {

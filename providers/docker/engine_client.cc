@@ -5,6 +5,7 @@
 #include <sstream>
 #include <utility>
 
+#include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,7 +13,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <openssl/evp.h>
 
 namespace reconcile::docker {
 namespace {
@@ -487,9 +487,9 @@ Status EngineClient::PullImage(const std::string& reference,
   HttpRequest request;
   request.timeout = std::chrono::minutes(15);
   if (!registry_auth.empty()) request.headers.emplace_back("X-Registry-Auth", registry_auth);
-  auto res = CallWith("POST",
-                      "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
-                      std::move(request));
+  auto res =
+      CallWith("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
+               std::move(request));
   if (!res.ok()) return res.status();
   std::istringstream lines(res->body);
   std::string line;

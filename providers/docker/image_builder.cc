@@ -58,8 +58,7 @@ class DockerImageBuilder : public ImageBuilder {
     std::string path = "/build?t=" + UrlEncode(request.reference) +
                        "&dockerfile=" + UrlEncode(request.dockerfile) +
                        "&buildargs=" + UrlEncode(json(request.args).dump()) +
-                       "&labels=" + UrlEncode(json(request.labels).dump()) +
-                       "&rm=1&forcerm=1";
+                       "&labels=" + UrlEncode(json(request.labels).dump()) + "&rm=1&forcerm=1";
     HttpRequest http;
     http.body = request.context_tar;
     http.content_type = "application/x-tar";
@@ -76,8 +75,8 @@ class DockerImageBuilder : public ImageBuilder {
       auto j = json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (!j.is_object()) continue;
       if (std::string e = StreamError(j); !e.empty()) {
-        r.status = Status::Invalid("docker: build of " + request.reference + " failed: " +
-                                   Masked(e, secrets).substr(0, 1024) +
+        r.status = Status::Invalid("docker: build of " + request.reference +
+                                   " failed: " + Masked(e, secrets).substr(0, 1024) +
                                    (last.empty() ? "" : " (after: " + last + ")"));
         return r;
       }
@@ -111,10 +110,10 @@ class DockerImageBuilder : public ImageBuilder {
     if (request.credentials) {
       server = request.credentials->server;
       secrets.push_back(request.credentials->password);
-      http.headers.emplace_back("X-Registry-Auth",
-                                RegistryAuthHeader(request.credentials->server,
-                                                   request.credentials->username,
-                                                   request.credentials->password));
+      http.headers.emplace_back(
+          "X-Registry-Auth",
+          RegistryAuthHeader(request.credentials->server, request.credentials->username,
+                             request.credentials->password));
     } else {
       http.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader("", "", ""));
     }
@@ -133,11 +132,13 @@ class DockerImageBuilder : public ImageBuilder {
         bool auth = e.find("unauthorized") != std::string::npos ||
                     e.find("authentication required") != std::string::npos ||
                     e.find("denied") != std::string::npos;
-        std::string msg = "docker: push of " + request.reference + " to " + server + " failed: " + e;
+        std::string msg =
+            "docker: push of " + request.reference + " to " + server + " failed: " + e;
         if (auth) {
-          msg += request.credentials
-                     ? "; the registry refused the credentials from " + request.credentials->variables
-                     : "; the registry needs credentials: set credentialsEnvPrefix on its Registry";
+          msg +=
+              request.credentials
+                  ? "; the registry refused the credentials from " + request.credentials->variables
+                  : "; the registry needs credentials: set credentialsEnvPrefix on its Registry";
           r.status = Status::Invalid(msg);
         } else {
           r.status = Status::Unavailable(msg);

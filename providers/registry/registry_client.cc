@@ -148,21 +148,23 @@ Result<Response> Exchange(const Url& url, const std::string& method,
   auto exchange = [&](auto& stream) {
     http::async_write(stream, req, [&](error_code e, std::size_t) {
       if (e) return done(e, "write");
-      http::async_read(stream, buffer, parser, [&](error_code e2, std::size_t) { done(e2, "read"); });
+      http::async_read(stream, buffer, parser,
+                       [&](error_code e2, std::size_t) { done(e2, "read"); });
     });
   };
-  resolver.async_resolve(url.host, url.port, [&](error_code e, asio::ip::tcp::resolver::results_type rs) {
-    if (e) return done(e, "resolve");
-    auto& socket = url.tls ? tls->next_layer() : *plain;
-    asio::async_connect(socket, rs, [&](error_code e2, const asio::ip::tcp::endpoint&) {
-      if (e2) return done(e2, "connect");
-      if (!url.tls) return exchange(*plain);
-      tls->async_handshake(asio::ssl::stream_base::client, [&](error_code e3) {
-        if (e3) return done(e3, "handshake");
-        exchange(*tls);
+  resolver.async_resolve(
+      url.host, url.port, [&](error_code e, asio::ip::tcp::resolver::results_type rs) {
+        if (e) return done(e, "resolve");
+        auto& socket = url.tls ? tls->next_layer() : *plain;
+        asio::async_connect(socket, rs, [&](error_code e2, const asio::ip::tcp::endpoint&) {
+          if (e2) return done(e2, "connect");
+          if (!url.tls) return exchange(*plain);
+          tls->async_handshake(asio::ssl::stream_base::client, [&](error_code e3) {
+            if (e3) return done(e3, "handshake");
+            exchange(*tls);
+          });
+        });
       });
-    });
-  });
   ioc.run_for(options.timeout);
   if (!finished) {
     resolver.cancel();
@@ -195,13 +197,15 @@ class Client : public RegistryClient {
                         registry.repository + "/manifests/" + tag);
     if (!url) return Status::Invalid(who + ": cannot make a URL of spec.url");
     if (registry.insecure && credentials && !IsLoopback(url->host)) {
-      return Status::Invalid(who + ": insecure (plain HTTP) registries get credentials only on "
-                                   "loopback; use HTTPS");
+      return Status::Invalid(who +
+                             ": insecure (plain HTTP) registries get credentials only on "
+                             "loopback; use HTTPS");
     }
     const std::string refused =
-        credentials ? who + " refused the credentials from " + credentials->variables
-                    : who + " requires authentication: set spec.credentialsEnvPrefix on Registry '" +
-                          registry.name + "' and <PREFIX>_USERNAME / <PREFIX>_PASSWORD";
+        credentials
+            ? who + " refused the credentials from " + credentials->variables
+            : who + " requires authentication: set spec.credentialsEnvPrefix on Registry '" +
+                  registry.name + "' and <PREFIX>_USERNAME / <PREFIX>_PASSWORD";
     std::vector<std::pair<std::string, std::string>> headers = {
         {"Accept",
          "application/vnd.docker.distribution.manifest.v2+json, "
@@ -256,12 +260,13 @@ class Client : public RegistryClient {
       sep = "&";
     }
     auto scope = challenge.params.find("scope");
-    target += sep + "scope=" +
-              UrlEncode(scope != challenge.params.end()
-                            ? scope->second
-                            : "repository:" + registry.repository + ":pull");
+    target +=
+        sep + "scope=" +
+        UrlEncode(scope != challenge.params.end() ? scope->second
+                                                  : "repository:" + registry.repository + ":pull");
     auto realm = ParseUrl(target);
-    if (!realm) return Status::Invalid(who + ": the token realm '" + realm_it->second + "' is not a URL");
+    if (!realm)
+      return Status::Invalid(who + ": the token realm '" + realm_it->second + "' is not a URL");
     if (!realm->tls && !IsLoopback(realm->host)) {
       return Status::Invalid(who + ": the token realm " + realm->authority() +
                              " is plain HTTP and not loopback: refused");
@@ -275,14 +280,14 @@ class Client : public RegistryClient {
     if (!r.ok()) return r.status().WithContext(who + ": token realm");
     if (r->status == 401 || r->status == 403) return Status::Invalid(refused);
     if (r->status != 200) {
-      return r->status >= 500 ? Status::Unavailable(who + ": token realm answered " +
-                                                    std::to_string(r->status))
-                              : Status::Failed(who + ": token realm answered " +
-                                               std::to_string(r->status));
+      return r->status >= 500
+                 ? Status::Unavailable(who + ": token realm answered " + std::to_string(r->status))
+                 : Status::Failed(who + ": token realm answered " + std::to_string(r->status));
     }
     auto j = nlohmann::json::parse(r->body, nullptr, /*allow_exceptions=*/false);
     for (const char* key : {"token", "access_token"}) {
-      if (j.is_object() && j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty()) {
+      if (j.is_object() && j.contains(key) && j[key].is_string() &&
+          !j[key].get<std::string>().empty()) {
         return j[key].get<std::string>();
       }
     }

@@ -37,7 +37,7 @@ cleanup() {
   for t in "$work"/tree*; do
     [[ -d "$t" ]] && "$RECONCILE" destroy "$t" --auto-approve --no-color >/dev/null 2>&1
   done
-  [[ -n "$registry_pid" ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  if [[ -n "$registry_pid" ]]; then kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null; fi
   # Images this run built or pulled (their repository names $p).
   api "http://d/v1.41/images/json" | python3 -c "
 import json, sys

@@ -76,8 +76,9 @@ std::string DecodeBase64Url(std::string s) {
     if (c == '_') c = '/';
   }
   std::string out(s.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<size_t>(n));
   while (!out.empty() && out.back() == '\0') out.pop_back();
   return out;
@@ -93,11 +94,13 @@ std::string Header(const HttpRequest& r, const std::string& name) {
 TEST_CASE("docker image builder: /build and /push requests follow the API model") {
   auto rec = std::make_shared<Recorder>();
   rec->answers["/v1.41/build"] = {
-      200, "{\"stream\":\"Step 1/2 : FROM scratch\\n\"}\n{\"aux\":{\"ID\":\"sha256:abc\"}}\n"
-           "{\"stream\":\"Successfully tagged 127.0.0.1:5000/team/web:v1\\n\"}\n"};
+      200,
+      "{\"stream\":\"Step 1/2 : FROM scratch\\n\"}\n{\"aux\":{\"ID\":\"sha256:abc\"}}\n"
+      "{\"stream\":\"Successfully tagged 127.0.0.1:5000/team/web:v1\\n\"}\n"};
   rec->answers["/v1.41/images/127.0.0.1:5000/team/web/push"] = {
-      200, "{\"status\":\"Pushing\"}\n{\"status\":\"v1: digest: sha256:def size: 528\"}\n"
-           "{\"aux\":{\"Tag\":\"v1\",\"Digest\":\"sha256:def\",\"Size\":528}}\n"};
+      200,
+      "{\"status\":\"Pushing\"}\n{\"status\":\"v1: digest: sha256:def size: 528\"}\n"
+      "{\"aux\":{\"Tag\":\"v1\",\"Digest\":\"sha256:def\",\"Size\":528}}\n"};
   auto builder = NewDockerImageBuilderWithTransport(rec);
   std::vector<std::string> progress;
   BuildImageRequest build;
@@ -146,15 +149,18 @@ TEST_CASE("docker image builder: /build and /push requests follow the API model"
   for (const auto& [name, value] : Query(p.target)) CHECK(push_params[name] == "query");
   CHECK(Query(p.target)["tag"] == "v1");
   json auth = json::parse(DecodeBase64Url(Header(p, "X-Registry-Auth")));
-  CHECK(auth == json{{"username", "pusher"}, {"password", "canary-pw"}, {"serveraddress", "127.0.0.1:5000"}});
+  CHECK(auth == json{{"username", "pusher"},
+                     {"password", "canary-pw"},
+                     {"serveraddress", "127.0.0.1:5000"}});
 }
 
 TEST_CASE("docker image builder: stream errors are clear and carry no credential") {
   auto rec = std::make_shared<Recorder>();
   rec->answers["/v1.41/build"] = {
-      200, "{\"stream\":\"Step 2/3 : RUN false\\n\"}\n"
-           "{\"errorDetail\":{\"code\":1},\"error\":\"The command '/bin/sh -c false' returned a "
-           "non-zero code: 1 canary-pw\"}\n"};
+      200,
+      "{\"stream\":\"Step 2/3 : RUN false\\n\"}\n"
+      "{\"errorDetail\":{\"code\":1},\"error\":\"The command '/bin/sh -c false' returned a "
+      "non-zero code: 1 canary-pw\"}\n"};
   rec->answers["/v1.41/images/127.0.0.1:5000/team/web/push"] = {
       200, "{\"status\":\"Preparing\"}\n{\"error\":\"unauthorized: authentication required\"}\n"};
   auto builder = NewDockerImageBuilderWithTransport(rec);

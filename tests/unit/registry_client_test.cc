@@ -8,10 +8,10 @@
 #include <mutex>
 #include <thread>
 
+#include <doctest/doctest.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <doctest/doctest.h>
 
 namespace reconcile::registry {
 namespace {
@@ -37,7 +37,9 @@ class FakeRegistry {
     poke.connect(acceptor_.local_endpoint(), ec);
     thread_.join();
   }
-  std::string host() const { return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()); }
+  std::string host() const {
+    return "127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
   std::vector<Request> requests() {
     std::lock_guard<std::mutex> lock(mu_);
     return requests_;
@@ -76,7 +78,8 @@ class FakeRegistry {
   std::vector<Request> requests_;
 };
 
-Response Answer(http::status status, const std::string& challenge = "", const std::string& body = "") {
+Response Answer(http::status status, const std::string& challenge = "",
+                const std::string& body = "") {
   Response r;
   r.result(status);
   if (!challenge.empty()) r.set(http::field::www_authenticate, challenge);
@@ -119,8 +122,8 @@ TEST_CASE("registry client: Basic challenge") {
   REQUIRE(missing.ok());
   CHECK_FALSE(*missing);
   CHECK(fake.requests().front().method() == http::verb::head);
-  CHECK(std::string(fake.requests().front()[http::field::accept]).find(
-            "application/vnd.docker.distribution.manifest.v2+json") != std::string::npos);
+  CHECK(std::string(fake.requests().front()[http::field::accept])
+            .find("application/vnd.docker.distribution.manifest.v2+json") != std::string::npos);
 
   Result<bool> wrong = client->HasTag(reg, "present", Creds("wrong-canary"));
   REQUIRE_FALSE(wrong.ok());

@@ -41,7 +41,7 @@ struct ContextEntry {
 };
 
 struct BuildContext {
-  std::filesystem::path root;  // the context folder
+  std::filesystem::path root;         // the context folder
   std::vector<ContextEntry> entries;  // sorted by path
   std::uint64_t bytes = 0;            // sum of file sizes
   std::int64_t newest_mtime = 0;

@@ -80,7 +80,7 @@ using ImageBuilderFactory = std::function<Result<std::unique_ptr<ImageBuilder>>(
 // What the Reconciler needs for agents with build. Without it (null in
 // ReconcilerDeps), a tree with build agents is refused at Observe.
 struct BuildServices {
-  ImageBuilderFactory builder_for;    // the builder of a Target (its engine)
+  ImageBuilderFactory builder_for;     // the builder of a Target (its engine)
   RegistryClient* registry = nullptr;  // not owned
   BuildContextLimits limits;
 };

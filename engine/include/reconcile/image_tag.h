@@ -30,12 +30,12 @@ namespace reconcile {
 // What a tag may be computed from. Gathered by the Reconciler before
 // planning (reading the build context is I/O; this header is not).
 struct TagFacts {
-  std::string revision;                // full commit id, or "tree-..." for a folder
-  std::string commit_time;             // RFC 3339 UTC; empty for a folder source
-  std::vector<std::string> git_tags;   // tag names on the commit (Git sources)
-  std::string context_digest;          // hex SHA-256 of the build context (folder sources)
-  std::string context_mtime;           // RFC 3339 UTC, newest file of the context (folder)
-  bool git = false;                    // the revision is a Git commit
+  std::string revision;               // full commit id, or "tree-..." for a folder
+  std::string commit_time;            // RFC 3339 UTC; empty for a folder source
+  std::vector<std::string> git_tags;  // tag names on the commit (Git sources)
+  std::string context_digest;         // hex SHA-256 of the build context (folder sources)
+  std::string context_mtime;          // RFC 3339 UTC, newest file of the context (folder)
+  bool git = false;                   // the revision is a Git commit
 };
 
 // The tag of `agent` (which must have build) in `registry`. kInvalid, naming

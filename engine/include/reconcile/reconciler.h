@@ -55,7 +55,7 @@ struct ReconcilerDeps {
   // Image builders and the registry client, for agents with build; null: a
   // tree with build agents is refused at Observe.
   const BuildServices* build = nullptr;
-  std::stop_token stop;               // SIGTERM / Ctrl-C
+  std::stop_token stop;  // SIGTERM / Ctrl-C
 };
 
 // What ApplyPlan did.

@@ -54,7 +54,7 @@ TEST_CASE("dockerignore: Docker's matching rules") {
   };
   std::vector<Row> rows = {
       {{"*.log"}, "build.log", true},
-      {{"*.log"}, "sub/build.log", false},        // * does not cross folders
+      {{"*.log"}, "sub/build.log", false},         // * does not cross folders
       {{"**/*.log"}, "sub/deep/build.log", true},  // ** does
       {{"**/*.log"}, "build.log", true},
       {{"secret"}, "secret/key.pem", true},  // a folder excludes what is below it

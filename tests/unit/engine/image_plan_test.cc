@@ -136,8 +136,7 @@ TEST_CASE("plan: image steps survive JSON and render before the deploys") {
   CHECK(text.find("Plan: 1 to build and push, 2 to add, 0 to change") != std::string::npos);
   Plan present = PlanWith(BuildWorld(), State{}, Image(true));
   CHECK(FormatPlan(present, {}).find("image.web") == std::string::npos);
-  CHECK(FormatPlan(present, {.show_no_op = true}).find("already in registry") !=
-        std::string::npos);
+  CHECK(FormatPlan(present, {.show_no_op = true}).find("already in registry") != std::string::npos);
 }
 
 struct NoClock final : public Clock {

@@ -55,8 +55,8 @@ TEST_CASE("image tags: one per strategy and source") {
   std::vector<Row> rows = {
       {"git-sha of a commit: 12 hex digits", BuiltAgent(), MakeRegistry(TagStrategy::kGitSha),
        GitFacts(), "0123456789ab"},
-      {"git-sha of a folder: the context digest", BuiltAgent(),
-       MakeRegistry(TagStrategy::kGitSha), FolderFacts(), "tree-fedcba987654"},
+      {"git-sha of a folder: the context digest", BuiltAgent(), MakeRegistry(TagStrategy::kGitSha),
+       FolderFacts(), "tree-fedcba987654"},
       {"semver from spec.build.version (v dropped)", BuiltAgent("v2.3.4"),
        MakeRegistry(TagStrategy::kSemver), GitFacts(), "2.3.4"},
       {"semver: + is not a tag character", BuiltAgent("1.0.0+build.7"),
@@ -104,9 +104,9 @@ TEST_CASE("image tags: errors name the file, line and field") {
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.status().message().find("registries.yaml:3: registry 'r': spec.customTag") == 0);
 
-  Result<std::string> too_long = ImageTag(
-      BuiltAgent(), MakeRegistry(TagStrategy::kCustom, std::string(120, 'x') + "{sha}"),
-      GitFacts());
+  Result<std::string> too_long =
+      ImageTag(BuiltAgent(), MakeRegistry(TagStrategy::kCustom, std::string(120, 'x') + "{sha}"),
+               GitFacts());
   CHECK_FALSE(too_long.ok());
 }
 
@@ -126,8 +126,7 @@ TEST_CASE("image tags: templates, tags and versions") {
   CHECK(SemverOf("1.2.3-rc.1") == "1.2.3-rc.1");
   CHECK(SemverOf("1.2") == "");
   CHECK(SemverOf("01.2.3") == "");
-  CHECK(ImageReference(MakeRegistry(TagStrategy::kGitSha), "abc") ==
-        "127.0.0.1:5000/team/web:abc");
+  CHECK(ImageReference(MakeRegistry(TagStrategy::kGitSha), "abc") == "127.0.0.1:5000/team/web:abc");
 }
 
 }  // namespace
