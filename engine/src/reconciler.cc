@@ -69,7 +69,7 @@ Status Reconciler::ReadState() {
   return Status::Ok();
 }
 
-Status Reconciler::Observe() {
+Status Reconciler::Observe(ObserveScope scope) {
   Emit(Event::Type::kStageStarted, "observe");
   const DesiredState& desired = snapshot_.loaded.state;
   std::set<std::string> targets;
@@ -94,7 +94,7 @@ Status Reconciler::Observe() {
     observed_[name] = std::move(response);
     providers_[name] = std::move(*provider);
   }
-  return ObserveImages();
+  return scope == ObserveScope::kAll ? ObserveImages() : Status::Ok();
 }
 
 namespace {

@@ -195,6 +195,11 @@ kept=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" "http://d/v1
 ign=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" "http://d/v1.41/containers/$cid/archive?path=/ignored/secret.txt")
 [[ "$kept" == "200" && "$ign" == "404" ]] && ok ".dockerignore honoured (kept 200, ignored 404)" || bad ".dockerignore: keep $kept, ignored $ign"
 
+# status and drift need no registry credentials (they make no plan)
+( unset REGTEST_USERNAME REGTEST_PASSWORD
+  R status "$work/tree" >"$work/status.out" 2>&1 && R drift "$work/tree" >>"$work/status.out" 2>&1 ) \
+  && ok "status and drift work without registry credentials" || bad "status/drift need credentials" "$(cat "$work/status.out")"
+
 # --- the no-op: tag exists, the build is not touched --------------------------
 since=$(date +%s)
 sleep 1
@@ -221,7 +226,8 @@ spec:
   port: 8080
 YAML
 sed -i "s/name: $p-web}/name: $p-web2}/; s/repository: reconcile-test\/$p$/repository: reconcile-test\/$p/" "$work/tree2/deploy.yaml"
-R destroy "$work/tree" --auto-approve >/dev/null 2>&1
+( unset REGTEST_USERNAME REGTEST_PASSWORD; R destroy "$work/tree" --auto-approve >"$work/destroy.out" 2>&1 ) \
+  && ok "destroy works without registry credentials" || bad "destroy needs credentials" "$(cat "$work/destroy.out")"
 api -X DELETE "http://d/v1.41/images/$ref1?force=1" >/dev/null
 since=$(date +%s)
 sleep 1

@@ -84,13 +84,16 @@ class Reconciler {
   Status Lock(const std::string& command);
   void Unlock();
   Status ReadState();
+  // What Observe looks at: kTargets is enough for drift, status and destroy
+  // (no plan of the desired agents is made); MakePlan needs kAll.
+  enum class ObserveScope { kAll, kTargets };
   // Creates a provider for every Target that desired agents or recorded
-  // resources name, and observes each; then, for every agent with build,
+  // resources name, and observes each; then (kAll), for every agent with build,
   // computes its image tag (image_tag.h; for a folder source this reads the
   // build context to digest it) and asks its registry whether the tag is
   // there. kInvalid (naming file, line and field) for a bad context or tag,
   // missing or refused credentials; kUnavailable for an unreachable registry.
-  Status Observe();
+  Status Observe(ObserveScope scope = ObserveScope::kAll);
 
   Plan MakePlan() const;
   // A plan towards no agents at all: deletes everything the state records.
