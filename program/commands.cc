@@ -33,10 +33,11 @@ int Fail(const Status& s) {
 }
 
 // Loads the tree, reads the state, observes. The stages every command shares.
-Status Prepare(Session& session) {
+// Without a plan to make, the registries of built images are not asked.
+Status Prepare(Session& session, Reconciler::ObserveScope scope = Reconciler::ObserveScope::kAll) {
   if (Status s = session.Load(); !s.ok()) return s;
   if (Status s = session.reconciler().ReadState(); !s.ok()) return s;
-  return session.reconciler().Observe();
+  return session.reconciler().Observe(scope);
 }
 
 // Asks "yes" on a terminal; refuses without --auto-approve elsewhere.
@@ -240,7 +241,7 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile destroy"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);
-  if (Status s = r.Observe(); !s.ok()) return Fail(s);
+  if (Status s = r.Observe(Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   r.DropPin();  // nothing is left to keep pinned
   Plan plan = r.MakeDestroyPlan();
   if (!plan.HasChanges()) {
@@ -259,7 +260,7 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
 
 int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
   Session session(g, &registry, StopToken());
-  if (Status s = Prepare(session); !s.ok()) return Fail(s);
+  if (Status s = Prepare(session, Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   const Reconciler& r = session.reconciler();
   std::vector<DriftItem> items = r.Drift();
   if (as_json) {
@@ -282,7 +283,7 @@ int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_j
 
 int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
   Session session(g, &registry, StopToken());
-  if (Status s = Prepare(session); !s.ok()) return Fail(s);
+  if (Status s = Prepare(session, Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   const Reconciler& r = session.reconciler();
   json agents = json::array();
   for (const auto& [address, rs] : r.recorded().resources) {

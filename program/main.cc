@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-color", g.no_color, "never use colours");
   app.add_option("--ref", g.ref, "Git: branch, tag or commit id (default: the remote HEAD)");
   app.add_option("--path", g.path, "folder inside the source");
+  app.add_option("--max-build-context", g.max_build_context,
+                 "largest build context sent to the engine, in bytes (default 268435456)")
+      ->check(CLI::Range(static_cast<std::uint64_t>(1), static_cast<std::uint64_t>(1) << 33));
   app.add_option("--git-username", g.git_auth.username, "Git: HTTPS user (SSH: default git)");
   app.add_option("--git-password-file", g.git_auth.password_file,
                  "Git: file holding the HTTPS password or token");

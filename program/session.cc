@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "build_services.h"
+
 namespace reconcile::cli {
 
 namespace {
@@ -93,6 +95,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   deps.observer = &observer_;
   deps.secrets_dir = options_.secrets_dir;
   deps.secret_env_policy = SecretEnvPolicyFor(options_);
+  deps.build = ProgramBuildServices(options_.max_build_context);
   deps.stop = std::move(stop);
   reconciler_ = std::make_unique<Reconciler>(std::move(deps));
 }

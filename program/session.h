@@ -4,6 +4,7 @@
 // codes and rendering. Not thread-safe; one per run.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <stop_token>
@@ -33,6 +34,7 @@ struct GlobalOptions {
   // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).
   std::vector<std::string> allow_secret_env;
+  std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
 };
 
 // The secretEnv allow-list of `g`: --allow-secret-env, with the variable of

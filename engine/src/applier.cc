@@ -102,9 +102,14 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     ctx.observer->OnEvent({type, change.address, std::move(message), Since(start)});
   };
   ApplyChangeResponse response;
-  Provider* provider = ctx.provider_for(change.target);
+  const bool image = IsImageAddress(change.address);
+  Provider* provider = image ? nullptr : ctx.provider_for(change.target);
   const Target* target = ctx.target_for(change.target);
-  if (provider == nullptr || target == nullptr) {
+  if (image && !ctx.build_image) {
+    response.status = Status::Invalid(change.address + ": this engine cannot build images");
+    return response;
+  }
+  if ((!image && provider == nullptr) || target == nullptr) {
     response.status = Status::Invalid("no provider for target '" + change.target + "'");
     return response;
   }
@@ -128,7 +133,15 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     const std::function<void(bool)>& waiting;
     ~HoldOnReturn() { waiting(false); }
   } hold_on_return{request.waiting};
-  if (change.action != Action::kDelete && ctx.secrets_for) {
+  if (!image && change.action != Action::kDelete && ctx.pull_credentials_for) {
+    Result<std::optional<RegistryCredentials>> credentials = ctx.pull_credentials_for(change);
+    if (!credentials.ok()) {
+      response.status = credentials.status();
+      return response;
+    }
+    request.pull_credentials = std::move(*credentials);
+  }
+  if (!image && change.action != Action::kDelete && ctx.secrets_for) {
     Result<std::map<std::string, std::string>> secrets = ctx.secrets_for(change);
     if (!secrets.ok()) {
       response.status = secrets.status();
@@ -144,10 +157,15 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   };
   std::chrono::milliseconds backoff = options.initial_backoff;
   for (int attempt = 1;; ++attempt) {
-    response = provider->ApplyChange(request);
-    response.status = redact(response.status);
-    for (const std::string& w : response.warnings) {
-      ctx.observer->OnEvent({Event::Type::kWarning, change.address, redact(w), Since(start)});
+    if (image) {
+      response = {};
+      response.status = redact(ctx.build_image(change, request.progress, ctx.stop));
+    } else {
+      response = provider->ApplyChange(request);
+      response.status = redact(response.status);
+      for (const std::string& w : response.warnings) {
+        ctx.observer->OnEvent({Event::Type::kWarning, change.address, redact(w), Since(start)});
+      }
     }
     if (response.status.ok() || !response.status.retryable() || attempt >= options.max_attempts) {
       return response;
@@ -257,7 +275,9 @@ ApplyResult Apply(const Plan& plan, State recorded, const ApplyContext& ctx,
 
       lock.lock();
       bool ok = response.status.ok();
-      if (change.action == Action::kDelete) {
+      if (IsImageAddress(address)) {
+        // Built images live in their registry, not in the state.
+      } else if (change.action == Action::kDelete) {
         if (ok) result.state.resources.erase(address);
       } else if (ok || !response.instances.empty()) {
         // On failure, what exists is recorded as unhealthy ("tainted"), so the

@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "reconcile/image_tag.h"
 #include "reconcile/spec.h"
 #include "yaml_tree.h"
 
@@ -679,7 +680,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     }
   }
   if (build) {
-    if (auto b = Map(*build, "spec.build", {"context", "dockerfile", "args"})) {
+    if (auto b = Map(*build, "spec.build", {"context", "dockerfile", "args", "version"})) {
       BuildSpec spec;
       Require(*b, "context", "spec.build");
       auto relative = [](const std::string& s) { return !s.empty() && s[0] != '/'; };
@@ -697,6 +698,13 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
         }
       }
       if (auto* v = b->Get("args")) spec.args = StringMap(*v, "spec.build.args", true, true);
+      if (auto* v = b->Get("version")) {
+        auto is_semver = [](const std::string& x) { return !SemverOf(x).empty(); };
+        if (auto s = Checked(*v, "spec.build.version", is_semver,
+                             "a semantic version such as 1.4.2 or v2.0.0-rc.1")) {
+          spec.version = *s;
+        }
+      }
       a.build = std::move(spec);
     }
     if (!f.Has("registry")) {
@@ -920,8 +928,10 @@ void Decoder::RegistrySpec(const Fields& f, Registry& r) {
     }
   }
   if (auto* v = f.Get("customTag")) {
-    auto non_empty = [](const std::string& s) { return IsNoSpace(s); };
-    if (auto s = Checked(*v, "spec.customTag", non_empty, "a tag without spaces")) {
+    auto is_template = [](const std::string& s) { return CheckTagTemplate(s).empty(); };
+    if (auto s = Checked(*v, "spec.customTag", is_template,
+                         "a tag template: [A-Za-z0-9_.-] and the variables {sha}, {fullSha}, "
+                         "{timestamp}, {version}, {agent}")) {
       r.custom_tag = *s;
     }
     if (!custom && f.Has("tagStrategy")) {
@@ -1433,6 +1443,30 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   CheckDuplicates(state.agents, "Agent", diagnostics);
   CheckDuplicates(state.registries, "Registry", diagnostics);
   CheckDuplicates(state.targets, "Target", diagnostics);
+
+  // A built agent's image is <url>/<repository>:<tag>: two agents with build
+  // on one Registry would push to the same repository and tags, unless its
+  // customTag names the agent.
+  std::map<std::string, std::string> built_on;  // registry -> first agent
+  for (const auto& a : state.agents) {
+    if (!a.build || a.registry.empty()) continue;
+    auto [it, first] = built_on.emplace(a.registry, a.name);
+    if (first) continue;
+    const Registry* r = nullptr;
+    for (const auto& x : state.registries) {
+      if (x.name == a.registry) r = &x;
+    }
+    if (r && r->tag_strategy == TagStrategy::kCustom &&
+        r->custom_tag.find("{agent}") != std::string::npos) {
+      continue;
+    }
+    AgentError(a, "spec.registry",
+               "Registry '" + a.registry + "' is already the registry of agent '" + it->second +
+                   "' with build; built images are <url>/<repository>:<tag>, so give each agent "
+                   "with build its own Registry (repository), or use tagStrategy custom with "
+                   "{agent} in customTag",
+               diagnostics);
+  }
 
   for (const auto& a : state.agents) {
     if (!a.target.empty() && !HasName(state.targets, a.target)) {

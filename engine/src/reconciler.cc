@@ -1,10 +1,14 @@
 #include "reconcile/reconciler.h"
 
 #include <algorithm>
+#include <ctime>
 #include <set>
 #include <sstream>
 #include <utility>
 
+#include "reconcile/build_context.h"
+#include "reconcile/image_tag.h"
+#include "reconcile/registry_credentials.h"
 #include "reconcile/secrets.h"
 #include "reconcile/spec.h"
 
@@ -172,17 +176,9 @@ const DesiredState& Reconciler::planned() const {
   return pinned_ ? *pinned_ : snapshot_.loaded.state;
 }
 
-Status Reconciler::Observe() {
+Status Reconciler::Observe(ObserveScope scope) {
   Emit(Event::Type::kStageStarted, "observe");
   const DesiredState& desired = snapshot_.loaded.state;
-  for (const Agent& a : desired.agents) {
-    if (a.build) {
-      return Status::Invalid(a.location.file + ":" + std::to_string(a.location.line) + ": agent '" +
-                             a.name +
-                             "': spec.build is validated but not supported by this version "
-                             "yet; build the image yourself and set spec.image");
-    }
-  }
   std::set<std::string> targets;
   for (const Agent& a : desired.agents) targets.insert(a.target);
   if (pinned_) {
@@ -213,7 +209,158 @@ Status Reconciler::Observe() {
     observed_[name] = std::move(response);
     providers_[name] = std::move(*provider);
   }
+  return scope == ObserveScope::kAll ? ObserveImages() : Status::Ok();
+}
+
+namespace {
+
+std::string AgentWhere(const Agent& a, const std::string& field) {
+  const SourceLocation& at =
+      a.field_locations.count(field) ? a.field_locations.at(field) : a.location;
+  return at.file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": agent '" +
+         a.name + "': " + field;
+}
+
+std::filesystem::path ContextOf(const Agent& a) {
+  return (std::filesystem::path(a.manifest_dir) / a.build->context).lexically_normal();
+}
+
+}  // namespace
+
+Status Reconciler::ObserveImages() {
+  images_.clear();
+  const DesiredState& desired = snapshot_.loaded.state;
+  for (const Agent& a : desired.agents) {
+    if (!a.build) continue;
+    if (deps_.stop.stop_requested()) return Status::Cancelled("stopped while observing");
+    if (deps_.build == nullptr || deps_.build->registry == nullptr) {
+      return Status::Invalid(AgentWhere(a, "spec.build") +
+                             ": this engine was started without an image builder");
+    }
+    const Registry* registry = desired.FindRegistry(a.registry);
+    if (registry == nullptr) {
+      return Status::Invalid(AgentWhere(a, "spec.registry") + ": Registry '" + a.registry +
+                             "' is not declared in the tree");
+    }
+    TagFacts facts;
+    facts.revision = snapshot_.revision;
+    facts.commit_time = snapshot_.commit_time;
+    facts.git_tags = snapshot_.tags;
+    facts.git = !snapshot_.commit_time.empty();
+    if (!facts.git) {
+      // A folder has no commit: the tag comes from what the build sends.
+      if (snapshot_.root.empty()) {
+        return Status::Invalid(AgentWhere(a, "spec.build.context") +
+                               ": the source offers no folder to build from");
+      }
+      Result<BuildContext> context = ListBuildContext(snapshot_.root, ContextOf(a).string(),
+                                                      a.build->dockerfile, deps_.build->limits);
+      if (!context.ok()) return context.status().WithContext(AgentWhere(a, "spec.build.context"));
+      Result<std::string> digest = ContextDigest(*context);
+      if (!digest.ok()) return digest.status().WithContext(AgentWhere(a, "spec.build.context"));
+      nlohmann::json how = {{"dockerfile", a.build->dockerfile}, {"args", a.build->args}};
+      facts.context_digest = Sha256Hex(*digest + "\n" + how.dump());
+      std::time_t newest = static_cast<std::time_t>(context->newest_mtime);
+      char buf[32];
+      std::tm tm{};
+      gmtime_r(&newest, &tm);
+      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      facts.context_mtime = buf;
+    }
+    Result<std::string> tag = ImageTag(a, *registry, facts);
+    if (!tag.ok()) return tag.status();
+    ObservedImage image;
+    image.tag = *tag;
+    image.reference = ImageReference(*registry, *tag);
+    if (!a.suspend) {
+      Result<std::optional<RegistryCredentials>> credentials =
+          CredentialsFromEnvironment(*registry);
+      if (!credentials.ok()) return credentials.status();
+      Result<bool> exists = deps_.build->registry->HasTag(*registry, *tag, *credentials);
+      if (!exists.ok()) return exists.status().WithContext("agent '" + a.name + "'");
+      image.exists = *exists;
+    }
+    images_[a.name] = std::move(image);
+  }
   return Status::Ok();
+}
+
+Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
+                              std::stop_token stop) const {
+  const DesiredState& desired = snapshot_.loaded.state;
+  const Agent* a = desired.FindAgent(change.name);
+  if (a == nullptr || !a->build) {
+    return Status::Invalid(change.address + ": no agent with build named '" + change.name + "'");
+  }
+  const Registry* registry = desired.FindRegistry(a->registry);
+  const Target* target = desired.FindTarget(a->target);
+  if (registry == nullptr || target == nullptr || deps_.build == nullptr) {
+    return Status::Invalid(change.address + ": registry, target or image builder missing");
+  }
+  const std::string reference =
+      change.desired.is_object() && change.desired.value("reference", "").size()
+          ? change.desired.value("reference", "")
+          : "";
+  if (reference.empty()) return Status::Invalid(change.address + ": the change names no image");
+  Result<std::optional<RegistryCredentials>> credentials = CredentialsFromEnvironment(*registry);
+  if (!credentials.ok()) return credentials.status();
+
+  Result<BuildContext> context = ListBuildContext(snapshot_.root, ContextOf(*a).string(),
+                                                  a->build->dockerfile, deps_.build->limits);
+  if (!context.ok()) return context.status().WithContext(AgentWhere(*a, "spec.build.context"));
+  Result<std::string> tar = ContextTar(*context);
+  if (!tar.ok()) return tar.status().WithContext(AgentWhere(*a, "spec.build.context"));
+  if (progress) {
+    progress("sending build context " + ContextOf(*a).generic_string() + " (" +
+             std::to_string(context->entries.size()) + " entries, " + std::to_string(tar->size()) +
+             " bytes)");
+  }
+  Result<std::unique_ptr<ImageBuilder>> builder = deps_.build->builder_for(*target);
+  if (!builder.ok()) return builder.status();
+
+  BuildImageRequest build;
+  build.reference = reference;
+  build.context_tar = std::move(*tar);
+  build.dockerfile = a->build->dockerfile;
+  build.args = a->build->args;
+  build.labels = {{kLabelManagedBy, kManagedByValue},
+                  {kLabelAgent, a->name},
+                  {kLabelRevision, snapshot_.revision}};
+  for (const Registry& r : desired.registries) {
+    Result<std::optional<RegistryCredentials>> c = CredentialsFromEnvironment(r);
+    if (c.ok() && c->has_value()) build.pull_credentials.push_back(**c);
+  }
+  build.progress = progress;
+  build.stop = stop;
+  BuildImageResponse built = (*builder)->Build(build);
+  if (!built.status.ok()) return built.status;
+
+  PushImageRequest push;
+  push.reference = reference;
+  push.credentials = *credentials;
+  push.progress = progress;
+  push.stop = stop;
+  if (progress) progress("pushing " + reference);
+  PushImageResponse pushed = (*builder)->Push(push);
+  if (!pushed.status.ok()) return pushed.status;
+  if (progress) {
+    progress("pushed " + reference + (pushed.digest.empty() ? "" : " (" + pushed.digest + ")"));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<RegistryCredentials>> Reconciler::PullCredentials(const Change& change) const {
+  const DesiredState& desired = snapshot_.loaded.state;
+  const Agent* a = desired.FindAgent(change.name);
+  if (a == nullptr) return std::optional<RegistryCredentials>();
+  const Registry* registry = nullptr;
+  if (a->build) {
+    registry = desired.FindRegistry(a->registry);
+  } else {
+    registry = RegistryForImage(desired, a->image);
+  }
+  if (registry == nullptr) return std::optional<RegistryCredentials>();
+  return CredentialsFromEnvironment(*registry);
 }
 
 Plan Reconciler::MakePlan() const {
@@ -221,6 +368,7 @@ Plan Reconciler::MakePlan() const {
   input.desired = &planned();
   input.recorded = recorded_.get();
   input.observed = observed_;
+  input.images = images_;
   for (const auto& [name, provider] : providers_) {
     const Target* target = snapshot_.loaded.state.FindTarget(name);
     if (target) input.schemas[target->provider] = provider->Schema();
@@ -371,6 +519,10 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   };
   ctx.target_for = [&](const std::string& t) { return snapshot_.loaded.state.FindTarget(t); };
   ctx.secrets_for = [&](const Change& c) { return SecretsFor(c); };
+  ctx.build_image = [&](const Change& c, const ProgressFn& progress, std::stop_token stop) {
+    return BuildImage(c, progress, stop);
+  };
+  ctx.pull_credentials_for = [&](const Change& c) { return PullCredentials(c); };
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;
   ctx.stop = deps_.stop;
@@ -502,9 +654,14 @@ Result<size_t> FindRollbackEntry(const History& history, const State& state,
 
 std::string AppliedSummary(const Plan& plan) {
   std::ostringstream out;
-  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate) << " changed, "
-      << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
-      << " destroyed";
+  int builds = 0;
+  for (const Change& c : plan.changes) {
+    builds += IsImageAddress(c.address) && c.action == Action::kCreate ? 1 : 0;
+  }
+  if (builds > 0) out << builds << " built and pushed, ";
+  out << plan.Count(Action::kCreate) - builds << " added, " << plan.Count(Action::kUpdate)
+      << " changed, " << plan.Count(Action::kReplace) << " replaced, "
+      << plan.Count(Action::kDelete) << " destroyed";
   return out.str();
 }
 

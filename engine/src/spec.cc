@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "reconcile/image_tag.h"
+
 namespace reconcile {
 
 using nlohmann::json;
@@ -15,20 +17,13 @@ using nlohmann::json;
 std::string ResolveImage(const Agent& agent, const Registry* registry,
                          const std::string& revision) {
   if (!agent.build || registry == nullptr) return agent.image;
-  std::string tag;
-  switch (registry->tag_strategy) {
-    case TagStrategy::kCustom:
-      tag = registry->custom_tag;
-      break;
-    default:
-      // git-sha (and, until builds record more, the others): a short revision.
-      tag = revision.substr(0, std::min<size_t>(revision.size(), 12));
-      break;
-  }
-  if (tag.empty()) tag = "latest";
-  std::string ref =
-      registry->url.empty() ? registry->repository : registry->url + "/" + registry->repository;
-  return ref + ":" + tag;
+  TagFacts facts;
+  facts.revision = revision;
+  facts.git = revision.rfind("tree-", 0) != 0;
+  Result<std::string> tag = ImageTag(agent, *registry, facts);
+  if (tag.ok()) return ImageReference(*registry, *tag);
+  return ImageReference(*registry,
+                        IsValidTag(revision.substr(0, 12)) ? revision.substr(0, 12) : "latest");
 }
 
 std::string FormatDuration(std::int64_t ms) {

@@ -243,7 +243,11 @@ class DockerProvider : public Provider {
       if (img.ok()) return Status::Ok();
       if (img.status().code() != Code::kNotFound) return img.status();
       Progress("pulling image " + spec_.image);
-      Status st = c_.PullImage(spec_.image);
+      std::string auth;
+      if (const auto& creds = req_.pull_credentials) {
+        auth = RegistryAuthHeader(creds->server, creds->username, creds->password);
+      }
+      Status st = c_.PullImage(spec_.image, auth);
       if (st.ok()) return st;
       Code code = st.code() == Code::kUnavailable ? Code::kUnavailable : Code::kFailed;
       return Status(code, "agent " + agent_ + ": image " + spec_.image +
@@ -435,7 +439,9 @@ class DockerProvider : public Provider {
     Status Redact(Status st) const {
       if (st.ok()) return st;
       std::string m = st.message();
-      for (const auto& [name, value] : req_.secret_values) {
+      std::map<std::string, std::string> secrets = req_.secret_values;
+      if (req_.pull_credentials) secrets["registry password"] = req_.pull_credentials->password;
+      for (const auto& [name, value] : secrets) {
         if (value.size() < 3) continue;
         for (std::size_t at = m.find(value); at != std::string::npos; at = m.find(value, at)) {
           m.replace(at, value.size(), "<redacted>");

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <utility>
 
+#include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -97,9 +98,11 @@ void Prepare(Exchange& x, const HttpRequest& request, const std::string& host_he
   x.req.set(http::field::user_agent, "reconcile");
   x.req.set(http::field::connection, "close");
   if (!request.body.empty()) {
-    x.req.set(http::field::content_type, "application/json");
+    x.req.set(http::field::content_type,
+              request.content_type.empty() ? "application/json" : request.content_type);
     x.req.body() = request.body;
   }
+  for (const auto& [name, value] : request.headers) x.req.set(name, value);
   x.req.prepare_payload();
   x.parser.body_limit(body_limit);
   x.parser.header_limit(64 * 1024);
@@ -494,6 +497,18 @@ Result<HttpResponse> EngineClient::Call(const std::string& method, const std::st
   }
 }
 
+Result<HttpResponse> EngineClient::CallWith(const std::string& method, const std::string& path,
+                                            HttpRequest request) const {
+  const std::string call = method + " " + QueryLess(path);
+  request.method = method;
+  request.target = std::string(kApiPrefix) + path;
+  auto res = transport_->RoundTrip(request);
+  if (!res.ok()) return res.status().WithContext("docker: " + call);
+  Status st = StatusFromHttp(call, res.value());
+  if (!st.ok()) return st;
+  return res;
+}
+
 Result<nlohmann::json> EngineClient::CallJson(const std::string& method, const std::string& path,
                                               const std::string& body,
                                               std::chrono::milliseconds timeout) const {
@@ -575,11 +590,16 @@ Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) 
   return CallJson("GET", "/images/" + reference + "/json");
 }
 
-Status EngineClient::PullImage(const std::string& reference) const {
+Status EngineClient::PullImage(const std::string& reference,
+                               const std::string& registry_auth) const {
   if (!ValidImageRef(reference)) return BadRef("image reference", reference);
   auto [repo, tag] = SplitImageReference(reference);
-  auto res = Call("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
-                  "", std::chrono::minutes(15));
+  HttpRequest request;
+  request.timeout = std::chrono::minutes(15);
+  if (!registry_auth.empty()) request.headers.emplace_back("X-Registry-Auth", registry_auth);
+  auto res =
+      CallWith("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
+               std::move(request));
   if (!res.ok()) return res.status();
   std::istringstream lines(res->body);
   std::string line;
@@ -592,6 +612,24 @@ Status EngineClient::PullImage(const std::string& reference) const {
     }
   }
   return Status::Ok();
+}
+
+std::string RegistryAuthHeader(const std::string& server, const std::string& username,
+                               const std::string& password) {
+  if (username.empty()) return "e30=";
+  const std::string json =
+      nlohmann::json{{"username", username}, {"password", password}, {"serveraddress", server}}
+          .dump();
+  std::string out(4 * ((json.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(json.data()),
+                          static_cast<int>(json.size()));
+  out.resize(static_cast<std::size_t>(n));
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
 }
 
 std::pair<std::string, std::string> SplitImageReference(const std::string& reference) {

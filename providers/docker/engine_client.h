@@ -40,6 +40,10 @@ struct HttpRequest {
   std::string target;  // origin-form: "/v1.41/containers/json?all=1"
   std::string body;    // sent with Content-Type: application/json when non-empty
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  std::string content_type;  // overrides application/json (e.g. application/x-tar)
+  // Extra headers (X-Registry-Auth, X-Registry-Config). They may hold
+  // credentials: never logged, never in a Status.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HttpResponse {
@@ -132,6 +136,9 @@ class EngineClient {
   Result<HttpResponse> Call(const std::string& method, const std::string& path,
                             const std::string& body = "",
                             std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  // As Call, with a request body of `content_type` and extra headers.
+  Result<HttpResponse> CallWith(const std::string& method, const std::string& path,
+                                HttpRequest request) const;
   // Call() and parse the body as JSON.
   Result<nlohmann::json> CallJson(
       const std::string& method, const std::string& path, const std::string& body = "",
@@ -155,8 +162,9 @@ class EngineClient {
   // GET /images/{name}/json
   Result<nlohmann::json> InspectImage(const std::string& reference) const;
   // POST /images/create?fromImage=&tag=, reading the JSON-lines progress
-  // stream; an "error" in the stream is kFailed.
-  Status PullImage(const std::string& reference) const;
+  // stream; an "error" in the stream is kFailed. `registry_auth` is the
+  // X-Registry-Auth value (RegistryAuthHeader), empty for none.
+  Status PullImage(const std::string& reference, const std::string& registry_auth = "") const;
 
  private:
   std::shared_ptr<HttpTransport> transport_;
@@ -164,6 +172,12 @@ class EngineClient {
   HttpRetryPolicy retry_;
   std::stop_token stop_;
 };
+
+// The X-Registry-Auth value for `username`/`password` at `server`:
+// base64url of {"username","password","serveraddress"}; "e30=" ({}) when
+// username is empty. Holds a secret.
+std::string RegistryAuthHeader(const std::string& server, const std::string& username,
+                               const std::string& password);
 
 // Splits "repo[:tag][@digest]" into (repo, tag-or-digest); tag defaults to "latest".
 std::pair<std::string, std::string> SplitImageReference(const std::string& reference);

@@ -337,6 +337,13 @@ TEST_CASE("reports each error with file:line:column and field") {
        "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
        "spec: {url: x, repository: a, tagStrategy: semver, customTag: v}\n",
        4, 52, "spec.customTag", "only allowed with tagStrategy custom"},
+      {"registry tag template with an unknown variable",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
+       "spec: {url: x, repository: a, tagStrategy: custom, customTag: \"v{branch}\"}\n",
+       4, 63, "spec.customTag", "the variables {sha}"},
+      {"build version not semver",
+       AgentDoc("  build: {context: ., version: latest}\n  registry: r\n  target: t\n  port: 80\n"),
+       6, 32, "spec.build.version", "a semantic version"},
       {"registry prefix",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
        "spec: {url: x, repository: a, credentialsEnvPrefix: ghcr}\n",
@@ -597,7 +604,8 @@ TEST_CASE("cross-document checks") {
     TempTree outside;
     tree.Write("r.yaml",
                "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
-               "spec: {url: localhost:5000, repository: a}\n");
+               "spec: {url: localhost:5000, repository: a, tagStrategy: custom, customTag: "
+               "\"{agent}-{sha}\"}\n");
     tree.Write("t.yaml", target);
     fs::create_directories(tree.path() / "apps/ok");
     fs::create_directory_symlink(outside.path(), tree.path() / "apps/out");
@@ -623,6 +631,26 @@ TEST_CASE("cross-document checks") {
         "apps/out:1:1: error: symlink leads outside the tree (to " +
             fs::canonical(outside.path()).string() + ")"};
     CHECK_MESSAGE(got == expected, All(result.diagnostics));
+  }
+  SUBCASE("two agents with build on one Registry") {
+    tree.Write("r.yaml",
+               "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
+               "spec: {url: localhost:5000, repository: a}\n");
+    tree.Write("t.yaml", target);
+    fs::create_directories(tree.path() / "app");
+    auto build = [](const std::string& name) {
+      return "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: " + name +
+             "}\nspec:\n  build: {context: app, version: 1.2.3}\n  registry: r\n  target: t\n"
+             "  port: 80\n";
+    };
+    tree.Write("a.yaml", build("a") + "---\n" + build("b"));
+    auto result = LoadTree(tree.path());
+    std::vector<std::string> got;
+    for (const auto& d : result.diagnostics.items()) got.push_back(d.ToString());
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].find("a.yaml:15:13: error: spec.registry: Registry 'r' is already the registry "
+                      "of agent 'a'") == 0);
+    CHECK(result.state.agents[0].build->version == "1.2.3");
   }
 }
 

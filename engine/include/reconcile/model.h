@@ -51,6 +51,7 @@ struct BuildSpec {
   std::string context;                      // relative to the manifest's folder
   std::string dockerfile = "Dockerfile";    // relative to context
   std::map<std::string, std::string> args;  // build args
+  std::string version;                      // semantic version (tagStrategy semver)
   friend bool operator==(const BuildSpec&, const BuildSpec&) = default;
 };
 

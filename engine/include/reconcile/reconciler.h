@@ -35,6 +35,7 @@
 #include "reconcile/clock.h"
 #include "reconcile/drift.h"
 #include "reconcile/event.h"
+#include "reconcile/image_builder.h"
 #include "reconcile/plan.h"
 #include "reconcile/planner.h"
 #include "reconcile/provider.h"
@@ -55,6 +56,9 @@ struct ReconcilerDeps {
   // Which variables secretEnv {env: VAR} may read; Fetch reports every
   // refused reference as a load error (nothing is applied).
   SecretEnvPolicy secret_env_policy;
+  // Image builders and the registry client, for agents with build; null: a
+  // tree with build agents is refused at Observe.
+  const BuildServices* build = nullptr;
   std::stop_token stop;  // SIGTERM / Ctrl-C
 };
 
@@ -102,9 +106,16 @@ class Reconciler {
   const std::optional<Pin>& pin_ended() const { return ended_pin_; }
   // What MakePlan plans towards: the pinned revision's agents, or the tree.
   const DesiredState& planned() const;
+  // What Observe looks at: kTargets is enough for drift, status and destroy
+  // (no plan of the desired agents is made); MakePlan needs kAll.
+  enum class ObserveScope { kAll, kTargets };
   // Creates a provider for every Target that desired agents or recorded
-  // resources name, and observes each.
-  Status Observe();
+  // resources name, and observes each; then (kAll), for every agent with build,
+  // computes its image tag (image_tag.h; for a folder source this reads the
+  // build context to digest it) and asks its registry whether the tag is
+  // there. kInvalid (naming file, line and field) for a bad context or tag,
+  // missing or refused credentials; kUnavailable for an unreachable registry.
+  Status Observe(ObserveScope scope = ObserveScope::kAll);
 
   Plan MakePlan() const;
   // A plan towards no agents at all: deletes everything the state records.
@@ -130,6 +141,8 @@ class Reconciler {
   // The same, shared (it outlives this Reconciler; never modified).
   std::shared_ptr<const State> recorded_shared() const { return recorded_; }
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
+  // Per agent with build: its image reference and whether the registry has it.
+  const std::map<std::string, ObservedImage>& images() const { return images_; }
 
  private:
   void Emit(Event::Type type, std::string message, std::string address = "") const;
@@ -139,6 +152,9 @@ class Reconciler {
   Result<int> Record(State state);
 
   Status BuildPinned(const History& history, size_t index);
+  Status ObserveImages();
+  Status BuildImage(const Change& change, const ProgressFn& progress, std::stop_token stop) const;
+  Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
 
   ReconcilerDeps deps_;
   Snapshot snapshot_;
@@ -150,6 +166,7 @@ class Reconciler {
   std::unique_ptr<StateLock> lock_;
   std::map<std::string, std::unique_ptr<Provider>> providers_;
   std::map<std::string, ObserveResponse> observed_;
+  std::map<std::string, ObservedImage> images_;
 };
 
 // "2 added, 0 changed, 1 replaced, 0 destroyed".

@@ -21,7 +21,10 @@ namespace reconcile {
 
 // The image reference an agent runs: `image`, or for a build the reference
 // <registry.url>/<registry.repository>:<tag> with the tag chosen by the
-// registry's tagStrategy from `revision`. `registry` may be null without build.
+// registry's tagStrategy (image_tag.h) from `revision` alone (no commit time,
+// Git tags or context digest: the Reconciler observes those, and the planner
+// uses what it observed; this is the fallback). `registry` may be null
+// without build.
 std::string ResolveImage(const Agent& agent, const Registry* registry, const std::string& revision);
 
 // Normalized spec; `image` must be the resolved image reference.

@@ -65,7 +65,7 @@ TEST_CASE("spec: secrets appear as references only") {
 TEST_CASE("spec: image of a build comes from the registry and revision") {
   Agent a = testing::MakeAgent("a");
   a.image.clear();
-  a.build = BuildSpec{"app", "Dockerfile", {}};
+  a.build = BuildSpec{"app", "Dockerfile", {}, ""};
   Registry r;
   r.url = "localhost:5000";
   r.repository = "team/a";
