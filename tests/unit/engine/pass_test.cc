@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "fakes/fake_source.h"
+#include "fakes/pass_world.h"
 #include "fakes/temp_dir.h"
 #include "unit/engine/test_world.h"
 
@@ -19,30 +20,7 @@ using testing::MakeAgent;
 using testing::MakeDesired;
 using testing::TempDir;
 
-struct World {
-  TempDir tmp;
-  FakeSource source;
-  FakeProvider provider;
-  ProviderRegistry registry;
-  std::unique_ptr<StateStore> store = NewFileStateStore(tmp.path() / "state");
-  std::unique_ptr<Clock> clock = NewSystemClock();
-  World() { testing::RegisterFake(registry, &provider); }
-  ReconcilerDeps Deps() {
-    ReconcilerDeps d;
-    d.source = &source;
-    d.store = store.get();
-    d.providers = &registry;
-    d.clock = clock.get();
-    return d;
-  }
-  PassReport Run(PassRequest::Kind kind, const std::string& rev, std::set<std::string> heal = {}) {
-    PassRequest r;
-    r.kind = kind;
-    r.revision = rev;
-    r.heal_allowed = std::move(heal);
-    return RunPass(Deps(), r);
-  }
-};
+using World = testing::PassWorld;
 
 Agent WithDrift(Agent a, DriftMode m) {
   a.drift = m;

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "fakes/fake_source.h"
+#include "fakes/pass_world.h"
 #include "fakes/temp_dir.h"
 #include "reconcile/pass.h"
 #include "reconcile/reconciler.h"
@@ -20,29 +21,7 @@ using testing::MakeAgent;
 using testing::MakeDesired;
 using testing::TempDir;
 
-struct World {
-  TempDir tmp;
-  FakeSource source;
-  FakeProvider provider;
-  ProviderRegistry registry;
-  std::unique_ptr<StateStore> store = NewFileStateStore(tmp.path() / "state");
-  std::unique_ptr<Clock> clock = NewSystemClock();
-  World() { testing::RegisterFake(registry, &provider); }
-  ReconcilerDeps Deps() {
-    ReconcilerDeps d;
-    d.source = &source;
-    d.store = store.get();
-    d.providers = &registry;
-    d.clock = clock.get();
-    return d;
-  }
-  PassReport Run(PassRequest::Kind kind, const std::string& rev, std::set<std::string> heal = {}) {
-    PassRequest r;
-    r.kind = kind;
-    r.revision = rev;
-    r.heal_allowed = std::move(heal);
-    return RunPass(Deps(), r);
-  }
+struct World : testing::PassWorld {
   // `reconcile rollback --to TO` at the source's head.
   Status Rollback(const std::string& to, Plan* plan = nullptr) {
     Reconciler r(Deps());
