@@ -68,26 +68,10 @@ bad() { failed=$((failed + 1)); echo "FAIL - $1"; [[ -n "${2:-}" ]] && sed 's/^/
 R() { "$RECONCILE" --no-color "$@"; }
 
 # --- a registry on loopback with htpasswd auth ------------------------------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg="127.0.0.1:$port"
 export CRASHREG_USERNAME=pusher CRASHREG_PASSWORD="crash-$(openssl rand -hex 12)"
-htpasswd -Bbc "$work/htpasswd" "$CRASHREG_USERNAME" "$CRASHREG_PASSWORD" 2>/dev/null
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $work/registry-data}
-http:
-  addr: $reg
-auth:
-  htpasswd: {realm: reconcile-crash, path: $work/htpasswd}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do
-  curl -s -o /dev/null "http://$reg/v2/" && break
-  sleep 0.1
-done
+# shellcheck source=../fixtures/registry.sh
+source "$SOURCE_DIR/tests/fixtures/registry.sh"
+start_registry "$work" "$CRASHREG_USERNAME" "$CRASHREG_PASSWORD"
 [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$reg/v2/")" == 401 ]] ||
   { bad "registry not up with auth" "$(cat "$work/registry.log")"; exit 1; }
 

@@ -68,25 +68,9 @@ R() { "$RECONCILE" --no-color "$@"; }
 all_output=""
 
 # --- the registry: htpasswd (bcrypt), filesystem storage, loopback ---------
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg="127.0.0.1:$port"
-htpasswd -Bbc "$work/htpasswd" pusher "$CANARY" 2>/dev/null
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $work/registry-data}
-http:
-  addr: $reg
-auth:
-  htpasswd: {realm: reconcile-test, path: $work/htpasswd}
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-for _ in $(seq 50); do
-  curl -s -o /dev/null "http://$reg/v2/" && break
-  sleep 0.1
-done
+# shellcheck source=../fixtures/registry.sh
+source "$SOURCE_DIR/tests/fixtures/registry.sh"
+start_registry "$work" pusher "$CANARY"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$reg/v2/")
 if [[ "$code" == "401" ]]; then ok "registry up with auth on (401 without credentials)"; else
   bad "registry not answering 401 (got $code)" "$(cat "$work/registry.log")"; exit 1; fi
