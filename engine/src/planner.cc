@@ -202,7 +202,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (observed_hash != c.desired_hash || !same_hash) {
     // Field-level before: the recorded spec when it is what runs.
     if (rec && rec->spec_hash == observed_hash && same_hash) {
-      c.fields = Diff(rec->spec, c.desired, *schema);
+      c.fields = Diff(rec->spec.Get(), c.desired, *schema);
     } else {
       FieldChange f;
       f.path = "specHash";
@@ -265,7 +265,7 @@ Plan ComputePlan(const PlanInput& input) {
     c.action = Action::kDelete;
     c.target = rec.target;
     c.provider = rec.provider;
-    c.fields = AllFields(rec.spec, /*as_after=*/false);
+    c.fields = AllFields(rec.spec.Get(), /*as_after=*/false);
     std::vector<const ObservedInstance*> instances = InstancesOf(index, rec.target, rec.name);
     c.prior = Refs(instances);
     c.reason = instances.empty()

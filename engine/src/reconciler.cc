@@ -111,7 +111,7 @@ Status Reconciler::BuildPinned(const History& history, size_t index) {
   for (const auto& [address, r] : resources) {
     auto it = recorded_->resources.find(address);
     if (it != recorded_->resources.end() && it->second.spec_hash == r.spec_hash) {
-      specs[address] = it->second.spec;
+      specs[address] = it->second.spec.Get();
     } else {
       missing.emplace(address, r);
     }
@@ -546,7 +546,7 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   for (const auto& [address, rs] : result.state.resources) {
     HistoryResource& r = resources[address];
     r.spec_hash = rs.spec_hash;
-    if (rs.spec.is_object()) r.image = rs.spec.value("image", "");
+    if (nlohmann::json spec = rs.spec.Get(); spec.is_object()) r.image = spec.value("image", "");
     if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
   }
   Result<int> serial = Record(std::move(result.state));
@@ -558,9 +558,10 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   entry.serial = *serial;
   // The specs come from the state just saved (shared with the store).
   std::shared_ptr<const State> saved = recorded_;
-  auto spec_of = [&saved](const std::string& address) -> const nlohmann::json* {
+  auto spec_of = [&saved](const std::string& address) -> std::optional<nlohmann::json> {
     auto it = saved->resources.find(address);
-    return it == saved->resources.end() ? nullptr : &it->second.spec;
+    if (it == saved->resources.end()) return std::nullopt;
+    return it->second.spec.Get();
   };
   const int keep = saved->pin ? saved->pin->serial : 0;
   if (Status s = deps_.store->AppendHistory(entry, resources, spec_of, keep); !s.ok()) {

@@ -11,9 +11,23 @@
 #include "reconcile/spec.h"
 
 namespace reconcile {
-namespace {
 
 using nlohmann::json;
+
+JsonText::JsonText(const json& value) { *this = value; }
+
+JsonText& JsonText::operator=(const json& value) {
+  text_ =
+      value.is_null() ? std::string() : value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return *this;
+}
+
+json JsonText::Get() const {
+  if (text_.empty()) return nullptr;
+  return json::parse(text_, nullptr, /*allow_exceptions=*/false);
+}
+
+namespace {
 
 // Field paths in error messages: `resources["agent.web"].instances[0].id`.
 std::string Field(const std::string& path, const std::string& key) {
@@ -168,7 +182,7 @@ json ToJson(const ResourceState& r) {
               {"target", r.target},
               {"provider", r.provider},
               {"specHash", r.spec_hash},
-              {"spec", r.spec},
+              {"spec", r.spec.Get()},
               {"revision", r.revision},
               {"instances", std::move(instances)},
               {"health", r.health},
@@ -184,7 +198,9 @@ Result<ResourceState> ResourceFromJson(const std::string& address, const json& j
   in.String("target", &r.target);
   in.String("provider", &r.provider);
   in.String("specHash", &r.spec_hash);
-  in.Value("spec", &r.spec, /*want_object=*/false);
+  json spec;
+  in.Value("spec", &spec, /*want_object=*/false);
+  r.spec = spec;
   in.String("revision", &r.revision);
   if (const json* instances = in.Array("instances")) {
     for (size_t i = 0; i < instances->size(); ++i) {

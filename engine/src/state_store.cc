@@ -519,8 +519,8 @@ class FileStateStore : public StateStore {
         continue;
       }
       if (!pack.contains(r.spec_hash)) {
-        const json* spec = spec_of ? spec_of(address) : nullptr;
-        if (spec == nullptr) {
+        std::optional<json> spec = spec_of ? spec_of(address) : std::nullopt;
+        if (!spec) {
           return Status::Internal("history: no spec for " + address + " (" + r.spec_hash + ")");
         }
         pack[r.spec_hash] = *spec;

@@ -335,9 +335,10 @@ TEST_SUITE("state_store") {
     HistoryResources resources;
     std::map<std::string, json> specs;
     StateStore::SpecSource spec_of() const {
-      return [this](const std::string& address) -> const json* {
+      return [this](const std::string& address) -> std::optional<json> {
         auto it = specs.find(address);
-        return it == specs.end() ? nullptr : &it->second;
+        if (it == specs.end()) return std::nullopt;
+        return it->second;
       };
     }
   };
@@ -411,9 +412,9 @@ TEST_SUITE("state_store") {
     // One agent changes: the new pack holds its spec only.
     Applied next = AppliedAt(5);
     std::set<std::string> asked;
-    auto spec_of = [&](const std::string& address) -> const json* {
+    auto spec_of = [&](const std::string& address) -> std::optional<json> {
       asked.insert(address);
-      return &next.specs.at(address);
+      return next.specs.at(address);
     };
     REQUIRE(store->AppendHistory(next.entry, next.resources, spec_of).ok());
     CHECK(asked == std::set<std::string>{"agent.web"});

@@ -18,13 +18,31 @@
 
 namespace reconcile {
 
+// A JSON value kept as its compact text. A recorded spec costs about 400
+// bytes this way instead of ~2.5 KiB of nlohmann tree; the planner parses
+// one only for a resource whose hash changed. Equal texts are equal values
+// (nlohmann keeps object keys sorted).
+class JsonText {
+ public:
+  JsonText() = default;
+  JsonText(const nlohmann::json& value);  // NOLINT: implicit, like json itself
+  JsonText& operator=(const nlohmann::json& value);
+  nlohmann::json Get() const;  // null when empty
+  bool is_null() const { return text_.empty(); }
+  const std::string& text() const { return text_; }
+  friend bool operator==(const JsonText&, const JsonText&) = default;
+
+ private:
+  std::string text_;  // empty: null
+};
+
 struct ResourceState {
   std::string address;  // "agent.<name>"
   std::string name;
   std::string target;
   std::string provider;
   std::string spec_hash;
-  nlohmann::json spec = nullptr;  // normalized spec (no secret values)
+  JsonText spec;  // normalized spec (no secret values)
   std::string revision;
   std::vector<InstanceRecord> instances;
   std::string health;      // "healthy", "unknown", "unhealthy"

@@ -68,7 +68,7 @@ class StateStore {
   virtual Result<int> Save(State state) = 0;
   virtual Result<History> LoadHistory() = 0;
   // The normalized spec of a resource, by address, when asked for it.
-  using SpecSource = std::function<const nlohmann::json*(const std::string& address)>;
+  using SpecSource = std::function<std::optional<nlohmann::json>(const std::string& address)>;
   // Appends `entry` (its changed/removed are ignored: the store computes
   // them) for an apply that left `resources` (their `pack` is ignored).
   // `spec_of` gives the spec of each resource whose hash the spec store does
