@@ -1,9 +1,12 @@
 #include "reconcile/build_context.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -140,10 +143,6 @@ void Octal(char* field, size_t width, std::uint64_t value) {
     value >>= 3;
   }
   field[width - 1] = '\0';
-}
-
-void Pad(std::string& out) {
-  if (out.size() % 512) out.append(512 - out.size() % 512, '\0');
 }
 
 void Header(std::string& out, const std::string& name, char type, std::uint64_t size, unsigned mode,
@@ -316,37 +315,128 @@ Result<BuildContext> ListBuildContext(const fs::path& tree_root, const std::stri
   return out;
 }
 
-Result<std::string> ContextTar(const BuildContext& context) {
-  std::string out;
-  out.reserve(static_cast<size_t>(context.bytes) + context.entries.size() * 1024 + 1024);
-  for (const ContextEntry& e : context.entries) {
-    std::string name = e.path + (e.kind == ContextEntry::Kind::kFolder ? "/" : "");
-    if (name.size() > 99 || e.link_target.size() > 99) {
-      std::string pax;
-      if (name.size() > 99) pax += PaxRecord("path", name);
-      if (e.link_target.size() > 99) pax += PaxRecord("linkpath", e.link_target);
-      Header(out, "PaxHeader", 'x', pax.size(), 0644, e.mtime, "");
-      out += pax;
-      Pad(out);
+namespace {
+
+std::uint64_t Padded(std::uint64_t n) { return (n + 511) / 512 * 512; }
+
+std::string EntryName(const ContextEntry& e) {
+  return e.path + (e.kind == ContextEntry::Kind::kFolder ? "/" : "");
+}
+
+// The pax extended header of `e` ("" when its names fit in ustar).
+std::string PaxOf(const ContextEntry& e) {
+  const std::string name = EntryName(e);
+  std::string pax;
+  if (name.size() > 99) pax += PaxRecord("path", name);
+  if (e.link_target.size() > 99) pax += PaxRecord("linkpath", e.link_target);
+  return pax;
+}
+
+}  // namespace
+
+ContextTarStream::ContextTarStream(BuildContext context, std::size_t chunk)
+    : context_(std::move(context)), chunk_(std::max<std::size_t>(chunk, 64 * 1024)) {
+  for (const ContextEntry& e : context_.entries) {
+    const std::string pax = PaxOf(e);
+    if (!pax.empty()) size_ += 512 + Padded(pax.size());
+    size_ += 512;
+    if (e.kind == ContextEntry::Kind::kFile) size_ += Padded(e.size);
+  }
+  size_ += 1024;
+  buffer_.reserve(chunk_ + 2048);
+}
+
+ContextTarStream::~ContextTarStream() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status ContextTarStream::StartEntry(const ContextEntry& e) {
+  const std::string name = EntryName(e);
+  if (std::string pax = PaxOf(e); !pax.empty()) {
+    Header(buffer_, "PaxHeader", 'x', pax.size(), 0644, e.mtime, "");
+    buffer_ += pax;
+    buffer_.append(Padded(pax.size()) - pax.size(), '\0');
+  }
+  switch (e.kind) {
+    case ContextEntry::Kind::kFolder:
+      Header(buffer_, name, '5', 0, e.mode, e.mtime, "");
+      return Status::Ok();
+    case ContextEntry::Kind::kSymlink:
+      Header(buffer_, name, '2', 0, e.mode, e.mtime, e.link_target);
+      return Status::Ok();
+    case ContextEntry::Kind::kFile:
+      Header(buffer_, name, '0', e.size, e.mode, e.mtime, "");
+      fd_ = ::open(e.absolute.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd_ < 0) return Status::Invalid("build context file '" + e.path + "' cannot be read");
+      reading_ = &e;
+      left_ = e.size;
+      return Status::Ok();
+  }
+  return Status::Ok();
+}
+
+// Reads up to `room` bytes of the current file into the buffer; at its end,
+// checks that nothing is left (the file did not grow) and pads the entry.
+Status ContextTarStream::ReadSome(std::size_t room) {
+  const ContextEntry& e = *reading_;
+  if (left_ > 0) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left_, room));
+    const std::size_t at = buffer_.size();
+    buffer_.resize(at + want);
+    ssize_t n = ::read(fd_, buffer_.data() + at, want);
+    if (n < 0 && errno == EINTR) n = 0;
+    if (n <= 0) {
+      buffer_.resize(at);
+      if (n < 0) return Status::Invalid("build context file '" + e.path + "' cannot be read");
+      return Status::Invalid("build context file '" + e.path + "' changed while it was read");
     }
-    switch (e.kind) {
-      case ContextEntry::Kind::kFolder:
-        Header(out, name, '5', 0, e.mode, e.mtime, "");
-        break;
-      case ContextEntry::Kind::kSymlink:
-        Header(out, name, '2', 0, e.mode, e.mtime, e.link_target);
-        break;
-      case ContextEntry::Kind::kFile: {
-        Header(out, name, '0', e.size, e.mode, e.mtime, "");
-        Status s = ReadFile(e, [&](const char* d, size_t n) { out.append(d, n); });
-        if (!s.ok()) return s;
-        Pad(out);
-        break;
-      }
+    buffer_.resize(at + static_cast<std::size_t>(n));
+    left_ -= static_cast<std::uint64_t>(n);
+    if (left_ > 0) return Status::Ok();
+  }
+  char extra = 0;
+  if (::read(fd_, &extra, 1) != 0) {
+    return Status::Invalid("build context file '" + e.path + "' changed while it was read");
+  }
+  ::close(fd_);
+  fd_ = -1;
+  reading_ = nullptr;
+  buffer_.append(Padded(e.size) - e.size, '\0');
+  return Status::Ok();
+}
+
+Result<std::string_view> ContextTarStream::Next() {
+  buffer_.clear();
+  while (buffer_.size() < chunk_) {
+    if (reading_ != nullptr) {
+      if (Status s = ReadSome(chunk_ - buffer_.size()); !s.ok()) return s;
+    } else if (next_entry_ < context_.entries.size()) {
+      if (Status s = StartEntry(context_.entries[next_entry_++]); !s.ok()) return s;
+    } else if (!trailer_written_) {
+      buffer_.append(1024, '\0');
+      trailer_written_ = true;
+    } else {
+      break;
     }
   }
-  out.append(1024, '\0');
-  return out;
+  produced_ += buffer_.size();
+  if (produced_ > size_ || (buffer_.empty() && produced_ != size_)) {
+    return Status::Internal("build context tar: " + std::to_string(produced_) + " bytes made, " +
+                            std::to_string(size_) + " announced");
+  }
+  return std::string_view(buffer_);
+}
+
+Result<std::string> ContextTar(const BuildContext& context) {
+  ContextTarStream stream(context);
+  std::string out;
+  out.reserve(static_cast<size_t>(stream.size()));
+  for (;;) {
+    Result<std::string_view> piece = stream.Next();
+    if (!piece.ok()) return piece.status();
+    if (piece->empty()) return out;
+    out.append(piece->data(), piece->size());
+  }
 }
 
 Result<std::string> ContextDigest(const BuildContext& context) {

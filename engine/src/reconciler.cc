@@ -308,19 +308,18 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
   Result<BuildContext> context = ListBuildContext(snapshot_.root, ContextOf(*a).string(),
                                                   a->build->dockerfile, deps_.build->limits);
   if (!context.ok()) return context.status().WithContext(AgentWhere(*a, "spec.build.context"));
-  Result<std::string> tar = ContextTar(*context);
-  if (!tar.ok()) return tar.status().WithContext(AgentWhere(*a, "spec.build.context"));
+  const std::size_t entries = context->entries.size();
+  auto tar = std::make_shared<ContextTarStream>(std::move(*context));
   if (progress) {
     progress("sending build context " + ContextOf(*a).generic_string() + " (" +
-             std::to_string(context->entries.size()) + " entries, " + std::to_string(tar->size()) +
-             " bytes)");
+             std::to_string(entries) + " entries, " + std::to_string(tar->size()) + " bytes)");
   }
   Result<std::unique_ptr<ImageBuilder>> builder = deps_.build->builder_for(*target);
   if (!builder.ok()) return builder.status();
 
   BuildImageRequest build;
   build.reference = reference;
-  build.context_tar = std::move(*tar);
+  build.context = std::move(tar);
   build.dockerfile = a->build->dockerfile;
   build.args = a->build->args;
   build.labels = {{kLabelManagedBy, kManagedByValue},

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -15,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -40,6 +42,11 @@ struct Exchange {
   Request req;
   beast::flat_buffer buffer;
   Parser parser;
+  // A streamed request body (HttpRequest::body_source) and, when it failed,
+  // its status.
+  std::function<Result<std::string_view>()> source;
+  std::optional<http::request_serializer<http::string_body>> serializer;
+  Status source_status;
 
   Done Finish() {
     return [this](error_code e, const char* s) {
@@ -64,15 +71,47 @@ struct Exchange {
 };
 
 template <typename Stream>
+void ReadResponse(Stream& stream, Exchange& x, Done done) {
+  http::async_read(stream, x.buffer, x.parser,
+                   [done](error_code ec, std::size_t) { done(ec, "read"); });
+}
+
+// Sends the streamed body piece by piece, each once the previous one is
+// written, then reads the response.
+template <typename Stream>
+void WriteBody(Stream& stream, Exchange& x, Done done) {
+  Result<std::string_view> piece = x.source();
+  if (!piece.ok()) {
+    x.source_status = piece.status();
+    return done(asio::error::operation_aborted, "write");
+  }
+  if (piece->empty()) return ReadResponse(stream, x, done);
+  asio::async_write(stream, asio::buffer(piece->data(), piece->size()),
+                    [&stream, &x, done](error_code ec, std::size_t) {
+                      if (ec) return done(ec, "write");
+                      WriteBody(stream, x, done);
+                    });
+}
+
+template <typename Stream>
 void WriteThenRead(Stream& stream, Exchange& x, Done done) {
+  if (x.source) {
+    x.serializer.emplace(x.req);
+    http::async_write_header(stream, *x.serializer,
+                             [&stream, &x, done](error_code ec, std::size_t) {
+                               if (ec) return done(ec, "write");
+                               WriteBody(stream, x, done);
+                             });
+    return;
+  }
   http::async_write(stream, x.req, [&stream, &x, done](error_code ec, std::size_t) {
     if (ec) return done(ec, "write");
-    http::async_read(stream, x.buffer, x.parser,
-                     [done](error_code ec2, std::size_t) { done(ec2, "read"); });
+    ReadResponse(stream, x, done);
   });
 }
 
 Result<HttpResponse> Outcome(Exchange& x, const std::string& where, std::size_t body_limit) {
+  if (!x.source_status.ok()) return x.source_status;
   if (x.ec) {
     std::string what = x.ec.message();
     if (x.ec == asio::error::timed_out) what = "timed out";
@@ -97,13 +136,18 @@ void Prepare(Exchange& x, const HttpRequest& request, const std::string& host_he
   x.req.set(http::field::host, host_header);
   x.req.set(http::field::user_agent, "reconcile");
   x.req.set(http::field::connection, "close");
-  if (!request.body.empty()) {
+  if (!request.body.empty() || request.body_source) {
     x.req.set(http::field::content_type,
               request.content_type.empty() ? "application/json" : request.content_type);
     x.req.body() = request.body;
   }
   for (const auto& [name, value] : request.headers) x.req.set(name, value);
-  x.req.prepare_payload();
+  if (request.body_source) {
+    x.source = request.body_source;
+    x.req.content_length(request.body_size);
+  } else {
+    x.req.prepare_payload();
+  }
   x.parser.body_limit(body_limit);
   x.parser.header_limit(64 * 1024);
 }

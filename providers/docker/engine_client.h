@@ -17,10 +17,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,6 +46,12 @@ struct HttpRequest {
   // Extra headers (X-Registry-Auth, X-Registry-Config). They may hold
   // credentials: never logged, never in a Status.
   std::vector<std::pair<std::string, std::string>> headers;
+  // A streamed body instead of `body`: `body_source` gives the next piece
+  // (valid until the next call; empty at the end) and `body_size` is the sum
+  // of the pieces, sent as Content-Length. A failing source ends the
+  // exchange with its status.
+  std::function<Result<std::string_view>()> body_source;
+  std::uint64_t body_size = 0;
 };
 
 struct HttpResponse {

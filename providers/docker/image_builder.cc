@@ -60,7 +60,12 @@ class DockerImageBuilder : public ImageBuilder {
                        "&buildargs=" + UrlEncode(json(request.args).dump()) +
                        "&labels=" + UrlEncode(json(request.labels).dump()) + "&rm=1&forcerm=1";
     HttpRequest http;
-    http.body = request.context_tar;
+    if (request.context == nullptr) {
+      r.status = Status::Invalid("docker: build of " + request.reference + ": no build context");
+      return r;
+    }
+    http.body_source = [stream = request.context] { return stream->Next(); };
+    http.body_size = request.context->size();
     http.content_type = "application/x-tar";
     http.timeout = std::chrono::minutes(30);
     if (!config.empty()) http.headers.emplace_back("X-Registry-Config", Base64Url(config.dump()));

@@ -210,6 +210,114 @@ TEST_CASE("docker: transport reads chunked bodies, enforces limits and deadlines
   }
 }
 
+// A one-shot engine on a unix socket that reads a whole request (headers,
+// then Content-Length bytes of body), keeps it and answers 200.
+class RecordingSocket {
+ public:
+  RecordingSocket() {
+    path_ = "/tmp/reconcile-docker-rec-" + std::to_string(getpid()) + ".sock";
+    unlink(path_.c_str());
+    fd_ = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd_, 1) == 0);
+    thread_ = std::thread([this] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string in;
+      char buf[65536];
+      std::size_t want = std::string::npos;
+      for (;;) {
+        ssize_t n = recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+        std::size_t end = in.find("\r\n\r\n");
+        if (want == std::string::npos && end != std::string::npos) {
+          head = in.substr(0, end);
+          std::size_t at = head.find("Content-Length: ");
+          want = end + 4 + (at == std::string::npos ? 0 : std::stoull(head.substr(at + 16)));
+        }
+        if (want != std::string::npos && in.size() >= want) break;
+      }
+      if (want != std::string::npos && in.size() >= want) {
+        body = in.substr(head.size() + 4);
+        const std::string reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        (void)send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+      }
+      close(c);
+    });
+  }
+  ~RecordingSocket() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+    unlink(path_.c_str());
+  }
+  std::string address() const { return "unix://" + path_; }
+  std::string head, body;  // read once the destructor ran or the reply was sent
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::thread thread_;
+};
+
+TEST_CASE("docker: a streamed request body is sent piece by piece with its Content-Length") {
+  HttpRequest req;
+  req.method = "POST";
+  req.target = "/v1.41/build";
+  req.content_type = "application/x-tar";
+  req.timeout = std::chrono::milliseconds(5000);
+  // Three pieces of 1 MiB, each asked for only once the previous one is
+  // written: the transport never holds the whole body.
+  std::string piece;
+  int served = 0;
+  req.body_size = 3u * 1024 * 1024;
+  req.body_source = [&]() -> Result<std::string_view> {
+    if (served == 3) return std::string_view();
+    piece.assign(1024 * 1024, static_cast<char>('a' + served++));
+    return std::string_view(piece);
+  };
+  std::string head, body;
+  {
+    RecordingSocket s;
+    auto t = NewEngineTransport(s.address(), TlsConfig{});
+    REQUIRE(t.ok());
+    auto r = (*t)->RoundTrip(req);
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    CHECK(r->status == 200);
+    CHECK(served == 3);
+    // The server thread is done once the reply arrived.
+    head = s.head;
+    body = s.body;
+  }
+  CHECK(head.find("Content-Length: 3145728") != std::string::npos);
+  CHECK(head.find("Content-Type: application/x-tar") != std::string::npos);
+  CHECK(head.find("Transfer-Encoding") == std::string::npos);
+  REQUIRE(body.size() == 3u * 1024 * 1024);
+  CHECK(body[0] == 'a');
+  CHECK(body[1024 * 1024] == 'b');
+  CHECK(body.back() == 'c');
+
+  SUBCASE("a failing source ends the exchange with its status") {
+    RecordingSocket s;
+    auto t = NewEngineTransport(s.address(), TlsConfig{});
+    REQUIRE(t.ok());
+    served = 0;
+    req.body_source = [&]() -> Result<std::string_view> {
+      if (served++ == 1) return Status::Invalid("build context file 'a' changed while it was read");
+      piece.assign(1024, 'x');
+      return std::string_view(piece);
+    };
+    auto r = (*t)->RoundTrip(req);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kInvalid);
+    CHECK(r.status().message() == "build context file 'a' changed while it was read");
+  }
+}
+
 TEST_CASE("docker: an engine that does not listen is unavailable") {
   auto t = NewEngineTransport("unix:///nonexistent/docker.sock", TlsConfig{});
   REQUIRE(t.ok());

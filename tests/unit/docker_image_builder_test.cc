@@ -21,6 +21,16 @@ class Recorder : public HttpTransport {
   Result<HttpResponse> RoundTrip(const HttpRequest& r) override {
     std::lock_guard<std::mutex> lock(mu);
     requests.push_back(r);
+    if (r.body_source) {  // what a transport sends: the pieces, joined
+      HttpRequest& kept = requests.back();
+      for (;;) {
+        Result<std::string_view> piece = r.body_source();
+        if (!piece.ok()) return piece.status();
+        if (piece->empty()) break;
+        kept.body.append(piece->data(), piece->size());
+      }
+      if (kept.body.size() != r.body_size) return Status::Internal("body size differs");
+    }
     std::string path = r.target.substr(0, r.target.find('?'));
     auto it = answers.find(path);
     if (it == answers.end()) return HttpResponse{404, R"({"message":"no such path"})"};
@@ -105,7 +115,7 @@ TEST_CASE("docker image builder: /build and /push requests follow the API model"
   std::vector<std::string> progress;
   BuildImageRequest build;
   build.reference = "127.0.0.1:5000/team/web:v1";
-  build.context_tar = std::string(1024, '\0');
+  build.context = std::make_shared<ContextTarStream>(BuildContext{});  // the end marker only
   build.dockerfile = "docker/Dockerfile";
   build.args = {{"MODE", "fast"}};
   build.labels = {{"reconcile.dev/managed-by", "reconcile"}};
@@ -127,7 +137,8 @@ TEST_CASE("docker image builder: /build and /push requests follow the API model"
   const HttpRequest& b = rec->requests[0];
   CHECK(b.method == "POST");
   CHECK(b.content_type == "application/x-tar");
-  CHECK(b.body == build.context_tar);
+  CHECK(b.body_size == 1024);
+  CHECK(b.body == std::string(1024, '\0'));
   auto build_params = Parameters("/build");
   for (const auto& [name, value] : Query(b.target)) {
     CAPTURE(name);
@@ -167,6 +178,11 @@ TEST_CASE("docker image builder: stream errors are clear and carry no credential
   BuildImageRequest build;
   build.reference = "127.0.0.1:5000/team/web:v1";
   build.pull_credentials = {{"127.0.0.1:5000", "pusher", "canary-pw", "R_USERNAME and R_PASSWORD"}};
+  // No context: refused before anything is sent.
+  BuildImageResponse none = builder->Build(build);
+  CHECK(none.status.message() == "docker: build of 127.0.0.1:5000/team/web:v1: no build context");
+  CHECK(rec->requests.empty());
+  build.context = std::make_shared<ContextTarStream>(BuildContext{});
   BuildImageResponse built = builder->Build(build);
   REQUIRE_FALSE(built.status.ok());
   CHECK(built.status.code() == Code::kInvalid);

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reconcile/status.h"
@@ -53,8 +54,40 @@ Result<BuildContext> ListBuildContext(const std::filesystem::path& tree_root,
                                       const std::string& context, const std::string& dockerfile,
                                       const BuildContextLimits& limits);
 
-// The tar stream of the context (in memory: at most limits.max_bytes plus
-// headers). kInvalid when a file changed size while read.
+// The context's tar, produced piece by piece while the files are read, so
+// that a build sends it as it goes: memory holds one piece (at most `chunk`
+// bytes), whatever the context's size. size() is the exact length, known
+// from the listing, so a request can carry it as Content-Length. Next()
+// returns the next piece (valid until the next call), empty at the end;
+// kInvalid when a file cannot be read or changed size since it was listed.
+class ContextTarStream {
+ public:
+  explicit ContextTarStream(BuildContext context, std::size_t chunk = 1024 * 1024);
+  ~ContextTarStream();
+  ContextTarStream(const ContextTarStream&) = delete;
+  ContextTarStream& operator=(const ContextTarStream&) = delete;
+
+  std::uint64_t size() const { return size_; }
+  Result<std::string_view> Next();
+
+ private:
+  Status StartEntry(const ContextEntry& e);
+  Status ReadSome(std::size_t room);
+
+  BuildContext context_;
+  std::size_t chunk_;
+  std::uint64_t size_ = 0;
+  std::uint64_t produced_ = 0;
+  std::size_t next_entry_ = 0;
+  bool trailer_written_ = false;
+  int fd_ = -1;  // the file being read, or -1
+  const ContextEntry* reading_ = nullptr;
+  std::uint64_t left_ = 0;  // bytes of reading_ still to send
+  std::string buffer_;
+};
+
+// The whole tar in memory (ContextTarStream's pieces joined), for tests and
+// small contexts.
 Result<std::string> ContextTar(const BuildContext& context);
 
 // Hex SHA-256 over every entry's path, kind, mode, link target and content

@@ -28,9 +28,10 @@
 namespace reconcile {
 
 struct BuildImageRequest {
-  std::string reference;    // tag the result with this (repo:tag)
-  std::string context_tar;  // the context, a tar (build_context.h)
-  std::string dockerfile;   // path inside the context
+  std::string reference;  // tag the result with this (repo:tag)
+  // The context, a tar (build_context.h), streamed: sent while it is read.
+  std::shared_ptr<ContextTarStream> context;
+  std::string dockerfile;  // path inside the context
   std::map<std::string, std::string> args;
   std::map<std::string, std::string> labels;  // ownership labels of the image
   // Registries the Dockerfile's FROM may pull from.

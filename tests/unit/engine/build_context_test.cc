@@ -117,6 +117,58 @@ TEST_CASE("build context: listing, .dockerignore, tar and digest") {
   CHECK(*ContextDigest(*ListBuildContext(tree, "app", "Dockerfile", {})) != *d1);
 }
 
+TEST_CASE("build context: the tar is streamed in pieces while the files are read") {
+  testing::TempDir tmp;
+  const fs::path tree = tmp.path() / "tree";
+  Write(tree / "app/Dockerfile", "FROM scratch\nCOPY . /\n");
+  std::string big(300 * 1024 + 7, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  Write(tree / "app/big.bin", big);
+  Write(tree / "app/small.txt", "small");
+
+  Result<BuildContext> ctx = ListBuildContext(tree, "app", "Dockerfile", {});
+  REQUIRE(ctx.ok());
+  ContextTarStream stream(*ctx, 64 * 1024);
+  std::string joined;
+  size_t pieces = 0;
+  for (;;) {
+    Result<std::string_view> piece = stream.Next();
+    REQUIRE_MESSAGE(piece.ok(), piece.status().message());
+    if (piece->empty()) break;
+    ++pieces;
+    CHECK(piece->size() <= 64 * 1024 + 2048);  // one piece, plus at most a header and the end
+    joined.append(piece->data(), piece->size());
+  }
+  CHECK(pieces >= 5);
+  CHECK(joined.size() == stream.size());  // the Content-Length announced before sending
+  auto files = ReadTar(joined);
+  CHECK(files["big.bin"].second == big);
+  CHECK(files["small.txt"].second == "small");
+  CHECK(files["Dockerfile"].first == '0');
+
+  SUBCASE("a file that grows after the listing is an error, not a corrupt tar") {
+    Write(tree / "app/big.bin", big + "more");
+    ContextTarStream s2(*ctx, 64 * 1024);
+    Status last;
+    for (;;) {
+      Result<std::string_view> piece = s2.Next();
+      if (!piece.ok()) {
+        last = piece.status();
+        break;
+      }
+      REQUIRE_FALSE(piece->empty());
+    }
+    CHECK(last.code() == Code::kInvalid);
+    CHECK(last.message() == "build context file 'big.bin' changed while it was read");
+  }
+  SUBCASE("a file that shrinks after the listing is an error") {
+    Write(tree / "app/big.bin", "short");
+    Result<std::string> tar = ContextTar(*ctx);
+    REQUIRE_FALSE(tar.ok());
+    CHECK(tar.status().message() == "build context file 'big.bin' changed while it was read");
+  }
+}
+
 TEST_CASE("build context: bad input is a clear error") {
   testing::TempDir tmp;
   const fs::path tree = tmp.path() / "tree";

@@ -51,7 +51,14 @@ class FakeBuilder final : public ImageBuilder {
   BuildImageResponse Build(const BuildImageRequest& r) override {
     std::lock_guard<std::mutex> lock(log_->mu);
     ++log_->builds;
-    log_->tar_bytes = r.context_tar.size();
+    log_->tar_bytes = 0;
+    for (;;) {  // the stream, read as a transport would
+      Result<std::string_view> piece = r.context->Next();
+      if (!piece.ok()) return {piece.status(), ""};
+      if (piece->empty()) break;
+      log_->tar_bytes += piece->size();
+    }
+    if (log_->tar_bytes != r.context->size()) return {Status::Internal("tar size differs"), ""};
     log_->built = r.reference;
     return {Status::Ok(), "sha256:img"};
   }
