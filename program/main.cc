@@ -79,6 +79,17 @@ int main(int argc, char** argv) {
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");
+  app.add_option("--allow-bind", g.allow_bind,
+                 "host folder Agents may bind-mount (spec.volumes type bind); repeatable")
+      ->allow_extra_args(false)
+      ->check([](const std::string& p) -> std::string {
+        if (p.empty() || p[0] != '/') return "--allow-bind: '" + p + "' is not an absolute path";
+        if (("/" + p + "/").find("/../") != std::string::npos ||
+            ("/" + p + "/").find("/./") != std::string::npos) {
+          return "--allow-bind: '" + p + "' holds a '.' or '..' segment";
+        }
+        return "";
+      });
 
   auto with_source = [&](CLI::App* cmd) {
     cmd->add_option("source", positional, "desired-state folder (same as --source)");

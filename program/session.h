@@ -8,6 +8,7 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "console.h"
 #include "reconcile/clock.h"
@@ -28,6 +29,7 @@ struct GlobalOptions {
   int verbosity = 0;
   bool no_color = false;
   GitAuth git_auth;
+  std::vector<std::string> allow_bind;  // --allow-bind: host paths Agents may bind-mount
 };
 
 // The source options of `g` (its Git mirror under <state>/cache/git).

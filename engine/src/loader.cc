@@ -248,6 +248,38 @@ bool IsDockerNetwork(std::string_view s) {
                }) &&
          (IsLower(s.front()) || IsUpper(s.front()) || IsDigit(s.front()));
 }
+// ^[a-z0-9][a-z0-9_.-]{1,62}$ (Docker's volume names, lower-case)
+bool IsVolumeName(std::string_view s) {
+  return s.size() >= 2 && s.size() <= 63 &&
+         AllOf(
+             s,
+             [](char c) { return IsLower(c) || IsDigit(c) || c == '_' || c == '.' || c == '-'; }) &&
+         (IsLower(s.front()) || IsDigit(s.front()));
+}
+// ^/(?!.*(^|/)\.\.?(/|$))[^\s:]*$ : absolute, no "." or ".." segment, no
+// space or ':' (Docker's mount separator).
+bool IsMountPath(std::string_view s) {
+  if (s.empty() || s.front() != '/') return false;
+  if (!AllOf(s, [](char c) { return !IsSpace(c) && c != ':'; })) return false;
+  for (size_t begin = 1; begin <= s.size();) {
+    size_t end = s.find('/', begin);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view segment = s.substr(begin, end - begin);
+    if (segment == "." || segment == "..") return false;
+    begin = end + 1;
+  }
+  return true;
+}
+// A path without a trailing '/' nor "//" (so that prefix checks are exact).
+std::string CleanPath(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out += c;
+  }
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
 // format: ipv4 or ipv6
 bool IsIpAddress(const std::string& s) {
   unsigned char buf[16];
@@ -342,8 +374,12 @@ struct Fields {
 
 class Decoder {
  public:
-  Decoder(std::string file, std::string manifest_dir, Diagnostics& diagnostics)
-      : file_(std::move(file)), manifest_dir_(std::move(manifest_dir)), diags_(diagnostics) {}
+  Decoder(std::string file, std::string manifest_dir, const LoadLimits& limits,
+          Diagnostics& diagnostics)
+      : file_(std::move(file)),
+        manifest_dir_(std::move(manifest_dir)),
+        limits_(limits),
+        diags_(diagnostics) {}
 
   void Document(const YamlNode& root, DesiredState& out);
 
@@ -386,6 +422,7 @@ class Decoder {
                 SourceLocation& name_at);
   SourceLocation At(const YamlNode& n) const { return {file_, n.line, n.column}; }
   void AgentSpec(const Fields& spec, Agent& a);
+  void Volumes(const YamlNode& n, Agent& a);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
@@ -393,6 +430,7 @@ class Decoder {
 
   std::string file_;
   std::string manifest_dir_;
+  const LoadLimits& limits_;
   Diagnostics& diags_;
 };
 
@@ -625,8 +663,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     if (spec_node) {
       auto spec = Map(*spec_node, "spec",
                       {"image", "build", "registry", "target", "port", "hostPort", "command",
-                       "args", "env", "secretEnv", "replicas", "resources", "healthCheck",
-                       "strategy", "dependsOn", "suspend", "drift"});
+                       "args", "env", "secretEnv", "volumes", "replicas", "resources",
+                       "healthCheck", "strategy", "dependsOn", "suspend", "drift"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -768,6 +806,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
       }
     }
   }
+  if (auto* v = f.Get("volumes")) Volumes(*v, a);
   if (auto* v = f.Get("replicas")) {
     if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
   }
@@ -879,6 +918,133 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
       }
     }
   }
+}
+
+void Decoder::Volumes(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.volumes", "a list of mounts ({type, source, target, ...})");
+    return;
+  }
+  std::map<std::string, std::string> targets;  // target -> field of its first mount
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.volumes[" + std::to_string(i) + "]";
+    auto m = Map(*n.items[i], path, {"type", "source", "target", "readOnly", "reclaim", "size"});
+    if (!m) continue;
+    VolumeMount mount;
+    bool ok = true;
+    Require(*m, "type", path);
+    Require(*m, "target", path);
+    if (auto* v = m->Get("type")) {
+      auto is_type = [](const std::string& x) {
+        return x == "volume" || x == "bind" || x == "tmpfs";
+      };
+      if (auto t = Checked(*v, path + ".type", is_type, "volume, bind or tmpfs")) {
+        mount.type = *t == "volume" ? VolumeMount::Type::kVolume
+                     : *t == "bind" ? VolumeMount::Type::kBind
+                                    : VolumeMount::Type::kTmpfs;
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto* v = m->Get("target")) {
+      if (auto t = Checked(*v, path + ".target", IsMountPath,
+                           "an absolute path in the container, without '.' or '..' segments, "
+                           "spaces or ':'")) {
+        mount.target = CleanPath(*t);
+        if (mount.target == "/") {
+          Error(*v, path + ".target", "cannot mount over the container's root '/'");
+          ok = false;
+        } else if (auto [it, fresh] = targets.emplace(mount.target, path); !fresh) {
+          Error(*v, path + ".target", "'" + mount.target + "' is already mounted by " + it->second);
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    const YamlNode* source = m->Get("source");
+    if (ok && mount.type == VolumeMount::Type::kTmpfs) {
+      if (source) {
+        Error(*m->keys.at("source"), path + ".source", "not allowed with type tmpfs");
+        ok = false;
+      }
+    } else if (ok && !source) {
+      Error(*m->self, path + ".source",
+            std::string("required with type ") + VolumeTypeName(mount.type) +
+                (mount.type == VolumeMount::Type::kVolume ? " (the volume's name)"
+                                                          : " (the host path)"));
+      ok = false;
+    } else if (ok && mount.type == VolumeMount::Type::kVolume) {
+      if (auto src = Checked(*source, path + ".source", IsVolumeName,
+                             "a volume name (lower-case letters, digits, '_', '.' and '-', "
+                             "starting with a letter or digit, 2 to 63 characters)")) {
+        mount.source = *src;
+      } else {
+        ok = false;
+      }
+    } else if (ok) {  // bind
+      if (auto src = Checked(*source, path + ".source", IsMountPath,
+                             "an absolute host path, without '.' or '..' segments, spaces or "
+                             "':'")) {
+        mount.source = CleanPath(*src);
+        bool allowed = false;
+        for (const std::string& raw : limits_.allowed_bind_paths) {
+          std::string root = CleanPath(raw);
+          if (mount.source == root || root == "/" ||
+              (mount.source.size() > root.size() && mount.source.rfind(root, 0) == 0 &&
+               mount.source[root.size()] == '/')) {
+            allowed = true;
+          }
+        }
+        if (!allowed) {
+          std::string list;
+          for (const std::string& r : limits_.allowed_bind_paths) {
+            list += (list.empty() ? "" : ", ") + CleanPath(r);
+          }
+          Error(*source, path + ".source",
+                "bind mount of host path '" + mount.source + "' is not allowed: " +
+                    (list.empty() ? std::string("the operator allowed no host path")
+                                  : "it is not below an allowed path (" + list + ")") +
+                    "; the operator allows paths with `reconcile --allow-bind PATH`");
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("readOnly")) {
+      if (auto b = Bool(*v, path + ".readOnly")) mount.read_only = *b;
+    }
+    if (auto* v = m->Get("reclaim")) {
+      auto is_reclaim = [](const std::string& x) { return x == "retain" || x == "delete"; };
+      if (ok && mount.type != VolumeMount::Type::kVolume) {
+        Error(*m->keys.at("reclaim"), path + ".reclaim", "only allowed with type volume");
+        ok = false;
+      } else if (auto r = Checked(*v, path + ".reclaim", is_reclaim, "retain or delete")) {
+        mount.reclaim =
+            *r == "delete" ? VolumeMount::Reclaim::kDelete : VolumeMount::Reclaim::kRetain;
+      }
+    }
+    if (auto* v = m->Get("size")) {
+      if (ok && mount.type != VolumeMount::Type::kTmpfs) {
+        Error(*m->keys.at("size"), path + ".size", "only allowed with type tmpfs");
+        ok = false;
+      } else if (auto sz =
+                     Checked(*v, path + ".size", IsMemory, "a size such as 64Mi, 1Gi or 512M")) {
+        mount.size = *sz;
+      }
+    }
+    if (ok) {
+      if (mount.type == VolumeMount::Type::kVolume) {
+        a.field_locations.emplace("spec.volumes." + mount.source, At(*source));
+      }
+      a.volumes.push_back(std::move(mount));
+    }
+  }
+  std::sort(a.volumes.begin(), a.volumes.end(),
+            [](const VolumeMount& x, const VolumeMount& y) { return x.target < y.target; });
 }
 
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {
@@ -1347,6 +1513,40 @@ void CheckCycles(const DesiredState& state, Diagnostics& diags) {
   }
 }
 
+// A named volume may be mounted by several agents (and twice by one), but
+// its reclaim policy must be the same everywhere: destroy cannot both keep
+// and delete it.
+void CheckSharedVolumes(const DesiredState& state, Diagnostics& diags) {
+  struct Use {
+    const Agent* agent;
+    VolumeMount::Reclaim reclaim;
+  };
+  std::map<std::string, std::vector<Use>> uses;
+  for (const auto& a : state.agents) {
+    for (const auto& v : a.volumes) {
+      if (v.type == VolumeMount::Type::kVolume) uses[v.source].push_back({&a, v.reclaim});
+    }
+  }
+  for (const auto& [name, list] : uses) {
+    bool conflict = std::any_of(list.begin(), list.end(),
+                                [&](const Use& u) { return u.reclaim != list.front().reclaim; });
+    if (!conflict) continue;
+    std::string all;
+    for (const Use& u : list) {
+      all += (all.empty() ? "" : ", ") + std::string("agent '") + u.agent->name + "' (" +
+             ReclaimName(u.reclaim) + ")";
+    }
+    std::set<const Agent*> reported;
+    for (const Use& u : list) {
+      if (!reported.insert(u.agent).second) continue;
+      AgentError(*u.agent, "spec.volumes",
+                 "volume '" + name + "' is mounted with different reclaim policies: " + all +
+                     "; give it one reclaim policy",
+                 diags, "spec.volumes." + name);
+    }
+  }
+}
+
 }  // namespace
 
 void DecodeFile(const std::string& file, const std::string& manifest_dir,
@@ -1355,7 +1555,7 @@ void DecodeFile(const std::string& file, const std::string& manifest_dir,
   try {
     auto documents =
         ParseYaml(file, content, limits.max_depth, limits.max_alias_nodes, diagnostics);
-    Decoder decoder(file, manifest_dir, diagnostics);
+    Decoder decoder(file, manifest_dir, limits, diagnostics);
     for (const auto& doc : documents) decoder.Document(*doc.root, out);
   } catch (const std::exception& e) {
     diagnostics.Error(file, 1, 1, "", std::string("cannot decode: ") + e.what());
@@ -1439,6 +1639,7 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
     }
   }
   CheckCycles(state, diagnostics);
+  CheckSharedVolumes(state, diagnostics);
 }
 
 void ValidateState(const std::filesystem::path& root, DesiredState& state,

@@ -62,6 +62,19 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     secrets[name] = (ref.source == SecretRef::Source::kFile ? "file:" : "env:") + ref.name;
   }
   spec["secretEnv"] = secrets;
+  // Fields added after v0.1 appear only when set, so that the spec hash of
+  // an agent that does not use them stays what it was (no needless replace).
+  if (!agent.volumes.empty()) {
+    json volumes = json::object();  // by target: a plan names the mount point
+    for (const VolumeMount& v : agent.volumes) {
+      json m = {{"type", VolumeTypeName(v.type)}, {"readOnly", v.read_only}};
+      if (!v.source.empty()) m["source"] = v.source;
+      if (v.type == VolumeMount::Type::kVolume) m["reclaim"] = ReclaimName(v.reclaim);
+      if (!v.size.empty()) m["size"] = v.size;
+      volumes[v.target] = std::move(m);
+    }
+    spec["volumes"] = std::move(volumes);
+  }
   spec["replicas"] = agent.replicas;
   json resources = json::object();
   if (!agent.resources.cpu.empty()) resources["cpu"] = agent.resources.cpu;

@@ -121,6 +121,10 @@ std::string StringAt(const json& o, const char* key) {
 }  // namespace
 
 Result<std::int64_t> ParseMemoryBytes(const std::string& s) {
+  return ParseSizeBytes(s, 4 * 1048576);
+}
+
+Result<std::int64_t> ParseSizeBytes(const std::string& s, std::int64_t minimum) {
   double n = 0;
   std::string suffix;
   if (!SplitNumber(s, &n, &suffix)) return Status::Invalid("memory '" + s + "': not a quantity");
@@ -148,8 +152,10 @@ Result<std::int64_t> ParseMemoryBytes(const std::string& s) {
                            "' (use Ki, Mi, Gi, Ti, k, M, G or T)");
   }
   double bytes = n * it->second;
-  if (bytes < 4 * 1048576.0) {
-    return Status::Invalid("memory '" + s + "': below the engine's minimum of 4Mi");
+  if (bytes < static_cast<double>(minimum) || bytes < 1) {
+    return Status::Invalid("memory '" + s + "': below the engine's minimum of " +
+                           (minimum >= 1048576 ? std::to_string(minimum / 1048576) + "Mi"
+                                               : std::to_string(minimum) + " bytes"));
   }
   if (bytes > 9.0e18) return Status::Invalid("memory '" + s + "': too large");
   return static_cast<std::int64_t>(std::llround(bytes));
@@ -225,6 +231,53 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
   auto labels = StringMap(spec, "labels");
   if (!labels.ok()) return labels.status();
   c.labels = *labels;
+
+  if (spec.contains("volumes") && !spec["volumes"].is_null()) {
+    const json& vs = spec["volumes"];
+    if (!vs.is_object()) return Bad("volumes", "expected a map of mount targets");
+    for (auto it = vs.begin(); it != vs.end(); ++it) {
+      const std::string field = "volumes." + it.key();
+      const json& v = it.value();
+      Mount m;
+      m.target = it.key();
+      if (m.target.size() < 2 || m.target[0] != '/' || m.target.find(':') != std::string::npos) {
+        return Bad(field, "the target must be an absolute path other than '/'");
+      }
+      if (!v.is_object()) return Bad(field, "expected a map");
+      m.type = v.value("type", "");
+      if (m.type != "volume" && m.type != "bind" && m.type != "tmpfs") {
+        return Bad(field + ".type", "expected volume, bind or tmpfs");
+      }
+      if (v.contains("source") && !v["source"].is_string()) {
+        return Bad(field + ".source", "expected a string");
+      }
+      m.source = v.value("source", "");
+      if (m.type != "tmpfs" && m.source.empty()) return Bad(field + ".source", "missing");
+      if (m.type == "bind" && m.source[0] != '/') {
+        return Bad(field + ".source", "a bind source must be an absolute host path");
+      }
+      if (m.type == "volume" && m.source[0] == '/') {
+        return Bad(field + ".source", "a volume source must be a volume name");
+      }
+      if (v.contains("readOnly") && !v["readOnly"].is_boolean()) {
+        return Bad(field + ".readOnly", "expected a boolean");
+      }
+      m.read_only = v.value("readOnly", false);
+      if (v.contains("reclaim")) {
+        if (!v["reclaim"].is_string()) return Bad(field + ".reclaim", "expected a string");
+        std::string r = v["reclaim"].get<std::string>();
+        if (r != "retain" && r != "delete") return Bad(field + ".reclaim", "retain or delete");
+        m.reclaim_delete = r == "delete";
+      }
+      if (v.contains("size") && !v["size"].is_null()) {
+        if (!v["size"].is_string()) return Bad(field + ".size", "expected a size");
+        auto n = ParseSizeBytes(v["size"].get<std::string>(), 1);
+        if (!n.ok()) return Bad(field + ".size", n.status().message());
+        m.tmpfs_bytes = *n;
+      }
+      c.mounts.push_back(std::move(m));
+    }
+  }
 
   if (spec.contains("resources") && !spec["resources"].is_null()) {
     const json& r = spec["resources"];
@@ -355,8 +408,27 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.nano_cpus != 0) host["NanoCpus"] = spec.nano_cpus;
   if (spec.memory_bytes != 0) host["Memory"] = spec.memory_bytes;
   if (!context.network.empty()) host["NetworkMode"] = context.network;
+  if (!spec.mounts.empty()) {
+    json mounts = json::array();
+    for (const Mount& m : spec.mounts) {
+      json j = {{"Type", m.type}, {"Target", m.target}, {"ReadOnly", m.read_only}};
+      if (!m.source.empty()) j["Source"] = m.source;
+      if (m.type == "tmpfs" && m.tmpfs_bytes != 0) {
+        j["TmpfsOptions"] = {{"SizeBytes", m.tmpfs_bytes}};
+      }
+      mounts.push_back(std::move(j));
+    }
+    host["Mounts"] = std::move(mounts);
+  }
   body["HostConfig"] = host;
   return body;
+}
+
+json BuildVolumeBody(const std::string& name, const std::string& agent) {
+  return {
+      {"Name", name},
+      {"Driver", "local"},
+      {"Labels", {{kLabelManagedBy, kManagedByValue}, {kLabelAgent, agent}, {kLabelVolume, name}}}};
 }
 
 Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,

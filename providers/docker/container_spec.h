@@ -22,6 +22,21 @@ namespace reconcile::docker {
 // find its published port.
 inline constexpr const char* kLabelPort = "reconcile.dev/port";
 
+// Label on volumes naming the volume as the agent wrote it (reconcile.dev/
+// managed-by and reconcile.dev/agent, the agent that created it, are set too).
+inline constexpr const char* kLabelVolume = "reconcile.dev/volume";
+
+// One entry of spec.volumes (keyed by target in the normalized spec).
+struct Mount {
+  std::string type;    // "volume", "bind" or "tmpfs"
+  std::string source;  // volume name or host path; empty for tmpfs
+  std::string target;
+  bool read_only = false;
+  bool reclaim_delete = false;   // volume: delete it with the agent
+  std::int64_t tmpfs_bytes = 0;  // tmpfs: 0 is the engine default
+  friend bool operator==(const Mount&, const Mount&) = default;
+};
+
 struct ContainerSpec {
   std::string image;
   int port = 0;
@@ -31,6 +46,7 @@ struct ContainerSpec {
   std::map<std::string, std::string> env;
   std::vector<std::string> secret_env;  // names whose values come with the request
   std::map<std::string, std::string> labels;
+  std::vector<Mount> mounts;  // sorted by target
   int replicas = 1;
   std::int64_t nano_cpus = 0;     // 0: engine default
   std::int64_t memory_bytes = 0;  // 0: engine default
@@ -39,12 +55,14 @@ struct ContainerSpec {
 };
 
 // Reads the normalized spec (keys image, port, hostPort, command, args, env,
-// secretEnv, replicas, resources, healthCheck, strategy, labels). Durations
+// secretEnv, volumes, replicas, resources, healthCheck, strategy, labels). Durations
 // may be numbers (milliseconds) or strings ("200ms", "2s", "1m").
 Result<ContainerSpec> ContainerSpecFromJson(const nlohmann::json& spec);
 
 // "256Mi", "1Gi", "512M", "1.5G", "1000" -> bytes. kInvalid otherwise.
 Result<std::int64_t> ParseMemoryBytes(const std::string& s);
+// As ParseMemoryBytes with another minimum (tmpfs sizes: 1 byte).
+Result<std::int64_t> ParseSizeBytes(const std::string& s, std::int64_t minimum);
 // "0.5", "2", "500m" -> nano CPUs. kInvalid otherwise (and for <= 0).
 Result<std::int64_t> ParseNanoCpus(const std::string& s);
 // "200ms", "2s", "1m", "1h" (spec.h ParseDuration, at most 24h) -> milliseconds.
@@ -66,6 +84,9 @@ struct CreateContext {
 // secretEnv name has no value.
 Result<nlohmann::json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& context,
                                        const std::map<std::string, std::string>& secret_values);
+
+// The body of POST /volumes/create for the named volume `name` of `agent`.
+nlohmann::json BuildVolumeBody(const std::string& name, const std::string& agent);
 
 // Maps a GET /containers/json answer to instances (only those carrying
 // managed-by=reconcile), sorted by (agent, name).

@@ -139,7 +139,7 @@ class DockerProvider : public Provider {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
           if (!st.ok()) return st;
         }
-        return Status::Ok();
+        return ReclaimVolumes();
       }
       auto spec = ContainerSpecFromJson(ch.desired);
       if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
@@ -159,6 +159,9 @@ class DockerProvider : public Provider {
         st = CheckNameNotForeign(ContainerName(agent_, i));
         if (!st.ok()) return st;
       }
+      // Before any container is stopped: a foreign volume changes nothing.
+      st = EnsureVolumes();
+      if (!st.ok()) return st;
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
       if (start_first && spec_.host_port != 0) {
         Progress("host port " + std::to_string(spec_.host_port) +
@@ -238,6 +241,67 @@ class DockerProvider : public Provider {
       Code code = st.code() == Code::kUnavailable ? Code::kUnavailable : Code::kFailed;
       return Status(code, "agent " + agent_ + ": image " + spec_.image +
                               " is not present and could not be pulled: " + st.message());
+    }
+
+    // Creates the named volumes that do not exist yet, labelled as ours. One
+    // that exists must carry our managed-by label (any agent's: a volume may
+    // be shared); otherwise kConflict and nothing is changed.
+    Status EnsureVolumes() {
+      for (const Mount& m : spec_.mounts) {
+        if (m.type != "volume") continue;
+        auto v = c_.InspectVolume(m.source);
+        if (v.ok()) {
+          const json& labels =
+              v->contains("Labels") && (*v)["Labels"].is_object() ? (*v)["Labels"] : json::object();
+          if (labels.value(kLabelManagedBy, "") != kManagedByValue) {
+            return Status::Conflict("volume '" + m.source +
+                                    "' already exists and is not managed by reconcile (no " +
+                                    kLabelManagedBy + "=" + kManagedByValue +
+                                    " label); nothing was changed: use another volume name, or "
+                                    "remove or relabel that volume yourself");
+          }
+          continue;
+        }
+        if (v.status().code() != Code::kNotFound) return v.status();
+        Progress("creating volume " + m.source);
+        Status st = c_.CreateVolume(BuildVolumeBody(m.source, agent_));
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": volume " + m.source);
+      }
+      return Status::Ok();
+    }
+
+    // After a delete: removes the named volumes whose reclaim policy is
+    // delete in the recorded spec (change.desired), only when they carry our
+    // labels for this agent. A volume still in use by another agent's
+    // container is kept (and said so).
+    Status ReclaimVolumes() {
+      if (!req_.change.desired.is_object()) return Status::Ok();
+      auto spec = ContainerSpecFromJson(req_.change.desired);
+      if (!spec.ok()) return Status::Ok();  // nothing we can read: remove nothing
+      std::set<std::string> done;
+      for (const Mount& m : spec->mounts) {
+        if (m.type != "volume" || !m.reclaim_delete || !done.insert(m.source).second) continue;
+        auto v = c_.InspectVolume(m.source);
+        if (!v.ok()) {
+          if (v.status().code() == Code::kNotFound) continue;
+          return v.status();
+        }
+        const json& labels =
+            v->contains("Labels") && (*v)["Labels"].is_object() ? (*v)["Labels"] : json::object();
+        if (labels.value(kLabelManagedBy, "") != kManagedByValue ||
+            labels.value(kLabelAgent, "") != agent_) {
+          Progress("keeping volume " + m.source + ": it is not labelled as this agent's");
+          continue;
+        }
+        Progress("deleting volume " + m.source + " (reclaim: delete)");
+        Status st = c_.RemoveVolume(m.source);
+        if (st.code() == Code::kConflict) {
+          Progress("keeping volume " + m.source + ": another container still uses it");
+          continue;
+        }
+        if (!st.ok() && st.code() != Code::kNotFound) return st;
+      }
+      return Status::Ok();
     }
 
     // kConflict when `name` is held by a container reconcile does not manage,

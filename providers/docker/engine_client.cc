@@ -460,6 +460,26 @@ Result<std::string> EngineClient::ContainerLogs(const std::string& id, int tail)
   return DemultiplexLogs(res->body);
 }
 
+Result<nlohmann::json> EngineClient::InspectVolume(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  auto j = CallJson("GET", "/volumes/" + name);
+  if (j.ok() && !j->is_object()) {
+    return Status::Unavailable("docker: GET /volumes/" + name + ": expected a JSON object");
+  }
+  return j;
+}
+
+Status EngineClient::CreateVolume(const nlohmann::json& body) const {
+  std::string name = body.is_object() ? body.value("Name", "") : "";
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  return Call("POST", "/volumes/create", body.dump()).status();
+}
+
+Status EngineClient::RemoveVolume(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  return Call("DELETE", "/volumes/" + name).status();
+}
+
 Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) const {
   if (!ValidImageRef(reference)) return BadRef("image reference", reference);
   return CallJson("GET", "/images/" + reference + "/json");

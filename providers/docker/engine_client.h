@@ -123,6 +123,13 @@ class EngineClient {
   Status RenameContainer(const std::string& id, const std::string& new_name) const;
   // The last `tail` lines of stdout+stderr (demultiplexed), best effort.
   Result<std::string> ContainerLogs(const std::string& id, int tail) const;
+  // GET /volumes/{name}
+  Result<nlohmann::json> InspectVolume(const std::string& name) const;
+  // POST /volumes/create with `body` (VolumeCreateOptions); kConflict when
+  // the engine refuses the name.
+  Status CreateVolume(const nlohmann::json& body) const;
+  // DELETE /volumes/{name}; kConflict while a container uses it.
+  Status RemoveVolume(const std::string& name) const;
   // GET /images/{name}/json
   Result<nlohmann::json> InspectImage(const std::string& reference) const;
   // POST /images/create?fromImage=&tag=, reading the JSON-lines progress

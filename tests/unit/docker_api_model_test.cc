@@ -102,7 +102,11 @@ json FullAgentSpec() {
     "healthCheck": {"path": "/health", "port": 8080, "interval": "1s", "timeout": "2s",
                     "retries": 3, "startPeriod": "0s"},
     "strategy": {"type": "start-first", "autoRollback": true},
-    "labels": {"team": "cx"}, "target": "local"})");
+    "labels": {"team": "cx"}, "target": "local",
+    "volumes": {"/data": {"type": "volume", "source": "data", "readOnly": false,
+                          "reclaim": "retain"},
+                "/etc/app": {"type": "bind", "source": "/srv/app", "readOnly": true},
+                "/tmp": {"type": "tmpfs", "readOnly": false, "size": "64Mi"}}})");
 }
 
 TEST_CASE("docker API model: the create body uses only defined fields, typed right") {
@@ -125,6 +129,30 @@ TEST_CASE("docker API model: the create body uses only defined fields, typed rig
     Check(bad, CreateBodySchema(), "body", found);
     CHECK(found.size() == 2);
   }
+}
+
+TEST_CASE("docker API model: the volume create body uses only defined fields") {
+  YAML::Node schema;
+  for (const YAML::Node& p : Model()["paths"]["/volumes/create"]["post"]["parameters"]) {
+    if (p["in"].as<std::string>() == "body") schema = p["schema"];
+  }
+  REQUIRE(schema);
+  std::vector<std::string> errors;
+  Check(BuildVolumeBody("data", "db"), schema, "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+  // The mount types we send are the model's.
+  std::set<std::string> types;
+  for (const YAML::Node& t : Model()["definitions"]["MountType"]["enum"]) {
+    types.insert(t.as<std::string>());
+  }
+  if (types.empty()) {
+    for (const YAML::Node& t : Model()["definitions"]["Mount"]["properties"]["Type"]["enum"]) {
+      types.insert(t.as<std::string>());
+    }
+  }
+  for (const char* t : {"volume", "bind", "tmpfs"}) CHECK_MESSAGE(types.count(t) == 1, t);
 }
 
 TEST_CASE("docker API model: the list fields we read are documented") {

@@ -64,6 +64,25 @@ struct SecretRef {
 
 enum class DriftMode { kReport, kHeal };
 
+// A filesystem mounted into the agent's containers (spec.volumes[]).
+//  - kVolume: a named volume that reconcile creates, labels and owns; it is
+//    kept across replace, update, rollback and start-first rollouts, and by
+//    prune and destroy unless reclaim is kDelete.
+//  - kBind: a host path, allowed only below a path the operator allowed
+//    (LoadLimits::allowed_bind_paths, `--allow-bind`).
+//  - kTmpfs: memory-backed, gone with the container.
+struct VolumeMount {
+  enum class Type { kVolume, kBind, kTmpfs };
+  enum class Reclaim { kRetain, kDelete };
+  Type type = Type::kVolume;
+  std::string source;  // volume name, or absolute host path; empty for tmpfs
+  std::string target;  // absolute path in the container
+  bool read_only = false;
+  Reclaim reclaim = Reclaim::kRetain;  // kVolume only
+  std::string size;                    // kTmpfs only, e.g. "64Mi"; empty: engine default
+  friend bool operator==(const VolumeMount&, const VolumeMount&) = default;
+};
+
 struct Agent {
   std::string name;
   std::map<std::string, std::string> labels;
@@ -77,6 +96,7 @@ struct Agent {
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::map<std::string, SecretRef> secret_env;
+  std::vector<VolumeMount> volumes;  // sorted by target, targets unique
   int replicas = 1;
   Resources resources;
   std::optional<HealthCheck> health_check;
@@ -89,7 +109,8 @@ struct Agent {
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
   // Where single fields were written ("metadata.name", "spec.target",
   // "spec.registry", "spec.dependsOn", "spec.dependsOn.<name>",
-  // "spec.build.context"), so that cross-document errors point at the field.
+  // "spec.build.context", "spec.volumes[<i>].reclaim"), so that
+  // cross-document errors point at the field.
   std::map<std::string, SourceLocation> field_locations;
 };
 
@@ -140,5 +161,7 @@ struct DesiredState {
 const char* StrategyTypeName(StrategyType t);
 const char* DriftModeName(DriftMode m);
 const char* TagStrategyName(TagStrategy t);
+const char* VolumeTypeName(VolumeMount::Type t);  // "volume", "bind", "tmpfs"
+const char* ReclaimName(VolumeMount::Reclaim r);  // "retain", "delete"
 
 }  // namespace reconcile
