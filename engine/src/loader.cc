@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include <openssl/evp.h>
@@ -423,6 +424,7 @@ class Decoder {
   SourceLocation At(const YamlNode& n) const { return {file_, n.line, n.column}; }
   void AgentSpec(const Fields& spec, Agent& a);
   void Volumes(const YamlNode& n, Agent& a);
+  void Ports(const YamlNode& n, Agent& a);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
@@ -663,7 +665,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     if (spec_node) {
       auto spec = Map(*spec_node, "spec",
                       {"image", "build", "registry", "target", "port", "hostPort", "command",
-                       "args", "env", "secretEnv", "volumes", "replicas", "resources",
+                       "args", "env", "secretEnv", "volumes", "ports", "replicas", "resources",
                        "healthCheck", "strategy", "dependsOn", "suspend", "drift"});
       if (spec) AgentSpec(*spec, a);
     }
@@ -807,6 +809,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     }
   }
   if (auto* v = f.Get("volumes")) Volumes(*v, a);
+  if (auto* v = f.Get("ports")) Ports(*v, a);
   if (auto* v = f.Get("replicas")) {
     if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
   }
@@ -1045,6 +1048,77 @@ void Decoder::Volumes(const YamlNode& n, Agent& a) {
   }
   std::sort(a.volumes.begin(), a.volumes.end(),
             [](const VolumeMount& x, const VolumeMount& y) { return x.target < y.target; });
+}
+
+void Decoder::Ports(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.ports", "a list of ports ({containerPort, protocol, hostIP, hostPort})");
+    return;
+  }
+  std::map<std::pair<int, std::string>, std::string> seen;  // -> field of the first
+  std::map<std::pair<std::string, int>, std::string> host_seen;
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.ports[" + std::to_string(i) + "]";
+    auto m = Map(*n.items[i], path, {"containerPort", "protocol", "hostIP", "hostPort"});
+    if (!m) continue;
+    PortMapping port;
+    bool ok = true;
+    Require(*m, "containerPort", path);
+    if (auto* v = m->Get("containerPort")) {
+      if (auto p = Int(*v, path + ".containerPort", 1, 65535)) {
+        port.container_port = static_cast<int>(*p);
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto* v = m->Get("protocol")) {
+      auto is_protocol = [](const std::string& x) { return x == "tcp" || x == "udp"; };
+      if (auto p = Checked(*v, path + ".protocol", is_protocol, "tcp or udp")) {
+        port.protocol = *p;
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("hostIP")) {
+      if (auto p = Checked(*v, path + ".hostIP", IsIpAddress, "an IPv4 or IPv6 address")) {
+        port.host_ip = *p;
+      }
+    }
+    if (auto* v = m->Get("hostPort")) {
+      if (auto p = Int(*v, path + ".hostPort", 0, 65535)) port.host_port = static_cast<int>(*p);
+    }
+    if (!ok) continue;
+    const YamlNode& at = *m->Get("containerPort");
+    std::string key = std::to_string(port.container_port) + "/" + port.protocol;
+    if (port.protocol == "tcp" && port.container_port == a.port && a.port != 0) {
+      Error(at, path + ".containerPort",
+            key +
+                " is the agent's main port (spec.port), published already; set its host "
+                "port with spec.hostPort");
+      continue;
+    }
+    if (auto [it, fresh] = seen.emplace(std::pair(port.container_port, port.protocol), path);
+        !fresh) {
+      Error(at, path + ".containerPort", key + " is already listed at " + it->second);
+      continue;
+    }
+    if (port.host_port != 0) {
+      auto [it, fresh] =
+          host_seen.emplace(std::pair(port.protocol + " " + port.host_ip, port.host_port), path);
+      if (!fresh) {
+        Error(*m->Get("hostPort"), path + ".hostPort",
+              "host port " + std::to_string(port.host_port) + "/" + port.protocol +
+                  " is already used by " + it->second);
+        continue;
+      }
+    }
+    a.ports.push_back(std::move(port));
+  }
+  std::sort(a.ports.begin(), a.ports.end(), [](const PortMapping& x, const PortMapping& y) {
+    return std::tie(x.container_port, x.protocol) < std::tie(y.container_port, y.protocol);
+  });
 }
 
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {

@@ -75,6 +75,15 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     }
     spec["volumes"] = std::move(volumes);
   }
+  if (!agent.ports.empty()) {
+    json ports = json::object();  // by "<containerPort>/<protocol>"
+    for (const PortMapping& p : agent.ports) {
+      json m = {{"hostPort", p.host_port}};
+      if (!p.host_ip.empty()) m["hostIP"] = p.host_ip;
+      ports[std::to_string(p.container_port) + "/" + p.protocol] = std::move(m);
+    }
+    spec["ports"] = std::move(ports);
+  }
   spec["replicas"] = agent.replicas;
   json resources = json::object();
   if (!agent.resources.cpu.empty()) resources["cpu"] = agent.resources.cpu;

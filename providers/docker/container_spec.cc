@@ -216,6 +216,49 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     return Bad("hostPort", "a fixed host port allows only one replica on one Docker engine");
   }
 
+  if (spec.contains("ports") && !spec["ports"].is_null()) {
+    const json& ps = spec["ports"];
+    if (!ps.is_object()) return Bad("ports", "expected a map of \"<port>/<protocol>\"");
+    for (auto it = ps.begin(); it != ps.end(); ++it) {
+      const std::string field = "ports." + it.key();
+      ExtraPort p;
+      const std::string& key = it.key();
+      auto slash = key.find('/');
+      p.protocol = slash == std::string::npos ? "" : key.substr(slash + 1);
+      std::string number = key.substr(0, slash);
+      bool digits =
+          !number.empty() && number.size() <= 5 &&
+          std::all_of(number.begin(), number.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      p.container_port = digits ? std::atoi(number.c_str()) : 0;
+      if (p.container_port < 1 || p.container_port > 65535 ||
+          (p.protocol != "tcp" && p.protocol != "udp")) {
+        return Bad(field, "expected <1-65535>/tcp or <1-65535>/udp");
+      }
+      if (p.protocol == "tcp" && p.container_port == c.port) {
+        return Bad(field, "the main port is published with hostPort");
+      }
+      const json& v = it.value();
+      if (!v.is_object()) return Bad(field, "expected a map");
+      auto hp = IntField(v, "hostPort", 0, 65535, 0);
+      if (!hp.ok()) return Bad(field + ".hostPort", hp.status().message());
+      p.host_port = *hp;
+      if (v.contains("hostIP") && !v["hostIP"].is_null()) {
+        if (!v["hostIP"].is_string()) return Bad(field + ".hostIP", "expected an address");
+        p.host_ip = v["hostIP"].get<std::string>();
+        for (char ch : p.host_ip) {
+          bool okc = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                     (ch >= 'A' && ch <= 'F') || ch == '.' || ch == ':';
+          if (!okc) return Bad(field + ".hostIP", "expected an IP address");
+        }
+      }
+      if (p.host_port != 0 && c.replicas > 1) {
+        return Bad(field + ".hostPort",
+                   "a fixed host port allows only one replica on one Docker engine");
+      }
+      c.ports.push_back(std::move(p));
+    }
+  }
+
   auto command = StringList(spec, "command");
   if (!command.ok()) return command.status();
   c.command = *command;
@@ -400,6 +443,13 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
     std::string key = std::to_string(spec.health_check->port) + "/tcp";
     exposed[key] = json::object();
     bindings[key] = json::array({{{"HostIp", context.publish_address}, {"HostPort", ""}}});
+  }
+  for (const ExtraPort& p : spec.ports) {
+    std::string key = std::to_string(p.container_port) + "/" + p.protocol;
+    exposed[key] = json::object();
+    bindings[key] =
+        json::array({{{"HostIp", p.host_ip.empty() ? context.publish_address : p.host_ip},
+                      {"HostPort", p.host_port == 0 ? "" : std::to_string(p.host_port)}}});
   }
   if (!exposed.empty()) {
     body["ExposedPorts"] = exposed;

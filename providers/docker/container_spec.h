@@ -37,10 +37,20 @@ struct Mount {
   friend bool operator==(const Mount&, const Mount&) = default;
 };
 
+// One entry of spec.ports (keyed by "<port>/<protocol>" in the normalized spec).
+struct ExtraPort {
+  int container_port = 0;
+  std::string protocol = "tcp";
+  std::string host_ip;  // empty: CreateContext::publish_address
+  int host_port = 0;    // 0: ephemeral
+  friend bool operator==(const ExtraPort&, const ExtraPort&) = default;
+};
+
 struct ContainerSpec {
   std::string image;
   int port = 0;
   int host_port = 0;                 // 0: ephemeral
+  std::vector<ExtraPort> ports;      // more ports, sorted by (port, protocol)
   std::vector<std::string> command;  // -> Entrypoint
   std::vector<std::string> args;     // -> Cmd
   std::map<std::string, std::string> env;
@@ -54,7 +64,7 @@ struct ContainerSpec {
   StrategyType strategy = StrategyType::kRecreate;
 };
 
-// Reads the normalized spec (keys image, port, hostPort, command, args, env,
+// Reads the normalized spec (keys image, port, hostPort, ports, command, args, env,
 // secretEnv, volumes, replicas, resources, healthCheck, strategy, labels). Durations
 // may be numbers (milliseconds) or strings ("200ms", "2s", "1m").
 Result<ContainerSpec> ContainerSpecFromJson(const nlohmann::json& spec);

@@ -163,8 +163,10 @@ class DockerProvider : public Provider {
       st = EnsureVolumes();
       if (!st.ok()) return st;
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
-      if (start_first && spec_.host_port != 0) {
-        Progress("host port " + std::to_string(spec_.host_port) +
+      int fixed = spec_.host_port;
+      for (const ExtraPort& port : spec_.ports) fixed = fixed != 0 ? fixed : port.host_port;
+      if (start_first && fixed != 0) {
+        Progress("host port " + std::to_string(fixed) +
                  " is fixed, so old and new cannot run side by side: using recreate");
         start_first = false;
       }

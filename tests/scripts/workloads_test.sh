@@ -4,7 +4,7 @@
 # replace and a start-first rollout; destroy keeps them unless the agent says
 # `reclaim: delete`; bind mounts only from `--allow-bind` paths; tmpfs;
 # read-only mounts; a volume that exists without our labels is refused with
-# nothing changed.
+# nothing changed. Several `ports`, each with protocol, host address and port.
 #
 # Data is written into and read from the volume through the Engine API's
 # archive endpoints (PUT/GET /containers/{id}/archive), which work on the
@@ -186,6 +186,43 @@ expect_exit 0 "destroy with reclaim: delete" -- RB destroy "$work/tree" --auto-a
 contains "destroy says the volume is deleted" "volume '$p-data' will be DELETED with its data (reclaim: delete)" "$out"
 if [[ "$(volume_status "$p-data")" == 404 ]]; then ok "destroy deleted the volume"; else bad "the volume is still there"; fi
 if [[ "$(volume_status "$p-foreign")" == 200 ]]; then ok "the foreign volume was never touched"; else bad "the foreign volume is gone"; fi
+
+# --- ports: several, each with protocol, host address and host port ----------
+free=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/tree/agents.yaml" <<YAML
+$(target_doc)
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $p-api}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+  env: {PORT: "9001", GREETING: ports}   # the server listens on 9001 only
+  ports:
+    - {containerPort: 9001, hostIP: 127.0.0.1, hostPort: $free}
+    - {containerPort: 9002, protocol: udp}
+YAML
+expect_exit 2 "plan shows the ports" -- R plan "$work/tree"
+contains "plan lists a port by number and protocol" "ports.9001/tcp.hostPort = $free" "$(tr -s ' ' <<<"$out")"
+expect_exit 0 "apply an agent with several ports" -- R apply "$work/tree" --auto-approve
+idp=$(container_id "$p-api")
+bindings=$(api "http://d/v1.41/containers/$idp/json" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+for k, v in sorted(c["HostConfig"]["PortBindings"].items()):
+    print(k, v[0]["HostIp"], v[0]["HostPort"] or "ephemeral")
+for k, v in sorted((c["NetworkSettings"]["Ports"] or {}).items()):
+    print("published", k, "yes" if v else "no")')
+contains "the main port keeps its ephemeral binding" "8080/tcp 127.0.0.1 ephemeral" "$bindings"
+contains "the fixed port is bound on its host address" "9001/tcp 127.0.0.1 $free" "$bindings"
+contains "the udp port is bound on publishAddress" "9002/udp 127.0.0.1 ephemeral" "$bindings"
+contains "the udp port is published" "published 9002/udp yes" "$bindings"
+contains "the agent answers through the fixed host port" '"greeting":"ports"' "$(curl -fsS "http://127.0.0.1:$free/" 2>&1)"
+expect_exit 0 "a second apply changes nothing" -- R apply "$work/tree" --auto-approve
+contains "ports: No changes." "No changes." "$out"
+expect_exit 0 "destroy the ports agent" -- R destroy "$work/tree" --auto-approve
 
 echo "workloads: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -267,5 +267,86 @@ TEST_CASE("volumes: the Docker create body mounts them") {
   }
 }
 
+TEST_CASE("ports: decode, sorted; errors name file:line:column and the field") {
+  DesiredState state;
+  auto diags = Decode(R"(  ports:
+    - {containerPort: 9000, protocol: udp}
+    - {containerPort: 8443, hostIP: 0.0.0.0, hostPort: 443}
+    - {containerPort: 9000}
+)",
+                      &state);
+  REQUIRE_MESSAGE(!diags.HasErrors(), All(diags));
+  const auto& p = state.agents[0].ports;
+  REQUIRE(p.size() == 3);
+  CHECK(p[0] == PortMapping{8443, "tcp", "0.0.0.0", 443});
+  CHECK(p[1] == PortMapping{9000, "tcp", "", 0});
+  CHECK(p[2] == PortMapping{9000, "udp", "", 0});
+  json spec = NormalizedSpec(state.agents[0], "acme/db:1");
+  CHECK(spec["ports"] == json::parse(R"({"8443/tcp": {"hostPort": 443, "hostIP": "0.0.0.0"},
+                                          "9000/tcp": {"hostPort": 0},
+                                          "9000/udp": {"hostPort": 0}})"));
+  Agent plain = testing::MakeAgent("a");
+  CHECK_FALSE(NormalizedSpec(plain, plain.image).contains("ports"));
+
+  struct Row {
+    const char* name;
+    const char* yaml;
+    const char* want;
+  };
+  const Row rows[] = {
+      {"the main port again", "  ports:\n    - {containerPort: 5432}\n",
+       "m.yaml:10:23: error: spec.ports[0].containerPort: 5432/tcp is the agent's main port "
+       "(spec.port), published already; set its host port with spec.hostPort"},
+      {"listed twice", "  ports:\n    - {containerPort: 1}\n    - {containerPort: 1}\n",
+       "m.yaml:11:23: error: spec.ports[1].containerPort: 1/tcp is already listed at "
+       "spec.ports[0]"},
+      {"one host port twice",
+       "  ports:\n    - {containerPort: 1, hostPort: 80}\n    - {containerPort: 2, hostPort: 80}\n",
+       "spec.ports[1].hostPort: host port 80/tcp is already used by spec.ports[0]"},
+      {"bad protocol", "  ports:\n    - {containerPort: 1, protocol: sctp}\n",
+       "spec.ports[0].protocol: invalid value 'sctp': must be tcp or udp"},
+      {"bad address", "  ports:\n    - {containerPort: 1, hostIP: localhost}\n",
+       "spec.ports[0].hostIP: invalid value 'localhost': must be an IPv4 or IPv6 address"},
+      {"out of range", "  ports:\n    - {containerPort: 70000}\n",
+       "spec.ports[0].containerPort: must be between 1 and 65535, got 70000"},
+      {"missing containerPort", "  ports:\n    - {hostPort: 1}\n",
+       "spec.ports[0].containerPort: required field is missing"},
+      {"unknown field", "  ports:\n    - {containerPort: 1, published: 2}\n",
+       "spec.ports[0].published: unknown field 'published'"},
+  };
+  for (const Row& row : rows) {
+    SUBCASE(row.name) {
+      DesiredState bad;
+      auto d = Decode(row.yaml, &bad);
+      CHECK_MESSAGE(All(d).find(row.want) != std::string::npos, All(d));
+    }
+  }
+}
+
+TEST_CASE("ports: the Docker create body publishes each") {
+  Agent a = testing::MakeAgent("api");
+  a.host_port = 18080;
+  a.ports = {{9000, "udp", "", 0}, {9443, "tcp", "::1", 19443}};
+  auto spec = docker::ContainerSpecFromJson(NormalizedSpec(a, a.image));
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  auto body = docker::BuildCreateBody(*spec, {"api", "sha256:x", "rev", "127.0.0.1", ""}, {});
+  REQUIRE(body.ok());
+  CHECK((*body)["ExposedPorts"] ==
+        json::parse(R"({"8080/tcp": {}, "9000/udp": {}, "9443/tcp": {}})"));
+  CHECK((*body)["HostConfig"]["PortBindings"] == json::parse(R"({
+    "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}],
+    "9000/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+    "9443/tcp": [{"HostIp": "::1", "HostPort": "19443"}]})"));
+  SUBCASE("hostile ports are refused, never thrown") {
+    for (const char* bad :
+         {R"({"x/tcp": {}})", R"({"9000": {}})", R"({"9000/sctp": {}})", R"({"8080/tcp": {}})",
+          R"({"9000/tcp": {"hostPort": -1}})", R"({"9000/tcp": {"hostIP": "a b"}})", R"([])"}) {
+      json s = NormalizedSpec(a, a.image);
+      s["ports"] = json::parse(bad);
+      CHECK_MESSAGE(!docker::ContainerSpecFromJson(s).ok(), bad);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace reconcile

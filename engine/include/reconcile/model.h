@@ -83,6 +83,17 @@ struct VolumeMount {
   friend bool operator==(const VolumeMount&, const VolumeMount&) = default;
 };
 
+// One more port the agent's containers publish (spec.ports[]), besides the
+// main `port`: that one stays the agent's endpoint and health-check port and
+// is published with `hostPort`.
+struct PortMapping {
+  int container_port = 0;
+  std::string protocol = "tcp";  // tcp | udp
+  std::string host_ip;           // empty: the Target's publishAddress
+  int host_port = 0;             // 0: ephemeral
+  friend bool operator==(const PortMapping&, const PortMapping&) = default;
+};
+
 struct Agent {
   std::string name;
   std::map<std::string, std::string> labels;
@@ -91,7 +102,8 @@ struct Agent {
   std::string registry;  // Registry name (required with build)
   std::string target;    // Target name
   int port = 0;
-  int host_port = 0;  // Docker only; 0: ephemeral
+  int host_port = 0;               // Docker only; 0: ephemeral
+  std::vector<PortMapping> ports;  // sorted by (container_port, protocol), unique
   std::vector<std::string> command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
