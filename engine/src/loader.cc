@@ -663,10 +663,11 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     a.field_locations["metadata.name"] = name_at;
     a.manifest_dir = manifest_dir_;
     if (spec_node) {
-      auto spec = Map(*spec_node, "spec",
-                      {"image", "build", "registry", "target", "port", "hostPort", "command",
-                       "args", "env", "secretEnv", "volumes", "ports", "replicas", "resources",
-                       "healthCheck", "strategy", "dependsOn", "suspend", "drift"});
+      auto spec =
+          Map(*spec_node, "spec", {"image",       "build",    "registry",  "target",  "port",
+                                   "hostPort",    "command",  "args",      "env",     "secretEnv",
+                                   "volumes",     "ports",    "replicas",  "restart", "resources",
+                                   "healthCheck", "strategy", "dependsOn", "suspend", "drift"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -812,6 +813,20 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
   if (auto* v = f.Get("ports")) Ports(*v, a);
   if (auto* v = f.Get("replicas")) {
     if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
+  }
+  if (auto* v = f.Get("restart")) {
+    // ^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$
+    auto is_policy = [](const std::string& x) {
+      if (x == "no" || x == "always" || x == "unless-stopped" || x == "on-failure") return true;
+      if (x.rfind("on-failure:", 0) != 0) return false;
+      std::string n = x.substr(11);
+      return n.size() >= 1 && n.size() <= 4 && n[0] != '0' && AllOf(n, IsDigit);
+    };
+    if (auto s = Checked(*v, "spec.restart", is_policy,
+                         "no, always, unless-stopped, on-failure or on-failure:N (N from 1 to "
+                         "9999)")) {
+      a.restart = *s;
+    }
   }
   if (auto* v = f.Get("resources")) {
     if (auto r = Map(*v, "spec.resources", {"cpu", "memory"})) {

@@ -85,6 +85,7 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     spec["ports"] = std::move(ports);
   }
   spec["replicas"] = agent.replicas;
+  if (!agent.restart.empty()) spec["restart"] = agent.restart;
   json resources = json::object();
   if (!agent.resources.cpu.empty()) resources["cpu"] = agent.resources.cpu;
   if (!agent.resources.memory.empty()) resources["memory"] = agent.resources.memory;

@@ -259,6 +259,23 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     }
   }
 
+  if (spec.contains("restart") && !spec["restart"].is_null()) {
+    if (!spec["restart"].is_string()) return Bad("restart", "expected a string");
+    std::string r = spec["restart"].get<std::string>();
+    if (r.rfind("on-failure:", 0) == 0) {
+      std::string n = r.substr(11);
+      bool digits = !n.empty() && n.size() <= 4 &&
+                    std::all_of(n.begin(), n.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+      if (!digits || std::atoi(n.c_str()) < 1) return Bad("restart", "on-failure:N needs N >= 1");
+      c.restart = "on-failure";
+      c.restart_retries = std::atoi(n.c_str());
+    } else if (r == "no" || r == "always" || r == "unless-stopped" || r == "on-failure") {
+      c.restart = r;
+    } else {
+      return Bad("restart", "expected no, always, unless-stopped or on-failure[:N]");
+    }
+  }
+
   auto command = StringList(spec, "command");
   if (!command.ok()) return command.status();
   c.command = *command;
@@ -429,7 +446,9 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (!spec.command.empty()) body["Entrypoint"] = spec.command;
   if (!spec.args.empty()) body["Cmd"] = spec.args;
 
-  json host = {{"RestartPolicy", {{"Name", "unless-stopped"}}}};
+  json policy = {{"Name", spec.restart}};
+  if (spec.restart_retries != 0) policy["MaximumRetryCount"] = spec.restart_retries;
+  json host = {{"RestartPolicy", policy}};
   json exposed = json::object();
   json bindings = json::object();
   if (spec.port != 0) {

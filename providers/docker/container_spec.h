@@ -58,8 +58,10 @@ struct ContainerSpec {
   std::map<std::string, std::string> labels;
   std::vector<Mount> mounts;  // sorted by target
   int replicas = 1;
-  std::int64_t nano_cpus = 0;     // 0: engine default
-  std::int64_t memory_bytes = 0;  // 0: engine default
+  std::string restart = "unless-stopped";  // RestartPolicy.Name
+  int restart_retries = 0;                 // on-failure:N
+  std::int64_t nano_cpus = 0;              // 0: engine default
+  std::int64_t memory_bytes = 0;           // 0: engine default
   std::optional<HealthCheck> health_check;
   StrategyType strategy = StrategyType::kRecreate;
 };

@@ -4,7 +4,8 @@
 # replace and a start-first rollout; destroy keeps them unless the agent says
 # `reclaim: delete`; bind mounts only from `--allow-bind` paths; tmpfs;
 # read-only mounts; a volume that exists without our labels is refused with
-# nothing changed. Several `ports`, each with protocol, host address and port.
+# nothing changed. Several `ports`, each with protocol, host address and port;
+# `restart` policies as the engine holds them.
 #
 # Data is written into and read from the volume through the Engine API's
 # archive endpoints (PUT/GET /containers/{id}/archive), which work on the
@@ -223,6 +224,28 @@ contains "the agent answers through the fixed host port" '"greeting":"ports"' "$
 expect_exit 0 "a second apply changes nothing" -- R apply "$work/tree" --auto-approve
 contains "ports: No changes." "No changes." "$out"
 expect_exit 0 "destroy the ports agent" -- R destroy "$work/tree" --auto-approve
+
+# --- restart policy -------------------------------------------------------------
+restart_doc() {  # restart_doc NAME [restart line]
+  cat <<YAML
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $1}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+$2
+YAML
+}
+{ target_doc; restart_doc "$p-r0" ""; restart_doc "$p-r1" "  restart: no"; restart_doc "$p-r2" "  restart: on-failure:2"; } >"$work/tree/agents.yaml"
+expect_exit 0 "apply agents with restart policies" -- R apply "$work/tree" --auto-approve
+policy() { api "http://d/v1.41/containers/$(container_id "$1")/json" | python3 -c 'import json,sys; p = json.load(sys.stdin)["HostConfig"]["RestartPolicy"]; print(p["Name"], p.get("MaximumRetryCount", 0))'; }
+contains "no restart field: unless-stopped, as before" "unless-stopped 0" "$(policy "$p-r0")"
+contains "restart: no" "no 0" "$(policy "$p-r1")"
+contains "restart: on-failure:2" "on-failure 2" "$(policy "$p-r2")"
+expect_exit 0 "destroy the restart agents" -- R destroy "$work/tree" --auto-approve
 
 echo "workloads: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -348,5 +348,37 @@ TEST_CASE("ports: the Docker create body publishes each") {
   }
 }
 
+TEST_CASE("restart: decode, spec (absent when unset), Docker RestartPolicy") {
+  for (const char* policy : {"no", "always", "unless-stopped", "on-failure", "on-failure:5"}) {
+    DesiredState state;
+    auto diags = Decode(std::string("  restart: ") + policy + "\n", &state);
+    REQUIRE_MESSAGE(!diags.HasErrors(), All(diags));
+    CHECK(state.agents[0].restart == policy);
+    json spec = NormalizedSpec(state.agents[0], "acme/db:1");
+    CHECK(spec["restart"] == policy);
+  }
+  for (const char* bad : {"sometimes", "on-failure:0", "on-failure:x", "on-failure:99999", "true"}) {
+    DesiredState state;
+    auto diags = Decode(std::string("  restart: ") + bad + "\n", &state);
+    CHECK_MESSAGE(All(diags).find("m.yaml:9:12: error: spec.restart:") != std::string::npos,
+                  All(diags));
+  }
+  Agent a = testing::MakeAgent("a");
+  CHECK_FALSE(NormalizedSpec(a, a.image).contains("restart"));  // hash unchanged
+  auto policy_of = [&](const std::string& restart) {
+    Agent b = a;
+    b.restart = restart;
+    auto spec = docker::ContainerSpecFromJson(NormalizedSpec(b, b.image));
+    REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+    auto body = docker::BuildCreateBody(*spec, {"a", "sha256:x", "rev", "127.0.0.1", ""}, {});
+    REQUIRE(body.ok());
+    return (*body)["HostConfig"]["RestartPolicy"];
+  };
+  CHECK(policy_of("") == json({{"Name", "unless-stopped"}}));
+  CHECK(policy_of("no") == json({{"Name", "no"}}));
+  CHECK(policy_of("always") == json({{"Name", "always"}}));
+  CHECK(policy_of("on-failure:3") == json({{"Name", "on-failure"}, {"MaximumRetryCount", 3}}));
+}
+
 }  // namespace
 }  // namespace reconcile

@@ -110,6 +110,9 @@ struct Agent {
   std::map<std::string, SecretRef> secret_env;
   std::vector<VolumeMount> volumes;  // sorted by target, targets unique
   int replicas = 1;
+  // "no", "always", "unless-stopped", "on-failure" or "on-failure:N"; empty:
+  // the provider's default (Docker: unless-stopped).
+  std::string restart;
   Resources resources;
   std::optional<HealthCheck> health_check;
   Strategy strategy;
