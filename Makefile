@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner
+.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner bench-build
 
 all: build
 
@@ -80,6 +80,11 @@ bench: build-cli dockerd image
 # validate and plan on folder trees of those sizes (BENCHMARKS.md).
 bench-planner: build dockerd
 	@bench/planner_bench.sh $(BUILD_DIR)
+
+# Build and deploy of a changed agent vs docker-compose up -d --build
+# (BENCHMARKS.md, "Builds").
+bench-build: build-cli dockerd image
+	@bench/build_bench.sh
 
 # Controller benchmarks (BENCHMARKS.md, "Controller"): webhook and polling
 # latency on Docker, idle poll CPU, memory, one-file change to plan.

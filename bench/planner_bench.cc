@@ -89,8 +89,8 @@ double TimePlan(const World& w, int expect_changes) {
   in.schemas = w.schemas;
   auto t0 = std::chrono::steady_clock::now();
   Plan plan = ComputePlan(in);
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   int changes = static_cast<int>(plan.changes.size()) - plan.Count(Action::kNoOp);
   if (changes != expect_changes) {
     std::cerr << "planner bench: expected " << expect_changes << " changes, got " << changes

@@ -256,6 +256,17 @@ json Scheduler::StatusJson() const {
     last["diagnostics"] = diags;
   }
   out["lastPass"] = last;
+  // A rollback's pin (`reconcile rollback`): the controller keeps applying
+  // the pinned revision until the desired revision changes.
+  json pin = nullptr;
+  if (last_good_ && last_good_->state && last_good_->state->pin) {
+    const Pin& p = *last_good_->state->pin;
+    pin = {{"revision", p.revision},
+           {"serial", p.serial},
+           {"desiredRevision", p.desired_revision},
+           {"pinnedAt", p.pinned_at}};
+  }
+  out["pin"] = pin;
   out["lastError"] = last_error_;
   out["passes"] = passes_;
   json agents = json::array();

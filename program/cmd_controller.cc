@@ -13,6 +13,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "build_services.h"
 #include "controller/http_server.h"
 #include "controller/memory.h"
 #include "controller/metrics.h"
@@ -167,6 +168,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   deps.clock = clock.get();
   deps.observer = &observer;
   deps.secrets_dir = g.secrets_dir;
+  deps.secret_env_policy = SecretEnvPolicyFor(g);
+  deps.build = ProgramBuildServices(g.max_build_context);
   controller::SchedulerOptions options;
   options.interval = *interval;
   options.policy.drift_interval = *drift;

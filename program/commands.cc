@@ -14,6 +14,7 @@
 #include "reconcile/json_schemas.h"
 #include "reconcile/plan_format.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/saved_plan.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::cli {
@@ -25,7 +26,6 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;
 constexpr int kExitChanges = 2;
-constexpr const char* kSavedPlanKey = "reconcileSavedPlan";
 
 int Fail(const Status& s) {
   spdlog::error("{}", s.message());
@@ -33,10 +33,11 @@ int Fail(const Status& s) {
 }
 
 // Loads the tree, reads the state, observes. The stages every command shares.
-Status Prepare(Session& session) {
+// Without a plan to make, the registries of built images are not asked.
+Status Prepare(Session& session, Reconciler::ObserveScope scope = Reconciler::ObserveScope::kAll) {
   if (Status s = session.Load(); !s.ok()) return s;
   if (Status s = session.reconciler().ReadState(); !s.ok()) return s;
-  return session.reconciler().Observe();
+  return session.reconciler().Observe(scope);
 }
 
 // Asks "yes" on a terminal; refuses without --auto-approve elsewhere.
@@ -89,6 +90,57 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
   return kExitOk;
 }
 
+constexpr size_t kMaxPlanFileBytes = 64u << 20;
+
+// Reads and checks a saved plan file; every error names the file (and the
+// field). Changes nothing.
+Result<SavedPlan> ReadSavedPlan(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::Invalid(path + " is a folder, not a saved plan");
+  }
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::NotFound("cannot read plan file " + path + ": " + ec.message());
+  if (size > kMaxPlanFileBytes) {
+    return Status::Invalid(path + ": a plan file is at most 64 MiB; this is not a saved plan");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read plan file " + path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseSavedPlan(path, buffer.str());
+}
+
+// The same folder, spelled either way ("tree", "./tree/", a symlink to it).
+bool SamePlace(const std::string& a, const std::string& b) {
+  if (IsGitUrl(a) || IsGitUrl(b)) return a == b;
+  std::error_code ec;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ec), ec);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, ec), ec);
+  return ca == cb;
+}
+
+std::string Absolute(const std::string& path) {
+  if (IsGitUrl(path)) return path;
+  std::error_code ec;
+  return std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec).string();
+}
+
+// What the pin means for this plan, for people (stdout, before the plan).
+void PrintPinNote(const Reconciler& r) {
+  if (r.pin()) {
+    const Pin& pin = *r.pin();
+    std::cout << "Pinned to revision " << pin.revision << " by `reconcile rollback` (history #"
+              << pin.serial << ", since " << pin.pinned_at << "): planning towards it, not the "
+              << "tree's " << pin.desired_revision << ", until the desired revision changes.\n\n";
+  } else if (r.pin_ended()) {
+    const Pin& pin = *r.pin_ended();
+    std::cout << "The pin on revision " << pin.revision << " (rollback to history #" << pin.serial
+              << ") ends: the desired revision changed from " << pin.desired_revision << " to "
+              << r.snapshot().revision << "; this plan rolls forward to it.\n\n";
+  }
+}
+
 }  // namespace
 
 int CmdValidate(const GlobalOptions& g) {
@@ -120,12 +172,8 @@ int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const Plan
   if (Status s = Prepare(session); !s.ok()) return Fail(s);
   Plan plan = session.reconciler().MakePlan();
   if (!flags.out.empty()) {
-    std::error_code ec;
-    json saved = {{kSavedPlanKey, 1},
-                  {"source", std::filesystem::absolute(g.source, ec).string()},
-                  {"stateDir", std::filesystem::absolute(session.options().state_dir, ec).string()},
-                  {"plan", ToJson(plan)}};
-    if (Status s = WriteFileAtomic(flags.out, saved.dump(2) + "\n"); !s.ok()) return Fail(s);
+    SavedPlan saved{Absolute(g.source), Absolute(session.options().state_dir), plan};
+    if (Status s = WriteFileAtomic(flags.out, SavedPlanText(saved)); !s.ok()) return Fail(s);
   }
   if (flags.json) {
     std::cout << ToJson(plan).dump(2) << "\n";
@@ -133,47 +181,54 @@ int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const Plan
     PlanFormatOptions options;
     options.color = UseColor();
     options.show_no_op = flags.explain || g.verbosity > 0;
+    PrintPinNote(session.reconciler());
     std::cout << FormatPlan(plan, options);
     if (!flags.out.empty()) {
       std::cout << "\nSaved the plan to " << flags.out << ". To apply exactly this plan, run:\n"
-                << "    reconcile apply " << flags.out << "\n";
+                << "    reconcile apply " << flags.out << " --source " << Absolute(g.source)
+                << " --state " << Absolute(session.options().state_dir) << "\n";
     }
   }
   return plan.HasChanges() ? kExitChanges : kExitOk;
 }
 
-int CmdApply(const GlobalOptions& given, const ProviderRegistry& registry,
-             const ApplyFlags& flags) {
-  GlobalOptions g = given;
-  std::optional<Plan> saved;
+int CmdApply(const GlobalOptions& g, const ProviderRegistry& registry, const ApplyFlags& flags) {
+  std::optional<SavedPlan> saved;
   if (!flags.plan_file.empty()) {
-    std::ifstream in(flags.plan_file, std::ios::binary);
-    if (!in) return Fail(Status::NotFound("cannot read plan file " + flags.plan_file));
-    json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object() || !j.contains(kSavedPlanKey) ||
-        !j["source"].is_string() || !j["stateDir"].is_string()) {
-      return Fail(Status::Invalid(flags.plan_file +
-                                  ": not a saved plan (write one with `reconcile plan --out`)"));
-    }
-    Result<Plan> plan = PlanFromJson(j["plan"]);
-    if (!plan.ok()) return Fail(plan.status().WithContext(flags.plan_file));
-    saved = std::move(*plan);
-    g.source = j["source"].get<std::string>();
-    if (g.state_dir.empty()) g.state_dir = j["stateDir"].get<std::string>();
+    Result<SavedPlan> read = ReadSavedPlan(flags.plan_file);
+    if (!read.ok()) return Fail(read.status());
+    saved = std::move(*read);
   }
   Session session(g, &registry, StopToken());
   Reconciler& r = session.reconciler();
+  if (saved) {
+    // The plan file never chooses where to read or write: the command line
+    // does (default: the current folder), and it must be where the plan
+    // was made.
+    const std::string state_dir = session.options().state_dir;
+    if (!SamePlace(saved->source, g.source) || !SamePlace(saved->state_dir, state_dir)) {
+      return Fail(Status::Invalid(
+          flags.plan_file + " was made for source " + saved->source + " and state " +
+          saved->state_dir + ", but this run uses source " + Absolute(g.source) + " and state " +
+          Absolute(state_dir) + "; run `reconcile apply " + flags.plan_file + " --source " +
+          saved->source + " --state " + saved->state_dir + "` (nothing was changed)"));
+    }
+  }
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile apply"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);  // under the lock
   if (Status s = r.Observe(); !s.ok()) return Fail(s);
   Plan plan = r.MakePlan();
   if (saved) {
-    if (Status s = Reconciler::CheckSaved(*saved, plan); !s.ok()) return Fail(s);
-    plan = std::move(*saved);
+    // Applied only when it is exactly the plan computed now: an edited plan
+    // file (desired, desiredHash, actions) is refused, never deployed.
+    if (Status s = Reconciler::CheckSaved(saved->plan, plan); !s.ok()) {
+      return Fail(s.WithContext(flags.plan_file));
+    }
   } else if (plan.HasChanges()) {
     PlanFormatOptions options;
     options.color = UseColor();
+    PrintPinNote(r);
     std::cout << FormatPlan(plan, options);
     if (!Approve(flags.auto_approve, "perform these actions")) return kExitError;
   }
@@ -186,7 +241,8 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile destroy"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);
-  if (Status s = r.Observe(); !s.ok()) return Fail(s);
+  if (Status s = r.Observe(Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
+  r.DropPin();  // nothing is left to keep pinned
   Plan plan = r.MakeDestroyPlan();
   if (!plan.HasChanges()) {
     std::cout << "No changes. Nothing recorded in " << session.options().state_dir
@@ -204,7 +260,7 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
 
 int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
   Session session(g, &registry, StopToken());
-  if (Status s = Prepare(session); !s.ok()) return Fail(s);
+  if (Status s = Prepare(session, Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   const Reconciler& r = session.reconciler();
   std::vector<DriftItem> items = r.Drift();
   if (as_json) {
@@ -227,7 +283,7 @@ int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_j
 
 int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
   Session session(g, &registry, StopToken());
-  if (Status s = Prepare(session); !s.ok()) return Fail(s);
+  if (Status s = Prepare(session, Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   const Reconciler& r = session.reconciler();
   json agents = json::array();
   for (const auto& [address, rs] : r.recorded().resources) {
@@ -248,9 +304,31 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
                       {"endpoint", endpoint},
                       {"appliedAt", rs.applied_at}});
   }
+  const std::optional<Pin>& pin = r.recorded().pin;
   if (as_json) {
-    std::cout << json{{"revision", r.recorded().revision}, {"agents", agents}}.dump(2) << "\n";
+    json pin_json = nullptr;
+    if (pin) {
+      pin_json = {{"revision", pin->revision},
+                  {"serial", pin->serial},
+                  {"desiredRevision", pin->desired_revision},
+                  {"pinnedAt", pin->pinned_at},
+                  {"ends", r.pin_ended().has_value()}};
+    }
+    std::cout
+        << json{{"revision", r.recorded().revision}, {"pin", pin_json}, {"agents", agents}}.dump(2)
+        << "\n";
     return kExitOk;
+  }
+  if (pin) {
+    std::cout << "Pinned to revision " << pin->revision << " (history #" << pin->serial
+              << ") by `reconcile rollback` at " << pin->pinned_at << ".\n";
+    if (r.pin_ended()) {
+      std::cout << "The pin ends with the next apply: the desired revision changed from "
+                << pin->desired_revision << " to " << r.snapshot().revision << ".\n\n";
+    } else {
+      std::cout << "`plan`, `apply` and the controller keep it until the desired revision "
+                << "changes from " << pin->desired_revision << ".\n\n";
+    }
   }
   if (agents.empty()) {
     std::cout << "No agents recorded in " << session.options().state_dir << ".\n";
@@ -270,19 +348,116 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
 int CmdHistory(const GlobalOptions& g, bool as_json) {
   ProviderRegistry none;
   Session session(g, &none, StopToken());
-  Result<std::vector<HistoryEntry>> history = session.store().LoadHistory();
+  Result<History> history = session.store().LoadHistory();
   if (!history.ok()) return Fail(history.status());
+  Result<State> state = session.store().Load();
+  if (!state.ok()) return Fail(state.status());
+  const std::optional<size_t> live = LiveEntry(*history, *state);
+  const int pinned = state->pin ? state->pin->serial : 0;
+  auto status_of = [&](size_t i) {
+    std::string out;
+    if (live && *live == i) out = "live";
+    if (pinned != 0 && history->entries[i].serial == pinned)
+      out += out.empty() ? "pinned" : ",pinned";
+    return out;
+  };
   if (as_json) {
     json out = json::array();
-    for (const HistoryEntry& e : *history) out.push_back(ToJson(e));
+    HistoryResources resources;
+    for (size_t i = 0; i < history->entries.size(); ++i) {
+      const HistoryEntry& e = history->entries[i];
+      for (const std::string& address : e.removed) resources.erase(address);
+      for (const auto& [address, r] : e.changed) resources[address] = r;
+      json j = ToJson(e);
+      j["agents"] = resources.size();
+      j["live"] = live && *live == i;
+      j["pinned"] = pinned != 0 && e.serial == pinned;
+      out.push_back(std::move(j));
+    }
     std::cout << out.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("%-6s %-18s %-22s %-10s %s\n", "SERIAL", "REVISION", "APPLIED", "RESULT", "SUMMARY");
-  for (const HistoryEntry& e : *history) {
-    std::printf("%-6d %-18s %-22s %-10s %s\n", e.serial, e.revision.c_str(), e.applied_at.c_str(),
-                e.result.c_str(), e.summary.c_str());
+  std::printf("%-6s %-18s %-24s %-10s %-12s %s\n", "SERIAL", "REVISION", "APPLIED", "RESULT",
+              "STATUS", "SUMMARY");
+  for (size_t i = 0; i < history->entries.size(); ++i) {
+    const HistoryEntry& e = history->entries[i];
+    std::string summary = e.summary;
+    if (e.rollback_of != 0)
+      summary = "rollback to #" + std::to_string(e.rollback_of) + ": " + summary;
+    std::printf("%-6d %-18s %-24s %-10s %-12s %s\n", e.serial, e.revision.c_str(),
+                e.applied_at.c_str(), e.result.c_str(), status_of(i).c_str(), summary.c_str());
   }
+  if (state->pin) {
+    std::cout << "\nPinned to revision " << state->pin->revision << " (history #"
+              << state->pin->serial << ") until the desired revision changes from "
+              << state->pin->desired_revision << ".\n";
+  }
+  return kExitOk;
+}
+
+int CmdRollback(const GlobalOptions& g, const ProviderRegistry& registry,
+                const RollbackFlags& flags) {
+  Session session(g, &registry, StopToken());
+  Reconciler& r = session.reconciler();
+  if (Status s = session.Load(); !s.ok()) return Fail(s);
+  if (Status s = r.Lock("reconcile rollback"); !s.ok()) return Fail(s);
+  if (Status s = r.ReadState(); !s.ok()) return Fail(s);
+  Result<History> history = session.store().LoadHistory();
+  if (!history.ok()) return Fail(history.status());
+  Result<size_t> index = FindRollbackEntry(*history, r.recorded(), flags.to);
+  if (!index.ok()) return Fail(index.status().WithContext("rollback"));
+  const HistoryEntry& entry = history->entries[*index];
+  if (Status s = r.PinTo(*history, *index); !s.ok()) return Fail(s.WithContext("rollback"));
+  if (Status s = r.Observe(); !s.ok()) return Fail(s);
+  Plan plan = r.MakePlan();
+  std::cout << "Rolling back to revision " << entry.revision << " (history #" << entry.serial
+            << ", applied " << entry.applied_at << ").\n";
+  if (plan.HasChanges()) {
+    PlanFormatOptions options;
+    options.color = UseColor();
+    std::cout << "\n" << FormatPlan(plan, options);
+    if (!Approve(flags.auto_approve, "roll back to this revision and pin it")) return kExitError;
+  }
+  std::cout << std::flush;
+  ApplyOptions options;
+  options.parallelism = flags.parallelism;
+  ApplyOutcome out = r.ApplyPlan(plan, options);
+  const std::string pinned = "Pinned to revision " + entry.revision +
+                             ": `plan`, `apply` and the "
+                             "controller keep it until the desired revision changes from " +
+                             r.snapshot().revision + ".";
+  if (!out.status.ok()) {
+    if (out.changed) {
+      spdlog::error("rollback failed: {} succeeded, {} failed, {} skipped", out.succeeded,
+                    out.failed, out.skipped);
+    }
+    spdlog::error("{}", out.status.message());
+    if (r.recorded().pin) spdlog::error("{} Run the rollback again to retry it.", pinned);
+    return kExitError;
+  }
+  if (!out.changed) {
+    std::cout << "No changes: revision " << entry.revision << " already runs.\n";
+  } else {
+    std::cout << "\nRollback complete! Agents: " << AppliedSummary(plan) << ".\n";
+  }
+  std::cout << pinned << "\n";
+  return kExitOk;
+}
+
+int CmdShow(const std::string& plan_file, bool as_json) {
+  Result<SavedPlan> saved = ReadSavedPlan(plan_file);
+  if (!saved.ok()) return Fail(saved.status());
+  if (as_json) {
+    std::cout << ToJson(saved->plan).dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << "Saved plan " << plan_file << "\n"
+            << "  source:   " << saved->source << "\n"
+            << "  state:    " << saved->state_dir << "\n"
+            << "  revision: " << saved->plan.revision << "\n\n";
+  PlanFormatOptions options;
+  options.color = UseColor();
+  std::cout << FormatPlan(saved->plan, options);
   return kExitOk;
 }
 

@@ -22,6 +22,12 @@ struct ApplyFlags {
   int parallelism = 4;
 };
 
+struct RollbackFlags {
+  std::string to;  // history serial or revision; empty: the previous revision
+  bool auto_approve = false;
+  int parallelism = 4;
+};
+
 int CmdValidate(const GlobalOptions& g);
 int CmdSchema(const std::string& kind);
 int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const PlanFlags& flags);
@@ -30,6 +36,9 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
 int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool json);
 int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool json);
 int CmdHistory(const GlobalOptions& g, bool json);
+int CmdRollback(const GlobalOptions& g, const ProviderRegistry& registry,
+                const RollbackFlags& flags);
+int CmdShow(const std::string& plan_file, bool json);
 int CmdUnlock(const GlobalOptions& g);
 
 }  // namespace reconcile::cli

@@ -71,11 +71,19 @@ int main(int argc, char** argv) {
   app.add_flag("--no-color", g.no_color, "never use colours");
   app.add_option("--ref", g.ref, "Git: branch, tag or commit id (default: the remote HEAD)");
   app.add_option("--path", g.path, "folder inside the source");
+  app.add_option("--max-build-context", g.max_build_context,
+                 "largest build context sent to the engine, in bytes (default 268435456)")
+      ->check(CLI::Range(static_cast<std::uint64_t>(1), static_cast<std::uint64_t>(1) << 33));
   app.add_option("--git-username", g.git_auth.username, "Git: HTTPS user (SSH: default git)");
   app.add_option("--git-password-file", g.git_auth.password_file,
                  "Git: file holding the HTTPS password or token");
   app.add_option("--git-password-env", g.git_auth.password_env,
                  "Git: environment variable holding the HTTPS password or token");
+  app.add_option("--allow-secret-env", g.allow_secret_env,
+                 "let secretEnv {env: NAME} read NAME (repeatable; RECONCILE_SECRET_* always "
+                 "may; the engine's own credentials never)")
+      ->allow_extra_args(false)
+      ->type_name("NAME");
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");
@@ -120,6 +128,19 @@ int main(int argc, char** argv) {
   status->add_flag("--json", json, "machine-readable status");
   auto* history = with_source(app.add_subcommand("history", "list applied revisions"));
   history->add_flag("--json", json, "machine-readable history");
+  RollbackFlags rollback_flags;
+  auto* rollback = with_source(
+      app.add_subcommand("rollback", "re-apply an earlier revision from history and pin it"));
+  rollback->add_option("--to", rollback_flags.to,
+                       "history serial or revision (default: the revision before the live one)");
+  rollback->add_flag("--auto-approve", rollback_flags.auto_approve, "do not ask for approval");
+  rollback->add_option("--parallelism", rollback_flags.parallelism, "changes applied at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  std::string show_file;
+  auto* show = app.add_subcommand("show", "render a saved plan (`plan --out FILE`)");
+  show->add_option("plan", show_file, "the saved plan file")->required();
+  show->add_flag("--json", json, "the plan as JSON (as `plan --json` prints it)");
   auto* unlock = with_source(app.add_subcommand("unlock", "break a stale state lock"));
   ControllerFlags cf;
   auto* controller = app.add_subcommand(
@@ -170,6 +191,16 @@ int main(int argc, char** argv) {
   }
   if (quiet) g.verbosity = -1;
   SetUpConsole({g.log_format == "json", g.verbosity, g.no_color});
+  if (*apply && !positional.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(positional, ec) && !reconcile::IsGitUrl(positional) &&
+        std::filesystem::exists(positional, ec)) {
+      // A file: a saved plan (or a mistake ReadSavedPlan explains). Source
+      // and state stay what the flags say; the plan file never picks them.
+      apply_flags.plan_file = positional;
+      positional.clear();
+    }
+  }
   if (!positional.empty()) g.source = positional;
 
   reconcile::ProviderRegistry registry;
@@ -186,14 +217,9 @@ int main(int argc, char** argv) {
   if (*validate) return CmdValidate(g);
   if (*schema) return CmdSchema(kind);
   if (*plan) return CmdPlan(g, registry, plan_flags);
-  if (*apply) {
-    std::error_code ec;
-    if (!positional.empty() && std::filesystem::is_regular_file(positional, ec)) {
-      apply_flags.plan_file = positional;
-      g.source = ".";
-    }
-    return CmdApply(g, registry, apply_flags);
-  }
+  if (*apply) return CmdApply(g, registry, apply_flags);
+  if (*rollback) return CmdRollback(g, registry, rollback_flags);
+  if (*show) return CmdShow(show_file, json);
   if (*destroy) return CmdDestroy(g, registry, apply_flags);
   if (*drift) return CmdDrift(g, registry, json);
   if (*status) return CmdStatus(g, registry, json);

@@ -11,6 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "build_services.h"
+
 namespace reconcile::cli {
 
 namespace {
@@ -47,6 +49,13 @@ void InstallStopSignals() {
 
 std::stop_token StopToken() { return g_stop.get_token(); }
 void SetPrompting(bool prompting) { g_prompting.store(prompting); }
+
+SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g) {
+  SecretEnvPolicy p;
+  p.allowed.insert(g.allow_secret_env.begin(), g.allow_secret_env.end());
+  if (!g.git_auth.password_env.empty()) p.engine_credentials.insert(g.git_auth.password_env);
+  return p;
+}
 
 SourceOptions SourceOptionsFor(const GlobalOptions& g) {
   SourceOptions so;
@@ -86,6 +95,8 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   deps.clock = clock_.get();
   deps.observer = &observer_;
   deps.secrets_dir = options_.secrets_dir;
+  deps.secret_env_policy = SecretEnvPolicyFor(options_);
+  deps.build = ProgramBuildServices(options_.max_build_context);
   deps.stop = std::move(stop);
   reconciler_ = std::make_unique<Reconciler>(std::move(deps));
 }

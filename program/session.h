@@ -4,6 +4,7 @@
 // codes and rendering. Not thread-safe; one per run.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <stop_token>
@@ -14,6 +15,7 @@
 #include "reconcile/clock.h"
 #include "reconcile/provider.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/secrets.h"
 #include "reconcile/source.h"
 #include "reconcile/state_store.h"
 
@@ -30,7 +32,15 @@ struct GlobalOptions {
   bool no_color = false;
   GitAuth git_auth;
   std::vector<std::string> allow_bind;  // --allow-bind: host paths Agents may bind-mount
+  // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
+  // may read besides RECONCILE_SECRET_* (never the engine's credentials).
+  std::vector<std::string> allow_secret_env;
+  std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
 };
+
+// The secretEnv allow-list of `g`: --allow-secret-env, with the variable of
+// --git-password-env among the engine's own credentials.
+SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g);
 
 // The source options of `g` (its Git mirror under <state>/cache/git).
 // `g.state_dir` must be set.

@@ -8,6 +8,9 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace reconcile {
 
@@ -44,6 +47,52 @@ class Slots {
   int free_;
 };
 
+// Masks the secret values passed to a provider in whatever text it sends
+// back (errors, progress lines), as written and JSON-escaped (how an API
+// echoes a value inside a JSON message). Every occurrence is found in the
+// original text first, then each run of covered characters becomes one mask,
+// so that overlapping values never leave a piece of one behind.
+class Redactor {
+ public:
+  explicit Redactor(const std::map<std::string, std::string>& secrets) {
+    for (const auto& [name, value] : secrets) {
+      if (value.empty()) continue;
+      needles_.push_back(value);
+      std::string quoted = nlohmann::json(value).dump();
+      std::string escaped = quoted.substr(1, quoted.size() - 2);
+      if (escaped != value) needles_.push_back(escaped);
+    }
+  }
+  std::string operator()(const std::string& text) const {
+    if (needles_.empty()) return text;
+    std::vector<bool> covered(text.size(), false);
+    bool any = false;
+    for (const std::string& n : needles_) {
+      for (std::size_t at = text.find(n); at != std::string::npos; at = text.find(n, at + 1)) {
+        std::fill(covered.begin() + at, covered.begin() + at + n.size(), true);
+        any = true;
+      }
+    }
+    if (!any) return text;
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (!covered[i]) {
+        out += text[i];
+      } else if (i == 0 || !covered[i - 1]) {
+        out += "<redacted>";
+      }
+    }
+    return out;
+  }
+  Status operator()(const Status& st) const {
+    if (st.ok() || needles_.empty()) return st;
+    return Status(st.code(), (*this)(st.message()));
+  }
+
+ private:
+  std::vector<std::string> needles_;
+};
+
 // Runs one change with retries, holding a slot except while it waits.
 // Returns the provider's last response.
 ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
@@ -53,9 +102,14 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     ctx.observer->OnEvent({type, change.address, std::move(message), Since(start)});
   };
   ApplyChangeResponse response;
-  Provider* provider = ctx.provider_for(change.target);
+  const bool image = IsImageAddress(change.address);
+  Provider* provider = image ? nullptr : ctx.provider_for(change.target);
   const Target* target = ctx.target_for(change.target);
-  if (provider == nullptr || target == nullptr) {
+  if (image && !ctx.build_image) {
+    response.status = Status::Invalid(change.address + ": this engine cannot build images");
+    return response;
+  }
+  if ((!image && provider == nullptr) || target == nullptr) {
     response.status = Status::Invalid("no provider for target '" + change.target + "'");
     return response;
   }
@@ -79,8 +133,15 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     const std::function<void(bool)>& waiting;
     ~HoldOnReturn() { waiting(false); }
   } hold_on_return{request.waiting};
-  request.progress = [&](const std::string& line) { emit(Event::Type::kChangeProgress, line); };
-  if (change.action != Action::kDelete && ctx.secrets_for) {
+  if (!image && change.action != Action::kDelete && ctx.pull_credentials_for) {
+    Result<std::optional<RegistryCredentials>> credentials = ctx.pull_credentials_for(change);
+    if (!credentials.ok()) {
+      response.status = credentials.status();
+      return response;
+    }
+    request.pull_credentials = std::move(*credentials);
+  }
+  if (!image && change.action != Action::kDelete && ctx.secrets_for) {
     Result<std::map<std::string, std::string>> secrets = ctx.secrets_for(change);
     if (!secrets.ok()) {
       response.status = secrets.status();
@@ -88,9 +149,24 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
     }
     request.secret_values = std::move(*secrets);
   }
+  // Whatever the provider says goes through the redactor before it reaches
+  // an event, the state or the returned status.
+  const Redactor redact(request.secret_values);
+  request.progress = [&](const std::string& line) {
+    emit(Event::Type::kChangeProgress, redact(line));
+  };
   std::chrono::milliseconds backoff = options.initial_backoff;
   for (int attempt = 1;; ++attempt) {
-    response = provider->ApplyChange(request);
+    if (image) {
+      response = {};
+      response.status = redact(ctx.build_image(change, request.progress, ctx.stop));
+    } else {
+      response = provider->ApplyChange(request);
+      response.status = redact(response.status);
+      for (const std::string& w : response.warnings) {
+        ctx.observer->OnEvent({Event::Type::kWarning, change.address, redact(w), Since(start)});
+      }
+    }
     if (response.status.ok() || !response.status.retryable() || attempt >= options.max_attempts) {
       return response;
     }
@@ -199,7 +275,9 @@ ApplyResult Apply(const Plan& plan, State recorded, const ApplyContext& ctx,
 
       lock.lock();
       bool ok = response.status.ok();
-      if (change.action == Action::kDelete) {
+      if (IsImageAddress(address)) {
+        // Built images live in their registry, not in the state.
+      } else if (change.action == Action::kDelete) {
         if (ok) result.state.resources.erase(address);
       } else if (ok || !response.instances.empty()) {
         // On failure, what exists is recorded as unhealthy ("tainted"), so the

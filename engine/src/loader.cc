@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "reconcile/image_tag.h"
 #include "reconcile/spec.h"
 #include "yaml_tree.h"
 
@@ -195,6 +196,12 @@ bool IsSecretFileName(std::string_view s) {
   return s != "." && s != ".." && AllOf(s, [](char c) {
            return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '_' || c == '-';
          });
+}
+// ^[A-Za-z0-9.:-]{1,253}$ (a DNS name or an IP address)
+bool IsServerName(std::string_view s) {
+  return !s.empty() && s.size() <= 253 && AllOf(s, [](char c) {
+    return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == ':' || c == '-';
+  });
 }
 // ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$
 bool IsRepository(std::string_view s) {
@@ -429,6 +436,7 @@ class Decoder {
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
                   nlohmann::json& out);
+  void DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t);
 
   std::string file_;
   std::string manifest_dir_;
@@ -713,7 +721,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     }
   }
   if (build) {
-    if (auto b = Map(*build, "spec.build", {"context", "dockerfile", "args"})) {
+    if (auto b = Map(*build, "spec.build", {"context", "dockerfile", "args", "version"})) {
       BuildSpec spec;
       Require(*b, "context", "spec.build");
       auto relative = [](const std::string& s) { return !s.empty() && s[0] != '/'; };
@@ -731,6 +739,13 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
         }
       }
       if (auto* v = b->Get("args")) spec.args = StringMap(*v, "spec.build.args", true, true);
+      if (auto* v = b->Get("version")) {
+        auto is_semver = [](const std::string& x) { return !SemverOf(x).empty(); };
+        if (auto s = Checked(*v, "spec.build.version", is_semver,
+                             "a semantic version such as 1.4.2 or v2.0.0-rc.1")) {
+          spec.version = *s;
+        }
+      }
       a.build = std::move(spec);
     }
     if (!f.Has("registry")) {
@@ -800,6 +815,8 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                            "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
           if (!s) continue;
           secret = {SecretRef::Source::kEnv, *s};
+          // For the allow-list check (CheckSecretEnvPolicy), run after loading.
+          a.field_locations[field + ".env"] = At(*ref->Get("env"));
         }
         if (a.env.count(key->value)) {
           Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");
@@ -1166,8 +1183,10 @@ void Decoder::RegistrySpec(const Fields& f, Registry& r) {
     }
   }
   if (auto* v = f.Get("customTag")) {
-    auto non_empty = [](const std::string& s) { return IsNoSpace(s); };
-    if (auto s = Checked(*v, "spec.customTag", non_empty, "a tag without spaces")) {
+    auto is_template = [](const std::string& s) { return CheckTagTemplate(s).empty(); };
+    if (auto s = Checked(*v, "spec.customTag", is_template,
+                         "a tag template: [A-Za-z0-9_.-] and the variables {sha}, {fullSha}, "
+                         "{timestamp}, {version}, {agent}")) {
       r.custom_tag = *s;
     }
     if (!custom && f.Has("tagStrategy")) {
@@ -1217,7 +1236,7 @@ void Decoder::TargetSpec(const Fields& f, Target& t) {
       continue;
     }
     if (std::string(block) == "docker") {
-      auto d = Map(*node, path, {"host", "network", "publishAddress"});
+      auto d = Map(*node, path, {"host", "network", "publishAddress", "tls"});
       if (!d) continue;
       if (auto* v = d->Get("host")) {
         if (auto s = Checked(*v, path + ".host", IsDockerHost,
@@ -1236,10 +1255,44 @@ void Decoder::TargetSpec(const Fields& f, Target& t) {
           t.docker.publish_address = *s;
         }
       }
+      if (auto* v = d->Get("tls")) DockerTlsBlock(*v, path + ".tls", t);
     } else {
       CloudBlock(block, *node, path, t.settings);
     }
   }
+}
+
+// spec.docker.tls: files under --secrets DIR, verify, serverName.
+void Decoder::DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t) {
+  auto m = Map(n, path, {"caFile", "certFile", "keyFile", "verify", "serverName"});
+  if (!m) return;
+  DockerTls tls;
+  const std::string file_name =
+      "a file name in the secrets folder (letters, digits, '.', '_', '-')";
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"caFile", &tls.ca_file},
+                          {"certFile", &tls.cert_file},
+                          {"keyFile", &tls.key_file}}) {
+    if (auto* v = m->Get(key)) {
+      if (auto s = Checked(*v, path + "." + key, IsSecretFileName, file_name)) *out = *s;
+    }
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    const char* missing = tls.cert_file.empty() ? "certFile" : "keyFile";
+    Error(*m->self, path + "." + missing,
+          "certFile and keyFile go together (the client certificate and its key)");
+  }
+  if (auto* v = m->Get("verify")) {
+    if (auto b = Bool(*v, path + ".verify")) tls.verify = *b;
+  }
+  if (auto* v = m->Get("serverName")) {
+    if (auto s = Checked(*v, path + ".serverName", IsServerName, "a DNS name or an IP address")) {
+      tls.server_name = *s;
+    }
+  }
+  if (t.docker.host.rfind("tcp://", 0) != 0) {
+    Error(n, path, "TLS settings need a tcp:// host (spec.docker.host)");
+  }
+  t.docker.tls = tls;
 }
 
 // Field kinds of the cloud blocks, mirrored in schemas/target.schema.json.
@@ -1679,6 +1732,30 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   CheckDuplicates(state.agents, "Agent", diagnostics);
   CheckDuplicates(state.registries, "Registry", diagnostics);
   CheckDuplicates(state.targets, "Target", diagnostics);
+
+  // A built agent's image is <url>/<repository>:<tag>: two agents with build
+  // on one Registry would push to the same repository and tags, unless its
+  // customTag names the agent.
+  std::map<std::string, std::string> built_on;  // registry -> first agent
+  for (const auto& a : state.agents) {
+    if (!a.build || a.registry.empty()) continue;
+    auto [it, first] = built_on.emplace(a.registry, a.name);
+    if (first) continue;
+    const Registry* r = nullptr;
+    for (const auto& x : state.registries) {
+      if (x.name == a.registry) r = &x;
+    }
+    if (r && r->tag_strategy == TagStrategy::kCustom &&
+        r->custom_tag.find("{agent}") != std::string::npos) {
+      continue;
+    }
+    AgentError(a, "spec.registry",
+               "Registry '" + a.registry + "' is already the registry of agent '" + it->second +
+                   "' with build; built images are <url>/<repository>:<tag>, so give each agent "
+                   "with build its own Registry (repository), or use tagStrategy custom with "
+                   "{agent} in customTag",
+               diagnostics);
+  }
 
   for (const auto& a : state.agents) {
     if (!a.target.empty() && !HasName(state.targets, a.target)) {

@@ -19,6 +19,10 @@ json FieldToJson(const FieldChange& f) {
 
 }  // namespace
 
+bool IsImageAddress(const std::string& address) {
+  return address.rfind(kImageAddressPrefix, 0) == 0;
+}
+
 const char* ActionName(Action a) { return kActionNames[static_cast<int>(a)]; }
 
 std::optional<Action> ActionFromName(const std::string& name) {

@@ -1,6 +1,7 @@
 #include "reconcile/plan_format.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace reconcile {
 
@@ -42,7 +43,12 @@ std::string Value(const std::optional<nlohmann::json>& v) {
 
 std::string PlanSummary(const Plan& plan) {
   if (!plan.HasChanges()) return "No changes.";
-  return "Plan: " + std::to_string(plan.Count(Action::kCreate)) + " to add, " +
+  int builds = 0;
+  for (const Change& c : plan.changes) {
+    builds += IsImageAddress(c.address) && c.action == Action::kCreate ? 1 : 0;
+  }
+  return "Plan: " + (builds ? std::to_string(builds) + " to build and push, " : std::string()) +
+         std::to_string(plan.Count(Action::kCreate) - builds) + " to add, " +
          std::to_string(plan.Count(Action::kUpdate)) + " to change, " +
          std::to_string(plan.Count(Action::kReplace)) + " to replace, " +
          std::to_string(plan.Count(Action::kDelete)) + " to destroy.";
@@ -62,14 +68,26 @@ std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
     out += "reconcile will perform the following actions";
     out += plan.revision.empty() ? ":\n" : " (revision " + plan.revision + "):\n";
   }
+  // Builds first: they run before the deploys that need them.
+  std::vector<const Change*> order;
   for (const Change& c : plan.changes) {
+    if (IsImageAddress(c.address)) order.push_back(&c);
+  }
+  for (const Change& c : plan.changes) {
+    if (!IsImageAddress(c.address)) order.push_back(&c);
+  }
+  for (const Change* change : order) {
+    const Change& c = *change;
     if (c.action == Action::kNoOp && !options.show_no_op) continue;
     Style style = StyleFor(c.action);
+    const bool image = IsImageAddress(c.address);
+    if (image && c.action == Action::kCreate) style.verb = "will be built and pushed";
     out += "\n  " + paint(kBold, "# " + c.address) + " " + style.verb;
     if (!c.reason.empty()) out += " (" + c.reason + ")";
     out += "\n";
     if (c.action == Action::kNoOp) continue;
-    out += paint(style.color, style.symbol) + " agent \"" + c.name + "\" {\n";
+    out +=
+        paint(style.color, style.symbol) + (image ? " image \"" : " agent \"") + c.name + "\" {\n";
     size_t width = 0;
     for (const FieldChange& f : c.fields) width = std::max(width, f.path.size());
     for (const FieldChange& f : c.fields) {

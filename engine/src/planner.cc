@@ -1,6 +1,7 @@
 #include "reconcile/planner.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <utility>
@@ -142,6 +143,53 @@ std::vector<const ObservedInstance*> InstancesOf(const InstanceIndex& index,
   return it == index.end() ? std::vector<const ObservedInstance*>{} : it->second;
 }
 
+// The image an agent with build runs: observed in its registry, or (not
+// observed) the reference ResolveImage gives, planned as missing.
+ObservedImage ImageOf(const Agent& agent, const DesiredState& desired, const PlanInput& input) {
+  if (auto it = input.images.find(agent.name); it != input.images.end()) return it->second;
+  ObservedImage image;
+  image.reference = ResolveImage(agent, desired.FindRegistry(agent.registry), desired.revision);
+  image.tag = image.reference.substr(image.reference.rfind(':') + 1);
+  return image;
+}
+
+// image.<agent>: build and push, or nothing when the registry has the tag.
+Change PlanImage(const Agent& agent, const DesiredState& desired, const ObservedImage& image) {
+  Change c;
+  c.address = std::string(kImageAddressPrefix) + agent.name;
+  c.name = agent.name;
+  c.target = agent.target;
+  const Target* target = desired.FindTarget(agent.target);
+  c.provider = target ? target->provider : "";
+  const Registry* registry = desired.FindRegistry(agent.registry);
+  std::string context = (std::filesystem::path(agent.manifest_dir) / agent.build->context)
+                            .lexically_normal()
+                            .generic_string();
+  while (context.size() > 1 && context.back() == '/') context.pop_back();
+  if (context.empty()) context = ".";
+  c.desired = {{"reference", image.reference},
+               {"tag", image.tag},
+               {"registry", agent.registry},
+               {"context", context},
+               {"dockerfile", agent.build->dockerfile},
+               {"args", agent.build->args}};
+  c.desired_hash = SpecHash(c.desired);
+  const std::string where =
+      "registry '" + agent.registry + "'" + (registry ? " (" + registry->url + ")" : "");
+  if (agent.suspend) {
+    c.action = Action::kNoOp;
+    c.reason = "suspended: not built";
+  } else if (image.exists) {
+    c.action = Action::kNoOp;
+    c.reason = "tag " + image.tag + " is already in " + where + ": not built";
+  } else {
+    c.action = Action::kCreate;
+    c.fields = AllFields(c.desired, /*as_after=*/true);
+    c.reason = "tag " + image.tag + " is not in " + where + " yet: build and push";
+  }
+  return c;
+}
+
 Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& recorded,
                  const PlanInput& input, const InstanceIndex& index) {
   Change c;
@@ -151,10 +199,11 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   const Target* target = desired.FindTarget(agent.target);
   c.provider = target ? target->provider : "";
   for (const std::string& dep : agent.depends_on) c.depends_on.push_back("agent." + dep);
+  if (agent.build) c.depends_on.push_back(std::string(kImageAddressPrefix) + agent.name);
   std::sort(c.depends_on.begin(), c.depends_on.end());
 
-  const Registry* registry = desired.FindRegistry(agent.registry);
-  c.desired = NormalizedSpec(agent, ResolveImage(agent, registry, desired.revision));
+  c.desired =
+      NormalizedSpec(agent, agent.build ? ImageOf(agent, desired, input).reference : agent.image);
   c.desired_hash = SpecHash(c.desired);
 
   std::vector<const ObservedInstance*> instances = InstancesOf(index, agent.target, agent.name);
@@ -201,7 +250,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (observed_hash != c.desired_hash || !same_hash) {
     // Field-level before: the recorded spec when it is what runs.
     if (rec && rec->spec_hash == observed_hash && same_hash) {
-      c.fields = Diff(rec->spec, c.desired, *schema);
+      c.fields = Diff(rec->spec.Get(), c.desired, *schema);
     } else {
       FieldChange f;
       f.path = "specHash";
@@ -252,26 +301,29 @@ Plan ComputePlan(const PlanInput& input) {
   for (const Agent& agent : desired.agents) {
     plan.changes.push_back(PlanAgent(agent, desired, recorded, input, index));
     wanted.insert(plan.changes.back().address);
+    if (agent.build)
+      plan.changes.push_back(PlanImage(agent, desired, ImageOf(agent, desired, input)));
   }
   // Prune: only what the recorded inventory says we own.
   for (const auto& [address, rec] : recorded.resources) {
-    if (wanted.count(address)) continue;
+    if (wanted.count(address) || IsImageAddress(address)) continue;
     Change c;
     c.address = address;
     c.name = rec.name;
     c.action = Action::kDelete;
     c.target = rec.target;
     c.provider = rec.provider;
-    c.fields = AllFields(rec.spec, /*as_after=*/false);
+    const nlohmann::json spec = rec.spec.Get();
+    c.fields = AllFields(spec, /*as_after=*/false);
     // What is removed: the provider reads owned objects besides the
     // instances (named volumes and their reclaim policy) from it.
-    c.desired = rec.spec;
+    c.desired = spec;
     std::vector<const ObservedInstance*> instances = InstancesOf(index, rec.target, rec.name);
     c.prior = Refs(instances);
     c.reason =
         (instances.empty() ? "removed from the desired state (already gone; dropped from state)"
                            : "removed from the desired state") +
-        VolumesOnDelete(rec.spec);
+        VolumesOnDelete(spec);
     plan.changes.push_back(std::move(c));
   }
   // Agents come sorted by name; only deletes need to find their place.

@@ -76,8 +76,26 @@ Result<ObservedInstance> ObservedInstanceFromJson(const json& j) {
 json ToJson(const ObserveResponse& r) {
   json instances = json::array();
   for (const ObservedInstance& i : r.instances) instances.push_back(ToJson(i));
-  return {{"status", ToJson(r.status)}, {"instances", instances}};
+  json j = {{"status", ToJson(r.status)}, {"instances", instances}};
+  if (!r.warnings.empty()) j["warnings"] = r.warnings;
+  return j;
 }
+
+namespace {
+
+// The optional "warnings" array of a response.
+Status WarningsFromJson(const json& j, const std::string& where, std::vector<std::string>& out) {
+  if (!j.is_object() || !j.contains("warnings")) return Status::Ok();
+  const json& w = j["warnings"];
+  if (!w.is_array()) return Status::Invalid(where + ".warnings: expected an array");
+  for (const json& item : w) {
+    if (!item.is_string()) return Status::Invalid(where + ".warnings: expected strings");
+    out.push_back(item.get<std::string>());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<ObserveResponse> ObserveResponseFromJson(const json& j) {
   ObserveResponse r;
@@ -91,6 +109,7 @@ Result<ObserveResponse> ObserveResponseFromJson(const json& j) {
     if (!i.ok()) return i.status();
     r.instances.push_back(std::move(*i));
   }
+  RETURN_IF_ERROR(WarningsFromJson(j, "observeResponse", r.warnings));
   return r;
 }
 
@@ -115,7 +134,9 @@ json ToJson(const ApplyChangeResponse& r) {
   for (const InstanceRecord& i : r.instances) {
     instances.push_back({{"id", i.id}, {"name", i.name}, {"endpoint", i.endpoint}});
   }
-  return {{"status", ToJson(r.status)}, {"instances", instances}, {"health", r.health}};
+  json j = {{"status", ToJson(r.status)}, {"instances", instances}, {"health", r.health}};
+  if (!r.warnings.empty()) j["warnings"] = r.warnings;
+  return j;
 }
 
 Result<ApplyChangeResponse> ApplyChangeResponseFromJson(const json& j) {
@@ -135,6 +156,7 @@ Result<ApplyChangeResponse> ApplyChangeResponseFromJson(const json& j) {
     RETURN_IF_ERROR(Field(instances[k], "endpoint", ip, i.endpoint));
     r.instances.push_back(std::move(i));
   }
+  RETURN_IF_ERROR(WarningsFromJson(j, p, r.warnings));
   return r;
 }
 

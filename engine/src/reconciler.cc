@@ -1,10 +1,16 @@
 #include "reconcile/reconciler.h"
 
+#include <algorithm>
+#include <ctime>
 #include <set>
 #include <sstream>
 #include <utility>
 
+#include "reconcile/build_context.h"
+#include "reconcile/image_tag.h"
+#include "reconcile/registry_credentials.h"
 #include "reconcile/secrets.h"
+#include "reconcile/spec.h"
 
 namespace reconcile {
 
@@ -35,6 +41,8 @@ Status Reconciler::Fetch(const std::string& revision) {
   Result<Snapshot> snapshot = deps_.source->Load(rev, deps_.stop);
   if (!snapshot.ok()) return snapshot.status();
   snapshot_ = std::move(*snapshot);
+  CheckSecretEnvPolicy(snapshot_.loaded.state, deps_.secret_env_policy,
+                       snapshot_.loaded.diagnostics);
   snapshot_.loaded.diagnostics.Sort();
   if (snapshot_.loaded.diagnostics.HasErrors()) {
     size_t n = 0;
@@ -61,22 +69,121 @@ Status Reconciler::ReadState() {
   Result<std::shared_ptr<const State>> state = deps_.store->LoadShared();
   if (!state.ok()) return state.status();
   recorded_ = std::move(*state);
+  pinned_.reset();
+  pin_ = recorded_->pin;
+  ended_pin_.reset();
+  if (!recorded_->pin || snapshot_.revision.empty()) return Status::Ok();
+  const Pin& pin = *recorded_->pin;
+  if (pin.desired_revision != snapshot_.revision) {
+    ended_pin_ = pin;
+    pin_.reset();
+    Emit(Event::Type::kWarning, "the pin on revision " + pin.revision + " (rollback to history #" +
+                                    std::to_string(pin.serial) +
+                                    ") ends: the desired revision changed from " +
+                                    pin.desired_revision + " to " + snapshot_.revision);
+    return Status::Ok();
+  }
+  Result<History> history = deps_.store->LoadHistory();
+  if (!history.ok()) return history.status();
+  for (size_t i = 0; i < history->entries.size(); ++i) {
+    if (history->entries[i].serial != pin.serial) continue;
+    if (Status s = BuildPinned(*history, i); !s.ok()) {
+      return s.WithContext("the pinned revision " + pin.revision);
+    }
+    Emit(Event::Type::kStageStarted,
+         "pinned to revision " + pin.revision + " (history #" + std::to_string(pin.serial) +
+             ") until the desired revision changes from " + pin.desired_revision);
+    return Status::Ok();
+  }
+  return Status::Invalid("the state pins revision " + pin.revision + " (history #" +
+                         std::to_string(pin.serial) +
+                         "), which the history no longer holds; roll back again "
+                         "(`reconcile rollback --to`) or change the desired revision");
+}
+
+Status Reconciler::BuildPinned(const History& history, size_t index) {
+  const HistoryEntry& entry = history.entries[index];
+  HistoryResources resources = ResourcesAt(history, index);
+  // Specs that run now are in the state already; the others come from the
+  // spec store (at steady state while pinned: none).
+  std::map<std::string, nlohmann::json> specs;
+  HistoryResources missing;
+  for (const auto& [address, r] : resources) {
+    auto it = recorded_->resources.find(address);
+    if (it != recorded_->resources.end() && it->second.spec_hash == r.spec_hash) {
+      specs[address] = it->second.spec.Get();
+    } else {
+      missing.emplace(address, r);
+    }
+  }
+  if (!missing.empty()) {
+    auto loaded = deps_.store->LoadSpecs(history, missing);
+    if (!loaded.ok()) return loaded.status();
+    specs.merge(*loaded);
+  }
+  const DesiredState& tree = snapshot_.loaded.state;
+  DesiredState pinned;
+  pinned.targets = tree.targets;
+  pinned.registries = tree.registries;
+  pinned.revision = entry.revision;
+  for (const auto& [address, r] : resources) {
+    if (!address.starts_with("agent.")) continue;
+    const std::string name = address.substr(6);
+    Result<Agent> agent = AgentFromSpec(name, specs[address]);
+    if (!agent.ok()) return agent.status();
+    if (tree.FindTarget(agent->target) == nullptr) {
+      return Status::Invalid("agent '" + name + "' of revision " + entry.revision +
+                             " runs on target '" + agent->target +
+                             "', which the desired tree no longer declares; declare it again "
+                             "to roll back");
+    }
+    for (const std::string& dep : r.depends_on) {
+      agent->depends_on.push_back(dep.starts_with("agent.") ? dep.substr(6) : dep);
+    }
+    if (const Agent* now = tree.FindAgent(name)) {
+      agent->suspend = now->suspend;
+      agent->drift = now->drift;
+      agent->location = now->location;
+    }
+    pinned.agents.push_back(std::move(*agent));
+  }
+  pinned_ = std::move(pinned);
   return Status::Ok();
 }
 
-Status Reconciler::Observe() {
+Status Reconciler::PinTo(const History& history, size_t index) {
+  if (index >= history.entries.size()) return Status::Internal("rollback: no such entry");
+  if (Status s = BuildPinned(history, index); !s.ok()) return s;
+  const HistoryEntry& entry = history.entries[index];
+  Pin pin;
+  pin.revision = entry.revision;
+  pin.serial = entry.serial;
+  pin.desired_revision = snapshot_.revision;
+  pin.pinned_at = deps_.clock->NowRfc3339();
+  pin_ = pin;
+  ended_pin_.reset();
+  rollback_of_ = entry.serial;
+  return Status::Ok();
+}
+
+void Reconciler::DropPin() {
+  if (pin_) ended_pin_ = pin_;
+  pin_.reset();
+  pinned_.reset();
+}
+
+const DesiredState& Reconciler::planned() const {
+  return pinned_ ? *pinned_ : snapshot_.loaded.state;
+}
+
+Status Reconciler::Observe(ObserveScope scope) {
   Emit(Event::Type::kStageStarted, "observe");
   const DesiredState& desired = snapshot_.loaded.state;
-  for (const Agent& a : desired.agents) {
-    if (a.build) {
-      return Status::Invalid(a.location.file + ":" + std::to_string(a.location.line) + ": agent '" +
-                             a.name +
-                             "': spec.build is validated but not supported by this version "
-                             "yet; build the image yourself and set spec.image");
-    }
-  }
   std::set<std::string> targets;
   for (const Agent& a : desired.agents) targets.insert(a.target);
+  if (pinned_) {
+    for (const Agent& a : pinned_->agents) targets.insert(a.target);
+  }
   for (const auto& [address, rs] : recorded_->resources) targets.insert(rs.target);
   providers_.clear();
   observed_.clear();
@@ -88,23 +195,180 @@ Status Reconciler::Observe() {
                              "' is used by the recorded state but no longer declared; "
                              "declare it again to let reconcile clean up what runs there");
     }
-    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(*target);
+    Target with_files = *target;
+    with_files.secrets_dir = deps_.secrets_dir.string();
+    Result<std::unique_ptr<Provider>> provider = deps_.providers->Create(with_files);
     if (!provider.ok()) return provider.status();
-    ObserveResponse response = (*provider)->Observe({*target});
+    ObserveResponse response = (*provider)->Observe({with_files});
+    for (const std::string& w : response.warnings) {
+      Emit(Event::Type::kWarning, w, "target." + name);
+    }
     if (!response.status.ok()) {
       return response.status.WithContext("observing target '" + name + "'");
     }
     observed_[name] = std::move(response);
     providers_[name] = std::move(*provider);
   }
+  return scope == ObserveScope::kAll ? ObserveImages() : Status::Ok();
+}
+
+namespace {
+
+std::string AgentWhere(const Agent& a, const std::string& field) {
+  const SourceLocation& at =
+      a.field_locations.count(field) ? a.field_locations.at(field) : a.location;
+  return at.file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ": agent '" +
+         a.name + "': " + field;
+}
+
+std::filesystem::path ContextOf(const Agent& a) {
+  return (std::filesystem::path(a.manifest_dir) / a.build->context).lexically_normal();
+}
+
+}  // namespace
+
+Status Reconciler::ObserveImages() {
+  images_.clear();
+  const DesiredState& desired = snapshot_.loaded.state;
+  for (const Agent& a : desired.agents) {
+    if (!a.build) continue;
+    if (deps_.stop.stop_requested()) return Status::Cancelled("stopped while observing");
+    if (deps_.build == nullptr || deps_.build->registry == nullptr) {
+      return Status::Invalid(AgentWhere(a, "spec.build") +
+                             ": this engine was started without an image builder");
+    }
+    const Registry* registry = desired.FindRegistry(a.registry);
+    if (registry == nullptr) {
+      return Status::Invalid(AgentWhere(a, "spec.registry") + ": Registry '" + a.registry +
+                             "' is not declared in the tree");
+    }
+    TagFacts facts;
+    facts.revision = snapshot_.revision;
+    facts.commit_time = snapshot_.commit_time;
+    facts.git_tags = snapshot_.tags;
+    facts.git = !snapshot_.commit_time.empty();
+    if (!facts.git) {
+      // A folder has no commit: the tag comes from what the build sends.
+      if (snapshot_.root.empty()) {
+        return Status::Invalid(AgentWhere(a, "spec.build.context") +
+                               ": the source offers no folder to build from");
+      }
+      Result<BuildContext> context = ListBuildContext(snapshot_.root, ContextOf(a).string(),
+                                                      a.build->dockerfile, deps_.build->limits);
+      if (!context.ok()) return context.status().WithContext(AgentWhere(a, "spec.build.context"));
+      Result<std::string> digest = ContextDigest(*context);
+      if (!digest.ok()) return digest.status().WithContext(AgentWhere(a, "spec.build.context"));
+      nlohmann::json how = {{"dockerfile", a.build->dockerfile}, {"args", a.build->args}};
+      facts.context_digest = Sha256Hex(*digest + "\n" + how.dump());
+      std::time_t newest = static_cast<std::time_t>(context->newest_mtime);
+      char buf[32];
+      std::tm tm{};
+      gmtime_r(&newest, &tm);
+      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+      facts.context_mtime = buf;
+    }
+    Result<std::string> tag = ImageTag(a, *registry, facts);
+    if (!tag.ok()) return tag.status();
+    ObservedImage image;
+    image.tag = *tag;
+    image.reference = ImageReference(*registry, *tag);
+    if (!a.suspend) {
+      Result<std::optional<RegistryCredentials>> credentials =
+          CredentialsFromEnvironment(*registry);
+      if (!credentials.ok()) return credentials.status();
+      Result<bool> exists = deps_.build->registry->HasTag(*registry, *tag, *credentials);
+      if (!exists.ok()) return exists.status().WithContext("agent '" + a.name + "'");
+      image.exists = *exists;
+    }
+    images_[a.name] = std::move(image);
+  }
   return Status::Ok();
+}
+
+Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
+                              std::stop_token stop) const {
+  const DesiredState& desired = snapshot_.loaded.state;
+  const Agent* a = desired.FindAgent(change.name);
+  if (a == nullptr || !a->build) {
+    return Status::Invalid(change.address + ": no agent with build named '" + change.name + "'");
+  }
+  const Registry* registry = desired.FindRegistry(a->registry);
+  const Target* target = desired.FindTarget(a->target);
+  if (registry == nullptr || target == nullptr || deps_.build == nullptr) {
+    return Status::Invalid(change.address + ": registry, target or image builder missing");
+  }
+  const std::string reference =
+      change.desired.is_object() && change.desired.value("reference", "").size()
+          ? change.desired.value("reference", "")
+          : "";
+  if (reference.empty()) return Status::Invalid(change.address + ": the change names no image");
+  Result<std::optional<RegistryCredentials>> credentials = CredentialsFromEnvironment(*registry);
+  if (!credentials.ok()) return credentials.status();
+
+  Result<BuildContext> context = ListBuildContext(snapshot_.root, ContextOf(*a).string(),
+                                                  a->build->dockerfile, deps_.build->limits);
+  if (!context.ok()) return context.status().WithContext(AgentWhere(*a, "spec.build.context"));
+  Result<std::string> tar = ContextTar(*context);
+  if (!tar.ok()) return tar.status().WithContext(AgentWhere(*a, "spec.build.context"));
+  if (progress) {
+    progress("sending build context " + ContextOf(*a).generic_string() + " (" +
+             std::to_string(context->entries.size()) + " entries, " + std::to_string(tar->size()) +
+             " bytes)");
+  }
+  Result<std::unique_ptr<ImageBuilder>> builder = deps_.build->builder_for(*target);
+  if (!builder.ok()) return builder.status();
+
+  BuildImageRequest build;
+  build.reference = reference;
+  build.context_tar = std::move(*tar);
+  build.dockerfile = a->build->dockerfile;
+  build.args = a->build->args;
+  build.labels = {{kLabelManagedBy, kManagedByValue},
+                  {kLabelAgent, a->name},
+                  {kLabelRevision, snapshot_.revision}};
+  for (const Registry& r : desired.registries) {
+    Result<std::optional<RegistryCredentials>> c = CredentialsFromEnvironment(r);
+    if (c.ok() && c->has_value()) build.pull_credentials.push_back(**c);
+  }
+  build.progress = progress;
+  build.stop = stop;
+  BuildImageResponse built = (*builder)->Build(build);
+  if (!built.status.ok()) return built.status;
+
+  PushImageRequest push;
+  push.reference = reference;
+  push.credentials = *credentials;
+  push.progress = progress;
+  push.stop = stop;
+  if (progress) progress("pushing " + reference);
+  PushImageResponse pushed = (*builder)->Push(push);
+  if (!pushed.status.ok()) return pushed.status;
+  if (progress) {
+    progress("pushed " + reference + (pushed.digest.empty() ? "" : " (" + pushed.digest + ")"));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<RegistryCredentials>> Reconciler::PullCredentials(const Change& change) const {
+  const DesiredState& desired = snapshot_.loaded.state;
+  const Agent* a = desired.FindAgent(change.name);
+  if (a == nullptr) return std::optional<RegistryCredentials>();
+  const Registry* registry = nullptr;
+  if (a->build) {
+    registry = desired.FindRegistry(a->registry);
+  } else {
+    registry = RegistryForImage(desired, a->image);
+  }
+  if (registry == nullptr) return std::optional<RegistryCredentials>();
+  return CredentialsFromEnvironment(*registry);
 }
 
 Plan Reconciler::MakePlan() const {
   PlanInput input;
-  input.desired = &snapshot_.loaded.state;
+  input.desired = &planned();
   input.recorded = recorded_.get();
   input.observed = observed_;
+  input.images = images_;
   for (const auto& [name, provider] : providers_) {
     const Target* target = snapshot_.loaded.state.FindTarget(name);
     if (target) input.schemas[target->provider] = provider->Schema();
@@ -126,6 +390,34 @@ Plan Reconciler::MakeDestroyPlan() const {
 
 std::vector<DriftItem> Reconciler::Drift() const { return ComputeDrift(*recorded_, observed_); }
 
+namespace {
+
+// The path of the first difference between two JSON values
+// ("changes[1].desired.env.GREETING"), or "" when equal.
+std::string FirstDifference(const nlohmann::json& a, const nlohmann::json& b,
+                            const std::string& path) {
+  if (a == b) return "";
+  if (a.is_object() && b.is_object()) {
+    for (const auto& [key, value] : a.items()) {
+      const std::string p = path.empty() ? key : path + "." + key;
+      if (!b.contains(key)) return p;
+      if (std::string d = FirstDifference(value, b[key], p); !d.empty()) return d;
+    }
+    for (const auto& [key, value] : b.items()) {
+      if (!a.contains(key)) return path.empty() ? key : path + "." + key;
+    }
+  }
+  if (a.is_array() && b.is_array() && a.size() == b.size()) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string p = path + "[" + std::to_string(i) + "]";
+      if (std::string d = FirstDifference(a[i], b[i], p); !d.empty()) return d;
+    }
+  }
+  return path.empty() ? "(top level)" : path;
+}
+
+}  // namespace
+
 Status Reconciler::CheckSaved(const Plan& saved, const Plan& fresh) {
   if (saved.revision != fresh.revision) {
     return Status::Conflict("saved plan is stale: the desired state changed (plan " +
@@ -137,15 +429,27 @@ Status Reconciler::CheckSaved(const Plan& saved, const Plan& fresh) {
         "saved plan is stale: what runs changed since it was computed; run `reconcile plan` "
         "again");
   }
+  const nlohmann::json a = ToJson(saved);
+  const nlohmann::json b = ToJson(fresh);
+  if (a != b) {
+    return Status::Invalid(
+        "saved plan does not match the plan computed now from the same revision and what "
+        "runs (first difference: plan." +
+        FirstDifference(a, b, "") +
+        "): it was edited or made by another version of reconcile; nothing was applied; run "
+        "`reconcile plan --out` again");
+  }
   return Status::Ok();
 }
 
 Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& change) const {
-  const Agent* agent = snapshot_.loaded.state.FindAgent(change.name);
+  const Agent* agent = planned().FindAgent(change.name);
   if (agent == nullptr || agent->secret_env.empty()) {
     return std::map<std::string, std::string>{};
   }
-  return ResolveSecrets(agent->secret_env, deps_.secrets_dir);
+  SecretEnvPolicy policy = deps_.secret_env_policy;
+  policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
+  return ResolveSecrets(agent->secret_env, deps_.secrets_dir, policy);
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out
@@ -188,6 +492,12 @@ std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
 ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options) {
   ApplyOutcome out;
   std::optional<State> refreshed = RefreshUnchanged(plan);
+  // The pin: kept, made (PinTo) or ended (another desired revision).
+  const std::optional<Pin> pin = snapshot_.revision.empty() ? recorded_->pin : pin_;
+  if (pin != recorded_->pin) {
+    if (!refreshed) refreshed = *recorded_;
+    refreshed->pin = pin;
+  }
   if (!plan.HasChanges()) {
     if (refreshed) {
       Result<int> saved = Record(std::move(*refreshed));
@@ -209,6 +519,10 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   };
   ctx.target_for = [&](const std::string& t) { return snapshot_.loaded.state.FindTarget(t); };
   ctx.secrets_for = [&](const Change& c) { return SecretsFor(c); };
+  ctx.build_image = [&](const Change& c, const ProgressFn& progress, std::stop_token stop) {
+    return BuildImage(c, progress, stop);
+  };
+  ctx.pull_credentials_for = [&](const Change& c) { return PullCredentials(c); };
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;
   ctx.stop = deps_.stop;
@@ -225,7 +539,16 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
                  : result.status.code() == Code::kCancelled ? "cancelled"
                                                             : "failed";
   entry.summary = AppliedSummary(plan);
-  for (const auto& [address, rs] : result.state.resources) entry.specs[address] = rs.spec;
+  entry.rollback_of = std::exchange(rollback_of_, 0);
+  std::map<std::string, const std::vector<std::string>*> depends_on;
+  for (const Change& c : plan.changes) depends_on[c.address] = &c.depends_on;
+  HistoryResources resources;
+  for (const auto& [address, rs] : result.state.resources) {
+    HistoryResource& r = resources[address];
+    r.spec_hash = rs.spec_hash;
+    if (nlohmann::json spec = rs.spec.Get(); spec.is_object()) r.image = spec.value("image", "");
+    if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
+  }
   Result<int> serial = Record(std::move(result.state));
   if (!serial.ok()) {
     out.status = serial.status().WithContext("cannot record the state");
@@ -233,7 +556,15 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   }
   out.serial = *serial;
   entry.serial = *serial;
-  if (Status s = deps_.store->AppendHistory(entry); !s.ok()) {
+  // The specs come from the state just saved (shared with the store).
+  std::shared_ptr<const State> saved = recorded_;
+  auto spec_of = [&saved](const std::string& address) -> std::optional<nlohmann::json> {
+    auto it = saved->resources.find(address);
+    if (it == saved->resources.end()) return std::nullopt;
+    return it->second.spec.Get();
+  };
+  const int keep = saved->pin ? saved->pin->serial : 0;
+  if (Status s = deps_.store->AppendHistory(entry, resources, spec_of, keep); !s.ok()) {
     Emit(Event::Type::kWarning, "could not record history: " + s.message());
   }
   return out;
@@ -250,11 +581,88 @@ Result<int> Reconciler::Record(State state) {
   return serial;
 }
 
+std::optional<size_t> LiveEntry(const History& history, const State& state) {
+  if (state.revision.empty()) return std::nullopt;
+  for (size_t i = history.entries.size(); i-- > 0;) {
+    const HistoryEntry& e = history.entries[i];
+    if (e.result == "succeeded" && e.revision == state.revision) return i;
+  }
+  return std::nullopt;
+}
+
+Result<size_t> FindRollbackEntry(const History& history, const State& state,
+                                 const std::string& to) {
+  const std::vector<HistoryEntry>& entries = history.entries;
+  if (entries.empty()) return Status::Invalid("nothing to roll back to: the history is empty");
+  if (to.empty()) {
+    std::optional<size_t> live = LiveEntry(history, state);
+    size_t end = live ? *live : entries.size();
+    for (size_t i = end; i-- > 0;) {
+      const HistoryEntry& e = entries[i];
+      if (e.result == "succeeded" && e.revision != state.revision) return i;
+    }
+    return Status::Invalid(
+        "nothing to roll back to: the history holds no successful revision "
+        "before the live one (" +
+        (state.revision.empty() ? std::string("none") : state.revision) +
+        "); see `reconcile history`");
+  }
+  auto must_succeed = [&](size_t i) -> Result<size_t> {
+    const HistoryEntry& e = entries[i];
+    if (e.result != "succeeded") {
+      return Status::Invalid("--to " + to + ": history #" + std::to_string(e.serial) + " (" +
+                             e.revision + ") " + e.result +
+                             "; roll back to a revision that was applied in full");
+    }
+    return i;
+  };
+  if (std::all_of(to.begin(), to.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+      to.size() <= 9) {
+    const int serial = std::stoi(to);
+    for (size_t i = entries.size(); i-- > 0;) {
+      if (entries[i].serial == serial) return must_succeed(i);
+    }
+    // Not a serial: it may still be a revision prefix of digits (below).
+  }
+  // An exact revision; else a prefix of at least 4 characters.
+  const bool exact = std::any_of(entries.begin(), entries.end(),
+                                 [&to](const HistoryEntry& e) { return e.revision == to; });
+  if (!exact && to.size() < 4) {
+    return Status::Invalid("--to " + to +
+                           ": no history entry with this serial, and a revision prefix needs "
+                           "at least 4 characters; see `reconcile history`");
+  }
+  std::optional<size_t> found;
+  std::set<std::string> revisions;
+  for (size_t i = entries.size(); i-- > 0;) {
+    const HistoryEntry& e = entries[i];
+    if (exact ? e.revision != to : !e.revision.starts_with(to)) continue;
+    revisions.insert(e.revision);
+    if (!found || (entries[*found].result != "succeeded" && e.result == "succeeded")) found = i;
+  }
+  if (!found) {
+    return Status::Invalid("--to " + to +
+                           ": no applied revision or history serial matches it; see `reconcile "
+                           "history`");
+  }
+  if (revisions.size() > 1) {
+    std::string list;
+    for (const std::string& r : revisions) list += (list.empty() ? "" : ", ") + r;
+    return Status::Invalid("--to " + to + " is ambiguous: it matches " + list);
+  }
+  return must_succeed(*found);
+}
+
 std::string AppliedSummary(const Plan& plan) {
   std::ostringstream out;
-  out << plan.Count(Action::kCreate) << " added, " << plan.Count(Action::kUpdate) << " changed, "
-      << plan.Count(Action::kReplace) << " replaced, " << plan.Count(Action::kDelete)
-      << " destroyed";
+  int builds = 0;
+  for (const Change& c : plan.changes) {
+    builds += IsImageAddress(c.address) && c.action == Action::kCreate ? 1 : 0;
+  }
+  if (builds > 0) out << builds << " built and pushed, ";
+  out << plan.Count(Action::kCreate) - builds << " added, " << plan.Count(Action::kUpdate)
+      << " changed, " << plan.Count(Action::kReplace) << " replaced, "
+      << plan.Count(Action::kDelete) << " destroyed";
   return out.str();
 }
 

@@ -81,10 +81,68 @@ bool ReadSecretFile(const std::filesystem::path& dir, const std::string& name, s
   return true;
 }
 
+const char* CredentialFamily(const std::string& name) {
+  for (const char* prefix : kEngineCredentialPrefixes) {
+    if (name.rfind(prefix, 0) == 0) return prefix;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
+std::set<std::string> RegistryCredentialVariables(const DesiredState& state) {
+  std::set<std::string> out;
+  for (const Registry& r : state.registries) {
+    if (r.credentials_env_prefix.empty()) continue;
+    out.insert(r.credentials_env_prefix + "_USERNAME");
+    out.insert(r.credentials_env_prefix + "_PASSWORD");
+  }
+  return out;
+}
+
+std::string SecretEnvRefusal(const std::string& name, const SecretEnvPolicy& policy) {
+  const std::string fix =
+      "; keep the secret in a file under --secrets DIR and write {file: NAME} instead";
+  if (policy.engine_credentials.count(name) != 0) {
+    return "environment variable " + name +
+           " holds one of the engine's own credentials (a registry's credentialsEnvPrefix or "
+           "--git-password-env) and can never be read by a tree, even with --allow-secret-env" +
+           fix;
+  }
+  if (const char* family = CredentialFamily(name)) {
+    return "environment variable " + name + " belongs to the engine's own credentials (" + family +
+           "*) and can never be read by a tree, even with --allow-secret-env" + fix;
+  }
+  if (name.rfind(kSecretEnvPrefix, 0) == 0 && name.size() > std::string(kSecretEnvPrefix).size()) {
+    return "";
+  }
+  if (policy.allowed.count(name) != 0) return "";
+  return "environment variable " + name +
+         " is not allowed: the engine reads only variables named " + kSecretEnvPrefix +
+         "* or listed with --allow-secret-env " + name + " (rename it, e.g. " + kSecretEnvPrefix +
+         name + ", or allow it by name)";
+}
+
+void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& given,
+                          Diagnostics& diagnostics) {
+  SecretEnvPolicy policy = given;
+  policy.engine_credentials.merge(RegistryCredentialVariables(state));
+  for (const Agent& a : state.agents) {
+    for (const auto& [env_name, ref] : a.secret_env) {
+      if (ref.source != SecretRef::Source::kEnv) continue;
+      std::string why = SecretEnvRefusal(ref.name, policy);
+      if (why.empty()) continue;
+      const std::string field = "spec.secretEnv." + env_name;
+      auto at = a.field_locations.find(field + ".env");
+      const SourceLocation& loc = at == a.field_locations.end() ? a.location : at->second;
+      diagnostics.Error(loc.file, loc.line, loc.column, field, "agent '" + a.name + "': " + why);
+    }
+  }
+}
+
 Result<std::map<std::string, std::string>> ResolveSecrets(
-    const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir) {
+    const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir,
+    const SecretEnvPolicy& policy) {
   std::map<std::string, std::string> values;
   std::vector<std::string> problems;
   for (const auto& [env_name, ref] : refs) {
@@ -98,6 +156,10 @@ Result<std::map<std::string, std::string>> ResolveSecrets(
         }
         break;
       case SecretRef::Source::kEnv: {
+        if (std::string why = SecretEnvRefusal(ref.name, policy); !why.empty()) {
+          problems.push_back(env_name + ": " + why);
+          continue;
+        }
         const char* v = ref.name.empty() ? nullptr : std::getenv(ref.name.c_str());
         if (v == nullptr) {
           problems.push_back(env_name + ": environment variable " +
@@ -113,8 +175,8 @@ Result<std::map<std::string, std::string>> ResolveSecrets(
   }
   if (!problems.empty()) {
     std::string msg = problems.size() == 1
-                          ? "1 secret is missing: "
-                          : std::to_string(problems.size()) + " secrets are missing: ";
+                          ? "1 secret cannot be read: "
+                          : std::to_string(problems.size()) + " secrets cannot be read: ";
     for (size_t i = 0; i < problems.size(); ++i) {
       if (i > 0) msg += "; ";
       msg += problems[i];

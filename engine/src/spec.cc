@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "reconcile/image_tag.h"
 
 namespace reconcile {
 
@@ -13,20 +17,13 @@ using nlohmann::json;
 std::string ResolveImage(const Agent& agent, const Registry* registry,
                          const std::string& revision) {
   if (!agent.build || registry == nullptr) return agent.image;
-  std::string tag;
-  switch (registry->tag_strategy) {
-    case TagStrategy::kCustom:
-      tag = registry->custom_tag;
-      break;
-    default:
-      // git-sha (and, until builds record more, the others): a short revision.
-      tag = revision.substr(0, std::min<size_t>(revision.size(), 12));
-      break;
-  }
-  if (tag.empty()) tag = "latest";
-  std::string ref =
-      registry->url.empty() ? registry->repository : registry->url + "/" + registry->repository;
-  return ref + ":" + tag;
+  TagFacts facts;
+  facts.revision = revision;
+  facts.git = revision.rfind("tree-", 0) != 0;
+  Result<std::string> tag = ImageTag(agent, *registry, facts);
+  if (tag.ok()) return ImageReference(*registry, *tag);
+  return ImageReference(*registry,
+                        IsValidTag(revision.substr(0, 12)) ? revision.substr(0, 12) : "latest");
 }
 
 std::string FormatDuration(std::int64_t ms) {
@@ -106,6 +103,81 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
   spec["labels"] = agent.labels;
   spec["target"] = agent.target;
   return spec;
+}
+
+namespace {
+
+void AgentFromSpecUnchecked(const json& spec, Agent& a) {
+  a.image = spec.at("image").get<std::string>();
+  a.port = spec.at("port").get<int>();
+  a.host_port = spec.at("hostPort").get<int>();
+  a.command = spec.at("command").get<std::vector<std::string>>();
+  a.args = spec.at("args").get<std::vector<std::string>>();
+  a.env = spec.at("env").get<std::map<std::string, std::string>>();
+  for (const auto& [name, ref] : spec.at("secretEnv").items()) {
+    const std::string text = ref.get<std::string>();
+    SecretRef r;
+    if (text.starts_with("file:")) {
+      r.source = SecretRef::Source::kFile;
+      r.name = text.substr(5);
+    } else if (text.starts_with("env:")) {
+      r.source = SecretRef::Source::kEnv;
+      r.name = text.substr(4);
+    } else {
+      throw std::invalid_argument("secretEnv." + name + ": not file:NAME or env:VAR");
+    }
+    a.secret_env[name] = r;
+  }
+  a.replicas = spec.at("replicas").get<int>();
+  const json& resources = spec.at("resources");
+  a.resources.cpu = resources.value("cpu", "");
+  a.resources.memory = resources.value("memory", "");
+  const json& h = spec.at("healthCheck");
+  if (!h.is_null()) {
+    HealthCheck hc;
+    hc.path = h.at("path").get<std::string>();
+    hc.port = h.at("port").get<int>();
+    auto duration = [&h](const char* key) {
+      std::optional<std::int64_t> ms = ParseDuration(h.at(key).get<std::string>());
+      if (!ms) throw std::invalid_argument(std::string("healthCheck.") + key + ": bad duration");
+      return *ms;
+    };
+    hc.interval_ms = duration("interval");
+    hc.timeout_ms = duration("timeout");
+    hc.start_period_ms = duration("startPeriod");
+    hc.retries = h.at("retries").get<int>();
+    a.health_check = hc;
+  }
+  const json& strategy = spec.at("strategy");
+  const std::string type = strategy.at("type").get<std::string>();
+  if (type == StrategyTypeName(StrategyType::kStartFirst)) {
+    a.strategy.type = StrategyType::kStartFirst;
+  } else if (type != StrategyTypeName(StrategyType::kRecreate)) {
+    throw std::invalid_argument("strategy.type: unknown '" + type + "'");
+  }
+  a.strategy.auto_rollback = strategy.at("autoRollback").get<bool>();
+  a.labels = spec.at("labels").get<std::map<std::string, std::string>>();
+  a.target = spec.at("target").get<std::string>();
+}
+
+}  // namespace
+
+Result<Agent> AgentFromSpec(const std::string& name, const json& spec) {
+  Agent a;
+  a.name = name;
+  try {
+    if (!spec.is_object()) throw std::invalid_argument("not an object");
+    AgentFromSpecUnchecked(spec, a);
+  } catch (const std::exception& e) {
+    return Status::Invalid("the recorded spec of agent '" + name +
+                           "' cannot be re-applied: " + e.what());
+  }
+  if (NormalizedSpec(a, a.image) != spec) {
+    return Status::Invalid("the recorded spec of agent '" + name +
+                           "' holds fields this version of reconcile does not write; it "
+                           "cannot be re-applied exactly");
+  }
+  return a;
 }
 
 std::string Sha256Hex(const std::string& data) {

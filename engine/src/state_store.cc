@@ -18,11 +18,14 @@
 #include <limits>
 #include <optional>
 #include <random>
+#include <set>
 #include <string_view>
 #include <system_error>
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "reconcile/spec.h"
 
 namespace reconcile {
 namespace {
@@ -185,6 +188,32 @@ Result<json> ParseJson(const std::string& text) {
 Result<std::string> Dump(const json& j) {
   try {
     return j.dump(2) + "\n";
+  } catch (const std::exception& e) {
+    return Status::Invalid(std::string("cannot serialize: ") + e.what());
+  }
+}
+
+// One line per top-level element: compact (history.json holds a spec hash
+// per resource; at 10,000 agents indentation alone would add megabytes),
+// yet diffable.
+Result<std::string> DumpCompact(const json& j) {
+  try {
+    if (!j.is_object()) return j.dump() + "\n";
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [key, value] : j.items()) {
+      out += first ? "\n" : ",\n";
+      first = false;
+      out += json(key).dump() + ":";
+      if (value.is_array()) {
+        out += "[";
+        for (size_t i = 0; i < value.size(); ++i) out += (i ? ",\n" : "\n") + value[i].dump();
+        out += "]";
+      } else {
+        out += value.dump();
+      }
+    }
+    return out + "\n}\n";
   } catch (const std::exception& e) {
     return Status::Invalid(std::string("cannot serialize: ") + e.what());
   }
@@ -380,6 +409,7 @@ class FileStateStore : public StateStore {
       : dir_(std::move(dir)),
         state_path_(dir_ / "state.json"),
         history_path_(dir_ / "history.json"),
+        specs_dir_(dir_ / "specs"),
         lock_path_(dir_ / "lock.json"),
         holder_path_(dir_ / "lock") {}
 
@@ -424,7 +454,17 @@ class FileStateStore : public StateStore {
         state.serial == std::numeric_limits<int>::max()) {
       return Status::Invalid("state serial overflow");
     }
-    const int serial = std::max((*current)->serial, state.serial) + 1;
+    // Compare-and-swap on the serial (Terraform's lineage/serial rule): a
+    // caller that read an older state than the one stored would overwrite
+    // an update it never saw.
+    if (state.serial < (*current)->serial) {
+      return Status::Conflict(
+          "state was saved by another run since this one read it (stored "
+          "serial " +
+          std::to_string((*current)->serial) + ", this run's " + std::to_string(state.serial) +
+          "); nothing was written to " + state_path_.string() + "; run the command again");
+    }
+    const int serial = state.serial + 1;
     auto next = std::make_shared<State>(std::move(state));
     next->serial = serial;
     auto text = Dump(ToJson(*next));
@@ -437,12 +477,12 @@ class FileStateStore : public StateStore {
     return next->serial;
   }
 
-  Result<std::vector<HistoryEntry>> LoadHistory() override {
+  Result<History> LoadHistory() override {
     std::string text;
     Status error;
     switch (ReadFile(history_path_, kMaxStateFileBytes, &text, &error)) {
       case ReadResult::kMissing:
-        return std::vector<HistoryEntry>{};
+        return History{};
       case ReadResult::kError:
         return Corrupt(history_path_, "history", error);
       case ReadResult::kOk:
@@ -450,37 +490,105 @@ class FileStateStore : public StateStore {
     }
     auto j = ParseJson(text);
     if (!j.ok()) return Corrupt(history_path_, "history", j.status());
-    if (!j->is_array()) {
+    if (!j->is_array() && !j->is_object()) {
       return Corrupt(
           history_path_, "history",
-          Status::Invalid(std::string("top level: expected an array, got ") + j->type_name()));
+          Status::Invalid(std::string("top level: expected an object, got ") + j->type_name()));
     }
-    std::vector<HistoryEntry> entries;
-    for (size_t i = 0; i < j->size(); ++i) {
-      auto e = HistoryEntryFromJson((*j)[i]);
-      if (!e.ok()) {
-        return Corrupt(history_path_, "history",
-                       e.status().WithContext("[" + std::to_string(i) + "]"));
-      }
-      entries.push_back(std::move(e).value());
-    }
-    return entries;
+    auto history = HistoryFromJson(*j);
+    if (!history.ok()) return Corrupt(history_path_, "history", history.status());
+    return history;
   }
 
-  Status AppendHistory(const HistoryEntry& entry) override {
-    auto entries = LoadHistory();
-    if (!entries.ok()) return entries.status();
-    entries->push_back(entry);
-    if (entries->size() > kMaxHistory) {
-      entries->erase(entries->begin(),
-                     entries->begin() + static_cast<std::ptrdiff_t>(entries->size() - kMaxHistory));
+  Status AppendHistory(const HistoryEntry& entry, const HistoryResources& given,
+                       const SpecSource& spec_of, int keep) override {
+    auto loaded = LoadHistory();
+    if (!loaded.ok()) return loaded.status();  // never overwrite a corrupt file
+    History& history = *loaded;
+    // One new pack: the specs of this apply that the store does not hold,
+    // and those of a version 1 history (inline until now).
+    json pack = json::object();
+    for (const auto& [hash, spec] : history.legacy_specs) pack[hash] = spec;
+    const std::map<std::string, std::string> stored = ReferencedSpecs(history);
+    HistoryResources resources = given;
+    std::vector<std::string> fresh;  // addresses whose spec goes into the new pack
+    for (auto& [address, r] : resources) {
+      r.pack.clear();
+      if (auto it = stored.find(r.spec_hash); it != stored.end() && !it->second.empty()) {
+        r.pack = it->second;
+        continue;
+      }
+      if (!pack.contains(r.spec_hash)) {
+        std::optional<json> spec = spec_of ? spec_of(address) : std::nullopt;
+        if (!spec) {
+          return Status::Internal("history: no spec for " + address + " (" + r.spec_hash + ")");
+        }
+        pack[r.spec_hash] = *spec;
+      }
+      fresh.push_back(address);
     }
-    json j = json::array();
-    for (const auto& e : *entries) j.push_back(ToJson(e));
-    auto text = Dump(j);
+    if (!pack.empty()) {
+      auto text = DumpCompact(json{{"version", 1}, {"specs", pack}});
+      if (!text.ok()) return text.status().WithContext("cannot save specs");
+      const std::string id = Sha256Hex(*text).substr(0, 16);
+      if (Status s = EnsureDir(); !s.ok()) return s;
+      if (Status s = EnsureSpecsDir(); !s.ok()) return s;
+      // Written (and fsynced) before history.json names it.
+      if (Status s = WriteFileAtomic(specs_dir_ / (id + ".json"), *text); !s.ok()) return s;
+      for (const std::string& address : fresh) resources[address].pack = id;
+      for (HistoryEntry& e : history.entries) {
+        for (auto& [address, r] : e.changed) {
+          if (r.pack.empty()) r.pack = id;
+        }
+      }
+      history.legacy_specs.clear();
+    }
+    AppendEntry(history, entry, resources, LastResources(history));
+    TrimHistory(history, kMaxHistory, keep);
+    auto text = DumpCompact(ToJson(history));
     if (!text.ok()) return text.status().WithContext("cannot save history");
     if (Status s = EnsureDir(); !s.ok()) return s;
-    return WriteFileAtomic(history_path_, *text);
+    if (Status s = WriteFileAtomic(history_path_, *text); !s.ok()) return s;
+    CollectSpecs(history);
+    return Status::Ok();
+  }
+
+  Result<std::map<std::string, json>> LoadSpecs(const History& history,
+                                                const HistoryResources& resources) override {
+    std::map<std::string, json> out;
+    std::map<std::string, json> packs;  // id -> its "specs" object
+    for (const auto& [address, r] : resources) {
+      const json* spec = nullptr;
+      if (r.pack.empty()) {
+        auto it = history.legacy_specs.find(r.spec_hash);
+        if (it == history.legacy_specs.end()) {
+          return Status::Invalid("history: no spec stored for " + address + " (" + r.spec_hash +
+                                 ")");
+        }
+        spec = &it->second;
+      } else {
+        auto it = packs.find(r.pack);
+        if (it == packs.end()) {
+          auto loaded = LoadPack(r.pack);
+          if (!loaded.ok()) return loaded.status();
+          it = packs.emplace(r.pack, std::move(*loaded)).first;
+        }
+        auto found = it->second.find(r.spec_hash);
+        const fs::path path = specs_dir_ / (r.pack + ".json");
+        if (found == it->second.end()) {
+          return Status::Invalid("spec store file " + path.string() +
+                                 " does not hold the spec of " + address + " (" + r.spec_hash +
+                                 ")");
+        }
+        spec = &*found;
+      }
+      if (SpecHash(*spec) != r.spec_hash) {
+        return Status::Invalid("the stored spec of " + address + " does not match its hash " +
+                               r.spec_hash + " (the spec store was changed)");
+      }
+      out.emplace(address, *spec);
+    }
+    return out;
   }
 
   Result<std::unique_ptr<StateLock>> Lock(const std::string& command) override {
@@ -555,6 +663,57 @@ class FileStateStore : public StateStore {
                            cause.message() + " (it is left as is; fix it or move it away)");
   }
 
+  // Reads one pack of the spec store: its "specs" object.
+  Result<json> LoadPack(const std::string& id) {
+    const fs::path path = specs_dir_ / (id + ".json");
+    std::string text;
+    Status error;
+    switch (ReadFile(path, kMaxStateFileBytes, &text, &error)) {
+      case ReadResult::kMissing:
+        return Status::Invalid("spec store file " + path.string() +
+                               " is missing (history.json names it)");
+      case ReadResult::kError:
+        return Corrupt(path, "spec store", error);
+      case ReadResult::kOk:
+        break;
+    }
+    auto j = ParseJson(text);
+    if (!j.ok()) return Corrupt(path, "spec store", j.status());
+    if (!j->is_object() || j->value("version", 0) != 1 || !j->contains("specs") ||
+        !(*j)["specs"].is_object()) {
+      return Corrupt(path, "spec store",
+                     Status::Invalid("expected {\"version\": 1, \"specs\": {...}}"));
+    }
+    return std::move((*j)["specs"]);
+  }
+
+  // Removes the packs that no entry names any more (dropped by trimming, or
+  // left by a run that crashed before it wrote history.json). Best effort:
+  // a pack left behind is only garbage.
+  void CollectSpecs(const History& history) {
+    std::error_code ec;
+    if (!fs::is_directory(specs_dir_, ec)) return;
+    std::set<std::string> named;
+    for (const auto& [hash, pack] : ReferencedSpecs(history)) named.insert(pack);
+    bool removed = false;
+    for (const auto& file : fs::directory_iterator(specs_dir_, ec)) {
+      const std::string name = file.path().filename().string();
+      if (name.size() <= 5 || !name.ends_with(".json") || name[0] == '.') continue;
+      if (named.count(name.substr(0, name.size() - 5))) continue;
+      removed |= ::unlink(file.path().c_str()) == 0;
+    }
+    if (removed) (void)FsyncDir(specs_dir_);
+  }
+
+  Status EnsureSpecsDir() {
+    if (::mkdir(specs_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::Failed("cannot create folder " + specs_dir_.string() + ": " +
+                            ErrnoText(errno));
+    }
+    ::chmod(specs_dir_.c_str(), 0700);
+    return Status::Ok();
+  }
+
   Status NoLock() const { return Status::NotFound("no lock held at " + lock_path_.string()); }
 
   // lock.json, parsed. Caller holds the DirGuard.
@@ -618,6 +777,7 @@ class FileStateStore : public StateStore {
   fs::path dir_;
   fs::path state_path_;
   fs::path history_path_;
+  fs::path specs_dir_;
   fs::path lock_path_;
   fs::path holder_path_;
 

@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
+
+#include <boost/asio/ip/address.hpp>
 
 #include "docker/container_spec.h"
 #include "reconcile/clock.h"
@@ -88,19 +92,24 @@ int PublishedPort(const json& inspect, int container_port) {
 
 class DockerProvider : public Provider {
  public:
-  DockerProvider(Target target, std::shared_ptr<HttpTransport> transport)
-      : target_(std::move(target)), client_(std::move(transport)) {}
+  DockerProvider(Target target, std::shared_ptr<HttpTransport> transport, Clock* clock,
+                 std::vector<std::string> warnings)
+      : target_(std::move(target)),
+        client_(std::move(transport), clock),
+        access_host_(AgentAccessHost(target_.docker)),
+        warnings_(std::move(warnings)) {}
 
   ProviderSchema Schema() const override { return ProviderSchema{}; }
 
   ObserveResponse Observe(const ObserveRequest&) override {
     ObserveResponse r;
+    r.warnings = warnings_;
     auto list = client_.ListContainers({std::string(kLabelManagedBy) + "=" + kManagedByValue});
     if (!list.ok()) {
       r.status = list.status();
       return r;
     }
-    auto instances = ParseContainerList(*list, target_.docker.publish_address);
+    auto instances = ParseContainerList(*list, access_host_);
     if (!instances.ok()) {
       r.status = instances.status();
       return r;
@@ -119,10 +128,11 @@ class DockerProvider : public Provider {
   class Apply {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
-        : p_(p), c_(p.client_), req_(request), agent_(request.change.name) {}
+        : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
 
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
+      r.warnings = p_.warnings_;
       r.health = "unknown";
       r.status = Redact(Dispatch(&r.health));
       Finish(&r);
@@ -238,7 +248,11 @@ class DockerProvider : public Provider {
       if (img.ok()) return Status::Ok();
       if (img.status().code() != Code::kNotFound) return img.status();
       Progress("pulling image " + spec_.image);
-      Status st = c_.PullImage(spec_.image);
+      std::string auth;
+      if (const auto& creds = req_.pull_credentials) {
+        auth = RegistryAuthHeader(creds->server, creds->username, creds->password);
+      }
+      Status st = c_.PullImage(spec_.image, auth);
       if (st.ok()) return st;
       Code code = st.code() == Code::kUnavailable ? Code::kUnavailable : Code::kFailed;
       return Status(code, "agent " + agent_ + ": image " + spec_.image +
@@ -442,9 +456,7 @@ class DockerProvider : public Provider {
       }
       const HealthCheck& hc = *spec_.health_check;
       const int port = hc.port != 0 ? hc.port : spec_.port;
-      std::string host = p_.target_.docker.publish_address;
-      if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-      if (host == "::") host = "::1";
+      const std::string& host = p_.access_host_;
       if (hc.start_period_ms > 0) {
         if (Status st = Pause(milliseconds(hc.start_period_ms)); !st.ok()) return st;
       }
@@ -480,7 +492,7 @@ class DockerProvider : public Provider {
       auto list = c_.ListContainers({std::string(kLabelManagedBy) + "=" + kManagedByValue,
                                      std::string(kLabelAgent) + "=" + agent_});
       if (!list.ok()) return;
-      auto instances = ParseContainerList(*list, p_.target_.docker.publish_address);
+      auto instances = ParseContainerList(*list, p_.access_host_);
       if (!instances.ok()) return;
       for (const ObservedInstance& o : *instances) {
         if (o.agent != agent_) continue;
@@ -493,7 +505,9 @@ class DockerProvider : public Provider {
     Status Redact(Status st) const {
       if (st.ok()) return st;
       std::string m = st.message();
-      for (const auto& [name, value] : req_.secret_values) {
+      std::map<std::string, std::string> secrets = req_.secret_values;
+      if (req_.pull_credentials) secrets["registry password"] = req_.pull_credentials->password;
+      for (const auto& [name, value] : secrets) {
         if (value.size() < 3) continue;
         for (std::size_t at = m.find(value); at != std::string::npos; at = m.find(value, at)) {
           m.replace(at, value.size(), "<redacted>");
@@ -516,7 +530,7 @@ class DockerProvider : public Provider {
     }
 
     DockerProvider& p_;
-    const EngineClient& c_;
+    const EngineClient c_;  // the provider's, bound to this call's stop token
     const ApplyChangeRequest& req_;
     std::string agent_;
     ContainerSpec spec_;
@@ -525,20 +539,87 @@ class DockerProvider : public Provider {
 
   Target target_;
   EngineClient client_;
+  std::string access_host_;
+  std::vector<std::string> warnings_;
 };
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(host, ec);
+  return !ec && addr.is_loopback();
+}
+
+bool IsUnspecified(const std::string& address) {
+  return address.empty() || address == "0.0.0.0" || address == "::";
+}
 
 }  // namespace
 
+Result<TlsConfig> TlsConfigForTarget(const Target& target, const TlsConfig& environment) {
+  auto address = ParseEngineAddress(target.docker.host);
+  if (!address.ok()) return address.status();
+  if (address->kind == EngineAddress::Kind::kUnix) return TlsConfig{};
+  TlsConfig t = environment;
+  if (target.docker.tls) {
+    const DockerTls& tls = *target.docker.tls;
+    t.enabled = true;
+    t.verify = tls.verify;
+    if (!tls.server_name.empty()) t.server_name = tls.server_name;
+    for (auto [field, name, out] : {std::tuple<const char*, const std::string*, std::string*>{
+                                        "caFile", &tls.ca_file, &t.ca_file},
+                                    {"certFile", &tls.cert_file, &t.cert_file},
+                                    {"keyFile", &tls.key_file, &t.key_file}}) {
+      if (name->empty()) continue;
+      if (target.secrets_dir.empty()) {
+        return Status::Invalid(std::string("docker.tls.") + field + " '" + *name +
+                               "' is a file under the secrets folder, but none is set (set "
+                               "--secrets DIR)");
+      }
+      *out = (std::filesystem::path(target.secrets_dir) / *name).string();
+    }
+  }
+  if (!t.enabled && !IsLoopbackHost(address->host)) {
+    t.enabled = true;  // never plain HTTP off this machine
+    t.verify = true;
+  }
+  return t;
+}
+
+std::string AgentAccessHost(const DockerTarget& docker) {
+  const std::string& publish = docker.publish_address;
+  auto address = ParseEngineAddress(docker.host);
+  if (address.ok() && address->kind == EngineAddress::Kind::kTcp) {
+    if (!IsUnspecified(publish) && !IsLoopbackHost(publish)) return publish;
+    return address->host;
+  }
+  if (publish.empty() || publish == "0.0.0.0") return "127.0.0.1";
+  if (publish == "::") return "::1";
+  return publish;
+}
+
 Result<std::unique_ptr<Provider>> NewDockerProvider(const Target& target) {
-  auto transport = NewEngineTransport(target.docker.host, TlsConfigFromEnvironment());
+  auto tls = TlsConfigForTarget(target, TlsConfigFromEnvironment());
+  if (!tls.ok()) return tls.status().WithContext("target " + target.name);
+  auto transport = NewEngineTransport(target.docker.host, *tls);
   if (!transport.ok()) return transport.status().WithContext("target " + target.name);
-  return NewDockerProviderWithTransport(target,
-                                        std::shared_ptr<HttpTransport>(std::move(*transport)));
+  std::vector<std::string> warnings;
+  if (tls->enabled && !tls->verify) {
+    warnings.push_back("TLS VERIFICATION IS OFF for " + target.docker.host + " (target " +
+                       target.name +
+                       ", docker.tls.verify: false): anyone on the network path can impersonate "
+                       "the engine and read every secret sent to it; give docker.tls.caFile and "
+                       "remove verify: false");
+  }
+  return NewDockerProviderWithTransport(
+      target, std::shared_ptr<HttpTransport>(std::move(*transport)), nullptr, std::move(warnings));
 }
 
 std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,
-                                                         std::shared_ptr<HttpTransport> transport) {
-  return std::make_unique<DockerProvider>(target, std::move(transport));
+                                                         std::shared_ptr<HttpTransport> transport,
+                                                         Clock* clock,
+                                                         std::vector<std::string> warnings) {
+  return std::make_unique<DockerProvider>(target, std::move(transport), clock, std::move(warnings));
 }
 
 void RegisterDockerProvider(ProviderRegistry& registry) {

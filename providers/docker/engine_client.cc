@@ -1,10 +1,15 @@
 #include "docker/engine_client.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <sstream>
 #include <utility>
 
+#include <openssl/evp.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -78,6 +83,8 @@ Result<HttpResponse> Outcome(Exchange& x, const std::string& where, std::size_t 
   }
   HttpResponse r;
   r.status = static_cast<int>(x.parser.get().result_int());
+  auto retry_after = x.parser.get().find(http::field::retry_after);
+  if (retry_after != x.parser.get().end()) r.retry_after = std::string(retry_after->value());
   r.body = std::move(x.parser.get().body());
   return r;
 }
@@ -91,9 +98,11 @@ void Prepare(Exchange& x, const HttpRequest& request, const std::string& host_he
   x.req.set(http::field::user_agent, "reconcile");
   x.req.set(http::field::connection, "close");
   if (!request.body.empty()) {
-    x.req.set(http::field::content_type, "application/json");
+    x.req.set(http::field::content_type,
+              request.content_type.empty() ? "application/json" : request.content_type);
     x.req.body() = request.body;
   }
+  for (const auto& [name, value] : request.headers) x.req.set(name, value);
   x.req.prepare_payload();
   x.parser.body_limit(body_limit);
   x.parser.header_limit(64 * 1024);
@@ -163,30 +172,92 @@ class TcpTransport : public HttpTransport {
   std::size_t limit_;
 };
 
+bool IsIpAddress(const std::string& host) {
+  error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// Why a TLS handshake failed, in words that say what to do.
+std::string HandshakeProblem(SSL* ssl, const error_code& ec, const TlsConfig& tls,
+                             const std::string& name) {
+  long result = SSL_get_verify_result(ssl);
+  if (tls.verify &&
+      (result == X509_V_ERR_HOSTNAME_MISMATCH || result == X509_V_ERR_IP_ADDRESS_MISMATCH)) {
+    return "the server's certificate is not valid for '" + name +
+           "' (hostname mismatch); connect by a name the certificate lists, or set the Target's "
+           "docker.tls.serverName to the name it was issued for";
+  }
+  if (tls.verify && result != X509_V_OK) {
+    return std::string("the server's certificate is not trusted (") +
+           X509_verify_cert_error_string(result) + "); " +
+           (tls.ca_file.empty() ? "it was checked against the system's CAs: "
+                                : "it was checked against " + tls.ca_file + ": ") +
+           "give the CA that signed it as the Target's docker.tls.caFile (a file under "
+           "--secrets DIR) or as DOCKER_CERT_PATH/ca.pem";
+  }
+  std::string what = ec.message();
+  if (tls.cert_file.empty()) {
+    what +=
+        " (if the engine requires a client certificate, set docker.tls.certFile and "
+        "keyFile, or DOCKER_CERT_PATH/cert.pem and key.pem)";
+  }
+  return "TLS handshake failed: " + what;
+}
+
 class TlsTransport : public HttpTransport {
  public:
-  TlsTransport(std::string host, std::string port, TlsConfig tls, std::size_t limit)
-      : host_(std::move(host)), port_(std::move(port)), tls_(std::move(tls)), limit_(limit) {}
+  static Result<std::unique_ptr<HttpTransport>> Make(std::string host, std::string port,
+                                                     TlsConfig tls, std::size_t limit) {
+    const std::string where = "tcp://" + host + ":" + port + " (TLS)";
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    error_code ec;
+    std::string failed = "the system's CAs";  // what `ec` is about
+    std::string reason;                       // errno's words, when the file cannot be read at all
+    auto load = [&](const char* what, const std::string& file, auto&& fn) {
+      if (ec || file.empty()) return;
+      if (::access(file.c_str(), R_OK) != 0) {
+        reason = std::strerror(errno);
+        ec = asio::error::not_found;
+      } else {
+        fn(file);
+      }
+      if (ec) failed = std::string(what) + " " + file;
+    };
+    load("CA file", tls.ca_file, [&](const std::string& f) { ctx->load_verify_file(f, ec); });
+    if (!ec && tls.ca_file.empty() && tls.verify) ctx->set_default_verify_paths(ec);
+    load("client certificate", tls.cert_file,
+         [&](const std::string& f) { ctx->use_certificate_chain_file(f, ec); });
+    load("client key", tls.key_file,
+         [&](const std::string& f) { ctx->use_private_key_file(f, asio::ssl::context::pem, ec); });
+    if (ec) {
+      return Status::Invalid(where + ": loading TLS certificates: " + failed + ": " +
+                             (reason.empty() ? ec.message() : reason));
+    }
+    ctx->set_verify_mode(tls.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
+    return std::unique_ptr<HttpTransport>(
+        new TlsTransport(std::move(host), std::move(port), std::move(tls), std::move(ctx), limit));
+  }
 
   Result<HttpResponse> RoundTrip(const HttpRequest& request) override {
     const std::string where = "tcp://" + host_ + ":" + port_ + " (TLS)";
-    asio::ssl::context ctx(asio::ssl::context::tls_client);
-    error_code ec;
-    if (!tls_.ca_file.empty()) ctx.load_verify_file(tls_.ca_file, ec);
-    if (!ec && !tls_.cert_file.empty()) ctx.use_certificate_chain_file(tls_.cert_file, ec);
-    if (!ec && !tls_.key_file.empty()) {
-      ctx.use_private_key_file(tls_.key_file, asio::ssl::context::pem, ec);
-    }
-    if (ec) return Status::Invalid(where + ": loading TLS certificates: " + ec.message());
-    ctx.set_verify_mode(tls_.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
-
+    const std::string name = tls_.server_name.empty() ? host_ : tls_.server_name;
     Exchange x;
     Prepare(x, request, host_, limit_);
     asio::ip::tcp::resolver resolver(x.ioc);
-    asio::ssl::stream<asio::ip::tcp::socket> stream(x.ioc, ctx);
-    if (tls_.verify) stream.set_verify_callback(asio::ssl::host_name_verification(host_));
-    SSL_set_tlsext_host_name(stream.native_handle(), host_.c_str());
+    asio::ssl::stream<asio::ip::tcp::socket> stream(x.ioc, *ctx_);
+    SSL* ssl = stream.native_handle();
+    if (tls_.verify) {
+      // OpenSSL's own check (RFC 6125), so that a mismatch has its own error.
+      if (IsIpAddress(name)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+      } else {
+        SSL_set1_host(ssl, name.c_str());
+      }
+    }
+    if (!IsIpAddress(name)) SSL_set_tlsext_host_name(ssl, name.c_str());
     auto done = x.Finish();
+    bool handshake_failed = false;
     resolver.async_resolve(
         host_, port_, [&](error_code e, asio::ip::tcp::resolver::results_type results) {
           if (e) return done(e, "resolve");
@@ -194,7 +265,10 @@ class TlsTransport : public HttpTransport {
               stream.next_layer(), results, [&](error_code e2, const asio::ip::tcp::endpoint&) {
                 if (e2) return done(e2, "connect");
                 stream.async_handshake(asio::ssl::stream_base::client, [&](error_code e3) {
-                  if (e3) return done(e3, "handshake");
+                  if (e3) {
+                    handshake_failed = true;
+                    return done(e3, "handshake");
+                  }
                   WriteThenRead(stream, x, done);
                 });
               });
@@ -204,15 +278,33 @@ class TlsTransport : public HttpTransport {
       error_code ignored;
       stream.next_layer().close(ignored);
     });
+    if (handshake_failed) {
+      // Not a transient failure: the same certificates fail the same way.
+      return Status::Failed(where + ": " + HandshakeProblem(ssl, x.ec, tls_, name));
+    }
     // A peer closing without TLS close_notify is normal for HTTP with
     // Connection: close once the whole message has been read.
     if (x.ec == asio::ssl::error::stream_truncated && x.parser.is_done()) x.ec = {};
+    // With TLS 1.3 a refused client certificate shows only on the first read.
+    if (x.ec && x.ec.category() == asio::error::get_ssl_category() &&
+        x.ec != asio::ssl::error::stream_truncated) {
+      return Status::Failed(where + ": " + HandshakeProblem(ssl, x.ec, tls_, name));
+    }
     return Outcome(x, where, limit_);
   }
 
  private:
+  TlsTransport(std::string host, std::string port, TlsConfig tls,
+               std::shared_ptr<asio::ssl::context> ctx, std::size_t limit)
+      : host_(std::move(host)),
+        port_(std::move(port)),
+        tls_(std::move(tls)),
+        ctx_(std::move(ctx)),
+        limit_(limit) {}
+
   std::string host_, port_;
   TlsConfig tls_;
+  std::shared_ptr<asio::ssl::context> ctx_;  // configured once; SSL_CTX is then read-only
   std::size_t limit_;
 };
 
@@ -291,13 +383,24 @@ TlsConfig TlsConfigFromEnvironment() {
   TlsConfig t;
   const char* path = std::getenv("DOCKER_CERT_PATH");
   const char* verify = std::getenv("DOCKER_TLS_VERIFY");
-  if (path == nullptr || *path == '\0') return t;
+  const bool path_set = path != nullptr && *path != '\0';
+  const bool verify_set = verify != nullptr && *verify != '\0';
+  if (!path_set && !verify_set) return t;
   t.enabled = true;
-  t.verify = verify != nullptr && *verify != '\0' && std::string(verify) != "0";
-  std::string dir = path;
-  t.ca_file = dir + "/ca.pem";
-  t.cert_file = dir + "/cert.pem";
-  t.key_file = dir + "/key.pem";
+  t.verify = true;
+  std::string dir;
+  if (path_set) {
+    dir = path;
+  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    dir = std::string(home) + "/.docker";
+  }
+  if (dir.empty()) return t;
+  auto exists = [](const std::string& f) { return ::access(f.c_str(), F_OK) == 0; };
+  if (exists(dir + "/ca.pem")) t.ca_file = dir + "/ca.pem";
+  if (exists(dir + "/cert.pem") && exists(dir + "/key.pem")) {
+    t.cert_file = dir + "/cert.pem";
+    t.key_file = dir + "/key.pem";
+  }
   return t;
 }
 
@@ -310,13 +413,11 @@ Result<std::unique_ptr<HttpTransport>> NewEngineTransport(const std::string& add
   if (a.kind == EngineAddress::Kind::kUnix) {
     return std::unique_ptr<HttpTransport>(new UnixTransport(a.socket_path, body_limit));
   }
-  if (tls.enabled) {
-    return std::unique_ptr<HttpTransport>(new TlsTransport(a.host, a.port, tls, body_limit));
-  }
+  if (tls.enabled) return TlsTransport::Make(a.host, a.port, tls, body_limit);
   if (!IsLoopback(a.host)) {
     return Status::Invalid("docker host '" + address +
-                           "': plain TCP is accepted only on loopback; set DOCKER_CERT_PATH "
-                           "(ca.pem, cert.pem, key.pem) and DOCKER_TLS_VERIFY=1 for TLS");
+                           "': plain TCP is accepted only on loopback; use TLS (the default "
+                           "for other hosts, or the Target's docker.tls block)");
   }
   return std::unique_ptr<HttpTransport>(new TcpTransport(a.host, a.port, body_limit));
 }
@@ -363,6 +464,7 @@ Status StatusFromHttp(const std::string& call, const HttpResponse& response) {
       "docker: " + call + ": " + std::to_string(s) + (detail.empty() ? "" : " ") + detail;
   if (s == 404) return Status::NotFound(msg);
   if (s == 409) return Status::Conflict(msg);
+  if (s == 429) return Status::Unavailable(msg);  // too many requests: later
   if (s >= 400 && s < 500) return Status::Invalid(msg);
   if (s >= 500) return Status::Unavailable(msg);
   return Status::Failed(msg);
@@ -377,7 +479,30 @@ Result<HttpResponse> EngineClient::Call(const std::string& method, const std::st
   r.target = std::string(kApiPrefix) + path;
   r.body = body;
   r.timeout = timeout;
-  auto res = transport_->RoundTrip(r);
+  HttpRetry retry(retry_, clock_, stop_);
+  for (;;) {
+    auto res = transport_->RoundTrip(r);
+    if (!res.ok()) return res.status().WithContext("docker: " + call);
+    Status st = StatusFromHttp(call, res.value());
+    if (st.ok()) return res;
+    switch (retry.After(res->status, res->retry_after)) {
+      case HttpRetry::Verdict::kRetry:
+        continue;
+      case HttpRetry::Verdict::kCancelled:
+        return Status::Cancelled(st.message() + " (" + retry.note() + ")");
+      case HttpRetry::Verdict::kGiveUp:
+        return retry.note().empty() ? st
+                                    : Status(st.code(), st.message() + " (" + retry.note() + ")");
+    }
+  }
+}
+
+Result<HttpResponse> EngineClient::CallWith(const std::string& method, const std::string& path,
+                                            HttpRequest request) const {
+  const std::string call = method + " " + QueryLess(path);
+  request.method = method;
+  request.target = std::string(kApiPrefix) + path;
+  auto res = transport_->RoundTrip(request);
   if (!res.ok()) return res.status().WithContext("docker: " + call);
   Status st = StatusFromHttp(call, res.value());
   if (!st.ok()) return st;
@@ -485,11 +610,16 @@ Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) 
   return CallJson("GET", "/images/" + reference + "/json");
 }
 
-Status EngineClient::PullImage(const std::string& reference) const {
+Status EngineClient::PullImage(const std::string& reference,
+                               const std::string& registry_auth) const {
   if (!ValidImageRef(reference)) return BadRef("image reference", reference);
   auto [repo, tag] = SplitImageReference(reference);
-  auto res = Call("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
-                  "", std::chrono::minutes(15));
+  HttpRequest request;
+  request.timeout = std::chrono::minutes(15);
+  if (!registry_auth.empty()) request.headers.emplace_back("X-Registry-Auth", registry_auth);
+  auto res =
+      CallWith("POST", "/images/create?fromImage=" + UrlEncode(repo) + "&tag=" + UrlEncode(tag),
+               std::move(request));
   if (!res.ok()) return res.status();
   std::istringstream lines(res->body);
   std::string line;
@@ -502,6 +632,24 @@ Status EngineClient::PullImage(const std::string& reference) const {
     }
   }
   return Status::Ok();
+}
+
+std::string RegistryAuthHeader(const std::string& server, const std::string& username,
+                               const std::string& password) {
+  if (username.empty()) return "e30=";
+  const std::string json =
+      nlohmann::json{{"username", username}, {"password", password}, {"serveraddress", server}}
+          .dump();
+  std::string out(4 * ((json.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(json.data()),
+                          static_cast<int>(json.size()));
+  out.resize(static_cast<std::size_t>(n));
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
 }
 
 std::pair<std::string, std::string> SplitImageReference(const std::string& reference) {

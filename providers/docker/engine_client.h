@@ -2,12 +2,13 @@
 //
 // Requests go through an HttpTransport; the real one (NewEngineTransport)
 // speaks HTTP/1.1 with Boost.Beast over a unix socket ("unix:///path") or TCP
-// ("tcp://host:port", plain HTTP only on loopback unless TLS certificates are
-// given through DOCKER_CERT_PATH / DOCKER_TLS_VERIFY). Every call opens a new
-// connection, has a deadline and a response body limit, and returns a Status
-// instead of throwing: transport failures and timeouts are kUnavailable, 4xx
-// map to kInvalid/kNotFound/kConflict, 5xx to kUnavailable. Messages name the
-// call ("docker: POST /containers/create: 409 ...").
+// ("tcp://host:port": TLS that verifies the server, or plain HTTP on loopback
+// only). Every call opens a new connection, has a deadline and a response
+// body limit, and returns a Status instead of throwing: transport failures
+// and timeouts are kUnavailable, 4xx map to kInvalid/kNotFound/kConflict, 5xx
+// to kUnavailable. 429 and 503 are first retried as HttpRetry says (honouring
+// Retry-After, on the injected Clock, ending at once on the stop token).
+// Messages name the call ("docker: POST /containers/create: 409 ...").
 //
 // Thread-safety: EngineClient and the real transport keep no mutable state
 // after construction; concurrent calls from several threads are safe.
@@ -18,11 +19,15 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <stop_token>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "reconcile/clock.h"
+#include "reconcile/http_retry.h"
 #include "reconcile/status.h"
 
 namespace reconcile::docker {
@@ -35,11 +40,21 @@ struct HttpRequest {
   std::string target;  // origin-form: "/v1.41/containers/json?all=1"
   std::string body;    // sent with Content-Type: application/json when non-empty
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  std::string content_type;  // overrides application/json (e.g. application/x-tar)
+  // Extra headers (X-Registry-Auth, X-Registry-Config). They may hold
+  // credentials: never logged, never in a Status.
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 struct HttpResponse {
+  // Not an aggregate, so that HttpResponse{200, body} needs no Retry-After.
+  HttpResponse(int status_code = 0, std::string body_text = "", std::string retry_after_value = "")
+      : status(status_code),
+        body(std::move(body_text)),
+        retry_after(std::move(retry_after_value)) {}
   int status = 0;
   std::string body;
+  std::string retry_after;  // the Retry-After header, when the answer has one
 };
 
 // Moves one request/response pair. Implementations must be thread-safe.
@@ -63,18 +78,27 @@ struct EngineAddress {
 // Parses "unix:///var/run/docker.sock", "tcp://127.0.0.1:2375". kInvalid otherwise.
 Result<EngineAddress> ParseEngineAddress(const std::string& address);
 
-// TLS material for tcp:// (DOCKER_CERT_PATH layout: ca.pem, cert.pem, key.pem).
+// TLS for tcp://. With verify, the server's certificate must chain to
+// ca_file (or, when empty, the system's CAs) and name server_name (or, when
+// empty, the address's host: DNS name or IP address). cert_file + key_file:
+// the client certificate, when the engine asks for one.
 struct TlsConfig {
   bool enabled = false;
   bool verify = true;
   std::string ca_file, cert_file, key_file;
+  std::string server_name;
 };
 
-// Reads DOCKER_TLS_VERIFY / DOCKER_CERT_PATH from the environment.
+// The docker CLI's variables: TLS is on when DOCKER_TLS_VERIFY is non-empty
+// (any value, as docker reads it) or DOCKER_CERT_PATH is set; the files of
+// DOCKER_CERT_PATH (default ~/.docker) that exist are used: ca.pem as the CA,
+// cert.pem + key.pem as the client certificate. Verification is always on
+// here: only a Target's tls.verify: false turns it off.
 TlsConfig TlsConfigFromEnvironment();
 
-// The real transport. kInvalid for a bad address, or for a non-loopback
-// tcp:// address without TLS.
+// The real transport. kInvalid for a bad address, for a non-loopback
+// tcp:// address without TLS, or for TLS files that cannot be loaded (the
+// message names the file).
 Result<std::unique_ptr<HttpTransport>> NewEngineTransport(
     const std::string& address, const TlsConfig& tls, std::size_t body_limit = kDefaultBodyLimit);
 
@@ -95,14 +119,26 @@ Status StatusFromHttp(const std::string& call, const HttpResponse& response);
 // without the version prefix. A 2xx answer with unparsable JSON is kUnavailable.
 class EngineClient {
  public:
-  explicit EngineClient(std::shared_ptr<HttpTransport> transport)
-      : transport_(std::move(transport)) {}
+  // `clock` (not owned; nullptr: the system clock) times the 429/503 retries.
+  explicit EngineClient(std::shared_ptr<HttpTransport> transport, Clock* clock = nullptr,
+                        HttpRetryPolicy retry = {})
+      : transport_(std::move(transport)), clock_(clock), retry_(retry) {}
+
+  // A copy whose retry waits end at once (kCancelled) when `stop` is requested.
+  EngineClient WithStop(std::stop_token stop) const {
+    EngineClient c = *this;
+    c.stop_ = std::move(stop);
+    return c;
+  }
 
   // Raw call: ok for any 2xx (and for 304, which Docker uses for "already
-  // done"); otherwise the mapped Status.
+  // done"); otherwise the mapped Status. 429 and 503 are retried first.
   Result<HttpResponse> Call(const std::string& method, const std::string& path,
                             const std::string& body = "",
                             std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  // As Call, with a request body of `content_type` and extra headers.
+  Result<HttpResponse> CallWith(const std::string& method, const std::string& path,
+                                HttpRequest request) const;
   // Call() and parse the body as JSON.
   Result<nlohmann::json> CallJson(
       const std::string& method, const std::string& path, const std::string& body = "",
@@ -133,12 +169,22 @@ class EngineClient {
   // GET /images/{name}/json
   Result<nlohmann::json> InspectImage(const std::string& reference) const;
   // POST /images/create?fromImage=&tag=, reading the JSON-lines progress
-  // stream; an "error" in the stream is kFailed.
-  Status PullImage(const std::string& reference) const;
+  // stream; an "error" in the stream is kFailed. `registry_auth` is the
+  // X-Registry-Auth value (RegistryAuthHeader), empty for none.
+  Status PullImage(const std::string& reference, const std::string& registry_auth = "") const;
 
  private:
   std::shared_ptr<HttpTransport> transport_;
+  Clock* clock_ = nullptr;
+  HttpRetryPolicy retry_;
+  std::stop_token stop_;
 };
+
+// The X-Registry-Auth value for `username`/`password` at `server`:
+// base64url of {"username","password","serveraddress"}; "e30=" ({}) when
+// username is empty. Holds a secret.
+std::string RegistryAuthHeader(const std::string& server, const std::string& username,
+                               const std::string& password);
 
 // Splits "repo[:tag][@digest]" into (repo, tag-or-digest); tag defaults to "latest".
 std::pair<std::string, std::string> SplitImageReference(const std::string& reference);

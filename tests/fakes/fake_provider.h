@@ -22,6 +22,11 @@ class FakeProvider final : public Provider {
   std::map<std::string, int> fail_times;  // address -> how many times (default: always)
   std::chrono::milliseconds delay{0};     // how long each ApplyChange works
   std::chrono::milliseconds wait{0};      // then how long it waits (as for health)
+  // A careless provider: puts every secret value it was given into a
+  // progress line and into the message of a failure (as an API that echoes
+  // the request might), raw and JSON-escaped.
+  bool echo_secrets = false;
+  std::vector<std::string> warnings;  // returned with every ApplyChange response
 
   // The most ApplyChange calls that ran at the same time (working or waiting).
   int max_in_flight() const { return max_in_flight_; }
@@ -60,10 +65,19 @@ class FakeProvider final : public Provider {
     calls_.push_back(req.change.address + ":" + ActionName(req.change.action));
     secrets_seen_[req.change.address] = req.secret_values;
     ApplyChangeResponse r;
+    r.warnings = warnings;
+    std::string echoed;
+    if (echo_secrets) {
+      for (const auto& [name, value] : req.secret_values) {
+        echoed += " " + name + "=" + value + " json=" + nlohmann::json(value).dump();
+      }
+      if (req.progress) req.progress("creating with" + echoed);
+    }
     if (auto it = fail.find(req.change.address); it != fail.end()) {
       auto times = fail_times.find(req.change.address);
       if (times == fail_times.end() || times->second-- > 0) {
-        r.status = it->second;
+        r.status =
+            echoed.empty() ? it->second : Status(it->second.code(), it->second.message() + echoed);
         return r;
       }
     }

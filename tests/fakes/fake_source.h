@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,13 @@ class FakeSource final : public Source {
     state.revision = revision;
     trees_[revision].state = std::move(state);
     head_ = revision;
+  }
+  // What Snapshot.root and Snapshot.commit_time are (a build context folder;
+  // a commit time makes it look like a Git commit).
+  void SetRoot(std::filesystem::path root, std::string commit_time = "") {
+    std::lock_guard<std::mutex> lock(mu_);
+    root_ = std::move(root);
+    commit_time_ = std::move(commit_time);
   }
   void SetInvalid(const std::string& revision, const std::string& message) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -72,6 +80,8 @@ class FakeSource final : public Source {
     if (it == trees_.end()) return Status::NotFound("no revision " + revision);
     Snapshot s;
     s.revision = revision;
+    s.root = root_;
+    s.commit_time = commit_time_;
     s.loaded = it->second;
     return s;
   }
@@ -80,6 +90,8 @@ class FakeSource final : public Source {
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   std::map<std::string, LoadResult> trees_;
+  std::filesystem::path root_;
+  std::string commit_time_;
   std::string head_;
   Status resolve_error_;
   bool gate_open_ = true;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end CLI tests against the real Docker Engine: validate, plan exit
 # codes, apply, idempotence, replace of one agent, prune, foreign containers,
-# unhealthy agents, saved plans, the state lock and drift.
+# unhealthy agents, saved plans (shown, applied only when equal to a fresh
+# plan, never redirecting source or state), the state lock and drift.
 #
 # Needs: $RECONCILE (the binary), $SOURCE_DIR, $BUILD_DIR (set by CTest), a
 # Docker Engine (started here when missing) and the hello image (built here
@@ -157,12 +158,49 @@ R apply "$work/tree" --auto-approve >/dev/null 2>&1
 # --- saved plans --------------------------------------------------------------
 write_tree three one
 expect_exit 2 "plan --out saves a plan" -- R plan "$work/tree" --out "$work/saved.json"
-expect_exit 0 "apply the saved plan" -- R apply "$work/saved.json"
+contains "plan --out says how to apply it" "reconcile apply $work/saved.json --source" "$out"
+expect_exit 0 "show renders a saved plan" -- R show "$work/saved.json"
+contains "show names the source" "source:   $work/tree" "$out"
+contains "show renders the change" 'env.GREETING = "two" -> "three"' "$out"
+shown=$(R show --json "$work/saved.json" | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))")
+planned=$(R plan "$work/tree" --json | python3 -c "import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))")
+if [[ "$shown" == "$planned" ]]; then ok "show --json is what plan --json prints"; else bad "show --json differs from plan --json"; fi
+if node "$SOURCE_DIR/tests/schema/validate_plan.js" "$work/saved.json" >/dev/null 2>&1 ||
+   [[ ! -d "$SOURCE_DIR/tests/schema/node_modules" ]]; then
+  ok "the saved plan validates against schemas/plan.schema.json (or ajv is checked by schema_crosscheck_test)"
+else bad "the saved plan does not validate against schemas/plan.schema.json"; fi
+# Tampered copies: each is refused, and nothing is deployed.
+edit_plan() {  # edit_plan NAME PYTHON: a copy of saved.json with `j` edited
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); $2; json.dump(j, open(sys.argv[2], 'w'))" \
+    "$work/saved.json" "$work/$1.json"
+}
+a_change='next(c for c in j["plan"]["changes"] if c["action"] != "no-op")'
+edit_plan edited-desired "c=$a_change; c['desired']['env']['GREETING']='evil'"
+edit_plan edited-hash "c=$a_change; c['desiredHash']='sha256:'+'0'*64"
+edit_plan edited-image "c=$a_change; c['desired']['image']='busybox:latest'"
+edit_plan other-state "j['stateDir']='$work/elsewhere'"
+edit_plan other-source "j['source']='$work/elsewhere'"
+id_a=$(container_id "$p-a")
+for name in edited-desired edited-hash edited-image; do
+  expect_exit 1 "a saved plan with an $name is refused" -- R apply "$work/$name.json" --source "$work/tree"
+  contains "$name: the error says it differs from the plan computed now" "does not match the plan computed now" "$out"
+done
+expect_exit 1 "a plan file cannot redirect the state folder" -- R apply "$work/other-state.json" --source "$work/tree"
+contains "the error names both state folders" "was made for source $work/tree and state $work/elsewhere" "$out"
+expect_exit 1 "a plan file cannot redirect the source" -- R apply "$work/other-source.json" --source "$work/tree"
+[[ ! -e "$work/elsewhere" ]] && ok "nothing was written elsewhere" || bad "a plan file made us write to $work/elsewhere"
+expect_exit 1 "a saved plan applied from another folder is refused" -- R apply "$work/saved.json"
+contains "it says which source and state to use" "--source $work/tree" "$out"
+if [[ "$(container_id "$p-a")" == "$id_a" ]]; then ok "no refused plan touched the container"; else bad "a refused plan replaced a container"; fi
+expect_exit 1 "apply of a YAML file says it is not a plan" -- R apply "$work/tree/agents.yaml"
+contains "it says what apply takes" "is a file of YAML (manifests), not a saved plan" "$out"
+expect_exit 1 "show of a YAML file fails too" -- R show "$work/tree/agents.yaml"
+expect_exit 0 "apply the saved plan" -- R apply "$work/saved.json" --source "$work/tree"
 expect_exit 0 "plan after the saved plan is empty" -- R plan "$work/tree"
 write_tree four one
 R plan "$work/tree" --out "$work/stale.json" >/dev/null
 write_tree five one
-expect_exit 1 "a saved plan is refused when the tree changed" -- R apply "$work/stale.json"
+expect_exit 1 "a saved plan is refused when the tree changed" -- R apply "$work/stale.json" --source "$work/tree"
 contains "stale plan error says why" "stale" "$out"
 write_tree three one
 
@@ -254,16 +292,50 @@ plan_json=$(R plan "$work/tree" --json --secrets "$work/secrets")
 leaks=$(grep -l -- "$secret" "$work/tree/.reconcile/"*.json 2>/dev/null; grep -c -- "$secret" <<<"$log$plan_json")
 if [[ "$leaks" == "0" ]]; then ok "the secret value is in no state file, plan or log"; else bad "secret leaked: $leaks"; fi
 contains "plans show the reference, not the value" '"file:greeting"' "$plan_json"
+
+# --- secretEnv {env: VAR}: only names the operator allowed ---------------------
+env_tree() {  # env_tree VAR: agent $p-s greets with the secret in $VAR
+  { target_doc; agent_doc "$p-a" three; agent_doc "$p-b" one
+    agent_yaml "$p-s" "  secretEnv:
+    GREETING: {env: $1}
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}"
+  } >"$work/tree/agents.yaml"
+}
+canary="env-c4n4ry-$RANDOM-value"
+s_id=$(container_id "$p-s")
+export AWS_SECRET_ACCESS_KEY="$canary" HELLO_TOKEN="$canary" RECONCILE_SECRET_HELLO="$canary"
+env_tree AWS_SECRET_ACCESS_KEY
+expect_exit 1 "an engine credential is refused, even listed" -- R validate "$work/tree" --allow-secret-env AWS_SECRET_ACCESS_KEY
+if grep -qE "agents.yaml:[0-9]+:[0-9]+: error: spec.secretEnv.GREETING: agent '$p-s': environment variable AWS_SECRET_ACCESS_KEY belongs to the engine's own credentials" <<<"$out"; then
+  ok "the error names file:line:column, the field and the variable"; else bad "no positioned error" "$out"; fi
+contains "... and says it can never be read" "can never be read by a tree, even with --allow-secret-env" "$out"
+env_tree HELLO_TOKEN
+expect_exit 1 "an unlisted variable is refused by validate" -- R validate "$work/tree"
+contains "the error says how to allow it" "--allow-secret-env HELLO_TOKEN" "$out"
+expect_exit 1 "... and by apply, which changes nothing" -- R apply "$work/tree" --auto-approve --secrets "$work/secrets"
+if [[ "$(container_id "$p-s")" == "$s_id" ]]; then ok "the agent still runs its previous container"; else bad "the container changed"; fi
+expect_exit 1 "the engine's own Git token variable is refused, even listed" -- R validate "$work/tree" --git-password-env HELLO_TOKEN --allow-secret-env HELLO_TOKEN
+expect_exit 0 "with --allow-secret-env it deploys" -- R -v apply "$work/tree" --auto-approve --allow-secret-env HELLO_TOKEN
+log="$out"
+sendpoint=$(R status "$work/tree" --json --allow-secret-env HELLO_TOKEN | python3 -c "import json,sys; print(next(a['endpoint'] for a in json.load(sys.stdin)['agents'] if a['name']=='$p-s'))")
+contains "the environment secret reached the container" "$canary" "$(curl -fsS "$sendpoint/")"
+env_tree RECONCILE_SECRET_HELLO
+expect_exit 0 "RECONCILE_SECRET_* needs no listing" -- R -v apply "$work/tree" --auto-approve
+log="$log$out"
+plan_json=$(R plan "$work/tree" --json)
+leaks=$(grep -l -- "$canary" "$work/tree/.reconcile/"*.json 2>/dev/null; grep -c -- "$canary" <<<"$log$plan_json")
+if [[ "$leaks" == "0" ]]; then ok "the environment secret is in no state file, plan or log"; else bad "secret leaked: $leaks"; fi
+unset AWS_SECRET_ACCESS_KEY HELLO_TOKEN RECONCILE_SECRET_HELLO
 write_tree three one
 R apply "$work/tree" --auto-approve >/dev/null 2>&1
 
 # --- hostile files change nothing ---------------------------------------------
 printf 'not json' >"$work/garbage.json"
-expect_exit 1 "a garbage plan file is refused" -- R apply "$work/garbage.json"
+expect_exit 1 "a garbage plan file is refused" -- R apply "$work/garbage.json" --source "$work/tree"
 contains "the error names the plan file" "garbage.json" "$out"
 printf '{"reconcileSavedPlan":1,"source":"%s","stateDir":"%s","plan":{"formatVersion":1,"revision":"x","observedDigest":"y","changes":[{"address":"agent.z"}]}}' \
   "$work/tree" "$work/tree/.reconcile" >"$work/truncated.json"
-expect_exit 1 "a plan file with a truncated change is refused" -- R apply "$work/truncated.json"
+expect_exit 1 "a plan file with a truncated change is refused" -- R apply "$work/truncated.json" --source "$work/tree"
 contains "the error names the missing field" "plan.changes[0]" "$out"
 cp "$work/tree/.reconcile/state.json" "$work/state.good"
 printf '{"version": 1, "serial": "oops"' >"$work/tree/.reconcile/state.json"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Crash safety (issue #6 point 9): `reconcile apply` is killed with SIGKILL
 # at CRASH_POINTS (default 50) points spread over a multi-agent apply
-# (replaces with start-first and recreate, a dependency chain), and after
-# each kill the next apply must converge:
+# (replaces with start-first and recreate, a dependency chain, and an agent
+# built from a context and pushed to Debian's docker-registry on loopback
+# with htpasswd auth: each round changes its context, so each round builds,
+# pushes and replaces it), and after each kill the next apply must converge:
 #   - it exits 0, and a plan right after it says "No changes." (exit 0);
 #   - exactly one running container per agent, answering with the greeting
 #     of that round; no other container of ours (no orphan);
@@ -12,8 +14,10 @@
 # round k is killed after k/(points+1) of that time.
 #
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), a Docker Engine
-# (started here when missing), the hello image (built here when missing).
-# Cleans up only what it created: its agents, by `destroy` and by name prefix.
+# (started here when missing), the hello image (built here when missing),
+# docker-registry and htpasswd. Cleans up only what it created: its agents
+# (by `destroy` and by name prefix), its images (by repository), its
+# registry (by pid).
 set -uo pipefail
 
 : "${RECONCILE:?}" "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
@@ -26,9 +30,13 @@ api() { curl -fsS --unix-socket "$sock" "$@"; }
 work="$(mktemp -d)"
 tree="$work/tree"
 p="k$(printf '%04x' $((RANDOM % 65536)))"  # agent name prefix, unique per run
-agents=("$p-a" "$p-b" "$p-c" "$p-d")
+agents=("$p-a" "$p-b" "$p-c" "$p-d" "$p-e")  # $p-e is built
 passed=0
 failed=0
+registry_pid=""
+for tool in docker-registry htpasswd; do
+  command -v "$tool" >/dev/null || { echo "FAIL - $tool missing (scripts/bootstrap.sh)"; exit 1; }
+done
 
 remove_ours() {  # every container whose name starts with our prefix
   local ids
@@ -38,9 +46,19 @@ for c in json.load(sys.stdin):
     if any(n.startswith('/$p-') for n in c['Names']): print(c['Id'])")"
   for id in $ids; do api -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null 2>&1; done
 }
+remove_images() {  # every image of our repository in the registry
+  local ids
+  ids="$(api "http://d/v1.41/images/json" | python3 -c "
+import json, sys
+for i in json.load(sys.stdin):
+    if any('reconcile-test/$p' in t for t in (i.get('RepoTags') or [])): print(i['Id'])")"
+  for id in $ids; do api -X DELETE "http://d/v1.41/images/$id?force=1" >/dev/null 2>&1; done
+}
 cleanup() {
   [[ -d "$tree" ]] && "$RECONCILE" destroy "$tree" --auto-approve --no-color >/dev/null 2>&1
   remove_ours
+  remove_images
+  if [[ -n "$registry_pid" ]]; then kill "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,8 +67,18 @@ ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL - $1"; [[ -n "${2:-}" ]] && sed 's/^/       /' <<<"$2" | head -40; }
 R() { "$RECONCILE" --no-color "$@"; }
 
-write_tree() {  # write_tree GREETING: four agents, two start-first, a -> b -> c chain
-  mkdir -p "$tree"
+# --- a registry on loopback with htpasswd auth ------------------------------
+export CRASHREG_USERNAME=pusher CRASHREG_PASSWORD="crash-$(openssl rand -hex 12)"
+# shellcheck source=../fixtures/registry.sh
+source "$SOURCE_DIR/tests/fixtures/registry.sh"
+start_registry "$work" "$CRASHREG_USERNAME" "$CRASHREG_PASSWORD"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$reg/v2/")" == 401 ]] ||
+  { bad "registry not up with auth" "$(cat "$work/registry.log")"; exit 1; }
+
+write_tree() {  # write_tree GREETING: five agents, a -> b -> c chain, e built
+  mkdir -p "$tree/app"
+  printf 'FROM reconcile/hello-agent:0.1.0\nCOPY round.txt /round.txt\n' >"$tree/app/Dockerfile"
+  echo "$1" >"$tree/app/round.txt"  # a new context each round: a new tag to build and push
   {
     cat <<YAML
 apiVersion: reconcile.dev/v1alpha1
@@ -59,21 +87,33 @@ metadata: {name: local}
 spec:
   provider: docker
   docker: {publishAddress: 127.0.0.1}
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Registry
+metadata: {name: crash}
+spec:
+  url: "$reg"
+  repository: reconcile-test/$p
+  credentialsEnvPrefix: CRASHREG
+  insecure: true
 YAML
-    local i=0 name strategy deps
+    local i=0 name strategy deps source
     for name in "${agents[@]}"; do
       strategy=recreate
       ((i % 2 == 0)) && strategy=start-first
       deps=""
       ((i == 1)) && deps="  dependsOn: [${agents[0]}]"
       ((i == 2)) && deps="  dependsOn: [${agents[1]}]"
+      source="  image: reconcile/hello-agent:0.1.0"
+      ((i == 4)) && source="  build: {context: app}
+  registry: crash"
       cat <<YAML
 ---
 apiVersion: reconcile.dev/v1alpha1
 kind: Agent
 metadata: {name: $name}
 spec:
-  image: reconcile/hello-agent:0.1.0
+$source
   target: local
   port: 8080
   env: {GREETING: "$1", ROLE: "$name"}

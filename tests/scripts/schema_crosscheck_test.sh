@@ -98,6 +98,38 @@ if out=$("$RECONCILE" validate "$TMP/symlink" 2>&1); then
   fail "symlink out of the tree accepted in a folder"
 elif grep -q 'in/link-out.yaml:[0-9]*:[0-9]*: ' <<<"$out"; then pass; else fail "symlink folder: $out"; fi
 
+# Saved plans: the golden file (written by the unit tests from the C++
+# writer) validates against schemas/plan.schema.json, and `reconcile show`
+# reads it; broken copies are rejected by both.
+PLAN_AJV="node $SCHEMA_DIR/validate_plan.js"
+golden_plan=$SOURCE_DIR/tests/testdata/plans/saved_plan.json
+if out=$($PLAN_AJV "$golden_plan" 2>&1); then pass; else fail "ajv rejects the saved plan: $out"; fi
+if out=$("$RECONCILE" --no-color show "$golden_plan" 2>&1); then pass; else fail "show rejects the saved plan: $out"; fi
+if out=$("$RECONCILE" show --json "$golden_plan" 2>&1) &&
+   [ "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["plan"], sort_keys=True))' "$golden_plan")" = \
+     "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.stdin.read()), sort_keys=True))' <<<"$out")" ]; then
+  pass
+else fail "show --json is not the saved plan's plan: $out"; fi
+plan_cases=0
+bad_plan() {  # name, python expression editing `j`
+  plan_cases=$((plan_cases + 1))
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); $2; json.dump(j, open(sys.argv[2], 'w'))" \
+    "$golden_plan" "$TMP/$1.json"
+  local ajv_out show_out
+  if ajv_out=$($PLAN_AJV "$TMP/$1.json" 2>&1); then fail "plan $1: ajv accepts it"; return; fi
+  if show_out=$("$RECONCILE" show "$TMP/$1.json" 2>&1); then fail "plan $1: show accepts it"; return; fi
+  grep -qF "$1.json" <<<"$show_out" || { fail "plan $1: the error does not name the file: $show_out"; return; }
+  pass
+}
+bad_plan unknown-action 'j["plan"]["changes"][0]["action"] = "explode"'
+bad_plan extra-field 'j["stateDirOverride"] = "/"'
+bad_plan no-source 'del j["source"]'
+bad_plan version-2 'j["reconcileSavedPlan"] = 2'
+bad_plan desired-string 'j["plan"]["changes"][0]["desired"] = "x"'
+bad_plan no-changes 'del j["plan"]["changes"]'
+bad_plan field-without-path 'j["plan"]["changes"][1]["fields"][0].pop("path")'
+
+echo "saved plans: $plan_cases broken copies"
 echo "invalid corpus: $schema_cases schema, $decoder_cases decoder, $limit_cases generated limit cases"
 echo "schema crosscheck: $passed passed, $failed failed"
 [ $failed -eq 0 ] && [ $((schema_cases + decoder_cases + limit_cases)) -ge 30 ]

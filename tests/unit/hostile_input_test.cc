@@ -15,6 +15,8 @@
 #include "reconcile/loader.h"
 #include "reconcile/plan.h"
 #include "reconcile/provider_json.h"
+#include "reconcile/saved_plan.h"
+#include "reconcile/spec.h"
 #include "reconcile/state.h"
 
 namespace reconcile {
@@ -127,7 +129,9 @@ TEST_CASE("hostile input: known yaml-cpp 0.7 runaways are stopped") {
   }
 }
 
-TEST_CASE("hostile input: mutated JSON (plans, state, provider messages) never throws") {
+TEST_CASE(
+    "hostile input: mutated JSON (plans, saved plans, state, history, provider messages) never "
+    "throws") {
   nlohmann::json plan = {
       {"formatVersion", 1},
       {"revision", "tree-1"},
@@ -156,7 +160,36 @@ TEST_CASE("hostile input: mutated JSON (plans, state, provider messages) never t
                                {"state", "running"},
                                {"running", true},
                                {"endpoint", "e"}}}}};
-  const std::string texts[] = {plan.dump(), observe.dump()};
+  const std::string sha = "sha256:" + std::string(64, 'a');
+  nlohmann::json history = {
+      {"version", 2},
+      {"entries",
+       {{{"serial", 1},
+         {"revision", "r"},
+         {"appliedAt", "t"},
+         {"result", "succeeded"},
+         {"summary", "s"},
+         {"rollbackOf", 0},
+         {"changed",
+          {{"agent.a",
+            {{"spec", sha}, {"image", "i:1"}, {"dependsOn", {"agent.b"}}, {"pack", "00ff"}}}}},
+         {"removed", {"agent.c"}}}}}};
+  nlohmann::json history_v1 = {{{"serial", 1},
+                                {"revision", "r"},
+                                {"appliedAt", "t"},
+                                {"result", "succeeded"},
+                                {"summary", "s"},
+                                {"specs", {{"agent.a", {{"image", "i:1"}}}}}}};
+  nlohmann::json saved = {
+      {"reconcileSavedPlan", 1}, {"source", "/s"}, {"stateDir", "/s/.reconcile"}, {"plan", plan}};
+  nlohmann::json pinned = {
+      {"version", 2},
+      {"serial", 3},
+      {"revision", "r"},
+      {"resources", nlohmann::json::object()},
+      {"pin", {{"revision", "r"}, {"serial", 1}, {"desiredRevision", "d"}, {"pinnedAt", "t"}}}};
+  const std::string texts[] = {plan.dump(),       observe.dump(), history.dump(),
+                               history_v1.dump(), saved.dump(),   pinned.dump()};
   std::mt19937 rng(7);
   int parsed = 0;
   for (const std::string& original : texts) {
@@ -169,6 +202,13 @@ TEST_CASE("hostile input: mutated JSON (plans, state, provider messages) never t
       CHECK_NOTHROW((void)StateFromJson(j));
       CHECK_NOTHROW((void)ObserveResponseFromJson(j));
       CHECK_NOTHROW((void)ApplyChangeResponseFromJson(j));
+      CHECK_NOTHROW((void)HistoryFromJson(j));
+      CHECK_NOTHROW((void)AgentFromSpec("a", j));
+      CHECK_NOTHROW((void)ParseSavedPlan("p.json", text));
+      if (auto h = HistoryFromJson(j); h.ok()) {
+        for (size_t i = 0; i < h->entries.size(); ++i) CHECK_NOTHROW((void)ResourcesAt(*h, i));
+        CHECK_NOTHROW(TrimHistory(*h, 0, 1));
+      }
     }
   }
   CHECK(parsed > 100);

@@ -138,6 +138,15 @@ spec:
 ---
 apiVersion: reconcile.dev/v1alpha1
 kind: Target
+metadata: {name: secure}
+spec:
+  provider: docker
+  docker:
+    host: tcp://docker.internal:2376
+    tls: {caFile: ca.pem, certFile: cert.pem, keyFile: key.pem, serverName: d.example, verify: false}
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Target
 metadata: {name: plain}
 spec: {provider: docker}
 ---
@@ -180,8 +189,16 @@ spec:
   CHECK(r.custom_tag == "v1");
   CHECK(r.credentials_env_prefix == "GHCR");
   CHECK(r.insecure);
-  REQUIRE(state.targets.size() == 5);
-  CHECK(state.targets[0].docker == DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0"});
+  REQUIRE(state.targets.size() == 6);
+  {
+    const Target* secure = state.FindTarget("secure");
+    REQUIRE(secure != nullptr);
+    REQUIRE(secure->docker.tls.has_value());
+    CHECK(*secure->docker.tls == DockerTls{"ca.pem", "cert.pem", "key.pem", "d.example", false});
+    state.targets.erase(state.targets.begin() + (secure - state.targets.data()));
+  }
+  CHECK(state.targets[0].docker ==
+        DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0", std::nullopt});
   CHECK(state.targets[1].docker == DockerTarget{});
   CHECK(state.targets[2].settings == nlohmann::json{{"projectId", "my-project"},
                                                     {"region", "europe-west1"},
@@ -320,6 +337,13 @@ TEST_CASE("reports each error with file:line:column and field") {
        "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
        "spec: {url: x, repository: a, tagStrategy: semver, customTag: v}\n",
        4, 52, "spec.customTag", "only allowed with tagStrategy custom"},
+      {"registry tag template with an unknown variable",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
+       "spec: {url: x, repository: a, tagStrategy: custom, customTag: \"v{branch}\"}\n",
+       4, 63, "spec.customTag", "the variables {sha}"},
+      {"build version not semver",
+       AgentDoc("  build: {context: ., version: latest}\n  registry: r\n  target: t\n  port: 80\n"),
+       6, 32, "spec.build.version", "a semantic version"},
       {"registry prefix",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
        "spec: {url: x, repository: a, credentialsEnvPrefix: ghcr}\n",
@@ -344,6 +368,22 @@ TEST_CASE("reports each error with file:line:column and field") {
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {publishAddress: localhost}}\n",
        4, 51, "spec.docker.publishAddress", "IPv4 or IPv6"},
+      {"docker tls file is a path",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {caFile: /etc/ca.pem}}}\n",
+       4, 68, "spec.docker.tls.caFile", "a file name in the secrets folder"},
+      {"docker tls cert without key",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {certFile: c.pem}}}\n",
+       4, 59, "spec.docker.tls.keyFile", "certFile and keyFile go together"},
+      {"docker tls on a unix socket",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {tls: {verify: false}}}\n",
+       4, 40, "spec.docker.tls", "need a tcp:// host"},
+      {"docker tls unknown field",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+       "spec: {provider: docker, docker: {host: \"tcp://h:1\", tls: {insecure: true}}}\n",
+       4, 60, "spec.docker.tls.insecure", "unknown field"},
       {"aws region missing",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: aws, aws: {cpu: 1}}\n",
@@ -564,7 +604,8 @@ TEST_CASE("cross-document checks") {
     TempTree outside;
     tree.Write("r.yaml",
                "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
-               "spec: {url: localhost:5000, repository: a}\n");
+               "spec: {url: localhost:5000, repository: a, tagStrategy: custom, customTag: "
+               "\"{agent}-{sha}\"}\n");
     tree.Write("t.yaml", target);
     fs::create_directories(tree.path() / "apps/ok");
     fs::create_directory_symlink(outside.path(), tree.path() / "apps/out");
@@ -590,6 +631,26 @@ TEST_CASE("cross-document checks") {
         "apps/out:1:1: error: symlink leads outside the tree (to " +
             fs::canonical(outside.path()).string() + ")"};
     CHECK_MESSAGE(got == expected, All(result.diagnostics));
+  }
+  SUBCASE("two agents with build on one Registry") {
+    tree.Write("r.yaml",
+               "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\n"
+               "spec: {url: localhost:5000, repository: a}\n");
+    tree.Write("t.yaml", target);
+    fs::create_directories(tree.path() / "app");
+    auto build = [](const std::string& name) {
+      return "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: " + name +
+             "}\nspec:\n  build: {context: app, version: 1.2.3}\n  registry: r\n  target: t\n"
+             "  port: 80\n";
+    };
+    tree.Write("a.yaml", build("a") + "---\n" + build("b"));
+    auto result = LoadTree(tree.path());
+    std::vector<std::string> got;
+    for (const auto& d : result.diagnostics.items()) got.push_back(d.ToString());
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].find("a.yaml:15:13: error: spec.registry: Registry 'r' is already the registry "
+                      "of agent 'a'") == 0);
+    CHECK(result.state.agents[0].build->version == "1.2.3");
   }
 }
 

@@ -1,5 +1,6 @@
 #include "reconcile/state_store.h"
 #include "fakes/temp_dir.h"
+#include "reconcile/spec.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -109,7 +110,7 @@ TEST_SUITE("state_store") {
     CHECK(*s == State{});
     auto h = store->LoadHistory();
     REQUIRE(h.ok());
-    CHECK(h->empty());
+    CHECK(h->entries.empty());
     CHECK_FALSE(fs::exists(tmp.path() / "nope"));
   }
 
@@ -129,10 +130,24 @@ TEST_SUITE("state_store") {
     auto serial2 = store->Save(*loaded);
     REQUIRE(serial2.ok());
     CHECK(*serial2 == 2);
-    SUBCASE("a stale caller's serial never moves the serial backwards") {
-      auto serial3 = store->Save(State{});
-      REQUIRE(serial3.ok());
-      CHECK(*serial3 == 3);
+    SUBCASE("a caller that read an older state is refused and nothing is written") {
+      const std::string before = ReadText(dir / "state.json");
+      State stale = OneResource("stale");
+      stale.serial = 1;  // read before the save that made serial 2
+      auto serial3 = store->Save(stale);
+      REQUIRE_FALSE(serial3.ok());
+      CHECK(serial3.status().code() == Code::kConflict);
+      CHECK_MESSAGE(Contains(serial3.status().message(), "stored serial 2, this run's 1"),
+                    serial3.status().message());
+      CHECK(ReadText(dir / "state.json") == before);
+      CHECK(store->Load()->serial == 2);
+      // A fresh store (another process) refuses it too; serial 0 (an empty
+      // State) is the oldest of all.
+      CHECK(NewFileStateStore(dir)->Save(State{}).status().code() == Code::kConflict);
+      // Saving what is stored now works.
+      auto now = store->Load();
+      REQUIRE(now.ok());
+      CHECK(*store->Save(*now) == 3);
     }
     SUBCASE("a caller's higher serial is kept increasing") {
       State high = OneResource("rev2");
@@ -161,7 +176,7 @@ TEST_SUITE("state_store") {
     mode_t old_umask = ::umask(0);  // modes must not depend on the umask
     auto store = NewFileStateStore(dir);
     REQUIRE(store->Save(OneResource("rev1")).ok());
-    REQUIRE(store->AppendHistory(HistoryEntry{}).ok());
+    REQUIRE(store->AppendHistory(HistoryEntry{}, {}, nullptr).ok());
     auto lock = store->Lock("reconcile apply");
     ::umask(old_umask);
     REQUIRE(lock.ok());
@@ -220,9 +235,11 @@ TEST_SUITE("state_store") {
     CHECK(loaded->serial == 1);
     auto history = store->LoadHistory();
     REQUIRE(history.ok());
-    CHECK(history->empty());
+    CHECK(history->entries.empty());
 
-    auto serial = store->Save(OneResource("rev3"));
+    State next = OneResource("rev3");
+    next.serial = loaded->serial;
+    auto serial = store->Save(next);
     REQUIRE(serial.ok());
     CHECK(*serial == 2);
     CHECK(ReadText(dir / "state.json") != before);
@@ -309,35 +326,214 @@ TEST_SUITE("state_store") {
     }
   }
 
-  TEST_CASE("history keeps the last 100 entries, oldest first") {
+  // A history whose entry i runs agent.web on nginx:<i> and, from entry 3
+  // on, agent.db unchanged.
+  json WebSpec(int i) { return json{{"image", "nginx:" + std::to_string(i)}, {"port", 80}}; }
+
+  struct Applied {
+    HistoryEntry entry;
+    HistoryResources resources;
+    std::map<std::string, json> specs;
+    StateStore::SpecSource spec_of() const {
+      return [this](const std::string& address) -> std::optional<json> {
+        auto it = specs.find(address);
+        if (it == specs.end()) return std::nullopt;
+        return it->second;
+      };
+    }
+  };
+
+  Applied AppliedAt(int i) {
+    Applied a;
+    a.entry.serial = i;
+    a.entry.revision = "rev" + std::to_string(i);
+    a.entry.result = "succeeded";
+    a.specs["agent.web"] = WebSpec(i);
+    if (i >= 3) a.specs["agent.db"] = json{{"image", "postgres:16"}, {"port", 5432}};
+    for (const auto& [address, spec] : a.specs) {
+      a.resources[address] = {SpecHash(spec), spec["image"], {}, ""};
+    }
+    return a;
+  }
+
+  std::set<std::string> Packs(const fs::path& dir) {
+    std::set<std::string> out;
+    if (!fs::exists(dir / "specs")) return out;
+    for (const auto& e : fs::directory_iterator(dir / "specs")) {
+      out.insert(e.path().filename().string());
+    }
+    return out;
+  }
+
+  TEST_CASE("history keeps the last 100 entries, oldest first, each re-appliable") {
     TempDir tmp;
     const fs::path dir = tmp.path() / ".reconcile";
     auto store = NewFileStateStore(dir);
-    auto entry = [](int i) {
-      HistoryEntry e;
-      e.serial = i;
-      e.revision = "rev" + std::to_string(i);
-      e.result = "succeeded";
-      e.specs = json{{"agent.web", {{"image", "nginx:" + std::to_string(i)}}}};
-      return e;
-    };
-    for (int i = 1; i <= 3; ++i) REQUIRE(store->AppendHistory(entry(i)).ok());
-    REQUIRE(store->LoadHistory()->size() == 3);
-    // Seed a longer file directly (each append fsyncs), then append past the limit.
-    json seeded = json::array();
-    for (int i = 1; i <= 101; ++i) seeded.push_back(ToJson(entry(i)));
-    REQUIRE(WriteFileAtomic(dir / "history.json", seeded.dump()).ok());
-    for (int i = 102; i <= 105; ++i) REQUIRE(store->AppendHistory(entry(i)).ok());
+    for (int i = 1; i <= 105; ++i) {
+      Applied a = AppliedAt(i);
+      REQUIRE(store->AppendHistory(a.entry, a.resources, a.spec_of()).ok());
+    }
     auto history = store->LoadHistory();
     REQUIRE(history.ok());
-    REQUIRE(history->size() == 100);
-    CHECK(history->front().serial == 6);
-    CHECK(history->back().serial == 105);
-    CHECK(history->back().specs["agent.web"]["image"] == "nginx:105");
+    REQUIRE(history->entries.size() == 100);
+    CHECK(history->entries.front().serial == 6);
+    CHECK(history->entries.back().serial == 105);
+    // The first entry holds every resource; the others only what changed.
+    CHECK(history->entries.front().changed.size() == 2);
+    CHECK(history->entries.back().changed.size() == 1);
+    CHECK(history->entries.back().changed.count("agent.web") == 1);
+    for (size_t i : {size_t{0}, size_t{50}, size_t{99}}) {
+      HistoryResources at = ResourcesAt(*history, i);
+      REQUIRE(at.size() == 2);
+      auto specs = store->LoadSpecs(*history, at);
+      REQUIRE_MESSAGE(specs.ok(), specs.status().message());
+      CHECK(specs->at("agent.web") == WebSpec(static_cast<int>(i) + 6));
+      CHECK(specs->at("agent.db")["image"] == "postgres:16");
+    }
+    // Garbage is bounded by the history: the packs of the kept entries, and
+    // the one agent.db's spec (unchanged since entry 3) is still in.
+    CHECK(Packs(dir).size() <= 101);
+    CHECK(ModeOf(dir / "specs") == 0700);
+    for (const std::string& pack : Packs(dir)) CHECK(ModeOf(dir / "specs" / pack) == 0600);
+  }
+
+  TEST_CASE("an append writes only the new specs, once") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    Applied first = AppliedAt(3);
+    REQUIRE(store->AppendHistory(first.entry, first.resources, first.spec_of()).ok());
+    REQUIRE(Packs(dir).size() == 1);
+    // Same specs again (a re-apply): no new pack, the spec source is not asked.
+    Applied again = AppliedAt(3);
+    again.entry.serial = 4;
+    REQUIRE(store->AppendHistory(again.entry, again.resources, nullptr).ok());
+    CHECK(Packs(dir).size() == 1);
+    // One agent changes: the new pack holds its spec only.
+    Applied next = AppliedAt(5);
+    std::set<std::string> asked;
+    auto spec_of = [&](const std::string& address) -> std::optional<json> {
+      asked.insert(address);
+      return next.specs.at(address);
+    };
+    REQUIRE(store->AppendHistory(next.entry, next.resources, spec_of).ok());
+    CHECK(asked == std::set<std::string>{"agent.web"});
+    std::set<std::string> packs = Packs(dir);
+    REQUIRE(packs.size() == 2);
+    size_t smallest = SIZE_MAX;
+    for (const std::string& p : packs)
+      smallest = std::min(smallest, ReadText(dir / "specs" / p).size());
+    CHECK(smallest < 200);  // one spec, not all
+    SUBCASE("a spec the caller cannot give fails and writes nothing") {
+      const std::string before = ReadText(dir / "history.json");
+      Applied more = AppliedAt(6);
+      CHECK_FALSE(store->AppendHistory(more.entry, more.resources, nullptr).ok());
+      CHECK(ReadText(dir / "history.json") == before);
+      CHECK(Packs(dir) == packs);
+    }
+    SUBCASE("an edited spec store is refused, naming the resource") {
+      for (const std::string& p : packs) {
+        std::string text = ReadText(dir / "specs" / p);
+        auto at = text.find("nginx:");
+        if (at != std::string::npos) text.replace(at, 6, "evilx:");
+        WriteText(dir / "specs" / p, text);
+      }
+      auto history = store->LoadHistory();
+      REQUIRE(history.ok());
+      auto specs = store->LoadSpecs(*history, LastResources(*history));
+      REQUIRE_FALSE(specs.ok());
+      CHECK(Contains(specs.status().message(), "agent.web"));
+    }
+    SUBCASE("a missing pack is kInvalid naming the file") {
+      for (const std::string& p : packs) fs::remove(dir / "specs" / p);
+      auto history = store->LoadHistory();
+      REQUIRE(history.ok());
+      auto specs = store->LoadSpecs(*history, LastResources(*history));
+      REQUIRE_FALSE(specs.ok());
+      CHECK(specs.status().code() == Code::kInvalid);
+      CHECK(Contains(specs.status().message(), (dir / "specs").string()));
+    }
+  }
+
+  TEST_CASE("the pinned entry is kept past the limit") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    for (int i = 1; i <= 130; ++i) {
+      Applied a = AppliedAt(i);
+      REQUIRE(store->AppendHistory(a.entry, a.resources, a.spec_of(), /*keep=*/10).ok());
+    }
+    auto history = store->LoadHistory();
+    REQUIRE(history.ok());
+    REQUIRE(history->entries.size() == 100);
+    CHECK(history->entries[0].serial == 10);
+    CHECK(history->entries[1].serial == 32);
+    auto specs = store->LoadSpecs(*history, ResourcesAt(*history, 0));
+    REQUIRE(specs.ok());
+    CHECK(specs->at("agent.web") == WebSpec(10));
+    specs = store->LoadSpecs(*history, ResourcesAt(*history, 1));
+    REQUIRE(specs.ok());
+    CHECK(specs->at("agent.web") == WebSpec(32));
+  }
+
+  TEST_CASE("a version 1 history (specs inline) loads and migrates on the next append") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    fs::create_directories(dir);
+    json v1 = json::array();
+    for (int i = 1; i <= 3; ++i) {
+      v1.push_back({{"serial", i},
+                    {"revision", "rev" + std::to_string(i)},
+                    {"appliedAt", "2026-01-02T03:04:05Z"},
+                    {"result", "succeeded"},
+                    {"summary", "1 added"},
+                    {"specs", {{"agent.web", WebSpec(i)}}}});
+    }
+    WriteText(dir / "history.json", v1.dump(2));
+    auto store = NewFileStateStore(dir);
+    auto history = store->LoadHistory();
+    REQUIRE_MESSAGE(history.ok(), history.status().message());
+    REQUIRE(history->entries.size() == 3);
+    CHECK(history->entries[1].revision == "rev2");
+    auto specs = store->LoadSpecs(*history, ResourcesAt(*history, 1));
+    REQUIRE_MESSAGE(specs.ok(), specs.status().message());
+    CHECK(specs->at("agent.web") == WebSpec(2));
+    Applied next = AppliedAt(4);
+    REQUIRE(store->AppendHistory(next.entry, next.resources, next.spec_of()).ok());
     json on_disk = json::parse(ReadText(dir / "history.json"));
-    CHECK(on_disk.is_array());
-    CHECK(on_disk.size() == 100);
-    CHECK(Entries(dir) == std::set<std::string>{"history.json"});
+    CHECK(on_disk["version"] == 2);
+    CHECK(on_disk.dump().find("\"specs\"") == std::string::npos);
+    history = store->LoadHistory();
+    REQUIRE(history.ok());
+    REQUIRE(history->entries.size() == 4);
+    CHECK(history->legacy_specs.empty());
+    for (size_t i = 0; i < 4; ++i) {
+      specs = store->LoadSpecs(*history, ResourcesAt(*history, i));
+      REQUIRE_MESSAGE(specs.ok(), specs.status().message());
+      CHECK(specs->at("agent.web") == WebSpec(static_cast<int>(i) + 1));
+    }
+  }
+
+  TEST_CASE("a crash before history.json is written leaves the history as it was") {
+    TempDir tmp;
+    const fs::path dir = tmp.path() / ".reconcile";
+    auto store = NewFileStateStore(dir);
+    Applied first = AppliedAt(1);
+    REQUIRE(store->AppendHistory(first.entry, first.resources, first.spec_of()).ok());
+    // What a crash after the pack was written, before history.json, leaves:
+    // a pack nobody names, and a torn temp file.
+    WriteText(dir / "specs" / "00000000000000ff.json", R"({"version":1,"specs":{}})");
+    WriteText(dir / "specs" / ".0123.json.tmp-999999-0123456789ab", "{\"vers");
+    WriteText(dir / ".history.json.tmp-999999-0123456789ab", "{\"version\":2,\"ent");
+    auto history = store->LoadHistory();
+    REQUIRE(history.ok());
+    REQUIRE(history->entries.size() == 1);
+    REQUIRE(store->LoadSpecs(*history, LastResources(*history)).ok());
+    // The next append collects the orphan pack.
+    Applied next = AppliedAt(2);
+    REQUIRE(store->AppendHistory(next.entry, next.resources, next.spec_of()).ok());
+    CHECK_FALSE(fs::exists(dir / "specs" / "00000000000000ff.json"));
+    CHECK(store->LoadHistory()->entries.size() == 2);
   }
 
   TEST_CASE("a corrupt history file is kInvalid naming the file and is never overwritten") {
@@ -348,8 +544,21 @@ TEST_SUITE("state_store") {
     };
     const Row rows[] = {
         {"garbage", "nope", "parse error"},
-        {"object", "{}", "expected an array, got object"},
-        {"bad entry", R"([{"serial":"1"}])", "[0]: serial: expected an integer, got string"},
+        {"string", "\"x\"", "expected an object, got string"},
+        {"no version", "{}", "version: missing field"},
+        {"bad version", R"({"version":7,"entries":[]})", "unsupported history format version 7"},
+        {"bad entry", R"({"version":2,"entries":[{"serial":"1"}]})",
+         "entries[0].serial: expected an integer, got string"},
+        {"bad spec hash", R"({"version":2,"entries":[{"serial":1,"revision":"r","appliedAt":"",
+           "result":"succeeded","summary":"","changed":{"agent.a":{"spec":"sha256:../../etc",
+           "image":"x"}},"removed":[]}]})",
+         "not a spec hash"},
+        {"bad pack", R"({"version":2,"entries":[{"serial":1,"revision":"r","appliedAt":"",
+           "result":"succeeded","summary":"","changed":{"agent.a":{"spec":"sha256:0000000000000000000000000000000000000000000000000000000000000000",
+           "image":"x","pack":"../x"}},"removed":[]}]})",
+         "pack: expected a pack id"},
+        {"bad version 1 entry", R"([{"serial":"1"}])",
+         "[0].serial: expected an integer, got string"},
     };
     for (const Row& row : rows) {
       SUBCASE(row.name) {
@@ -364,7 +573,7 @@ TEST_SUITE("state_store") {
                                         " is corrupt: "),
                       msg);
         CHECK_MESSAGE(Contains(msg, row.want), msg);
-        CHECK_FALSE(store->AppendHistory(HistoryEntry{}).ok());
+        CHECK_FALSE(store->AppendHistory(HistoryEntry{}, {}, nullptr).ok());
         CHECK(ReadText(tmp.path() / "history.json") == row.content);
       }
     }
@@ -517,12 +726,15 @@ TEST_SUITE("state_store") {
     times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - 5 * 24 * 3600;
     times[0].tv_nsec = times[1].tv_nsec = 0;
     REQUIRE(::utimensat(AT_FDCWD, (dir / "lock.json").c_str(), times, 0) == 0);
+    // And say it was taken years ago: neither the file's age nor its
+    // startedAt is a reason to take over a lock whose holder lives.
+    WriteText(dir / "lock.json", LockJson(child, ThisHost(), "2019-01-01T00:00:00Z"));
     auto store = NewFileStateStore(dir);
     auto lock = store->Lock("reconcile apply");
     REQUIRE_FALSE(lock.ok());
     CHECK(lock.status().code() == Code::kConflict);
     CHECK(Contains(lock.status().message(), "pid " + std::to_string(child)));
-    CHECK(Contains(lock.status().message(), "(reconcile controller)"));
+    CHECK(Contains(lock.status().message(), "since 2019-01-01T00:00:00Z"));
     Status unlock = store->Unlock();
     CHECK(unlock.code() == Code::kConflict);
     CHECK(Contains(unlock.message(), "alive"));
@@ -568,7 +780,9 @@ TEST_SUITE("state_store") {
     REQUIRE(mine->Save(OneResource("rev1")).ok());
     REQUIRE(mine->Load().ok());
     CHECK(mine->Load()->revision == "rev1");  // twice: the second from its cache
-    REQUIRE(other->Save(OneResource("rev2")).ok());
+    State rev2 = OneResource("rev2");
+    rev2.serial = 1;
+    REQUIRE(other->Save(rev2).ok());
     CHECK(mine->Load()->revision == "rev2");
     // An edit in place (same inode) with the same size is seen too.
     std::string text = ReadText(tmp.path() / "state.json");

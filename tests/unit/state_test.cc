@@ -1,5 +1,7 @@
 #include "reconcile/state.h"
 
+#include <utility>
+
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -8,6 +10,8 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+
+#include "reconcile/spec.h"
 
 namespace reconcile {
 namespace {
@@ -59,8 +63,38 @@ HistoryEntry SampleHistoryEntry() {
   e.applied_at = "2026-01-02T03:04:05Z";
   e.result = "succeeded";
   e.summary = "1 created, 1 replaced";
-  e.specs = json{{"agent.web", {{"image", "ghcr.io/acme/web:1.2.3"}}}};
+  e.rollback_of = 3;
+  e.changed["agent.web"] = {
+      "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b",
+      "ghcr.io/acme/web:1.2.3",
+      {"agent.db"},
+      "0123456789abcdef"};
+  e.changed["agent.db"] = {
+      "sha256:d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
+      "postgres:16",
+      {},
+      "0123456789abcdef"};
+  e.removed = {"agent.old"};
   return e;
+}
+
+// A history of three applies: web, then web + db, then db changed and web gone.
+History SampleHistory() {
+  History h;
+  auto res = [](char c, const std::string& image) {
+    return HistoryResource{"sha256:" + std::string(64, c), image, {}, "00ff"};
+  };
+  HistoryResources r1{{"agent.web", res('1', "web:1")}};
+  HistoryResources r2{{"agent.web", res('1', "web:1")}, {"agent.db", res('2', "db:1")}};
+  HistoryResources r3{{"agent.db", res('3', "db:2")}};
+  HistoryEntry e;
+  e.result = "succeeded";
+  for (auto [serial, resources] : {std::pair{1, &r1}, {2, &r2}, {3, &r3}}) {
+    e.serial = serial;
+    e.revision = "rev" + std::to_string(serial);
+    AppendEntry(h, e, *resources, LastResources(h));
+  }
+  return h;
 }
 
 std::string ReadText(const std::string& path) {
@@ -100,9 +134,104 @@ TEST_SUITE("state") {
     }
   }
 
+  TEST_CASE("state JSON with a pin round-trips; version 1 files still load") {
+    State s = SampleState();
+    s.pin = Pin{"0123456789abcdef0123456789abcdef01234567", 4,
+                "3f2a9c1e0b7d4a5f6e8c9b0a1d2e3f4a5b6c7d8e", "2026-01-03T00:00:00Z"};
+    auto back = StateFromJson(json::parse(ToJson(s).dump()));
+    REQUIRE_MESSAGE(back.ok(), back.status().message());
+    CHECK(*back == s);
+    CheckGolden("state_pinned.json", ToJson(s).dump(2) + "\n");
+    json v1 = ToJson(SampleState());
+    v1["version"] = 1;
+    auto old = StateFromJson(v1);
+    REQUIRE_MESSAGE(old.ok(), old.status().message());
+    CHECK(*old == SampleState());
+    json v1_pin = ToJson(s);
+    v1_pin["version"] = 1;
+    CHECK_FALSE(StateFromJson(v1_pin).ok());  // version 1 had no pin
+    json bad = ToJson(s);
+    bad["pin"]["serial"] = "4";
+    auto r = StateFromJson(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("pin.serial") != std::string::npos);
+  }
+
+  TEST_CASE("history: differences per entry, replayed and trimmed") {
+    History h = SampleHistory();
+    REQUIRE(h.entries.size() == 3);
+    CHECK(h.entries[0].changed.size() == 1);
+    CHECK(h.entries[1].changed.size() == 1);  // only agent.db is new
+    CHECK(h.entries[1].changed.count("agent.db") == 1);
+    CHECK(h.entries[2].removed == std::vector<std::string>{"agent.web"});
+    CHECK(ResourcesAt(h, 1).size() == 2);
+    CHECK(ResourcesAt(h, 2).size() == 1);
+    CHECK(ResourcesAt(h, 2).at("agent.db").image == "db:2");
+    CHECK(ReferencedSpecs(h).size() == 3);
+    SUBCASE("round trip through text") {
+      auto back = HistoryFromJson(json::parse(ToJson(h).dump()));
+      REQUIRE_MESSAGE(back.ok(), back.status().message());
+      CHECK(*back == h);
+    }
+    SUBCASE("trimming folds the dropped entry into the next") {
+      History t = h;
+      TrimHistory(t, 2, 0);
+      REQUIRE(t.entries.size() == 2);
+      CHECK(t.entries[0].serial == 2);
+      CHECK(ResourcesAt(t, 0) == ResourcesAt(h, 1));
+      CHECK(ResourcesAt(t, 1) == ResourcesAt(h, 2));
+      CHECK(t.entries[0].removed.empty());
+      TrimHistory(t, 1, 0);
+      CHECK(ResourcesAt(t, 0) == ResourcesAt(h, 2));
+      CHECK(ReferencedSpecs(t).size() == 1);
+    }
+    SUBCASE("trimming keeps the pinned entry and folds around it") {
+      History t = h;
+      TrimHistory(t, 2, /*keep=*/1);
+      REQUIRE(t.entries.size() == 2);
+      CHECK(t.entries[0].serial == 1);
+      CHECK(t.entries[1].serial == 3);
+      CHECK(ResourcesAt(t, 0) == ResourcesAt(h, 0));
+      CHECK(ResourcesAt(t, 1) == ResourcesAt(h, 2));
+    }
+  }
+
+  TEST_CASE("a version 1 history (an array, specs inline) loads as differences") {
+    json v1 = json::array();
+    json web1 = {{"image", "web:1"}};
+    json web2 = {{"image", "web:2"}};
+    v1.push_back({{"serial", 1},
+                  {"revision", "r1"},
+                  {"appliedAt", "t"},
+                  {"result", "succeeded"},
+                  {"summary", "s"},
+                  {"specs", {{"agent.web", web1}}}});
+    v1.push_back({{"serial", 2},
+                  {"revision", "r2"},
+                  {"appliedAt", "t"},
+                  {"result", "succeeded"},
+                  {"summary", "s"},
+                  {"specs", {{"agent.web", web2}, {"agent.db", web1}}}});
+    v1.push_back({{"serial", 3},
+                  {"revision", "r3"},
+                  {"appliedAt", "t"},
+                  {"result", "failed"},
+                  {"summary", "s"},
+                  {"specs", {{"agent.db", web1}}}});
+    auto h = HistoryFromJson(v1);
+    REQUIRE_MESSAGE(h.ok(), h.status().message());
+    REQUIRE(h->entries.size() == 3);
+    CHECK(h->legacy_specs.size() == 2);
+    CHECK(h->legacy_specs.at(SpecHash(web2)) == web2);
+    CHECK(ResourcesAt(*h, 1).at("agent.web").spec_hash == SpecHash(web2));
+    CHECK(ResourcesAt(*h, 1).at("agent.web").image == "web:2");
+    CHECK(ResourcesAt(*h, 2).size() == 1);
+    CHECK(h->entries[2].removed == std::vector<std::string>{"agent.web"});
+  }
+
   TEST_CASE("state JSON uses camelCase keys and the format version") {
     json j = ToJson(SampleState());
-    CHECK(j["version"] == 1);
+    CHECK(j["version"] == 2);
     CHECK(j["serial"] == 7);
     const json& web = j["resources"]["agent.web"];
     CHECK(web.contains("specHash"));
@@ -140,8 +269,8 @@ TEST_SUITE("state") {
         {"null", [](json& j) { j = nullptr; }, "top level: expected an object, got null"},
         {"string", [](json& j) { j = "state"; }, "top level: expected an object, got string"},
         {"missing version", [](json& j) { j.erase("version"); }, "version: missing field"},
-        {"unknown version", [](json& j) { j["version"] = 2; },
-         "unsupported state format version 2"},
+        {"unknown version", [](json& j) { j["version"] = 3; },
+         "unsupported state format version 3"},
         {"version as string", [](json& j) { j["version"] = "1"; },
          "version: expected an integer, got string"},
         {"missing serial", [](json& j) { j.erase("serial"); }, "serial: missing field"},
@@ -207,8 +336,12 @@ TEST_SUITE("state") {
         {"serial too big", [](json& j) { j["serial"] = 1LL << 40; }, "serial: "},
         {"result wrong type", [](json& j) { j["result"] = 1; },
          "result: expected a string, got number"},
-        {"specs not an object", [](json& j) { j["specs"] = "x"; },
-         "specs: expected an object, got string"},
+        {"changed not an object", [](json& j) { j["changed"] = "x"; },
+         "changed: expected an object, got string"},
+        {"removed not an array", [](json& j) { j["removed"] = "x"; },
+         "removed: expected an array, got string"},
+        {"bad spec hash", [](json& j) { j["changed"]["agent.web"]["spec"] = "md5:1"; },
+         "changed[\"agent.web\"].spec: not a spec hash"},
         {"unknown field", [](json& j) { j["extra"] = 1; }, "extra: unknown field"},
     };
     for (const Row& row : rows) {

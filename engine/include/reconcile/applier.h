@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "reconcile/clock.h"
@@ -22,6 +23,7 @@
 #include "reconcile/model.h"
 #include "reconcile/plan.h"
 #include "reconcile/provider.h"
+#include "reconcile/registry_credentials.h"
 #include "reconcile/state.h"
 
 namespace reconcile {
@@ -47,6 +49,14 @@ struct ApplyContext {
   std::function<Provider*(const std::string& target)> provider_for;
   std::function<const Target*(const std::string& target)> target_for;
   std::function<Result<std::map<std::string, std::string>>(const Change&)> secrets_for;
+  // Carries out an `image.<agent>` change (plan.h IsImageAddress): build and
+  // push. Retried like a provider call. Null: such changes fail. Image
+  // changes are never recorded in the state.
+  std::function<Status(const Change&, const ProgressFn& progress, std::stop_token stop)>
+      build_image;
+  // Credentials for pulling the image of an agent change (its registry's, or
+  // those of the tree's Registry whose url is the image's host). Optional.
+  std::function<Result<std::optional<RegistryCredentials>>(const Change&)> pull_credentials_for;
   Clock* clock = nullptr;
   EventObserver* observer = nullptr;
   // Once requested, no further change starts (each counts as skipped), the

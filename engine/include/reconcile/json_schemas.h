@@ -1,5 +1,5 @@
-// The JSON Schemas (draft 2020-12) of the kinds, embedded at build time from
-// schemas/*.schema.json. Thread-safe.
+// The JSON Schemas (draft 2020-12) of the kinds, and of the saved plan file
+// ("Plan"), embedded at build time from schemas/*.schema.json. Thread-safe.
 #pragma once
 
 #include <optional>
@@ -8,7 +8,7 @@
 
 namespace reconcile {
 
-// Kind names in the order they are documented: "Agent", "Registry", "Target".
+// Names in the order they are documented: "Agent", "Registry", "Target", "Plan".
 std::vector<std::string> SchemaKinds();
 // The schema text for `kind` (case-insensitive), or nullopt if unknown.
 std::optional<std::string> SchemaFor(const std::string& kind);

@@ -51,6 +51,7 @@ struct BuildSpec {
   std::string context;                      // relative to the manifest's folder
   std::string dockerfile = "Dockerfile";    // relative to context
   std::map<std::string, std::string> args;  // build args
+  std::string version;                      // semantic version (tagStrategy semver)
   friend bool operator==(const BuildSpec&, const BuildSpec&) = default;
 };
 
@@ -144,10 +145,23 @@ struct Registry {
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
 
+// TLS to a tcp:// Docker host (the Target's docker.tls block). File names
+// are files under the engine's --secrets DIR (operator files, never paths of
+// the tree); empty ones fall back to DOCKER_CERT_PATH, then the system CAs.
+struct DockerTls {
+  std::string ca_file;
+  std::string cert_file;  // client certificate (with key_file)
+  std::string key_file;
+  std::string server_name;  // the name the certificate must carry; empty: the host
+  bool verify = true;       // false: no verification, warned about on every use
+  friend bool operator==(const DockerTls&, const DockerTls&) = default;
+};
+
 struct DockerTarget {
   std::string host = "unix:///var/run/docker.sock";
   std::string network;  // empty: the default bridge
   std::string publish_address = "127.0.0.1";
+  std::optional<DockerTls> tls;  // set when the block is written
   friend bool operator==(const DockerTarget&, const DockerTarget&) = default;
 };
 
@@ -157,6 +171,10 @@ struct Target {
   std::string provider;  // docker | aws | gcp | azure
   DockerTarget docker;
   nlohmann::json settings = nlohmann::json::object();  // the cloud block, as written
+  // Not from the tree: the engine's --secrets DIR, where the files a Target
+  // names (docker.tls.*) are read. Set by the Reconciler before a provider
+  // is made.
+  std::string secrets_dir;
   SourceLocation location;
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };

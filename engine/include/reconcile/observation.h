@@ -45,6 +45,19 @@ struct ObservedInstance {
 struct ObserveResponse {
   Status status;
   std::vector<ObservedInstance> instances;
+  // What the operator must hear about on every use (e.g. TLS verification
+  // turned off); the engine emits each as an Event::Type::kWarning.
+  std::vector<std::string> warnings;
+};
+
+// The image of an agent with build, as seen in its Registry before planning:
+// the reference it gets (image_tag.h) and whether the registry holds it
+// already (HEAD /v2/<repository>/manifests/<tag>).
+struct ObservedImage {
+  std::string reference;  // <url>/<repository>:<tag>
+  std::string tag;
+  bool exists = false;  // the registry has this tag: neither build nor push
+  friend bool operator==(const ObservedImage&, const ObservedImage&) = default;
 };
 
 // The record of what an apply produced, kept in state.

@@ -38,8 +38,15 @@ struct InstanceRef {
   friend bool operator==(const InstanceRef&, const InstanceRef&) = default;
 };
 
+// Address prefixes: "agent.<name>" runs an agent on its Target; "image.<name>"
+// builds and pushes the image of an agent with build (create) or says that
+// its registry has it already (no-op).
+inline constexpr const char* kAgentAddressPrefix = "agent.";
+inline constexpr const char* kImageAddressPrefix = "image.";
+bool IsImageAddress(const std::string& address);
+
 struct Change {
-  std::string address;  // "agent.<name>"
+  std::string address;  // "agent.<name>" or "image.<name>"
   std::string name;     // agent name
   Action action = Action::kNoOp;
   std::string target;    // Target name (provider instance) the change runs on

@@ -21,10 +21,17 @@ struct PlanInput {
   std::map<std::string, ObserveResponse> observed;
   // Schema per provider name.
   std::map<std::string, ProviderSchema> schemas;
+  // Per agent with build: its image as observed in its registry. An agent
+  // with build and no entry gets the reference ResolveImage gives and is
+  // planned as not in the registry.
+  std::map<std::string, ObservedImage> images;
 };
 
-// Computes the plan. Agents in `desired` are created, updated, replaced or left
-// alone; agents only in `recorded` (or only observed with our labels) are
+// Computes the plan. An agent with build gets a change `image.<name>` before
+// its `agent.<name>` (which depends on it): create (build and push) when the
+// registry lacks the tag, no-op when it has it. Image changes are never
+// recorded in state nor pruned. Agents in `desired` are created, updated,
+// replaced or left alone; agents only in `recorded` (or only observed with our labels) are
 // deleted. Suspended agents are left as they are.
 Plan ComputePlan(const PlanInput& input);
 

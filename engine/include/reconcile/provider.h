@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -24,6 +25,7 @@
 #include "reconcile/model.h"
 #include "reconcile/observation.h"
 #include "reconcile/plan.h"
+#include "reconcile/registry_credentials.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -41,6 +43,10 @@ struct ApplyChangeRequest {
   // Resolved secretEnv values (name -> value). Never logged, never in errors,
   // never in state. Not part of the JSON form's output of any response.
   std::map<std::string, std::string> secret_values;
+  // Credentials for pulling change.desired.image when it is not present
+  // (registry_credentials.h). Secret like secret_values: never logged, never
+  // in errors, not in the JSON form.
+  std::optional<RegistryCredentials> pull_credentials;
   ProgressFn progress;  // optional; human progress lines ("waiting for health")
   // Requested on SIGTERM / Ctrl-C. Every wait (health checks, polls) must
   // end promptly once it is, leave what served before serving (start-first:
@@ -59,6 +65,8 @@ struct ApplyChangeResponse {
   // successful delete). On failure, whatever is known to exist.
   std::vector<InstanceRecord> instances;
   std::string health;  // "healthy", "unknown" (no health check), or "unhealthy"
+  // As ObserveResponse::warnings: emitted as kWarning events of the change.
+  std::vector<std::string> warnings;
 };
 
 class Provider {

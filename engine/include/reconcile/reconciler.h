@@ -35,9 +35,11 @@
 #include "reconcile/clock.h"
 #include "reconcile/drift.h"
 #include "reconcile/event.h"
+#include "reconcile/image_builder.h"
 #include "reconcile/plan.h"
 #include "reconcile/planner.h"
 #include "reconcile/provider.h"
+#include "reconcile/secrets.h"
 #include "reconcile/source.h"
 #include "reconcile/state.h"
 #include "reconcile/state_store.h"
@@ -51,7 +53,13 @@ struct ReconcilerDeps {
   Clock* clock = nullptr;
   EventObserver* observer = nullptr;  // events of every sub-step
   std::filesystem::path secrets_dir;  // secretEnv {file: NAME}
-  std::stop_token stop;               // SIGTERM / Ctrl-C
+  // Which variables secretEnv {env: VAR} may read; Fetch reports every
+  // refused reference as a load error (nothing is applied).
+  SecretEnvPolicy secret_env_policy;
+  // Image builders and the registry client, for agents with build; null: a
+  // tree with build agents is refused at Observe.
+  const BuildServices* build = nullptr;
+  std::stop_token stop;  // SIGTERM / Ctrl-C
 };
 
 // What ApplyPlan did.
@@ -79,17 +87,44 @@ class Reconciler {
   // or Unlock is called.
   Status Lock(const std::string& command);
   void Unlock();
+  // Reads the recorded state. With a rollback's pin (State::pin) whose
+  // desired revision is the fetched one, the pinned history entry becomes
+  // what MakePlan plans towards (and the pin is kept by ApplyPlan); with
+  // another desired revision the pin ends (pin_ended(); ApplyPlan drops it).
+  // Needs Fetch first.
   Status ReadState();
+  // `reconcile rollback`: plan towards history.entries[index] from now on,
+  // and pin it (ApplyPlan records the pin, also when nothing changes).
+  // kInvalid naming the agent when an entry's spec cannot be re-applied
+  // (its target is no longer declared, its spec store pack is gone).
+  Status PinTo(const History& history, size_t index);
+  // `reconcile destroy`: the pin ends with what it pinned.
+  void DropPin();
+  // The pin in force for this pass (from the state or PinTo), if any.
+  const std::optional<Pin>& pin() const { return pin_; }
+  // The recorded pin that this pass ends (the desired revision changed).
+  const std::optional<Pin>& pin_ended() const { return ended_pin_; }
+  // What MakePlan plans towards: the pinned revision's agents, or the tree.
+  const DesiredState& planned() const;
+  // What Observe looks at: kTargets is enough for drift, status and destroy
+  // (no plan of the desired agents is made); MakePlan needs kAll.
+  enum class ObserveScope { kAll, kTargets };
   // Creates a provider for every Target that desired agents or recorded
-  // resources name, and observes each.
-  Status Observe();
+  // resources name, and observes each; then (kAll), for every agent with build,
+  // computes its image tag (image_tag.h; for a folder source this reads the
+  // build context to digest it) and asks its registry whether the tag is
+  // there. kInvalid (naming file, line and field) for a bad context or tag,
+  // missing or refused credentials; kUnavailable for an unreachable registry.
+  Status Observe(ObserveScope scope = ObserveScope::kAll);
 
   Plan MakePlan() const;
   // A plan towards no agents at all: deletes everything the state records.
   Plan MakeDestroyPlan() const;
   std::vector<DriftItem> Drift() const;
   // kConflict when `saved` was computed from another revision or another
-  // observation than `fresh`.
+  // observation than `fresh`; kInvalid when it differs from `fresh` in
+  // anything else (an edited `desired`, `desiredHash`, action...): a saved
+  // plan is applied only when it is exactly the plan computed now.
   static Status CheckSaved(const Plan& saved, const Plan& fresh);
 
   // Applies `plan` and records the state and a history entry, also after
@@ -106,6 +141,8 @@ class Reconciler {
   // The same, shared (it outlives this Reconciler; never modified).
   std::shared_ptr<const State> recorded_shared() const { return recorded_; }
   const std::map<std::string, ObserveResponse>& observed() const { return observed_; }
+  // Per agent with build: its image reference and whether the registry has it.
+  const std::map<std::string, ObservedImage>& images() const { return images_; }
 
  private:
   void Emit(Event::Type type, std::string message, std::string address = "") const;
@@ -114,15 +151,37 @@ class Reconciler {
   // Saves `state` and makes what the store saved the recorded state.
   Result<int> Record(State state);
 
+  Status BuildPinned(const History& history, size_t index);
+  Status ObserveImages();
+  Status BuildImage(const Change& change, const ProgressFn& progress, std::stop_token stop) const;
+  Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
+
   ReconcilerDeps deps_;
   Snapshot snapshot_;
   std::shared_ptr<const State> recorded_ = std::make_shared<const State>();
+  std::optional<DesiredState> pinned_;  // the pinned revision's agents
+  std::optional<Pin> pin_;
+  std::optional<Pin> ended_pin_;
+  int rollback_of_ = 0;  // PinTo's entry, for the next history entry
   std::unique_ptr<StateLock> lock_;
   std::map<std::string, std::unique_ptr<Provider>> providers_;
   std::map<std::string, ObserveResponse> observed_;
+  std::map<std::string, ObservedImage> images_;
 };
 
 // "2 added, 0 changed, 1 replaced, 0 destroyed".
 std::string AppliedSummary(const Plan& plan);
+
+// The entry `reconcile rollback --to TO` re-applies, as an index into
+// history.entries: TO is a history serial ("12"), a revision or a unique
+// prefix of one (at least 4 characters; the newest successful entry with
+// it), or empty: the newest successful entry before the live one (the
+// newest successful entry of `state.revision`) with another revision.
+// kInvalid naming TO when no successful entry matches.
+Result<size_t> FindRollbackEntry(const History& history, const State& state, const std::string& to);
+
+// The index of the live entry (the newest successful one of
+// `state.revision`), if any.
+std::optional<size_t> LiveEntry(const History& history, const State& state);
 
 }  // namespace reconcile

@@ -1,21 +1,69 @@
-// Resolves an agent's secretEnv references to values, at apply time only.
+// Resolves an agent's secretEnv references to values, at apply time only,
+// and decides which of the engine's environment variables a tree may read.
+//
 // Values are never logged, planned, stored in state or put in errors; errors
 // name the reference (file name or variable), never a value. Thread-safe.
+//
+// The environment allow-list (SecretEnvPolicy): anyone who can commit to the
+// desired tree can write `{env: VAR}`, so the engine reads only variables the
+// operator allowed: those named RECONCILE_SECRET_* (kSecretEnvPrefix) and
+// those listed with --allow-secret-env. The engine's own credentials are
+// never readable, even when listed: the cloud and tooling families in
+// kEngineCredentialPrefixes (AWS_*, GOOGLE_*, AZURE_*, ...), the variable of
+// --git-password-env, and <PREFIX>_USERNAME / <PREFIX>_PASSWORD of every
+// Registry's credentialsEnvPrefix.
 #pragma once
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
 
+// Variables with this prefix may be referenced without being listed.
+inline constexpr const char* kSecretEnvPrefix = "RECONCILE_SECRET_";
+
+// Families of variables that hold the engine's own credentials (or steer its
+// clients); never readable through {env: VAR}.
+inline constexpr const char* kEngineCredentialPrefixes[] = {
+    "AWS_",   "AMAZON_",   "GOOGLE_", "GCLOUD_", "CLOUDSDK_", "GCP_",    "AZURE_",       "ARM_",
+    "MSI_",   "IDENTITY_", "DOCKER_", "GIT_",    "GITHUB_",   "GITLAB_", "SSH_",         "OTEL_",
+    "VAULT_", "BAO_",      "SOPS_",   "KUBE",    "HELM_",     "NPM_",    "REGISTRY_AUTH"};
+
+struct SecretEnvPolicy {
+  // Variables allowed by name (--allow-secret-env), besides kSecretEnvPrefix.
+  std::set<std::string> allowed;
+  // Variables the engine reads for itself (--git-password-env, registry
+  // credentials): refused even when allowed or prefixed.
+  std::set<std::string> engine_credentials;
+};
+
+// <PREFIX>_USERNAME and <PREFIX>_PASSWORD of every Registry in `state`.
+std::set<std::string> RegistryCredentialVariables(const DesiredState& state);
+
+// Empty when `policy` lets a tree read the variable `name`; otherwise why
+// not and how to fix it (a sentence without any value).
+std::string SecretEnvRefusal(const std::string& name, const SecretEnvPolicy& policy);
+
+// Adds one error per {env: VAR} reference that `policy` (extended with the
+// state's registry credentials) refuses, at the reference's file:line:column
+// with the field spec.secretEnv.<NAME>.
+void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& policy,
+                          Diagnostics& diagnostics);
+
 // file:NAME reads `secrets_dir`/NAME (trailing newline stripped; NAME may not
-// escape the folder); env:VAR reads the engine's environment. Missing ones
-// give one kInvalid error listing every missing reference and what to set.
+// escape the folder); env:VAR reads the engine's environment, only when
+// `policy` allows VAR (the default policy: only RECONCILE_SECRET_*). Missing
+// or refused ones give one kInvalid error listing every problem and what to
+// do.
 Result<std::map<std::string, std::string>> ResolveSecrets(
-    const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir);
+    const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir,
+    const SecretEnvPolicy& policy = {});
 
 }  // namespace reconcile

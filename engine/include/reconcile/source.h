@@ -35,6 +35,7 @@
 #include <memory>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "reconcile/loader.h"
 #include "reconcile/status.h"
@@ -55,6 +56,9 @@ struct Snapshot {
   // Git: the full commit id (40 hex). Folder: "tree-<12 hex>" (loader.h).
   std::string revision;
   std::string commit_time;  // Git: committer time, RFC 3339 UTC; folder: empty
+  // Git: the names of the tags (refs/tags/*, without the prefix) that point
+  // at the commit, sorted; folder: empty. For tagStrategy semver.
+  std::vector<std::string> tags;
   // Folder on disk that holds the tree's files, for build contexts: the
   // folder itself, or (Git) a private export of the commit's tree under the
   // cache folder. Empty when the source cannot offer one.

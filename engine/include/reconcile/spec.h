@@ -17,16 +17,27 @@
 #include <nlohmann/json.hpp>
 
 #include "reconcile/model.h"
+#include "reconcile/status.h"
 
 namespace reconcile {
 
 // The image reference an agent runs: `image`, or for a build the reference
 // <registry.url>/<registry.repository>:<tag> with the tag chosen by the
-// registry's tagStrategy from `revision`. `registry` may be null without build.
+// registry's tagStrategy (image_tag.h) from `revision` alone (no commit time,
+// Git tags or context digest: the Reconciler observes those, and the planner
+// uses what it observed; this is the fallback). `registry` may be null
+// without build.
 std::string ResolveImage(const Agent& agent, const Registry* registry, const std::string& revision);
 
 // Normalized spec; `image` must be the resolved image reference.
 nlohmann::json NormalizedSpec(const Agent& agent, const std::string& image);
+
+// The inverse of NormalizedSpec, to re-apply a spec that history recorded:
+// an Agent named `name` (image set, no build) whose NormalizedSpec(agent,
+// agent.image) is `spec` again. Fields the spec does not hold (dependsOn,
+// suspend, drift) are left at their defaults. kInvalid when `spec` is not one
+// this engine's NormalizedSpec writes (it checks by normalizing again).
+Result<Agent> AgentFromSpec(const std::string& name, const nlohmann::json& spec);
 
 // Canonical text of a duration: "1h", "5m", "2s", "250ms".
 std::string FormatDuration(std::int64_t ms);

@@ -2,8 +2,16 @@
 //
 // FileStateStore keeps, under one folder (default `.reconcile/` beside the
 // desired tree, or --state DIR):
-//   state.json    the current State
-//   history.json  the list of HistoryEntry, oldest first
+//   state.json    the current State (format version 2; 1 still loads)
+//   history.json  the History (format version 2: per entry, the spec hash
+//                 and image of each resource that changed; version 1, with
+//                 every spec inline, still loads and is rewritten by the
+//                 next append)
+//   specs/        the spec store: the normalized specs history names, once
+//                 per hash, in pack files `<id>.json` ({"version": 1,
+//                 "specs": {hash: spec}}); an append writes one pack with
+//                 the specs that are new (O(changed), not O(all)) before
+//                 history.json, and removes the packs no entry names after
 //   lock          an empty file; a run holds an flock on it while it holds
 //                 the lock, so the kernel releases it when the run dies
 //   lock.json     present while a run holds the lock: who holds it
@@ -17,10 +25,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "reconcile/state.h"
 #include "reconcile/status.h"
@@ -54,8 +66,22 @@ class StateStore {
   Result<State> Load();
   // Saves `state` with serial incremented by the store; returns the new serial.
   virtual Result<int> Save(State state) = 0;
-  virtual Result<std::vector<HistoryEntry>> LoadHistory() = 0;
-  virtual Status AppendHistory(const HistoryEntry& entry) = 0;
+  virtual Result<History> LoadHistory() = 0;
+  // The normalized spec of a resource, by address, when asked for it.
+  using SpecSource = std::function<std::optional<nlohmann::json>(const std::string& address)>;
+  // Appends `entry` (its changed/removed are ignored: the store computes
+  // them) for an apply that left `resources` (their `pack` is ignored).
+  // `spec_of` gives the spec of each resource whose hash the spec store does
+  // not hold yet; a null answer is an error and nothing is written. Keeps
+  // the newest 100 entries, and the one whose serial is `keep` (a pin's)
+  // whatever its age.
+  virtual Status AppendHistory(const HistoryEntry& entry, const HistoryResources& resources,
+                               const SpecSource& spec_of, int keep = 0) = 0;
+  // The specs of `resources` (as ResourcesAt(history, i) gives them), by
+  // address, each checked against its hash. kInvalid naming the pack file
+  // when one is missing or corrupt.
+  virtual Result<std::map<std::string, nlohmann::json>> LoadSpecs(
+      const History& history, const HistoryResources& resources) = 0;
   // Takes the lock or fails with kConflict naming the holder
   // ("state is locked by pid 123 on host h since ... (reconcile apply)").
   // A lock held by a live process is never taken over, whatever its age (a

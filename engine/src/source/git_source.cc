@@ -594,6 +594,7 @@ class GitSource : public Source {
     Snapshot snap;
     snap.revision = OidHex(git_commit_id(commit.get()));
     snap.commit_time = Rfc3339(git_commit_committer(commit.get())->when.time);
+    snap.tags = TagsOn(*git_commit_id(commit.get()));
 
     // The subtree at options.path (or a single manifest file there).
     TreePtr sub;
@@ -660,6 +661,23 @@ class GitSource : public Source {
   }
 
  private:
+  // Names of the mirror's tags that peel to `commit`, sorted.
+  std::vector<std::string> TagsOn(const git_oid& commit) {
+    std::vector<std::string> names;
+    git_strarray list{nullptr, 0};
+    if (git_tag_list(&list, repo_.get()) != 0) return names;
+    for (size_t i = 0; i < list.count; ++i) {
+      std::string ref = std::string("refs/tags/") + list.strings[i];
+      git_object* object = nullptr;
+      if (git_revparse_single(&object, repo_.get(), (ref + "^{commit}").c_str()) != 0) continue;
+      ObjectPtr hold(object);
+      if (git_oid_equal(git_object_id(object), &commit)) names.push_back(list.strings[i]);
+    }
+    git_strarray_dispose(&list);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
   Status OpenMirror() {
     if (repo_) return Status::Ok();
     InitLibgit2();

@@ -132,6 +132,54 @@ TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new on
   CHECK(rig.scheduler->StatusJson()["agents"].size() == 2);
 }
 
+TEST_CASE("scheduler: a rollback's pin is kept until a new commit, which ends it") {
+  Rig rig(20ms);
+  const Agent one = MakeAgent("a", "one"), two = MakeAgent("a", "two");
+  ReconcilerDeps d;
+  d.source = &rig.source;
+  d.store = rig.store.get();
+  d.providers = &rig.registry;
+  d.clock = rig.clock.get();
+  rig.source.Set("c1", MakeDesired({one}));
+  REQUIRE(RunPass(d, {}).status.ok());
+  rig.source.Set("c2", MakeDesired({two}));
+  REQUIRE(RunPass(d, {}).status.ok());
+  {  // `reconcile rollback --to 1`, as the CLI does it
+    Reconciler r(d);
+    REQUIRE(r.Fetch().ok());
+    REQUIRE(r.Lock("reconcile rollback").ok());
+    REQUIRE(r.ReadState().ok());
+    auto history = rig.store->LoadHistory();
+    REQUIRE(history.ok());
+    REQUIRE(r.PinTo(*history, *FindRollbackEntry(*history, r.recorded(), "1")).ok());
+    REQUIRE(r.Observe().ok());
+    REQUIRE(r.ApplyPlan(r.MakePlan(), {}).status.ok());
+  }
+  auto running = [&rig] {
+    auto instances = rig.provider.Observe({}).instances;
+    return instances.empty() ? std::string() : instances[0].spec_hash;
+  };
+  REQUIRE(running() == testing::HashOf(one));
+  const size_t calls = rig.provider.calls().size();
+  // The controller starts at c2 (the branch head) and keeps the pin.
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
+  REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 4; }));  // more polls
+  auto status = rig.scheduler->StatusJson();
+  CHECK(status["revision"]["applied"] == "c2");
+  CHECK(status["pin"]["revision"] == "c1");
+  CHECK(status["pin"]["desiredRevision"] == "c2");
+  CHECK(running() == testing::HashOf(one));
+  CHECK(rig.provider.calls().size() == calls);
+  // A new commit ends the pin.
+  const Agent three = MakeAgent("a", "three");
+  rig.source.Set("c3", MakeDesired({three}));
+  REQUIRE(rig.RunUntil([&] { return rig.scheduler->StatusJson()["revision"]["applied"] == "c3"; }));
+  CHECK(rig.scheduler->StatusJson()["pin"].is_null());
+  CHECK(running() == testing::HashOf(three));
+  CHECK_FALSE(rig.store->Load()->pin.has_value());
+}
+
 TEST_CASE("scheduler: an unreachable source is reported and makes it unready") {
   Rig rig(20ms);
   rig.source.Set("c1", MakeDesired({MakeAgent("a")}));

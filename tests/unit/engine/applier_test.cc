@@ -172,6 +172,47 @@ TEST_CASE("applier: deletes drop state; secrets reach the provider only") {
   CHECK(second.state.resources.count("agent.secretive") == 1);
 }
 
+TEST_CASE("applier: redacts secret values from any provider's errors and progress") {
+  Harness h;
+  const std::string canary = "c4n4ry-\"quoted\"\n-s3cr3t";
+  h.desired = MakeDesired({MakeAgent("leaky")});
+  h.provider.echo_secrets = true;
+  h.provider.warnings = {"TLS verification is off (sent c4n4ry-\"quoted\"\n-s3cr3t)"};
+  h.provider.fail["agent.leaky"] = Status::Unavailable("engine said: bad request");
+  h.provider.fail_times["agent.leaky"] = 1;  // the retry succeeds
+  ApplyContext ctx;
+  ctx.provider_for = [&](const std::string&) -> Provider* { return &h.provider; };
+  ctx.target_for = [&](const std::string& t) { return h.desired.FindTarget(t); };
+  ctx.secrets_for = [&](const Change&) -> Result<std::map<std::string, std::string>> {
+    return std::map<std::string, std::string>{{"TOKEN", canary}, {"OTHER", "x"}};
+  };
+  ctx.clock = &h.clock;
+  ctx.observer = &h.observer;
+
+  SUBCASE("a retried failure") {
+    ApplyResult r = Apply(h.MakePlan(), h.recorded, ctx, h.options);
+    REQUIRE(r.status.ok());
+    CHECK(h.provider.secrets_seen("agent.leaky").at("TOKEN") == canary);  // it did get it
+  }
+  SUBCASE("a final failure") {
+    h.provider.fail["agent.leaky"] = Status::Failed("engine said: bad request");
+    ApplyResult r = Apply(h.MakePlan(), h.recorded, ctx, h.options);
+    REQUIRE(!r.status.ok());
+    CHECK(r.status.message().find("<redacted>") != std::string::npos);
+    CHECK(r.status.message().find("c4n4ry") == std::string::npos);
+  }
+  const std::string escaped = nlohmann::json(canary).dump();
+  int masked = 0;
+  for (const Event& e : h.observer.events) {
+    INFO(e.message);
+    CHECK(e.message.find("c4n4ry") == std::string::npos);
+    CHECK(e.message.find(escaped.substr(1, escaped.size() - 2)) == std::string::npos);
+    masked += e.message.find("TOKEN=<redacted> json=\"<redacted>\"") != std::string::npos;
+  }
+  CHECK(masked >= 2);  // the progress line and the failure (retrying or failed)
+  CHECK(h.observer.Count(Event::Type::kWarning) >= 1);  // provider warnings become events
+}
+
 TEST_CASE("applier: independent changes run in parallel, bounded by parallelism") {
   for (int parallelism : {1, 3}) {
     SUBCASE(("parallelism " + std::to_string(parallelism)).c_str()) {

@@ -2,9 +2,12 @@
 // state store in a temp folder.
 #include "reconcile/pass.h"
 
+#include <stdlib.h>
+
 #include <doctest/doctest.h>
 
 #include "fakes/fake_source.h"
+#include "fakes/pass_world.h"
 #include "fakes/temp_dir.h"
 #include "unit/engine/test_world.h"
 
@@ -17,30 +20,7 @@ using testing::MakeAgent;
 using testing::MakeDesired;
 using testing::TempDir;
 
-struct World {
-  TempDir tmp;
-  FakeSource source;
-  FakeProvider provider;
-  ProviderRegistry registry;
-  std::unique_ptr<StateStore> store = NewFileStateStore(tmp.path() / "state");
-  std::unique_ptr<Clock> clock = NewSystemClock();
-  World() { testing::RegisterFake(registry, &provider); }
-  ReconcilerDeps Deps() {
-    ReconcilerDeps d;
-    d.source = &source;
-    d.store = store.get();
-    d.providers = &registry;
-    d.clock = clock.get();
-    return d;
-  }
-  PassReport Run(PassRequest::Kind kind, const std::string& rev, std::set<std::string> heal = {}) {
-    PassRequest r;
-    r.kind = kind;
-    r.revision = rev;
-    r.heal_allowed = std::move(heal);
-    return RunPass(Deps(), r);
-  }
-};
+using World = testing::PassWorld;
 
 Agent WithDrift(Agent a, DriftMode m) {
   a.drift = m;
@@ -61,7 +41,33 @@ TEST_CASE("an apply pass creates, records and is idempotent") {
   CHECK(w.provider.calls().size() == 2);
   auto history = w.store->LoadHistory();
   REQUIRE(history.ok());
-  CHECK(history->size() == 1);  // a no-op pass adds no history entry
+  CHECK(history->entries.size() == 1);  // a no-op pass adds no history entry
+}
+
+TEST_CASE("a secretEnv reference the operator did not allow is a load error; allowed, it applies") {
+  World w;
+  Agent a = MakeAgent("a");
+  a.secret_env["TOKEN"] = {SecretRef::Source::kEnv, "PASS_TEST_TOKEN"};
+  a.field_locations["spec.secretEnv.TOKEN.env"] = {"agents/a.yaml", 12, 14};
+  w.source.Set("c1", MakeDesired({a}));
+  ::setenv("PASS_TEST_TOKEN", "pass-c4n4ry", 1);
+  PassReport bad = w.Run(PassRequest::Kind::kApply, "c1");
+  CHECK(bad.status.code() == Code::kInvalid);
+  REQUIRE(bad.diagnostics.size() == 1);
+  CHECK(bad.diagnostics.items()[0].ToString().find(
+            "agents/a.yaml:12:14: error: spec.secretEnv.TOKEN: agent 'a': environment variable "
+            "PASS_TEST_TOKEN is not allowed") == 0);
+  CHECK(w.provider.calls().empty());  // nothing applied
+
+  ReconcilerDeps deps = w.Deps();
+  deps.secret_env_policy.allowed = {"PASS_TEST_TOKEN"};
+  PassRequest r;
+  r.kind = PassRequest::Kind::kApply;
+  r.revision = "c1";
+  PassReport good = RunPass(deps, r);
+  ::unsetenv("PASS_TEST_TOKEN");
+  REQUIRE_MESSAGE(good.status.ok(), good.status.message());
+  CHECK(w.provider.secrets_seen("agent.a").at("TOKEN") == "pass-c4n4ry");
 }
 
 TEST_CASE("an invalid tree is reported with its diagnostics and changes nothing") {

@@ -2,11 +2,14 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "reconcile/plan_format.h"
 #include "reconcile/planner.h"
+#include "reconcile/saved_plan.h"
 #include "unit/engine/test_world.h"
 
 namespace reconcile {
@@ -119,6 +122,57 @@ TEST_CASE("plan: no changes says so") {
   CHECK_FALSE(plan.HasChanges());
   CHECK(FormatPlan(plan).rfind("No changes.", 0) == 0);
   CHECK(FormatPlan(plan, {.color = true}).find("\033[") != std::string::npos);
+}
+
+TEST_CASE("saved plan: round trip, golden file, and every bad file refused by name") {
+  SavedPlan saved{"/srv/deploy", "/srv/deploy/.reconcile", SamplePlan()};
+  const std::string text = SavedPlanText(saved);
+  Result<SavedPlan> back = ParseSavedPlan("p.json", text);
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(*back == saved);
+  CHECK(SavedPlanText(*back) == text);
+  // The golden file is also validated by ajv against schemas/plan.schema.json
+  // (schema_crosscheck_test.sh).
+  const std::string golden =
+      std::string(RECONCILE_SOURCE_DIR) + "/tests/testdata/plans/saved_plan.json";
+  if (std::getenv("UPDATE_GOLDEN") != nullptr) std::ofstream(golden) << text;
+  CHECK(text == ReadFile(golden));
+  struct Row {
+    const char* name;
+    std::string text;
+    const char* want;
+  };
+  json j = json::parse(text);
+  auto with = [&j](const std::function<void(json&)>& edit) {
+    json c = j;
+    edit(c);
+    return c.dump();
+  };
+  const Row rows[] = {
+      {"a file of YAML", "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\n",
+       "is a file of YAML (manifests), not a saved plan"},
+      {"not JSON", "\x01\x02", "is not a saved plan (not JSON)"},
+      {"another JSON file", R"({"a":1})", "no \"reconcileSavedPlan\" field"},
+      {"an array", "[1]", "not a saved plan"},
+      {"version 2", with([](json& c) { c["reconcileSavedPlan"] = 2; }), "unsupported version 2"},
+      {"unknown field", with([](json& c) { c["stateDirOverride"] = "/"; }),
+       "stateDirOverride: unknown field"},
+      {"source not a string", with([](json& c) { c["source"] = 1; }), "source: missing"},
+      {"empty stateDir", with([](json& c) { c["stateDir"] = ""; }), "stateDir: missing, empty"},
+      {"no plan", with([](json& c) { c.erase("plan"); }), "plan: missing"},
+      {"bad change", with([](json& c) { c["plan"]["changes"][0].erase("action"); }),
+       "plan.changes[0].action"},
+  };
+  for (const Row& row : rows) {
+    SUBCASE(row.name) {
+      Result<SavedPlan> r = ParseSavedPlan("plan.json", row.text);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().code() == Code::kInvalid);
+      CHECK_MESSAGE(r.status().message().find("plan.json") != std::string::npos,
+                    r.status().message());
+      CHECK_MESSAGE(r.status().message().find(row.want) != std::string::npos, r.status().message());
+    }
+  }
 }
 
 }  // namespace

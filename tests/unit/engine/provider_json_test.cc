@@ -34,10 +34,16 @@ TEST_CASE("provider messages: JSON round trips") {
     ObserveResponse r;
     r.status = Status::Unavailable("engine restarting");
     r.instances = {SampleInstance()};
+    r.warnings = {"TLS verification is off"};
     auto back = ObserveResponseFromJson(json::parse(ToJson(r).dump()));
     REQUIRE(back.ok());
     CHECK(back->status == r.status);
     CHECK(back->instances == r.instances);
+    CHECK(back->warnings == r.warnings);
+    CHECK_FALSE(ToJson(ObserveResponse{}).contains("warnings"));  // omitted when none
+    json bad = ToJson(r);
+    bad["warnings"] = json::array({1});
+    CHECK(ObserveResponseFromJson(bad).status().code() == Code::kInvalid);
   }
   SUBCASE("apply response") {
     ApplyChangeResponse r;
@@ -49,6 +55,10 @@ TEST_CASE("provider messages: JSON round trips") {
     CHECK(back->status == r.status);
     CHECK(back->instances == r.instances);
     CHECK(back->health == "unhealthy");
+    r.warnings = {"w1", "w2"};
+    back = ApplyChangeResponseFromJson(json::parse(ToJson(r).dump()));
+    REQUIRE(back.ok());
+    CHECK(back->warnings == r.warnings);
   }
 }
 

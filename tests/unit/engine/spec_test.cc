@@ -1,5 +1,8 @@
 #include "reconcile/spec.h"
 
+#include <functional>
+#include <vector>
+
 #include <doctest/doctest.h>
 
 #include "unit/engine/test_world.h"
@@ -62,7 +65,7 @@ TEST_CASE("spec: secrets appear as references only") {
 TEST_CASE("spec: image of a build comes from the registry and revision") {
   Agent a = testing::MakeAgent("a");
   a.image.clear();
-  a.build = BuildSpec{"app", "Dockerfile", {}};
+  a.build = BuildSpec{"app", "Dockerfile", {}, ""};
   Registry r;
   r.url = "localhost:5000";
   r.repository = "team/a";
@@ -72,6 +75,63 @@ TEST_CASE("spec: image of a build comes from the registry and revision") {
   CHECK(ResolveImage(a, &r, "x") == "localhost:5000/team/a:v1.2.3");
   Agent plain = testing::MakeAgent("p");
   CHECK(ResolveImage(plain, nullptr, "x") == plain.image);
+}
+
+TEST_CASE("spec: AgentFromSpec gives back the agent a recorded spec came from") {
+  Agent full;
+  full.name = "web";
+  full.image = "ghcr.io/acme/web@sha256:abc";
+  full.target = "local";
+  full.port = 8080;
+  full.host_port = 18080;
+  full.command = {"/web", "--serve"};
+  full.args = {"-v"};
+  full.env = {{"A", "1"}, {"B", "two"}};
+  full.secret_env = {{"TOKEN", {SecretRef::Source::kFile, "token"}},
+                     {"KEY", {SecretRef::Source::kEnv, "APP_KEY"}}};
+  full.replicas = 3;
+  full.resources = {"0.5", "256Mi"};
+  HealthCheck hc;
+  hc.path = "/ready";
+  hc.interval_ms = 250;
+  hc.timeout_ms = 3000;
+  hc.start_period_ms = 60000;
+  hc.retries = 7;
+  full.health_check = hc;
+  full.strategy = {StrategyType::kStartFirst, false};
+  full.labels = {{"team", "cx"}};
+  Agent minimal;
+  minimal.name = "min";
+  minimal.image = "busybox:1";
+  minimal.target = "t";
+  for (const Agent& a : {full, minimal}) {
+    SUBCASE(a.name.c_str()) {
+      const nlohmann::json spec = NormalizedSpec(a, a.image);
+      Result<Agent> back = AgentFromSpec(a.name, spec);
+      REQUIRE_MESSAGE(back.ok(), back.status().message());
+      CHECK(NormalizedSpec(*back, back->image) == spec);
+      CHECK(SpecHash(NormalizedSpec(*back, back->image)) == SpecHash(spec));
+      CHECK(back->secret_env == a.secret_env);
+      CHECK(back->replicas == a.replicas);
+      CHECK(back->target == a.target);
+    }
+  }
+  SUBCASE("a spec this engine does not write is refused, naming the agent") {
+    nlohmann::json spec = NormalizedSpec(full, full.image);
+    for (auto edit : std::vector<std::function<void(nlohmann::json&)>>{
+             [](nlohmann::json& j) { j["extra"] = 1; }, [](nlohmann::json& j) { j.erase("port"); },
+             [](nlohmann::json& j) { j["secretEnv"]["TOKEN"] = "plain"; },
+             [](nlohmann::json& j) { j["strategy"]["type"] = "blue-green"; },
+             [](nlohmann::json& j) { j["healthCheck"]["interval"] = "soon"; },
+             [](nlohmann::json& j) { j = nlohmann::json::array(); }}) {
+      nlohmann::json bad = spec;
+      edit(bad);
+      Result<Agent> r = AgentFromSpec("web", bad);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().code() == Code::kInvalid);
+      CHECK(r.status().message().find("agent 'web'") != std::string::npos);
+    }
+  }
 }
 
 }  // namespace
