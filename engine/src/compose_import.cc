@@ -37,6 +37,8 @@ bool StartsWith(const std::string& s, const std::string& p) { return s.rfind(p, 
 bool EndsWith(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
+bool IsVarStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsVarChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 bool AllDigits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -1084,18 +1086,25 @@ void Importer::Service(const ServiceInfo& s) {
     std::stable_sort(mounts.begin(), mounts.end(), [](const Json& a, const Json& b) {
       return a["target"].get<std::string>() < b["target"].get<std::string>();
     });
-    for (size_t i = 1; i < mounts.size(); ++i) {
-      if (mounts[i]["target"] == mounts[i - 1]["target"]) {
-        // Compose lets a later mount win; reconcile wants one per target.
-        Error(*self, base + ".volumes",
-              "two mounts on " + mounts[i]["target"].get<std::string>() +
-                  ": reconcile mounts one filesystem per path");
+    // Compose lets the later of two mounts on one path win; so does the import.
+    Json kept = Json::array();
+    for (size_t i = 0; i < mounts.size(); ++i) {
+      if (i + 1 < mounts.size() && mounts[i + 1]["target"] == mounts[i]["target"]) {
+        Warn(*self, base + ".volumes",
+             "two mounts on " + mounts[i]["target"].get<std::string>() +
+                 ": the later one wins, as in Compose; '" +
+                 mounts[i].value("source", std::string("tmpfs")) + "' is not mounted");
+        continue;
       }
+      kept.push_back(mounts[i]);
     }
+    mounts = kept;
     spec["volumes"] = mounts;
   }
   Networks(s, networks, spec);
-  if (!restart.empty()) spec["restart"] = restart;
+  // Compose's default is no restart policy; reconcile's own is unless-stopped.
+  if (!spec.contains("restart")) spec["restart"] = restart.empty() ? "no" : restart;
+  else if (!restart.empty()) spec["restart"] = restart;
   if (!labels.empty()) spec["labels"] = labels;
 
   // Order the spec as the reference lists fields, for people.
@@ -1242,6 +1251,14 @@ void Importer::Environment(const ServiceInfo& s, const std::vector<Entry>& keys,
   for (const std::string& name : order) {
     auto& [value, at] = vars[name];
     const std::string field = base + ".environment." + name;
+    const bool env_name = !name.empty() && IsVarStart(name[0]) &&
+                          std::all_of(name.begin(), name.end(), IsVarChar);
+    if (!env_name) {
+      Error(*at, field,
+            "'" + name + "' is not supported as a variable name: reconcile's env names are "
+            "letters, digits and _ (not starting with a digit)");
+      continue;
+    }
     std::optional<std::string> v = value;
     if (!v) {
       auto e = env_.find(name);
@@ -1711,7 +1728,13 @@ void Importer::HealthCheck(const ServiceInfo& s, const YamlNode& raw, Json& spec
     return;
   }
   if (!Need(*test_at, field + ".test", "healthCheck.exec", false)) return;
-  spec["healthCheck"] = hc;
+  // Docker's defaults for what Compose leaves unset (reconcile's differ).
+  Json full = {{"exec", hc["exec"]},
+               {"interval", hc.value("interval", std::string("30s"))},
+               {"timeout", hc.value("timeout", std::string("30s"))},
+               {"retries", hc.value("retries", Json(3))},
+               {"startPeriod", hc.value("startPeriod", std::string("0s"))}};
+  spec["healthCheck"] = full;
 }
 
 void Importer::Networks(const ServiceInfo& s, const YamlNode* n, Json& spec) {
@@ -2073,13 +2096,6 @@ std::map<std::string, std::string> ParseDotEnv(const std::string& file,
   }
   return out;
 }
-
-namespace {
-
-bool IsVarStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-bool IsVarChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-
-}  // namespace
 
 std::optional<std::string> InterpolateCompose(const std::string& text,
                                               const std::map<std::string, std::string>& env,
