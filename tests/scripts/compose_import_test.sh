@@ -73,44 +73,14 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the stand-in image -------------------------------------------------
-busybox="$(command -v busybox || echo /bin/busybox)"
-file -L "$busybox" 2>/dev/null | grep -q 'statically linked' || busybox=/bin/busybox
-ctx="$work/standin"
-mkdir -p "$ctx"
-cp "$busybox" "$ctx/busybox"
-cat >"$ctx/ok" <<'SH'
-#!/bin/sh
-exit 0
-SH
-chmod +x "$ctx/ok"
-cat >"$ctx/Dockerfile" <<'DOCKERFILE'
-FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-COPY ok /usr/bin/mysqladmin
-COPY ok /usr/bin/pg_isready
-COPY ok /usr/bin/curl
-ENV PATH=/usr/local/bin:/usr/bin:/bin
-STOPSIGNAL SIGKILL
-ENTRYPOINT ["/bin/sh", "-c", "exec sleep 2147483647", "standin"]
-DOCKERFILE
-if ! out="$(DOCKER_BUILDKIT=0 docker build -q -t "$standin" "$ctx" 2>&1)"; then
+source "$SOURCE_DIR/tests/fixtures/compose_standin.sh"
+if ! out="$(build_standin "$standin" "$work")"; then
   echo "FAIL - cannot build the stand-in image: $out"
   exit 1
 fi
 docker tag "$standin" "$standin2"
 ok "stand-in image $standin built"
-
-tag() {  # tag NAME: the stand-in under NAME, unless NAME is a real image here
-  local name="$1" id
-  [[ "$name" == *:* && "${name##*/}" == *:* ]] || name="$name:latest"
-  if id="$(docker image inspect -f '{{.Id}}' "$name" 2>/dev/null)"; then
-    [[ "$id" == "$(docker image inspect -f '{{.Id}}' "$standin")" ]] && return 0
-    echo "image $name exists on this engine and is not ours; not retagged" >&2
-    return 1
-  fi
-  docker tag "$standin" "$name" && echo "$name" >>"$tags_file"
-}
+tag() { tag_standin "$standin" "$1" "$tags_file"; }
 
 # Keys for which a stack is expected to be refused (what reconcile cannot honour).
 declare -A expect_refused=(
