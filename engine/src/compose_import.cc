@@ -376,7 +376,6 @@ class Importer {
   void AddSecretFile(const std::string& name, const std::string& what) {
     secret_files_.emplace(name, what);
   }
-  std::string VolumeName(const std::string& key) const;
   std::string NetworkName(const std::string& key) const;
 
   const ComposeImportInput& in_;
@@ -582,11 +581,6 @@ void Importer::Interpolate(YamlNode& n) {
   } else if (n.kind == Kind::kMap) {
     for (auto& [k, v] : n.entries) Interpolate(*v);
   }
-}
-
-std::string Importer::VolumeName(const std::string& key) const {
-  auto it = volumes_.find(key);
-  return it != volumes_.end() ? it->second : project_ + "_" + key;
 }
 
 std::string Importer::NetworkName(const std::string& key) const {
@@ -1435,12 +1429,6 @@ void Importer::Ports(const ServiceInfo& s, const YamlNode* ports, const YamlNode
             return e.container == p && e.protocol == protocol;
           });
           if (listed) continue;
-          if (!Has("ports[].publish")) {
-            Warn(item, base + ".expose",
-                 "ignored: other agents on a shared network reach every port; this build has no "
-                 "unpublished ports (ports[].publish) to record it");
-            break;
-          }
           PortEntry e;
           e.container = p;
           e.protocol = protocol;
@@ -1451,25 +1439,81 @@ void Importer::Ports(const ServiceInfo& s, const YamlNode* ports, const YamlNode
       }
     }
   }
-  // The main port: the first published tcp port without a host address.
+  // The main port: the first published tcp port without a host address;
+  // else the first exposed one (not published); else a guess (reconcile
+  // needs the port an agent listens on).
   std::set<std::pair<int, std::string>> seen;
-  Json extra = Json::array();
-  bool main_set = false;
+  std::vector<PortEntry> kept;
   for (const PortEntry& e : list) {
     if (e.protocol != "tcp" && e.protocol != "udp") {
       Error(*e.at, base + ".ports", "protocol '" + e.protocol + "' is not supported (tcp or udp)");
       continue;
     }
     if (!seen.insert({e.container, e.protocol}).second) {
+      if (!e.publish) continue;  // exposed and published: published
       Error(*e.at, base + ".ports",
             "port " + std::to_string(e.container) + "/" + e.protocol +
                 " is listed twice: reconcile publishes each container port once");
       continue;
     }
-    if (!main_set && e.protocol == "tcp" && e.host_ip.empty() && e.publish) {
-      spec["port"] = e.container;
-      if (e.host != 0) spec["hostPort"] = e.host;
-      main_set = true;
+    kept.push_back(e);
+  }
+  int main_index = -1;
+  for (size_t i = 0; i < kept.size() && main_index < 0; ++i) {
+    if (kept[i].protocol == "tcp" && kept[i].host_ip.empty() && kept[i].publish) main_index = i;
+  }
+  for (size_t i = 0; i < kept.size() && main_index < 0; ++i) {
+    if (kept[i].protocol == "tcp" && !kept[i].publish) main_index = i;
+  }
+  auto unpublished = [&](const YamlNode& at, int port) {
+    if (Has("publish")) {
+      spec["publish"] = false;
+    } else {
+      Warn(at, base + ".expose",
+           "mapped differently: port " + std::to_string(port) +
+               " becomes the agent's port, and this build publishes it on an ephemeral host port "
+               "(it has no publish: false yet)");
+    }
+  };
+  if (main_index >= 0) {
+    const PortEntry& m = kept[main_index];
+    spec["port"] = m.container;
+    if (m.host != 0) spec["hostPort"] = m.host;
+    if (!m.publish) unpublished(*m.at, m.container);
+  } else {
+    static const std::pair<const char*, int> kWellKnown[] = {
+        {"postgres", 5432}, {"mysql", 3306},  {"mariadb", 3306}, {"mongo", 27017},
+        {"redis", 6379},    {"rabbitmq", 5672}, {"memcached", 11211}};
+    int guess = 80;
+    std::string image = spec.value("image", std::string());
+    std::string repo = image.substr(0, image.find_first_of(":@"));
+    repo = repo.substr(repo.find_last_of('/') + 1);
+    for (const auto& [name, port] : kWellKnown) {
+      if (repo == name) guess = port;
+    }
+    Warn(*s.node, base + ".ports",
+         "mapped differently: reconcile needs the port the agent listens on and the service "
+         "publishes or exposes none; port " + std::to_string(guess) +
+             " is written, not published (edit it if the program listens elsewhere)");
+    spec["port"] = guess;
+    if (Has("publish")) spec["publish"] = false;
+    seen.insert({guess, "tcp"});
+    // A udp or host-address port on the guessed number stays in ports[].
+    if (std::any_of(kept.begin(), kept.end(),
+                    [&](const PortEntry& e) { return e.container == guess && e.protocol == "tcp"; })) {
+      Error(*s.node, base + ".ports",
+            "port " + std::to_string(guess) + "/tcp has a host address; reconcile's main port "
+            "is published on the Target's publishAddress");
+    }
+  }
+  Json extra = Json::array();
+  for (int i = 0; i < static_cast<int>(kept.size()); ++i) {
+    if (i == main_index) continue;
+    const PortEntry& e = kept[i];
+    if (!e.publish && !Has("ports[].publish")) {
+      Warn(*e.at, base + ".expose",
+           "ignored: other agents on a shared network reach every port; this build has no "
+           "unpublished ports (ports[].publish) to record it");
       continue;
     }
     Json p = {{"containerPort", e.container}};
@@ -1741,6 +1785,12 @@ void Importer::Networks(const ServiceInfo& s, const YamlNode* n, Json& spec) {
   const std::string field = "services." + s.service + ".networks";
   Json list = Json::array();
   std::string alias = s.service != s.agent ? s.service : "";
+  if (!alias.empty() && DnsLabel(alias) != alias) {
+    Warn(*s.node, field,
+         "mapped differently: '" + s.service + "' is not a DNS label, so it cannot be an alias; "
+         "other agents reach this one as '" + s.agent + "'");
+    alias.clear();
+  }
   auto entry = [&](const std::string& net, std::vector<std::string> aliases) {
     if (!alias.empty() && std::find(aliases.begin(), aliases.end(), alias) == aliases.end()) {
       aliases.insert(aliases.begin(), alias);
@@ -1771,7 +1821,16 @@ void Importer::Networks(const ServiceInfo& s, const YamlNode* n, Json& spec) {
         if (auto opts = MapOf(*val, f, "a map (aliases, ...)")) {
           for (const auto& [ok, ov] : *opts) {
             if (ok->value == "aliases") {
-              if (auto a = Strings(*ov, f + ".aliases")) aliases = *a;
+              if (auto a = Strings(*ov, f + ".aliases")) {
+                for (const std::string& al : *a) {
+                  if (DnsLabel(al) == al) {
+                    aliases.push_back(al);
+                  } else {
+                    Error(*ov, f + ".aliases",
+                          "alias '" + al + "' is not supported: aliases are DNS labels (a-z, 0-9, -)");
+                  }
+                }
+              }
             } else if (ok->value == "ipv4_address" || ok->value == "ipv6_address" ||
                        ok->value == "link_local_ips" || ok->value == "mac_address") {
               Error(*ok, f + "." + ok->value,
@@ -2225,8 +2284,11 @@ bool LooksLikeSecretName(const std::string& name) {
   }
   parts.push_back(cur);
   for (const std::string& p : parts) {
-    if (p == "PASS" || p == "PW" || p == "PWD" || p == "PRIVATE" || EndsWith(p, "KEY") ||
-        EndsWith(p, "KEYS")) {
+    static const std::set<std::string> kKeys = {
+        "KEY",     "KEYS",      "APIKEY",   "ACCESSKEY", "PRIVKEY",    "PRIVATEKEY",
+        "AUTHKEY", "SECRETKEY", "SIGNKEY",  "SIGNINGKEY", "MASTERKEY", "ENCRYPTIONKEY",
+        "LICENSEKEY"};
+    if (p == "PW" || p == "PWD" || p == "PRIVATE" || EndsWith(p, "PASS") || kKeys.count(p)) {
       return true;
     }
   }

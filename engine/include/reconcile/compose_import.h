@@ -104,9 +104,9 @@ std::optional<std::string> InterpolateCompose(const std::string& text,
                                               std::vector<std::string>& unset);
 
 // True for environment variable names that look like they hold a secret
-// (case-insensitive): a part (split at _ . -) that is PASS, PW, PWD, PRIVATE
-// or ends in KEY / KEYS, or a name containing PASSWORD, PASSWD, SECRET, TOKEN
-// or CREDENTIAL.
+// (case-insensitive): a part (split at _ . -) that is PW, PWD, PRIVATE, KEY,
+// KEYS (or APIKEY, ACCESSKEY, SECRETKEY, ...) or ends in PASS (PGPASS), or a
+// name containing PASSWORD, PASSWD, SECRET, TOKEN or CREDENTIAL.
 bool LooksLikeSecretName(const std::string& name);
 
 }  // namespace reconcile
