@@ -67,8 +67,8 @@ int CmdImportCompose(const GlobalOptions& g, const ImportFlags& flags) {
     size_t eq = kv.find('=');
     if (eq != std::string::npos) in.environment[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  const fs::path out = fs::absolute(flags.out.empty() ? fs::path(".") : fs::path(flags.out), ec)
-                           .lexically_normal();
+  const fs::path out =
+      fs::absolute(flags.out.empty() ? fs::path(".") : fs::path(flags.out), ec).lexically_normal();
   std::string out_dir = out.string();
   while (out_dir.size() > 1 && out_dir.back() == '/') out_dir.pop_back();
   in.out_dir = flags.out.empty() ? in.compose_dir : out_dir;

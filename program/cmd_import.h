@@ -11,8 +11,8 @@
 namespace reconcile::cli {
 
 struct ImportFlags {
-  std::string file;     // the compose file
-  std::string out;      // folder to write into; empty with dry_run
+  std::string file;      // the compose file
+  std::string out;       // folder to write into; empty with dry_run
   bool dry_run = false;  // print the documents instead
   std::string target = "local";
   std::string project;       // empty: the file's name:, else its folder's name

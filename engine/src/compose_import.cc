@@ -4,8 +4,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -167,7 +167,8 @@ std::optional<std::int64_t> ComposeDurationMs(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+    while (i < text.size() &&
+           (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
       ++i;
     }
     if (start == i) return std::nullopt;
@@ -181,13 +182,20 @@ std::optional<std::int64_t> ComposeDurationMs(const std::string& text) {
     while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
     std::string unit = text.substr(unit_start, i - unit_start);
     double factor = 0;
-    if (unit == "h") factor = 3600000;
-    else if (unit == "m") factor = 60000;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "ms") factor = 1;
-    else if (unit == "us" || unit == "µs") factor = 0.001;
-    else if (unit == "ns") factor = 0.000001;
-    else return std::nullopt;
+    if (unit == "h")
+      factor = 3600000;
+    else if (unit == "m")
+      factor = 60000;
+    else if (unit == "s")
+      factor = 1000;
+    else if (unit == "ms")
+      factor = 1;
+    else if (unit == "us" || unit == "µs")
+      factor = 0.001;
+    else if (unit == "ns")
+      factor = 0.000001;
+    else
+      return std::nullopt;
     total += value * factor;
   }
   return static_cast<std::int64_t>(std::llround(total));
@@ -216,12 +224,18 @@ std::optional<std::int64_t> ComposeBytes(const std::string& text) {
   std::string unit = s.substr(i);
   while (!unit.empty() && unit[0] == ' ') unit.erase(0, 1);
   double factor = 0;
-  if (unit.empty() || unit == "b") factor = 1;
-  else if (unit == "k" || unit == "kb" || unit == "ki" || unit == "kib") factor = 1024.0;
-  else if (unit == "m" || unit == "mb" || unit == "mi" || unit == "mib") factor = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gb" || unit == "gi" || unit == "gib") factor = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tb" || unit == "ti" || unit == "tib") factor = 1024.0 * 1024 * 1024 * 1024;
-  else return std::nullopt;
+  if (unit.empty() || unit == "b")
+    factor = 1;
+  else if (unit == "k" || unit == "kb" || unit == "ki" || unit == "kib")
+    factor = 1024.0;
+  else if (unit == "m" || unit == "mb" || unit == "mi" || unit == "mib")
+    factor = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gb" || unit == "gi" || unit == "gib")
+    factor = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tb" || unit == "ti" || unit == "tib")
+    factor = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return std::nullopt;
   double bytes = value * factor;
   if (bytes < 1 || bytes > 9e18) return std::nullopt;
   return static_cast<std::int64_t>(std::llround(bytes));
@@ -247,8 +261,8 @@ bool PlainKey(const std::string& k) {
       return false;
     }
   }
-  static const std::set<std::string> kReserved = {"y",    "n",    "yes",  "no",  "on",
-                                                  "off",  "true", "false", "null", "~"};
+  static const std::set<std::string> kReserved = {"y",   "n",    "yes",   "no",   "on",
+                                                  "off", "true", "false", "null", "~"};
   return !kReserved.count(Lower(k)) && !std::isdigit(static_cast<unsigned char>(k[0])) &&
          k[0] != '-' && k[0] != '.';
 }
@@ -258,7 +272,8 @@ std::string Key(const std::string& k) { return PlainKey(k) ? k : Json(k).dump();
 bool IsScalar(const Json& j) { return !j.is_object() && !j.is_array(); }
 bool Flat(const Json& j) {
   if (IsScalar(j) || j.empty()) return true;
-  if (j.is_array()) return std::all_of(j.begin(), j.end(), [](const Json& x) { return IsScalar(x); });
+  if (j.is_array())
+    return std::all_of(j.begin(), j.end(), [](const Json& x) { return IsScalar(x); });
   return false;
 }
 
@@ -572,8 +587,9 @@ void Importer::Interpolate(YamlNode& n) {
       return;
     }
     for (const std::string& name : unset) {
-      Warn(n, "", "variable " + name + " is not set (in the environment or .env); " +
-                      "it becomes an empty string, as in Compose");
+      Warn(n, "",
+           "variable " + name + " is not set (in the environment or .env); " +
+               "it becomes an empty string, as in Compose");
     }
     n.value = *v;
   } else if (n.kind == Kind::kSequence) {
@@ -602,9 +618,9 @@ ComposeImportResult Importer::Run() {
     return std::move(result_);
   }
   if (docs.size() > 1) {
-    result_.diagnostics.Error(in_.file, docs[1].root->line, docs[1].root->column, "",
-                              "a compose file holds one document; this one has " +
-                                  std::to_string(docs.size()));
+    result_.diagnostics.Error(
+        in_.file, docs[1].root->line, docs[1].root->column, "",
+        "a compose file holds one document; this one has " + std::to_string(docs.size()));
   }
   YamlNode& root = *docs[0].root;
   if (root.kind != Kind::kMap) {
@@ -652,10 +668,9 @@ ComposeImportResult Importer::Run() {
     result_.documents.push_back(
         {"agent-" + name + ".yaml", "Agent", name, Document(origin + ".", doc)});
   }
-  std::sort(result_.documents.begin(), result_.documents.end(),
-            [](const ComposeDocument& a, const ComposeDocument& b) {
-              return a.file_name < b.file_name;
-            });
+  std::sort(
+      result_.documents.begin(), result_.documents.end(),
+      [](const ComposeDocument& a, const ComposeDocument& b) { return a.file_name < b.file_name; });
   return std::move(result_);
 }
 
@@ -668,7 +683,8 @@ void Importer::TopLevel(const YamlNode& root) {
     if (key == "version") {
       auto s = Scalar(*v, "version");
       if (s && !(StartsWith(*s, "2") || StartsWith(*s, "3"))) {
-        Error(*v, "version", "compose file version '" + *s + "' is not supported (2.x, 3.x or none)");
+        Error(*v, "version",
+              "compose file version '" + *s + "' is not supported (2.x, 3.x or none)");
       }
     } else if (key == "name") {
       name = v;
@@ -681,8 +697,9 @@ void Importer::TopLevel(const YamlNode& root) {
     } else if (key == "secrets") {
       if (auto m = MapOf(*v, "secrets", "a map of secret names")) secrets = *m;
     } else if (key == "configs") {
-      Error(*k, "configs", "not supported: reconcile has no configs; mount the file with a bind "
-                           "volume (--allow-bind) instead");
+      Error(*k, "configs",
+            "not supported: reconcile has no configs; mount the file with a bind "
+            "volume (--allow-bind) instead");
     } else if (key == "include") {
       Error(*k, "include", "not supported: import each compose file on its own");
     } else if (StartsWith(key, "x-")) {
@@ -725,8 +742,8 @@ void Importer::TopLevel(const YamlNode& root) {
         } else if (o == "driver") {
           auto s = Scalar(*ov, path + ".driver");
           if (s && *s != "local") {
-            Error(*ov, path + ".driver", "volume driver '" + *s +
-                                             "' is not supported: reconcile creates local volumes");
+            Error(*ov, path + ".driver",
+                  "volume driver '" + *s + "' is not supported: reconcile creates local volumes");
           }
         } else if (o == "driver_opts") {
           Error(*ok, path + ".driver_opts",
@@ -742,8 +759,9 @@ void Importer::TopLevel(const YamlNode& root) {
     }
     std::string lowered = Lower(vname);
     if (lowered != vname) {
-      Warn(*k, path, "volume name '" + vname + "' becomes '" + lowered +
-                         "' (reconcile's volume names are lower case)");
+      Warn(*k, path,
+           "volume name '" + vname + "' becomes '" + lowered +
+               "' (reconcile's volume names are lower case)");
     }
     volumes_[k->value] = lowered;
   }
@@ -759,8 +777,9 @@ void Importer::TopLevel(const YamlNode& root) {
         } else if (o == "driver") {
           auto s = Scalar(*ov, path + ".driver");
           if (s && *s != "bridge") {
-            Error(*ov, path + ".driver",
-                  "network driver '" + *s + "' is not supported: reconcile creates bridge networks");
+            Error(
+                *ov, path + ".driver",
+                "network driver '" + *s + "' is not supported: reconcile creates bridge networks");
           }
         } else if (o == "external") {
           Error(*ok, path + ".external",
@@ -774,8 +793,7 @@ void Importer::TopLevel(const YamlNode& root) {
           }
         } else if (o == "ipam") {
           Warn(*ok, path + ".ipam", "ignored: the engine picks the network's subnet");
-        } else if (o == "driver_opts" || o == "labels" || o == "attachable" ||
-                   o == "enable_ipv6") {
+        } else if (o == "driver_opts" || o == "labels" || o == "attachable" || o == "enable_ipv6") {
           Warn(*ok, path + "." + o, "ignored: reconcile creates plain bridge networks");
         } else {
           Error(*ok, path + "." + o, "unknown network key '" + o + "'");
@@ -794,7 +812,8 @@ void Importer::TopLevel(const YamlNode& root) {
     for (const auto& [ok, ov] : *m) {
       const std::string& o = ok->value;
       if (o == "file") {
-        if (auto s = Scalar(*ov, path + ".file")) def.file = "the content of " + Resolve(in_.compose_dir, *s);
+        if (auto s = Scalar(*ov, path + ".file"))
+          def.file = "the content of " + Resolve(in_.compose_dir, *s);
         source = true;
       } else if (o == "environment") {
         if (auto s = Scalar(*ov, path + ".environment")) def.file = "the value of $" + *s;
@@ -820,7 +839,8 @@ void Importer::TopLevel(const YamlNode& root) {
   if (!svc) return;
   if (svc->size() > static_cast<size_t>(kMaxServices)) {
     Error(*services, "services",
-          "at most " + std::to_string(kMaxServices) + " services, got " + std::to_string(svc->size()));
+          "at most " + std::to_string(kMaxServices) + " services, got " +
+              std::to_string(svc->size()));
     return;
   }
   std::map<std::string, std::string> agent_names;  // agent -> service
@@ -933,8 +953,9 @@ void Importer::Service(const ServiceInfo& s) {
                 Error(*ov, opath, "unknown condition '" + *c + "'");
               }
             } else if (ok->value == "restart") {
-              Warn(*ok, opath, "ignored: reconcile does not restart an agent when a dependency "
-                               "is replaced");
+              Warn(*ok, opath,
+                   "ignored: reconcile does not restart an agent when a dependency "
+                   "is replaced");
             } else if (ok->value == "required") {
               auto b = Boolean(*ov, opath);
               if (b && !*b) {
@@ -1042,17 +1063,57 @@ void Importer::Service(const ServiceInfo& s) {
     } else if (StartsWith(key, "x-")) {
       Warn(*k, path, "extension key ignored");
     } else {
-      static const std::set<std::string> kKnownRefused = {
-          "working_dir", "privileged",  "devices",     "dns",          "dns_search",
-          "dns_opt",     "extra_hosts", "ulimits",     "sysctls",      "shm_size",
-          "pid",         "ipc",         "security_opt", "cgroup_parent", "userns_mode",
-          "isolation",   "volumes_from", "external_links", "extends",   "configs",
-          "domainname",  "mac_address", "memswap_limit", "oom_kill_disable", "cpuset",
-          "cpu_quota",   "cpu_period",  "blkio_config", "group_add",    "runtime",
-          "storage_opt", "credential_spec", "device_cgroup_rules", "annotations", "attach",
-          "cgroup",      "cpu_count",   "cpu_percent", "cpu_rt_period", "cpu_rt_runtime",
-          "develop",     "label_file",  "mem_swappiness", "pids_limit", "post_start",
-          "pre_stop",    "uts",         "use_api_socket", "models", "provider", "volume_driver"};
+      static const std::set<std::string> kKnownRefused = {"working_dir",
+                                                          "privileged",
+                                                          "devices",
+                                                          "dns",
+                                                          "dns_search",
+                                                          "dns_opt",
+                                                          "extra_hosts",
+                                                          "ulimits",
+                                                          "sysctls",
+                                                          "shm_size",
+                                                          "pid",
+                                                          "ipc",
+                                                          "security_opt",
+                                                          "cgroup_parent",
+                                                          "userns_mode",
+                                                          "isolation",
+                                                          "volumes_from",
+                                                          "external_links",
+                                                          "extends",
+                                                          "configs",
+                                                          "domainname",
+                                                          "mac_address",
+                                                          "memswap_limit",
+                                                          "oom_kill_disable",
+                                                          "cpuset",
+                                                          "cpu_quota",
+                                                          "cpu_period",
+                                                          "blkio_config",
+                                                          "group_add",
+                                                          "runtime",
+                                                          "storage_opt",
+                                                          "credential_spec",
+                                                          "device_cgroup_rules",
+                                                          "annotations",
+                                                          "attach",
+                                                          "cgroup",
+                                                          "cpu_count",
+                                                          "cpu_percent",
+                                                          "cpu_rt_period",
+                                                          "cpu_rt_runtime",
+                                                          "develop",
+                                                          "label_file",
+                                                          "mem_swappiness",
+                                                          "pids_limit",
+                                                          "post_start",
+                                                          "pre_stop",
+                                                          "uts",
+                                                          "use_api_socket",
+                                                          "models",
+                                                          "provider",
+                                                          "volume_driver"};
       if (kKnownRefused.count(key)) {
         Error(*k, path, "'" + key + "' is not supported by reconcile's Agent");
       } else {
@@ -1064,7 +1125,8 @@ void Importer::Service(const ServiceInfo& s) {
   if (image && build) {
     Warn(*image, base + ".image",
          "mapped differently: the service is built (build:); its image is tagged by the Registry "
-         "(registry-images.yaml), not '" + image->Resolved().value + "'");
+         "(registry-images.yaml), not '" +
+             image->Resolved().value + "'");
   }
   if (build) {
     Build(s, *build, spec);
@@ -1080,35 +1142,31 @@ void Importer::Service(const ServiceInfo& s) {
     std::stable_sort(mounts.begin(), mounts.end(), [](const Json& a, const Json& b) {
       return a["target"].get<std::string>() < b["target"].get<std::string>();
     });
-    // Compose lets the later of two mounts on one path win; so does the import.
-    Json kept = Json::array();
-    for (size_t i = 0; i < mounts.size(); ++i) {
-      if (i + 1 < mounts.size() && mounts[i + 1]["target"] == mounts[i]["target"]) {
-        Warn(*self, base + ".volumes",
-             "two mounts on " + mounts[i]["target"].get<std::string>() +
-                 ": the later one wins, as in Compose; '" +
-                 mounts[i].value("source", std::string("tmpfs")) + "' is not mounted");
-        continue;
+    for (size_t i = 1; i < mounts.size(); ++i) {
+      if (mounts[i]["target"] == mounts[i - 1]["target"]) {
+        // docker-compose refuses it too ("Duplicate mount points").
+        Error(*self, base + ".volumes",
+              "two mounts on " + mounts[i]["target"].get<std::string>() +
+                  ": a path takes one filesystem (docker-compose refuses this file too)");
       }
-      kept.push_back(mounts[i]);
     }
-    mounts = kept;
     spec["volumes"] = mounts;
   }
   Networks(s, networks, spec);
   // Compose's default is no restart policy; reconcile's own is unless-stopped.
-  if (!spec.contains("restart")) spec["restart"] = restart.empty() ? "no" : restart;
-  else if (!restart.empty()) spec["restart"] = restart;
+  if (!spec.contains("restart"))
+    spec["restart"] = restart.empty() ? "no" : restart;
+  else if (!restart.empty())
+    spec["restart"] = restart;
   if (!labels.empty()) spec["labels"] = labels;
 
   // Order the spec as the reference lists fields, for people.
-  static const char* kOrder[] = {"image",    "build",      "registry",     "target",
-                                 "port",     "hostPort",   "publish",      "ports",
-                                 "command",  "args",       "env",          "secretEnv",
-                                 "secretFiles", "volumes", "networks",     "replicas",
-                                 "restart",  "resources",  "healthCheck",  "dependsOn",
-                                 "user",     "capAdd",     "capDrop",      "readOnlyRootFilesystem",
-                                 "stopSignal", "stopGracePeriod", "hostname", "labels"};
+  static const char* kOrder[] = {
+      "image",       "build",           "registry", "target",   "port",    "hostPort",
+      "publish",     "ports",           "command",  "args",     "env",     "secretEnv",
+      "secretFiles", "volumes",         "networks", "replicas", "restart", "resources",
+      "healthCheck", "dependsOn",       "user",     "capAdd",   "capDrop", "readOnlyRootFilesystem",
+      "stopSignal",  "stopGracePeriod", "hostname", "labels"};
   Json ordered = Json::object();
   for (const char* f : kOrder) {
     if (spec.contains(f)) ordered[f] = spec[f];
@@ -1156,11 +1214,11 @@ void Importer::Build(const ServiceInfo& s, const YamlNode& n, Json& spec) {
         Warn(*k, path + ".target",
              "ignored: reconcile builds the Dockerfile's last stage, not stage '" +
                  v->Resolved().value + "'");
-      } else if (key == "cache_from" || key == "cache_to" || key == "labels" ||
-                 key == "network" || key == "shm_size" || key == "extra_hosts" ||
-                 key == "pull" || key == "no_cache" || key == "platforms" || key == "tags" ||
-                 key == "isolation" || key == "ssh" || key == "secrets" || key == "privileged" ||
-                 key == "ulimits" || key == "additional_contexts" || key == "dockerfile_inline") {
+      } else if (key == "cache_from" || key == "cache_to" || key == "labels" || key == "network" ||
+                 key == "shm_size" || key == "extra_hosts" || key == "pull" || key == "no_cache" ||
+                 key == "platforms" || key == "tags" || key == "isolation" || key == "ssh" ||
+                 key == "secrets" || key == "privileged" || key == "ulimits" ||
+                 key == "additional_contexts" || key == "dockerfile_inline") {
         if (key == "dockerfile_inline" || key == "ssh" || key == "secrets" ||
             key == "additional_contexts") {
           Error(*k, path + "." + key, "not supported by reconcile's builds");
@@ -1175,8 +1233,9 @@ void Importer::Build(const ServiceInfo& s, const YamlNode& n, Json& spec) {
     }
   }
   if (context.find("://") != std::string::npos || StartsWith(context, "git@")) {
-    Error(*context_at, path, "a build context from a URL is not supported: reconcile builds from "
-                             "a folder of its tree");
+    Error(*context_at, path,
+          "a build context from a URL is not supported: reconcile builds from "
+          "a folder of its tree");
     return;
   }
   std::string abs = Resolve(in_.compose_dir, context);
@@ -1245,12 +1304,13 @@ void Importer::Environment(const ServiceInfo& s, const std::vector<Entry>& keys,
   for (const std::string& name : order) {
     auto& [value, at] = vars[name];
     const std::string field = base + ".environment." + name;
-    const bool env_name = !name.empty() && IsVarStart(name[0]) &&
-                          std::all_of(name.begin(), name.end(), IsVarChar);
+    const bool env_name =
+        !name.empty() && IsVarStart(name[0]) && std::all_of(name.begin(), name.end(), IsVarChar);
     if (!env_name) {
       Error(*at, field,
-            "'" + name + "' is not supported as a variable name: reconcile's env names are "
-            "letters, digits and _ (not starting with a digit)");
+            "'" + name +
+                "' is not supported as a variable name: reconcile's env names are "
+                "letters, digits and _ (not starting with a digit)");
       continue;
     }
     std::optional<std::string> v = value;
@@ -1266,8 +1326,8 @@ void Importer::Environment(const ServiceInfo& s, const std::vector<Entry>& keys,
     if (LooksLikeSecretName(name) && !v->empty() && !names_a_file) {
       std::string file = s.agent + "." + name;
       secret_env[name] = {{"file", file}};
-      AddSecretFile(file, "the value of " + name + " for service '" + s.service + "' (" +
-                              in_.file + ":" + std::to_string(at->line) + ")");
+      AddSecretFile(file, "the value of " + name + " for service '" + s.service + "' (" + in_.file +
+                              ":" + std::to_string(at->line) + ")");
       Warn(*at, field,
            "looks like a secret: written as secretEnv {file: " + file +
                "}; its value is not copied (create the file under --secrets)");
@@ -1378,13 +1438,17 @@ void Importer::Ports(const ServiceInfo& s, const YamlNode* ports, const YamlNode
           for (const auto& [k, v] : Entries(item, field)) {
             const std::string f = field + "." + k->value;
             if (k->value == "target") {
-              if (auto p = Integer(*v, f, 1, 65535)) e.container = static_cast<int>(*p);
-              else ok = false;
+              if (auto p = Integer(*v, f, 1, 65535))
+                e.container = static_cast<int>(*p);
+              else
+                ok = false;
             } else if (k->value == "published") {
               auto t = Scalar(*v, f);
               auto p = t ? number(*v, f, *t) : std::nullopt;
-              if (p) e.host = p->first;
-              else ok = false;
+              if (p)
+                e.host = p->first;
+              else
+                ok = false;
             } else if (k->value == "host_ip") {
               if (auto h = Scalar(*v, f)) e.host_ip = *h;
             } else if (k->value == "protocol") {
@@ -1482,7 +1546,7 @@ void Importer::Ports(const ServiceInfo& s, const YamlNode* ports, const YamlNode
     if (!m.publish) unpublished(*m.at, m.container);
   } else {
     static const std::pair<const char*, int> kWellKnown[] = {
-        {"postgres", 5432}, {"mysql", 3306},  {"mariadb", 3306}, {"mongo", 27017},
+        {"postgres", 5432}, {"mysql", 3306},    {"mariadb", 3306},   {"mongo", 27017},
         {"redis", 6379},    {"rabbitmq", 5672}, {"memcached", 11211}};
     int guess = 80;
     std::string image = spec.value("image", std::string());
@@ -1493,17 +1557,20 @@ void Importer::Ports(const ServiceInfo& s, const YamlNode* ports, const YamlNode
     }
     Warn(*s.node, base + ".ports",
          "mapped differently: reconcile needs the port the agent listens on and the service "
-         "publishes or exposes none; port " + std::to_string(guess) +
+         "publishes or exposes none; port " +
+             std::to_string(guess) +
              " is written, not published (edit it if the program listens elsewhere)");
     spec["port"] = guess;
     if (Has("publish")) spec["publish"] = false;
     seen.insert({guess, "tcp"});
     // A udp or host-address port on the guessed number stays in ports[].
-    if (std::any_of(kept.begin(), kept.end(),
-                    [&](const PortEntry& e) { return e.container == guess && e.protocol == "tcp"; })) {
+    if (std::any_of(kept.begin(), kept.end(), [&](const PortEntry& e) {
+          return e.container == guess && e.protocol == "tcp";
+        })) {
       Error(*s.node, base + ".ports",
-            "port " + std::to_string(guess) + "/tcp has a host address; reconcile's main port "
-            "is published on the Target's publishAddress");
+            "port " + std::to_string(guess) +
+                "/tcp has a host address; reconcile's main port "
+                "is published on the Target's publishAddress");
     }
   }
   Json extra = Json::array();
@@ -1619,8 +1686,11 @@ void Importer::Volumes(const ServiceInfo& s, const YamlNode& raw, Json& mounts) 
         }
       }
       bool is_path = !source.empty() && (source[0] == '/' || source[0] == '.' || source[0] == '~');
-      add(item, source.empty() ? "volume" : is_path ? "bind" : "volume", source, target, read_only,
-          "");
+      add(item,
+          source.empty() ? "volume"
+          : is_path      ? "bind"
+                         : "volume",
+          source, target, read_only, "");
     } else if (item.kind == Kind::kMap) {
       std::string type, source, target, size;
       bool read_only = false;
@@ -1641,8 +1711,10 @@ void Importer::Volumes(const ServiceInfo& s, const YamlNode& raw, Json& mounts) 
               if (tk->value == "size") {
                 auto t = Scalar(*tv, f + ".size");
                 auto b = t ? ComposeBytes(*t) : std::nullopt;
-                if (b) size = BytesText(*b);
-                else Error(*tv, f + ".size", "must be a size such as 64m");
+                if (b)
+                  size = BytesText(*b);
+                else
+                  Error(*tv, f + ".size", "must be a size such as 64m");
               } else if (tk->value == "mode") {
                 Warn(*tk, f + ".mode", "ignored: tmpfs mounts get the engine's default mode");
               } else {
@@ -1651,8 +1723,9 @@ void Importer::Volumes(const ServiceInfo& s, const YamlNode& raw, Json& mounts) 
             }
           }
         } else if (key == "volume" || key == "bind" || key == "consistency") {
-          Warn(*k, f, "ignored: reconcile mounts plainly (no nocopy, propagation, "
-                      "create_host_path, selinux or consistency options)");
+          Warn(*k, f,
+               "ignored: reconcile mounts plainly (no nocopy, propagation, "
+               "create_host_path, selinux or consistency options)");
         } else {
           Error(*k, f, "unknown volume key '" + key + "'");
         }
@@ -1690,8 +1763,10 @@ void Importer::Tmpfs(const ServiceInfo& s, const YamlNode& raw, Json& mounts) {
       while (std::getline(ss, opt, ',')) {
         if (StartsWith(opt, "size=")) {
           auto b = ComposeBytes(opt.substr(5));
-          if (b) size = BytesText(*b);
-          else Error(*at, field, "bad size in '" + opt + "'");
+          if (b)
+            size = BytesText(*b);
+          else
+            Error(*at, field, "bad size in '" + opt + "'");
         } else {
           Warn(*at, field, "tmpfs option '" + opt + "' is ignored");
         }
@@ -1787,8 +1862,10 @@ void Importer::Networks(const ServiceInfo& s, const YamlNode* n, Json& spec) {
   std::string alias = s.service != s.agent ? s.service : "";
   if (!alias.empty() && DnsLabel(alias) != alias) {
     Warn(*s.node, field,
-         "mapped differently: '" + s.service + "' is not a DNS label, so it cannot be an alias; "
-         "other agents reach this one as '" + s.agent + "'");
+         "mapped differently: '" + s.service +
+             "' is not a DNS label, so it cannot be an alias; "
+             "other agents reach this one as '" +
+             s.agent + "'");
     alias.clear();
   }
   auto entry = [&](const std::string& net, std::vector<std::string> aliases) {
@@ -1827,7 +1904,8 @@ void Importer::Networks(const ServiceInfo& s, const YamlNode* n, Json& spec) {
                     aliases.push_back(al);
                   } else {
                     Error(*ov, f + ".aliases",
-                          "alias '" + al + "' is not supported: aliases are DNS labels (a-z, 0-9, -)");
+                          "alias '" + al +
+                              "' is not supported: aliases are DNS labels (a-z, 0-9, -)");
                   }
                 }
               }
@@ -1886,8 +1964,10 @@ void Importer::Deploy(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
             } else if (lk->value == "memory") {
               auto t = Scalar(*lv, lf);
               auto b = t ? ComposeBytes(*t) : std::nullopt;
-              if (b) spec["resources"]["memory"] = BytesText(*b);
-              else if (t) Error(*lv, lf, "must be a size such as 512M or 1.5G, got '" + *t + "'");
+              if (b)
+                spec["resources"]["memory"] = BytesText(*b);
+              else if (t)
+                Error(*lv, lf, "must be a size such as 512M or 1.5G, got '" + *t + "'");
             } else if (lk->value == "pids") {
               Error(*lk, lf, "not supported: reconcile sets cpu and memory limits only");
             } else {
@@ -1912,9 +1992,12 @@ void Importer::Deploy(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
                     gpu = caps && std::find(caps->begin(), caps->end(), "gpu") != caps->end();
                   } else if (dk->value == "count") {
                     const std::string c = dv->Resolved().value;
-                    if (c == "all") count = "all";
-                    else if (AllDigits(c) && std::stoll(c) > 0) count = std::stoll(c);
-                    else Error(*dv, lf + ".count", "must be all or a positive integer");
+                    if (c == "all")
+                      count = "all";
+                    else if (AllDigits(c) && std::stoll(c) > 0)
+                      count = std::stoll(c);
+                    else
+                      Error(*dv, lf + ".count", "must be all or a positive integer");
                   } else if (dk->value == "driver") {
                     auto dr = Scalar(*dv, lf + ".driver");
                     if (dr && *dr != "nvidia") {
@@ -1967,7 +2050,8 @@ void Importer::Deploy(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
       if (condition == "none") {
         spec["restart"] = "no";
       } else if (condition == "on-failure") {
-        spec["restart"] = attempts.empty() || attempts == "0" ? "on-failure" : "on-failure:" + attempts;
+        spec["restart"] =
+            attempts.empty() || attempts == "0" ? "on-failure" : "on-failure:" + attempts;
       } else {
         if (!attempts.empty()) {
           Warn(*k, f + ".max_attempts",
@@ -2006,9 +2090,8 @@ void Importer::Secrets(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
           target = Scalar(*v, f).value_or("");
         } else if (k->value == "mode") {
           auto t = Scalar(*v, f);
-          if (t && !t->empty() && std::all_of(t->begin(), t->end(), [](char c) {
-                return c >= '0' && c <= '7';
-              })) {
+          if (t && !t->empty() &&
+              std::all_of(t->begin(), t->end(), [](char c) { return c >= '0' && c <= '7'; })) {
             // YAML 1.1 reads 0440 as octal; yaml keeps the text, so keep it octal.
             mode = (*t)[0] == '0' ? *t : "0" + *t;
           } else if (t) {
@@ -2039,8 +2122,8 @@ void Importer::Secrets(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
     if (!target.empty()) ref["target"] = target[0] == '/' ? target : "/run/secrets/" + target;
     if (!mode.empty()) ref["mode"] = mode;
     files[source] = ref;
-    AddSecretFile(source, def->second.file.empty() ? "the secret '" + source + "'"
-                                                   : def->second.file);
+    AddSecretFile(source,
+                  def->second.file.empty() ? "the secret '" + source + "'" : def->second.file);
   }
   if (files.empty()) return;
   if (!Need(n, field, "secretFiles", true)) return;
@@ -2052,14 +2135,38 @@ void Importer::Secrets(const ServiceInfo& s, const YamlNode& raw, Json& spec) {
 ComposeImportResult ImportCompose(const ComposeImportInput& in) { return Importer(in).Run(); }
 
 std::set<std::string> AllComposeAgentFields() {
-  return {"image",          "build",          "registry",        "target",
-          "port",           "hostPort",       "ports",           "ports[].publish",
-          "publish",        "command",        "args",            "env",
-          "secretEnv",      "secretFiles",    "volumes",         "networks",
-          "replicas",       "restart",        "resources",       "resources.gpus",
-          "healthCheck",    "healthCheck.exec", "healthCheck.tcp", "dependsOn",
-          "user",           "capAdd",         "capDrop",         "readOnlyRootFilesystem",
-          "stopSignal",     "stopGracePeriod", "hostname",       "labels"};
+  return {"image",
+          "build",
+          "registry",
+          "target",
+          "port",
+          "hostPort",
+          "ports",
+          "ports[].publish",
+          "publish",
+          "command",
+          "args",
+          "env",
+          "secretEnv",
+          "secretFiles",
+          "volumes",
+          "networks",
+          "replicas",
+          "restart",
+          "resources",
+          "resources.gpus",
+          "healthCheck",
+          "healthCheck.exec",
+          "healthCheck.tcp",
+          "dependsOn",
+          "user",
+          "capAdd",
+          "capDrop",
+          "readOnlyRootFilesystem",
+          "stopSignal",
+          "stopGracePeriod",
+          "hostname",
+          "labels"};
 }
 
 std::set<std::string> AgentFieldsFromSchema(const std::string& text) {
@@ -2071,27 +2178,25 @@ std::set<std::string> AgentFieldsFromSchema(const std::string& text) {
     if (auto s = p->find("spec"); s != p->end()) spec = &*s;
   }
   if (!spec) return out;
-  std::function<void(const Json&, const std::string&, int)> walk = [&](const Json& node,
-                                                                        const std::string& prefix,
-                                                                        int depth) {
-    if (depth > 4 || !node.is_object()) return;
-    auto props = node.find("properties");
-    if (props != node.end() && props->is_object()) {
-      for (auto it = props->begin(); it != props->end(); ++it) {
-        std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
-        out.insert(path);
-        walk(it.value(), path, depth + 1);
-      }
-    }
-    auto items = node.find("items");
-    if (items != node.end()) walk(*items, prefix + "[]", depth + 1);
-  };
+  std::function<void(const Json&, const std::string&, int)> walk =
+      [&](const Json& node, const std::string& prefix, int depth) {
+        if (depth > 4 || !node.is_object()) return;
+        auto props = node.find("properties");
+        if (props != node.end() && props->is_object()) {
+          for (auto it = props->begin(); it != props->end(); ++it) {
+            std::string path = prefix.empty() ? it.key() : prefix + "." + it.key();
+            out.insert(path);
+            walk(it.value(), path, depth + 1);
+          }
+        }
+        auto items = node.find("items");
+        if (items != node.end()) walk(*items, prefix + "[]", depth + 1);
+      };
   walk(*spec, "", 0);
   return out;
 }
 
-std::map<std::string, std::string> ParseDotEnv(const std::string& file,
-                                               const std::string& content,
+std::map<std::string, std::string> ParseDotEnv(const std::string& file, const std::string& content,
                                                Diagnostics& diagnostics) {
   std::map<std::string, std::string> out;
   std::stringstream ss(content);
@@ -2114,11 +2219,11 @@ std::map<std::string, std::string> ParseDotEnv(const std::string& file,
       continue;
     }
     std::string key = trim(t.substr(0, eq));
-    bool key_ok = !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0])) &&
-                  std::all_of(key.begin(), key.end(), [](char c) {
-                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' ||
-                           c == '-';
-                  });
+    bool key_ok =
+        !key.empty() && !std::isdigit(static_cast<unsigned char>(key[0])) &&
+        std::all_of(key.begin(), key.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+        });
     if (!key_ok) {
       diagnostics.Error(file, number, 1, "", "'" + key + "' is not a variable name");
       continue;
@@ -2158,8 +2263,7 @@ std::map<std::string, std::string> ParseDotEnv(const std::string& file,
 
 std::optional<std::string> InterpolateCompose(const std::string& text,
                                               const std::map<std::string, std::string>& env,
-                                              std::string& error,
-                                              std::vector<std::string>& unset) {
+                                              std::string& error, std::vector<std::string>& unset) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
@@ -2191,7 +2295,8 @@ std::optional<std::string> InterpolateCompose(const std::string& text,
       continue;
     }
     if (n != '{') {
-      error = "invalid interpolation in '" + text + "': a '$' must start $VAR or ${VAR} ($$ for a "
+      error = "invalid interpolation in '" + text +
+              "': a '$' must start $VAR or ${VAR} ($$ for a "
               "literal $)";
       return std::nullopt;
     }
@@ -2285,9 +2390,8 @@ bool LooksLikeSecretName(const std::string& name) {
   parts.push_back(cur);
   for (const std::string& p : parts) {
     static const std::set<std::string> kKeys = {
-        "KEY",     "KEYS",      "APIKEY",   "ACCESSKEY", "PRIVKEY",    "PRIVATEKEY",
-        "AUTHKEY", "SECRETKEY", "SIGNKEY",  "SIGNINGKEY", "MASTERKEY", "ENCRYPTIONKEY",
-        "LICENSEKEY"};
+        "KEY",       "KEYS",    "APIKEY",     "ACCESSKEY", "PRIVKEY",       "PRIVATEKEY", "AUTHKEY",
+        "SECRETKEY", "SIGNKEY", "SIGNINGKEY", "MASTERKEY", "ENCRYPTIONKEY", "LICENSEKEY"};
     if (p == "PW" || p == "PWD" || p == "PRIVATE" || EndsWith(p, "PASS") || kKeys.count(p)) {
       return true;
     }

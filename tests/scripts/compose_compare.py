@@ -265,7 +265,11 @@ def expected_difference(field, a, b):
         if set(a) == set(b) and all(b.values()):
             return None
         return None
-    if field == "env":
+    if field == "exposed":
+        extra = set(b) - set(a)
+        if set(a) <= set(b) and len(extra) == 1:
+            return ("reconcile records the agent's port (" + extra.pop() +
+                    ") as exposed; the file gives none, the import chose it")
         return None
     return None
 

@@ -87,6 +87,7 @@ declare -A expect_refused=(
   [plex]="network_mode: host"
   [pihole-cloudflared-DoH]="a fixed container address (ipv4_address)"
   [elasticsearch-logstash-kibana]="environment names with a dot (discovery.type)"
+  [prometheus-grafana]="two mounts on /prometheus (docker-compose 1.29 refuses the file too)"
 )
 
 imported=0
@@ -94,17 +95,22 @@ clean_stacks=()
 refused_stacks=()
 applied=0
 mkdir -p "$work/run"
+n=0
 for file in "$corpus"/*/compose.yaml "$corpus"/*/docker-compose.yaml; do
   [[ -f "$file" ]] || continue
   stack="$(basename "$(dirname "$file")")"
   name="$(basename "$file")"
   run="$work/run/$stack"
+  n=$((n + 1))
+  # Per stack: agents, volumes and networks of one stack never meet another's.
+  rp="${p}r$n" cp_="${p}c$n" ap="$p-$n-"
+  [[ "$stack" == gitea-postgres ]] && { gitea_rp=$rp; gitea_ap=$ap; }
   mkdir -p "$run/stack"
   cp "$file" "$run/stack/$name"
   python3 "$helper" prepare "$run/stack/$name" "$run/stack"
   echo "# $stack"
   out="$(cd "$run/stack" && "$RECONCILE" import compose "$name" --out "$run/tree" \
-    --project "${p}r" --agent-prefix "$p-" 2>&1)"
+    --project "$rp" --agent-prefix "$ap" 2>&1)"
   code=$?
   if [[ $code -ne 0 ]]; then
     refused_stacks+=("$stack")
@@ -133,19 +139,19 @@ for file in "$corpus"/*/compose.yaml "$corpus"/*/docker-compose.yaml; do
       tag "$what" || continue
     else
       builds+=("$what")
-      tag "${p}c_$what"
+      tag "${cp_}_$what"
     fi
   done < <(python3 "$helper" images "$run/stack/$name")
 
   # docker-compose first: its containers' env gives the secret values.
-  echo "${p}c" >"$run/cproject"
+  echo "$cp_" >"$run/cproject"
   echo "$name" >"$run/cfile"
-  if ! cout="$(cd "$run/stack" && timeout 300 docker-compose -p "${p}c" -f "$name" up -d --no-build 2>&1)"; then
+  if ! cout="$(cd "$run/stack" && timeout 300 docker-compose -p "$cp_" -f "$name" up -d --no-build 2>&1)"; then
     bad "$stack: docker-compose up" "$cout"
     continue
   fi
-  python3 "$helper" snapshot compose "${p}c" "$run/compose.json"
-  (cd "$run/stack" && docker-compose -p "${p}c" -f "$name" down -v >/dev/null 2>&1)
+  python3 "$helper" snapshot compose "$cp_" "$run/compose.json"
+  (cd "$run/stack" && docker-compose -p "$cp_" -f "$name" down -v >/dev/null 2>&1)
 
   skipped="$(python3 "$helper" debuild "$run/tree" "$standin" | paste -sd, -)"
   [[ -n "$skipped" ]] && echo "       build services run the stand-in (contexts not copied): $skipped"
@@ -163,7 +169,7 @@ for file in "$corpus"/*/compose.yaml "$corpus"/*/docker-compose.yaml; do
     [[ -n "$(ls "$run/secrets" 2>/dev/null)" ]]; then
     bad "$stack: a secret value is in the written documents"
   fi
-  if cmp="$(python3 "$helper" compare "$run/compose.json" "$run/reconcile.json" "${p}c" "${p}r" "$skipped")"; then
+  if cmp="$(python3 "$helper" compare "$run/compose.json" "$run/reconcile.json" "$cp_" "$rp" "$skipped")"; then
     ok "$stack: containers match docker-compose's, field by field"
     sed 's/^/       /' <<<"$cmp"
   else
@@ -177,11 +183,11 @@ done
 
 # --- data survives an image change and a rollback; destroy keeps it ----
 run="$work/run/gitea-postgres"
-db="$p-db"
+db="${gitea_ap:-none-}db"
 if [[ -f "$run/tree/agent-$db.yaml" ]]; then
   R=("$RECONCILE" --state "$run/state" --secrets "$run/secrets")
   cid() { docker ps -q --filter "label=reconcile.dev/agent=$db" | head -1; }
-  vol="${p}r_db_data"
+  vol="${gitea_rp}_db_data"
   if docker exec "$(cid)" sh -c 'echo kept-across-replace > /var/lib/postgresql/data/canary'; then
     ok "wrote into volume $vol"
   else

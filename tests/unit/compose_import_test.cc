@@ -236,10 +236,12 @@ volumes:
   CHECK(t.find("  command: [\"docker-entrypoint.sh\"]") != std::string::npos);
   CHECK(t.find("  args: [\"postgres\", \"-c\", \"max_connections=200\"]") != std::string::npos);
   CHECK(t.find("source: \"app_db-data\"") != std::string::npos);
-  CHECK(t.find("source: \"/srv/app/conf\"\n      target: \"/etc/postgresql\"\n      readOnly: true") !=
+  CHECK(t.find(
+            "source: \"/srv/app/conf\"\n      target: \"/etc/postgresql\"\n      readOnly: true") !=
         std::string::npos);
   CHECK(t.find("source: \"app-db-anon-1\"\n      reclaim: \"delete\"") != std::string::npos);
-  CHECK(t.find("type: \"tmpfs\"\n      target: \"/tmp\"\n      size: \"64Mi\"") != std::string::npos);
+  CHECK(t.find("type: \"tmpfs\"\n      target: \"/tmp\"\n      size: \"64Mi\"") !=
+        std::string::npos);
   CHECK(t.find("  restart: \"on-failure:3\"") != std::string::npos);
   CHECK(t.find("exec: [\"/bin/sh\", \"-c\", \"pg_isready -U app\"]\n    interval: \"90s\"\n"
                "    timeout: \"1500ms\"\n    retries: 4\n    startPeriod: \"20s\"") !=
@@ -282,9 +284,10 @@ TEST_CASE("import: a prefix names agents; the service name stays a DNS alias") {
 }
 
 TEST_CASE("import: build gives a Registry and a context relative to the output folder") {
-  auto r = ImportCompose(Input(
-      "services:\n  web:\n    build:\n      context: ./deploy/web\n      dockerfile: Dockerfile.prod\n"
-      "      args: [MODE=prod]\n      target: prod\n    image: acme/web\n"));
+  auto r =
+      ImportCompose(Input("services:\n  web:\n    build:\n      context: ./deploy/web\n      "
+                          "dockerfile: Dockerfile.prod\n"
+                          "      args: [MODE=prod]\n      target: prod\n    image: acme/web\n"));
   REQUIRE_MESSAGE(!r.diagnostics.HasErrors(), All(r.diagnostics));
   const ComposeDocument* d = Doc(r, "agent-web.yaml");
   REQUIRE(d);
@@ -314,13 +317,13 @@ TEST_CASE("import: refused keys, each at its position; nothing is produced") {
        "services.a.network_mode", 4, 19},
       {"privileged", "services:\n  a:\n    image: x\n    privileged: true\n",
        "services.a.privileged", 4, 5},
-      {"unknown key", "services:\n  a:\n    image: x\n    colour: red\n", "services.a.colour", 4, 5},
+      {"unknown key", "services:\n  a:\n    image: x\n    colour: red\n", "services.a.colour", 4,
+       5},
       {"fixed address",
        "services:\n  a:\n    image: x\n    networks:\n      n:\n        ipv4_address: 10.0.0.2\n"
        "networks:\n  n: {}\n",
        "services.a.networks.n.ipv4_address", 6, 9},
-      {"external volume",
-       "services:\n  a:\n    image: x\nvolumes:\n  data:\n    external: true\n",
+      {"external volume", "services:\n  a:\n    image: x\nvolumes:\n  data:\n    external: true\n",
        "volumes.data.external", 6, 5},
       {"undeclared volume", "services:\n  a:\n    image: x\n    volumes: [data:/data]\n",
        "services.a.volumes", 4, 15},
@@ -360,8 +363,7 @@ TEST_CASE("import: refused keys, each at its position; nothing is produced") {
 }
 
 TEST_CASE("import: a field this build lacks is reported, never dropped silently") {
-  auto in = Input(
-      "services:\n  a:\n    image: x\n    user: \"1000\"\n    stop_signal: SIGINT\n");
+  auto in = Input("services:\n  a:\n    image: x\n    user: \"1000\"\n    stop_signal: SIGINT\n");
   in.agent_fields.erase("user");
   in.agent_fields.erase("stopSignal");
   auto r = ImportCompose(in);
@@ -378,8 +380,12 @@ TEST_CASE("import: secrets become references and their values never reach a docu
   const std::string canary = "canary-7f3e9b1d";
   auto in = Input(
       "services:\n  db:\n    image: postgres\n    environment:\n"
-      "      POSTGRES_PASSWORD: " + canary + "\n      API_KEY: ${KEY_FROM_ENV}\n"
-      "      PGPASS: " + canary + "\n      POSTGRES_PASSWORD_FILE: /run/secrets/db-password\n"
+      "      POSTGRES_PASSWORD: " +
+      canary +
+      "\n      API_KEY: ${KEY_FROM_ENV}\n"
+      "      PGPASS: " +
+      canary +
+      "\n      POSTGRES_PASSWORD_FILE: /run/secrets/db-password\n"
       "      POSTGRES_USER: app\n    secrets:\n      - db-password\n      - source: tls\n"
       "        target: server.key\n        mode: 0440\n"
       "secrets:\n  db-password:\n    file: ./db/password.txt\n  tls:\n    environment: TLS_KEY\n");
@@ -415,8 +421,8 @@ TEST_CASE("secret-looking names") {
                           "APIKEY", "GOOGLE_APPLICATION_CREDENTIALS"}) {
     CHECK_MESSAGE(LooksLikeSecretName(yes), yes);
   }
-  for (const char* no : {"POSTGRES_USER", "DB_HOST", "KEYCLOAK_URL", "PORT", "PASSAGE",
-                         "MONKEY_BUSINESS_MODE"}) {
+  for (const char* no :
+       {"POSTGRES_USER", "DB_HOST", "KEYCLOAK_URL", "PORT", "PASSAGE", "MONKEY_BUSINESS_MODE"}) {
     CHECK_MESSAGE(!LooksLikeSecretName(no), no);
   }
 }
@@ -475,7 +481,8 @@ TEST_CASE("import: the awesome-compose corpus, with this build's fields") {
   // plex: network_mode host (and an unset path); pihole: a fixed address.
   CHECK(refused.count("plex"));
   CHECK(refused.count("pihole-cloudflared-DoH"));
-  MESSAGE("imported " << imported << " of 18 with this build's fields; refused: " << refused.size());
+  MESSAGE("imported " << imported
+                      << " of 18 with this build's fields; refused: " << refused.size());
 }
 
 TEST_CASE("import: the corpus with the full field set of issue #13") {

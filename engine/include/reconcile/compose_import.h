@@ -27,8 +27,8 @@
 namespace reconcile {
 
 struct ComposeImportInput {
-  std::string file;     // the compose file's name in diagnostics, e.g. "compose.yaml"
-  std::string content;  // its text
+  std::string file;            // the compose file's name in diagnostics, e.g. "compose.yaml"
+  std::string content;         // its text
   std::string dotenv_file;     // the .env file's name in diagnostics; empty: no .env
   std::string dotenv_content;  // its text
   // The shell's variables; they win over .env, as in Compose.
@@ -67,11 +67,11 @@ struct ComposeSecretFile {
 };
 
 struct ComposeImportResult {
-  std::vector<ComposeDocument> documents;  // Target, Registry, Agents; sorted by file_name
+  std::vector<ComposeDocument> documents;       // Target, Registry, Agents; sorted by file_name
   std::vector<ComposeSecretFile> secret_files;  // sorted by name, unique
   std::vector<std::string> bind_paths;  // host paths `apply` must allow (--allow-bind), sorted
   std::string project;                  // the project name used
-  Diagnostics diagnostics;  // errors: do not write anything; warnings: reported
+  Diagnostics diagnostics;              // errors: do not write anything; warnings: reported
 };
 
 ComposeImportResult ImportCompose(const ComposeImportInput& in);
@@ -89,8 +89,7 @@ std::set<std::string> AllComposeAgentFields();
 // optional `export `, values in single quotes (literal), double quotes (\n,
 // \t, \\, \" escapes) or bare (a ` #` starts a comment; spaces trimmed).
 // Bad lines are errors at their line in `diagnostics` (named `file`).
-std::map<std::string, std::string> ParseDotEnv(const std::string& file,
-                                               const std::string& content,
+std::map<std::string, std::string> ParseDotEnv(const std::string& file, const std::string& content,
                                                Diagnostics& diagnostics);
 
 // Compose interpolation of one value: $$, $VAR, ${VAR}, ${VAR:-default},
@@ -100,8 +99,7 @@ std::map<std::string, std::string> ParseDotEnv(const std::string& file,
 // required variable that is missing; `error` then says which.
 std::optional<std::string> InterpolateCompose(const std::string& text,
                                               const std::map<std::string, std::string>& env,
-                                              std::string& error,
-                                              std::vector<std::string>& unset);
+                                              std::string& error, std::vector<std::string>& unset);
 
 // True for environment variable names that look like they hold a secret
 // (case-insensitive): a part (split at _ . -) that is PW, PWD, PRIVATE, KEY,
