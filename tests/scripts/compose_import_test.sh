@@ -82,6 +82,48 @@ docker tag "$standin" "$standin2"
 ok "stand-in image $standin built"
 tag() { tag_standin "$standin" "$1" "$tags_file"; }
 
+# --- the command: all or nothing, never overwriting --------------------
+g="$work/cli"
+mkdir -p "$g"
+cp "$corpus/gitea-postgres/compose.yaml" "$g/compose.yaml"
+out="$("$RECONCILE" import compose "$g/compose.yaml" --dry-run 2>/dev/null)"
+if grep -q '^kind: "Agent"' <<<"$out" && [[ "$(ls -A "$g")" == compose.yaml ]]; then
+  ok "--dry-run prints the documents and writes nothing"
+else
+  bad "--dry-run" "$out"
+fi
+"$RECONCILE" import compose "$g/compose.yaml" --out "$g/out" >/dev/null 2>&1 && ok "import writes into --out" ||
+  bad "import into --out failed"
+before="$(cat "$g/out"/*.yaml | sha256sum)"
+"$RECONCILE" import compose "$g/compose.yaml" --out "$g/out" >/dev/null 2>&1 &&
+  ok "importing again over identical files succeeds" || bad "importing again over identical files failed"
+echo "# edited" >>"$g/out/agent-db.yaml"
+out="$("$RECONCILE" import compose "$g/compose.yaml" --out "$g/out" 2>&1)"
+code=$?
+if [[ $code -eq 1 ]] && grep -q 'agent-db.yaml exists with other content' <<<"$out" &&
+  grep -q '^# edited' "$g/out/agent-db.yaml"; then
+  ok "a file with other content is refused, nothing written (exit $code)"
+else
+  bad "overwrite: exit $code" "$out"
+fi
+printf 'services:\n  web:\n    image: x\n    privileged: true\n' >"$g/bad.yaml"
+out="$("$RECONCILE" import compose "$g/bad.yaml" --out "$g/bad-out" 2>&1)"
+code=$?
+if [[ $code -eq 1 && ! -e "$g/bad-out" ]] && grep -q 'bad.yaml:4:5: error: services.web.privileged' <<<"$out"; then
+  ok "a refused key: exit 1 at file:line:column, nothing written"
+else
+  bad "refused key: exit $code" "$out"
+fi
+canary="canary-$RANDOM$RANDOM"
+printf 'services:\n  web:\n    image: x\n    environment:\n      API_TOKEN: %s\n' "$canary" >"$g/secret.yaml"
+out="$("$RECONCILE" import compose "$g/secret.yaml" --out "$g/secret-out" 2>&1)"
+if ! grep -rq "$canary" "$g/secret-out" && ! grep -q "$canary" <<<"$out" &&
+  grep -q 'web.API_TOKEN' <<<"$out"; then
+  ok "a secret value is never written nor printed; the file to create is named"
+else
+  bad "secret canary" "$out"
+fi
+
 # Keys for which a stack is expected to be refused (what reconcile cannot honour).
 declare -A expect_refused=(
   [plex]="network_mode: host"
