@@ -1260,9 +1260,11 @@ void Decoder::HealthCheckSpec(const YamlNode& n, Agent& a) {
   if (auto* p = h->Get("exec")) {
     hc.kind = HealthCheck::Kind::kExec;
     if (auto l = StringList(*p, "spec.healthCheck.exec")) {
-      if (l->empty() || (*l)[0].empty()) {
+      if (l->empty() ||
+          std::any_of(l->begin(), l->end(), [](const std::string& x) { return x.empty(); })) {
         Error(*p, "spec.healthCheck.exec",
-              "must be a non-empty list: the command to run in the container and its arguments, "
+              "must be a non-empty list of non-empty strings: the command to run in the container "
+              "and its arguments, "
               "e.g. [\"pg_isready\", \"-U\", \"postgres\"] (a shell line: [\"/bin/sh\", \"-c\", "
               "\"...\"])");
         ok = false;

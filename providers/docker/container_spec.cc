@@ -439,7 +439,8 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     if (h.contains("exec") && !h["exec"].is_null()) {
       auto exec = StringList(h, "exec");
       if (!exec.ok()) return Bad("healthCheck.exec", exec.status().message());
-      if (exec->empty() || (*exec)[0].empty()) {
+      if (exec->empty() ||
+          std::any_of(exec->begin(), exec->end(), [](const std::string& x) { return x.empty(); })) {
         return Bad("healthCheck.exec", "expected a non-empty command");
       }
       hc.kind = HealthCheck::Kind::kExec;

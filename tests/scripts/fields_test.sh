@@ -179,15 +179,16 @@ contains "the error gives the exit code" "exit code 1" "$out"
 equals "the engine holds it unhealthy" '"unhealthy"' "$(inspect "$p-sick" 'c["State"]["Health"]["Status"]')"
 
 # --- status shows the engine's verdict as it is now -----------------------------
-agent_doc "$p-flip" "  healthCheck: {exec: [/bin/sh, -c, \"test ! -e /tmp/sick\"], interval: 200ms, timeout: 1s, retries: 2}" | write_tree flip
+agent_doc "$p-flip" "  healthCheck: {exec: [/bin/sh, -c, \"test ! -e /sick\"], interval: 200ms, timeout: 1s, retries: 2}" | write_tree flip
 expect_exit 0 "apply an agent whose exec check passes for now" -- R apply "$work/t-flip" --auto-approve
 status_health() { R status "$1" --json | python3 -c "import json,sys; print(next(a['health'] for a in json.load(sys.stdin)['agents'] if a['name']=='$2'))"; }
 equals "status: healthy" "healthy" "$(status_health "$work/t-flip" "$p-flip")"
-run_in "$(container_id "$p-flip")" "" "touch /tmp/sick" >/dev/null
+run_in "$(container_id "$p-flip")" "" "touch /sick" >/dev/null
 for _ in $(seq 1 50); do
   [[ "$(inspect "$p-flip" 'c["State"]["Health"]["Status"]')" == '"unhealthy"' ]] && break
   sleep 0.2
 done
+equals "the engine turned it unhealthy" '"unhealthy"' "$(inspect "$p-flip" 'c["State"]["Health"]["Status"]')"
 equals "status shows the engine's unhealthy, not the healthy the apply recorded" "unhealthy" "$(status_health "$work/t-flip" "$p-flip")"
 
 # --- TCP health checks -----------------------------------------------------------
