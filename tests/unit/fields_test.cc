@@ -3,12 +3,19 @@
 // spec (each field absent when unset, so that existing agents keep their
 // hash) and its inverse, the planner's field-level diff, and the Docker create
 // body.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include "docker/container_spec.h"
+#include "docker/engine_client.h"
 #include "reconcile/loader.h"
 #include "reconcile/planner.h"
 #include "reconcile/provider_json.h"
@@ -317,6 +324,65 @@ TEST_CASE("healthCheck.exec: the engine's health shows in what Observe reports")
     REQUIRE(back.ok());
     CHECK(*back == i);
   }
+}
+
+// A loopback listener that accepts one connection and then closes it at once
+// (as Docker's port proxy does when nothing listens in the container), or
+// keeps it open for a second.
+class OneShotServer {
+ public:
+  explicit OneShotServer(bool close_at_once) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd_, 1) == 0);
+    socklen_t len = sizeof addr;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, close_at_once] {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      if (!close_at_once) std::this_thread::sleep_for(std::chrono::seconds(1));
+      close(c);
+    });
+  }
+  ~OneShotServer() {
+    shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST_CASE("healthCheck.tcp: an accept that is closed at once is not healthy") {
+  using std::chrono::milliseconds;
+  {
+    OneShotServer listening(/*close_at_once=*/false);
+    Status st =
+        docker::TcpProbe("127.0.0.1", listening.port(), milliseconds(1000), milliseconds(250));
+    CHECK_MESSAGE(st.ok(), st.message());
+  }
+  {
+    OneShotServer proxy(/*close_at_once=*/true);
+    Status st = docker::TcpProbe("127.0.0.1", proxy.port(), milliseconds(1000), milliseconds(250));
+    CHECK(st.code() == Code::kUnavailable);
+    CHECK_MESSAGE(
+        st.message().find("accepted the connection and closed it at once") != std::string::npos,
+        st.message());
+  }
+  int free_port = 0;
+  { free_port = OneShotServer(true).port(); }  // closed again: nothing listens there now
+  Status refused = docker::TcpProbe("127.0.0.1", free_port, milliseconds(1000), milliseconds(250));
+  CHECK(refused.code() == Code::kUnavailable);
+  CHECK_MESSAGE(refused.message().find("connect to 127.0.0.1:") != std::string::npos,
+                refused.message());
 }
 
 }  // namespace
