@@ -323,6 +323,80 @@ bool IsUuid(std::string_view s) {
   }
   return true;
 }
+// The Linux signal names Docker takes as StopSignal (SIG<NAME>).
+bool IsSignalName(std::string_view s) {
+  static const std::set<std::string_view> kSignals = {
+      "SIGABRT",   "SIGALRM", "SIGBUS",  "SIGCHLD",   "SIGCONT",  "SIGFPE",  "SIGHUP",  "SIGILL",
+      "SIGINT",    "SIGIO",   "SIGKILL", "SIGPIPE",   "SIGPROF",  "SIGPWR",  "SIGQUIT", "SIGSEGV",
+      "SIGSTKFLT", "SIGSTOP", "SIGSYS",  "SIGTERM",   "SIGTRAP",  "SIGTSTP", "SIGTTIN", "SIGTTOU",
+      "SIGURG",    "SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGWINCH", "SIGXCPU", "SIGXFSZ"};
+  return kSignals.count(s) > 0;
+}
+// The Linux capabilities (capabilities(7)) without their CAP_ prefix, and ALL.
+bool IsCapability(std::string_view s) {
+  static const std::set<std::string_view> kCapabilities = {"ALL",
+                                                           "AUDIT_CONTROL",
+                                                           "AUDIT_READ",
+                                                           "AUDIT_WRITE",
+                                                           "BLOCK_SUSPEND",
+                                                           "BPF",
+                                                           "CHECKPOINT_RESTORE",
+                                                           "CHOWN",
+                                                           "DAC_OVERRIDE",
+                                                           "DAC_READ_SEARCH",
+                                                           "FOWNER",
+                                                           "FSETID",
+                                                           "IPC_LOCK",
+                                                           "IPC_OWNER",
+                                                           "KILL",
+                                                           "LEASE",
+                                                           "LINUX_IMMUTABLE",
+                                                           "MAC_ADMIN",
+                                                           "MAC_OVERRIDE",
+                                                           "MKNOD",
+                                                           "NET_ADMIN",
+                                                           "NET_BIND_SERVICE",
+                                                           "NET_BROADCAST",
+                                                           "NET_RAW",
+                                                           "PERFMON",
+                                                           "SETFCAP",
+                                                           "SETGID",
+                                                           "SETPCAP",
+                                                           "SETUID",
+                                                           "SYSLOG",
+                                                           "SYS_ADMIN",
+                                                           "SYS_BOOT",
+                                                           "SYS_CHROOT",
+                                                           "SYS_MODULE",
+                                                           "SYS_NICE",
+                                                           "SYS_PACCT",
+                                                           "SYS_PTRACE",
+                                                           "SYS_RAWIO",
+                                                           "SYS_RESOURCE",
+                                                           "SYS_TIME",
+                                                           "SYS_TTY_CONFIG",
+                                                           "WAKE_ALARM"};
+  return kCapabilities.count(s) > 0;
+}
+// ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$
+// (a user and optional group, each a name or a numeric id)
+bool IsUserSpec(std::string_view s) {
+  auto part = [](std::string_view p) {
+    return !p.empty() && p.size() <= 32 && p.front() != '.' && p.front() != '-' &&
+           AllOf(p, [](char c) {
+             return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_' || c == '.' || c == '-';
+           });
+  };
+  auto colon = s.find(':');
+  if (colon == std::string_view::npos) return part(s);
+  return part(s.substr(0, colon)) && part(s.substr(colon + 1));
+}
+// ^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$ (a container label key)
+bool IsLabelKey(std::string_view s) {
+  auto alnum = [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c); };
+  return !s.empty() && s.size() <= 253 && alnum(s.front()) && alnum(s.back()) &&
+         AllOf(s, [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '/' || c == '-'; });
+}
 // A duration as spec.h's ParseDuration reads it; `nonzero` rejects "0s".
 std::optional<std::int64_t> ParseDuration(std::string_view s, bool nonzero) {
   auto ms = reconcile::ParseDuration(std::string(s));
@@ -432,6 +506,11 @@ class Decoder {
   void AgentSpec(const Fields& spec, Agent& a);
   void Volumes(const YamlNode& n, Agent& a);
   void Ports(const YamlNode& n, Agent& a);
+  void HealthCheckSpec(const YamlNode& n, Agent& a);
+  // stopSignal, stopGracePeriod, user, capAdd, capDrop,
+  // readOnlyRootFilesystem, labels, hostname.
+  void ContainerFields(const Fields& f, Agent& a);
+  std::vector<std::string> Capabilities(const YamlNode& n, const std::string& path);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
@@ -671,11 +750,20 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     a.field_locations["metadata.name"] = name_at;
     a.manifest_dir = manifest_dir_;
     if (spec_node) {
-      auto spec =
-          Map(*spec_node, "spec", {"image",       "build",    "registry",  "target",  "port",
-                                   "hostPort",    "command",  "args",      "env",     "secretEnv",
-                                   "volumes",     "ports",    "replicas",  "restart", "resources",
-                                   "healthCheck", "strategy", "dependsOn", "suspend", "drift"});
+      auto spec = Map(*spec_node, "spec", {"image",      "build",
+                                           "registry",   "target",
+                                           "port",       "hostPort",
+                                           "command",    "args",
+                                           "env",        "secretEnv",
+                                           "volumes",    "ports",
+                                           "replicas",   "restart",
+                                           "resources",  "healthCheck",
+                                           "strategy",   "dependsOn",
+                                           "suspend",    "drift",
+                                           "stopSignal", "stopGracePeriod",
+                                           "user",       "capAdd",
+                                           "capDrop",    "readOnlyRootFilesystem",
+                                           "labels",     "hostname"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -846,7 +934,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     }
   }
   if (auto* v = f.Get("resources")) {
-    if (auto r = Map(*v, "spec.resources", {"cpu", "memory"})) {
+    if (auto r = Map(*v, "spec.resources", {"cpu", "memory", "gpus"})) {
       if (auto* cpu = r->Get("cpu")) {
         ScalarType t = cpu->kind == Kind::kScalar ? TypeOf(*cpu) : ScalarType::kNull;
         if (t == ScalarType::kInt || t == ScalarType::kFloat) {
@@ -871,41 +959,27 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
           a.resources.memory = *s;
         }
       }
+      if (auto* gpus = r->Get("gpus")) {
+        // "all" or an integer from 1 to 64
+        ScalarType t = gpus->kind == Kind::kScalar ? TypeOf(*gpus) : ScalarType::kNull;
+        if (t == ScalarType::kInt) {
+          if (auto n = Int(*gpus, "spec.resources.gpus", 1, 64)) {
+            a.resources.gpus = std::to_string(*n);
+          }
+        } else if (t == ScalarType::kString && gpus->value == "all") {
+          a.resources.gpus = "all";
+        } else {
+          std::string shown =
+              gpus->value.size() > 40 ? gpus->value.substr(0, 40) + "..." : gpus->value;
+          Error(*gpus, "spec.resources.gpus",
+                "must be all or a number of GPUs from 1 to 64, got " +
+                    (t == ScalarType::kString ? "'" + shown + "'" : Describe(*gpus)));
+        }
+      }
     }
   }
-  if (auto* v = f.Get("healthCheck")) {
-    if (auto h = Map(*v, "spec.healthCheck",
-                     {"path", "port", "interval", "timeout", "startPeriod", "retries"})) {
-      HealthCheck hc;
-      if (auto* p = h->Get("path")) {
-        auto starts_with_slash = [](const std::string& s) { return !s.empty() && s[0] == '/'; };
-        if (auto s = Checked(*p, "spec.healthCheck.path", starts_with_slash,
-                             "an HTTP path starting with '/'")) {
-          hc.path = *s;
-        }
-      }
-      if (auto* p = h->Get("port")) {
-        if (auto n = Int(*p, "spec.healthCheck.port", 1, 65535)) hc.port = static_cast<int>(*n);
-      }
-      if (auto* p = h->Get("interval")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.interval", true)) hc.interval_ms = *ms;
-      }
-      if (auto* p = h->Get("timeout")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.timeout", true)) hc.timeout_ms = *ms;
-      }
-      if (auto* p = h->Get("startPeriod")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.startPeriod", false)) {
-          hc.start_period_ms = *ms;
-        }
-      }
-      if (auto* p = h->Get("retries")) {
-        if (auto n = Int(*p, "spec.healthCheck.retries", 1, 10000)) {
-          hc.retries = static_cast<int>(*n);
-        }
-      }
-      a.health_check = hc;
-    }
-  }
+  if (auto* v = f.Get("healthCheck")) HealthCheckSpec(*v, a);
+  ContainerFields(f, a);
   if (auto* v = f.Get("strategy")) {
     if (auto s = Map(*v, "spec.strategy", {"type", "autoRollback"})) {
       if (auto* t = s->Get("type")) {
@@ -1151,6 +1225,194 @@ void Decoder::Ports(const YamlNode& n, Agent& a) {
   std::sort(a.ports.begin(), a.ports.end(), [](const PortMapping& x, const PortMapping& y) {
     return std::tie(x.container_port, x.protocol) < std::tie(y.container_port, y.protocol);
   });
+}
+
+void Decoder::HealthCheckSpec(const YamlNode& n, Agent& a) {
+  auto h = Map(n, "spec.healthCheck",
+               {"path", "port", "exec", "tcp", "interval", "timeout", "startPeriod", "retries"});
+  if (!h) return;
+  HealthCheck hc;
+  bool ok = true;
+  // At most one of path, exec and tcp: the second one written is the error.
+  const YamlNode* first = nullptr;
+  std::string first_name;
+  for (const auto& entry : h->self->entries) {
+    const YamlNode& key = entry.first->Resolved();
+    const std::string& k = key.value;
+    if ((k != "path" && k != "exec" && k != "tcp") || k == first_name) continue;
+    if (first == nullptr) {
+      first = &key;
+      first_name = k;
+      continue;
+    }
+    Error(key, "spec.healthCheck." + k,
+          "path (HTTP), exec (a command) and tcp (a port) are exclusive: '" + first_name +
+              "' is set already; keep one");
+    ok = false;
+  }
+  if (auto* p = h->Get("path")) {
+    auto starts_with_slash = [](const std::string& s) { return !s.empty() && s[0] == '/'; };
+    if (auto s = Checked(*p, "spec.healthCheck.path", starts_with_slash,
+                         "an HTTP path starting with '/'")) {
+      hc.path = *s;
+    }
+  }
+  if (auto* p = h->Get("exec")) {
+    hc.kind = HealthCheck::Kind::kExec;
+    if (auto l = StringList(*p, "spec.healthCheck.exec")) {
+      if (l->empty() ||
+          std::any_of(l->begin(), l->end(), [](const std::string& x) { return x.empty(); })) {
+        Error(*p, "spec.healthCheck.exec",
+              "must be a non-empty list of non-empty strings: the command to run in the container "
+              "and its arguments, "
+              "e.g. [\"pg_isready\", \"-U\", \"postgres\"] (a shell line: [\"/bin/sh\", \"-c\", "
+              "\"...\"])");
+        ok = false;
+      } else {
+        hc.exec = *l;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* p = h->Get("tcp")) {
+    hc.kind = HealthCheck::Kind::kTcp;
+    if (auto port = Int(*p, "spec.healthCheck.tcp", 1, 65535)) {
+      hc.port = static_cast<int>(*port);
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* p = h->Get("port")) {
+    if (h->Has("exec") || h->Has("tcp")) {
+      Error(*h->keys.at("port"), "spec.healthCheck.port",
+            "only with the HTTP check (path); tcp names its own port, exec needs none");
+      ok = false;
+    } else if (auto port = Int(*p, "spec.healthCheck.port", 1, 65535)) {
+      hc.port = static_cast<int>(*port);
+    }
+  }
+  if (auto* p = h->Get("interval")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.interval", true)) hc.interval_ms = *ms;
+  }
+  if (auto* p = h->Get("timeout")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.timeout", true)) hc.timeout_ms = *ms;
+  }
+  if (auto* p = h->Get("startPeriod")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.startPeriod", false)) hc.start_period_ms = *ms;
+  }
+  if (auto* p = h->Get("retries")) {
+    if (auto r = Int(*p, "spec.healthCheck.retries", 1, 10000)) hc.retries = static_cast<int>(*r);
+  }
+  if (ok) a.health_check = hc;
+}
+
+std::vector<std::string> Decoder::Capabilities(const YamlNode& n, const std::string& path) {
+  std::set<std::string> out;
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, path, "a list of capability names such as NET_ADMIN");
+    return {};
+  }
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const YamlNode& item = n.items[i]->Resolved();
+    const std::string field = path + "[" + std::to_string(i) + "]";
+    auto s = String(item, field);
+    if (!s) continue;
+    std::string shown = s->size() > 40 ? s->substr(0, 40) + "..." : *s;
+    if (s->rfind("CAP_", 0) == 0 && IsCapability(s->substr(4))) {
+      Error(item, field, "write '" + s->substr(4) + "', without the CAP_ prefix");
+    } else if (!IsCapability(*s)) {
+      Error(item, field,
+            "unknown capability '" + shown +
+                "': must be a Linux capability in capital letters without CAP_ (NET_ADMIN, "
+                "SYS_TIME, CHOWN, ... see capabilities(7)) or ALL");
+    } else if (!out.insert(*s).second) {
+      Error(item, field, "'" + *s + "' is listed twice");
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+void Decoder::ContainerFields(const Fields& f, Agent& a) {
+  if (auto* v = f.Get("stopSignal")) {
+    if (auto s = Checked(*v, "spec.stopSignal", IsSignalName,
+                         "a signal name such as SIGTERM, SIGINT, SIGQUIT or SIGUSR1")) {
+      a.stop_signal = *s;
+    }
+  }
+  if (auto* v = f.Get("stopGracePeriod")) {
+    if (auto ms = Duration(*v, "spec.stopGracePeriod", false)) {
+      if (*ms % 1000 != 0 || *ms > 3600000) {
+        Error(*v, "spec.stopGracePeriod",
+              "must be whole seconds from 0s to 1h (e.g. 10s, 2m), got '" + v->value + "'");
+      } else {
+        a.stop_grace_period_ms = *ms;
+      }
+    }
+  }
+  if (auto* v = f.Get("user")) {
+    ScalarType t = v->kind == Kind::kScalar ? TypeOf(*v) : ScalarType::kNull;
+    if (t == ScalarType::kInt) {
+      if (auto n = Int(*v, "spec.user", 0, 4294967294LL)) a.user = std::to_string(*n);
+    } else if (auto s = Checked(*v, "spec.user", IsUserSpec,
+                                "a user and optional group, each a name or a numeric id: 1000, "
+                                "1000:1000, postgres or app:staff")) {
+      a.user = *s;
+    }
+  }
+  if (auto* v = f.Get("capAdd")) a.cap_add = Capabilities(*v, "spec.capAdd");
+  if (auto* v = f.Get("capDrop")) {
+    a.cap_drop = Capabilities(*v, "spec.capDrop");
+    for (size_t i = 0; v->kind == Kind::kSequence && i < v->items.size(); ++i) {
+      const YamlNode& item = v->items[i]->Resolved();
+      if (item.kind == Kind::kScalar &&
+          std::binary_search(a.cap_add.begin(), a.cap_add.end(), item.value)) {
+        Error(item, "spec.capDrop[" + std::to_string(i) + "]",
+              "'" + item.value + "' is in both capAdd and capDrop");
+      }
+    }
+  }
+  if (auto* v = f.Get("readOnlyRootFilesystem")) {
+    if (auto b = Bool(*v, "spec.readOnlyRootFilesystem")) a.read_only_root_filesystem = *b;
+  }
+  if (auto* v = f.Get("labels")) {
+    if (auto entries = FreeMap(*v, "spec.labels")) {
+      for (const auto& [key, value] : *entries) {
+        const std::string field = "spec.labels." + key->value;
+        std::string shown = key->value.size() > 80 ? key->value.substr(0, 80) + "..." : key->value;
+        if (key->value.rfind("reconcile.dev/", 0) == 0) {
+          Error(*key, field,
+                "label keys under reconcile.dev/ are reconcile's own (ownership, spec hash): "
+                "choose another key");
+          continue;
+        }
+        if (!IsLabelKey(key->value)) {
+          Error(*key, field,
+                "invalid label key '" + shown +
+                    "': must be letters, digits, '.', '_', '/' and '-', starting and ending with "
+                    "a letter or digit, at most 253 characters");
+          continue;
+        }
+        auto text = ScalarText(*value, field);
+        if (!text) continue;
+        if (auto it = a.labels.find(key->value); it != a.labels.end() && it->second != *text) {
+          Error(*key, field,
+                "'" + shown +
+                    "' is also in metadata.labels with another value; the containers "
+                    "carry both maps, so give one value");
+          continue;
+        }
+        a.container_labels[key->value] = *text;
+      }
+    }
+  }
+  if (auto* v = f.Get("hostname")) {
+    if (auto s = Checked(*v, "spec.hostname", IsDnsLabel,
+                         "a DNS label (lower-case letters, digits and '-', starting and ending "
+                         "with a letter or digit, at most 63 characters)")) {
+      a.hostname = *s;
+    }
+  }
 }
 
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {

@@ -83,24 +83,51 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
   }
   spec["replicas"] = agent.replicas;
   if (!agent.restart.empty()) spec["restart"] = agent.restart;
+  if (!agent.stop_signal.empty()) spec["stopSignal"] = agent.stop_signal;
+  if (agent.stop_grace_period_ms) {
+    spec["stopGracePeriod"] = FormatDuration(*agent.stop_grace_period_ms);
+  }
+  if (!agent.user.empty()) spec["user"] = agent.user;
+  if (!agent.cap_add.empty()) spec["capAdd"] = agent.cap_add;
+  if (!agent.cap_drop.empty()) spec["capDrop"] = agent.cap_drop;
+  if (agent.read_only_root_filesystem) spec["readOnlyRootFilesystem"] = true;
+  if (!agent.hostname.empty()) spec["hostname"] = agent.hostname;
   json resources = json::object();
   if (!agent.resources.cpu.empty()) resources["cpu"] = agent.resources.cpu;
   if (!agent.resources.memory.empty()) resources["memory"] = agent.resources.memory;
+  if (agent.resources.gpus == "all") {
+    resources["gpus"] = "all";
+  } else if (!agent.resources.gpus.empty()) {
+    resources["gpus"] = std::stoi(agent.resources.gpus);
+  }
   spec["resources"] = resources;
   if (agent.health_check) {
     const HealthCheck& h = *agent.health_check;
-    spec["healthCheck"] = {{"path", h.path},
-                           {"port", h.port == 0 ? agent.port : h.port},
-                           {"interval", FormatDuration(h.interval_ms)},
-                           {"timeout", FormatDuration(h.timeout_ms)},
-                           {"retries", h.retries},
-                           {"startPeriod", FormatDuration(h.start_period_ms)}};
+    json check = {{"interval", FormatDuration(h.interval_ms)},
+                  {"timeout", FormatDuration(h.timeout_ms)},
+                  {"retries", h.retries},
+                  {"startPeriod", FormatDuration(h.start_period_ms)}};
+    switch (h.kind) {
+      case HealthCheck::Kind::kHttp:
+        check["path"] = h.path;
+        check["port"] = h.port == 0 ? agent.port : h.port;
+        break;
+      case HealthCheck::Kind::kExec:
+        check["exec"] = h.exec;
+        break;
+      case HealthCheck::Kind::kTcp:
+        check["tcp"] = h.port;
+        break;
+    }
+    spec["healthCheck"] = std::move(check);
   } else {
     spec["healthCheck"] = nullptr;
   }
   spec["strategy"] = {{"type", StrategyTypeName(agent.strategy.type)},
                       {"autoRollback", agent.strategy.auto_rollback}};
-  spec["labels"] = agent.labels;
+  json labels = agent.labels;  // metadata.labels, then spec.labels (the loader checks they agree)
+  for (const auto& [k, v] : agent.container_labels) labels[k] = v;
+  spec["labels"] = std::move(labels);
   spec["target"] = agent.target;
   return spec;
 }
@@ -132,11 +159,34 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
   const json& resources = spec.at("resources");
   a.resources.cpu = resources.value("cpu", "");
   a.resources.memory = resources.value("memory", "");
+  if (resources.contains("gpus")) {
+    const json& g = resources["gpus"];
+    a.resources.gpus = g.is_string() ? g.get<std::string>() : std::to_string(g.get<int>());
+  }
+  a.restart = spec.value("restart", "");
+  a.stop_signal = spec.value("stopSignal", "");
+  if (spec.contains("stopGracePeriod")) {
+    a.stop_grace_period_ms = ParseDuration(spec["stopGracePeriod"].get<std::string>());
+    if (!a.stop_grace_period_ms) throw std::invalid_argument("stopGracePeriod: bad duration");
+  }
+  a.user = spec.value("user", "");
+  a.cap_add = spec.value("capAdd", std::vector<std::string>{});
+  a.cap_drop = spec.value("capDrop", std::vector<std::string>{});
+  a.read_only_root_filesystem = spec.value("readOnlyRootFilesystem", false);
+  a.hostname = spec.value("hostname", "");
   const json& h = spec.at("healthCheck");
   if (!h.is_null()) {
     HealthCheck hc;
-    hc.path = h.at("path").get<std::string>();
-    hc.port = h.at("port").get<int>();
+    if (h.contains("exec")) {
+      hc.kind = HealthCheck::Kind::kExec;
+      hc.exec = h["exec"].get<std::vector<std::string>>();
+    } else if (h.contains("tcp")) {
+      hc.kind = HealthCheck::Kind::kTcp;
+      hc.port = h["tcp"].get<int>();
+    } else {
+      hc.path = h.at("path").get<std::string>();
+      hc.port = h.at("port").get<int>();
+    }
     auto duration = [&h](const char* key) {
       std::optional<std::int64_t> ms = ParseDuration(h.at(key).get<std::string>());
       if (!ms) throw std::invalid_argument(std::string("healthCheck.") + key + ": bad duration");

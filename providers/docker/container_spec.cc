@@ -276,6 +276,59 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     }
   }
 
+  if (spec.contains("stopSignal") && !spec["stopSignal"].is_null()) {
+    if (!spec["stopSignal"].is_string()) return Bad("stopSignal", "expected a signal name");
+    c.stop_signal = spec["stopSignal"].get<std::string>();
+    if (c.stop_signal.size() < 4 || c.stop_signal.rfind("SIG", 0) != 0 ||
+        !std::all_of(c.stop_signal.begin(), c.stop_signal.end(), [](char ch) {
+          return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        })) {
+      return Bad("stopSignal", "expected a signal name such as SIGINT");
+    }
+  }
+  if (spec.contains("stopGracePeriod") && !spec["stopGracePeriod"].is_null()) {
+    if (!spec["stopGracePeriod"].is_string()) return Bad("stopGracePeriod", "expected a duration");
+    auto ms = ParseDurationMs(spec["stopGracePeriod"].get<std::string>());
+    if (!ms.ok()) return Bad("stopGracePeriod", ms.status().message());
+    if (*ms % 1000 != 0 || *ms > 3600000)
+      return Bad("stopGracePeriod", "whole seconds, at most 1h");
+    c.stop_timeout = static_cast<int>(*ms / 1000);
+  }
+  if (spec.contains("user") && !spec["user"].is_null()) {
+    if (!spec["user"].is_string() || spec["user"].get<std::string>().empty()) {
+      return Bad("user", "expected a user[:group]");
+    }
+    c.user = spec["user"].get<std::string>();
+  }
+  for (auto [key, out] : {std::pair<const char*, std::vector<std::string>*>{"capAdd", &c.cap_add},
+                          {"capDrop", &c.cap_drop}}) {
+    auto caps = StringList(spec, key);
+    if (!caps.ok()) return caps.status();
+    for (const std::string& cap : *caps) {
+      bool name = !cap.empty() && std::all_of(cap.begin(), cap.end(), [](char ch) {
+        return (ch >= 'A' && ch <= 'Z') || ch == '_';
+      });
+      if (!name) return Bad(key, "expected capability names such as NET_ADMIN");
+    }
+    *out = *caps;
+  }
+  if (spec.contains("readOnlyRootFilesystem") && !spec["readOnlyRootFilesystem"].is_null()) {
+    if (!spec["readOnlyRootFilesystem"].is_boolean()) {
+      return Bad("readOnlyRootFilesystem", "expected a boolean");
+    }
+    c.read_only_rootfs = spec["readOnlyRootFilesystem"].get<bool>();
+  }
+  if (spec.contains("hostname") && !spec["hostname"].is_null()) {
+    if (!spec["hostname"].is_string()) return Bad("hostname", "expected a DNS label");
+    c.hostname = spec["hostname"].get<std::string>();
+    bool label = !c.hostname.empty() && c.hostname.size() <= 63 && c.hostname.front() != '-' &&
+                 c.hostname.back() != '-' &&
+                 std::all_of(c.hostname.begin(), c.hostname.end(), [](char ch) {
+                   return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+                 });
+    if (!label) return Bad("hostname", "expected a DNS label");
+  }
+
   auto command = StringList(spec, "command");
   if (!command.ok()) return command.status();
   c.command = *command;
@@ -363,12 +416,44 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
         c.memory_bytes = *n;
       }
     }
+    if (r.contains("gpus") && !r["gpus"].is_null()) {
+      const json& g = r["gpus"];
+      if (g.is_string() && g.get<std::string>() == "all") {
+        c.gpus = -1;
+      } else if (g.is_number_integer() && g.get<std::int64_t>() >= 1 &&
+                 g.get<std::int64_t>() <= 64) {
+        c.gpus = g.get<int>();
+      } else {
+        return Bad("resources.gpus", "expected all or a number of GPUs from 1 to 64");
+      }
+    }
   }
 
   if (spec.contains("healthCheck") && !spec["healthCheck"].is_null()) {
     const json& h = spec["healthCheck"];
     if (!h.is_object()) return Bad("healthCheck", "expected a map");
     HealthCheck hc;
+    int kinds = 0;
+    for (const char* key : {"path", "exec", "tcp"}) kinds += h.contains(key) && !h[key].is_null();
+    if (kinds > 1) return Bad("healthCheck", "path, exec and tcp are exclusive");
+    if (h.contains("exec") && !h["exec"].is_null()) {
+      auto exec = StringList(h, "exec");
+      if (!exec.ok()) return Bad("healthCheck.exec", exec.status().message());
+      if (exec->empty() ||
+          std::any_of(exec->begin(), exec->end(), [](const std::string& x) { return x.empty(); })) {
+        return Bad("healthCheck.exec", "expected a non-empty command");
+      }
+      hc.kind = HealthCheck::Kind::kExec;
+      hc.exec = *exec;
+    }
+    if (h.contains("tcp") && !h["tcp"].is_null()) {
+      auto tcp = IntField(h, "tcp", 1, 65535, 0);
+      if (!tcp.ok()) return Bad("healthCheck.tcp", tcp.status().message());
+      hc.kind = HealthCheck::Kind::kTcp;
+    }
+    if (hc.kind != HealthCheck::Kind::kHttp && h.contains("port") && !h["port"].is_null()) {
+      return Bad("healthCheck.port", "only with the HTTP check (path)");
+    }
     if (h.contains("path") && !h["path"].is_null()) {
       if (!h["path"].is_string()) return Bad("healthCheck.path", "expected a string");
       hc.path = h["path"].get<std::string>();
@@ -379,7 +464,7 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
         }
       }
     }
-    auto hport = IntField(h, "port", 0, 65535, 0);
+    auto hport = IntField(h, hc.kind == HealthCheck::Kind::kTcp ? "tcp" : "port", 0, 65535, 0);
     if (!hport.ok()) return Bad("healthCheck.port", hport.status().message());
     hc.port = *hport;
     auto retries = IntField(h, "retries", 0, 100000, hc.retries);
@@ -394,7 +479,7 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
     auto start = DurationField(h, "startPeriod", hc.start_period_ms);
     if (!start.ok()) return start.status();
     hc.start_period_ms = *start;
-    if (hc.port == 0 && c.port == 0)
+    if (hc.kind != HealthCheck::Kind::kExec && hc.port == 0 && c.port == 0)
       return Bad("healthCheck", "needs a port (port or healthCheck.port)");
     c.health_check = hc;
   }
@@ -442,7 +527,25 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.port != 0) labels[kLabelPort] = std::to_string(spec.port);
 
   json body = {{"Image", spec.image}, {"Env", env}, {"Labels", labels}};
-  if (!context.agent.empty()) body["Hostname"] = context.agent;
+  if (!spec.hostname.empty()) {
+    body["Hostname"] = spec.hostname;
+  } else if (!context.agent.empty()) {
+    body["Hostname"] = context.agent;
+  }
+  if (!spec.user.empty()) body["User"] = spec.user;
+  if (!spec.stop_signal.empty()) body["StopSignal"] = spec.stop_signal;
+  if (spec.stop_timeout) body["StopTimeout"] = *spec.stop_timeout;
+  if (spec.health_check && spec.health_check->kind == HealthCheck::Kind::kExec) {
+    const HealthCheck& hc = *spec.health_check;
+    json test = json::array({"CMD"});
+    for (const std::string& arg : hc.exec) test.push_back(arg);
+    constexpr std::int64_t kNanosPerMs = 1000000;
+    body["Healthcheck"] = {{"Test", test},
+                           {"Interval", hc.interval_ms * kNanosPerMs},
+                           {"Timeout", hc.timeout_ms * kNanosPerMs},
+                           {"Retries", hc.retries},
+                           {"StartPeriod", hc.start_period_ms * kNanosPerMs}};
+  }
   if (!spec.command.empty()) body["Entrypoint"] = spec.command;
   if (!spec.args.empty()) body["Cmd"] = spec.args;
 
@@ -477,6 +580,14 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.nano_cpus != 0) host["NanoCpus"] = spec.nano_cpus;
   if (spec.memory_bytes != 0) host["Memory"] = spec.memory_bytes;
   if (!context.network.empty()) host["NetworkMode"] = context.network;
+  if (!spec.cap_add.empty()) host["CapAdd"] = spec.cap_add;
+  if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
+  if (spec.read_only_rootfs) host["ReadonlyRootfs"] = true;
+  if (spec.gpus != 0) {
+    host["DeviceRequests"] = json::array({{{"Driver", ""},
+                                           {"Count", spec.gpus},
+                                           {"Capabilities", json::array({json::array({"gpu"})})}}});
+  }
   if (!spec.mounts.empty()) {
     json mounts = json::array();
     for (const Mount& m : spec.mounts) {
@@ -521,6 +632,15 @@ Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,
     o.image = StringAt(c, "Image");
     o.state = StringAt(c, "State");
     o.running = o.state == "running";
+    // The engine's health check shows in the list's Status: "Up 3 minutes (healthy)".
+    const std::string status = StringAt(c, "Status");
+    if (status.find("(healthy)") != std::string::npos) {
+      o.health = "healthy";
+    } else if (status.find("(unhealthy)") != std::string::npos) {
+      o.health = "unhealthy";
+    } else if (status.find("(health: starting)") != std::string::npos) {
+      o.health = "starting";
+    }
     int private_port = std::atoi(StringAt(labels, kLabelPort).c_str());
     int public_port = PortOf(c, private_port);
     if (public_port != 0) o.endpoint = EndpointUrl(publish_address, public_port);

@@ -58,16 +58,26 @@ struct ContainerSpec {
   std::map<std::string, std::string> labels;
   std::vector<Mount> mounts;  // sorted by target
   int replicas = 1;
-  std::string restart = "unless-stopped";  // RestartPolicy.Name
-  int restart_retries = 0;                 // on-failure:N
-  std::int64_t nano_cpus = 0;              // 0: engine default
-  std::int64_t memory_bytes = 0;           // 0: engine default
-  std::optional<HealthCheck> health_check;
+  std::string restart = "unless-stopped";   // RestartPolicy.Name
+  int restart_retries = 0;                  // on-failure:N
+  std::int64_t nano_cpus = 0;               // 0: engine default
+  std::int64_t memory_bytes = 0;            // 0: engine default
+  std::optional<HealthCheck> health_check;  // kExec runs as the engine's Healthcheck
   StrategyType strategy = StrategyType::kRecreate;
+  std::string stop_signal;            // StopSignal; empty: the image's
+  std::optional<int> stop_timeout;    // StopTimeout, seconds; unset: the engine's (10s)
+  std::string user;                   // User; empty: the image's
+  std::vector<std::string> cap_add;   // HostConfig.CapAdd
+  std::vector<std::string> cap_drop;  // HostConfig.CapDrop
+  bool read_only_rootfs = false;      // HostConfig.ReadonlyRootfs
+  std::string hostname;               // Hostname; empty: the agent's name
+  int gpus = 0;                       // DeviceRequests count: 0 none, -1 all
 };
 
 // Reads the normalized spec (keys image, port, hostPort, ports, command, args, env,
-// secretEnv, volumes, replicas, resources, healthCheck, strategy, labels). Durations
+// secretEnv, volumes, replicas, restart, resources, healthCheck, strategy, labels,
+// stopSignal, stopGracePeriod, user, capAdd, capDrop, readOnlyRootFilesystem,
+// hostname). Durations
 // may be numbers (milliseconds) or strings ("200ms", "2s", "1m").
 Result<ContainerSpec> ContainerSpecFromJson(const nlohmann::json& spec);
 

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "docker/container_spec.h"
+#include "docker/engine_client.h"
 #include "reconcile/clock.h"
 #include "reconcile/observation.h"
 
@@ -26,6 +27,8 @@ using std::chrono::milliseconds;
 constexpr int kStopTimeoutSeconds = 10;
 constexpr milliseconds kRunningWait{30000};
 constexpr milliseconds kRunningPoll{200};
+// How long a TCP health probe holds the connection open (engine_client.h TcpProbe).
+constexpr milliseconds kTcpHold{250};
 
 std::string ShortId(const std::string& id) { return id.substr(0, 12); }
 
@@ -88,6 +91,55 @@ int PublishedPort(const json& inspect, int container_port) {
     }
   }
   return 0;
+}
+
+// Config.StopTimeout of an inspected container (its stopGracePeriod), or
+// kStopTimeoutSeconds when it has none.
+int StopTimeoutOf(const json& inspect) {
+  if (inspect.contains("Config") && inspect["Config"].is_object()) {
+    const json& config = inspect["Config"];
+    if (config.contains("StopTimeout") && config["StopTimeout"].is_number_integer()) {
+      auto t = config["StopTimeout"].get<std::int64_t>();
+      if (t >= 0 && t <= 3600) return static_cast<int>(t);
+    }
+  }
+  return kStopTimeoutSeconds;
+}
+
+// State.Health of an inspected container: the engine's own health check.
+struct EngineHealth {
+  std::string status;  // "starting", "healthy", "unhealthy"; empty: none
+  int failing_streak = 0;
+  std::string last;  // the last check's exit code and output, trimmed
+};
+
+EngineHealth HealthOf(const json& inspect) {
+  EngineHealth h;
+  if (!inspect.contains("State") || !inspect["State"].is_object()) return h;
+  const json& st = inspect["State"];
+  if (!st.contains("Health") || !st["Health"].is_object()) return h;
+  const json& health = st["Health"];
+  if (health.contains("Status") && health["Status"].is_string()) {
+    h.status = health["Status"].get<std::string>();
+  }
+  if (health.contains("FailingStreak") && health["FailingStreak"].is_number_integer()) {
+    h.failing_streak = health["FailingStreak"].get<int>();
+  }
+  if (health.contains("Log") && health["Log"].is_array() && !health["Log"].empty()) {
+    const json& entry = health["Log"].back();
+    if (entry.is_object()) {
+      std::string output = entry.contains("Output") && entry["Output"].is_string()
+                               ? entry["Output"].get<std::string>()
+                               : "";
+      while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+      if (output.size() > 512) output = output.substr(0, 512) + "...";
+      int code = entry.contains("ExitCode") && entry["ExitCode"].is_number_integer()
+                     ? entry["ExitCode"].get<int>()
+                     : -1;
+      h.last = "exit code " + std::to_string(code) + (output.empty() ? "" : ", output: " + output);
+    }
+  }
+  return h;
 }
 
 class DockerProvider : public Provider {
@@ -355,7 +407,12 @@ class DockerProvider : public Provider {
           id = *created;
           break;
         }
-        if (created.status().code() != Code::kConflict || attempt == 1) return created.status();
+        if (created.status().code() != Code::kConflict || attempt == 1) {
+          if (spec_.gpus != 0 && created.status().code() != Code::kUnavailable) {
+            return GpuRefused(created.status(), "");
+          }
+          return created.status();
+        }
         auto existing = c_.InspectContainer(name);
         if (!existing.ok()) {
           if (existing.status().code() == Code::kNotFound) continue;
@@ -372,8 +429,27 @@ class DockerProvider : public Provider {
         if (!st.ok()) return st;
       }
       Status st = c_.StartContainer(id);
-      if (!st.ok()) return st;
+      if (!st.ok()) {
+        // Created but never ran: removed, so that nothing is left half-made.
+        Status removed = c_.RemoveContainer(id, /*force=*/true);
+        std::string cleanup = removed.ok() || removed.code() == Code::kNotFound
+                                  ? ""
+                                  : " (removing the container failed: " + removed.message() + ")";
+        if (spec_.gpus != 0) return GpuRefused(st, cleanup);
+        return Status(st.code(), st.message() + cleanup);
+      }
       return id;
+    }
+
+    // An engine that refuses a container asking for GPUs (Engine 20.10
+    // without the NVIDIA runtime: "could not select device driver"): kFailed,
+    // not retried, naming the agent and the field.
+    Status GpuRefused(const Status& st, const std::string& cleanup) const {
+      return Status::Failed(
+          "agent " + agent_ + ": spec.resources.gpus: the engine refused the GPU request (" +
+          (spec_.gpus < 0 ? std::string("all GPUs") : std::to_string(spec_.gpus) + " GPU(s)") +
+          "): " + st.message() +
+          "; GPUs need a GPU and the NVIDIA container toolkit on the engine's host" + cleanup);
     }
 
     // Stops and removes a container after checking it carries our labels.
@@ -392,7 +468,7 @@ class DockerProvider : public Provider {
       }
       std::string id = IdOf(*c);
       Progress("removing container " + ShortId(id));
-      Status st = c_.StopContainer(id, kStopTimeoutSeconds);
+      Status st = c_.StopContainer(id, StopTimeoutOf(*c));  // its stopGracePeriod
       if (!st.ok() && st.code() != Code::kNotFound) return st;
       st = c_.RemoveContainer(id, /*force=*/false);
       if (!st.ok() && st.code() != Code::kNotFound) return st;
@@ -455,6 +531,8 @@ class DockerProvider : public Provider {
         }
       }
       const HealthCheck& hc = *spec_.health_check;
+      if (hc.kind == HealthCheck::Kind::kExec) return WaitEngineHealthy(id, health);
+      const bool tcp = hc.kind == HealthCheck::Kind::kTcp;
       const int port = hc.port != 0 ? hc.port : spec_.port;
       const std::string& host = p_.access_host_;
       if (hc.start_period_ms > 0) {
@@ -470,7 +548,15 @@ class DockerProvider : public Provider {
         if (Stopped(s)) return NotRunning(id, s);
         int host_port = PublishedPort(*c, port);
         if (host_port == 0) {
-          last = "port " + std::to_string(port) + "/tcp is not published yet";
+          last = "port " + std::to_string(port) + "/tcp is not published to the host";
+        } else if (tcp) {
+          Status probe = TcpProbe(host, host_port, milliseconds(hc.timeout_ms),
+                                  std::min(milliseconds(hc.timeout_ms), kTcpHold));
+          if (probe.ok()) {
+            *health = "healthy";
+            return Status::Ok();
+          }
+          last = "tcp " + std::to_string(port) + ": " + probe.message();
         } else {
           auto res = HttpGet(host, host_port, hc.path, milliseconds(hc.timeout_ms));
           if (res.ok() && res->status >= 200 && res->status < 400) {
@@ -486,6 +572,50 @@ class DockerProvider : public Provider {
       }
       return Status::Failed("health check failed " + std::to_string(hc.retries) +
                             " times; last: " + last);
+    }
+
+    // healthCheck.exec: the engine runs the command (the create body's
+    // Healthcheck); this waits, cancellably, until State.Health says healthy
+    // (Ok) or unhealthy (kFailed, quoting the last check's output), or the
+    // time the engine needs for start period + retries has passed.
+    Status WaitEngineHealthy(const std::string& id, std::string* health) {
+      const HealthCheck& hc = *spec_.health_check;
+      const milliseconds budget(hc.start_period_ms + hc.retries * (hc.interval_ms + hc.timeout_ms) +
+                                hc.interval_ms + 5000);
+      const auto deadline = std::chrono::steady_clock::now() + budget;
+      const milliseconds poll = std::min(milliseconds(hc.interval_ms), kRunningPoll);
+      Progress("waiting for the engine's health check (" + hc.exec[0] + ")");
+      EngineHealth last;
+      for (;;) {
+        auto c = c_.InspectContainer(id);
+        if (!c.ok()) return c.status();
+        RunState s = StateOf(*c);
+        if (Stopped(s)) return NotRunning(id, s);
+        EngineHealth h = HealthOf(*c);
+        if (h.status == "healthy") {
+          *health = "healthy";
+          return Status::Ok();
+        }
+        if (h.status == "unhealthy") {
+          return Status::Failed(
+              "the engine's health check (exec) failed " + std::to_string(h.failing_streak) +
+              " times in a row; last: " + (h.last.empty() ? "no output" : h.last));
+        }
+        if (h.status.empty() && s.running) {
+          return Status::Failed("the engine holds no health check for container " + ShortId(id));
+        }
+        if (!h.last.empty()) last = h;
+        if (std::chrono::steady_clock::now() > deadline) {
+          return Status::Failed("the engine's health check (exec) did not pass within " +
+                                FormatSeconds(budget) +
+                                "; last: " + (last.last.empty() ? "no check finished" : last.last));
+        }
+        if (Status st = Pause(poll); !st.ok()) return st;
+      }
+    }
+
+    static std::string FormatSeconds(milliseconds d) {
+      return std::to_string((d.count() + 999) / 1000) + "s";
     }
 
     void Finish(ApplyChangeResponse* r) {

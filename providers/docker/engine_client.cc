@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
@@ -430,6 +431,61 @@ Result<HttpResponse> HttpGet(const std::string& host, int port, const std::strin
   r.target = path.empty() || path[0] != '/' ? "/" + path : path;
   r.timeout = timeout;
   return t.RoundTrip(r);
+}
+
+Status TcpProbe(const std::string& host, int port, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds hold) {
+  asio::io_context ioc;
+  asio::ip::tcp::resolver resolver(ioc);
+  asio::ip::tcp::socket socket(ioc);
+  asio::steady_timer held(ioc);
+  const std::string where = host + ":" + std::to_string(port);
+  std::string failure;  // empty at the end: healthy
+  bool done = false;
+  char byte = 0;
+  resolver.async_resolve(
+      host, std::to_string(port),
+      [&](error_code ec, asio::ip::tcp::resolver::results_type results) {
+        if (ec) {
+          failure = "resolve " + host + ": " + ec.message();
+          done = true;
+          return;
+        }
+        asio::async_connect(socket, results, [&](error_code ec2, const asio::ip::tcp::endpoint&) {
+          if (ec2) {
+            failure = "connect to " + where + ": " + ec2.message();
+            done = true;
+            return;
+          }
+          held.expires_after(hold);
+          held.async_wait([&](error_code ec3) {
+            if (ec3) return;  // cancelled: the read finished first
+            done = true;      // still open after `hold`: someone listens
+            error_code ignored;
+            socket.close(ignored);
+          });
+          socket.async_read_some(asio::buffer(&byte, 1), [&](error_code ec4, std::size_t n) {
+            if (done) return;  // closed by the timer
+            held.cancel();
+            done = true;
+            if (n == 0 && ec4) {
+              failure = where + " accepted the connection and closed it at once (" + ec4.message() +
+                        "): nothing listens behind the published port";
+            }
+          });
+        });
+      });
+  ioc.run_for(timeout + hold);
+  if (!done) {
+    failure = "connect to " + where + ": timed out after " + std::to_string(timeout.count()) + "ms";
+    resolver.cancel();
+    held.cancel();
+    error_code ignored;
+    socket.close(ignored);
+    ioc.restart();
+    ioc.run();
+  }
+  return failure.empty() ? Status::Ok() : Status::Unavailable(failure);
 }
 
 std::string UrlEncode(const std::string& s) {

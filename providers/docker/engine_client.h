@@ -108,6 +108,15 @@ Result<HttpResponse> HttpGet(const std::string& host, int port, const std::strin
                              std::chrono::milliseconds timeout,
                              std::size_t body_limit = 1024 * 1024);
 
+// One TCP health probe of host:port (used for healthCheck.tcp). Ok when the
+// connection is accepted and the peer neither closes nor resets it within
+// `hold` (or sends data first): a published Docker port is accepted by the
+// engine's proxy even when nothing listens in the container, and the proxy
+// then closes it at once, so an accept alone proves nothing. kUnavailable
+// otherwise, saying why. Gives up after `timeout` (connect) plus `hold`.
+Status TcpProbe(const std::string& host, int port, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds hold);
+
 // Percent-encodes everything but RFC 3986 unreserved characters.
 std::string UrlEncode(const std::string& s);
 

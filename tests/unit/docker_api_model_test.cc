@@ -132,6 +132,52 @@ TEST_CASE("docker API model: the create body uses only defined fields, typed rig
   }
 }
 
+// The fields an exec health check and the container fields add (issue #13),
+// on top of the full spec: the HTTP check gives way to exec.
+json FieldsAgentSpec() {
+  json spec = FullAgentSpec();
+  spec["healthCheck"] = json::parse(R"({"exec": ["/bin/sh", "-c", "true"], "interval": "1s",
+      "timeout": "2s", "retries": 3, "startPeriod": "5s"})");
+  spec["stopSignal"] = "SIGINT";
+  spec["stopGracePeriod"] = "30s";
+  spec["user"] = "1000:1000";
+  spec["capAdd"] = {"NET_ADMIN"};
+  spec["capDrop"] = {"ALL"};
+  spec["readOnlyRootFilesystem"] = true;
+  spec["hostname"] = "primary";
+  spec["resources"]["gpus"] = "all";
+  spec["labels"]["com.example.tier"] = "db";
+  return spec;
+}
+
+TEST_CASE("docker API model: exec health check and container fields are defined, typed right") {
+  auto spec = ContainerSpecFromJson(FieldsAgentSpec());
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  CreateContext ctx{"hello", "sha256:abc", "tree-1", "127.0.0.1", ""};
+  auto body = BuildCreateBody(*spec, ctx, {{"TOKEN", "x"}});
+  REQUIRE(body.ok());
+  // Each new field is in the body, so that the model check below sees it.
+  for (const char* key : {"Healthcheck", "StopSignal", "StopTimeout", "User", "Hostname"}) {
+    CHECK_MESSAGE(body->contains(key), key);
+  }
+  for (const char* key : {"CapAdd", "CapDrop", "ReadonlyRootfs", "DeviceRequests"}) {
+    CHECK_MESSAGE((*body)["HostConfig"].contains(key), key);
+  }
+  std::vector<std::string> errors;
+  Check(*body, CreateBodySchema(), "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+  // The health check's durations are integers (nanoseconds), as the model says.
+  std::map<std::string, YAML::Node> props;
+  CollectProperties(Resolve(Model()["definitions"]["HealthConfig"]), props);
+  for (const char* key : {"Test", "Interval", "Timeout", "Retries", "StartPeriod"}) {
+    REQUIRE_MESSAGE(props.count(key) == 1, key);
+  }
+  CHECK(props["Interval"]["type"].as<std::string>() == "integer");
+  CHECK((*body)["Healthcheck"]["StartPeriod"] == 5000000000LL);
+}
+
 TEST_CASE("docker API model: the volume create body uses only defined fields") {
   YAML::Node schema;
   for (const YAML::Node& p : Model()["paths"]["/volumes/create"]["post"]["parameters"]) {

@@ -24,9 +24,16 @@ struct SourceLocation {
   friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
 };
 
+// How an agent is seen as healthy: an HTTP GET of `path` on `port` (kHttp,
+// the default), a command run in the container by the provider's engine
+// (kExec: `exec` is its argv), or a TCP connection to `port` (kTcp). The
+// timings apply to all three.
 struct HealthCheck {
-  std::string path = "/health";
-  int port = 0;  // 0: the agent's port
+  enum class Kind { kHttp, kExec, kTcp };
+  Kind kind = Kind::kHttp;
+  std::string path = "/health";   // kHttp only
+  int port = 0;                   // kHttp: 0 is the agent's port; kTcp: the port (set)
+  std::vector<std::string> exec;  // kExec only: non-empty
   std::int64_t interval_ms = 1000;
   std::int64_t timeout_ms = 2000;
   int retries = 30;
@@ -37,6 +44,7 @@ struct HealthCheck {
 struct Resources {
   std::string cpu;     // e.g. "0.5" (cores); empty: provider default
   std::string memory;  // e.g. "256Mi", "1Gi"; empty: provider default
+  std::string gpus;    // "all" or a positive count ("2"); empty: none
   friend bool operator==(const Resources&, const Resources&) = default;
 };
 
@@ -114,6 +122,18 @@ struct Agent {
   // "no", "always", "unless-stopped", "on-failure" or "on-failure:N"; empty:
   // the provider's default (Docker: unless-stopped).
   std::string restart;
+  // Container fields; each empty/unset one is the image's or the engine's
+  // default and is left out of the normalized spec.
+  std::string stop_signal;                           // "SIGINT", ...
+  std::optional<std::int64_t> stop_grace_period_ms;  // whole seconds
+  std::string user;                                  // "uid[:gid]" or a name
+  std::vector<std::string> cap_add;                  // sorted, unique, without CAP_
+  std::vector<std::string> cap_drop;                 // sorted, unique, without CAP_
+  bool read_only_root_filesystem = false;
+  // spec.labels: set on the containers together with metadata.labels (a key
+  // in both has the same value); none under reconcile.dev/.
+  std::map<std::string, std::string> container_labels;
+  std::string hostname;  // a DNS label; empty: the agent's name
   Resources resources;
   std::optional<HealthCheck> health_check;
   Strategy strategy;

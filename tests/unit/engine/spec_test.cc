@@ -90,7 +90,7 @@ TEST_CASE("spec: AgentFromSpec gives back the agent a recorded spec came from") 
   full.secret_env = {{"TOKEN", {SecretRef::Source::kFile, "token"}},
                      {"KEY", {SecretRef::Source::kEnv, "APP_KEY"}}};
   full.replicas = 3;
-  full.resources = {"0.5", "256Mi"};
+  full.resources = {"0.5", "256Mi", ""};
   HealthCheck hc;
   hc.path = "/ready";
   hc.interval_ms = 250;
