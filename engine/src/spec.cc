@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -59,6 +60,24 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     secrets[name] = (ref.source == SecretRef::Source::kFile ? "file:" : "env:") + ref.name;
   }
   spec["secretEnv"] = secrets;
+  if (!agent.publish) spec["publish"] = false;
+  if (!agent.secret_files.empty()) {
+    json files = json::object();  // by NAME; the reference, never the value
+    for (const auto& [name, f] : agent.secret_files) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode & 0777));
+      files[name] = {
+          {"ref", (f.ref.source == SecretRef::Source::kFile ? "file:" : "env:") + f.ref.name},
+          {"target", f.target},
+          {"mode", mode}};
+    }
+    spec["secretFiles"] = std::move(files);
+  }
+  if (!agent.networks.empty()) {
+    json networks = json::object();  // by name
+    for (const NetworkAttachment& n : agent.networks) networks[n.name] = {{"aliases", n.aliases}};
+    spec["networks"] = std::move(networks);
+  }
   // Fields added after v0.1 appear only when set, so that the spec hash of
   // an agent that does not use them stays what it was (no needless replace).
   if (!agent.volumes.empty()) {
@@ -77,6 +96,7 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     for (const PortMapping& p : agent.ports) {
       json m = {{"hostPort", p.host_port}};
       if (!p.host_ip.empty()) m["hostIP"] = p.host_ip;
+      if (!p.publish) m["publish"] = false;
       ports[std::to_string(p.container_port) + "/" + p.protocol] = std::move(m);
     }
     spec["ports"] = std::move(ports);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "docker/container_spec.h"
+#include "docker/secret_files.h"
 #include "reconcile/clock.h"
 #include "reconcile/observation.h"
 
@@ -97,6 +99,7 @@ class DockerProvider : public Provider {
       : target_(std::move(target)),
         client_(std::move(transport), clock),
         access_host_(AgentAccessHost(target_.docker)),
+        local_engine_(target_.docker.host.rfind("unix://", 0) == 0),
         warnings_(std::move(warnings)) {}
 
   ProviderSchema Schema() const override { return ProviderSchema{}; }
@@ -149,7 +152,15 @@ class DockerProvider : public Provider {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
           if (!st.ok()) return st;
         }
-        return ReclaimVolumes();
+        Status st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+        st = ReclaimVolumes();
+        if (!st.ok()) return st;
+        std::vector<std::string> networks;
+        if (auto recorded = ContainerSpecFromJson(ch.desired); recorded.ok()) {
+          for (const Network& n : recorded->networks) networks.push_back(n.name);
+        }
+        return RemoveUnusedNetworks(networks);
       }
       auto spec = ContainerSpecFromJson(ch.desired);
       if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
@@ -159,6 +170,9 @@ class DockerProvider : public Provider {
       ctx_.revision = req_.revision;
       ctx_.publish_address = p_.target_.docker.publish_address;
       ctx_.network = p_.target_.docker.network;
+      if (!spec_.secret_files.empty() && p_.local_engine_) {
+        ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, agent_);
+      }
       // Checked before touching anything so that a missing secret changes nothing.
       auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
       if (!body.ok()) return body.status().WithContext("agent " + agent_);
@@ -169,9 +183,19 @@ class DockerProvider : public Provider {
         st = CheckNameNotForeign(ContainerName(agent_, i));
         if (!st.ok()) return st;
       }
-      // Before any container is stopped: a foreign volume changes nothing.
+      // Before any container is stopped: a foreign network or volume changes
+      // nothing (networks are all checked before any is created).
+      st = CheckNetworks();
+      if (!st.ok()) return st;
       st = EnsureVolumes();
       if (!st.ok()) return st;
+      st = EnsureNetworks();
+      if (!st.ok()) return st;
+      if (!spec_.secret_files.empty()) {
+        st =
+            p_.secret_files_.Write(p_.target_.name, agent_, spec_.secret_files, req_.secret_values);
+        if (!st.ok()) return st.WithContext("agent " + agent_);
+      }
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
       int fixed = spec_.host_port;
       for (const ExtraPort& port : spec_.ports) fixed = fixed != 0 ? fixed : port.host_port;
@@ -180,7 +204,146 @@ class DockerProvider : public Provider {
                  " is fixed, so old and new cannot run side by side: using recreate");
         start_first = false;
       }
-      return start_first ? StartFirst(health) : Recreate(health);
+      st = start_first ? StartFirst(health) : Recreate(health);
+      if (!st.ok()) return st;
+      if (spec_.secret_files.empty()) {
+        st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+      }
+      return RemoveUnusedNetworks(DroppedNetworks());
+    }
+
+    // The networks the spec before this change listed and the new one does
+    // not (from the field-level diff: "networks.<name>.aliases").
+    std::vector<std::string> DroppedNetworks() const {
+      std::set<std::string> now;
+      for (const Network& n : spec_.networks) now.insert(n.name);
+      std::vector<std::string> out;
+      const std::string prefix = "networks.", suffix = ".aliases";
+      for (const FieldChange& f : req_.change.fields) {
+        if (f.before.is_null() || f.path.size() <= prefix.size() + suffix.size() ||
+            f.path.rfind(prefix, 0) != 0 ||
+            f.path.compare(f.path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+          continue;
+        }
+        std::string name =
+            f.path.substr(prefix.size(), f.path.size() - prefix.size() - suffix.size());
+        if (now.count(name) == 0) out.push_back(name);
+      }
+      return out;
+    }
+
+    // The labels of a network inspect answer.
+    static const json& NetworkLabels(const json& n) {
+      static const json kEmpty = json::object();
+      return n.contains("Labels") && n["Labels"].is_object() ? n["Labels"] : kEmpty;
+    }
+
+    static bool OwnedNetwork(const json& n, const std::string& name) {
+      const json& labels = NetworkLabels(n);
+      return labels.value(kLabelManagedBy, "") == kManagedByValue &&
+             labels.value(kLabelNetwork, "") == name;
+    }
+
+    // The network called exactly `name` (the engine also answers for an id
+    // prefix), or kNotFound.
+    Result<json> FindNetwork(const std::string& name) {
+      auto n = c_.InspectNetwork(name);
+      if (n.ok() && n->value("Name", "") != name) {
+        return Status::NotFound("docker: no network named " + name);
+      }
+      return n;
+    }
+
+    // kConflict when a network of the spec exists without our labels.
+    Status CheckNetworks() {
+      for (const Network& n : spec_.networks) {
+        auto found = FindNetwork(n.name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, n.name)) {
+          return Status::Conflict(
+              "network '" + n.name + "' already exists and is not managed by reconcile (no " +
+              kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelNetwork + "=" + n.name +
+              " labels); nothing was changed: use another network name in spec.networks, run on "
+              "that network with the Target's docker.network, or remove it yourself");
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Creates the networks of the spec that do not exist yet. Serialized per
+    // provider: the engine may create two networks of one name when asked
+    // at the same time.
+    Status EnsureNetworks() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const Network& n : spec_.networks) {
+        auto found = FindNetwork(n.name);
+        if (found.ok()) {
+          if (OwnedNetwork(*found, n.name)) continue;
+          return CheckNetworks();  // became foreign meanwhile: the same error
+        }
+        if (found.status().code() != Code::kNotFound) return found.status();
+        Progress("creating network " + n.name);
+        Status st = c_.CreateNetwork(BuildNetworkBody(n.name));
+        if (st.code() == Code::kConflict) {
+          if (Status owned = CheckNetworks(); !owned.ok()) return owned;
+          continue;
+        }
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": network " + n.name);
+      }
+      return Status::Ok();
+    }
+
+    // Removes each of `names` that carries our labels and has no container
+    // attached; keeps (and says so) the others.
+    Status RemoveUnusedNetworks(const std::vector<std::string>& names) {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& name : names) {
+        auto found = FindNetwork(name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, name)) {
+          Progress("keeping network " + name + ": reconcile did not create it");
+          continue;
+        }
+        const json& attached = (*found)["Containers"];
+        if (attached.is_object() && !attached.empty()) {
+          Progress("keeping network " + name + ": " + std::to_string(attached.size()) +
+                   " container(s) still attached");
+          continue;
+        }
+        Progress("removing network " + name + " (no agent uses it any more)");
+        Status st = c_.RemoveNetwork(found->value("Id", name));
+        if (!st.ok() && st.code() != Code::kNotFound) {
+          Progress("keeping network " + name + ": " + st.message());
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Joins the container `id` to the agent networks it is not on yet.
+    Status ConnectNetworks(const std::string& id) {
+      std::vector<Network> wanted = NetworksToConnect(spec_, ctx_);
+      if (wanted.empty()) return Status::Ok();
+      auto c = c_.InspectContainer(id);
+      if (!c.ok()) return c.status();
+      const json* on = nullptr;
+      if (c->contains("NetworkSettings") && (*c)["NetworkSettings"].is_object() &&
+          (*c)["NetworkSettings"].contains("Networks") &&
+          (*c)["NetworkSettings"]["Networks"].is_object()) {
+        on = &(*c)["NetworkSettings"]["Networks"];
+      }
+      for (const Network& n : wanted) {
+        if (on != nullptr && on->contains(n.name)) continue;
+        Status st = c_.ConnectNetwork(n.name, BuildConnectBody(id, n, agent_));
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": joining network " + n.name);
+      }
+      return Status::Ok();
     }
 
     // Stops and removes the prior instances, then creates and starts the new ones.
@@ -371,7 +534,9 @@ class DockerProvider : public Provider {
         st = RemoveOwned(IdOf(*existing));
         if (!st.ok()) return st;
       }
-      Status st = c_.StartContainer(id);
+      Status st = ConnectNetworks(id);
+      if (!st.ok()) return st;
+      st = c_.StartContainer(id);
       if (!st.ok()) return st;
       return id;
     }
@@ -540,7 +705,10 @@ class DockerProvider : public Provider {
   Target target_;
   EngineClient client_;
   std::string access_host_;
+  bool local_engine_ = false;  // unix socket: the engine shares this host's files
   std::vector<std::string> warnings_;
+  SecretFileStore secret_files_;
+  std::mutex networks_mu_;  // EnsureNetworks / RemoveUnusedNetworks
 };
 
 bool IsLoopbackHost(const std::string& host) {
