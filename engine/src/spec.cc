@@ -148,6 +148,28 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
     }
     a.secret_env[name] = r;
   }
+  if (spec.contains("publish")) a.publish = spec.at("publish").get<bool>();
+  if (spec.contains("secretFiles")) {
+    for (const auto& [name, f] : spec.at("secretFiles").items()) {
+      SecretFile file;
+      const std::string ref = f.at("ref").get<std::string>();
+      if (ref.starts_with("file:")) {
+        file.ref = {SecretRef::Source::kFile, ref.substr(5)};
+      } else if (ref.starts_with("env:")) {
+        file.ref = {SecretRef::Source::kEnv, ref.substr(4)};
+      } else {
+        throw std::invalid_argument("secretFiles." + name + ": not file:NAME or env:VAR");
+      }
+      file.target = f.at("target").get<std::string>();
+      file.mode = std::stoi(f.at("mode").get<std::string>(), nullptr, 8);
+      a.secret_files[name] = file;
+    }
+  }
+  if (spec.contains("networks")) {
+    for (const auto& [name, n] : spec.at("networks").items()) {
+      a.networks.push_back({name, n.at("aliases").get<std::vector<std::string>>()});
+    }
+  }
   a.replicas = spec.at("replicas").get<int>();
   const json& resources = spec.at("resources");
   a.resources.cpu = resources.value("cpu", "");

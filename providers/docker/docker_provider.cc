@@ -311,7 +311,7 @@ class DockerProvider : public Provider {
           Progress("keeping network " + name + ": reconcile did not create it");
           continue;
         }
-        const json& attached = (*found)["Containers"];
+        const json attached = found->contains("Containers") ? (*found)["Containers"] : json();
         if (attached.is_object() && !attached.empty()) {
           Progress("keeping network " + name + ": " + std::to_string(attached.size()) +
                    " container(s) still attached");

@@ -14,18 +14,17 @@
 #
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), a Docker Engine
 # (started here when missing), the hello image (built here when missing) and
-# /bin/busybox (busybox-static; installed here when missing). Removes only
+# a static /bin/busybox (busybox-static, from scripts/bootstrap.sh). Removes only
 # what it created (names with a random per-run prefix).
 set -uo pipefail
 
 : "${RECONCILE:?}" "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
 bash "$SOURCE_DIR/scripts/ensure-dockerd.sh" >/dev/null || { echo "no Docker Engine"; exit 1; }
 bash "$SOURCE_DIR/scripts/hello-image.sh" "$BUILD_DIR" >/dev/null || { echo "no hello image"; exit 1; }
-busybox=/bin/busybox
-if ! file -L "$busybox" 2>/dev/null | grep -q "statically linked"; then
-  apt-get install -y busybox-static >/dev/null 2>&1 || true
-fi
-file -L "$busybox" 2>/dev/null | grep -q "statically linked" || { echo "no static busybox (apt-get install busybox-static)"; exit 1; }
+busybox=/bin/busybox  # busybox-static (scripts/bootstrap.sh installs it)
+static() { [[ -x "$busybox" ]] && ! ldd "$busybox" >/dev/null 2>&1; }
+static || apt-get install -y busybox-static >/dev/null 2>&1 || true
+static || { echo "no static busybox (apt-get install busybox-static)"; exit 1; }
 
 sock=/var/run/docker.sock
 api() { curl -fsS --unix-socket "$sock" "$@"; }
@@ -204,8 +203,8 @@ contains "the client reaches the api by agent name" '"greeting":"from-api"' "$go
 contains "wget exited 0" "exit=0" "$got"
 contains "the client reaches the api by alias" '"greeting":"from-api"' "$(run_in "$idc" wget -q -O - "http://api-alias:8080/")"
 contains "the api's name resolves on the network" "exit=0" "$(run_in "$idc" nslookup "$p-api")"
-st=$(R status "$work/tree" 2>&1)
-lacks "status gives the unpublished api no host endpoint" "$p-api http://" "$(tr -s ' ' <<<"$st")"
+endpoint=$(R status "$work/tree" --json --secrets "$work/secrets" | python3 -c "import json,sys; print(repr(next(a.get('endpoint') for a in json.load(sys.stdin)['agents'] if a['name']=='$p-api')))")
+if [[ "$endpoint" == "''" || "$endpoint" == "None" ]]; then ok "status gives the unpublished api no endpoint"; else bad "api endpoint: $endpoint"; fi
 
 # secret files: in the container, read-only, with their mode and content
 f1=$(file_in "$ida" /run/secrets/token)

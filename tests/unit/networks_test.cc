@@ -97,7 +97,7 @@ TEST_CASE("networks: each error names file:line:column and the field") {
       {"alias twice", "  networks:\n    - {name: back, aliases: [web, web]}\n",
        "m.yaml:10:35: error: spec.networks[0].aliases[1]: alias 'web' is listed twice"},
       {"unknown key", "  networks:\n    - {name: back, alias: [web]}\n",
-       "m.yaml:10:19: error: spec.networks[0].alias: unknown field 'alias' (did you mean "
+       "m.yaml:10:20: error: spec.networks[0].alias: unknown field 'alias' (did you mean "
        "'aliases'?)"},
       {"missing name", "  networks:\n    - {aliases: [web]}\n",
        "spec.networks[0].name: required field is missing"},
@@ -141,7 +141,7 @@ TEST_CASE("publish: false on the main port and on ports[]; errors name the field
        "and spec.publish is false"},
       {"a port's hostPort with publish: false",
        "  ports:\n    - {containerPort: 9000, publish: false, hostPort: 9}\n",
-       "m.yaml:10:46: error: spec.ports[0].hostPort: not allowed with publish: false"},
+       "m.yaml:10:45: error: spec.ports[0].hostPort: not allowed with publish: false"},
       {"a port's hostIP with publish: false",
        "  ports:\n    - {containerPort: 9000, hostIP: 0.0.0.0, publish: false}\n",
        "m.yaml:10:29: error: spec.ports[0].hostIP: not allowed with publish: false"},
@@ -269,6 +269,21 @@ TEST_CASE("networks, publish, secretFiles: in the spec hash only when set") {
   CHECK(with_files["secretFiles"] == json::parse(R"({"token": {"ref": "env:RECONCILE_SECRET_T",
                                         "target": "/run/t", "mode": "0440"}})"));
   CHECK(SpecHash(with_files) != SpecHash(plain));
+}
+
+TEST_CASE("networks, publish, secretFiles: a recorded spec is re-applied exactly (rollback)") {
+  Agent a = testing::MakeAgent("api");
+  a.publish = false;
+  a.networks = {{"backend", {"api-v1"}}, {"edge", {}}};
+  a.secret_files["token"] = {{SecretRef::Source::kFile, "token.txt"}, "/run/secrets/token", 0400};
+  a.secret_files["key"] = {{SecretRef::Source::kEnv, "RECONCILE_SECRET_K"}, "/etc/k", 0440};
+  json spec = NormalizedSpec(a, a.image);
+  auto back = AgentFromSpec("api", spec);
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK_FALSE(back->publish);
+  CHECK(back->networks == a.networks);
+  CHECK(back->secret_files == a.secret_files);
+  CHECK(NormalizedSpec(*back, back->image) == spec);
 }
 
 TEST_CASE("networks: the plan says what happens to them; a change forces a replacement") {
