@@ -312,6 +312,9 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
       if (!ValidObjectName(f.name)) return Bad(field, "not a secret file name");
       const json& v = it.value();
       if (!v.is_object()) return Bad(field, "expected a map");
+      for (const char* key : {"target", "mode"}) {
+        if (v.contains(key) && !v[key].is_string()) return Bad(field + "." + key, "a string");
+      }
       f.target = v.value("target", "/run/secrets/" + f.name);
       if (f.target.size() < 2 || f.target[0] != '/' || f.target.find(':') != std::string::npos) {
         return Bad(field + ".target", "must be an absolute path other than '/'");

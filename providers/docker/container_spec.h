@@ -117,7 +117,7 @@ struct CreateContext {
   std::string network;  // the Target's docker.network; empty: none (see BuildCreateBody)
   // Host folder of the agent's secret files (one file per NAME), bind-mounted
   // read-only; needed when the spec has secretFiles.
-  std::string secret_files_dir;
+  std::string secret_files_dir = {};
 };
 
 // The body of POST /containers/create. `secret_values` (name -> value) are

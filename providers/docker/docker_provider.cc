@@ -221,7 +221,7 @@ class DockerProvider : public Provider {
       std::vector<std::string> out;
       const std::string prefix = "networks.", suffix = ".aliases";
       for (const FieldChange& f : req_.change.fields) {
-        if (f.before.is_null() || f.path.size() <= prefix.size() + suffix.size() ||
+        if (!f.before || f.path.size() <= prefix.size() + suffix.size() ||
             f.path.rfind(prefix, 0) != 0 ||
             f.path.compare(f.path.size() - suffix.size(), suffix.size(), suffix) != 0) {
           continue;

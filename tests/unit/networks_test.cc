@@ -320,7 +320,7 @@ TEST_CASE("networks: the plan says what happens to them; a change forces a repla
     CHECK(plan.changes[0].fields[0].path == "networks.backend.aliases");
     CHECK(plan.changes[0].fields[0].forces_replace);
     CHECK(plan.changes[0].fields[1].path == "networks.frontend.aliases");
-    CHECK(plan.changes[0].fields[1].after.is_null());
+    CHECK_FALSE(plan.changes[0].fields[1].after.has_value());
   }
 }
 
