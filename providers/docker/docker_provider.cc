@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -132,6 +133,14 @@ class DockerProvider : public Provider {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
         : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
+    ~Apply() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& n : held_) {
+        if (--p_.networks_in_use_[n] == 0) p_.networks_in_use_.erase(n);
+      }
+    }
+    Apply(const Apply&) = delete;
+    Apply& operator=(const Apply&) = delete;
 
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
@@ -280,6 +289,9 @@ class DockerProvider : public Provider {
     Status EnsureNetworks() {
       std::lock_guard<std::mutex> lock(p_.networks_mu_);
       for (const Network& n : spec_.networks) {
+        // Held until this change ends: a prune running beside it keeps it.
+        ++p_.networks_in_use_[n.name];
+        held_.push_back(n.name);
         auto found = FindNetwork(n.name);
         if (found.ok()) {
           if (OwnedNetwork(*found, n.name)) continue;
@@ -309,6 +321,10 @@ class DockerProvider : public Provider {
         }
         if (!OwnedNetwork(*found, name)) {
           Progress("keeping network " + name + ": reconcile did not create it");
+          continue;
+        }
+        if (p_.networks_in_use_.count(name) != 0) {
+          Progress("keeping network " + name + ": another agent is being applied on it");
           continue;
         }
         const json attached = found->contains("Containers") ? (*found)["Containers"] : json();
@@ -700,6 +716,7 @@ class DockerProvider : public Provider {
     std::string agent_;
     ContainerSpec spec_;
     CreateContext ctx_;
+    std::vector<std::string> held_;  // networks counted in p_.networks_in_use_
   };
 
   Target target_;
@@ -709,6 +726,9 @@ class DockerProvider : public Provider {
   std::vector<std::string> warnings_;
   SecretFileStore secret_files_;
   std::mutex networks_mu_;  // EnsureNetworks / RemoveUnusedNetworks
+  // Networks that changes in progress are creating containers on (by name:
+  // how many), never removed meanwhile. Guarded by networks_mu_.
+  std::map<std::string, int> networks_in_use_;
 };
 
 bool IsLoopbackHost(const std::string& host) {
