@@ -240,6 +240,20 @@ TEST_CASE("secretFiles: a remote engine and the {env} allow-list are load errors
       All(policy));
 }
 
+TEST_CASE("networks: a Target on the host network cannot join them (load error)") {
+  FolderSet tree;
+  auto result = LoadFiles(
+      {{"m.yaml", std::string(kAgent) + "  networks: [backend]\n" +
+                      "---\napiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata:\n  name: "
+                      "local\nspec:\n  provider: docker\n  docker: {network: host}\n"}},
+      tree);
+  std::string all = All(result.diagnostics);
+  CHECK_MESSAGE(
+      all.find("m.yaml:9:13: error: spec.networks: Target 'local' runs containers on "
+               "docker.network host, which cannot join other networks") != std::string::npos,
+      all);
+}
+
 TEST_CASE("networks, publish, secretFiles: in the spec hash only when set") {
   Agent a = testing::MakeAgent("api");
   a.ports = {{9000, "tcp", "", 0}};
