@@ -244,6 +244,14 @@ if [[ "$(network_status "$p-backend")" == 200 ]]; then ok "the used network stay
 idc2=$(container_id "$p-client")
 contains "the new client still reaches the api" '"greeting":"from-api"' "$(run_in "$idc2" wget -q -O - "http://$p-api:8080/")"
 
+# --- prune: the client goes, the network stays while the api is attached -------
+{ target_doc; api_doc; } >"$work/tree/agents.yaml"
+expect_exit 0 "apply without the client (prune)" -- R -v apply "$work/tree" --auto-approve --secrets "$work/secrets"
+contains "the plan says the network goes once unused" "network '$p-backend' is removed once no container is attached" "$out"
+contains "the network is kept: the api is attached" "keeping network $p-backend: 1 container(s) still attached" "$out"
+if [[ "$(network_status "$p-backend")" == 200 ]]; then ok "prune kept the network the api uses"; else bad "$p-backend is gone"; fi
+if [[ -z "$(container_id "$p-client")" ]]; then ok "prune removed the client"; else bad "client left"; fi
+
 # --- destroy removes the owned network, never the foreign one ------------------
 expect_exit 0 "destroy" -- R destroy "$work/tree" --auto-approve --secrets "$work/secrets"
 contains "destroy says the network goes" "network '$p-backend' is removed once no container is attached" "$out"
