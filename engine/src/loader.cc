@@ -256,6 +256,21 @@ bool IsDockerNetwork(std::string_view s) {
                }) &&
          (IsLower(s.front()) || IsUpper(s.front()) || IsDigit(s.front()));
 }
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : a Docker network name of at most 63
+// characters (the length of a DNS label, since containers resolve it).
+bool IsNetworkName(std::string_view s) { return s.size() <= 63 && IsDockerNetwork(s); }
+// Networks every Docker engine has; they are not user-defined networks.
+bool IsPredefinedNetwork(std::string_view s) {
+  return s == "bridge" || s == "host" || s == "none" || s == "default";
+}
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : names a file (/run/secrets/NAME).
+bool IsSecretName(std::string_view s) { return IsNetworkName(s); }
+// ^0?[0-7]{3}$ : permission bits in octal, such as "0400" or "440".
+std::optional<int> ParseFileMode(std::string_view s) {
+  if (s.size() == 4 && s.front() == '0') s.remove_prefix(1);
+  if (s.size() != 3 || !AllOf(s, [](char c) { return c >= '0' && c <= '7'; })) return std::nullopt;
+  return (s[0] - '0') * 64 + (s[1] - '0') * 8 + (s[2] - '0');
+}
 // ^[a-z0-9][a-z0-9_.-]{1,62}$ (Docker's volume names, lower-case)
 bool IsVolumeName(std::string_view s) {
   return s.size() >= 2 && s.size() <= 63 &&
@@ -511,6 +526,14 @@ class Decoder {
   // readOnlyRootFilesystem, labels, hostname.
   void ContainerFields(const Fields& f, Agent& a);
   std::vector<std::string> Capabilities(const YamlNode& n, const std::string& path);
+  void Networks(const YamlNode& n, Agent& a);
+  void SecretFiles(const YamlNode& n, Agent& a);
+  // A secret reference {file: NAME} or {env: VAR} at `field` (secretEnv,
+  // secretFiles); `extra` are the other keys allowed beside it. Never
+  // echoes a value.
+  std::optional<SecretRef> SecretReference(const YamlNode& value, const std::string& field,
+                                           const std::vector<std::string>& extra, Agent& a,
+                                           std::optional<Fields>* fields = nullptr);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
@@ -750,20 +773,15 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     a.field_locations["metadata.name"] = name_at;
     a.manifest_dir = manifest_dir_;
     if (spec_node) {
-      auto spec = Map(*spec_node, "spec", {"image",      "build",
-                                           "registry",   "target",
-                                           "port",       "hostPort",
-                                           "command",    "args",
-                                           "env",        "secretEnv",
-                                           "volumes",    "ports",
-                                           "replicas",   "restart",
-                                           "resources",  "healthCheck",
-                                           "strategy",   "dependsOn",
-                                           "suspend",    "drift",
-                                           "stopSignal", "stopGracePeriod",
-                                           "user",       "capAdd",
-                                           "capDrop",    "readOnlyRootFilesystem",
-                                           "labels",     "hostname"});
+      auto spec = Map(*spec_node, "spec",
+                      {"image",       "build",       "registry",   "target",
+                       "port",        "hostPort",    "publish",    "command",
+                       "args",        "env",         "secretEnv",  "secretFiles",
+                       "volumes",     "ports",       "networks",   "replicas",
+                       "restart",     "resources",   "healthCheck", "strategy",
+                       "dependsOn",   "suspend",     "drift",      "stopSignal",
+                       "stopGracePeriod", "user",    "capAdd",     "capDrop",
+                       "readOnlyRootFilesystem", "labels", "hostname"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -876,46 +894,27 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                 "invalid variable name '" + key->value + "': must match ^[A-Za-z_][A-Za-z0-9_]*$");
           continue;
         }
-        if (value->kind != Kind::kMap) {
-          // Never echo the value: it may be a secret.
-          Error(*value, field,
-                "secrets must be references, not values: write {file: NAME} (a file under the "
-                "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
-                "the secret itself out of Git");
-          continue;
-        }
-        auto ref = Map(*value, field, {"file", "env"});
-        if (!ref) continue;
-        if (ref->values.size() != 1) {
-          if (ref->values.size() > 1 || ref->self->entries.empty()) {
-            Error(*value, field, "must have exactly one of 'file' or 'env'");
-          }
-          continue;
-        }
-        SecretRef secret;
-        if (auto* file = ref->Get("file")) {
-          auto s = Checked(*file, field + ".file", IsSecretFileName,
-                           "a file name in the secrets folder (letters, digits, '.', '_', '-')");
-          if (!s) continue;
-          secret = {SecretRef::Source::kFile, *s};
-        } else {
-          auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
-                           "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
-          if (!s) continue;
-          secret = {SecretRef::Source::kEnv, *s};
-          // For the allow-list check (CheckSecretEnvPolicy), run after loading.
-          a.field_locations[field + ".env"] = At(*ref->Get("env"));
-        }
+        auto secret = SecretReference(*value, field, {}, a);
+        if (!secret) continue;
         if (a.env.count(key->value)) {
           Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");
           continue;
         }
-        a.secret_env[key->value] = secret;
+        a.secret_env[key->value] = *secret;
       }
     }
   }
   if (auto* v = f.Get("volumes")) Volumes(*v, a);
+  if (auto* v = f.Get("secretFiles")) SecretFiles(*v, a);  // after volumes: targets differ
+  if (auto* v = f.Get("publish")) {
+    if (auto b = Bool(*v, "spec.publish")) a.publish = *b;
+    if (!a.publish && a.host_port != 0) {
+      Error(*f.keys.at("hostPort"), "spec.hostPort",
+            "not allowed with publish: false (the main port is not bound on the host)");
+    }
+  }
   if (auto* v = f.Get("ports")) Ports(*v, a);
+  if (auto* v = f.Get("networks")) Networks(*v, a);
   if (auto* v = f.Get("replicas")) {
     if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
   }
@@ -1165,7 +1164,7 @@ void Decoder::Ports(const YamlNode& n, Agent& a) {
   std::map<std::pair<std::string, int>, std::string> host_seen;
   for (size_t i = 0; i < n.items.size(); ++i) {
     const std::string path = "spec.ports[" + std::to_string(i) + "]";
-    auto m = Map(*n.items[i], path, {"containerPort", "protocol", "hostIP", "hostPort"});
+    auto m = Map(*n.items[i], path, {"containerPort", "protocol", "hostIP", "hostPort", "publish"});
     if (!m) continue;
     PortMapping port;
     bool ok = true;
@@ -1194,6 +1193,18 @@ void Decoder::Ports(const YamlNode& n, Agent& a) {
     }
     if (auto* v = m->Get("hostPort")) {
       if (auto p = Int(*v, path + ".hostPort", 0, 65535)) port.host_port = static_cast<int>(*p);
+    }
+    if (auto* v = m->Get("publish")) {
+      if (auto b = Bool(*v, path + ".publish")) port.publish = *b;
+      if (!port.publish) {
+        for (const char* key : {"hostIP", "hostPort"}) {
+          if (m->Has(key)) {
+            Error(*m->keys.at(key), path + "." + key,
+                  "not allowed with publish: false (the port is not bound on the host)");
+            ok = false;
+          }
+        }
+      }
     }
     if (!ok) continue;
     const YamlNode& at = *m->Get("containerPort");
@@ -1304,6 +1315,16 @@ void Decoder::HealthCheckSpec(const YamlNode& n, Agent& a) {
   if (auto* p = h->Get("retries")) {
     if (auto r = Int(*p, "spec.healthCheck.retries", 1, 10000)) hc.retries = static_cast<int>(*r);
   }
+  // The HTTP check goes through the published port; an unpublished one is
+  // reachable only from the agent's networks.
+  if (ok && hc.kind == HealthCheck::Kind::kHttp && !a.publish &&
+      (hc.port == 0 || hc.port == a.port)) {
+    Error(n, "spec.healthCheck",
+          "the HTTP health check needs its port published, and spec.publish is false: give "
+          "healthCheck.port another (published) port the agent serves /health on, use exec or "
+          "tcp, or leave healthCheck out (reconcile then waits for the container to run)");
+    ok = false;
+  }
   if (ok) a.health_check = hc;
 }
 
@@ -1413,6 +1434,179 @@ void Decoder::ContainerFields(const Fields& f, Agent& a) {
       a.hostname = *s;
     }
   }
+}
+
+std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const std::string& field,
+                                                  const std::vector<std::string>& extra, Agent& a,
+                                                  std::optional<Fields>* fields) {
+  if (value.kind != Kind::kMap) {
+    // Never echo the value: it may be a secret.
+    Error(value, field,
+          "secrets must be references, not values: write {file: NAME} (a file under the "
+          "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
+          "the secret itself out of Git");
+    return std::nullopt;
+  }
+  std::vector<std::string> known = {"file", "env"};
+  known.insert(known.end(), extra.begin(), extra.end());
+  auto ref = Map(value, field, known);
+  if (!ref) return std::nullopt;
+  if (fields) *fields = ref;
+  int refs = static_cast<int>(ref->Has("file")) + static_cast<int>(ref->Has("env"));
+  if (refs != 1) {
+    // None, but a misspelled key was reported already: one error is enough.
+    bool reported = refs == 0 && ref->values.size() < ref->self->entries.size();
+    if (!reported) Error(value, field, "must have exactly one of 'file' or 'env'");
+    return std::nullopt;
+  }
+  if (auto* file = ref->Get("file")) {
+    auto s = Checked(*file, field + ".file", IsSecretFileName,
+                     "a file name in the secrets folder (letters, digits, '.', '_', '-')");
+    if (!s) return std::nullopt;
+    return SecretRef{SecretRef::Source::kFile, *s};
+  }
+  auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
+                   "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
+  if (!s) return std::nullopt;
+  // For the allow-list check (CheckSecretEnvPolicy), run after loading.
+  a.field_locations[field + ".env"] = At(*ref->Get("env"));
+  return SecretRef{SecretRef::Source::kEnv, *s};
+}
+
+void Decoder::SecretFiles(const YamlNode& n, Agent& a) {
+  auto entries = FreeMap(n, "spec.secretFiles");
+  if (!entries) return;
+  a.field_locations["spec.secretFiles"] = At(n);
+  std::map<std::string, std::string> targets;  // target -> what mounts it
+  for (const VolumeMount& v : a.volumes) targets.emplace(v.target, "a volume (spec.volumes)");
+  for (const auto& [key, value] : *entries) {
+    const std::string field = "spec.secretFiles." + key->value;
+    if (!IsSecretName(key->value)) {
+      Error(*key, field,
+            "invalid secret name '" + key->value.substr(0, 80) +
+                "': must be 1 to 63 letters, digits, '_', '.' and '-', starting with a letter or "
+                "digit (it names the file /run/secrets/NAME)");
+      continue;
+    }
+    std::optional<Fields> m;
+    auto ref = SecretReference(*value, field, {"target", "mode"}, a, &m);
+    if (!ref) continue;
+    SecretFile file;
+    file.ref = *ref;
+    file.target = "/run/secrets/" + key->value;
+    const YamlNode* target_at = key;
+    bool ok = true;
+    if (auto* v = m->Get("target")) {
+      target_at = v;
+      if (auto t = Checked(*v, field + ".target", IsMountPath,
+                           "an absolute path in the container, without '.' or '..' segments, "
+                           "spaces or ':'")) {
+        file.target = CleanPath(*t);
+        if (file.target == "/") {
+          Error(*v, field + ".target", "cannot mount a file over the container's root '/'");
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("mode")) {
+      std::optional<int> mode;
+      if (v->kind == Kind::kScalar && TypeOf(*v) == ScalarType::kString) {
+        mode = ParseFileMode(v->value);
+      }
+      if (mode) {
+        file.mode = *mode;
+      } else {
+        Error(*v, field + ".mode",
+              "must be an octal mode as a quoted string, such as \"0400\" or \"0440\" (YAML "
+              "reads 0400 unquoted as a number)");
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    const std::string target_field = m->Has("target") ? field + ".target" : field;
+    if (auto [it, fresh] = targets.emplace(file.target, field); !fresh) {
+      Error(*target_at, target_field,
+            "'" + file.target + "' is already the target of " + it->second +
+                (m->Has("target") ? "" : " (the default target /run/secrets/NAME)"));
+      continue;
+    }
+    a.secret_files[key->value] = file;
+  }
+}
+
+void Decoder::Networks(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.networks", "a list of network names or {name, aliases}");
+    return;
+  }
+  a.field_locations["spec.networks"] = At(n);
+  std::map<std::string, std::string> seen;  // name -> field of its first listing
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.networks[" + std::to_string(i) + "]";
+    const YamlNode& item = n.items[i]->Resolved();
+    NetworkAttachment net;
+    const YamlNode* name_node = nullptr;
+    const YamlNode* aliases = nullptr;
+    std::string name_field = path;
+    if (item.kind == Kind::kScalar) {
+      name_node = &item;
+    } else if (item.kind == Kind::kMap) {
+      auto m = Map(item, path, {"name", "aliases"});
+      if (!m) continue;
+      Require(*m, "name", path);
+      name_node = m->Get("name");
+      aliases = m->Get("aliases");
+      name_field = path + ".name";
+    } else {
+      TypeError(item, path, "a network name or {name, aliases}");
+      continue;
+    }
+    if (!name_node) continue;
+    auto name =
+        Checked(*name_node, name_field, IsNetworkName,
+                "a network name (1 to 63 letters, digits, '_', '.' and '-', starting with a "
+                "letter or digit)");
+    if (!name) continue;
+    if (IsPredefinedNetwork(*name)) {
+      Error(*name_node, name_field,
+            "'" + *name +
+                "' is one of the engine's own networks, not one reconcile owns; to run on an "
+                "existing network, set the Target's docker.network");
+      continue;
+    }
+    if (auto [it, fresh] = seen.emplace(*name, path); !fresh) {
+      Error(*name_node, name_field,
+            "network '" + *name + "' is listed twice (first at " + it->second + ")");
+      continue;
+    }
+    net.name = *name;
+    if (aliases) {
+      if (aliases->kind != Kind::kSequence) {
+        TypeError(*aliases, path + ".aliases", "a list of DNS names");
+      } else {
+        std::set<std::string> unique;
+        for (size_t j = 0; j < aliases->items.size(); ++j) {
+          const std::string field = path + ".aliases[" + std::to_string(j) + "]";
+          const YamlNode& alias = aliases->items[j]->Resolved();
+          auto s = Checked(alias, field, IsDnsLabel,
+                           "a DNS label (lower-case letters, digits and '-', at most 63, not "
+                           "starting or ending with '-')");
+          if (!s) continue;
+          if (!unique.insert(*s).second) {
+            Error(alias, field, "alias '" + *s + "' is listed twice");
+            continue;
+          }
+          if (*s != a.name) net.aliases.push_back(*s);  // the agent's name is always one
+        }
+      }
+    }
+    a.field_locations["spec.networks." + net.name] = At(*name_node);
+    a.networks.push_back(std::move(net));
+  }
+  std::sort(a.networks.begin(), a.networks.end(),
+            [](const NetworkAttachment& x, const NetworkAttachment& y) { return x.name < y.name; });
 }
 
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {
@@ -1806,6 +2000,14 @@ bool HasName(const std::vector<T>& items, const std::string& name) {
   return it != items.end() && it->name == name;
 }
 
+// The item of `items` (sorted by name) called `name`, or nullptr.
+template <typename T>
+const T* FindByName(const std::vector<T>& items, const std::string& name) {
+  auto it = std::lower_bound(items.begin(), items.end(), name,
+                             [](const T& item, const std::string& n) { return item.name < n; });
+  return it != items.end() && it->name == name ? &*it : nullptr;
+}
+
 std::string Where(const SourceLocation& l) {
   return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
@@ -2023,6 +2225,23 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
     if (!a.target.empty() && !HasName(state.targets, a.target)) {
       AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
                  diagnostics);
+    }
+    if (const Target* t = FindByName(state.targets, a.target);
+        t != nullptr && t->provider == "docker") {
+      if (!a.secret_files.empty() && t->docker.host.rfind("tcp://", 0) == 0) {
+        AgentError(a, "spec.secretFiles",
+                   "secretFiles need a local Docker Engine (a unix:// socket on this host): they "
+                   "are bind-mounted from files on this machine, and Target '" +
+                       t->name + "' is " + t->docker.host +
+                       "; use secretEnv, or run reconcile on the engine's host",
+                   diagnostics);
+      }
+      if (!a.networks.empty() && (t->docker.network == "host" || t->docker.network == "none")) {
+        AgentError(a, "spec.networks",
+                   "Target '" + t->name + "' runs containers on docker.network " +
+                       t->docker.network + ", which cannot join other networks",
+                   diagnostics);
+      }
     }
     if (!a.registry.empty() && !HasName(state.registries, a.registry)) {
       AgentError(a, "spec.registry", "Registry '" + a.registry + "' is not declared in the tree",

@@ -123,6 +123,17 @@ std::string VolumesOnReplace(const json& spec) {
   return VolumeWords(retain, "kept with its data", "kept with their data");
 }
 
+// What happens to the agent's owned networks when it is deleted, in words.
+std::string NetworksOnDelete(const json& spec) {
+  if (!spec.is_object() || !spec.contains("networks") || !spec["networks"].is_object()) return "";
+  std::vector<std::string> names;
+  for (const auto& [name, n] : spec["networks"].items()) names.push_back(name);
+  if (names.empty()) return "";
+  return (names.size() == 1 ? "; network " : "; networks ") + NameList(names) +
+         (names.size() == 1 ? " is" : " are") +
+         " removed once no container is attached (only if reconcile created it)";
+}
+
 // Observed instances per (target, agent), in observation order; built once
 // per plan so that planning stays linear in agents + instances.
 using InstanceIndex =
@@ -323,7 +334,7 @@ Plan ComputePlan(const PlanInput& input) {
     c.reason =
         (instances.empty() ? "removed from the desired state (already gone; dropped from state)"
                            : "removed from the desired state") +
-        VolumesOnDelete(spec);
+        VolumesOnDelete(spec) + NetworksOnDelete(spec);
     plan.changes.push_back(std::move(c));
   }
   // Agents come sorted by name; only deletes need to find their place.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -59,6 +60,24 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     secrets[name] = (ref.source == SecretRef::Source::kFile ? "file:" : "env:") + ref.name;
   }
   spec["secretEnv"] = secrets;
+  if (!agent.publish) spec["publish"] = false;
+  if (!agent.secret_files.empty()) {
+    json files = json::object();  // by NAME; the reference, never the value
+    for (const auto& [name, f] : agent.secret_files) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode & 0777));
+      files[name] = {
+          {"ref", (f.ref.source == SecretRef::Source::kFile ? "file:" : "env:") + f.ref.name},
+          {"target", f.target},
+          {"mode", mode}};
+    }
+    spec["secretFiles"] = std::move(files);
+  }
+  if (!agent.networks.empty()) {
+    json networks = json::object();  // by name
+    for (const NetworkAttachment& n : agent.networks) networks[n.name] = {{"aliases", n.aliases}};
+    spec["networks"] = std::move(networks);
+  }
   // Fields added after v0.1 appear only when set, so that the spec hash of
   // an agent that does not use them stays what it was (no needless replace).
   if (!agent.volumes.empty()) {
@@ -77,6 +96,7 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     for (const PortMapping& p : agent.ports) {
       json m = {{"hostPort", p.host_port}};
       if (!p.host_ip.empty()) m["hostIP"] = p.host_ip;
+      if (!p.publish) m["publish"] = false;
       ports[std::to_string(p.container_port) + "/" + p.protocol] = std::move(m);
     }
     spec["ports"] = std::move(ports);
@@ -154,6 +174,28 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
       throw std::invalid_argument("secretEnv." + name + ": not file:NAME or env:VAR");
     }
     a.secret_env[name] = r;
+  }
+  if (spec.contains("publish")) a.publish = spec.at("publish").get<bool>();
+  if (spec.contains("secretFiles")) {
+    for (const auto& [name, f] : spec.at("secretFiles").items()) {
+      SecretFile file;
+      const std::string ref = f.at("ref").get<std::string>();
+      if (ref.starts_with("file:")) {
+        file.ref = {SecretRef::Source::kFile, ref.substr(5)};
+      } else if (ref.starts_with("env:")) {
+        file.ref = {SecretRef::Source::kEnv, ref.substr(4)};
+      } else {
+        throw std::invalid_argument("secretFiles." + name + ": not file:NAME or env:VAR");
+      }
+      file.target = f.at("target").get<std::string>();
+      file.mode = std::stoi(f.at("mode").get<std::string>(), nullptr, 8);
+      a.secret_files[name] = file;
+    }
+  }
+  if (spec.contains("networks")) {
+    for (const auto& [name, n] : spec.at("networks").items()) {
+      a.networks.push_back({name, n.at("aliases").get<std::vector<std::string>>()});
+    }
   }
   a.replicas = spec.at("replicas").get<int>();
   const json& resources = spec.at("resources");

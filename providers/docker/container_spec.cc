@@ -113,6 +113,18 @@ int PortOf(const json& container, int private_port) {
   return private_port == 0 ? fallback : 0;
 }
 
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : network, alias and secret file names
+// (also safe as a path segment: no '/', never "." or "..").
+bool ValidObjectName(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto alnum = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+  };
+  return alnum(s[0]) && std::all_of(s.begin(), s.end(), [&](char ch) {
+           return alnum(ch) || ch == '_' || ch == '.' || ch == '-';
+         });
+}
+
 std::string StringAt(const json& o, const char* key) {
   if (o.is_object() && o.contains(key) && o[key].is_string()) return o[key].get<std::string>();
   return "";
@@ -255,7 +267,66 @@ Result<ContainerSpec> ContainerSpecFromJson(const json& spec) {
         return Bad(field + ".hostPort",
                    "a fixed host port allows only one replica on one Docker engine");
       }
+      if (v.contains("publish")) {
+        if (!v["publish"].is_boolean()) return Bad(field + ".publish", "expected a boolean");
+        p.publish = v["publish"].get<bool>();
+      }
       c.ports.push_back(std::move(p));
+    }
+  }
+
+  if (spec.contains("publish") && !spec["publish"].is_null()) {
+    if (!spec["publish"].is_boolean()) return Bad("publish", "expected a boolean");
+    c.publish = spec["publish"].get<bool>();
+  }
+
+  if (spec.contains("networks") && !spec["networks"].is_null()) {
+    const json& ns = spec["networks"];
+    if (!ns.is_object()) return Bad("networks", "expected a map of network names");
+    for (auto it = ns.begin(); it != ns.end(); ++it) {
+      Network n;
+      n.name = it.key();
+      if (!ValidObjectName(n.name)) return Bad("networks." + n.name, "not a network name");
+      const json& v = it.value();
+      if (!v.is_object()) return Bad("networks." + n.name, "expected a map");
+      if (v.contains("aliases") && !v["aliases"].is_null()) {
+        if (!v["aliases"].is_array()) return Bad("networks." + n.name + ".aliases", "a list");
+        for (const json& a : v["aliases"]) {
+          if (!a.is_string() || !ValidObjectName(a.get<std::string>())) {
+            return Bad("networks." + n.name + ".aliases", "expected DNS names");
+          }
+          n.aliases.push_back(a.get<std::string>());
+        }
+      }
+      c.networks.push_back(std::move(n));
+    }
+  }
+
+  if (spec.contains("secretFiles") && !spec["secretFiles"].is_null()) {
+    const json& fs = spec["secretFiles"];
+    if (!fs.is_object()) return Bad("secretFiles", "expected a map of secret names");
+    for (auto it = fs.begin(); it != fs.end(); ++it) {
+      const std::string field = "secretFiles." + it.key();
+      SecretFileMount f;
+      f.name = it.key();
+      if (!ValidObjectName(f.name)) return Bad(field, "not a secret file name");
+      const json& v = it.value();
+      if (!v.is_object()) return Bad(field, "expected a map");
+      for (const char* key : {"target", "mode"}) {
+        if (v.contains(key) && !v[key].is_string()) return Bad(field + "." + key, "a string");
+      }
+      f.target = v.value("target", "/run/secrets/" + f.name);
+      if (f.target.size() < 2 || f.target[0] != '/' || f.target.find(':') != std::string::npos) {
+        return Bad(field + ".target", "must be an absolute path other than '/'");
+      }
+      std::string mode = v.value("mode", "0400");
+      if (mode.size() == 4 && mode[0] == '0') mode.erase(0, 1);
+      if (mode.size() != 3 ||
+          !std::all_of(mode.begin(), mode.end(), [](char ch) { return ch >= '0' && ch <= '7'; })) {
+        return Bad(field + ".mode", "expected an octal mode such as 0400");
+      }
+      f.mode = (mode[0] - '0') * 64 + (mode[1] - '0') * 8 + (mode[2] - '0');
+      c.secret_files.push_back(std::move(f));
     }
   }
 
@@ -557,9 +628,11 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   if (spec.port != 0) {
     std::string key = std::to_string(spec.port) + "/tcp";
     exposed[key] = json::object();
-    bindings[key] =
-        json::array({{{"HostIp", context.publish_address},
-                      {"HostPort", spec.host_port == 0 ? "" : std::to_string(spec.host_port)}}});
+    if (spec.publish) {
+      bindings[key] =
+          json::array({{{"HostIp", context.publish_address},
+                        {"HostPort", spec.host_port == 0 ? "" : std::to_string(spec.host_port)}}});
+    }
   }
   if (spec.health_check && spec.health_check->port != 0 && spec.health_check->port != spec.port) {
     std::string key = std::to_string(spec.health_check->port) + "/tcp";
@@ -569,17 +642,24 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   for (const ExtraPort& p : spec.ports) {
     std::string key = std::to_string(p.container_port) + "/" + p.protocol;
     exposed[key] = json::object();
+    if (!p.publish) continue;
     bindings[key] =
         json::array({{{"HostIp", p.host_ip.empty() ? context.publish_address : p.host_ip},
                       {"HostPort", p.host_port == 0 ? "" : std::to_string(p.host_port)}}});
   }
-  if (!exposed.empty()) {
-    body["ExposedPorts"] = exposed;
-    host["PortBindings"] = bindings;
-  }
+  if (!exposed.empty()) body["ExposedPorts"] = exposed;
+  if (!bindings.empty()) host["PortBindings"] = bindings;
   if (spec.nano_cpus != 0) host["NanoCpus"] = spec.nano_cpus;
   if (spec.memory_bytes != 0) host["Memory"] = spec.memory_bytes;
-  if (!context.network.empty()) host["NetworkMode"] = context.network;
+  if (!context.network.empty()) {
+    host["NetworkMode"] = context.network;
+  } else if (!spec.networks.empty()) {
+    const Network& first = spec.networks.front();
+    host["NetworkMode"] = first.name;
+    json aliases = json::array({context.agent});
+    for (const std::string& a : first.aliases) aliases.push_back(a);
+    body["NetworkingConfig"] = {{"EndpointsConfig", {{first.name, {{"Aliases", aliases}}}}}};
+  }
   if (!spec.cap_add.empty()) host["CapAdd"] = spec.cap_add;
   if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
   if (spec.read_only_rootfs) host["ReadonlyRootfs"] = true;
@@ -588,8 +668,19 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
                                            {"Count", spec.gpus},
                                            {"Capabilities", json::array({json::array({"gpu"})})}}});
   }
-  if (!spec.mounts.empty()) {
+  if (!spec.secret_files.empty() && context.secret_files_dir.empty()) {
+    return Status::Invalid(
+        "docker: secretFiles need a local Docker Engine (unix socket): the files are "
+        "bind-mounted from this host");
+  }
+  if (!spec.mounts.empty() || !spec.secret_files.empty()) {
     json mounts = json::array();
+    for (const SecretFileMount& f : spec.secret_files) {
+      mounts.push_back({{"Type", "bind"},
+                        {"Source", context.secret_files_dir + "/" + f.name},
+                        {"Target", f.target},
+                        {"ReadOnly", true}});
+    }
     for (const Mount& m : spec.mounts) {
       json j = {{"Type", m.type}, {"Target", m.target}, {"ReadOnly", m.read_only}};
       if (!m.source.empty()) j["Source"] = m.source;
@@ -609,6 +700,25 @@ json BuildVolumeBody(const std::string& name, const std::string& agent) {
       {"Name", name},
       {"Driver", "local"},
       {"Labels", {{kLabelManagedBy, kManagedByValue}, {kLabelAgent, agent}, {kLabelVolume, name}}}};
+}
+
+std::vector<Network> NetworksToConnect(const ContainerSpec& spec, const CreateContext& context) {
+  if (spec.networks.empty() || !context.network.empty()) return spec.networks;
+  return std::vector<Network>(spec.networks.begin() + 1, spec.networks.end());
+}
+
+json BuildNetworkBody(const std::string& name) {
+  return {{"Name", name},
+          {"Driver", "bridge"},
+          {"CheckDuplicate", true},
+          {"Labels", {{kLabelManagedBy, kManagedByValue}, {kLabelNetwork, name}}}};
+}
+
+json BuildConnectBody(const std::string& container, const Network& network,
+                      const std::string& agent) {
+  json aliases = json::array({agent});
+  for (const std::string& a : network.aliases) aliases.push_back(a);
+  return {{"Container", container}, {"EndpointConfig", {{"Aliases", aliases}}}};
 }
 
 Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,

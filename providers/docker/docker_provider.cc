@@ -4,6 +4,8 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +17,7 @@
 
 #include "docker/container_spec.h"
 #include "docker/engine_client.h"
+#include "docker/secret_files.h"
 #include "reconcile/clock.h"
 #include "reconcile/observation.h"
 
@@ -149,6 +152,7 @@ class DockerProvider : public Provider {
       : target_(std::move(target)),
         client_(std::move(transport), clock),
         access_host_(AgentAccessHost(target_.docker)),
+        local_engine_(target_.docker.host.rfind("unix://", 0) == 0),
         warnings_(std::move(warnings)) {}
 
   ProviderSchema Schema() const override { return ProviderSchema{}; }
@@ -181,6 +185,14 @@ class DockerProvider : public Provider {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
         : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
+    ~Apply() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& n : held_) {
+        if (--p_.networks_in_use_[n] == 0) p_.networks_in_use_.erase(n);
+      }
+    }
+    Apply(const Apply&) = delete;
+    Apply& operator=(const Apply&) = delete;
 
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
@@ -201,7 +213,15 @@ class DockerProvider : public Provider {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
           if (!st.ok()) return st;
         }
-        return ReclaimVolumes();
+        Status st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+        st = ReclaimVolumes();
+        if (!st.ok()) return st;
+        std::vector<std::string> networks;
+        if (auto recorded = ContainerSpecFromJson(ch.desired); recorded.ok()) {
+          for (const Network& n : recorded->networks) networks.push_back(n.name);
+        }
+        return RemoveUnusedNetworks(networks);
       }
       auto spec = ContainerSpecFromJson(ch.desired);
       if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
@@ -211,6 +231,9 @@ class DockerProvider : public Provider {
       ctx_.revision = req_.revision;
       ctx_.publish_address = p_.target_.docker.publish_address;
       ctx_.network = p_.target_.docker.network;
+      if (!spec_.secret_files.empty() && p_.local_engine_) {
+        ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, agent_);
+      }
       // Checked before touching anything so that a missing secret changes nothing.
       auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
       if (!body.ok()) return body.status().WithContext("agent " + agent_);
@@ -221,9 +244,19 @@ class DockerProvider : public Provider {
         st = CheckNameNotForeign(ContainerName(agent_, i));
         if (!st.ok()) return st;
       }
-      // Before any container is stopped: a foreign volume changes nothing.
+      // Before any container is stopped: a foreign network or volume changes
+      // nothing (networks are all checked before any is created).
+      st = CheckNetworks();
+      if (!st.ok()) return st;
       st = EnsureVolumes();
       if (!st.ok()) return st;
+      st = EnsureNetworks();
+      if (!st.ok()) return st;
+      if (!spec_.secret_files.empty()) {
+        st =
+            p_.secret_files_.Write(p_.target_.name, agent_, spec_.secret_files, req_.secret_values);
+        if (!st.ok()) return st.WithContext("agent " + agent_);
+      }
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
       int fixed = spec_.host_port;
       for (const ExtraPort& port : spec_.ports) fixed = fixed != 0 ? fixed : port.host_port;
@@ -232,7 +265,153 @@ class DockerProvider : public Provider {
                  " is fixed, so old and new cannot run side by side: using recreate");
         start_first = false;
       }
-      return start_first ? StartFirst(health) : Recreate(health);
+      st = start_first ? StartFirst(health) : Recreate(health);
+      if (!st.ok()) return st;
+      if (spec_.secret_files.empty()) {
+        st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+      }
+      return RemoveUnusedNetworks(DroppedNetworks());
+    }
+
+    // The networks the spec before this change listed and the new one does
+    // not (from the field-level diff: "networks.<name>.aliases").
+    std::vector<std::string> DroppedNetworks() const {
+      std::set<std::string> now;
+      for (const Network& n : spec_.networks) now.insert(n.name);
+      std::vector<std::string> out;
+      const std::string prefix = "networks.", suffix = ".aliases";
+      for (const FieldChange& f : req_.change.fields) {
+        if (!f.before || f.path.size() <= prefix.size() + suffix.size() ||
+            f.path.rfind(prefix, 0) != 0 ||
+            f.path.compare(f.path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+          continue;
+        }
+        std::string name =
+            f.path.substr(prefix.size(), f.path.size() - prefix.size() - suffix.size());
+        if (now.count(name) == 0) out.push_back(name);
+      }
+      return out;
+    }
+
+    // The labels of a network inspect answer.
+    static const json& NetworkLabels(const json& n) {
+      static const json kEmpty = json::object();
+      return n.contains("Labels") && n["Labels"].is_object() ? n["Labels"] : kEmpty;
+    }
+
+    static bool OwnedNetwork(const json& n, const std::string& name) {
+      const json& labels = NetworkLabels(n);
+      return labels.value(kLabelManagedBy, "") == kManagedByValue &&
+             labels.value(kLabelNetwork, "") == name;
+    }
+
+    // The network called exactly `name` (the engine also answers for an id
+    // prefix), or kNotFound.
+    Result<json> FindNetwork(const std::string& name) {
+      auto n = c_.InspectNetwork(name);
+      if (n.ok() && n->value("Name", "") != name) {
+        return Status::NotFound("docker: no network named " + name);
+      }
+      return n;
+    }
+
+    // kConflict when a network of the spec exists without our labels.
+    Status CheckNetworks() {
+      for (const Network& n : spec_.networks) {
+        auto found = FindNetwork(n.name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, n.name)) {
+          return Status::Conflict(
+              "network '" + n.name + "' already exists and is not managed by reconcile (no " +
+              kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelNetwork + "=" + n.name +
+              " labels); nothing was changed: use another network name in spec.networks, run on "
+              "that network with the Target's docker.network, or remove it yourself");
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Creates the networks of the spec that do not exist yet. Serialized per
+    // provider: the engine may create two networks of one name when asked
+    // at the same time.
+    Status EnsureNetworks() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const Network& n : spec_.networks) {
+        // Held until this change ends: a prune running beside it keeps it.
+        ++p_.networks_in_use_[n.name];
+        held_.push_back(n.name);
+        auto found = FindNetwork(n.name);
+        if (found.ok()) {
+          if (OwnedNetwork(*found, n.name)) continue;
+          return CheckNetworks();  // became foreign meanwhile: the same error
+        }
+        if (found.status().code() != Code::kNotFound) return found.status();
+        Progress("creating network " + n.name);
+        Status st = c_.CreateNetwork(BuildNetworkBody(n.name));
+        if (st.code() == Code::kConflict) {
+          if (Status owned = CheckNetworks(); !owned.ok()) return owned;
+          continue;
+        }
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": network " + n.name);
+      }
+      return Status::Ok();
+    }
+
+    // Removes each of `names` that carries our labels and has no container
+    // attached; keeps (and says so) the others.
+    Status RemoveUnusedNetworks(const std::vector<std::string>& names) {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& name : names) {
+        auto found = FindNetwork(name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, name)) {
+          Progress("keeping network " + name + ": reconcile did not create it");
+          continue;
+        }
+        if (p_.networks_in_use_.count(name) != 0) {
+          Progress("keeping network " + name + ": another agent is being applied on it");
+          continue;
+        }
+        const json attached = found->contains("Containers") ? (*found)["Containers"] : json();
+        if (attached.is_object() && !attached.empty()) {
+          Progress("keeping network " + name + ": " + std::to_string(attached.size()) +
+                   " container(s) still attached");
+          continue;
+        }
+        Progress("removing network " + name + " (no agent uses it any more)");
+        Status st = c_.RemoveNetwork(found->value("Id", name));
+        if (!st.ok() && st.code() != Code::kNotFound) {
+          Progress("keeping network " + name + ": " + st.message());
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Joins the container `id` to the agent networks it is not on yet.
+    Status ConnectNetworks(const std::string& id) {
+      std::vector<Network> wanted = NetworksToConnect(spec_, ctx_);
+      if (wanted.empty()) return Status::Ok();
+      auto c = c_.InspectContainer(id);
+      if (!c.ok()) return c.status();
+      const json* on = nullptr;
+      if (c->contains("NetworkSettings") && (*c)["NetworkSettings"].is_object() &&
+          (*c)["NetworkSettings"].contains("Networks") &&
+          (*c)["NetworkSettings"]["Networks"].is_object()) {
+        on = &(*c)["NetworkSettings"]["Networks"];
+      }
+      for (const Network& n : wanted) {
+        if (on != nullptr && on->contains(n.name)) continue;
+        Status st = c_.ConnectNetwork(n.name, BuildConnectBody(id, n, agent_));
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": joining network " + n.name);
+      }
+      return Status::Ok();
     }
 
     // Stops and removes the prior instances, then creates and starts the new ones.
@@ -428,7 +607,8 @@ class DockerProvider : public Provider {
         st = RemoveOwned(IdOf(*existing));
         if (!st.ok()) return st;
       }
-      Status st = c_.StartContainer(id);
+      Status st = ConnectNetworks(id);
+      if (st.ok()) st = c_.StartContainer(id);
       if (!st.ok()) {
         // Created but never ran: removed, so that nothing is left half-made.
         Status removed = c_.RemoveContainer(id, /*force=*/true);
@@ -665,12 +845,19 @@ class DockerProvider : public Provider {
     std::string agent_;
     ContainerSpec spec_;
     CreateContext ctx_;
+    std::vector<std::string> held_;  // networks counted in p_.networks_in_use_
   };
 
   Target target_;
   EngineClient client_;
   std::string access_host_;
+  bool local_engine_ = false;  // unix socket: the engine shares this host's files
   std::vector<std::string> warnings_;
+  SecretFileStore secret_files_;
+  std::mutex networks_mu_;  // EnsureNetworks / RemoveUnusedNetworks
+  // Networks that changes in progress are creating containers on (by name:
+  // how many), never removed meanwhile. Guarded by networks_mu_.
+  std::map<std::string, int> networks_in_use_;
 };
 
 bool IsLoopbackHost(const std::string& host) {

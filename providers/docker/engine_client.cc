@@ -661,6 +661,31 @@ Status EngineClient::RemoveVolume(const std::string& name) const {
   return Call("DELETE", "/volumes/" + name).status();
 }
 
+Result<nlohmann::json> EngineClient::InspectNetwork(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("network name", name);
+  auto j = CallJson("GET", "/networks/" + name);
+  if (j.ok() && !j->is_object()) {
+    return Status::Unavailable("docker: GET /networks/" + name + ": expected a JSON object");
+  }
+  return j;
+}
+
+Status EngineClient::CreateNetwork(const nlohmann::json& body) const {
+  std::string name = body.is_object() ? body.value("Name", "") : "";
+  if (!ValidContainerRef(name)) return BadRef("network name", name);
+  return Call("POST", "/networks/create", body.dump()).status();
+}
+
+Status EngineClient::ConnectNetwork(const std::string& network, const nlohmann::json& body) const {
+  if (!ValidContainerRef(network)) return BadRef("network name", network);
+  return Call("POST", "/networks/" + network + "/connect", body.dump()).status();
+}
+
+Status EngineClient::RemoveNetwork(const std::string& id) const {
+  if (!ValidContainerRef(id)) return BadRef("network id", id);
+  return Call("DELETE", "/networks/" + id).status();
+}
+
 Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) const {
   if (!ValidImageRef(reference)) return BadRef("image reference", reference);
   return CallJson("GET", "/images/" + reference + "/json");

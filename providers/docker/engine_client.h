@@ -175,6 +175,15 @@ class EngineClient {
   Status CreateVolume(const nlohmann::json& body) const;
   // DELETE /volumes/{name}; kConflict while a container uses it.
   Status RemoveVolume(const std::string& name) const;
+  // GET /networks/{name} (the engine also matches an id prefix: compare Name)
+  Result<nlohmann::json> InspectNetwork(const std::string& name) const;
+  // POST /networks/create with `body` (NetworkCreateRequest); kConflict when
+  // the name exists.
+  Status CreateNetwork(const nlohmann::json& body) const;
+  // POST /networks/{network}/connect with `body` (NetworkConnectRequest).
+  Status ConnectNetwork(const std::string& network, const nlohmann::json& body) const;
+  // DELETE /networks/{id}; an error (403) while containers are attached.
+  Status RemoveNetwork(const std::string& id) const;
   // GET /images/{name}/json
   Result<nlohmann::json> InspectImage(const std::string& reference) const;
   // POST /images/create?fromImage=&tag=, reading the JSON-lines progress

@@ -178,6 +178,54 @@ TEST_CASE("docker API model: exec health check and container fields are defined,
   CHECK((*body)["Healthcheck"]["StartPeriod"] == 5000000000LL);
 }
 
+// The body parameter of `method` `path` in the model.
+YAML::Node BodySchema(const char* path, const char* method) {
+  for (const YAML::Node& p : Model()["paths"][path][method]["parameters"]) {
+    if (p["in"].as<std::string>() == "body") return p["schema"];
+  }
+  return {};
+}
+
+void CheckBody(const json& body, const YAML::Node& schema) {
+  REQUIRE(schema);
+  std::vector<std::string> errors;
+  Check(body, schema, "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+}
+
+TEST_CASE("docker API model: networks, unpublished ports and secret files in the bodies") {
+  json full = FullAgentSpec();
+  full["publish"] = false;
+  full["hostPort"] = 0;
+  full["ports"]["9000/udp"]["publish"] = false;
+  full["networks"] = json::parse(R"({"backend": {"aliases": ["db"]}, "metrics": {"aliases": []}})");
+  full["secretFiles"] =
+      json::parse(R"({"token": {"ref": "env:API_TOKEN", "target": "/run/secrets/token",
+                                "mode": "0440"}})");
+  auto spec = ContainerSpecFromJson(full);
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  CreateContext ctx{"hello", "sha256:abc", "tree-1", "127.0.0.1", ""};
+  ctx.secret_files_dir = "/dev/shm/reconcile-secrets/local/hello";
+  auto body = BuildCreateBody(*spec, ctx, {{"TOKEN", "x"}});
+  REQUIRE(body.ok());
+  REQUIRE(body->contains("NetworkingConfig"));
+  CheckBody(*body, CreateBodySchema());
+
+  CheckBody(BuildNetworkBody("backend"), BodySchema("/networks/create", "post"));
+  auto connect = NetworksToConnect(*spec, ctx);
+  REQUIRE(connect.size() == 1);
+  CheckBody(BuildConnectBody("3613f73ba0e4", connect[0], "hello"),
+            BodySchema("/networks/{id}/connect", "post"));
+  // What the provider reads from a network inspect answer is documented.
+  std::map<std::string, YAML::Node> network;
+  CollectProperties(Model()["definitions"]["Network"], network);
+  for (const char* field : {"Name", "Id", "Labels", "Containers"}) {
+    CHECK_MESSAGE(network.count(field) == 1, field);
+  }
+}
+
 TEST_CASE("docker API model: the volume create body uses only defined fields") {
   YAML::Node schema;
   for (const YAML::Node& p : Model()["paths"]["/volumes/create"]["post"]["parameters"]) {

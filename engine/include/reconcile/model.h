@@ -100,7 +100,29 @@ struct PortMapping {
   std::string protocol = "tcp";  // tcp | udp
   std::string host_ip;           // empty: the Target's publishAddress
   int host_port = 0;             // 0: ephemeral
+  // false: exposed on the agent's networks only, not bound on the host
+  // (hostIP and hostPort are then not allowed).
+  bool publish = true;
   friend bool operator==(const PortMapping&, const PortMapping&) = default;
+};
+
+// A user-defined network the agent's containers join (spec.networks[]).
+// reconcile creates it (driver bridge, labelled as its own) when missing and
+// refuses one that exists without its labels. On it the containers answer
+// to the agent's name and to each alias (DNS).
+struct NetworkAttachment {
+  std::string name;
+  std::vector<std::string> aliases;  // DNS labels, sorted and unique; not the agent's name
+  friend bool operator==(const NetworkAttachment&, const NetworkAttachment&) = default;
+};
+
+// A secret mounted read-only as a file (spec.secretFiles.<NAME>): the value
+// of `ref` (the same references as secretEnv), at `target` with `mode`.
+struct SecretFile {
+  SecretRef ref;
+  std::string target;  // absolute path; default /run/secrets/<NAME>
+  int mode = 0400;     // permission bits, at most 0777
+  friend bool operator==(const SecretFile&, const SecretFile&) = default;
 };
 
 struct Agent {
@@ -111,13 +133,18 @@ struct Agent {
   std::string registry;  // Registry name (required with build)
   std::string target;    // Target name
   int port = 0;
-  int host_port = 0;               // Docker only; 0: ephemeral
+  int host_port = 0;  // Docker only; 0: ephemeral
+  // false: the main port is exposed on the agent's networks only, not bound
+  // on the host (no hostPort, no HTTP health check on it, no endpoint).
+  bool publish = true;
   std::vector<PortMapping> ports;  // sorted by (container_port, protocol), unique
   std::vector<std::string> command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::map<std::string, SecretRef> secret_env;
-  std::vector<VolumeMount> volumes;  // sorted by target, targets unique
+  std::map<std::string, SecretFile> secret_files;  // by NAME; targets unique
+  std::vector<VolumeMount> volumes;                // sorted by target, targets unique
+  std::vector<NetworkAttachment> networks;         // sorted by name, names unique
   int replicas = 1;
   // "no", "always", "unless-stopped", "on-failure" or "on-failure:N"; empty:
   // the provider's default (Docker: unless-stopped).
@@ -145,7 +172,8 @@ struct Agent {
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
   // Where single fields were written ("metadata.name", "spec.target",
   // "spec.registry", "spec.dependsOn", "spec.dependsOn.<name>",
-  // "spec.build.context", "spec.volumes[<i>].reclaim"), so that
+  // "spec.build.context", "spec.volumes[<i>].reclaim", "spec.networks",
+  // "spec.secretFiles"), so that
   // cross-document errors point at the field.
   std::map<std::string, SourceLocation> field_locations;
 };
