@@ -197,6 +197,41 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
       a.networks.push_back({name, n.at("aliases").get<std::vector<std::string>>()});
     }
   }
+  if (spec.contains("volumes")) {
+    for (const auto& [target, m] : spec.at("volumes").items()) {
+      VolumeMount v;
+      v.target = target;
+      const std::string type = m.at("type").get<std::string>();
+      if (type == VolumeTypeName(VolumeMount::Type::kBind)) {
+        v.type = VolumeMount::Type::kBind;
+      } else if (type == VolumeTypeName(VolumeMount::Type::kTmpfs)) {
+        v.type = VolumeMount::Type::kTmpfs;
+      } else if (type != VolumeTypeName(VolumeMount::Type::kVolume)) {
+        throw std::invalid_argument("volumes." + target + ".type: unknown '" + type + "'");
+      }
+      v.source = m.value("source", "");
+      v.read_only = m.at("readOnly").get<bool>();
+      if (m.value("reclaim", "") == ReclaimName(VolumeMount::Reclaim::kDelete)) {
+        v.reclaim = VolumeMount::Reclaim::kDelete;
+      }
+      v.size = m.value("size", "");
+      a.volumes.push_back(std::move(v));
+    }
+  }
+  if (spec.contains("ports")) {
+    for (const auto& [key, m] : spec.at("ports").items()) {
+      PortMapping p;
+      const size_t slash = key.find('/');
+      if (slash == std::string::npos)
+        throw std::invalid_argument("ports." + key + ": not PORT/PROTO");
+      p.container_port = std::stoi(key.substr(0, slash));
+      p.protocol = key.substr(slash + 1);
+      p.host_port = m.at("hostPort").get<int>();
+      p.host_ip = m.value("hostIP", "");
+      p.publish = m.value("publish", true);
+      a.ports.push_back(std::move(p));
+    }
+  }
   a.replicas = spec.at("replicas").get<int>();
   const json& resources = spec.at("resources");
   a.resources.cpu = resources.value("cpu", "");
