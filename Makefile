@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner bench-build
+.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner bench-build bench-compose
 
 all: build
 
@@ -85,6 +85,11 @@ bench-planner: build dockerd
 # (BENCHMARKS.md, "Builds").
 bench-build: build-cli dockerd image
 	@bench/build_bench.sh
+
+# `reconcile import compose` + apply vs docker-compose up -d on the largest
+# copied awesome-compose stack, and the no-op of both (BENCHMARKS.md).
+bench-compose: build-cli dockerd
+	@bench/compose_bench.sh $(BUILD_DIR)
 
 # Controller benchmarks (BENCHMARKS.md, "Controller"): webhook and polling
 # latency on Docker, idle poll CPU, memory, one-file change to plan.

@@ -287,19 +287,25 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
   const Reconciler& r = session.reconciler();
   json agents = json::array();
   for (const auto& [address, rs] : r.recorded().resources) {
-    std::string state = "missing", endpoint;
+    std::string state = "missing", endpoint, engine_health;
     auto observed = r.observed().find(rs.target);
     if (observed != r.observed().end()) {
       for (const ObservedInstance& i : observed->second.instances) {
         if (i.agent != rs.name) continue;
         state = i.state;
         if (endpoint.empty()) endpoint = i.endpoint;
+        // The engine's own check (exec), as it stands now: the worst instance's.
+        if (i.health == "unhealthy" || (i.health == "starting" && engine_health != "unhealthy") ||
+            (i.health == "healthy" && engine_health.empty())) {
+          engine_health = i.health;
+        }
       }
     }
+    const std::string health = engine_health.empty() ? rs.health : engine_health;
     agents.push_back({{"name", rs.name},
                       {"target", rs.target},
                       {"revision", rs.revision},
-                      {"health", rs.health},
+                      {"health", health},
                       {"state", state},
                       {"endpoint", endpoint},
                       {"appliedAt", rs.applied_at}});

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cmd_controller.h"
+#include "cmd_import.h"
 #include "commands.h"
 #include "console.h"
 #include "docker/docker_provider.h"
@@ -87,6 +88,17 @@ int main(int argc, char** argv) {
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");
+  app.add_option("--allow-bind", g.allow_bind,
+                 "host folder Agents may bind-mount (spec.volumes type bind); repeatable")
+      ->allow_extra_args(false)
+      ->check([](const std::string& p) -> std::string {
+        if (p.empty() || p[0] != '/') return "--allow-bind: '" + p + "' is not an absolute path";
+        if (("/" + p + "/").find("/../") != std::string::npos ||
+            ("/" + p + "/").find("/./") != std::string::npos) {
+          return "--allow-bind: '" + p + "' holds a '.' or '..' segment";
+        }
+        return "";
+      });
 
   auto with_source = [&](CLI::App* cmd) {
     cmd->add_option("source", positional, "desired-state folder (same as --source)");
@@ -164,6 +176,23 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
   std::string kind;
+  auto* import_cmd = app.add_subcommand("import", "write reconcile documents from another format");
+  import_cmd->require_subcommand(1);
+  ImportFlags import_flags;
+  auto* import_compose = import_cmd->add_subcommand(
+      "compose", "one Agent per service, a docker Target and, for build:, a Registry");
+  import_compose->add_option("file", import_flags.file, "the compose file")->required();
+  import_compose->add_option("--out", import_flags.out, "folder to write the documents into");
+  import_compose->add_flag("--dry-run", import_flags.dry_run,
+                           "print the documents instead of writing them");
+  import_compose->add_option("--target", import_flags.target, "the Target's name")
+      ->capture_default_str();
+  import_compose->add_option("--project", import_flags.project,
+                             "Compose project name: the prefix of volume and network names "
+                             "(default: the file's name:, else its folder's name)");
+  import_compose->add_option("--agent-prefix", import_flags.agent_prefix,
+                             "prepended to every agent name (service names stay DNS aliases)");
+
   auto* schema = app.add_subcommand("schema", "print the JSON Schema of a kind");
   schema->add_option("kind", kind, "Agent, Registry or Target")->required();
 
@@ -205,6 +234,7 @@ int main(int argc, char** argv) {
   InstallStopSignals();
   if (*validate) return CmdValidate(g);
   if (*schema) return CmdSchema(kind);
+  if (*import_compose) return CmdImportCompose(g, import_flags);
   if (*plan) return CmdPlan(g, registry, plan_flags);
   if (*apply) return CmdApply(g, registry, apply_flags);
   if (*rollback) return CmdRollback(g, registry, rollback_flags);

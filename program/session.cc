@@ -64,6 +64,7 @@ SourceOptions SourceOptionsFor(const GlobalOptions& g) {
   so.path = g.path;
   so.cache_dir = std::filesystem::path(g.state_dir) / "cache" / "git";
   so.auth = g.git_auth;
+  so.limits.allowed_bind_paths = g.allow_bind;
   return so;
 }
 

@@ -31,6 +31,7 @@ struct GlobalOptions {
   int verbosity = 0;
   bool no_color = false;
   GitAuth git_auth;
+  std::vector<std::string> allow_bind;  // --allow-bind: host paths Agents may bind-mount
   // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).
   std::vector<std::string> allow_secret_env;

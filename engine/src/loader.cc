@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include <openssl/evp.h>
@@ -255,6 +256,53 @@ bool IsDockerNetwork(std::string_view s) {
                }) &&
          (IsLower(s.front()) || IsUpper(s.front()) || IsDigit(s.front()));
 }
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : a Docker network name of at most 63
+// characters (the length of a DNS label, since containers resolve it).
+bool IsNetworkName(std::string_view s) { return s.size() <= 63 && IsDockerNetwork(s); }
+// Networks every Docker engine has; they are not user-defined networks.
+bool IsPredefinedNetwork(std::string_view s) {
+  return s == "bridge" || s == "host" || s == "none" || s == "default";
+}
+// ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : names a file (/run/secrets/NAME).
+bool IsSecretName(std::string_view s) { return IsNetworkName(s); }
+// ^0?[0-7]{3}$ : permission bits in octal, such as "0400" or "440".
+std::optional<int> ParseFileMode(std::string_view s) {
+  if (s.size() == 4 && s.front() == '0') s.remove_prefix(1);
+  if (s.size() != 3 || !AllOf(s, [](char c) { return c >= '0' && c <= '7'; })) return std::nullopt;
+  return (s[0] - '0') * 64 + (s[1] - '0') * 8 + (s[2] - '0');
+}
+// ^[a-z0-9][a-z0-9_.-]{1,62}$ (Docker's volume names, lower-case)
+bool IsVolumeName(std::string_view s) {
+  return s.size() >= 2 && s.size() <= 63 &&
+         AllOf(
+             s,
+             [](char c) { return IsLower(c) || IsDigit(c) || c == '_' || c == '.' || c == '-'; }) &&
+         (IsLower(s.front()) || IsDigit(s.front()));
+}
+// ^/(?!.*(^|/)\.\.?(/|$))[^\s:]*$ : absolute, no "." or ".." segment, no
+// space or ':' (Docker's mount separator).
+bool IsMountPath(std::string_view s) {
+  if (s.empty() || s.front() != '/') return false;
+  if (!AllOf(s, [](char c) { return !IsSpace(c) && c != ':'; })) return false;
+  for (size_t begin = 1; begin <= s.size();) {
+    size_t end = s.find('/', begin);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view segment = s.substr(begin, end - begin);
+    if (segment == "." || segment == "..") return false;
+    begin = end + 1;
+  }
+  return true;
+}
+// A path without a trailing '/' nor "//" (so that prefix checks are exact).
+std::string CleanPath(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out += c;
+  }
+  while (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
 // format: ipv4 or ipv6
 bool IsIpAddress(const std::string& s) {
   unsigned char buf[16];
@@ -289,6 +337,80 @@ bool IsUuid(std::string_view s) {
     if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
   }
   return true;
+}
+// The Linux signal names Docker takes as StopSignal (SIG<NAME>).
+bool IsSignalName(std::string_view s) {
+  static const std::set<std::string_view> kSignals = {
+      "SIGABRT",   "SIGALRM", "SIGBUS",  "SIGCHLD",   "SIGCONT",  "SIGFPE",  "SIGHUP",  "SIGILL",
+      "SIGINT",    "SIGIO",   "SIGKILL", "SIGPIPE",   "SIGPROF",  "SIGPWR",  "SIGQUIT", "SIGSEGV",
+      "SIGSTKFLT", "SIGSTOP", "SIGSYS",  "SIGTERM",   "SIGTRAP",  "SIGTSTP", "SIGTTIN", "SIGTTOU",
+      "SIGURG",    "SIGUSR1", "SIGUSR2", "SIGVTALRM", "SIGWINCH", "SIGXCPU", "SIGXFSZ"};
+  return kSignals.count(s) > 0;
+}
+// The Linux capabilities (capabilities(7)) without their CAP_ prefix, and ALL.
+bool IsCapability(std::string_view s) {
+  static const std::set<std::string_view> kCapabilities = {"ALL",
+                                                           "AUDIT_CONTROL",
+                                                           "AUDIT_READ",
+                                                           "AUDIT_WRITE",
+                                                           "BLOCK_SUSPEND",
+                                                           "BPF",
+                                                           "CHECKPOINT_RESTORE",
+                                                           "CHOWN",
+                                                           "DAC_OVERRIDE",
+                                                           "DAC_READ_SEARCH",
+                                                           "FOWNER",
+                                                           "FSETID",
+                                                           "IPC_LOCK",
+                                                           "IPC_OWNER",
+                                                           "KILL",
+                                                           "LEASE",
+                                                           "LINUX_IMMUTABLE",
+                                                           "MAC_ADMIN",
+                                                           "MAC_OVERRIDE",
+                                                           "MKNOD",
+                                                           "NET_ADMIN",
+                                                           "NET_BIND_SERVICE",
+                                                           "NET_BROADCAST",
+                                                           "NET_RAW",
+                                                           "PERFMON",
+                                                           "SETFCAP",
+                                                           "SETGID",
+                                                           "SETPCAP",
+                                                           "SETUID",
+                                                           "SYSLOG",
+                                                           "SYS_ADMIN",
+                                                           "SYS_BOOT",
+                                                           "SYS_CHROOT",
+                                                           "SYS_MODULE",
+                                                           "SYS_NICE",
+                                                           "SYS_PACCT",
+                                                           "SYS_PTRACE",
+                                                           "SYS_RAWIO",
+                                                           "SYS_RESOURCE",
+                                                           "SYS_TIME",
+                                                           "SYS_TTY_CONFIG",
+                                                           "WAKE_ALARM"};
+  return kCapabilities.count(s) > 0;
+}
+// ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$
+// (a user and optional group, each a name or a numeric id)
+bool IsUserSpec(std::string_view s) {
+  auto part = [](std::string_view p) {
+    return !p.empty() && p.size() <= 32 && p.front() != '.' && p.front() != '-' &&
+           AllOf(p, [](char c) {
+             return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_' || c == '.' || c == '-';
+           });
+  };
+  auto colon = s.find(':');
+  if (colon == std::string_view::npos) return part(s);
+  return part(s.substr(0, colon)) && part(s.substr(colon + 1));
+}
+// ^[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?$ (a container label key)
+bool IsLabelKey(std::string_view s) {
+  auto alnum = [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c); };
+  return !s.empty() && s.size() <= 253 && alnum(s.front()) && alnum(s.back()) &&
+         AllOf(s, [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '/' || c == '-'; });
 }
 // A duration as spec.h's ParseDuration reads it; `nonzero` rejects "0s".
 std::optional<std::int64_t> ParseDuration(std::string_view s, bool nonzero) {
@@ -349,8 +471,12 @@ struct Fields {
 
 class Decoder {
  public:
-  Decoder(std::string file, std::string manifest_dir, Diagnostics& diagnostics)
-      : file_(std::move(file)), manifest_dir_(std::move(manifest_dir)), diags_(diagnostics) {}
+  Decoder(std::string file, std::string manifest_dir, const LoadLimits& limits,
+          Diagnostics& diagnostics)
+      : file_(std::move(file)),
+        manifest_dir_(std::move(manifest_dir)),
+        limits_(limits),
+        diags_(diagnostics) {}
 
   void Document(const YamlNode& root, DesiredState& out);
 
@@ -393,6 +519,21 @@ class Decoder {
                 SourceLocation& name_at);
   SourceLocation At(const YamlNode& n) const { return {file_, n.line, n.column}; }
   void AgentSpec(const Fields& spec, Agent& a);
+  void Volumes(const YamlNode& n, Agent& a);
+  void Ports(const YamlNode& n, Agent& a);
+  void HealthCheckSpec(const YamlNode& n, Agent& a);
+  // stopSignal, stopGracePeriod, user, capAdd, capDrop,
+  // readOnlyRootFilesystem, labels, hostname.
+  void ContainerFields(const Fields& f, Agent& a);
+  std::vector<std::string> Capabilities(const YamlNode& n, const std::string& path);
+  void Networks(const YamlNode& n, Agent& a);
+  void SecretFiles(const YamlNode& n, Agent& a);
+  // A secret reference {file: NAME} or {env: VAR} at `field` (secretEnv,
+  // secretFiles); `extra` are the other keys allowed beside it. Never
+  // echoes a value.
+  std::optional<SecretRef> SecretReference(const YamlNode& value, const std::string& field,
+                                           const std::vector<std::string>& extra, Agent& a,
+                                           std::optional<Fields>* fields = nullptr);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const Fields& spec, Target& t);
   void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
@@ -401,6 +542,7 @@ class Decoder {
 
   std::string file_;
   std::string manifest_dir_;
+  const LoadLimits& limits_;
   Diagnostics& diags_;
 };
 
@@ -632,9 +774,14 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     a.manifest_dir = manifest_dir_;
     if (spec_node) {
       auto spec = Map(*spec_node, "spec",
-                      {"image", "build", "registry", "target", "port", "hostPort", "command",
-                       "args", "env", "secretEnv", "replicas", "resources", "healthCheck",
-                       "strategy", "dependsOn", "suspend", "drift"});
+                      {"image",       "build",       "registry",   "target",
+                       "port",        "hostPort",    "publish",    "command",
+                       "args",        "env",         "secretEnv",  "secretFiles",
+                       "volumes",     "ports",       "networks",   "replicas",
+                       "restart",     "resources",   "healthCheck", "strategy",
+                       "dependsOn",   "suspend",     "drift",      "stopSignal",
+                       "stopGracePeriod", "user",    "capAdd",     "capDrop",
+                       "readOnlyRootFilesystem", "labels", "hostname"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -747,49 +894,46 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                 "invalid variable name '" + key->value + "': must match ^[A-Za-z_][A-Za-z0-9_]*$");
           continue;
         }
-        if (value->kind != Kind::kMap) {
-          // Never echo the value: it may be a secret.
-          Error(*value, field,
-                "secrets must be references, not values: write {file: NAME} (a file under the "
-                "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
-                "the secret itself out of Git");
-          continue;
-        }
-        auto ref = Map(*value, field, {"file", "env"});
-        if (!ref) continue;
-        if (ref->values.size() != 1) {
-          if (ref->values.size() > 1 || ref->self->entries.empty()) {
-            Error(*value, field, "must have exactly one of 'file' or 'env'");
-          }
-          continue;
-        }
-        SecretRef secret;
-        if (auto* file = ref->Get("file")) {
-          auto s = Checked(*file, field + ".file", IsSecretFileName,
-                           "a file name in the secrets folder (letters, digits, '.', '_', '-')");
-          if (!s) continue;
-          secret = {SecretRef::Source::kFile, *s};
-        } else {
-          auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
-                           "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
-          if (!s) continue;
-          secret = {SecretRef::Source::kEnv, *s};
-          // For the allow-list check (CheckSecretEnvPolicy), run after loading.
-          a.field_locations[field + ".env"] = At(*ref->Get("env"));
-        }
+        auto secret = SecretReference(*value, field, {}, a);
+        if (!secret) continue;
         if (a.env.count(key->value)) {
           Error(*key, field, "'" + key->value + "' is set in both env and secretEnv");
           continue;
         }
-        a.secret_env[key->value] = secret;
+        a.secret_env[key->value] = *secret;
       }
     }
   }
+  if (auto* v = f.Get("volumes")) Volumes(*v, a);
+  if (auto* v = f.Get("secretFiles")) SecretFiles(*v, a);  // after volumes: targets differ
+  if (auto* v = f.Get("publish")) {
+    if (auto b = Bool(*v, "spec.publish")) a.publish = *b;
+    if (!a.publish && a.host_port != 0) {
+      Error(*f.keys.at("hostPort"), "spec.hostPort",
+            "not allowed with publish: false (the main port is not bound on the host)");
+    }
+  }
+  if (auto* v = f.Get("ports")) Ports(*v, a);
+  if (auto* v = f.Get("networks")) Networks(*v, a);
   if (auto* v = f.Get("replicas")) {
     if (auto n = Int(*v, "spec.replicas", 1, 100)) a.replicas = static_cast<int>(*n);
   }
+  if (auto* v = f.Get("restart")) {
+    // ^(no|always|unless-stopped|on-failure(:[1-9][0-9]{0,3})?)$
+    auto is_policy = [](const std::string& x) {
+      if (x == "no" || x == "always" || x == "unless-stopped" || x == "on-failure") return true;
+      if (x.rfind("on-failure:", 0) != 0) return false;
+      std::string n = x.substr(11);
+      return n.size() >= 1 && n.size() <= 4 && n[0] != '0' && AllOf(n, IsDigit);
+    };
+    if (auto s = Checked(*v, "spec.restart", is_policy,
+                         "no, always, unless-stopped, on-failure or on-failure:N (N from 1 to "
+                         "9999)")) {
+      a.restart = *s;
+    }
+  }
   if (auto* v = f.Get("resources")) {
-    if (auto r = Map(*v, "spec.resources", {"cpu", "memory"})) {
+    if (auto r = Map(*v, "spec.resources", {"cpu", "memory", "gpus"})) {
       if (auto* cpu = r->Get("cpu")) {
         ScalarType t = cpu->kind == Kind::kScalar ? TypeOf(*cpu) : ScalarType::kNull;
         if (t == ScalarType::kInt || t == ScalarType::kFloat) {
@@ -814,41 +958,27 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
           a.resources.memory = *s;
         }
       }
+      if (auto* gpus = r->Get("gpus")) {
+        // "all" or an integer from 1 to 64
+        ScalarType t = gpus->kind == Kind::kScalar ? TypeOf(*gpus) : ScalarType::kNull;
+        if (t == ScalarType::kInt) {
+          if (auto n = Int(*gpus, "spec.resources.gpus", 1, 64)) {
+            a.resources.gpus = std::to_string(*n);
+          }
+        } else if (t == ScalarType::kString && gpus->value == "all") {
+          a.resources.gpus = "all";
+        } else {
+          std::string shown =
+              gpus->value.size() > 40 ? gpus->value.substr(0, 40) + "..." : gpus->value;
+          Error(*gpus, "spec.resources.gpus",
+                "must be all or a number of GPUs from 1 to 64, got " +
+                    (t == ScalarType::kString ? "'" + shown + "'" : Describe(*gpus)));
+        }
+      }
     }
   }
-  if (auto* v = f.Get("healthCheck")) {
-    if (auto h = Map(*v, "spec.healthCheck",
-                     {"path", "port", "interval", "timeout", "startPeriod", "retries"})) {
-      HealthCheck hc;
-      if (auto* p = h->Get("path")) {
-        auto starts_with_slash = [](const std::string& s) { return !s.empty() && s[0] == '/'; };
-        if (auto s = Checked(*p, "spec.healthCheck.path", starts_with_slash,
-                             "an HTTP path starting with '/'")) {
-          hc.path = *s;
-        }
-      }
-      if (auto* p = h->Get("port")) {
-        if (auto n = Int(*p, "spec.healthCheck.port", 1, 65535)) hc.port = static_cast<int>(*n);
-      }
-      if (auto* p = h->Get("interval")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.interval", true)) hc.interval_ms = *ms;
-      }
-      if (auto* p = h->Get("timeout")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.timeout", true)) hc.timeout_ms = *ms;
-      }
-      if (auto* p = h->Get("startPeriod")) {
-        if (auto ms = Duration(*p, "spec.healthCheck.startPeriod", false)) {
-          hc.start_period_ms = *ms;
-        }
-      }
-      if (auto* p = h->Get("retries")) {
-        if (auto n = Int(*p, "spec.healthCheck.retries", 1, 10000)) {
-          hc.retries = static_cast<int>(*n);
-        }
-      }
-      a.health_check = hc;
-    }
-  }
+  if (auto* v = f.Get("healthCheck")) HealthCheckSpec(*v, a);
+  ContainerFields(f, a);
   if (auto* v = f.Get("strategy")) {
     if (auto s = Map(*v, "spec.strategy", {"type", "autoRollback"})) {
       if (auto* t = s->Get("type")) {
@@ -896,6 +1026,587 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
       }
     }
   }
+}
+
+void Decoder::Volumes(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.volumes", "a list of mounts ({type, source, target, ...})");
+    return;
+  }
+  std::map<std::string, std::string> targets;  // target -> field of its first mount
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.volumes[" + std::to_string(i) + "]";
+    auto m = Map(*n.items[i], path, {"type", "source", "target", "readOnly", "reclaim", "size"});
+    if (!m) continue;
+    VolumeMount mount;
+    bool ok = true;
+    Require(*m, "type", path);
+    Require(*m, "target", path);
+    if (auto* v = m->Get("type")) {
+      auto is_type = [](const std::string& x) {
+        return x == "volume" || x == "bind" || x == "tmpfs";
+      };
+      if (auto t = Checked(*v, path + ".type", is_type, "volume, bind or tmpfs")) {
+        mount.type = *t == "volume" ? VolumeMount::Type::kVolume
+                     : *t == "bind" ? VolumeMount::Type::kBind
+                                    : VolumeMount::Type::kTmpfs;
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto* v = m->Get("target")) {
+      if (auto t = Checked(*v, path + ".target", IsMountPath,
+                           "an absolute path in the container, without '.' or '..' segments, "
+                           "spaces or ':'")) {
+        mount.target = CleanPath(*t);
+        if (mount.target == "/") {
+          Error(*v, path + ".target", "cannot mount over the container's root '/'");
+          ok = false;
+        } else if (auto [it, fresh] = targets.emplace(mount.target, path); !fresh) {
+          Error(*v, path + ".target", "'" + mount.target + "' is already mounted by " + it->second);
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    const YamlNode* source = m->Get("source");
+    if (ok && mount.type == VolumeMount::Type::kTmpfs) {
+      if (source) {
+        Error(*m->keys.at("source"), path + ".source", "not allowed with type tmpfs");
+        ok = false;
+      }
+    } else if (ok && !source) {
+      Error(*m->self, path + ".source",
+            std::string("required with type ") + VolumeTypeName(mount.type) +
+                (mount.type == VolumeMount::Type::kVolume ? " (the volume's name)"
+                                                          : " (the host path)"));
+      ok = false;
+    } else if (ok && mount.type == VolumeMount::Type::kVolume) {
+      if (auto src = Checked(*source, path + ".source", IsVolumeName,
+                             "a volume name (lower-case letters, digits, '_', '.' and '-', "
+                             "starting with a letter or digit, 2 to 63 characters)")) {
+        mount.source = *src;
+      } else {
+        ok = false;
+      }
+    } else if (ok) {  // bind
+      if (auto src = Checked(*source, path + ".source", IsMountPath,
+                             "an absolute host path, without '.' or '..' segments, spaces or "
+                             "':'")) {
+        mount.source = CleanPath(*src);
+        bool allowed = false;
+        for (const std::string& raw : limits_.allowed_bind_paths) {
+          std::string root = CleanPath(raw);
+          if (mount.source == root || root == "/" ||
+              (mount.source.size() > root.size() && mount.source.rfind(root, 0) == 0 &&
+               mount.source[root.size()] == '/')) {
+            allowed = true;
+          }
+        }
+        if (!allowed) {
+          std::string list;
+          for (const std::string& r : limits_.allowed_bind_paths) {
+            list += (list.empty() ? "" : ", ") + CleanPath(r);
+          }
+          Error(*source, path + ".source",
+                "bind mount of host path '" + mount.source + "' is not allowed: " +
+                    (list.empty() ? std::string("the operator allowed no host path")
+                                  : "it is not below an allowed path (" + list + ")") +
+                    "; the operator allows paths with `reconcile --allow-bind PATH`");
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("readOnly")) {
+      if (auto b = Bool(*v, path + ".readOnly")) mount.read_only = *b;
+    }
+    if (auto* v = m->Get("reclaim")) {
+      auto is_reclaim = [](const std::string& x) { return x == "retain" || x == "delete"; };
+      if (ok && mount.type != VolumeMount::Type::kVolume) {
+        Error(*m->keys.at("reclaim"), path + ".reclaim", "only allowed with type volume");
+        ok = false;
+      } else if (auto r = Checked(*v, path + ".reclaim", is_reclaim, "retain or delete")) {
+        mount.reclaim =
+            *r == "delete" ? VolumeMount::Reclaim::kDelete : VolumeMount::Reclaim::kRetain;
+      }
+    }
+    if (auto* v = m->Get("size")) {
+      if (ok && mount.type != VolumeMount::Type::kTmpfs) {
+        Error(*m->keys.at("size"), path + ".size", "only allowed with type tmpfs");
+        ok = false;
+      } else if (auto sz =
+                     Checked(*v, path + ".size", IsMemory, "a size such as 64Mi, 1Gi or 512M")) {
+        mount.size = *sz;
+      }
+    }
+    if (ok) {
+      if (mount.type == VolumeMount::Type::kVolume) {
+        a.field_locations.emplace("spec.volumes." + mount.source, At(*source));
+      }
+      a.volumes.push_back(std::move(mount));
+    }
+  }
+  std::sort(a.volumes.begin(), a.volumes.end(),
+            [](const VolumeMount& x, const VolumeMount& y) { return x.target < y.target; });
+}
+
+void Decoder::Ports(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.ports", "a list of ports ({containerPort, protocol, hostIP, hostPort})");
+    return;
+  }
+  std::map<std::pair<int, std::string>, std::string> seen;  // -> field of the first
+  std::map<std::pair<std::string, int>, std::string> host_seen;
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.ports[" + std::to_string(i) + "]";
+    auto m = Map(*n.items[i], path, {"containerPort", "protocol", "hostIP", "hostPort", "publish"});
+    if (!m) continue;
+    PortMapping port;
+    bool ok = true;
+    Require(*m, "containerPort", path);
+    if (auto* v = m->Get("containerPort")) {
+      if (auto p = Int(*v, path + ".containerPort", 1, 65535)) {
+        port.container_port = static_cast<int>(*p);
+      } else {
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (auto* v = m->Get("protocol")) {
+      auto is_protocol = [](const std::string& x) { return x == "tcp" || x == "udp"; };
+      if (auto p = Checked(*v, path + ".protocol", is_protocol, "tcp or udp")) {
+        port.protocol = *p;
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("hostIP")) {
+      if (auto p = Checked(*v, path + ".hostIP", IsIpAddress, "an IPv4 or IPv6 address")) {
+        port.host_ip = *p;
+      }
+    }
+    if (auto* v = m->Get("hostPort")) {
+      if (auto p = Int(*v, path + ".hostPort", 0, 65535)) port.host_port = static_cast<int>(*p);
+    }
+    if (auto* v = m->Get("publish")) {
+      if (auto b = Bool(*v, path + ".publish")) port.publish = *b;
+      if (!port.publish) {
+        for (const char* key : {"hostIP", "hostPort"}) {
+          if (m->Has(key)) {
+            Error(*m->keys.at(key), path + "." + key,
+                  "not allowed with publish: false (the port is not bound on the host)");
+            ok = false;
+          }
+        }
+      }
+    }
+    if (!ok) continue;
+    const YamlNode& at = *m->Get("containerPort");
+    std::string key = std::to_string(port.container_port) + "/" + port.protocol;
+    if (port.protocol == "tcp" && port.container_port == a.port && a.port != 0) {
+      Error(at, path + ".containerPort",
+            key +
+                " is the agent's main port (spec.port), published already; set its host "
+                "port with spec.hostPort");
+      continue;
+    }
+    if (auto [it, fresh] = seen.emplace(std::pair(port.container_port, port.protocol), path);
+        !fresh) {
+      Error(at, path + ".containerPort", key + " is already listed at " + it->second);
+      continue;
+    }
+    if (port.host_port != 0) {
+      auto [it, fresh] =
+          host_seen.emplace(std::pair(port.protocol + " " + port.host_ip, port.host_port), path);
+      if (!fresh) {
+        Error(*m->Get("hostPort"), path + ".hostPort",
+              "host port " + std::to_string(port.host_port) + "/" + port.protocol +
+                  " is already used by " + it->second);
+        continue;
+      }
+    }
+    a.ports.push_back(std::move(port));
+  }
+  std::sort(a.ports.begin(), a.ports.end(), [](const PortMapping& x, const PortMapping& y) {
+    return std::tie(x.container_port, x.protocol) < std::tie(y.container_port, y.protocol);
+  });
+}
+
+void Decoder::HealthCheckSpec(const YamlNode& n, Agent& a) {
+  auto h = Map(n, "spec.healthCheck",
+               {"path", "port", "exec", "tcp", "interval", "timeout", "startPeriod", "retries"});
+  if (!h) return;
+  HealthCheck hc;
+  bool ok = true;
+  // At most one of path, exec and tcp: the second one written is the error.
+  const YamlNode* first = nullptr;
+  std::string first_name;
+  for (const auto& entry : h->self->entries) {
+    const YamlNode& key = entry.first->Resolved();
+    const std::string& k = key.value;
+    if ((k != "path" && k != "exec" && k != "tcp") || k == first_name) continue;
+    if (first == nullptr) {
+      first = &key;
+      first_name = k;
+      continue;
+    }
+    Error(key, "spec.healthCheck." + k,
+          "path (HTTP), exec (a command) and tcp (a port) are exclusive: '" + first_name +
+              "' is set already; keep one");
+    ok = false;
+  }
+  if (auto* p = h->Get("path")) {
+    auto starts_with_slash = [](const std::string& s) { return !s.empty() && s[0] == '/'; };
+    if (auto s = Checked(*p, "spec.healthCheck.path", starts_with_slash,
+                         "an HTTP path starting with '/'")) {
+      hc.path = *s;
+    }
+  }
+  if (auto* p = h->Get("exec")) {
+    hc.kind = HealthCheck::Kind::kExec;
+    if (auto l = StringList(*p, "spec.healthCheck.exec")) {
+      if (l->empty() ||
+          std::any_of(l->begin(), l->end(), [](const std::string& x) { return x.empty(); })) {
+        Error(*p, "spec.healthCheck.exec",
+              "must be a non-empty list of non-empty strings: the command to run in the container "
+              "and its arguments, "
+              "e.g. [\"pg_isready\", \"-U\", \"postgres\"] (a shell line: [\"/bin/sh\", \"-c\", "
+              "\"...\"])");
+        ok = false;
+      } else {
+        hc.exec = *l;
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* p = h->Get("tcp")) {
+    hc.kind = HealthCheck::Kind::kTcp;
+    if (auto port = Int(*p, "spec.healthCheck.tcp", 1, 65535)) {
+      hc.port = static_cast<int>(*port);
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* p = h->Get("port")) {
+    if (h->Has("exec") || h->Has("tcp")) {
+      Error(*h->keys.at("port"), "spec.healthCheck.port",
+            "only with the HTTP check (path); tcp names its own port, exec needs none");
+      ok = false;
+    } else if (auto port = Int(*p, "spec.healthCheck.port", 1, 65535)) {
+      hc.port = static_cast<int>(*port);
+    }
+  }
+  if (auto* p = h->Get("interval")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.interval", true)) hc.interval_ms = *ms;
+  }
+  if (auto* p = h->Get("timeout")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.timeout", true)) hc.timeout_ms = *ms;
+  }
+  if (auto* p = h->Get("startPeriod")) {
+    if (auto ms = Duration(*p, "spec.healthCheck.startPeriod", false)) hc.start_period_ms = *ms;
+  }
+  if (auto* p = h->Get("retries")) {
+    if (auto r = Int(*p, "spec.healthCheck.retries", 1, 10000)) hc.retries = static_cast<int>(*r);
+  }
+  // The HTTP check goes through the published port; an unpublished one is
+  // reachable only from the agent's networks.
+  if (ok && hc.kind == HealthCheck::Kind::kHttp && !a.publish &&
+      (hc.port == 0 || hc.port == a.port)) {
+    Error(n, "spec.healthCheck",
+          "the HTTP health check needs its port published, and spec.publish is false: give "
+          "healthCheck.port another (published) port the agent serves /health on, use exec or "
+          "tcp, or leave healthCheck out (reconcile then waits for the container to run)");
+    ok = false;
+  }
+  if (ok) a.health_check = hc;
+}
+
+std::vector<std::string> Decoder::Capabilities(const YamlNode& n, const std::string& path) {
+  std::set<std::string> out;
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, path, "a list of capability names such as NET_ADMIN");
+    return {};
+  }
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const YamlNode& item = n.items[i]->Resolved();
+    const std::string field = path + "[" + std::to_string(i) + "]";
+    auto s = String(item, field);
+    if (!s) continue;
+    std::string shown = s->size() > 40 ? s->substr(0, 40) + "..." : *s;
+    if (s->rfind("CAP_", 0) == 0 && IsCapability(s->substr(4))) {
+      Error(item, field, "write '" + s->substr(4) + "', without the CAP_ prefix");
+    } else if (!IsCapability(*s)) {
+      Error(item, field,
+            "unknown capability '" + shown +
+                "': must be a Linux capability in capital letters without CAP_ (NET_ADMIN, "
+                "SYS_TIME, CHOWN, ... see capabilities(7)) or ALL");
+    } else if (!out.insert(*s).second) {
+      Error(item, field, "'" + *s + "' is listed twice");
+    }
+  }
+  return {out.begin(), out.end()};
+}
+
+void Decoder::ContainerFields(const Fields& f, Agent& a) {
+  if (auto* v = f.Get("stopSignal")) {
+    if (auto s = Checked(*v, "spec.stopSignal", IsSignalName,
+                         "a signal name such as SIGTERM, SIGINT, SIGQUIT or SIGUSR1")) {
+      a.stop_signal = *s;
+    }
+  }
+  if (auto* v = f.Get("stopGracePeriod")) {
+    if (auto ms = Duration(*v, "spec.stopGracePeriod", false)) {
+      if (*ms % 1000 != 0 || *ms > 3600000) {
+        Error(*v, "spec.stopGracePeriod",
+              "must be whole seconds from 0s to 1h (e.g. 10s, 2m), got '" + v->value + "'");
+      } else {
+        a.stop_grace_period_ms = *ms;
+      }
+    }
+  }
+  if (auto* v = f.Get("user")) {
+    ScalarType t = v->kind == Kind::kScalar ? TypeOf(*v) : ScalarType::kNull;
+    if (t == ScalarType::kInt) {
+      if (auto n = Int(*v, "spec.user", 0, 4294967294LL)) a.user = std::to_string(*n);
+    } else if (auto s = Checked(*v, "spec.user", IsUserSpec,
+                                "a user and optional group, each a name or a numeric id: 1000, "
+                                "1000:1000, postgres or app:staff")) {
+      a.user = *s;
+    }
+  }
+  if (auto* v = f.Get("capAdd")) a.cap_add = Capabilities(*v, "spec.capAdd");
+  if (auto* v = f.Get("capDrop")) {
+    a.cap_drop = Capabilities(*v, "spec.capDrop");
+    for (size_t i = 0; v->kind == Kind::kSequence && i < v->items.size(); ++i) {
+      const YamlNode& item = v->items[i]->Resolved();
+      if (item.kind == Kind::kScalar &&
+          std::binary_search(a.cap_add.begin(), a.cap_add.end(), item.value)) {
+        Error(item, "spec.capDrop[" + std::to_string(i) + "]",
+              "'" + item.value + "' is in both capAdd and capDrop");
+      }
+    }
+  }
+  if (auto* v = f.Get("readOnlyRootFilesystem")) {
+    if (auto b = Bool(*v, "spec.readOnlyRootFilesystem")) a.read_only_root_filesystem = *b;
+  }
+  if (auto* v = f.Get("labels")) {
+    if (auto entries = FreeMap(*v, "spec.labels")) {
+      for (const auto& [key, value] : *entries) {
+        const std::string field = "spec.labels." + key->value;
+        std::string shown = key->value.size() > 80 ? key->value.substr(0, 80) + "..." : key->value;
+        if (key->value.rfind("reconcile.dev/", 0) == 0) {
+          Error(*key, field,
+                "label keys under reconcile.dev/ are reconcile's own (ownership, spec hash): "
+                "choose another key");
+          continue;
+        }
+        if (!IsLabelKey(key->value)) {
+          Error(*key, field,
+                "invalid label key '" + shown +
+                    "': must be letters, digits, '.', '_', '/' and '-', starting and ending with "
+                    "a letter or digit, at most 253 characters");
+          continue;
+        }
+        auto text = ScalarText(*value, field);
+        if (!text) continue;
+        if (auto it = a.labels.find(key->value); it != a.labels.end() && it->second != *text) {
+          Error(*key, field,
+                "'" + shown +
+                    "' is also in metadata.labels with another value; the containers "
+                    "carry both maps, so give one value");
+          continue;
+        }
+        a.container_labels[key->value] = *text;
+      }
+    }
+  }
+  if (auto* v = f.Get("hostname")) {
+    if (auto s = Checked(*v, "spec.hostname", IsDnsLabel,
+                         "a DNS label (lower-case letters, digits and '-', starting and ending "
+                         "with a letter or digit, at most 63 characters)")) {
+      a.hostname = *s;
+    }
+  }
+}
+
+std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const std::string& field,
+                                                  const std::vector<std::string>& extra, Agent& a,
+                                                  std::optional<Fields>* fields) {
+  if (value.kind != Kind::kMap) {
+    // Never echo the value: it may be a secret.
+    Error(value, field,
+          "secrets must be references, not values: write {file: NAME} (a file under the "
+          "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
+          "the secret itself out of Git");
+    return std::nullopt;
+  }
+  std::vector<std::string> known = {"file", "env"};
+  known.insert(known.end(), extra.begin(), extra.end());
+  auto ref = Map(value, field, known);
+  if (!ref) return std::nullopt;
+  if (fields) *fields = ref;
+  int refs = static_cast<int>(ref->Has("file")) + static_cast<int>(ref->Has("env"));
+  if (refs != 1) {
+    // None, but a misspelled key was reported already: one error is enough.
+    bool reported = refs == 0 && ref->values.size() < ref->self->entries.size();
+    if (!reported) Error(value, field, "must have exactly one of 'file' or 'env'");
+    return std::nullopt;
+  }
+  if (auto* file = ref->Get("file")) {
+    auto s = Checked(*file, field + ".file", IsSecretFileName,
+                     "a file name in the secrets folder (letters, digits, '.', '_', '-')");
+    if (!s) return std::nullopt;
+    return SecretRef{SecretRef::Source::kFile, *s};
+  }
+  auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
+                   "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
+  if (!s) return std::nullopt;
+  // For the allow-list check (CheckSecretEnvPolicy), run after loading.
+  a.field_locations[field + ".env"] = At(*ref->Get("env"));
+  return SecretRef{SecretRef::Source::kEnv, *s};
+}
+
+void Decoder::SecretFiles(const YamlNode& n, Agent& a) {
+  auto entries = FreeMap(n, "spec.secretFiles");
+  if (!entries) return;
+  a.field_locations["spec.secretFiles"] = At(n);
+  std::map<std::string, std::string> targets;  // target -> what mounts it
+  for (const VolumeMount& v : a.volumes) targets.emplace(v.target, "a volume (spec.volumes)");
+  for (const auto& [key, value] : *entries) {
+    const std::string field = "spec.secretFiles." + key->value;
+    if (!IsSecretName(key->value)) {
+      Error(*key, field,
+            "invalid secret name '" + key->value.substr(0, 80) +
+                "': must be 1 to 63 letters, digits, '_', '.' and '-', starting with a letter or "
+                "digit (it names the file /run/secrets/NAME)");
+      continue;
+    }
+    std::optional<Fields> m;
+    auto ref = SecretReference(*value, field, {"target", "mode"}, a, &m);
+    if (!ref) continue;
+    SecretFile file;
+    file.ref = *ref;
+    file.target = "/run/secrets/" + key->value;
+    const YamlNode* target_at = key;
+    bool ok = true;
+    if (auto* v = m->Get("target")) {
+      target_at = v;
+      if (auto t = Checked(*v, field + ".target", IsMountPath,
+                           "an absolute path in the container, without '.' or '..' segments, "
+                           "spaces or ':'")) {
+        file.target = CleanPath(*t);
+        if (file.target == "/") {
+          Error(*v, field + ".target", "cannot mount a file over the container's root '/'");
+          ok = false;
+        }
+      } else {
+        ok = false;
+      }
+    }
+    if (auto* v = m->Get("mode")) {
+      std::optional<int> mode;
+      if (v->kind == Kind::kScalar && TypeOf(*v) == ScalarType::kString) {
+        mode = ParseFileMode(v->value);
+      }
+      if (mode) {
+        file.mode = *mode;
+      } else {
+        Error(*v, field + ".mode",
+              "must be an octal mode as a quoted string, such as \"0400\" or \"0440\" (YAML "
+              "reads 0400 unquoted as a number)");
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    const std::string target_field = m->Has("target") ? field + ".target" : field;
+    if (auto [it, fresh] = targets.emplace(file.target, field); !fresh) {
+      Error(*target_at, target_field,
+            "'" + file.target + "' is already the target of " + it->second +
+                (m->Has("target") ? "" : " (the default target /run/secrets/NAME)"));
+      continue;
+    }
+    a.secret_files[key->value] = file;
+  }
+}
+
+void Decoder::Networks(const YamlNode& n, Agent& a) {
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, "spec.networks", "a list of network names or {name, aliases}");
+    return;
+  }
+  a.field_locations["spec.networks"] = At(n);
+  std::map<std::string, std::string> seen;  // name -> field of its first listing
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string path = "spec.networks[" + std::to_string(i) + "]";
+    const YamlNode& item = n.items[i]->Resolved();
+    NetworkAttachment net;
+    const YamlNode* name_node = nullptr;
+    const YamlNode* aliases = nullptr;
+    std::string name_field = path;
+    if (item.kind == Kind::kScalar) {
+      name_node = &item;
+    } else if (item.kind == Kind::kMap) {
+      auto m = Map(item, path, {"name", "aliases"});
+      if (!m) continue;
+      Require(*m, "name", path);
+      name_node = m->Get("name");
+      aliases = m->Get("aliases");
+      name_field = path + ".name";
+    } else {
+      TypeError(item, path, "a network name or {name, aliases}");
+      continue;
+    }
+    if (!name_node) continue;
+    auto name =
+        Checked(*name_node, name_field, IsNetworkName,
+                "a network name (1 to 63 letters, digits, '_', '.' and '-', starting with a "
+                "letter or digit)");
+    if (!name) continue;
+    if (IsPredefinedNetwork(*name)) {
+      Error(*name_node, name_field,
+            "'" + *name +
+                "' is one of the engine's own networks, not one reconcile owns; to run on an "
+                "existing network, set the Target's docker.network");
+      continue;
+    }
+    if (auto [it, fresh] = seen.emplace(*name, path); !fresh) {
+      Error(*name_node, name_field,
+            "network '" + *name + "' is listed twice (first at " + it->second + ")");
+      continue;
+    }
+    net.name = *name;
+    if (aliases) {
+      if (aliases->kind != Kind::kSequence) {
+        TypeError(*aliases, path + ".aliases", "a list of DNS names");
+      } else {
+        std::set<std::string> unique;
+        for (size_t j = 0; j < aliases->items.size(); ++j) {
+          const std::string field = path + ".aliases[" + std::to_string(j) + "]";
+          const YamlNode& alias = aliases->items[j]->Resolved();
+          auto s = Checked(alias, field, IsDnsLabel,
+                           "a DNS label (lower-case letters, digits and '-', at most 63, not "
+                           "starting or ending with '-')");
+          if (!s) continue;
+          if (!unique.insert(*s).second) {
+            Error(alias, field, "alias '" + *s + "' is listed twice");
+            continue;
+          }
+          if (*s != a.name) net.aliases.push_back(*s);  // the agent's name is always one
+        }
+      }
+    }
+    a.field_locations["spec.networks." + net.name] = At(*name_node);
+    a.networks.push_back(std::move(net));
+  }
+  std::sort(a.networks.begin(), a.networks.end(),
+            [](const NetworkAttachment& x, const NetworkAttachment& y) { return x.name < y.name; });
 }
 
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {
@@ -1289,6 +2000,14 @@ bool HasName(const std::vector<T>& items, const std::string& name) {
   return it != items.end() && it->name == name;
 }
 
+// The item of `items` (sorted by name) called `name`, or nullptr.
+template <typename T>
+const T* FindByName(const std::vector<T>& items, const std::string& name) {
+  auto it = std::lower_bound(items.begin(), items.end(), name,
+                             [](const T& item, const std::string& n) { return item.name < n; });
+  return it != items.end() && it->name == name ? &*it : nullptr;
+}
+
 std::string Where(const SourceLocation& l) {
   return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
@@ -1400,6 +2119,40 @@ void CheckCycles(const DesiredState& state, Diagnostics& diags) {
   }
 }
 
+// A named volume may be mounted by several agents (and twice by one), but
+// its reclaim policy must be the same everywhere: destroy cannot both keep
+// and delete it.
+void CheckSharedVolumes(const DesiredState& state, Diagnostics& diags) {
+  struct Use {
+    const Agent* agent;
+    VolumeMount::Reclaim reclaim;
+  };
+  std::map<std::string, std::vector<Use>> uses;
+  for (const auto& a : state.agents) {
+    for (const auto& v : a.volumes) {
+      if (v.type == VolumeMount::Type::kVolume) uses[v.source].push_back({&a, v.reclaim});
+    }
+  }
+  for (const auto& [name, list] : uses) {
+    bool conflict = std::any_of(list.begin(), list.end(),
+                                [&](const Use& u) { return u.reclaim != list.front().reclaim; });
+    if (!conflict) continue;
+    std::string all;
+    for (const Use& u : list) {
+      all += (all.empty() ? "" : ", ") + std::string("agent '") + u.agent->name + "' (" +
+             ReclaimName(u.reclaim) + ")";
+    }
+    std::set<const Agent*> reported;
+    for (const Use& u : list) {
+      if (!reported.insert(u.agent).second) continue;
+      AgentError(*u.agent, "spec.volumes",
+                 "volume '" + name + "' is mounted with different reclaim policies: " + all +
+                     "; give it one reclaim policy",
+                 diags, "spec.volumes." + name);
+    }
+  }
+}
+
 }  // namespace
 
 void DecodeFile(const std::string& file, const std::string& manifest_dir,
@@ -1408,7 +2161,7 @@ void DecodeFile(const std::string& file, const std::string& manifest_dir,
   try {
     auto documents =
         ParseYaml(file, content, limits.max_depth, limits.max_alias_nodes, diagnostics);
-    Decoder decoder(file, manifest_dir, diagnostics);
+    Decoder decoder(file, manifest_dir, limits, diagnostics);
     for (const auto& doc : documents) decoder.Document(*doc.root, out);
   } catch (const std::exception& e) {
     diagnostics.Error(file, 1, 1, "", std::string("cannot decode: ") + e.what());
@@ -1473,6 +2226,23 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
       AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
                  diagnostics);
     }
+    if (const Target* t = FindByName(state.targets, a.target);
+        t != nullptr && t->provider == "docker") {
+      if (!a.secret_files.empty() && t->docker.host.rfind("tcp://", 0) == 0) {
+        AgentError(a, "spec.secretFiles",
+                   "secretFiles need a local Docker Engine (a unix:// socket on this host): they "
+                   "are bind-mounted from files on this machine, and Target '" +
+                       t->name + "' is " + t->docker.host +
+                       "; use secretEnv, or run reconcile on the engine's host",
+                   diagnostics);
+      }
+      if (!a.networks.empty() && (t->docker.network == "host" || t->docker.network == "none")) {
+        AgentError(a, "spec.networks",
+                   "Target '" + t->name + "' runs containers on docker.network " +
+                       t->docker.network + ", which cannot join other networks",
+                   diagnostics);
+      }
+    }
     if (!a.registry.empty() && !HasName(state.registries, a.registry)) {
       AgentError(a, "spec.registry", "Registry '" + a.registry + "' is not declared in the tree",
                  diagnostics);
@@ -1516,6 +2286,7 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
     }
   }
   CheckCycles(state, diagnostics);
+  CheckSharedVolumes(state, diagnostics);
 }
 
 void ValidateState(const std::filesystem::path& root, DesiredState& state,

@@ -70,4 +70,20 @@ const char* TagStrategyName(TagStrategy t) {
   return "git-sha";
 }
 
+const char* VolumeTypeName(VolumeMount::Type t) {
+  switch (t) {
+    case VolumeMount::Type::kVolume:
+      return "volume";
+    case VolumeMount::Type::kBind:
+      return "bind";
+    case VolumeMount::Type::kTmpfs:
+      return "tmpfs";
+  }
+  return "volume";
+}
+
+const char* ReclaimName(VolumeMount::Reclaim r) {
+  return r == VolumeMount::Reclaim::kDelete ? "delete" : "retain";
+}
+
 }  // namespace reconcile

@@ -75,6 +75,65 @@ std::string Plural(size_t n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
 
+// Names of the named volumes of a normalized spec, split by reclaim policy.
+void NamedVolumes(const json& spec, std::vector<std::string>& retain,
+                  std::vector<std::string>& remove) {
+  if (!spec.is_object() || !spec.contains("volumes") || !spec["volumes"].is_object()) return;
+  std::set<std::string> keep, drop;
+  for (const auto& [target, m] : spec["volumes"].items()) {
+    if (!m.is_object() || m.value("type", "") != "volume" || !m.contains("source") ||
+        !m["source"].is_string()) {
+      continue;
+    }
+    (m.value("reclaim", "retain") == "delete" ? drop : keep).insert(m["source"].get<std::string>());
+  }
+  retain.assign(keep.begin(), keep.end());
+  remove.assign(drop.begin(), drop.end());
+}
+
+std::string NameList(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
+  return out;
+}
+
+// "; volume 'a' <one>" or "; volumes 'a', 'b' <many>"; empty for no names.
+std::string VolumeWords(const std::vector<std::string>& names, const char* one, const char* many) {
+  if (names.empty()) return "";
+  return (names.size() == 1 ? "; volume " : "; volumes ") + NameList(names) + " " +
+         (names.size() == 1 ? one : many);
+}
+
+// What happens to the named volumes when an agent is deleted, in words.
+std::string VolumesOnDelete(const json& spec) {
+  std::vector<std::string> retain, remove;
+  NamedVolumes(spec, retain, remove);
+  return VolumeWords(retain, "and its data are kept (reclaim: retain)",
+                     "and their data are kept (reclaim: retain)") +
+         VolumeWords(remove, "will be DELETED with its data (reclaim: delete)",
+                     "will be DELETED with their data (reclaim: delete)");
+}
+
+// What happens to the named volumes when an agent is replaced, in words.
+std::string VolumesOnReplace(const json& spec) {
+  std::vector<std::string> retain, remove;
+  NamedVolumes(spec, retain, remove);
+  retain.insert(retain.end(), remove.begin(), remove.end());
+  std::sort(retain.begin(), retain.end());
+  return VolumeWords(retain, "kept with its data", "kept with their data");
+}
+
+// What happens to the agent's owned networks when it is deleted, in words.
+std::string NetworksOnDelete(const json& spec) {
+  if (!spec.is_object() || !spec.contains("networks") || !spec["networks"].is_object()) return "";
+  std::vector<std::string> names;
+  for (const auto& [name, n] : spec["networks"].items()) names.push_back(name);
+  if (names.empty()) return "";
+  return (names.size() == 1 ? "; network " : "; networks ") + NameList(names) +
+         (names.size() == 1 ? " is" : " are") +
+         " removed once no container is attached (only if reconcile created it)";
+}
+
 // Observed instances per (target, agent), in observation order; built once
 // per plan so that planning stays linear in agents + instances.
 using InstanceIndex =
@@ -218,7 +277,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
     c.action = Action::kReplace;
     std::string reason;
     for (const std::string& p : problems) reason += (reason.empty() ? "" : "; ") + p;
-    c.reason = reason;
+    c.reason = reason + VolumesOnReplace(c.desired);
   } else if (c.fields.empty()) {
     c.action = Action::kNoOp;
     c.reason = "up to date";
@@ -228,7 +287,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
     for (const FieldChange& f : c.fields) {
       if (f.forces_replace) names += (names.empty() ? "" : ", ") + f.path;
     }
-    c.reason = "changed fields cannot be updated in place: " + names;
+    c.reason = "changed fields cannot be updated in place: " + names + VolumesOnReplace(c.desired);
   } else {
     c.action = Action::kUpdate;
     c.reason = "changed fields are updated in place";
@@ -265,12 +324,17 @@ Plan ComputePlan(const PlanInput& input) {
     c.action = Action::kDelete;
     c.target = rec.target;
     c.provider = rec.provider;
-    c.fields = AllFields(rec.spec.Get(), /*as_after=*/false);
+    const nlohmann::json spec = rec.spec.Get();
+    c.fields = AllFields(spec, /*as_after=*/false);
+    // What is removed: the provider reads owned objects besides the
+    // instances (named volumes and their reclaim policy) from it.
+    c.desired = spec;
     std::vector<const ObservedInstance*> instances = InstancesOf(index, rec.target, rec.name);
     c.prior = Refs(instances);
-    c.reason = instances.empty()
-                   ? "removed from the desired state (already gone; dropped from state)"
-                   : "removed from the desired state";
+    c.reason =
+        (instances.empty() ? "removed from the desired state (already gone; dropped from state)"
+                           : "removed from the desired state") +
+        VolumesOnDelete(spec) + NetworksOnDelete(spec);
     plan.changes.push_back(std::move(c));
   }
   // Agents come sorted by name; only deletes need to find their place.

@@ -47,15 +47,17 @@ Result<ProviderSchema> ProviderSchemaFromJson(const json& j) {
 }
 
 json ToJson(const ObservedInstance& i) {
-  return {{"id", i.id},
-          {"name", i.name},
-          {"agent", i.agent},
-          {"specHash", i.spec_hash},
-          {"revision", i.revision},
-          {"image", i.image},
-          {"state", i.state},
-          {"running", i.running},
-          {"endpoint", i.endpoint}};
+  json j = {{"id", i.id},
+            {"name", i.name},
+            {"agent", i.agent},
+            {"specHash", i.spec_hash},
+            {"revision", i.revision},
+            {"image", i.image},
+            {"state", i.state},
+            {"running", i.running},
+            {"endpoint", i.endpoint}};
+  if (!i.health.empty()) j["health"] = i.health;
+  return j;
 }
 
 Result<ObservedInstance> ObservedInstanceFromJson(const json& j) {
@@ -70,6 +72,7 @@ Result<ObservedInstance> ObservedInstanceFromJson(const json& j) {
   RETURN_IF_ERROR(Field(j, "state", p, i.state));
   RETURN_IF_ERROR(Field(j, "running", p, i.running));
   RETURN_IF_ERROR(Field(j, "endpoint", p, i.endpoint));
+  RETURN_IF_ERROR(Field(j, "health", p, i.health, /*optional=*/true));
   return i;
 }
 

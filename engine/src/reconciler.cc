@@ -443,12 +443,14 @@ Status Reconciler::CheckSaved(const Plan& saved, const Plan& fresh) {
 
 Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& change) const {
   const Agent* agent = planned().FindAgent(change.name);
-  if (agent == nullptr || agent->secret_env.empty()) {
+  if (agent == nullptr || (agent->secret_env.empty() && agent->secret_files.empty())) {
     return std::map<std::string, std::string>{};
   }
   SecretEnvPolicy policy = deps_.secret_env_policy;
   policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
-  return ResolveSecrets(agent->secret_env, deps_.secrets_dir, policy);
+  std::map<std::string, SecretRef> refs = agent->secret_env;
+  for (const auto& [name, file] : agent->secret_files) refs[SecretFileValueKey(name)] = file.ref;
+  return ResolveSecrets(refs, deps_.secrets_dir, policy);
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out

@@ -137,6 +137,15 @@ void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& give
       const SourceLocation& loc = at == a.field_locations.end() ? a.location : at->second;
       diagnostics.Error(loc.file, loc.line, loc.column, field, "agent '" + a.name + "': " + why);
     }
+    for (const auto& [file_name, file] : a.secret_files) {
+      if (file.ref.source != SecretRef::Source::kEnv) continue;
+      std::string why = SecretEnvRefusal(file.ref.name, policy);
+      if (why.empty()) continue;
+      const std::string field = "spec.secretFiles." + file_name;
+      auto at = a.field_locations.find(field + ".env");
+      const SourceLocation& loc = at == a.field_locations.end() ? a.location : at->second;
+      diagnostics.Error(loc.file, loc.line, loc.column, field, "agent '" + a.name + "': " + why);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -59,25 +60,94 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
     secrets[name] = (ref.source == SecretRef::Source::kFile ? "file:" : "env:") + ref.name;
   }
   spec["secretEnv"] = secrets;
+  if (!agent.publish) spec["publish"] = false;
+  if (!agent.secret_files.empty()) {
+    json files = json::object();  // by NAME; the reference, never the value
+    for (const auto& [name, f] : agent.secret_files) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode & 0777));
+      files[name] = {
+          {"ref", (f.ref.source == SecretRef::Source::kFile ? "file:" : "env:") + f.ref.name},
+          {"target", f.target},
+          {"mode", mode}};
+    }
+    spec["secretFiles"] = std::move(files);
+  }
+  if (!agent.networks.empty()) {
+    json networks = json::object();  // by name
+    for (const NetworkAttachment& n : agent.networks) networks[n.name] = {{"aliases", n.aliases}};
+    spec["networks"] = std::move(networks);
+  }
+  // Fields added after v0.1 appear only when set, so that the spec hash of
+  // an agent that does not use them stays what it was (no needless replace).
+  if (!agent.volumes.empty()) {
+    json volumes = json::object();  // by target: a plan names the mount point
+    for (const VolumeMount& v : agent.volumes) {
+      json m = {{"type", VolumeTypeName(v.type)}, {"readOnly", v.read_only}};
+      if (!v.source.empty()) m["source"] = v.source;
+      if (v.type == VolumeMount::Type::kVolume) m["reclaim"] = ReclaimName(v.reclaim);
+      if (!v.size.empty()) m["size"] = v.size;
+      volumes[v.target] = std::move(m);
+    }
+    spec["volumes"] = std::move(volumes);
+  }
+  if (!agent.ports.empty()) {
+    json ports = json::object();  // by "<containerPort>/<protocol>"
+    for (const PortMapping& p : agent.ports) {
+      json m = {{"hostPort", p.host_port}};
+      if (!p.host_ip.empty()) m["hostIP"] = p.host_ip;
+      if (!p.publish) m["publish"] = false;
+      ports[std::to_string(p.container_port) + "/" + p.protocol] = std::move(m);
+    }
+    spec["ports"] = std::move(ports);
+  }
   spec["replicas"] = agent.replicas;
+  if (!agent.restart.empty()) spec["restart"] = agent.restart;
+  if (!agent.stop_signal.empty()) spec["stopSignal"] = agent.stop_signal;
+  if (agent.stop_grace_period_ms) {
+    spec["stopGracePeriod"] = FormatDuration(*agent.stop_grace_period_ms);
+  }
+  if (!agent.user.empty()) spec["user"] = agent.user;
+  if (!agent.cap_add.empty()) spec["capAdd"] = agent.cap_add;
+  if (!agent.cap_drop.empty()) spec["capDrop"] = agent.cap_drop;
+  if (agent.read_only_root_filesystem) spec["readOnlyRootFilesystem"] = true;
+  if (!agent.hostname.empty()) spec["hostname"] = agent.hostname;
   json resources = json::object();
   if (!agent.resources.cpu.empty()) resources["cpu"] = agent.resources.cpu;
   if (!agent.resources.memory.empty()) resources["memory"] = agent.resources.memory;
+  if (agent.resources.gpus == "all") {
+    resources["gpus"] = "all";
+  } else if (!agent.resources.gpus.empty()) {
+    resources["gpus"] = std::stoi(agent.resources.gpus);
+  }
   spec["resources"] = resources;
   if (agent.health_check) {
     const HealthCheck& h = *agent.health_check;
-    spec["healthCheck"] = {{"path", h.path},
-                           {"port", h.port == 0 ? agent.port : h.port},
-                           {"interval", FormatDuration(h.interval_ms)},
-                           {"timeout", FormatDuration(h.timeout_ms)},
-                           {"retries", h.retries},
-                           {"startPeriod", FormatDuration(h.start_period_ms)}};
+    json check = {{"interval", FormatDuration(h.interval_ms)},
+                  {"timeout", FormatDuration(h.timeout_ms)},
+                  {"retries", h.retries},
+                  {"startPeriod", FormatDuration(h.start_period_ms)}};
+    switch (h.kind) {
+      case HealthCheck::Kind::kHttp:
+        check["path"] = h.path;
+        check["port"] = h.port == 0 ? agent.port : h.port;
+        break;
+      case HealthCheck::Kind::kExec:
+        check["exec"] = h.exec;
+        break;
+      case HealthCheck::Kind::kTcp:
+        check["tcp"] = h.port;
+        break;
+    }
+    spec["healthCheck"] = std::move(check);
   } else {
     spec["healthCheck"] = nullptr;
   }
   spec["strategy"] = {{"type", StrategyTypeName(agent.strategy.type)},
                       {"autoRollback", agent.strategy.auto_rollback}};
-  spec["labels"] = agent.labels;
+  json labels = agent.labels;  // metadata.labels, then spec.labels (the loader checks they agree)
+  for (const auto& [k, v] : agent.container_labels) labels[k] = v;
+  spec["labels"] = std::move(labels);
   spec["target"] = agent.target;
   return spec;
 }
@@ -105,15 +175,95 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
     }
     a.secret_env[name] = r;
   }
+  if (spec.contains("publish")) a.publish = spec.at("publish").get<bool>();
+  if (spec.contains("secretFiles")) {
+    for (const auto& [name, f] : spec.at("secretFiles").items()) {
+      SecretFile file;
+      const std::string ref = f.at("ref").get<std::string>();
+      if (ref.starts_with("file:")) {
+        file.ref = {SecretRef::Source::kFile, ref.substr(5)};
+      } else if (ref.starts_with("env:")) {
+        file.ref = {SecretRef::Source::kEnv, ref.substr(4)};
+      } else {
+        throw std::invalid_argument("secretFiles." + name + ": not file:NAME or env:VAR");
+      }
+      file.target = f.at("target").get<std::string>();
+      file.mode = std::stoi(f.at("mode").get<std::string>(), nullptr, 8);
+      a.secret_files[name] = file;
+    }
+  }
+  if (spec.contains("networks")) {
+    for (const auto& [name, n] : spec.at("networks").items()) {
+      a.networks.push_back({name, n.at("aliases").get<std::vector<std::string>>()});
+    }
+  }
+  if (spec.contains("volumes")) {
+    for (const auto& [target, m] : spec.at("volumes").items()) {
+      VolumeMount v;
+      v.target = target;
+      const std::string type = m.at("type").get<std::string>();
+      if (type == VolumeTypeName(VolumeMount::Type::kBind)) {
+        v.type = VolumeMount::Type::kBind;
+      } else if (type == VolumeTypeName(VolumeMount::Type::kTmpfs)) {
+        v.type = VolumeMount::Type::kTmpfs;
+      } else if (type != VolumeTypeName(VolumeMount::Type::kVolume)) {
+        throw std::invalid_argument("volumes." + target + ".type: unknown '" + type + "'");
+      }
+      v.source = m.value("source", "");
+      v.read_only = m.at("readOnly").get<bool>();
+      if (m.value("reclaim", "") == ReclaimName(VolumeMount::Reclaim::kDelete)) {
+        v.reclaim = VolumeMount::Reclaim::kDelete;
+      }
+      v.size = m.value("size", "");
+      a.volumes.push_back(std::move(v));
+    }
+  }
+  if (spec.contains("ports")) {
+    for (const auto& [key, m] : spec.at("ports").items()) {
+      PortMapping p;
+      const size_t slash = key.find('/');
+      if (slash == std::string::npos)
+        throw std::invalid_argument("ports." + key + ": not PORT/PROTO");
+      p.container_port = std::stoi(key.substr(0, slash));
+      p.protocol = key.substr(slash + 1);
+      p.host_port = m.at("hostPort").get<int>();
+      p.host_ip = m.value("hostIP", "");
+      p.publish = m.value("publish", true);
+      a.ports.push_back(std::move(p));
+    }
+  }
   a.replicas = spec.at("replicas").get<int>();
   const json& resources = spec.at("resources");
   a.resources.cpu = resources.value("cpu", "");
   a.resources.memory = resources.value("memory", "");
+  if (resources.contains("gpus")) {
+    const json& g = resources["gpus"];
+    a.resources.gpus = g.is_string() ? g.get<std::string>() : std::to_string(g.get<int>());
+  }
+  a.restart = spec.value("restart", "");
+  a.stop_signal = spec.value("stopSignal", "");
+  if (spec.contains("stopGracePeriod")) {
+    a.stop_grace_period_ms = ParseDuration(spec["stopGracePeriod"].get<std::string>());
+    if (!a.stop_grace_period_ms) throw std::invalid_argument("stopGracePeriod: bad duration");
+  }
+  a.user = spec.value("user", "");
+  a.cap_add = spec.value("capAdd", std::vector<std::string>{});
+  a.cap_drop = spec.value("capDrop", std::vector<std::string>{});
+  a.read_only_root_filesystem = spec.value("readOnlyRootFilesystem", false);
+  a.hostname = spec.value("hostname", "");
   const json& h = spec.at("healthCheck");
   if (!h.is_null()) {
     HealthCheck hc;
-    hc.path = h.at("path").get<std::string>();
-    hc.port = h.at("port").get<int>();
+    if (h.contains("exec")) {
+      hc.kind = HealthCheck::Kind::kExec;
+      hc.exec = h["exec"].get<std::vector<std::string>>();
+    } else if (h.contains("tcp")) {
+      hc.kind = HealthCheck::Kind::kTcp;
+      hc.port = h["tcp"].get<int>();
+    } else {
+      hc.path = h.at("path").get<std::string>();
+      hc.port = h.at("port").get<int>();
+    }
     auto duration = [&h](const char* key) {
       std::optional<std::int64_t> ms = ParseDuration(h.at(key).get<std::string>());
       if (!ms) throw std::invalid_argument(std::string("healthCheck.") + key + ": bad duration");

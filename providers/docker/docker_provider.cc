@@ -4,6 +4,8 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -14,6 +16,8 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "docker/container_spec.h"
+#include "docker/engine_client.h"
+#include "docker/secret_files.h"
 #include "reconcile/clock.h"
 #include "reconcile/observation.h"
 
@@ -26,6 +30,8 @@ using std::chrono::milliseconds;
 constexpr int kStopTimeoutSeconds = 10;
 constexpr milliseconds kRunningWait{30000};
 constexpr milliseconds kRunningPoll{200};
+// How long a TCP health probe holds the connection open (engine_client.h TcpProbe).
+constexpr milliseconds kTcpHold{250};
 
 std::string ShortId(const std::string& id) { return id.substr(0, 12); }
 
@@ -90,6 +96,55 @@ int PublishedPort(const json& inspect, int container_port) {
   return 0;
 }
 
+// Config.StopTimeout of an inspected container (its stopGracePeriod), or
+// kStopTimeoutSeconds when it has none.
+int StopTimeoutOf(const json& inspect) {
+  if (inspect.contains("Config") && inspect["Config"].is_object()) {
+    const json& config = inspect["Config"];
+    if (config.contains("StopTimeout") && config["StopTimeout"].is_number_integer()) {
+      auto t = config["StopTimeout"].get<std::int64_t>();
+      if (t >= 0 && t <= 3600) return static_cast<int>(t);
+    }
+  }
+  return kStopTimeoutSeconds;
+}
+
+// State.Health of an inspected container: the engine's own health check.
+struct EngineHealth {
+  std::string status;  // "starting", "healthy", "unhealthy"; empty: none
+  int failing_streak = 0;
+  std::string last;  // the last check's exit code and output, trimmed
+};
+
+EngineHealth HealthOf(const json& inspect) {
+  EngineHealth h;
+  if (!inspect.contains("State") || !inspect["State"].is_object()) return h;
+  const json& st = inspect["State"];
+  if (!st.contains("Health") || !st["Health"].is_object()) return h;
+  const json& health = st["Health"];
+  if (health.contains("Status") && health["Status"].is_string()) {
+    h.status = health["Status"].get<std::string>();
+  }
+  if (health.contains("FailingStreak") && health["FailingStreak"].is_number_integer()) {
+    h.failing_streak = health["FailingStreak"].get<int>();
+  }
+  if (health.contains("Log") && health["Log"].is_array() && !health["Log"].empty()) {
+    const json& entry = health["Log"].back();
+    if (entry.is_object()) {
+      std::string output = entry.contains("Output") && entry["Output"].is_string()
+                               ? entry["Output"].get<std::string>()
+                               : "";
+      while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.pop_back();
+      if (output.size() > 512) output = output.substr(0, 512) + "...";
+      int code = entry.contains("ExitCode") && entry["ExitCode"].is_number_integer()
+                     ? entry["ExitCode"].get<int>()
+                     : -1;
+      h.last = "exit code " + std::to_string(code) + (output.empty() ? "" : ", output: " + output);
+    }
+  }
+  return h;
+}
+
 class DockerProvider : public Provider {
  public:
   DockerProvider(Target target, std::shared_ptr<HttpTransport> transport, Clock* clock,
@@ -97,6 +152,7 @@ class DockerProvider : public Provider {
       : target_(std::move(target)),
         client_(std::move(transport), clock),
         access_host_(AgentAccessHost(target_.docker)),
+        local_engine_(target_.docker.host.rfind("unix://", 0) == 0),
         warnings_(std::move(warnings)) {}
 
   ProviderSchema Schema() const override { return ProviderSchema{}; }
@@ -129,6 +185,14 @@ class DockerProvider : public Provider {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
         : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
+    ~Apply() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& n : held_) {
+        if (--p_.networks_in_use_[n] == 0) p_.networks_in_use_.erase(n);
+      }
+    }
+    Apply(const Apply&) = delete;
+    Apply& operator=(const Apply&) = delete;
 
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
@@ -149,7 +213,15 @@ class DockerProvider : public Provider {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
           if (!st.ok()) return st;
         }
-        return Status::Ok();
+        Status st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+        st = ReclaimVolumes();
+        if (!st.ok()) return st;
+        std::vector<std::string> networks;
+        if (auto recorded = ContainerSpecFromJson(ch.desired); recorded.ok()) {
+          for (const Network& n : recorded->networks) networks.push_back(n.name);
+        }
+        return RemoveUnusedNetworks(networks);
       }
       auto spec = ContainerSpecFromJson(ch.desired);
       if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
@@ -159,6 +231,9 @@ class DockerProvider : public Provider {
       ctx_.revision = req_.revision;
       ctx_.publish_address = p_.target_.docker.publish_address;
       ctx_.network = p_.target_.docker.network;
+      if (!spec_.secret_files.empty() && p_.local_engine_) {
+        ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, agent_);
+      }
       // Checked before touching anything so that a missing secret changes nothing.
       auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
       if (!body.ok()) return body.status().WithContext("agent " + agent_);
@@ -169,13 +244,174 @@ class DockerProvider : public Provider {
         st = CheckNameNotForeign(ContainerName(agent_, i));
         if (!st.ok()) return st;
       }
+      // Before any container is stopped: a foreign network or volume changes
+      // nothing (networks are all checked before any is created).
+      st = CheckNetworks();
+      if (!st.ok()) return st;
+      st = EnsureVolumes();
+      if (!st.ok()) return st;
+      st = EnsureNetworks();
+      if (!st.ok()) return st;
+      if (!spec_.secret_files.empty()) {
+        st =
+            p_.secret_files_.Write(p_.target_.name, agent_, spec_.secret_files, req_.secret_values);
+        if (!st.ok()) return st.WithContext("agent " + agent_);
+      }
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
-      if (start_first && spec_.host_port != 0) {
-        Progress("host port " + std::to_string(spec_.host_port) +
+      int fixed = spec_.host_port;
+      for (const ExtraPort& port : spec_.ports) fixed = fixed != 0 ? fixed : port.host_port;
+      if (start_first && fixed != 0) {
+        Progress("host port " + std::to_string(fixed) +
                  " is fixed, so old and new cannot run side by side: using recreate");
         start_first = false;
       }
-      return start_first ? StartFirst(health) : Recreate(health);
+      st = start_first ? StartFirst(health) : Recreate(health);
+      if (!st.ok()) return st;
+      if (spec_.secret_files.empty()) {
+        st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        if (!st.ok()) return st;
+      }
+      return RemoveUnusedNetworks(DroppedNetworks());
+    }
+
+    // The networks the spec before this change listed and the new one does
+    // not (from the field-level diff: "networks.<name>.aliases").
+    std::vector<std::string> DroppedNetworks() const {
+      std::set<std::string> now;
+      for (const Network& n : spec_.networks) now.insert(n.name);
+      std::vector<std::string> out;
+      const std::string prefix = "networks.", suffix = ".aliases";
+      for (const FieldChange& f : req_.change.fields) {
+        if (!f.before || f.path.size() <= prefix.size() + suffix.size() ||
+            f.path.rfind(prefix, 0) != 0 ||
+            f.path.compare(f.path.size() - suffix.size(), suffix.size(), suffix) != 0) {
+          continue;
+        }
+        std::string name =
+            f.path.substr(prefix.size(), f.path.size() - prefix.size() - suffix.size());
+        if (now.count(name) == 0) out.push_back(name);
+      }
+      return out;
+    }
+
+    // The labels of a network inspect answer.
+    static const json& NetworkLabels(const json& n) {
+      static const json kEmpty = json::object();
+      return n.contains("Labels") && n["Labels"].is_object() ? n["Labels"] : kEmpty;
+    }
+
+    static bool OwnedNetwork(const json& n, const std::string& name) {
+      const json& labels = NetworkLabels(n);
+      return labels.value(kLabelManagedBy, "") == kManagedByValue &&
+             labels.value(kLabelNetwork, "") == name;
+    }
+
+    // The network called exactly `name` (the engine also answers for an id
+    // prefix), or kNotFound.
+    Result<json> FindNetwork(const std::string& name) {
+      auto n = c_.InspectNetwork(name);
+      if (n.ok() && n->value("Name", "") != name) {
+        return Status::NotFound("docker: no network named " + name);
+      }
+      return n;
+    }
+
+    // kConflict when a network of the spec exists without our labels.
+    Status CheckNetworks() {
+      for (const Network& n : spec_.networks) {
+        auto found = FindNetwork(n.name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, n.name)) {
+          return Status::Conflict(
+              "network '" + n.name + "' already exists and is not managed by reconcile (no " +
+              kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelNetwork + "=" + n.name +
+              " labels); nothing was changed: use another network name in spec.networks, run on "
+              "that network with the Target's docker.network, or remove it yourself");
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Creates the networks of the spec that do not exist yet. Serialized per
+    // provider: the engine may create two networks of one name when asked
+    // at the same time.
+    Status EnsureNetworks() {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const Network& n : spec_.networks) {
+        // Held until this change ends: a prune running beside it keeps it.
+        ++p_.networks_in_use_[n.name];
+        held_.push_back(n.name);
+        auto found = FindNetwork(n.name);
+        if (found.ok()) {
+          if (OwnedNetwork(*found, n.name)) continue;
+          return CheckNetworks();  // became foreign meanwhile: the same error
+        }
+        if (found.status().code() != Code::kNotFound) return found.status();
+        Progress("creating network " + n.name);
+        Status st = c_.CreateNetwork(BuildNetworkBody(n.name));
+        if (st.code() == Code::kConflict) {
+          if (Status owned = CheckNetworks(); !owned.ok()) return owned;
+          continue;
+        }
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": network " + n.name);
+      }
+      return Status::Ok();
+    }
+
+    // Removes each of `names` that carries our labels and has no container
+    // attached; keeps (and says so) the others.
+    Status RemoveUnusedNetworks(const std::vector<std::string>& names) {
+      std::lock_guard<std::mutex> lock(p_.networks_mu_);
+      for (const std::string& name : names) {
+        auto found = FindNetwork(name);
+        if (!found.ok()) {
+          if (found.status().code() == Code::kNotFound) continue;
+          return found.status();
+        }
+        if (!OwnedNetwork(*found, name)) {
+          Progress("keeping network " + name + ": reconcile did not create it");
+          continue;
+        }
+        if (p_.networks_in_use_.count(name) != 0) {
+          Progress("keeping network " + name + ": another agent is being applied on it");
+          continue;
+        }
+        const json attached = found->contains("Containers") ? (*found)["Containers"] : json();
+        if (attached.is_object() && !attached.empty()) {
+          Progress("keeping network " + name + ": " + std::to_string(attached.size()) +
+                   " container(s) still attached");
+          continue;
+        }
+        Progress("removing network " + name + " (no agent uses it any more)");
+        Status st = c_.RemoveNetwork(found->value("Id", name));
+        if (!st.ok() && st.code() != Code::kNotFound) {
+          Progress("keeping network " + name + ": " + st.message());
+        }
+      }
+      return Status::Ok();
+    }
+
+    // Joins the container `id` to the agent networks it is not on yet.
+    Status ConnectNetworks(const std::string& id) {
+      std::vector<Network> wanted = NetworksToConnect(spec_, ctx_);
+      if (wanted.empty()) return Status::Ok();
+      auto c = c_.InspectContainer(id);
+      if (!c.ok()) return c.status();
+      const json* on = nullptr;
+      if (c->contains("NetworkSettings") && (*c)["NetworkSettings"].is_object() &&
+          (*c)["NetworkSettings"].contains("Networks") &&
+          (*c)["NetworkSettings"]["Networks"].is_object()) {
+        on = &(*c)["NetworkSettings"]["Networks"];
+      }
+      for (const Network& n : wanted) {
+        if (on != nullptr && on->contains(n.name)) continue;
+        Status st = c_.ConnectNetwork(n.name, BuildConnectBody(id, n, agent_));
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": joining network " + n.name);
+      }
+      return Status::Ok();
     }
 
     // Stops and removes the prior instances, then creates and starts the new ones.
@@ -254,6 +490,67 @@ class DockerProvider : public Provider {
                               " is not present and could not be pulled: " + st.message());
     }
 
+    // Creates the named volumes that do not exist yet, labelled as ours. One
+    // that exists must carry our managed-by label (any agent's: a volume may
+    // be shared); otherwise kConflict and nothing is changed.
+    Status EnsureVolumes() {
+      for (const Mount& m : spec_.mounts) {
+        if (m.type != "volume") continue;
+        auto v = c_.InspectVolume(m.source);
+        if (v.ok()) {
+          const json& labels =
+              v->contains("Labels") && (*v)["Labels"].is_object() ? (*v)["Labels"] : json::object();
+          if (labels.value(kLabelManagedBy, "") != kManagedByValue) {
+            return Status::Conflict("volume '" + m.source +
+                                    "' already exists and is not managed by reconcile (no " +
+                                    kLabelManagedBy + "=" + kManagedByValue +
+                                    " label); nothing was changed: use another volume name, or "
+                                    "remove or relabel that volume yourself");
+          }
+          continue;
+        }
+        if (v.status().code() != Code::kNotFound) return v.status();
+        Progress("creating volume " + m.source);
+        Status st = c_.CreateVolume(BuildVolumeBody(m.source, agent_));
+        if (!st.ok()) return st.WithContext("agent " + agent_ + ": volume " + m.source);
+      }
+      return Status::Ok();
+    }
+
+    // After a delete: removes the named volumes whose reclaim policy is
+    // delete in the recorded spec (change.desired), only when they carry our
+    // labels for this agent. A volume still in use by another agent's
+    // container is kept (and said so).
+    Status ReclaimVolumes() {
+      if (!req_.change.desired.is_object()) return Status::Ok();
+      auto spec = ContainerSpecFromJson(req_.change.desired);
+      if (!spec.ok()) return Status::Ok();  // nothing we can read: remove nothing
+      std::set<std::string> done;
+      for (const Mount& m : spec->mounts) {
+        if (m.type != "volume" || !m.reclaim_delete || !done.insert(m.source).second) continue;
+        auto v = c_.InspectVolume(m.source);
+        if (!v.ok()) {
+          if (v.status().code() == Code::kNotFound) continue;
+          return v.status();
+        }
+        const json& labels =
+            v->contains("Labels") && (*v)["Labels"].is_object() ? (*v)["Labels"] : json::object();
+        if (labels.value(kLabelManagedBy, "") != kManagedByValue ||
+            labels.value(kLabelAgent, "") != agent_) {
+          Progress("keeping volume " + m.source + ": it is not labelled as this agent's");
+          continue;
+        }
+        Progress("deleting volume " + m.source + " (reclaim: delete)");
+        Status st = c_.RemoveVolume(m.source);
+        if (st.code() == Code::kConflict) {
+          Progress("keeping volume " + m.source + ": another container still uses it");
+          continue;
+        }
+        if (!st.ok() && st.code() != Code::kNotFound) return st;
+      }
+      return Status::Ok();
+    }
+
     // kConflict when `name` is held by a container reconcile does not manage,
     // or by one managed for another agent.
     Status CheckNameNotForeign(const std::string& name) {
@@ -289,7 +586,12 @@ class DockerProvider : public Provider {
           id = *created;
           break;
         }
-        if (created.status().code() != Code::kConflict || attempt == 1) return created.status();
+        if (created.status().code() != Code::kConflict || attempt == 1) {
+          if (spec_.gpus != 0 && created.status().code() != Code::kUnavailable) {
+            return GpuRefused(created.status(), "");
+          }
+          return created.status();
+        }
         auto existing = c_.InspectContainer(name);
         if (!existing.ok()) {
           if (existing.status().code() == Code::kNotFound) continue;
@@ -305,9 +607,29 @@ class DockerProvider : public Provider {
         st = RemoveOwned(IdOf(*existing));
         if (!st.ok()) return st;
       }
-      Status st = c_.StartContainer(id);
-      if (!st.ok()) return st;
+      Status st = ConnectNetworks(id);
+      if (st.ok()) st = c_.StartContainer(id);
+      if (!st.ok()) {
+        // Created but never ran: removed, so that nothing is left half-made.
+        Status removed = c_.RemoveContainer(id, /*force=*/true);
+        std::string cleanup = removed.ok() || removed.code() == Code::kNotFound
+                                  ? ""
+                                  : " (removing the container failed: " + removed.message() + ")";
+        if (spec_.gpus != 0) return GpuRefused(st, cleanup);
+        return Status(st.code(), st.message() + cleanup);
+      }
       return id;
+    }
+
+    // An engine that refuses a container asking for GPUs (Engine 20.10
+    // without the NVIDIA runtime: "could not select device driver"): kFailed,
+    // not retried, naming the agent and the field.
+    Status GpuRefused(const Status& st, const std::string& cleanup) const {
+      return Status::Failed(
+          "agent " + agent_ + ": spec.resources.gpus: the engine refused the GPU request (" +
+          (spec_.gpus < 0 ? std::string("all GPUs") : std::to_string(spec_.gpus) + " GPU(s)") +
+          "): " + st.message() +
+          "; GPUs need a GPU and the NVIDIA container toolkit on the engine's host" + cleanup);
     }
 
     // Stops and removes a container after checking it carries our labels.
@@ -326,7 +648,7 @@ class DockerProvider : public Provider {
       }
       std::string id = IdOf(*c);
       Progress("removing container " + ShortId(id));
-      Status st = c_.StopContainer(id, kStopTimeoutSeconds);
+      Status st = c_.StopContainer(id, StopTimeoutOf(*c));  // its stopGracePeriod
       if (!st.ok() && st.code() != Code::kNotFound) return st;
       st = c_.RemoveContainer(id, /*force=*/false);
       if (!st.ok() && st.code() != Code::kNotFound) return st;
@@ -389,6 +711,8 @@ class DockerProvider : public Provider {
         }
       }
       const HealthCheck& hc = *spec_.health_check;
+      if (hc.kind == HealthCheck::Kind::kExec) return WaitEngineHealthy(id, health);
+      const bool tcp = hc.kind == HealthCheck::Kind::kTcp;
       const int port = hc.port != 0 ? hc.port : spec_.port;
       const std::string& host = p_.access_host_;
       if (hc.start_period_ms > 0) {
@@ -404,7 +728,15 @@ class DockerProvider : public Provider {
         if (Stopped(s)) return NotRunning(id, s);
         int host_port = PublishedPort(*c, port);
         if (host_port == 0) {
-          last = "port " + std::to_string(port) + "/tcp is not published yet";
+          last = "port " + std::to_string(port) + "/tcp is not published to the host";
+        } else if (tcp) {
+          Status probe = TcpProbe(host, host_port, milliseconds(hc.timeout_ms),
+                                  std::min(milliseconds(hc.timeout_ms), kTcpHold));
+          if (probe.ok()) {
+            *health = "healthy";
+            return Status::Ok();
+          }
+          last = "tcp " + std::to_string(port) + ": " + probe.message();
         } else {
           auto res = HttpGet(host, host_port, hc.path, milliseconds(hc.timeout_ms));
           if (res.ok() && res->status >= 200 && res->status < 400) {
@@ -420,6 +752,50 @@ class DockerProvider : public Provider {
       }
       return Status::Failed("health check failed " + std::to_string(hc.retries) +
                             " times; last: " + last);
+    }
+
+    // healthCheck.exec: the engine runs the command (the create body's
+    // Healthcheck); this waits, cancellably, until State.Health says healthy
+    // (Ok) or unhealthy (kFailed, quoting the last check's output), or the
+    // time the engine needs for start period + retries has passed.
+    Status WaitEngineHealthy(const std::string& id, std::string* health) {
+      const HealthCheck& hc = *spec_.health_check;
+      const milliseconds budget(hc.start_period_ms + hc.retries * (hc.interval_ms + hc.timeout_ms) +
+                                hc.interval_ms + 5000);
+      const auto deadline = std::chrono::steady_clock::now() + budget;
+      const milliseconds poll = std::min(milliseconds(hc.interval_ms), kRunningPoll);
+      Progress("waiting for the engine's health check (" + hc.exec[0] + ")");
+      EngineHealth last;
+      for (;;) {
+        auto c = c_.InspectContainer(id);
+        if (!c.ok()) return c.status();
+        RunState s = StateOf(*c);
+        if (Stopped(s)) return NotRunning(id, s);
+        EngineHealth h = HealthOf(*c);
+        if (h.status == "healthy") {
+          *health = "healthy";
+          return Status::Ok();
+        }
+        if (h.status == "unhealthy") {
+          return Status::Failed(
+              "the engine's health check (exec) failed " + std::to_string(h.failing_streak) +
+              " times in a row; last: " + (h.last.empty() ? "no output" : h.last));
+        }
+        if (h.status.empty() && s.running) {
+          return Status::Failed("the engine holds no health check for container " + ShortId(id));
+        }
+        if (!h.last.empty()) last = h;
+        if (std::chrono::steady_clock::now() > deadline) {
+          return Status::Failed("the engine's health check (exec) did not pass within " +
+                                FormatSeconds(budget) +
+                                "; last: " + (last.last.empty() ? "no check finished" : last.last));
+        }
+        if (Status st = Pause(poll); !st.ok()) return st;
+      }
+    }
+
+    static std::string FormatSeconds(milliseconds d) {
+      return std::to_string((d.count() + 999) / 1000) + "s";
     }
 
     void Finish(ApplyChangeResponse* r) {
@@ -469,12 +845,19 @@ class DockerProvider : public Provider {
     std::string agent_;
     ContainerSpec spec_;
     CreateContext ctx_;
+    std::vector<std::string> held_;  // networks counted in p_.networks_in_use_
   };
 
   Target target_;
   EngineClient client_;
   std::string access_host_;
+  bool local_engine_ = false;  // unix socket: the engine shares this host's files
   std::vector<std::string> warnings_;
+  SecretFileStore secret_files_;
+  std::mutex networks_mu_;  // EnsureNetworks / RemoveUnusedNetworks
+  // Networks that changes in progress are creating containers on (by name:
+  // how many), never removed meanwhile. Guarded by networks_mu_.
+  std::map<std::string, int> networks_in_use_;
 };
 
 bool IsLoopbackHost(const std::string& host) {

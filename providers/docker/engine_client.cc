@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -476,6 +477,61 @@ Result<HttpResponse> HttpGet(const std::string& host, int port, const std::strin
   return t.RoundTrip(r);
 }
 
+Status TcpProbe(const std::string& host, int port, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds hold) {
+  asio::io_context ioc;
+  asio::ip::tcp::resolver resolver(ioc);
+  asio::ip::tcp::socket socket(ioc);
+  asio::steady_timer held(ioc);
+  const std::string where = host + ":" + std::to_string(port);
+  std::string failure;  // empty at the end: healthy
+  bool done = false;
+  char byte = 0;
+  resolver.async_resolve(
+      host, std::to_string(port),
+      [&](error_code ec, asio::ip::tcp::resolver::results_type results) {
+        if (ec) {
+          failure = "resolve " + host + ": " + ec.message();
+          done = true;
+          return;
+        }
+        asio::async_connect(socket, results, [&](error_code ec2, const asio::ip::tcp::endpoint&) {
+          if (ec2) {
+            failure = "connect to " + where + ": " + ec2.message();
+            done = true;
+            return;
+          }
+          held.expires_after(hold);
+          held.async_wait([&](error_code ec3) {
+            if (ec3) return;  // cancelled: the read finished first
+            done = true;      // still open after `hold`: someone listens
+            error_code ignored;
+            socket.close(ignored);
+          });
+          socket.async_read_some(asio::buffer(&byte, 1), [&](error_code ec4, std::size_t n) {
+            if (done) return;  // closed by the timer
+            held.cancel();
+            done = true;
+            if (n == 0 && ec4) {
+              failure = where + " accepted the connection and closed it at once (" + ec4.message() +
+                        "): nothing listens behind the published port";
+            }
+          });
+        });
+      });
+  ioc.run_for(timeout + hold);
+  if (!done) {
+    failure = "connect to " + where + ": timed out after " + std::to_string(timeout.count()) + "ms";
+    resolver.cancel();
+    held.cancel();
+    error_code ignored;
+    socket.close(ignored);
+    ioc.restart();
+    ioc.run();
+  }
+  return failure.empty() ? Status::Ok() : Status::Unavailable(failure);
+}
+
 std::string UrlEncode(const std::string& s) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;
@@ -627,6 +683,51 @@ Result<std::string> EngineClient::ContainerLogs(const std::string& id, int tail)
            std::chrono::seconds(10));
   if (!res.ok()) return res.status();
   return DemultiplexLogs(res->body);
+}
+
+Result<nlohmann::json> EngineClient::InspectVolume(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  auto j = CallJson("GET", "/volumes/" + name);
+  if (j.ok() && !j->is_object()) {
+    return Status::Unavailable("docker: GET /volumes/" + name + ": expected a JSON object");
+  }
+  return j;
+}
+
+Status EngineClient::CreateVolume(const nlohmann::json& body) const {
+  std::string name = body.is_object() ? body.value("Name", "") : "";
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  return Call("POST", "/volumes/create", body.dump()).status();
+}
+
+Status EngineClient::RemoveVolume(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("volume name", name);
+  return Call("DELETE", "/volumes/" + name).status();
+}
+
+Result<nlohmann::json> EngineClient::InspectNetwork(const std::string& name) const {
+  if (!ValidContainerRef(name)) return BadRef("network name", name);
+  auto j = CallJson("GET", "/networks/" + name);
+  if (j.ok() && !j->is_object()) {
+    return Status::Unavailable("docker: GET /networks/" + name + ": expected a JSON object");
+  }
+  return j;
+}
+
+Status EngineClient::CreateNetwork(const nlohmann::json& body) const {
+  std::string name = body.is_object() ? body.value("Name", "") : "";
+  if (!ValidContainerRef(name)) return BadRef("network name", name);
+  return Call("POST", "/networks/create", body.dump()).status();
+}
+
+Status EngineClient::ConnectNetwork(const std::string& network, const nlohmann::json& body) const {
+  if (!ValidContainerRef(network)) return BadRef("network name", network);
+  return Call("POST", "/networks/" + network + "/connect", body.dump()).status();
+}
+
+Status EngineClient::RemoveNetwork(const std::string& id) const {
+  if (!ValidContainerRef(id)) return BadRef("network id", id);
+  return Call("DELETE", "/networks/" + id).status();
 }
 
 Result<nlohmann::json> EngineClient::InspectImage(const std::string& reference) const {

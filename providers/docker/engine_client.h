@@ -116,6 +116,15 @@ Result<HttpResponse> HttpGet(const std::string& host, int port, const std::strin
                              std::chrono::milliseconds timeout,
                              std::size_t body_limit = 1024 * 1024);
 
+// One TCP health probe of host:port (used for healthCheck.tcp). Ok when the
+// connection is accepted and the peer neither closes nor resets it within
+// `hold` (or sends data first): a published Docker port is accepted by the
+// engine's proxy even when nothing listens in the container, and the proxy
+// then closes it at once, so an accept alone proves nothing. kUnavailable
+// otherwise, saying why. Gives up after `timeout` (connect) plus `hold`.
+Status TcpProbe(const std::string& host, int port, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds hold);
+
 // Percent-encodes everything but RFC 3986 unreserved characters.
 std::string UrlEncode(const std::string& s);
 
@@ -167,6 +176,22 @@ class EngineClient {
   Status RenameContainer(const std::string& id, const std::string& new_name) const;
   // The last `tail` lines of stdout+stderr (demultiplexed), best effort.
   Result<std::string> ContainerLogs(const std::string& id, int tail) const;
+  // GET /volumes/{name}
+  Result<nlohmann::json> InspectVolume(const std::string& name) const;
+  // POST /volumes/create with `body` (VolumeCreateOptions); kConflict when
+  // the engine refuses the name.
+  Status CreateVolume(const nlohmann::json& body) const;
+  // DELETE /volumes/{name}; kConflict while a container uses it.
+  Status RemoveVolume(const std::string& name) const;
+  // GET /networks/{name} (the engine also matches an id prefix: compare Name)
+  Result<nlohmann::json> InspectNetwork(const std::string& name) const;
+  // POST /networks/create with `body` (NetworkCreateRequest); kConflict when
+  // the name exists.
+  Status CreateNetwork(const nlohmann::json& body) const;
+  // POST /networks/{network}/connect with `body` (NetworkConnectRequest).
+  Status ConnectNetwork(const std::string& network, const nlohmann::json& body) const;
+  // DELETE /networks/{id}; an error (403) while containers are attached.
+  Status RemoveNetwork(const std::string& id) const;
   // GET /images/{name}/json
   Result<nlohmann::json> InspectImage(const std::string& reference) const;
   // POST /images/create?fromImage=&tag=, reading the JSON-lines progress

@@ -102,7 +102,12 @@ json FullAgentSpec() {
     "healthCheck": {"path": "/health", "port": 8080, "interval": "1s", "timeout": "2s",
                     "retries": 3, "startPeriod": "0s"},
     "strategy": {"type": "start-first", "autoRollback": true},
-    "labels": {"team": "cx"}, "target": "local"})");
+    "labels": {"team": "cx"}, "target": "local", "restart": "on-failure:3",
+    "ports": {"9000/udp": {"hostPort": 0}, "9443/tcp": {"hostPort": 19443, "hostIP": "::1"}},
+    "volumes": {"/data": {"type": "volume", "source": "data", "readOnly": false,
+                          "reclaim": "retain"},
+                "/etc/app": {"type": "bind", "source": "/srv/app", "readOnly": true},
+                "/tmp": {"type": "tmpfs", "readOnly": false, "size": "64Mi"}}})");
 }
 
 TEST_CASE("docker API model: the create body uses only defined fields, typed right") {
@@ -125,6 +130,124 @@ TEST_CASE("docker API model: the create body uses only defined fields, typed rig
     Check(bad, CreateBodySchema(), "body", found);
     CHECK(found.size() == 2);
   }
+}
+
+// The fields an exec health check and the container fields add (issue #13),
+// on top of the full spec: the HTTP check gives way to exec.
+json FieldsAgentSpec() {
+  json spec = FullAgentSpec();
+  spec["healthCheck"] = json::parse(R"({"exec": ["/bin/sh", "-c", "true"], "interval": "1s",
+      "timeout": "2s", "retries": 3, "startPeriod": "5s"})");
+  spec["stopSignal"] = "SIGINT";
+  spec["stopGracePeriod"] = "30s";
+  spec["user"] = "1000:1000";
+  spec["capAdd"] = {"NET_ADMIN"};
+  spec["capDrop"] = {"ALL"};
+  spec["readOnlyRootFilesystem"] = true;
+  spec["hostname"] = "primary";
+  spec["resources"]["gpus"] = "all";
+  spec["labels"]["com.example.tier"] = "db";
+  return spec;
+}
+
+TEST_CASE("docker API model: exec health check and container fields are defined, typed right") {
+  auto spec = ContainerSpecFromJson(FieldsAgentSpec());
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  CreateContext ctx{"hello", "sha256:abc", "tree-1", "127.0.0.1", ""};
+  auto body = BuildCreateBody(*spec, ctx, {{"TOKEN", "x"}});
+  REQUIRE(body.ok());
+  // Each new field is in the body, so that the model check below sees it.
+  for (const char* key : {"Healthcheck", "StopSignal", "StopTimeout", "User", "Hostname"}) {
+    CHECK_MESSAGE(body->contains(key), key);
+  }
+  for (const char* key : {"CapAdd", "CapDrop", "ReadonlyRootfs", "DeviceRequests"}) {
+    CHECK_MESSAGE((*body)["HostConfig"].contains(key), key);
+  }
+  std::vector<std::string> errors;
+  Check(*body, CreateBodySchema(), "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+  // The health check's durations are integers (nanoseconds), as the model says.
+  std::map<std::string, YAML::Node> props;
+  CollectProperties(Resolve(Model()["definitions"]["HealthConfig"]), props);
+  for (const char* key : {"Test", "Interval", "Timeout", "Retries", "StartPeriod"}) {
+    REQUIRE_MESSAGE(props.count(key) == 1, key);
+  }
+  CHECK(props["Interval"]["type"].as<std::string>() == "integer");
+  CHECK((*body)["Healthcheck"]["StartPeriod"] == 5000000000LL);
+}
+
+// The body parameter of `method` `path` in the model.
+YAML::Node BodySchema(const char* path, const char* method) {
+  for (const YAML::Node& p : Model()["paths"][path][method]["parameters"]) {
+    if (p["in"].as<std::string>() == "body") return p["schema"];
+  }
+  return {};
+}
+
+void CheckBody(const json& body, const YAML::Node& schema) {
+  REQUIRE(schema);
+  std::vector<std::string> errors;
+  Check(body, schema, "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+}
+
+TEST_CASE("docker API model: networks, unpublished ports and secret files in the bodies") {
+  json full = FullAgentSpec();
+  full["publish"] = false;
+  full["hostPort"] = 0;
+  full["ports"]["9000/udp"]["publish"] = false;
+  full["networks"] = json::parse(R"({"backend": {"aliases": ["db"]}, "metrics": {"aliases": []}})");
+  full["secretFiles"] =
+      json::parse(R"({"token": {"ref": "env:API_TOKEN", "target": "/run/secrets/token",
+                                "mode": "0440"}})");
+  auto spec = ContainerSpecFromJson(full);
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  CreateContext ctx{"hello", "sha256:abc", "tree-1", "127.0.0.1", ""};
+  ctx.secret_files_dir = "/dev/shm/reconcile-secrets/local/hello";
+  auto body = BuildCreateBody(*spec, ctx, {{"TOKEN", "x"}});
+  REQUIRE(body.ok());
+  REQUIRE(body->contains("NetworkingConfig"));
+  CheckBody(*body, CreateBodySchema());
+
+  CheckBody(BuildNetworkBody("backend"), BodySchema("/networks/create", "post"));
+  auto connect = NetworksToConnect(*spec, ctx);
+  REQUIRE(connect.size() == 1);
+  CheckBody(BuildConnectBody("3613f73ba0e4", connect[0], "hello"),
+            BodySchema("/networks/{id}/connect", "post"));
+  // What the provider reads from a network inspect answer is documented.
+  std::map<std::string, YAML::Node> network;
+  CollectProperties(Model()["definitions"]["Network"], network);
+  for (const char* field : {"Name", "Id", "Labels", "Containers"}) {
+    CHECK_MESSAGE(network.count(field) == 1, field);
+  }
+}
+
+TEST_CASE("docker API model: the volume create body uses only defined fields") {
+  YAML::Node schema;
+  for (const YAML::Node& p : Model()["paths"]["/volumes/create"]["post"]["parameters"]) {
+    if (p["in"].as<std::string>() == "body") schema = p["schema"];
+  }
+  REQUIRE(schema);
+  std::vector<std::string> errors;
+  Check(BuildVolumeBody("data", "db"), schema, "body", errors);
+  std::string all;
+  for (const std::string& e : errors) all += e + "\n";
+  CHECK_MESSAGE(errors.empty(), all);
+  // The mount types we send are the model's.
+  std::set<std::string> types;
+  for (const YAML::Node& t : Model()["definitions"]["MountType"]["enum"]) {
+    types.insert(t.as<std::string>());
+  }
+  if (types.empty()) {
+    for (const YAML::Node& t : Model()["definitions"]["Mount"]["properties"]["Type"]["enum"]) {
+      types.insert(t.as<std::string>());
+    }
+  }
+  for (const char* t : {"volume", "bind", "tmpfs"}) CHECK_MESSAGE(types.count(t) == 1, t);
 }
 
 TEST_CASE("docker API model: the list fields we read are documented") {

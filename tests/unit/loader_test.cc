@@ -89,9 +89,10 @@ TEST_CASE("decodes every Agent field") {
   CHECK(a.secret_env.at("API_KEY") == SecretRef{SecretRef::Source::kFile, "api-key"});
   CHECK(a.secret_env.at("TOKEN") == SecretRef{SecretRef::Source::kEnv, "HOST_TOKEN"});
   CHECK(a.replicas == 3);
-  CHECK(a.resources == Resources{"0.5", "256Mi"});
+  CHECK(a.resources == Resources{"0.5", "256Mi", ""});
   REQUIRE(a.health_check.has_value());
-  CHECK(*a.health_check == HealthCheck{"/healthz", 9090, 500, 3000, 5, 60000});
+  CHECK(*a.health_check ==
+        HealthCheck{HealthCheck::Kind::kHttp, "/healthz", 9090, {}, 500, 3000, 5, 60000});
   CHECK(a.strategy == Strategy{StrategyType::kStartFirst, false});
   CHECK(a.depends_on == std::vector<std::string>{"db", "cache"});
   CHECK(a.suspend);

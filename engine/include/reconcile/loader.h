@@ -34,6 +34,11 @@ struct LoadLimits {
   std::size_t max_file_bytes = 4 * 1024 * 1024;
   int max_depth = 64;
   std::size_t max_alias_nodes = 10000;
+  // Operator policy, not a size limit: host folders that Agents may bind-mount
+  // (spec.volumes[].type bind; `--allow-bind PATH`). Absolute, normalized
+  // paths; a bind source must be one of them or lie below one. Empty: no bind
+  // mount is allowed. Checked lexically (the engine may run on another host).
+  std::vector<std::string> allowed_bind_paths;
 };
 
 struct LoadResult {

@@ -24,9 +24,16 @@ struct SourceLocation {
   friend bool operator==(const SourceLocation&, const SourceLocation&) = default;
 };
 
+// How an agent is seen as healthy: an HTTP GET of `path` on `port` (kHttp,
+// the default), a command run in the container by the provider's engine
+// (kExec: `exec` is its argv), or a TCP connection to `port` (kTcp). The
+// timings apply to all three.
 struct HealthCheck {
-  std::string path = "/health";
-  int port = 0;  // 0: the agent's port
+  enum class Kind { kHttp, kExec, kTcp };
+  Kind kind = Kind::kHttp;
+  std::string path = "/health";   // kHttp only
+  int port = 0;                   // kHttp: 0 is the agent's port; kTcp: the port (set)
+  std::vector<std::string> exec;  // kExec only: non-empty
   std::int64_t interval_ms = 1000;
   std::int64_t timeout_ms = 2000;
   int retries = 30;
@@ -37,6 +44,7 @@ struct HealthCheck {
 struct Resources {
   std::string cpu;     // e.g. "0.5" (cores); empty: provider default
   std::string memory;  // e.g. "256Mi", "1Gi"; empty: provider default
+  std::string gpus;    // "all" or a positive count ("2"); empty: none
   friend bool operator==(const Resources&, const Resources&) = default;
 };
 
@@ -65,6 +73,58 @@ struct SecretRef {
 
 enum class DriftMode { kReport, kHeal };
 
+// A filesystem mounted into the agent's containers (spec.volumes[]).
+//  - kVolume: a named volume that reconcile creates, labels and owns; it is
+//    kept across replace, update, rollback and start-first rollouts, and by
+//    prune and destroy unless reclaim is kDelete.
+//  - kBind: a host path, allowed only below a path the operator allowed
+//    (LoadLimits::allowed_bind_paths, `--allow-bind`).
+//  - kTmpfs: memory-backed, gone with the container.
+struct VolumeMount {
+  enum class Type { kVolume, kBind, kTmpfs };
+  enum class Reclaim { kRetain, kDelete };
+  Type type = Type::kVolume;
+  std::string source;  // volume name, or absolute host path; empty for tmpfs
+  std::string target;  // absolute path in the container
+  bool read_only = false;
+  Reclaim reclaim = Reclaim::kRetain;  // kVolume only
+  std::string size;                    // kTmpfs only, e.g. "64Mi"; empty: engine default
+  friend bool operator==(const VolumeMount&, const VolumeMount&) = default;
+};
+
+// One more port the agent's containers publish (spec.ports[]), besides the
+// main `port`: that one stays the agent's endpoint and health-check port and
+// is published with `hostPort`.
+struct PortMapping {
+  int container_port = 0;
+  std::string protocol = "tcp";  // tcp | udp
+  std::string host_ip;           // empty: the Target's publishAddress
+  int host_port = 0;             // 0: ephemeral
+  // false: exposed on the agent's networks only, not bound on the host
+  // (hostIP and hostPort are then not allowed).
+  bool publish = true;
+  friend bool operator==(const PortMapping&, const PortMapping&) = default;
+};
+
+// A user-defined network the agent's containers join (spec.networks[]).
+// reconcile creates it (driver bridge, labelled as its own) when missing and
+// refuses one that exists without its labels. On it the containers answer
+// to the agent's name and to each alias (DNS).
+struct NetworkAttachment {
+  std::string name;
+  std::vector<std::string> aliases;  // DNS labels, sorted and unique; not the agent's name
+  friend bool operator==(const NetworkAttachment&, const NetworkAttachment&) = default;
+};
+
+// A secret mounted read-only as a file (spec.secretFiles.<NAME>): the value
+// of `ref` (the same references as secretEnv), at `target` with `mode`.
+struct SecretFile {
+  SecretRef ref;
+  std::string target;  // absolute path; default /run/secrets/<NAME>
+  int mode = 0400;     // permission bits, at most 0777
+  friend bool operator==(const SecretFile&, const SecretFile&) = default;
+};
+
 struct Agent {
   std::string name;
   std::map<std::string, std::string> labels;
@@ -74,11 +134,33 @@ struct Agent {
   std::string target;    // Target name
   int port = 0;
   int host_port = 0;  // Docker only; 0: ephemeral
+  // false: the main port is exposed on the agent's networks only, not bound
+  // on the host (no hostPort, no HTTP health check on it, no endpoint).
+  bool publish = true;
+  std::vector<PortMapping> ports;  // sorted by (container_port, protocol), unique
   std::vector<std::string> command;
   std::vector<std::string> args;
   std::map<std::string, std::string> env;
   std::map<std::string, SecretRef> secret_env;
+  std::map<std::string, SecretFile> secret_files;  // by NAME; targets unique
+  std::vector<VolumeMount> volumes;                // sorted by target, targets unique
+  std::vector<NetworkAttachment> networks;         // sorted by name, names unique
   int replicas = 1;
+  // "no", "always", "unless-stopped", "on-failure" or "on-failure:N"; empty:
+  // the provider's default (Docker: unless-stopped).
+  std::string restart;
+  // Container fields; each empty/unset one is the image's or the engine's
+  // default and is left out of the normalized spec.
+  std::string stop_signal;                           // "SIGINT", ...
+  std::optional<std::int64_t> stop_grace_period_ms;  // whole seconds
+  std::string user;                                  // "uid[:gid]" or a name
+  std::vector<std::string> cap_add;                  // sorted, unique, without CAP_
+  std::vector<std::string> cap_drop;                 // sorted, unique, without CAP_
+  bool read_only_root_filesystem = false;
+  // spec.labels: set on the containers together with metadata.labels (a key
+  // in both has the same value); none under reconcile.dev/.
+  std::map<std::string, std::string> container_labels;
+  std::string hostname;  // a DNS label; empty: the agent's name
   Resources resources;
   std::optional<HealthCheck> health_check;
   Strategy strategy;
@@ -90,7 +172,9 @@ struct Agent {
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
   // Where single fields were written ("metadata.name", "spec.target",
   // "spec.registry", "spec.dependsOn", "spec.dependsOn.<name>",
-  // "spec.build.context"), so that cross-document errors point at the field.
+  // "spec.build.context", "spec.volumes[<i>].reclaim", "spec.networks",
+  // "spec.secretFiles"), so that
+  // cross-document errors point at the field.
   std::map<std::string, SourceLocation> field_locations;
 };
 
@@ -158,5 +242,7 @@ struct DesiredState {
 const char* StrategyTypeName(StrategyType t);
 const char* DriftModeName(DriftMode m);
 const char* TagStrategyName(TagStrategy t);
+const char* VolumeTypeName(VolumeMount::Type t);  // "volume", "bind", "tmpfs"
+const char* ReclaimName(VolumeMount::Reclaim r);  // "retain", "delete"
 
 }  // namespace reconcile

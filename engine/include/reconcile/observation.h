@@ -37,6 +37,9 @@ struct ObservedInstance {
   std::string state;     // provider's word: "running", "exited", "created", ...
   bool running = false;  // true when the provider considers it serving
   std::string endpoint;  // e.g. "http://127.0.0.1:49153"; empty if none
+  // The provider's own health check, when it runs one (Docker: an exec
+  // healthCheck): "starting", "healthy" or "unhealthy"; empty: none.
+  std::string health;
   friend bool operator==(const ObservedInstance&, const ObservedInstance&) = default;
 };
 

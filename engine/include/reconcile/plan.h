@@ -52,8 +52,11 @@ struct Change {
   std::string target;    // Target name (provider instance) the change runs on
   std::string provider;  // provider name of that target
   std::vector<FieldChange> fields;
-  std::string reason;                   // human explanation
-  nlohmann::json desired = nullptr;     // normalized spec to apply (null for delete)
+  std::string reason;  // human explanation
+  // Normalized spec to apply; for a delete, the recorded spec of what is
+  // removed (so that the provider knows what else it owns, e.g. volumes to
+  // reclaim), or null when none was recorded.
+  nlohmann::json desired = nullptr;
   std::string desired_hash;             // SpecHash(desired); empty for delete
   std::vector<InstanceRef> prior;       // instances to act on (update/replace/delete)
   std::vector<std::string> depends_on;  // addresses that must be applied first

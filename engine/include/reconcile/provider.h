@@ -36,12 +36,17 @@ struct ObserveRequest {
 
 using ProgressFn = std::function<void(const std::string& message)>;
 
+// The key of spec.secretFiles.<name>'s value in ApplyChangeRequest::
+// secret_values ("secretFiles.<name>": never a variable name, which has no '.').
+inline std::string SecretFileValueKey(const std::string& name) { return "secretFiles." + name; }
+
 struct ApplyChangeRequest {
   Target target;
   Change change;         // action, desired spec and hash, prior instances
   std::string revision;  // desired revision (for kLabelRevision)
-  // Resolved secretEnv values (name -> value). Never logged, never in errors,
-  // never in state. Not part of the JSON form's output of any response.
+  // Resolved secret values: secretEnv by variable name, secretFiles under
+  // SecretFileValueKey(NAME). Never logged, never in errors, never in state.
+  // Not part of the JSON form's output of any response.
   std::map<std::string, std::string> secret_values;
   // Credentials for pulling change.desired.image when it is not present
   // (registry_credentials.h). Secret like secret_values: never logged, never

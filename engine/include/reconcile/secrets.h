@@ -53,7 +53,8 @@ std::string SecretEnvRefusal(const std::string& name, const SecretEnvPolicy& pol
 
 // Adds one error per {env: VAR} reference that `policy` (extended with the
 // state's registry credentials) refuses, at the reference's file:line:column
-// with the field spec.secretEnv.<NAME>.
+// with the field spec.secretEnv.<NAME> (spec.secretFiles.<NAME> for a secret
+// file's reference).
 void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& policy,
                           Diagnostics& diagnostics);
 

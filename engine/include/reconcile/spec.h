@@ -5,6 +5,10 @@
 //
 // Only fields that change what runs are included (not dependsOn, suspend,
 // drift). Secret env holds references ("file:NAME" / "env:VAR"), never values.
+// Fields added later (volumes: an object keyed by mount target; ports;
+// restart; publish: false; networks: an object keyed by network name;
+// secretFiles: references, never values) appear only when set, so that
+// existing agents keep their hash.
 // Pure functions; thread-safe.
 #pragma once
 

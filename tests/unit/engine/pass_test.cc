@@ -9,6 +9,8 @@
 #include "fakes/fake_source.h"
 #include "fakes/pass_world.h"
 #include "fakes/temp_dir.h"
+#include "reconcile/provider.h"
+#include "reconcile/state.h"
 #include "unit/engine/test_world.h"
 
 namespace reconcile {
@@ -68,6 +70,34 @@ TEST_CASE("a secretEnv reference the operator did not allow is a load error; all
   ::unsetenv("PASS_TEST_TOKEN");
   REQUIRE_MESSAGE(good.status.ok(), good.status.message());
   CHECK(w.provider.secrets_seen("agent.a").at("TOKEN") == "pass-c4n4ry");
+}
+
+TEST_CASE(
+    "secretFiles: refused {env} references apply nothing; allowed, values reach the provider") {
+  World w;
+  Agent a = MakeAgent("a");
+  a.secret_files["key"] = {{SecretRef::Source::kEnv, "PASS_TEST_KEY"}, "/run/secrets/key", 0400};
+  a.field_locations["spec.secretFiles.key.env"] = {"agents/a.yaml", 14, 11};
+  w.source.Set("c1", MakeDesired({a}));
+  ::setenv("PASS_TEST_KEY", "file-c4n4ry", 1);
+  PassReport bad = w.Run(PassRequest::Kind::kApply, "c1");
+  CHECK(bad.status.code() == Code::kInvalid);
+  REQUIRE(bad.diagnostics.size() == 1);
+  CHECK(bad.diagnostics.items()[0].ToString().find(
+            "agents/a.yaml:14:11: error: spec.secretFiles.key: agent 'a': environment variable "
+            "PASS_TEST_KEY is not allowed") == 0);
+  CHECK(w.provider.calls().empty());
+
+  ReconcilerDeps deps = w.Deps();
+  deps.secret_env_policy.allowed = {"PASS_TEST_KEY"};
+  PassRequest r;
+  r.kind = PassRequest::Kind::kApply;
+  r.revision = "c1";
+  PassReport good = RunPass(deps, r);
+  ::unsetenv("PASS_TEST_KEY");
+  REQUIRE_MESSAGE(good.status.ok(), good.status.message());
+  CHECK(w.provider.secrets_seen("agent.a").at(SecretFileValueKey("key")) == "file-c4n4ry");
+  CHECK(ToJson(*good.state).dump().find("file-c4n4ry") == std::string::npos);
 }
 
 TEST_CASE("an invalid tree is reported with its diagnostics and changes nothing") {

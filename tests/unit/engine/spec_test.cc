@@ -1,9 +1,12 @@
 #include "reconcile/spec.h"
 
+#include <filesystem>
 #include <functional>
 #include <vector>
 
 #include <doctest/doctest.h>
+
+#include "reconcile/loader.h"
 
 #include "unit/engine/test_world.h"
 
@@ -77,6 +80,31 @@ TEST_CASE("spec: image of a build comes from the registry and revision") {
   CHECK(ResolveImage(plain, nullptr, "x") == plain.image);
 }
 
+// Rollback re-applies recorded specs through AgentFromSpec: every field an
+// Agent of the valid corpus uses (volumes, ports, networks, secret files,
+// health checks, ...) must come back exactly, or a rollback of that agent
+// would fail or drop it.
+TEST_CASE("spec: every agent of the valid corpus comes back from its recorded spec") {
+  size_t agents = 0;
+  for (const auto& dir : std::filesystem::directory_iterator(std::string(RECONCILE_SOURCE_DIR) +
+                                                             "/tests/testdata/valid")) {
+    LoadResult loaded = LoadTree(dir.path());
+    REQUIRE_MESSAGE(!loaded.diagnostics.HasErrors(), dir.path().string());
+    for (const Agent& a : loaded.state.agents) {
+      CAPTURE(a.name);
+      const std::string image = a.build ? "127.0.0.1:5000/built/" + a.name + ":1" : a.image;
+      const nlohmann::json spec = NormalizedSpec(a, image);
+      Result<Agent> back = AgentFromSpec(a.name, spec);
+      REQUIRE_MESSAGE(back.ok(), back.status().message());
+      CHECK(NormalizedSpec(*back, back->image) == spec);
+      CHECK(back->volumes.size() == a.volumes.size());
+      CHECK(back->ports.size() == a.ports.size());
+      ++agents;
+    }
+  }
+  CHECK(agents >= 3);
+}
+
 TEST_CASE("spec: AgentFromSpec gives back the agent a recorded spec came from") {
   Agent full;
   full.name = "web";
@@ -90,7 +118,7 @@ TEST_CASE("spec: AgentFromSpec gives back the agent a recorded spec came from") 
   full.secret_env = {{"TOKEN", {SecretRef::Source::kFile, "token"}},
                      {"KEY", {SecretRef::Source::kEnv, "APP_KEY"}}};
   full.replicas = 3;
-  full.resources = {"0.5", "256Mi"};
+  full.resources = {"0.5", "256Mi", ""};
   HealthCheck hc;
   hc.path = "/ready";
   hc.interval_ms = 250;
