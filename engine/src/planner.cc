@@ -305,7 +305,10 @@ Plan ComputePlan(const PlanInput& input) {
 
   Plan plan;
   plan.revision = desired.revision;
-  plan.observed_digest = ObservedDigest(input.observed);
+  std::set<std::pair<std::string, std::string>> relevant;  // (target, agent) this plan is about
+  for (const Agent& agent : desired.agents) relevant.emplace(agent.target, agent.name);
+  for (const auto& [address, rec] : recorded.resources) relevant.emplace(rec.target, rec.name);
+  plan.observed_digest = ObservedDigest(input.observed, relevant);
   const InstanceIndex index = IndexInstances(input.observed);
   std::set<std::string> wanted;
   plan.changes.reserve(desired.agents.size());
@@ -345,15 +348,30 @@ Plan ComputePlan(const PlanInput& input) {
   return plan;
 }
 
-std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed) {
+namespace {
+
+std::string Digest(const std::map<std::string, ObserveResponse>& observed,
+                   const std::set<std::pair<std::string, std::string>>* relevant) {
   std::string text;
   for (const auto& [target, response] : observed) {
     text += target + "\n";
     for (const ObservedInstance& i : response.instances) {
+      if (relevant && !relevant->count({target, i.agent})) continue;
       text += i.id + " " + i.spec_hash + " " + i.state + "\n";
     }
   }
   return "sha256:" + Sha256Hex(text);
+}
+
+}  // namespace
+
+std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed) {
+  return Digest(observed, nullptr);
+}
+
+std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed,
+                           const std::set<std::pair<std::string, std::string>>& relevant) {
+  return Digest(observed, &relevant);
 }
 
 }  // namespace reconcile

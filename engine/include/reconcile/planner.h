@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 
 #include "reconcile/model.h"
@@ -36,7 +37,11 @@ struct PlanInput {
 Plan ComputePlan(const PlanInput& input);
 
 // Digest over the observation (ids, spec hashes, states), used to refuse a
-// saved plan when the world has moved since it was computed.
+// saved plan when the world has moved since it was computed. With
+// `relevant`, only the instances of those (target, agent) pairs count: the
+// containers of another tree on the same engine do not make a plan stale.
 std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed);
+std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed,
+                           const std::set<std::pair<std::string, std::string>>& relevant);
 
 }  // namespace reconcile

@@ -207,6 +207,14 @@ TEST_CASE("planner: observed digest changes when the world changes") {
   o2["local"].instances = {Running(a, "c2")};
   CHECK(ObservedDigest(o1) == ObservedDigest(o1));
   CHECK(ObservedDigest(o1) != ObservedDigest(o2));
+  // Only the agents a plan is about count: another tree's container that
+  // comes or goes on the same engine does not make a saved plan stale.
+  const std::set<std::pair<std::string, std::string>> only_a = {{"local", "a"}};
+  std::map<std::string, ObserveResponse> o3 = o1;
+  o3["local"].instances.push_back(Running(MakeAgent("other-tree"), "c9"));
+  CHECK(ObservedDigest(o3) != ObservedDigest(o1));
+  CHECK(ObservedDigest(o3, only_a) == ObservedDigest(o1, only_a));
+  CHECK(ObservedDigest(o2, only_a) != ObservedDigest(o1, only_a));
 }
 
 }  // namespace
