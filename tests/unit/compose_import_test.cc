@@ -512,7 +512,8 @@ TEST_CASE("import: the corpus with the full field set of issue #13") {
 TEST_CASE("import: every imported agent's spec can be re-applied (rollback reads it back)") {
   // Volumes, ports, restart, networks, secrets and health checks all make
   // the round trip NormalizedSpec -> AgentFromSpec -> the same spec.
-  for (const char* stack : {"gitea-postgres", "react-express-mysql", "nginx-golang-postgres-rabbitmq"}) {
+  for (const char* stack :
+       {"gitea-postgres", "react-express-mysql", "nginx-golang-postgres-rabbitmq"}) {
     CAPTURE(stack);
     fs::path file = fs::path(kCorpus) / stack / "compose.yaml";
     ComposeImportInput in;
