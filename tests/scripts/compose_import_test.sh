@@ -227,7 +227,13 @@ for file in "$corpus"/*/compose.yaml "$corpus"/*/docker-compose.yaml; do
   # docker-compose first: its containers' env gives the secret values.
   echo "$cp_" >"$run/cproject"
   echo "$name" >"$run/cfile"
-  if ! cout="$(cd "$run/stack" && timeout 300 docker-compose -p "$cp_" -f "$name" up -d --no-build 2>&1)"; then
+  # The files publish fixed host ports (80, 3000, ...): one the engine has not
+  # released yet, or that another test holds for a moment, gets one retry.
+  up() { (cd "$run/stack" && timeout 300 docker-compose -p "$cp_" -f "$name" up -d --no-build 2>&1); }
+  cout="$(up)" || { grep -q 'port is already allocated' <<<"$cout" &&
+    (cd "$run/stack" && docker-compose -p "$cp_" -f "$name" down -v >/dev/null 2>&1; sleep 10) &&
+    cout="$(up)"; }
+  if [[ $? -ne 0 ]]; then
     bad "$stack: docker-compose up" "$cout"
     (cd "$run/stack" && docker-compose -p "$cp_" -f "$name" down -v >/dev/null 2>&1)
     continue
