@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <vector>
 
 #include "reconcile/image_tag.h"
@@ -200,7 +201,6 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
   if (spec.contains("volumes")) {
     for (const auto& [target, m] : spec.at("volumes").items()) {
       VolumeMount v;
-      v.target = target;
       const std::string type = m.at("type").get<std::string>();
       if (type == VolumeTypeName(VolumeMount::Type::kBind)) {
         v.type = VolumeMount::Type::kBind;
@@ -209,21 +209,21 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
       } else if (type != VolumeTypeName(VolumeMount::Type::kVolume)) {
         throw std::invalid_argument("volumes." + target + ".type: unknown '" + type + "'");
       }
+      v.target = target;
       v.source = m.value("source", "");
       v.read_only = m.at("readOnly").get<bool>();
       if (m.value("reclaim", "") == ReclaimName(VolumeMount::Reclaim::kDelete)) {
         v.reclaim = VolumeMount::Reclaim::kDelete;
       }
       v.size = m.value("size", "");
-      a.volumes.push_back(std::move(v));
+      a.volumes.push_back(std::move(v));  // items() is sorted by target
     }
   }
   if (spec.contains("ports")) {
     for (const auto& [key, m] : spec.at("ports").items()) {
       PortMapping p;
       const size_t slash = key.find('/');
-      if (slash == std::string::npos)
-        throw std::invalid_argument("ports." + key + ": not PORT/PROTO");
+      if (slash == std::string::npos) throw std::invalid_argument("ports." + key + ": no protocol");
       p.container_port = std::stoi(key.substr(0, slash));
       p.protocol = key.substr(slash + 1);
       p.host_port = m.at("hostPort").get<int>();
@@ -231,6 +231,9 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
       p.publish = m.value("publish", true);
       a.ports.push_back(std::move(p));
     }
+    std::sort(a.ports.begin(), a.ports.end(), [](const PortMapping& x, const PortMapping& y) {
+      return std::tie(x.container_port, x.protocol) < std::tie(y.container_port, y.protocol);
+    });
   }
   a.replicas = spec.at("replicas").get<int>();
   const json& resources = spec.at("resources");

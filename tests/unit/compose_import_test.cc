@@ -14,6 +14,7 @@
 
 #include "reconcile/json_schemas.h"
 #include "reconcile/loader.h"
+#include "reconcile/spec.h"
 
 namespace reconcile {
 namespace {
@@ -506,6 +507,33 @@ TEST_CASE("import: the corpus with the full field set of issue #13") {
   // prometheus-grafana (two mounts on /prometheus, which docker-compose
   // refuses too).
   CHECK(clean == 14);
+}
+
+TEST_CASE("import: every imported agent's spec can be re-applied (rollback reads it back)") {
+  // Volumes, ports, restart, networks, secrets and health checks all make
+  // the round trip NormalizedSpec -> AgentFromSpec -> the same spec.
+  for (const char* stack :
+       {"gitea-postgres", "react-express-mysql", "nginx-golang-postgres-rabbitmq"}) {
+    CAPTURE(stack);
+    fs::path file = fs::path(kCorpus) / stack / "compose.yaml";
+    ComposeImportInput in;
+    in.file = "compose.yaml";
+    in.content = ReadText(file);
+    in.compose_dir = std::string("/srv/") + stack;
+    in.out_dir = in.compose_dir;
+    in.agent_fields = AgentFieldsFromSchema(SchemaFor("Agent").value_or(""));
+    auto r = ImportCompose(in);
+    REQUIRE_MESSAGE(!r.diagnostics.HasErrors(), All(r.diagnostics));
+    for (const auto& d : r.documents) {
+      if (d.kind != "Agent") continue;
+      Agent a = DecodeAgent(d, r.bind_paths);
+      if (a.image.empty()) a.image = "registry.example/built:1";
+      auto spec = NormalizedSpec(a, a.image);
+      auto back = AgentFromSpec(a.name, spec);
+      REQUIRE_MESSAGE(back.ok(), back.status().message());
+      CHECK(NormalizedSpec(*back, back->image) == spec);
+    }
+  }
 }
 
 }  // namespace
