@@ -28,21 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $1"; [[ -n "${2:-}" ]] && sed 's/^/       /' <<<"$2"; }
-# expect_exit CODE NAME -- command...
-expect_exit() {
-  local want=$1 name=$2; shift 3
-  out="$("$@" 2>&1)"; code=$?
-  if [[ $code -eq $want ]]; then ok "$name (exit $code)"; else bad "$name: exit $code, want $want" "$out"; fi
-}
-contains() {  # contains NAME NEEDLE HAYSTACK
-  if grep -qF -- "$2" <<<"$3"; then ok "$1"; else bad "$1: no '$2' in output" "$3"; fi
-}
-container_id() {  # id of the container named $1, or empty
-  api "http://d/v1.41/containers/json?all=1" |
-    python3 -c "import json,sys; print(next((c['Id'] for c in json.load(sys.stdin) if '/$1' in c['Names']), ''))"
-}
+# shellcheck source=tests/scripts/lib.sh
+source "$SOURCE_DIR/tests/scripts/lib.sh"
 
 target_doc() {
   cat <<YAML

@@ -357,7 +357,8 @@ TEST_CASE("restart: decode, spec (absent when unset), Docker RestartPolicy") {
     json spec = NormalizedSpec(state.agents[0], "acme/db:1");
     CHECK(spec["restart"] == policy);
   }
-  for (const char* bad : {"sometimes", "on-failure:0", "on-failure:x", "on-failure:99999", "true"}) {
+  for (const char* bad :
+       {"sometimes", "on-failure:0", "on-failure:x", "on-failure:99999", "true"}) {
     DesiredState state;
     auto diags = Decode(std::string("  restart: ") + bad + "\n", &state);
     CHECK_MESSAGE(All(diags).find("m.yaml:9:12: error: spec.restart:") != std::string::npos,
