@@ -15,6 +15,7 @@
 #include "reconcile/json_schemas.h"
 #include "reconcile/loader.h"
 #include "reconcile/spec.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
@@ -34,11 +35,7 @@ ComposeImportInput Input(const std::string& content) {
   return in;
 }
 
-std::string All(const Diagnostics& diags) {
-  std::string s;
-  for (const auto& d : diags.items()) s += d.ToString() + "\n";
-  return s;
-}
+using testing::All;
 
 const ComposeDocument* Doc(const ComposeImportResult& r, const std::string& file) {
   for (const auto& d : r.documents) {

@@ -38,11 +38,7 @@ Diagnostics Decode(const std::string& spec_lines, DesiredState* out) {
   return diags;
 }
 
-std::string All(const Diagnostics& diags) {
-  std::string s;
-  for (const auto& d : diags.items()) s += d.ToString() + "\n";
-  return s;
-}
+using testing::All;
 
 json BodyOf(const Agent& a) {
   auto spec = docker::ContainerSpecFromJson(NormalizedSpec(a, a.image));

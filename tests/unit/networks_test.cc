@@ -40,11 +40,7 @@ Diagnostics Decode(const std::string& spec_lines, DesiredState* out) {
   return diags;
 }
 
-std::string All(const Diagnostics& diags) {
-  std::string s;
-  for (const auto& d : diags.items()) s += d.ToString() + "\n";
-  return s;
-}
+using testing::All;
 
 struct Row {
   const char* name;

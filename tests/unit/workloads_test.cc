@@ -30,11 +30,7 @@ Diagnostics Decode(const std::string& spec_lines, DesiredState* out,
   return diags;
 }
 
-std::string All(const Diagnostics& diags) {
-  std::string s;
-  for (const auto& d : diags.items()) s += d.ToString() + "\n";
-  return s;
-}
+using testing::All;
 
 TEST_CASE("volumes: every kind decodes, sorted by target") {
   DesiredState state;

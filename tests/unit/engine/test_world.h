@@ -4,12 +4,21 @@
 
 #include <string>
 
+#include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
 #include "reconcile/observation.h"
 #include "reconcile/spec.h"
 #include "reconcile/state.h"
 
 namespace reconcile::testing {
+
+// Every diagnostic, one per line ("file:line:column: error: field: ..."),
+// for substring checks.
+inline std::string All(const Diagnostics& diags) {
+  std::string s;
+  for (const auto& d : diags.items()) s += d.ToString() + "\n";
+  return s;
+}
 
 inline Agent MakeAgent(const std::string& name, const std::string& greeting = "hi") {
   Agent a;

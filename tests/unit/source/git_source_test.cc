@@ -15,6 +15,7 @@
 
 #include "fakes/temp_dir.h"
 #include "fixtures/git_repo.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
@@ -32,11 +33,7 @@ std::string AgentDoc(const std::string& name, const std::string& image = "nginx:
          "}\nspec:\n  image: " + image + "\n  target: t\n  port: 80\n";
 }
 
-std::string All(const Diagnostics& diags) {
-  std::string s;
-  for (const auto& d : diags.items()) s += d.ToString() + "\n";
-  return s;
-}
+using testing::All;
 
 struct Fixture {
   TempDir tmp{"reconcile-git"};
