@@ -13,6 +13,8 @@
 #include <optional>
 #include <regex>
 
+#include "reconcile/spec.h"
+
 namespace reconcile {
 
 namespace fs = std::filesystem;
@@ -173,30 +175,6 @@ std::string PaxRecord(const std::string& key, const std::string& value) {
   while (std::to_string(n).size() + body.size() != n) ++n;
   return std::to_string(n) + body;
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-  }
-  void Update(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
-  void Update(const std::string& s) { Update(s.data(), s.size() + 1); }  // with the NUL
-  std::string Hex() {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), d, &len);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-      out += kHex[d[i] >> 4];
-      out += kHex[d[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
-};
 
 // Reads a listed file, calling `sink` with chunks; kInvalid when it changed.
 template <typename Sink>
@@ -442,16 +420,16 @@ Result<std::string> ContextTar(const BuildContext& context) {
 Result<std::string> ContextDigest(const BuildContext& context) {
   Sha256 h;
   for (const ContextEntry& e : context.entries) {
-    h.Update(e.path);
-    h.Update(std::to_string(static_cast<int>(e.kind)) + " " + std::to_string(e.mode) + " " +
-             std::to_string(e.size));
-    h.Update(e.link_target);
+    h.UpdateField(e.path);
+    h.UpdateField(std::to_string(static_cast<int>(e.kind)) + " " + std::to_string(e.mode) + " " +
+                  std::to_string(e.size));
+    h.UpdateField(e.link_target);
     if (e.kind == ContextEntry::Kind::kFile) {
-      Status s = ReadFile(e, [&](const char* d, size_t n) { h.Update(d, n); });
+      Status s = ReadFile(e, [&](const char* d, size_t n) { h.Update(std::string_view(d, n)); });
       if (!s.ok()) return s;
     }
   }
-  return h.Hex();
+  return h.HexDigest();
 }
 
 }  // namespace reconcile

@@ -1980,33 +1980,6 @@ void Walk(const fs::path& canonical_root, const fs::path& dir, const std::string
   }
 }
 
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void Update(const std::string& data) {
-    EVP_DigestUpdate(ctx_, data.data(), data.size());
-    EVP_DigestUpdate(ctx_, "\0", 1);
-  }
-  std::string HexDigest() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &len);
-    static const char* kHex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 0xF];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
-
 template <typename T>
 void SortByName(std::vector<T>& items) {
   auto by_name = [](const T& a, const T& b) { return a.name < b.name; };
@@ -2403,8 +2376,8 @@ std::string TreeRevision(const std::vector<TreeFile>& files, const LoadLimits& l
   Sha256 hash;
   for (const auto& f : files) {
     if (SizeOf(f) > limits.max_file_bytes) continue;
-    hash.Update(f.rel);
-    hash.Update(f.content);
+    hash.UpdateField(f.rel);
+    hash.UpdateField(f.content);
   }
   return "tree-" + hash.HexDigest().substr(0, 12);
 }
@@ -2447,7 +2420,10 @@ LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView
   result.state.targets.reserve(targets);
   for (const DecodedFile* f : files) {
     const DesiredState& s = f->state;
-    result.state.agents.insert(result.state.agents.end(), s.agents.begin(), s.agents.end());
+    for (const Agent& a : s.agents) {
+      result.state.agents.push_back(a);
+      result.state.agents.back().spec_memo.Share(a.spec_memo);  // an unchanged copy
+    }
     result.state.registries.insert(result.state.registries.end(), s.registries.begin(),
                                    s.registries.end());
     result.state.targets.insert(result.state.targets.end(), s.targets.begin(), s.targets.end());

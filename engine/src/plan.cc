@@ -107,7 +107,7 @@ Result<Plan> PlanFromJson(const json& j) {
     c.action = *a;
     if (!cj.contains("desired")) return Status::Invalid(path + ".desired: missing");
     c.desired = cj["desired"];
-    if (!c.desired.is_null() && !c.desired.is_object()) {
+    if (!c.desired->is_null() && !c.desired->is_object()) {
       return Status::Invalid(path + ".desired: expected an object or null");
     }
     if (!fields.is_array()) return Status::Invalid(path + ".fields: expected an array");

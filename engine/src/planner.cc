@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "reconcile/spec.h"
@@ -134,24 +136,88 @@ std::string NetworksOnDelete(const json& spec) {
          " removed once no container is attached (only if reconcile created it)";
 }
 
-// Observed instances per (target, agent), in observation order; built once
-// per plan so that planning stays linear in agents + instances.
-using InstanceIndex =
-    std::map<std::pair<std::string, std::string>, std::vector<const ObservedInstance*>>;
-
-InstanceIndex IndexInstances(const std::map<std::string, ObserveResponse>& observed) {
-  InstanceIndex index;
-  for (const auto& [target, response] : observed) {
-    for (const ObservedInstance& i : response.instances) index[{target, i.agent}].push_back(&i);
+// (target, agent) as views into the plan's inputs, which outlive it.
+using TargetAgent = std::pair<std::string_view, std::string_view>;
+struct TargetAgentHash {
+  size_t operator()(const TargetAgent& k) const {
+    size_t h = std::hash<std::string_view>()(k.first);
+    return h ^ (std::hash<std::string_view>()(k.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
   }
-  return index;
-}
+};
 
-std::vector<const ObservedInstance*> InstancesOf(const InstanceIndex& index,
-                                                 const std::string& target,
-                                                 const std::string& agent) {
-  auto it = index.find({target, agent});
-  return it == index.end() ? std::vector<const ObservedInstance*>{} : it->second;
+// Observed instances per (target, agent), in observation order; built once
+// per plan so that planning stays linear in agents + instances. `relevant`:
+// the plan is about this (target, agent): a desired agent or a recorded
+// resource names it (only those instances make a saved plan stale).
+struct InstanceEntry {
+  std::vector<const ObservedInstance*> instances;
+  bool relevant = false;
+};
+struct InstanceIndex {
+  std::unordered_map<TargetAgent, InstanceEntry, TargetAgentHash> entries;
+  std::vector<InstanceEntry*> of_instance;  // the entry of each instance, in observation order
+
+  explicit InstanceIndex(const std::map<std::string, ObserveResponse>& observed) {
+    for (const auto& [target, response] : observed) {
+      for (const ObservedInstance& i : response.instances) {
+        InstanceEntry& e = entries[{target, i.agent}];
+        e.instances.push_back(&i);
+        of_instance.push_back(&e);  // node-based map: the address stays valid
+      }
+    }
+  }
+  // The instances of (target, agent), which the plan is then about.
+  const std::vector<const ObservedInstance*>& Use(std::string_view target,
+                                                  std::string_view agent) {
+    static const std::vector<const ObservedInstance*> kNone;
+    auto it = entries.find({target, agent});
+    if (it == entries.end()) return kNone;
+    it->second.relevant = true;
+    return it->second.instances;
+  }
+};
+
+// Finds desired agents by name, for lookups that mostly come in name order
+// (a walk instead of a search each time). Agents must be sorted by name.
+class AgentCursor {
+ public:
+  explicit AgentCursor(const std::vector<Agent>& agents) : agents_(agents) {}
+  const Agent* Find(std::string_view name) {
+    if (pos_ > 0 && std::string_view(agents_[pos_ - 1].name) >= name) {
+      pos_ = static_cast<size_t>(
+          std::lower_bound(agents_.begin(), agents_.end(), name,
+                           [](const Agent& a, std::string_view n) { return a.name < n; }) -
+          agents_.begin());
+    }
+    while (pos_ < agents_.size() && std::string_view(agents_[pos_].name) < name) ++pos_;
+    if (pos_ < agents_.size() && agents_[pos_].name == name) return &agents_[pos_++];
+    return nullptr;
+  }
+
+ private:
+  const std::vector<Agent>& agents_;
+  size_t pos_ = 0;
+};
+
+// The digest of the observation: one line per target and per instance of an
+// agent `keep` accepts, hashed as it goes.
+template <typename Keep>
+std::string Digest(const std::map<std::string, ObserveResponse>& observed, Keep keep) {
+  Sha256 hash;
+  for (const auto& [target, response] : observed) {
+    hash.Update(target);
+    hash.Update("\n");
+    for (const ObservedInstance& i : response.instances) {
+      if (!keep(target, i.agent)) continue;
+      hash.Update(i.id);
+      hash.Update(" ");
+      hash.Update(i.spec_hash);
+      hash.Update(" ");
+      hash.Update(i.state);
+      hash.Update("\n");
+    }
+  }
+  return "sha256:" + hash.HexDigest();
 }
 
 // The image an agent with build runs: observed in its registry, or (not
@@ -178,7 +244,7 @@ Change PlanImage(const Agent& agent, const DesiredState& desired, const Observed
                             .generic_string();
   while (context.size() > 1 && context.back() == '/') context.pop_back();
   if (context.empty()) context = ".";
-  c.desired = {{"reference", image.reference},
+  c.desired = json{{"reference", image.reference},
                {"tag", image.tag},
                {"registry", agent.registry},
                {"context", context},
@@ -201,10 +267,11 @@ Change PlanImage(const Agent& agent, const DesiredState& desired, const Observed
   return c;
 }
 
-Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& recorded,
-                 const PlanInput& input, const InstanceIndex& index) {
+// `rec`: the agent's state entry, if any; `instances`: what runs for it.
+Change PlanAgent(const Agent& agent, const DesiredState& desired, const ResourceState* rec,
+                 const std::vector<const ObservedInstance*>& instances, const PlanInput& input) {
   Change c;
-  c.address = "agent." + agent.name;
+  c.address = kAgentAddressPrefix + agent.name;
   c.name = agent.name;
   c.target = agent.target;
   const Target* target = desired.FindTarget(agent.target);
@@ -213,16 +280,22 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const State& r
   if (agent.build) c.depends_on.push_back(std::string(kImageAddressPrefix) + agent.name);
   std::sort(c.depends_on.begin(), c.depends_on.end());
 
-  c.desired =
-      NormalizedSpec(agent, agent.build ? ImageOf(agent, desired, input).reference : agent.image);
-  c.desired_hash = SpecHash(c.desired);
-
-  std::vector<const ObservedInstance*> instances = InstancesOf(index, agent.target, agent.name);
-  c.prior = Refs(instances);
-  const ResourceState* rec = nullptr;
-  if (auto it = recorded.resources.find(c.address); it != recorded.resources.end()) {
-    rec = &it->second;
+  if (agent.build) {
+    // The image follows the revision and the registry: never memoized.
+    json spec = NormalizedSpec(agent, ImageOf(agent, desired, input).reference);
+    c.desired_hash = SpecHash(spec);
+    c.desired = std::move(spec);
+  } else {
+    const SpecMemo::Value& memo = agent.spec_memo.Get([&] {
+      json spec = NormalizedSpec(agent, agent.image);
+      std::string hash = SpecHash(spec);
+      return SpecMemo::Value{std::move(spec), std::move(hash)};
+    });
+    c.desired = memo.spec;
+    c.desired_hash = memo.hash;
   }
+
+  c.prior = Refs(instances);
   static const ProviderSchema kNoSchema;
   const ProviderSchema* schema = &kNoSchema;
   if (auto it = input.schemas.find(c.provider); it != input.schemas.end()) schema = &it->second;
@@ -305,22 +378,42 @@ Plan ComputePlan(const PlanInput& input) {
 
   Plan plan;
   plan.revision = desired.revision;
-  std::set<std::pair<std::string, std::string>> relevant;  // (target, agent) this plan is about
-  for (const Agent& agent : desired.agents) relevant.emplace(agent.target, agent.name);
-  for (const auto& [address, rec] : recorded.resources) relevant.emplace(rec.target, rec.name);
-  plan.observed_digest = ObservedDigest(input.observed, relevant);
-  const InstanceIndex index = IndexInstances(input.observed);
-  std::set<std::string> wanted;
-  plan.changes.reserve(desired.agents.size());
-  for (const Agent& agent : desired.agents) {
-    plan.changes.push_back(PlanAgent(agent, desired, recorded, input, index));
-    wanted.insert(plan.changes.back().address);
+  InstanceIndex index(input.observed);
+  const std::vector<Agent>& agents = desired.agents;
+  auto by_name = [](const Agent& a, const Agent& b) { return a.name < b.name; };
+  // Sorted (as loaded): state entries and agents are walked side by side.
+  const bool sorted = std::is_sorted(agents.begin(), agents.end(), by_name);
+  auto rec_it = recorded.resources.lower_bound(kAgentAddressPrefix);
+  plan.changes.reserve(agents.size());
+  for (const Agent& agent : agents) {
+    const std::string address = kAgentAddressPrefix + agent.name;
+    const ResourceState* rec = nullptr;
+    if (sorted) {
+      while (rec_it != recorded.resources.end() && rec_it->first < address) ++rec_it;
+      if (rec_it != recorded.resources.end() && rec_it->first == address) rec = &rec_it->second;
+    } else if (auto it = recorded.resources.find(address); it != recorded.resources.end()) {
+      rec = &it->second;
+    }
+    plan.changes.push_back(
+        PlanAgent(agent, desired, rec, index.Use(agent.target, agent.name), input));
     if (agent.build)
       plan.changes.push_back(PlanImage(agent, desired, ImageOf(agent, desired, input)));
   }
   // Prune: only what the recorded inventory says we own.
+  AgentCursor cursor(agents);
+  auto find_agent = [&](std::string_view name) -> const Agent* {
+    return sorted ? cursor.Find(name) : desired.FindAgent(std::string(name));
+  };
   for (const auto& [address, rec] : recorded.resources) {
-    if (wanted.count(address) || IsImageAddress(address)) continue;
+    const Agent* same = find_agent(rec.name);
+    if (same == nullptr || same->target != rec.target) index.Use(rec.target, rec.name);
+    if (IsImageAddress(address)) continue;
+    std::string_view name(address);
+    const size_t prefix = std::string_view(kAgentAddressPrefix).size();
+    if (name.substr(0, prefix) == kAgentAddressPrefix) {
+      name.remove_prefix(prefix);
+      if ((same != nullptr && same->name == name) || find_agent(name) != nullptr) continue;
+    }
     Change c;
     c.address = address;
     c.name = rec.name;
@@ -332,7 +425,7 @@ Plan ComputePlan(const PlanInput& input) {
     // What is removed: the provider reads owned objects besides the
     // instances (named volumes and their reclaim policy) from it.
     c.desired = spec;
-    std::vector<const ObservedInstance*> instances = InstancesOf(index, rec.target, rec.name);
+    const std::vector<const ObservedInstance*>& instances = index.Use(rec.target, rec.name);
     c.prior = Refs(instances);
     c.reason =
         (instances.empty() ? "removed from the desired state (already gone; dropped from state)"
@@ -340,6 +433,10 @@ Plan ComputePlan(const PlanInput& input) {
         VolumesOnDelete(spec) + NetworksOnDelete(spec);
     plan.changes.push_back(std::move(c));
   }
+  size_t k = 0;
+  plan.observed_digest = Digest(input.observed, [&](const std::string&, const std::string&) {
+    return index.of_instance[k++]->relevant;
+  });
   // Agents come sorted by name; only deletes need to find their place.
   auto by_address = [](const Change& a, const Change& b) { return a.address < b.address; };
   if (!std::is_sorted(plan.changes.begin(), plan.changes.end(), by_address)) {
@@ -348,30 +445,15 @@ Plan ComputePlan(const PlanInput& input) {
   return plan;
 }
 
-namespace {
-
-std::string Digest(const std::map<std::string, ObserveResponse>& observed,
-                   const std::set<std::pair<std::string, std::string>>* relevant) {
-  std::string text;
-  for (const auto& [target, response] : observed) {
-    text += target + "\n";
-    for (const ObservedInstance& i : response.instances) {
-      if (relevant && !relevant->count({target, i.agent})) continue;
-      text += i.id + " " + i.spec_hash + " " + i.state + "\n";
-    }
-  }
-  return "sha256:" + Sha256Hex(text);
-}
-
-}  // namespace
-
 std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed) {
-  return Digest(observed, nullptr);
+  return Digest(observed, [](const std::string&, const std::string&) { return true; });
 }
 
 std::string ObservedDigest(const std::map<std::string, ObserveResponse>& observed,
                            const std::set<std::pair<std::string, std::string>>& relevant) {
-  return Digest(observed, &relevant);
+  return Digest(observed, [&](const std::string& target, const std::string& agent) {
+    return relevant.count({target, agent}) > 0;
+  });
 }
 
 }  // namespace reconcile

@@ -298,8 +298,8 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
     return Status::Invalid(change.address + ": registry, target or image builder missing");
   }
   const std::string reference =
-      change.desired.is_object() && change.desired.value("reference", "").size()
-          ? change.desired.value("reference", "")
+      change.desired->is_object() && change.desired->value("reference", "").size()
+          ? change.desired->value("reference", "")
           : "";
   if (reference.empty()) return Status::Invalid(change.address + ": the change names no image");
   Result<std::optional<RegistryCredentials>> credentials = CredentialsFromEnvironment(*registry);

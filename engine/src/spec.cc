@@ -310,13 +310,16 @@ Result<Agent> AgentFromSpec(const std::string& name, const json& spec) {
   return a;
 }
 
-std::string Sha256Hex(const std::string& data) {
+namespace {
+
+const EVP_MD* Sha256Md() {
   // Fetched once: an implicit fetch per call costs a lookup in OpenSSL's
   // provider tables (a tenth of a 10,000-agent plan).
   static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, kSha256 ? kSha256 : EVP_sha256(), nullptr);
+  return kSha256 ? kSha256 : EVP_sha256();
+}
+
+std::string Hex(const unsigned char* digest, unsigned int len) {
   static const char* kHex = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
@@ -325,6 +328,29 @@ std::string Sha256Hex(const std::string& data) {
     out.push_back(kHex[digest[i] & 0xf]);
   }
   return out;
+}
+
+}  // namespace
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, Sha256Md(), nullptr); }
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+void Sha256::Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+void Sha256::UpdateField(std::string_view data) {
+  Update(data);
+  EVP_DigestUpdate(ctx_, "\0", 1);
+}
+std::string Sha256::HexDigest() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx_, digest, &len);
+  return Hex(digest, len);
+}
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, Sha256Md(), nullptr);
+  return Hex(digest, len);
 }
 
 std::string SpecHash(const json& spec) { return "sha256:" + Sha256Hex(spec.dump()); }

@@ -522,7 +522,7 @@ class DockerProvider : public Provider {
     // labels for this agent. A volume still in use by another agent's
     // container is kept (and said so).
     Status ReclaimVolumes() {
-      if (!req_.change.desired.is_object()) return Status::Ok();
+      if (!req_.change.desired->is_object()) return Status::Ok();
       auto spec = ContainerSpecFromJson(req_.change.desired);
       if (!spec.ok()) return Status::Ok();  // nothing we can read: remove nothing
       std::set<std::string> done;

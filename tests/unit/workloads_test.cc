@@ -192,7 +192,7 @@ TEST_CASE("volumes: the plan says in words what happens to them") {
     CHECK(c.reason ==
           "removed from the desired state; volume 'keep-me' and its data are kept (reclaim: "
           "retain); volume 'drop-me' will be DELETED with its data (reclaim: delete)");
-    CHECK(c.desired == recorded.resources["agent.db"].spec);
+    CHECK(c.desired.get() == recorded.resources["agent.db"].spec.Get());
     CHECK(c.desired_hash.empty());
     auto round = PlanFromJson(ToJson(plan));
     REQUIRE(round.ok());

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "reconcile/shared_json.h"
+
 namespace reconcile {
 
 // Where a resource was declared, for diagnostics.
@@ -176,6 +178,9 @@ struct Agent {
   // "spec.secretFiles"), so that
   // cross-document errors point at the field.
   std::map<std::string, SourceLocation> field_locations;
+  // The planner's normalized spec of this agent (shared_json.h); not part of
+  // its value. Copies start empty; the loader shares it with the decoded file.
+  SpecMemo spec_memo;
 };
 
 enum class TagStrategy { kGitSha, kSemver, kTimestamp, kCustom };

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "reconcile/shared_json.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -55,8 +56,9 @@ struct Change {
   std::string reason;  // human explanation
   // Normalized spec to apply; for a delete, the recorded spec of what is
   // removed (so that the provider knows what else it owns, e.g. volumes to
-  // reclaim), or null when none was recorded.
-  nlohmann::json desired = nullptr;
+  // reclaim), or null when none was recorded. Shared with the agent's memo
+  // and other plans (never edited in place).
+  SharedJson desired;
   std::string desired_hash;             // SpecHash(desired); empty for delete
   std::vector<InstanceRef> prior;       // instances to act on (update/replace/delete)
   std::vector<std::string> depends_on;  // addresses that must be applied first

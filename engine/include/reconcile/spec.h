@@ -15,11 +15,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "reconcile/model.h"
 #include "reconcile/status.h"
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace reconcile {
 
@@ -51,5 +54,20 @@ std::string SpecHash(const nlohmann::json& spec);
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(const std::string& data);
+
+// SHA-256 over data given in pieces (OpenSSL).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(std::string_view data);       // the bytes
+  void UpdateField(std::string_view data);  // the bytes, then a NUL (one field of a record)
+  std::string HexDigest();                  // lower-case hex; ends the hash
+
+ private:
+  ::evp_md_ctx_st* ctx_;
+};
 
 }  // namespace reconcile

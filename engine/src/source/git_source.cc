@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -805,7 +806,10 @@ class GitSource : public Source {
   }
 
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the
-  // previous load. The cache then holds exactly this load's files.
+  // previous load. The cache then holds exactly this load's files: entries
+  // are updated in place and those this load did not see are dropped at the
+  // end (no new table of 10,000 entries per load). A load that stops early
+  // leaves only valid entries (each still the decoding of its path and blob).
   Result<std::vector<DecodedPtr>> Decode(std::vector<WalkedFile>& files, LoadStats& stats,
                                          const std::string& what, std::stop_token stop) {
     git_odb* raw_odb = nullptr;
@@ -813,8 +817,7 @@ class GitSource : public Source {
       return Status::Failed(what + ": cannot open the object database");
     }
     OdbPtr odb(raw_odb);
-    std::unordered_map<std::string, Cached> next;
-    next.reserve(files.size());
+    const std::uint64_t generation = ++generation_;
     std::vector<DecodedPtr> out;
     out.reserve(files.size());
     stats.files = files.size();
@@ -822,7 +825,7 @@ class GitSource : public Source {
       if (auto it = cache_.find(f.rel);
           it != cache_.end() && git_oid_equal(&it->second.oid, &f.oid)) {
         out.push_back(it->second.decoded);
-        next.emplace(std::move(f.rel), it->second);
+        it->second.generation = generation;
         continue;
       }
       if (stats.decoded % 256 == 255 && stop.stop_requested()) {
@@ -848,9 +851,9 @@ class GitSource : public Source {
       auto decoded = std::make_shared<const DecodedFile>(DecodeOne(file, options_.limits));
       ++stats.decoded;
       out.push_back(decoded);
-      next.emplace(std::move(f.rel), Cached{f.oid, std::move(decoded)});
+      cache_.insert_or_assign(std::move(f.rel), Cached{f.oid, std::move(decoded), generation});
     }
-    cache_ = std::move(next);
+    std::erase_if(cache_, [&](const auto& entry) { return entry.second.generation != generation; });
     return out;
   }
 
@@ -942,8 +945,10 @@ class GitSource : public Source {
   struct Cached {
     git_oid oid;
     DecodedPtr decoded;
+    std::uint64_t generation = 0;  // the last Decode that saw it
   };
   std::unordered_map<std::string, Cached> cache_;  // by path in the tree
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "reconcile/planner.h"
 
+#include "reconcile/loader.h"
+
 #include <doctest/doctest.h>
 
 #include "unit/engine/test_world.h"
@@ -215,6 +217,83 @@ TEST_CASE("planner: observed digest changes when the world changes") {
   CHECK(ObservedDigest(o3) != ObservedDigest(o1));
   CHECK(ObservedDigest(o3, only_a) == ObservedDigest(o1, only_a));
   CHECK(ObservedDigest(o2, only_a) != ObservedDigest(o1, only_a));
+}
+
+TEST_CASE("planner: a plan's observed digest covers its own agents and recorded resources") {
+  World w;
+  Agent a = MakeAgent("a");
+  Agent gone = MakeAgent("gone");  // recorded, removed from the tree: its delete is planned
+  w.desired = MakeDesired({a});
+  w.recorded.resources["agent.gone"] = Recorded(gone, "g1");
+  w.observed.instances = {Running(a, "c1"), Running(gone, "g1"),
+                          Running(MakeAgent("other-tree"), "o1")};
+  const Plan plan = w.Compute();
+  std::map<std::string, ObserveResponse> observed = {{"local", w.observed}};
+  const std::set<std::pair<std::string, std::string>> relevant = {{"local", "a"},
+                                                                  {"local", "gone"}};
+  CHECK(plan.observed_digest == ObservedDigest(observed, relevant));
+  CHECK(plan.observed_digest != ObservedDigest(observed));
+
+  World other = w;  // another tree's container changes: the plan is not stale
+  other.observed.instances[2].state = "exited";
+  CHECK(other.Compute().observed_digest == plan.observed_digest);
+  World moved = w;  // the recorded agent's container changes: it is
+  moved.observed.instances[1].state = "exited";
+  CHECK(moved.Compute().observed_digest != plan.observed_digest);
+}
+
+TEST_CASE("planner: an agent's spec is computed once and an edited copy gets its own") {
+  World w;
+  Agent a = MakeAgent("a");
+  w.desired = MakeDesired({a});
+  w.observed.instances = {Running(a, "c1")};
+  w.recorded.resources["agent.a"] = Recorded(a, "c1");
+  Plan first = w.Compute();
+  Plan again = w.Compute();
+  REQUIRE(first.changes.size() == 1);
+  CHECK(first.changes[0].action == Action::kNoOp);
+  // The same Agent value: the very same spec, not an equal copy.
+  CHECK(&first.changes[0].desired.get() == &again.changes[0].desired.get());
+
+  // An edited copy of a planned agent is planned from what it says now.
+  Agent edited = w.desired.agents[0];
+  edited.env["ADDED"] = "yes";
+  w.desired.agents[0] = std::move(edited);
+  Plan after = w.Compute();
+  REQUIRE(after.changes.size() == 1);
+  CHECK(after.changes[0].action != Action::kNoOp);
+  CHECK(after.changes[0].desired["env"]["ADDED"] == "yes");
+  CHECK(after.changes[0].desired_hash != first.changes[0].desired_hash);
+  CHECK(first.changes[0].desired["env"].count("ADDED") == 0);  // the first plan kept its own
+}
+
+TEST_CASE("planner: agents loaded again from the same decoded file share their spec") {
+  TreeFile file{"agents/a.yaml",
+                "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: a}\n"
+                "spec: {image: 'nginx:1.27', port: 80, target: local}\n---\n"
+                "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: local}\n"
+                "spec: {provider: docker}\n",
+                0};
+  const DecodedFile decoded = DecodeOne(file);
+  INFO(testing::All(decoded.diagnostics));
+  REQUIRE_FALSE(decoded.diagnostics.HasErrors());
+  FolderSet tree;
+  tree.AddFolder("agents");
+  auto plan_of = [&](const LoadResult& loaded) {
+    PlanInput in;
+    in.desired = &loaded.state;
+    return ComputePlan(in);
+  };
+  LoadResult one = Assemble({&decoded}, tree);
+  LoadResult two = Assemble({&decoded}, tree);
+  INFO(testing::All(one.diagnostics));
+  REQUIRE_FALSE(one.diagnostics.HasErrors());
+  Plan p1 = plan_of(one);
+  Plan p2 = plan_of(two);
+  REQUIRE(p1.changes.size() == 1);
+  CHECK(p1.changes[0].action == Action::kCreate);
+  CHECK(&p1.changes[0].desired.get() == &p2.changes[0].desired.get());
+  CHECK(p1.changes[0].desired["image"] == "nginx:1.27");
 }
 
 }  // namespace

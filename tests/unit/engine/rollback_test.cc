@@ -210,7 +210,7 @@ TEST_CASE("a saved plan is applied only when it equals the plan computed now") {
     const char* want;
   };
   const Row rows[] = {
-      {"desired", [](Plan& p) { p.changes[0].desired["image"] = "evil:latest"; }, Code::kInvalid,
+      {"desired", [](Plan& p) { p.changes[0].desired.Edit()["image"] = "evil:latest"; }, Code::kInvalid,
        "changes[0].desired.image"},
       {"desiredHash", [](Plan& p) { p.changes[0].desired_hash = "sha256:0"; }, Code::kInvalid,
        "changes[0].desiredHash"},
