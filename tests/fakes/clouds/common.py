@@ -176,7 +176,7 @@ class Fake:
 
     def control(self, req):
         p = req.path[len("/_fake/") :].strip("/")
-        body = req.json() or {}
+        body = req.json()
         if not isinstance(body, dict):
             return Response(400, {"error": "control body must be a JSON object"})
         if p == "log" and req.method == "GET":
@@ -284,6 +284,9 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "reconcile-fake"
     sys_version = ""
+
+    def version_string(self):
+        return self.server_version
 
     def log_message(self, fmt, *args):  # quiet: the JSON log is the log
         pass
