@@ -46,7 +46,7 @@ class Request:
             return {}
         try:
             v = json.loads(self.body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         return v
 

@@ -356,6 +356,8 @@ class _Gcp:
         self.globals = self.doc.get("parameters", {})
         self.methods = []  # (regex, names, httpMethod, method, path template)
         self._collect(self.doc.get("resources", {}))
+        # ".../services/{servicesId}:getIamPolicy" before ".../services/{servicesId}".
+        self.methods.sort(key=lambda m: ":" not in m[3].get("flatPath", m[3]["path"]).rsplit("/", 1)[-1])
         self._cache = {}
 
     def _collect(self, resources):

@@ -201,6 +201,8 @@ class ModelCheckGcp(unittest.TestCase):
         self.assertEqual((r.operation, r.problems), ("run.projects.locations.services.patch", []))
         r = self.check(None, "GET", GCP_PARENT + "/operations/abc", {})
         self.assertEqual((r.operation, r.problems), ("run.projects.locations.operations.get", []))
+        r = self.check(None, "GET", GCP_PARENT + "/services/hello:getIamPolicy", {})
+        self.assertEqual((r.operation, r.problems), ("run.projects.locations.services.getIamPolicy", []))
 
     def test_missing_required(self):
         b = gcp_service()
@@ -869,9 +871,12 @@ class HostileInput(unittest.TestCase):
         s.close()
         r = model_check.check("azure", "PUT", az_path(), {"api-version": [AZ_API]}, {}, b"\xff\xfe")
         self.assertIn("body: not UTF-8", problems_of(r))
-        deep = "[" * 5000 + "]" * 5000
+        deep = "[" * 100000 + "]" * 100000
         r = model_check.check("azure", "PUT", az_path(), {"api-version": [AZ_API]}, {}, deep)
         self.assertTrue(r.problems)
+        status, _, body = f.request("PUT", az_path() + "?api-version=" + AZ_API, deep, {"Content-Type": "application/json", "Authorization": "Bearer x"})
+        self.assertEqual(status, 401)  # answered, not a crash; authentication comes first
+        self.assertEqual(f.control("GET", "log")[-1]["problems"], ["body: nested too deeply"])
         status, _, _ = f.request("GET", "/_fake/log")
         self.assertEqual(status, 200)
 
