@@ -183,7 +183,7 @@ class AppRunnerFake(common.Fake):
 
     def start_operation(self, svc, kind):
         t = time.time()
-        op = {"Id": uuid.uuid4().hex, "Type": kind, "Status": "IN_PROGRESS", "TargetArn": svc["Service"]["ServiceArn"], "StartedAt": t, "UpdatedAt": t, "_started": t}
+        op = {"Id": str(uuid.uuid4()), "Type": kind, "Status": "IN_PROGRESS", "TargetArn": svc["Service"]["ServiceArn"], "StartedAt": t, "UpdatedAt": t, "_started": t}
         fail = self.take_fail_next()
         if fail:
             op["_fail"] = fail
@@ -221,7 +221,7 @@ class AppRunnerFake(common.Fake):
         live = sum(1 for s in self.services.values() if s["Service"]["Status"] != "DELETED")
         if live >= self.args.max_services:
             return aws_error(400, "ServiceQuotaExceededException", "You have reached the maximum number of services (%d) in this Region." % self.args.max_services)
-        sid = uuid.uuid4().hex
+        sid = uuid.uuid4().hex  # 32 hex digits, as the ServiceId shape's length says
         arn = "arn:aws:apprunner:%s:%s:service/%s/%s" % (self.args.region, self.args.account, name, sid)
         t = time.time()
         instance = {"Cpu": "1024", "Memory": "2048"}
@@ -246,7 +246,7 @@ class AppRunnerFake(common.Fake):
                 ),
                 "AutoScalingConfigurationName": "DefaultConfiguration",
                 "AutoScalingConfigurationRevision": 1,
-                "Status": "active",
+                "Status": "ACTIVE",
                 "CreatedAt": t,
                 "HasAssociatedService": True,
                 "IsDefault": True,

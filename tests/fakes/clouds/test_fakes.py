@@ -153,6 +153,17 @@ class ModelCheckAws(unittest.TestCase):
         self.assertIn("HealthCheckConfiguration.Interval: 21 is above the model's maximum 20", p)
         self.assertIn("HealthCheckConfiguration.HealthyThreshold", p)  # below the minimum 1 (botocore's check)
 
+    def test_known_model_defect_is_narrow(self):
+        # ServiceId's pattern contradicts its length; only the pattern is skipped.
+        m = model_check.model("aws")
+        p = "\n".join(m.check_output("DescribeService", {"Service": {"ServiceId": "0" * 33}}))
+        self.assertIn("Service.ServiceId: length 33, the model allows at most 32", p)
+        self.assertNotIn("ServiceId: '", p)  # no pattern complaint
+        r = self.check({"ServiceArn": "arn:aws:apprunner:us-east-1:123456789012:service/a/" + "0" * 32}, "AppRunner.DescribeService")
+        self.assertEqual(r.problems, [])
+        p = problems_of(self.check({"ServiceArn": "not-an-arn"}, "AppRunner.DescribeService"))
+        self.assertIn("ServiceArn: 'not-an-arn' does not match the model's pattern", p)
+
     def test_unknown_operation_and_bad_envelope(self):
         self.assertIn("operation: RunTask is not an App Runner operation", problems_of(self.check({}, "AppRunner.RunTask")))
         r = model_check.check("aws", "GET", "/services", {}, {"X-Amz-Target": "AppRunner.ListServices"}, "")
@@ -376,6 +387,12 @@ class AppRunnerFake(unittest.TestCase):
 
     def test_lifecycle_with_boto3(self):
         c = self.client()
+        answers = []  # (operation, raw JSON answer), checked against the output shapes below
+
+        def keep(http_response, model, **_):
+            answers.append((model.name, json.loads(http_response.content)))
+
+        c.meta.events.register("after-call.apprunner", keep)
         seq0 = len(self.fake.control("GET", "log"))
         r = c.create_service(ServiceName="life", SourceConfiguration=self.source(), InstanceConfiguration={"Cpu": "1 vCPU", "Memory": "2 GB"}, Tags=[{"Key": "managed-by", "Value": "reconcile"}])
         svc = r["Service"]
@@ -402,6 +419,10 @@ class AppRunnerFake(unittest.TestCase):
         self.assertGreater(len(entries), 10)
         self.assertEqual([e for e in entries if e["problems"]], [], "boto3's requests must pass the model check")
         self.assertTrue(all(e["status"] == 200 for e in entries))
+        m = model_check.model("aws")
+        self.assertEqual(len(answers), len(entries))
+        for op, body in answers:
+            self.assertEqual(m.check_output(op, body), [], "the fake's %s answer must match the model's output shape" % op)
 
     def test_errors_as_aws_json(self):
         from botocore.exceptions import ClientError
