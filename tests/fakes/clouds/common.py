@@ -122,6 +122,15 @@ class Fake:
     def invalid_response(self, req):
         raise NotImplementedError
 
+    def auth_fault_response(self, fault):
+        """An injected fault on a token / metadata / credentials endpoint."""
+        throttle = fault["kind"] == "throttle"
+        return Response(
+            fault["status"] or (429 if throttle else 503),
+            {"error": "temporarily_unavailable", "error_description": "%s (injected by the fake)" % ("too many requests" if throttle else "server error")},
+            [("Retry-After", fault["retryAfter"])],
+        )
+
     def redact_body(self, req):
         """What the log shows of an API request's body."""
         return req.json() if req.body else None
@@ -131,9 +140,11 @@ class Fake:
         """An async operation that started at `started` and was read `polls` times."""
         return polls >= self.ready_after and time.time() - started >= self.ready_delay
 
-    def take_fault(self, req):
+    def take_fault(self, req, scope="api"):
         with self.lock:
             for f in self.faults:
+                if f["scope"] != scope:
+                    continue
                 if f.get("operation") and f["operation"] != req.operation:
                     continue
                 f["count"] -= 1
@@ -155,6 +166,10 @@ class Fake:
         if resp is not None:
             if req.kind == "api":
                 req.kind = "auth"
+            if req.kind == "auth":
+                fault = self.take_fault(req, "auth")
+                if fault is not None:
+                    return self.auth_fault_response(fault)
             return resp
         result = model_check.check(self.cloud, req.method, req.path, req.query, req.headers, req.body)
         req.operation = result.operation
@@ -189,12 +204,15 @@ class Fake:
             kind = body.get("kind", "throttle")
             if kind not in ("throttle", "error"):
                 return Response(400, {"error": "kind must be throttle or error"})
+            if body.get("scope", "api") not in ("api", "auth"):
+                return Response(400, {"error": "scope must be api or auth"})
             fault = {
                 "kind": kind,
                 "count": int(body.get("count", 1)),
                 "status": int(body.get("status", 0)) or None,
                 "retryAfter": str(body.get("retryAfter", self.retry_after)),
                 "operation": body.get("operation"),
+                "scope": body.get("scope", "api"),
             }
             with self.lock:
                 self.faults.append(fault)

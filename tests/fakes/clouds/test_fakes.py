@@ -747,6 +747,13 @@ class ContainerAppsFake(unittest.TestCase):
         self.assertEqual((status, body["error"]), (400, "invalid_scope"))
         self.assertNotIn(AZ_SECRET, self.fake.log_text())
 
+    def test_token_endpoint_faults(self):
+        self.fake.control("POST", "inject", {"kind": "throttle", "count": 1, "scope": "auth", "retryAfter": "4"})
+        status, h, body = self.entra()
+        self.assertEqual((status, h.get("retry-after"), body["error"]), (429, "4", "temporarily_unavailable"))
+        status, _, _ = self.entra()
+        self.assertEqual(status, 200)
+
     def test_managed_identity(self):
         q = "?api-version=2018-02-01&resource=" + urllib.parse.quote("https://management.azure.com/", safe="")
         status, _, body = self.fake.request("GET", "/metadata/identity/oauth2/token" + q)
