@@ -811,7 +811,7 @@ def check(cloud, method, path, query=None, headers=None, body=None):
 
 def main(argv):
     if len(argv) < 4:
-        print(__doc__.strip().splitlines()[-2], file=sys.stderr)
+        print("usage: model_check.py aws|gcp|azure METHOD PATH[?QUERY] [BODY_FILE]  (aws: the operation in $X_AMZ_TARGET)", file=sys.stderr)
         return 2
     cloud, method, target = argv[1], argv[2], argv[3]
     u = urllib.parse.urlsplit(target)
