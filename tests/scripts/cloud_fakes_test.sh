@@ -7,6 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 passed=0 failed=0
 root="$(cd "$here/../.." && pwd)"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 missing="$(python3 -c 'import boto3, botocore, cryptography' 2>&1)"
 if [[ -n "$missing" ]]; then
