@@ -141,7 +141,8 @@ using TargetAgent = std::pair<std::string_view, std::string_view>;
 struct TargetAgentHash {
   size_t operator()(const TargetAgent& k) const {
     size_t h = std::hash<std::string_view>()(k.first);
-    return h ^ (std::hash<std::string_view>()(k.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    return h ^
+           (std::hash<std::string_view>()(k.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
   }
 };
 
@@ -167,8 +168,7 @@ struct InstanceIndex {
     }
   }
   // The instances of (target, agent), which the plan is then about.
-  const std::vector<const ObservedInstance*>& Use(std::string_view target,
-                                                  std::string_view agent) {
+  const std::vector<const ObservedInstance*>& Use(std::string_view target, std::string_view agent) {
     static const std::vector<const ObservedInstance*> kNone;
     auto it = entries.find({target, agent});
     if (it == entries.end()) return kNone;
@@ -245,11 +245,11 @@ Change PlanImage(const Agent& agent, const DesiredState& desired, const Observed
   while (context.size() > 1 && context.back() == '/') context.pop_back();
   if (context.empty()) context = ".";
   c.desired = json{{"reference", image.reference},
-               {"tag", image.tag},
-               {"registry", agent.registry},
-               {"context", context},
-               {"dockerfile", agent.build->dockerfile},
-               {"args", agent.build->args}};
+                   {"tag", image.tag},
+                   {"registry", agent.registry},
+                   {"context", context},
+                   {"dockerfile", agent.build->dockerfile},
+                   {"args", agent.build->args}};
   c.desired_hash = SpecHash(c.desired);
   const std::string where =
       "registry '" + agent.registry + "'" + (registry ? " (" + registry->url + ")" : "");
@@ -286,13 +286,8 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
     c.desired_hash = SpecHash(spec);
     c.desired = std::move(spec);
   } else {
-    const SpecMemo::Value& memo = agent.spec_memo.Get([&] {
-      json spec = NormalizedSpec(agent, agent.image);
-      std::string hash = SpecHash(spec);
-      return SpecMemo::Value{std::move(spec), std::move(hash)};
-    });
-    c.desired = memo.spec;
-    c.desired_hash = memo.hash;
+    c.desired_hash = MemoizedSpec(agent).hash;
+    c.desired = agent.spec_memo.Spec();  // parsed only if something reads it
   }
 
   c.prior = Refs(instances);

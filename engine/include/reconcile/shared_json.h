@@ -1,14 +1,21 @@
-// SharedJson: an immutable JSON value that copies share instead of cloning.
+// SharedJson: an immutable JSON value that copies share instead of cloning,
+// made on first use when it is given as a recipe.
 //
 // A plan holds one normalized spec per agent. With 10,000 agents, building
-// and copying those trees was most of the planner's time, although they
-// change only when an agent's file does. The spec is therefore computed once
-// per decoded Agent (SpecMemo below) and every plan that follows points at
-// it. Equality is by value; a value is never changed in place (Edit() gives
-// this holder its own copy first).
+// those trees was most of the planner's time, although they change only when
+// an agent's file does, and a plan reads the spec of an unchanged agent only
+// in rare cases (a state entry to refresh, a saved plan). So the planner
+// computes each agent's spec text and hash once per decoded Agent (SpecMemo
+// below), and a plan's Change::desired is a recipe that parses that text if
+// something reads it. Equality is by value; a value is never changed in place
+// (Edit() gives this holder its own copy first).
+//
+// Thread-safety: const members may be called from several threads at once
+// (the value is made once, under a lock).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,35 +26,42 @@ namespace reconcile {
 
 class SharedJson {
  public:
-  SharedJson() : value_(Null()) {}
-  SharedJson(nlohmann::json value)  // NOLINT: implicit, like json itself
-      : value_(std::make_shared<const nlohmann::json>(std::move(value))) {}
-  SharedJson(std::nullptr_t) : value_(Null()) {}  // NOLINT
+  SharedJson();                                 // null
+  SharedJson(nlohmann::json value);             // NOLINT: implicit, like json itself
+  SharedJson(std::nullptr_t) : SharedJson() {}  // NOLINT
+  // A value made by `make` the first time any copy of it is read.
+  static SharedJson Lazy(std::function<nlohmann::json()> make);
 
-  const nlohmann::json& get() const { return *value_; }
-  operator const nlohmann::json&() const { return *value_; }  // NOLINT
-  const nlohmann::json& operator*() const { return *value_; }
-  const nlohmann::json* operator->() const { return value_.get(); }
+  const nlohmann::json& get() const;
+  operator const nlohmann::json&() const { return get(); }  // NOLINT
+  const nlohmann::json& operator*() const { return get(); }
+  const nlohmann::json* operator->() const { return &get(); }
   template <typename Key>
   const nlohmann::json& operator[](const Key& key) const {
-    return (*value_)[key];
+    return get()[key];
   }
   // This holder's own, writable copy (other holders keep the old value).
   nlohmann::json& Edit();
 
   friend bool operator==(const SharedJson& a, const SharedJson& b) {
-    return a.value_ == b.value_ || *a.value_ == *b.value_;
+    return a.holder_ == b.holder_ || a.get() == b.get();
   }
-  friend bool operator==(const SharedJson& a, const nlohmann::json& b) { return *a.value_ == b; }
+  friend bool operator==(const SharedJson& a, const nlohmann::json& b) { return a.get() == b; }
 
  private:
-  static const std::shared_ptr<const nlohmann::json>& Null();
-  std::shared_ptr<const nlohmann::json> value_;
+  struct Holder {
+    std::atomic<bool> ready{false};
+    std::mutex mutex;
+    nlohmann::json value;
+    std::function<nlohmann::json()> make;
+  };
+  std::shared_ptr<Holder> holder_;
 };
 
-// What the planner derives from an Agent alone (its normalized spec with
-// agent.image, and that spec's hash), computed at most once and shared by the
-// Agents that Share() it. A copy of an Agent starts with an empty memo, so an
+// What the planner derives from an Agent alone (the compact text of its
+// normalized spec with agent.image, and that spec's hash), computed at most
+// once and shared by the Agents that Share() it. About 400 bytes per agent:
+// the text, not a tree. A copy of an Agent starts with an empty memo, so an
 // Agent that is copied and then edited never sees a stale spec; the loader
 // shares the memo of the Agents it copies unchanged out of a decoded file
 // (Assemble), which is how a controller computes each spec once per version
@@ -55,8 +69,8 @@ class SharedJson {
 class SpecMemo {
  public:
   struct Value {
-    SharedJson spec;
-    std::string hash;
+    std::string text;  // compact JSON of the normalized spec
+    std::string hash;  // SpecHash of it
   };
 
   SpecMemo() : cell_(std::make_shared<Cell>()) {}
@@ -70,29 +84,21 @@ class SpecMemo {
 
   // Makes this memo the same cell as `other` (the Agents must be equal).
   void Share(const SpecMemo& other) { cell_ = other.cell_; }
+  bool SharedWith(const SpecMemo& other) const { return cell_ == other.cell_; }
 
   // The value, made by `make` on first use. Thread-safe; once made, one
   // atomic load (std::call_once costs a pthread_once per call).
-  template <typename Make>
-  const Value& Get(Make&& make) const {
-    Cell& cell = *cell_;
-    if (!cell.ready.load(std::memory_order_acquire)) {
-      std::lock_guard<std::mutex> lock(cell.mutex);
-      if (!cell.ready.load(std::memory_order_relaxed)) {
-        cell.value = make();
-        cell.ready.store(true, std::memory_order_release);
-      }
-    }
-    return cell.value;
-  }
+  const Value& Get(const std::function<Value()>& make) const;
+  // The spec as a SharedJson that parses the text only when it is read (and
+  // keeps the memo's text alive for that). Get() must have been called.
+  SharedJson Spec() const;
 
   friend bool operator==(const SpecMemo&, const SpecMemo&) { return true; }
 
  private:
   struct Cell {
     std::atomic<bool> ready{false};
-    std::mutex mutex;
-    Value value;
+    Value value;  // ~400 bytes of text and hash; no mutex per cell (one for all)
   };
   std::shared_ptr<Cell> cell_;
 };

@@ -1,6 +1,7 @@
 #include "reconcile/planner.h"
 
 #include "reconcile/loader.h"
+#include "reconcile/spec.h"
 
 #include <doctest/doctest.h>
 
@@ -252,8 +253,10 @@ TEST_CASE("planner: an agent's spec is computed once and an edited copy gets its
   Plan again = w.Compute();
   REQUIRE(first.changes.size() == 1);
   CHECK(first.changes[0].action == Action::kNoOp);
-  // The same Agent value: the very same spec, not an equal copy.
-  CHECK(&first.changes[0].desired.get() == &again.changes[0].desired.get());
+  CHECK(first.changes[0].desired_hash == again.changes[0].desired_hash);
+  CHECK(first.changes[0].desired == again.changes[0].desired);
+  CHECK(first.changes[0].desired_hash == SpecHash(first.changes[0].desired));
+  CHECK(first.changes[0].desired.get() == NormalizedSpec(a, a.image));
 
   // An edited copy of a planned agent is planned from what it says now.
   Agent edited = w.desired.agents[0];
@@ -292,7 +295,12 @@ TEST_CASE("planner: agents loaded again from the same decoded file share their s
   Plan p2 = plan_of(two);
   REQUIRE(p1.changes.size() == 1);
   CHECK(p1.changes[0].action == Action::kCreate);
-  CHECK(&p1.changes[0].desired.get() == &p2.changes[0].desired.get());
+  CHECK(one.state.agents[0].spec_memo.SharedWith(decoded.state.agents[0].spec_memo));
+  CHECK(two.state.agents[0].spec_memo.SharedWith(decoded.state.agents[0].spec_memo));
+  const Agent copy = one.state.agents[0];  // a copy may be edited: its own memo
+  CHECK_FALSE(copy.spec_memo.SharedWith(decoded.state.agents[0].spec_memo));
+  CHECK(p1.changes[0].desired == p2.changes[0].desired);
+  CHECK(p1.changes[0].desired_hash == p2.changes[0].desired_hash);
   CHECK(p1.changes[0].desired["image"] == "nginx:1.27");
 }
 
