@@ -19,7 +19,7 @@ constexpr size_t kMaxAnswerBytes = 64 << 10;
 constexpr auto kRefreshMargin = std::chrono::minutes(5);
 constexpr std::string_view kEcsHost = "http://169.254.170.2";
 
-std::string Get(const Environment& env, const std::string& name) {
+std::string EnvValue(const Environment& env, const std::string& name) {
   auto it = env.find(name);
   return it == env.end() ? "" : it->second;
 }
@@ -66,7 +66,7 @@ Result<std::optional<IniFile>> LoadIni(const std::string& path) {
   return std::optional<IniFile>(std::move(*ini));
 }
 
-std::string HomeDir(const Environment& env) { return Get(env, "HOME"); }
+std::string HomeDir(const Environment& env) { return EnvValue(env, "HOME"); }
 
 // The keys of a profile that name a way to get credentials reconcile does
 // not implement.
@@ -104,7 +104,7 @@ Result<std::optional<ResolvedCredentials>> KeysFromSection(const IniFile& file,
     return std::optional<ResolvedCredentials>();
   }
   if (ak == kv.end() || ak->second.value.empty()) {
-    int line = sk->second.line;
+    int line = sk != kv.end() ? sk->second.line : ak->second.line;
     return Status::Invalid(file.path + ":" + std::to_string(line) + ": profile '" + profile +
                            "' has aws_secret_access_key but no aws_access_key_id; set both");
   }
@@ -201,7 +201,7 @@ std::string NoCredentialsMessage(const Environment& env) {
       ", choosing the profile with AWS_PROFILE; or run where "
       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
       "or AWS_CONTAINER_CREDENTIALS_FULL_URI is set (ECS, EKS Pod Identity)";
-  if (!Get(env, "AWS_WEB_IDENTITY_TOKEN_FILE").empty()) {
+  if (!EnvValue(env, "AWS_WEB_IDENTITY_TOKEN_FILE").empty()) {
     msg += ". AWS_WEB_IDENTITY_TOKEN_FILE is set, but web identity credentials are not supported";
   }
   return msg;
@@ -210,19 +210,19 @@ std::string NoCredentialsMessage(const Environment& env) {
 }  // namespace
 
 std::string ProfileName(const Environment& env) {
-  std::string p = std::string(Trim(Get(env, "AWS_PROFILE")));
+  std::string p = std::string(Trim(EnvValue(env, "AWS_PROFILE")));
   return p.empty() ? "default" : p;
 }
 
 std::string SharedCredentialsPath(const Environment& env) {
-  std::string p = Get(env, "AWS_SHARED_CREDENTIALS_FILE");
+  std::string p = EnvValue(env, "AWS_SHARED_CREDENTIALS_FILE");
   if (!p.empty()) return p;
   std::string home = HomeDir(env);
   return home.empty() ? "" : home + "/.aws/credentials";
 }
 
 std::string ConfigPath(const Environment& env) {
-  std::string p = Get(env, "AWS_CONFIG_FILE");
+  std::string p = EnvValue(env, "AWS_CONFIG_FILE");
   if (!p.empty()) return p;
   std::string home = HomeDir(env);
   return home.empty() ? "" : home + "/.aws/config";
@@ -355,11 +355,11 @@ Result<std::string> ResolveRegion(const Environment& env, const std::string& exp
   std::string region = explicit_region;
   std::string from = "the Target's aws.region";
   if (region.empty()) {
-    region = std::string(Trim(Get(env, "AWS_REGION")));
+    region = std::string(Trim(EnvValue(env, "AWS_REGION")));
     from = "AWS_REGION";
   }
   if (region.empty()) {
-    region = std::string(Trim(Get(env, "AWS_DEFAULT_REGION")));
+    region = std::string(Trim(EnvValue(env, "AWS_DEFAULT_REGION")));
     from = "AWS_DEFAULT_REGION";
   }
   const std::string profile = ProfileName(env);
@@ -413,8 +413,8 @@ Result<ResolvedCredentials> CredentialChain::Get() {
   }
 
   // 1. Environment.
-  const std::string ak = Get(env_, "AWS_ACCESS_KEY_ID");
-  const std::string sk = Get(env_, "AWS_SECRET_ACCESS_KEY");
+  const std::string ak = EnvValue(env_, "AWS_ACCESS_KEY_ID");
+  const std::string sk = EnvValue(env_, "AWS_SECRET_ACCESS_KEY");
   if (!ak.empty() || !sk.empty()) {
     if (ak.empty()) {
       return Status::Invalid("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not; set both");
@@ -423,7 +423,7 @@ Result<ResolvedCredentials> CredentialChain::Get() {
       return Status::Invalid("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not; set both");
     }
     ResolvedCredentials out;
-    out.credentials = {ak, sk, Get(env_, "AWS_SESSION_TOKEN")};
+    out.credentials = {ak, sk, EnvValue(env_, "AWS_SESSION_TOKEN")};
     out.source = "environment (AWS_ACCESS_KEY_ID)";
     cached_ = out;
     return out;
@@ -436,7 +436,7 @@ Result<ResolvedCredentials> CredentialChain::Get() {
     cached_ = *profile->credentials;
     return *cached_;
   }
-  const bool profile_chosen = !Trim(Get(env_, "AWS_PROFILE")).empty();
+  const bool profile_chosen = !Trim(EnvValue(env_, "AWS_PROFILE")).empty();
   if (profile_chosen && !profile->found) {
     return Status::Invalid(
         "AWS_PROFILE is '" + ProfileName(env_) + "', but neither " +
@@ -448,8 +448,8 @@ Result<ResolvedCredentials> CredentialChain::Get() {
   }
 
   // 3. Container credentials endpoint.
-  if (!Get(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").empty() ||
-      !Get(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI").empty()) {
+  if (!EnvValue(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").empty() ||
+      !EnvValue(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI").empty()) {
     auto fetched = FetchContainer();
     if (!fetched.ok()) return fetched.status();
     cached_ = *fetched;
@@ -461,8 +461,8 @@ Result<ResolvedCredentials> CredentialChain::Get() {
 
 Result<ResolvedCredentials> CredentialChain::FetchContainer() {
   std::string url;
-  const std::string relative = Get(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-  const std::string full = Get(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  const std::string relative = EnvValue(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+  const std::string full = EnvValue(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
   std::string var;
   if (!relative.empty()) {
     var = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
@@ -485,7 +485,7 @@ Result<ResolvedCredentials> CredentialChain::FetchContainer() {
 
   std::vector<std::pair<std::string, std::string>> headers;
   std::string token;
-  const std::string token_file = Get(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  const std::string token_file = EnvValue(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
   if (!token_file.empty()) {
     auto text = ReadSmallFile(token_file);
     if (!text.ok()) return text.status().WithContext("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
@@ -499,7 +499,7 @@ Result<ResolvedCredentials> CredentialChain::FetchContainer() {
                              " holds more than one line");
     }
   } else {
-    token = Get(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    token = EnvValue(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
     if (HasLineBreakOrNul(token)) {
       return Status::Invalid("AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break");
     }

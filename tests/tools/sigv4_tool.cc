@@ -62,7 +62,7 @@ Environment EnvFrom(const json& c) {
   return env;
 }
 
-json Error(const Status& s) { return {{"error", s.ToString()}}; }
+json ErrorJson(const Status& s) { return {{"error", s.ToString()}}; }
 
 Result<std::string> LoopbackGet(const std::string& url,
                                 const std::vector<std::pair<std::string, std::string>>& headers) {
@@ -112,7 +112,7 @@ json RunCase(const json& c) {
     options.add_content_sha256 = c.value("content_sha256", false);
     auto sig =
         Sign(req, creds, {c.value("region", ""), c.value("service", ""), TimeFrom(c)}, options);
-    if (!sig.ok()) return Error(sig.status());
+    if (!sig.ok()) return ErrorJson(sig.status());
     return {{"canonical_request", sig->canonical_request},
             {"string_to_sign", sig->string_to_sign},
             {"signature", sig->signature},
@@ -123,7 +123,7 @@ json RunCase(const json& c) {
     auto req = SignedAppRunnerRequest(c.value("endpoint", ""), c.value("operation", ""),
                                       c.value("input", json::object()), creds,
                                       c.value("region", ""), TimeFrom(c));
-    if (!req.ok()) return Error(req.status());
+    if (!req.ok()) return ErrorJson(req.status());
     return {{"method", req->method},
             {"url", req->url},
             {"headers", HeadersJson(req->headers)},
@@ -131,13 +131,13 @@ json RunCase(const json& c) {
   }
   if (mode == "endpoint") {
     auto e = AppRunnerEndpoint(EnvFrom(c), c.value("region", ""), c.value("override", ""));
-    if (!e.ok()) return Error(e.status());
+    if (!e.ok()) return ErrorJson(e.status());
     return {{"url", e->url}, {"source", e->source}};
   }
   if (mode == "credentials") {
     CredentialChain chain(EnvFrom(c), LoopbackGet);
     auto r = chain.Get();
-    if (!r.ok()) return Error(r.status());
+    if (!r.ok()) return ErrorJson(r.status());
     json exp = nullptr;
     if (r->expiration) exp = std::chrono::system_clock::to_time_t(*r->expiration);
     return {{"access_key_id", r->credentials.access_key_id},

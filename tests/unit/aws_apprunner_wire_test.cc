@@ -92,8 +92,9 @@ TEST_CASE("apprunner wire: the signed request") {
   CHECK_FALSE(BuildAppRunnerRequest("https://h", "Create-Service", {}).ok());
   CHECK_FALSE(BuildAppRunnerRequest("https://h", "createService", {}).ok());
   CHECK_FALSE(BuildAppRunnerRequest("https://h", "CreateService", nlohmann::json::array()).ok());
-  CHECK_FALSE(BuildAppRunnerRequest("https://h?x=1", "CreateService", {}).ok());
-  CHECK_FALSE(BuildAppRunnerRequest("not a url", "CreateService", {}).ok());
+  CHECK_FALSE(
+      BuildAppRunnerRequest("https://h?x=1", "CreateService", nlohmann::json::object()).ok());
+  CHECK_FALSE(BuildAppRunnerRequest("not a url", "CreateService", nlohmann::json::object()).ok());
 }
 
 TEST_CASE("apprunner wire: AWS JSON errors become statuses with the retry policy") {
