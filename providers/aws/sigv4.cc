@@ -419,7 +419,9 @@ Result<UrlParts> SplitUrl(std::string_view url) {
   if (host.empty() || host == "[]") return Status::Invalid("the URL has no host");
   const bool default_port =
       (parts.scheme == "https" && port == "443") || (parts.scheme == "http" && port == "80");
-  parts.host_header = std::string(port.empty() || default_port ? host : authority);
+  // Lower-case, as botocore and the AWS SDKs put it into the Host header.
+  parts.host_header = Lower(host);
+  if (!port.empty() && !default_port) parts.host_header += ":" + std::string(port);
   if (end == std::string_view::npos) {
     parts.target = "/";
   } else if (rest[end] == '?') {

@@ -88,8 +88,8 @@ Result<Signature> Sign(const SignRequest& request, const Credentials& credential
                        const SigningScope& scope, const SigningOptions& options = {});
 
 // The pieces of an absolute http(s) URL a signer needs: the Host header's
-// value (host[:port], the port left out when it is the scheme's default, as
-// curl and botocore send it) and the request target (path?query, "/" when
+// value (the host in lower case, then ":port" unless the port is the
+// scheme's default, as botocore sends it) and the request target (path?query, "/" when
 // the URL has no path). Errors (kInvalid): not http:// or https://, no host,
 // user info in the URL, a fragment, spaces or control characters.
 struct UrlParts {

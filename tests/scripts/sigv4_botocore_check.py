@@ -155,9 +155,12 @@ for (name, auth_cls, service, s3, method, base, path, query, body), ours in zip(
 # --- 3. Endpoint rule set -----------------------------------------------------
 with open(RULESET) as f:
     provider = EndpointProvider(json.load(f), create_loader().load_data("partitions"))
-regions = ["us-east-1", "eu-central-1", "ap-northeast-3", "cn-north-1", "cn-northwest-1",
-           "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1",
-           "us-isof-south-1", "eusc-de-east-1", "mx-central-1", "il-central-1"]
+# The partitions whose names and suffixes have been stable across botocore
+# releases (Debian 12 ships 1.29); the others are in the unit test, from
+# the partitions.json the code was written from.
+regions = ["us-east-1", "us-west-2", "eu-central-1", "ap-northeast-3", "sa-east-1",
+           "me-south-1", "af-south-1", "cn-north-1", "cn-northwest-1", "us-gov-west-1",
+           "us-gov-east-1"]
 cases, keys = [], []
 for region in regions:
     for fips in (False, True):
