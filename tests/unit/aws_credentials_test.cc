@@ -43,7 +43,13 @@ struct FakeFetch {
     std::vector<std::pair<std::string, std::string>> headers;
   };
   std::vector<Call> calls;
-  std::vector<Result<std::string>> answers;
+  struct Answer {
+    std::string body;
+    Status error;  // not ok: the fetch fails with it
+  };
+  std::vector<Answer> answers;
+  void Ok(std::string body) { answers.push_back({std::move(body), Status::Ok()}); }
+  void Fail(Status s) { answers.push_back({"", std::move(s)}); }
 
   FetchFunction Fn() {
     return [this](const std::string& url,
@@ -51,9 +57,10 @@ struct FakeFetch {
                -> Result<std::string> {
       calls.push_back({url, headers});
       if (answers.empty()) return Status::Unavailable("no answer queued");
-      Result<std::string> a = answers.front();
+      Answer a = answers.front();
       answers.erase(answers.begin());
-      return a;
+      if (!a.error.ok()) return a.error;
+      return a.body;
     };
   }
 };
@@ -243,7 +250,7 @@ TEST_CASE("aws credentials: malformed files name file and line, never a value") 
 TEST_CASE("aws credentials: the container endpoint, cached until shortly before expiry") {
   system_clock::time_point now = At(2026, 12, 1, 18, 0);
   FakeFetch fetch;
-  fetch.answers.push_back(CredentialsJson("2026-12-01T19:00:00Z"));
+  fetch.Ok(CredentialsJson("2026-12-01T19:00:00Z"));
   CredentialChain chain({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc"}},
                         fetch.Fn(), [&] { return now; });
   auto c = chain.Get();
@@ -261,21 +268,21 @@ TEST_CASE("aws credentials: the container endpoint, cached until shortly before 
   CHECK(fetch.calls.size() == 1);
 
   now = At(2026, 12, 1, 18, 56);  // 4 minutes left: refreshed
-  fetch.answers.push_back(CredentialsJson("2026-12-01T20:00:00.000Z"));
+  fetch.Ok(CredentialsJson("2026-12-01T20:00:00.000Z"));
   auto fresh = chain.Get();
   REQUIRE(fresh.ok());
   CHECK(fetch.calls.size() == 2);
   CHECK(fresh->expiration == At(2026, 12, 1, 20, 0));
 
   now = At(2026, 12, 1, 19, 57);  // refresh fails, old ones still valid: kept
-  fetch.answers.push_back(Status::Unavailable("connection refused"));
+  fetch.Fail(Status::Unavailable("connection refused"));
   auto kept = chain.Get();
   REQUIRE(kept.ok());
   CHECK(kept->expiration == At(2026, 12, 1, 20, 0));
   CHECK(fetch.calls.size() == 3);
 
   now = At(2026, 12, 1, 20, 1);  // expired and the refresh fails: the error
-  fetch.answers.push_back(Status::Unavailable("connection refused"));
+  fetch.Fail(Status::Unavailable("connection refused"));
   auto gone = chain.Get();
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.status().code() == Code::kUnavailable);
@@ -294,7 +301,7 @@ TEST_CASE("aws credentials: full URI and the authorization token") {
   };
   SUBCASE("the token file wins over the token variable") {
     FakeFetch fetch;
-    fetch.answers.push_back(CredentialsJson("2026-12-01T19:00:00+00:00"));
+    fetch.Ok(CredentialsJson("2026-12-01T19:00:00+00:00"));
     auto c = get({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:4000/creds"},
                   {"AWS_CONTAINER_AUTHORIZATION_TOKEN", kCanaryAuth},
                   {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file}},
@@ -307,7 +314,7 @@ TEST_CASE("aws credentials: full URI and the authorization token") {
   }
   SUBCASE("the token variable, and the relative URI wins over the full one") {
     FakeFetch fetch;
-    fetch.answers.push_back(CredentialsJson("2026-12-01T19:00:00Z"));
+    fetch.Ok(CredentialsJson("2026-12-01T19:00:00Z"));
     auto c = get({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/rel"},
                   {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://creds.example/x"},
                   {"AWS_CONTAINER_AUTHORIZATION_TOKEN", kCanaryAuth}},
@@ -321,7 +328,7 @@ TEST_CASE("aws credentials: full URI and the authorization token") {
                            "http://169.254.170.23/v1/credentials", "http://127.1.2.3/"}) {
       INFO(ok);
       FakeFetch fetch;
-      fetch.answers.push_back(CredentialsJson("2026-12-01T19:00:00Z"));
+      fetch.Ok(CredentialsJson("2026-12-01T19:00:00Z"));
       CHECK(get({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", ok}}, fetch).ok());
     }
     for (const char* bad : {"http://10.0.0.1/x", "http://127.0.0.1.evil.example/",
@@ -381,7 +388,7 @@ TEST_CASE("aws credentials: bad container answers are clear errors without secre
   for (const Row& row : rows) {
     INFO(row.what);
     FakeFetch fetch;
-    fetch.answers.push_back(row.body);
+    fetch.Ok(row.body);
     auto c = CredentialChain({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/c"},
                               {"AWS_CONTAINER_AUTHORIZATION_TOKEN", kCanaryAuth}},
                              fetch.Fn(), [&] { return now; })
