@@ -11,7 +11,8 @@
 # no token or secret appears in the errors.
 #
 # Needs: $SOURCE_DIR, $BUILD_DIR (set by CTest), the reconcile_sigv4_tool
-# target built, python3 with botocore (Debian: python3-botocore).
+# target built, a python3 with botocore (Debian: python3-botocore; or set
+# PYTHON3).
 set -uo pipefail
 
 : "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
@@ -20,10 +21,23 @@ if [[ ! -x "$tool" ]]; then
   echo "sigv4_botocore: $tool is missing: cmake --build $BUILD_DIR --target reconcile_sigv4_tool"
   exit 1
 fi
-if ! python3 -c "import botocore" 2>/dev/null; then
-  echo "sigv4_botocore: needs python3 with botocore (apt-get install -y python3-botocore)"
+# The first python3 that can import botocore: $PYTHON3 if set, the one on
+# PATH (e.g. a pyenv with pip's botocore), then Debian's /usr/bin/python3
+# (python3-botocore, which scripts/bootstrap.sh installs). None: a failure,
+# not a skip.
+py=""
+for cand in ${PYTHON3:+"$PYTHON3"} "$(command -v python3 || true)" /usr/bin/python3; do
+  [[ -n "$cand" && -x "$cand" ]] || continue
+  if "$cand" -c "import botocore" 2>/dev/null; then
+    py="$cand"
+    break
+  fi
+done
+if [[ -z "$py" ]]; then
+  echo "sigv4_botocore: FAIL: no python3 can import botocore; install it (scripts/bootstrap.sh, or apt-get install -y python3-botocore) or set PYTHON3"
   exit 1
 fi
+echo "sigv4_botocore: using $py ($("$py" -c 'import botocore; print("botocore", botocore.__version__)'))"
 
 work="$(mktemp -d)"
 server_pid=""
@@ -33,7 +47,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 "$SOURCE_DIR/tests/scripts/sigv4_creds_server.py" "$work/port" CANARYauth &
+"$py" "$SOURCE_DIR/tests/scripts/sigv4_creds_server.py" "$work/port" CANARYauth &
 server_pid=$!
 for _ in $(seq 100); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 if [[ ! -s "$work/port" ]]; then
@@ -41,6 +55,6 @@ if [[ ! -s "$work/port" ]]; then
   exit 1
 fi
 
-python3 "$SOURCE_DIR/tests/scripts/sigv4_botocore_check.py" "$tool" \
+"$py" "$SOURCE_DIR/tests/scripts/sigv4_botocore_check.py" "$tool" \
   "$SOURCE_DIR/tests/testdata/vectors/api-models/aws-apprunner-endpoint-rule-set-1.json" \
   "http://127.0.0.1:$(cat "$work/port")"
