@@ -20,6 +20,8 @@ packages=(
   # basic auth (htpasswd), sshd with a deploy key, a Prometheus server and
   # promtool.
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
+  # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
+  python3-botocore
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;
