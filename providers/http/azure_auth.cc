@@ -86,8 +86,7 @@ class ManagedIdentitySource final : public TokenSource {
     auto header = env("IDENTITY_HEADER");
     if (options.auth_endpoint.empty() && endpoint && header) {
       url_ = *endpoint + (endpoint->find('?') == std::string::npos ? "?" : "&") +
-             "api-version=2019-08-01&resource=" + FormEncode(kAzureManagementResource) +
-             client_id;
+             "api-version=2019-08-01&resource=" + FormEncode(kAzureManagementResource) + client_id;
       headers_ = {{"X-IDENTITY-HEADER", *header}};
       secret_ = *header;
       what_ = "the managed identity endpoint " + UrlForMessage(url_) + " (IDENTITY_ENDPOINT)";
@@ -95,8 +94,8 @@ class ManagedIdentitySource final : public TokenSource {
       by_default_ = options.auth_endpoint.empty();
       std::string base =
           options.auth_endpoint.empty() ? kAzureImdsBase : TrimSlashes(options.auth_endpoint);
-      url_ = base + kImdsPath + "?api-version=2018-02-01&resource=" +
-             FormEncode(kAzureManagementResource) + client_id;
+      url_ = base + kImdsPath +
+             "?api-version=2018-02-01&resource=" + FormEncode(kAzureManagementResource) + client_id;
       headers_ = {{"Metadata", "true"}};
       what_ = "the Azure instance metadata service " + UrlForMessage(url_);
     }
@@ -178,7 +177,8 @@ Result<std::unique_ptr<TokenSource>> NewAzureTokenSource(Client& client, AzureAu
     }
     return NewAzureClientSecretTokenSource(client, {*tenant, *id, *secret}, std::move(options));
   }
-  return std::unique_ptr<TokenSource>(NewAzureManagedIdentityTokenSource(client, std::move(options)));
+  return std::unique_ptr<TokenSource>(
+      NewAzureManagedIdentityTokenSource(client, std::move(options)));
 }
 
 }  // namespace reconcile::http

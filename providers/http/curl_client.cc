@@ -55,7 +55,8 @@ bool IsToken(std::string_view s) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
 }
@@ -78,8 +79,8 @@ std::optional<UrlParts> ParseUrl(const std::string& url) {
   std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
   if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return std::nullopt;
   UrlParts parts;
-  for (auto [part, out] : {std::pair{CURLUPART_SCHEME, &parts.scheme},
-                           std::pair{CURLUPART_HOST, &parts.host}}) {
+  for (auto [part, out] :
+       {std::pair{CURLUPART_SCHEME, &parts.scheme}, std::pair{CURLUPART_HOST, &parts.host}}) {
     char* value = nullptr;
     if (curl_url_get(u.get(), part, &value, 0) != CURLUE_OK || value == nullptr) {
       return std::nullopt;
@@ -174,8 +175,8 @@ class CurlClient final : public Client {
 
   Result<Response> Send(const Request& request, std::stop_token stop) override {
     if (Status s = CheckUrl(request.url, options_); !s.ok()) return s;
-    const std::string what = (request.method.empty() ? "GET" : request.method) + " " +
-                             UrlForMessage(request.url);
+    const std::string what =
+        (request.method.empty() ? "GET" : request.method) + " " + UrlForMessage(request.url);
     if (!request.method.empty() && !IsToken(request.method)) {
       return Status::Invalid(UrlForMessage(request.url) + ": the method is not an HTTP token");
     }
@@ -247,9 +248,10 @@ class CurlClient final : public Client {
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (!options_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
-      curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+      curl_easy_setopt(e, CURLOPT_CAPATH, static_cast<char*>(nullptr));
     }
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options_.connect_timeout.count()));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
     curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
@@ -353,8 +355,9 @@ class CurlClient final : public Client {
                                  std::to_string(options_.max_response_bytes) +
                                  " bytes this client accepts");
     } else if (t.headers_too_large) {
-      out.error = Status::Failed(what + ": the response headers are larger than this client "
-                                        "accepts");
+      out.error = Status::Failed(what +
+                                 ": the response headers are larger than this client "
+                                 "accepts");
     } else if (result == CURLE_OPERATION_TIMEDOUT) {
       out.error = Status::Unavailable(what + ": timed out (" + detail + ")");
       out.retryable = true;
@@ -382,8 +385,7 @@ class CurlClient final : public Client {
 
 std::string Response::Header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
-    if (n.size() == name.size() &&
-        std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+    if (n.size() == name.size() && std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
           return std::tolower(static_cast<unsigned char>(a)) ==
                  std::tolower(static_cast<unsigned char>(b));
         })) {
@@ -424,8 +426,10 @@ Status CheckUrl(const std::string& url, const ClientOptions& options) {
   }
   if (parts->scheme == "https") return Status::Ok();
   if (parts->scheme != "http") {
-    return Status::Invalid("'" + UrlForMessage(url) + "': only https:// (and http:// to "
-                           "loopback) URLs are allowed, not " + parts->scheme + "://");
+    return Status::Invalid("'" + UrlForMessage(url) +
+                           "': only https:// (and http:// to "
+                           "loopback) URLs are allowed, not " +
+                           parts->scheme + "://");
   }
   if (IsLoopbackHost(parts->host)) return Status::Ok();
   for (const std::string& allowed : options.plain_http_hosts) {

@@ -27,8 +27,8 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 
 Result<std::string> SignRs256(const std::string& pem, std::string_view data,
                               const std::string& source) {
-  const Status bad = Status::Invalid(
-      source + ": field 'private_key' is not an unencrypted PEM RSA private key");
+  const Status bad =
+      Status::Invalid(source + ": field 'private_key' is not an unencrypted PEM RSA private key");
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   if (!bio) return Status::Internal("OpenSSL could not allocate a buffer");
@@ -102,7 +102,10 @@ class ServiceAccountSource final : public TokenSource {
 class MetadataSource final : public TokenSource {
  public:
   MetadataSource(Client& client, GoogleAuthOptions options, bool by_default)
-      : client_(client), options_(std::move(options)), by_default_(by_default), cache_(options_.clock) {
+      : client_(client),
+        options_(std::move(options)),
+        by_default_(by_default),
+        cache_(options_.clock) {
     std::string base = kGoogleMetadataBase;
     if (!options_.auth_endpoint.empty()) {
       base = TrimSlashes(options_.auth_endpoint);
@@ -131,10 +134,10 @@ class MetadataSource final : public TokenSource {
         }
         return Status(res.status().code(), what + ": " + res.status().message());
       }
-      if (res->status >= 200 && res->status < 300 &&
-          res->Header("Metadata-Flavor") != "Google") {
-        return Status::Failed(what + " answered without 'Metadata-Flavor: Google'; it is not a "
-                                     "Google metadata server");
+      if (res->status >= 200 && res->status < 300 && res->Header("Metadata-Flavor") != "Google") {
+        return Status::Failed(what +
+                              " answered without 'Metadata-Flavor: Google'; it is not a "
+                              "Google metadata server");
       }
       return ReadTokenAnswer(*res, what, UnixNow(cache_.clock()), {});
     });
@@ -179,12 +182,11 @@ Result<GoogleServiceAccountKey> ParseGoogleServiceAccountKey(std::string_view te
   }
   GoogleServiceAccountKey key;
   key.source = source;
-  for (auto [name, required, out] :
-       {std::tuple{"client_email", true, &key.client_email},
-        std::tuple{"private_key", true, &key.private_key},
-        std::tuple{"private_key_id", false, &key.private_key_id},
-        std::tuple{"token_uri", false, &key.token_uri},
-        std::tuple{"project_id", false, &key.project_id}}) {
+  for (auto [name, required, out] : {std::tuple{"client_email", true, &key.client_email},
+                                     std::tuple{"private_key", true, &key.private_key},
+                                     std::tuple{"private_key_id", false, &key.private_key_id},
+                                     std::tuple{"token_uri", false, &key.token_uri},
+                                     std::tuple{"project_id", false, &key.project_id}}) {
     if (Status s = field(name, required, *out); !s.ok()) return s;
   }
   if (key.private_key.find("-----BEGIN") == std::string::npos) {
@@ -253,8 +255,8 @@ Result<std::unique_ptr<TokenSource>> NewGoogleTokenSource(Client& client,
     return std::unique_ptr<TokenSource>(
         NewGoogleServiceAccountTokenSource(client, std::move(*key), std::move(options)));
   }
-  bool by_default = options.auth_endpoint.empty() &&
-                    !(options.getenv && options.getenv("GCE_METADATA_HOST"));
+  bool by_default =
+      options.auth_endpoint.empty() && !(options.getenv && options.getenv("GCE_METADATA_HOST"));
   return std::unique_ptr<TokenSource>(
       std::make_unique<MetadataSource>(client, std::move(options), by_default));
 }

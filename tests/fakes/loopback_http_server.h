@@ -57,8 +57,8 @@ class LoopbackHttpServer {
 
   explicit LoopbackHttpServer(Handler handler)
       : handler_(std::move(handler)),
-        acceptor_(io_, boost::asio::ip::tcp::endpoint(
-                           boost::asio::ip::make_address("127.0.0.1"), 0)) {
+        acceptor_(io_,
+                  boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
     thread_ = std::thread([this] { Serve(); });
   }
   ~LoopbackHttpServer() {

@@ -46,7 +46,8 @@ std::map<std::string, std::string> Form(const std::string& body) {
     if (end == std::string::npos) end = body.size();
     std::string pair = body.substr(start, end - start);
     size_t eq = pair.find('=');
-    if (eq != std::string::npos) out[UrlDecode(pair.substr(0, eq))] = UrlDecode(pair.substr(eq + 1));
+    if (eq != std::string::npos)
+      out[UrlDecode(pair.substr(0, eq))] = UrlDecode(pair.substr(eq + 1));
     start = end + 1;
   }
   return out;
@@ -113,8 +114,9 @@ TEST_CASE("azure auth: client credentials from the environment, cached and refre
   auto client = MakeCurlClient(NoWait(clock));
   AzureAuthOptions options;
   options.clock = &clock;
-  std::map<std::string, std::string> vars = {
-      {"AZURE_TENANT_ID", kTenant}, {"AZURE_CLIENT_ID", "app-id-1"}, {"AZURE_CLIENT_SECRET", kSecret}};
+  std::map<std::string, std::string> vars = {{"AZURE_TENANT_ID", kTenant},
+                                             {"AZURE_CLIENT_ID", "app-id-1"},
+                                             {"AZURE_CLIENT_SECRET", kSecret}};
 
   SUBCASE("AZURE_AUTHORITY_HOST") { vars["AZURE_AUTHORITY_HOST"] = entra.base() + "/"; }
   SUBCASE("authEndpoint") {
@@ -156,13 +158,14 @@ TEST_CASE("azure auth: Entra's error becomes a clear kInvalid without the secret
   CHECK(Contains(m, "client app-id-1"));
   CHECK(Contains(m, "AZURE_CLIENT_SECRET"));
   CHECK_FALSE(Contains(m, "CANARY"));  // echoed back by the server, redacted
-  CHECK(entra.count() == 1);            // 4xx: not retried
+  CHECK(entra.count() == 1);           // 4xx: not retried
 }
 
 TEST_CASE("azure auth: Entra down is kUnavailable after the retries, without the secret") {
   LoopbackHttpServer down([](const SeenRequest& r) {
-    return LoopbackHttpServer::Json(503, R"({"error":"temporarily_unavailable","error_description":")" +
-                                             Form(r.body)["client_secret"] + "\"}");
+    return LoopbackHttpServer::Json(503,
+                                    R"({"error":"temporarily_unavailable","error_description":")" +
+                                        Form(r.body)["client_secret"] + "\"}");
   });
   ManualClock clock;
   ClientOptions co = NoWait(clock);
@@ -191,17 +194,17 @@ TEST_CASE("azure auth: managed identity through IDENTITY_ENDPOINT and IDENTITY_H
       return LoopbackHttpServer::Json(400, R"({"statusCode":400,"message":"bad request"})");
     }
     if (r.Header("X-IDENTITY-HEADER") != "CANARY-identity-header") {
-      return LoopbackHttpServer::Json(
-          401, R"({"statusCode":401,"message":"wrong header )" + r.Header("X-IDENTITY-HEADER") + "\"}");
+      return LoopbackHttpServer::Json(401, R"({"statusCode":401,"message":"wrong header )" +
+                                               r.Header("X-IDENTITY-HEADER") + "\"}");
     }
     ++issued;
-    return LoopbackHttpServer::Json(
-        200, json{{"access_token", "mi-" + std::to_string(issued)},
-                  {"expires_on", std::to_string(clock.UnixNow() + 3600)},
-                  {"resource", "https://management.azure.com/"},
-                  {"token_type", "Bearer"},
-                  {"client_id", q["client_id"]}}
-                 .dump());
+    return LoopbackHttpServer::Json(200,
+                                    json{{"access_token", "mi-" + std::to_string(issued)},
+                                         {"expires_on", std::to_string(clock.UnixNow() + 3600)},
+                                         {"resource", "https://management.azure.com/"},
+                                         {"token_type", "Bearer"},
+                                         {"client_id", q["client_id"]}}
+                                        .dump());
   });
   auto client = MakeCurlClient(NoWait(clock));
   AzureAuthOptions options;
@@ -222,8 +225,8 @@ TEST_CASE("azure auth: managed identity through IDENTITY_ENDPOINT and IDENTITY_H
   CHECK(identity.count() == 2);
 
   // The wrong header, echoed by the server, never reaches the message.
-  options.getenv = Env({{"IDENTITY_ENDPOINT", identity.url("/msi/token")},
-                        {"IDENTITY_HEADER", "CANARY-other"}});
+  options.getenv =
+      Env({{"IDENTITY_ENDPOINT", identity.url("/msi/token")}, {"IDENTITY_HEADER", "CANARY-other"}});
   auto wrong = NewAzureManagedIdentityTokenSource(*client, options);
   Result<std::string> w = wrong->Token({});
   REQUIRE_FALSE(w.ok());
@@ -239,7 +242,8 @@ TEST_CASE("azure auth: managed identity through the IMDS (authEndpoint)") {
     if (Path(r.target) != "/metadata/identity/oauth2/token" || q["api-version"] != "2018-02-01" ||
         q["resource"] != "https://management.azure.com/" || r.Header("Metadata") != "true") {
       return LoopbackHttpServer::Json(
-          400, R"({"error":"invalid_request","error_description":"Required metadata header not specified"})");
+          400,
+          R"({"error":"invalid_request","error_description":"Required metadata header not specified"})");
     }
     return LoopbackHttpServer::Json(200, json{{"access_token", "imds-token"},
                                               {"expires_in", "3599"},
@@ -283,8 +287,8 @@ TEST_CASE("azure auth: missing or partial credentials name the variables") {
     CHECK_FALSE(Contains(source.status().message(), "CANARY"));
   }
   SUBCASE("a tenant that would change the path") {
-    options.getenv = Env({{"AZURE_TENANT_ID", "../evil"}, {"AZURE_CLIENT_ID", "a"},
-                          {"AZURE_CLIENT_SECRET", "s"}});
+    options.getenv = Env(
+        {{"AZURE_TENANT_ID", "../evil"}, {"AZURE_CLIENT_ID", "a"}, {"AZURE_CLIENT_SECRET", "s"}});
     auto source = NewAzureTokenSource(*client, options);
     REQUIRE_FALSE(source.ok());
     CHECK(Contains(source.status().message(), "AZURE_TENANT_ID '../evil' is not a tenant ID"));

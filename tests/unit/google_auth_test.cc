@@ -62,8 +62,9 @@ std::string Base64UrlDecode(std::string s) {
   for (char& c : s) c = c == '-' ? '+' : c == '_' ? '/' : c;
   while (s.size() % 4) s += '=';
   std::string out(s.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   REQUIRE(n >= 0);
   out.resize(n);
   while (!s.empty() && s.back() == '=') {  // EVP_DecodeBlock counts padding as zero bytes
@@ -79,10 +80,10 @@ bool VerifyRs256(const std::string& public_pem, const std::string& input, const 
   BIO_free(bio);
   if (key == nullptr) return false;
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok = EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-            EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                             reinterpret_cast<const unsigned char*>(input.data()),
-                             input.size()) == 1;
+  bool ok =
+      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   EVP_MD_CTX_free(ctx);
   EVP_PKEY_free(key);
   return ok;
@@ -127,13 +128,15 @@ std::map<std::string, std::string> Form(const std::string& body) {
     if (end == std::string::npos) end = body.size();
     std::string pair = body.substr(start, end - start);
     size_t eq = pair.find('=');
-    if (eq != std::string::npos) out[UrlDecode(pair.substr(0, eq))] = UrlDecode(pair.substr(eq + 1));
+    if (eq != std::string::npos)
+      out[UrlDecode(pair.substr(0, eq))] = UrlDecode(pair.substr(eq + 1));
     start = end + 1;
   }
   return out;
 }
 
-std::string KeyJson(const std::string& token_uri, const std::string& private_key = TestKey().private_pem) {
+std::string KeyJson(const std::string& token_uri,
+                    const std::string& private_key = TestKey().private_pem) {
   return json{{"type", "service_account"},
               {"project_id", "demo-project"},
               {"private_key_id", "kid-123"},
@@ -177,9 +180,10 @@ TEST_CASE("google auth: the JWT assertion is RS256, signed by the key, with the 
   CHECK(decoded.claims["iat"] == 1796126400);
   CHECK(decoded.claims["exp"] == 1796126400 + 3600);
 
-  // A flipped byte in the claims breaks the signature (the check can fail).
+  // A changed signature does not verify (the check can fail).
   std::string tampered = *jwt;
-  tampered[tampered.find('.') + 5] ^= 1;
+  char& c = tampered[tampered.rfind('.') + 10];
+  c = c == 'A' ? 'B' : 'A';
   CHECK_FALSE(DecodeJwt(tampered).signature_ok);
 }
 
@@ -201,11 +205,11 @@ TEST_CASE("google auth: service-account key exchanged at a loopback token server
           400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})");
     }
     ++issued;
-    return LoopbackHttpServer::Json(
-        200, json{{"access_token", "ya29.token-" + std::to_string(issued)},
-                  {"expires_in", 3599},
-                  {"token_type", "Bearer"}}
-                 .dump());
+    return LoopbackHttpServer::Json(200,
+                                    json{{"access_token", "ya29.token-" + std::to_string(issued)},
+                                         {"expires_in", 3599},
+                                         {"token_type", "Bearer"}}
+                                        .dump());
   });
   ManualClock clock;
   auto client = MakeCurlClient(NoWait(clock));
@@ -313,7 +317,8 @@ TEST_CASE("google auth: hostile and malformed token answers") {
 
 TEST_CASE("google auth: malformed key files name the file and the field, never the key") {
   const std::string canary_key =
-      "-----BEGIN PRIVATE KEY-----\nCANARYKEYMATERIALCANARYKEYMATERIAL\n-----END PRIVATE KEY-----\n";
+      "-----BEGIN PRIVATE KEY-----\nCANARYKEYMATERIALCANARYKEYMATERIAL\n-----END PRIVATE "
+      "KEY-----\n";
   struct Row {
     std::string json;
     std::string expect;
@@ -321,12 +326,15 @@ TEST_CASE("google auth: malformed key files name the file and the field, never t
   for (const Row& row : {
            Row{"{not json", "key.json: not a JSON object"},
            Row{R"({"type":"authorized_user"})", "field 'type' is 'authorized_user'"},
-           Row{R"({"type":"service_account","private_key":"x"})", "field 'client_email' is missing"},
+           Row{R"({"type":"service_account","private_key":"x"})",
+               "field 'client_email' is missing"},
            Row{json{{"type", "service_account"}, {"client_email", "a@b"}}.dump(),
                "field 'private_key' is missing"},
-           Row{json{{"type", "service_account"}, {"client_email", 7}, {"private_key", canary_key}}.dump(),
+           Row{json{{"type", "service_account"}, {"client_email", 7}, {"private_key", canary_key}}
+                   .dump(),
                "field 'client_email' must be a non-empty string"},
-           Row{json{{"type", "service_account"}, {"client_email", "a@b"}, {"private_key", "CANARY"}}.dump(),
+           Row{json{{"type", "service_account"}, {"client_email", "a@b"}, {"private_key", "CANARY"}}
+                   .dump(),
                "field 'private_key' is not a PEM private key"},
        }) {
     CAPTURE(row.json);
@@ -338,8 +346,8 @@ TEST_CASE("google auth: malformed key files name the file and the field, never t
     CHECK_FALSE(Contains(key.status().message(), "CANARY"));
   }
   // A PEM that OpenSSL cannot read fails at signing, still without its text.
-  Result<GoogleServiceAccountKey> key =
-      ParseGoogleServiceAccountKey(KeyJson("https://oauth2.googleapis.com/token", canary_key), "key.json");
+  Result<GoogleServiceAccountKey> key = ParseGoogleServiceAccountKey(
+      KeyJson("https://oauth2.googleapis.com/token", canary_key), "key.json");
   REQUIRE(key.ok());
   Result<std::string> jwt = MakeGoogleJwtAssertion(*key, "aud", kGoogleCloudPlatformScope, 0);
   REQUIRE_FALSE(jwt.ok());
@@ -361,12 +369,12 @@ TEST_CASE("google auth: the metadata server") {
     }
     if (r.Header("Metadata-Flavor") != "Google") return LoopbackHttpServer::Answer(403);
     ++issued;
-    return LoopbackHttpServer::Json(
-        200,
-        json{{"access_token", "ya29.meta-" + std::to_string(issued)}, {"expires_in", 600},
-             {"token_type", "Bearer"}}
-            .dump(),
-        {{"Metadata-Flavor", "Google"}});
+    return LoopbackHttpServer::Json(200,
+                                    json{{"access_token", "ya29.meta-" + std::to_string(issued)},
+                                         {"expires_in", 600},
+                                         {"token_type", "Bearer"}}
+                                        .dump(),
+                                    {{"Metadata-Flavor", "Google"}});
   });
   ManualClock clock;
   auto client = MakeCurlClient(NoWait(clock));

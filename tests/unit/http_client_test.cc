@@ -90,7 +90,9 @@ TEST_CASE("http client: methods, headers and bodies reach a loopback server") {
   ManualClock clock;
   auto client = MakeCurlClient(Fast(clock));
 
-  Request post{"POST", server.url("/v1/things?x=1"), {{"X-Test", "one"}, {"Content-Type", "application/json"}},
+  Request post{"POST",
+               server.url("/v1/things?x=1"),
+               {{"X-Test", "one"}, {"Content-Type", "application/json"}},
                R"({"a":1})"};
   Result<Response> res = client->Send(post);
   REQUIRE_MESSAGE(res.ok(), res.status().message());
@@ -234,15 +236,16 @@ TEST_CASE("http client: plain http only to loopback") {
     const char* url;
     bool ok;
   };
-  for (Row row : {Row{"https://example.com/x", true}, Row{"http://127.0.0.1:8080/x", true},
-                  Row{"http://127.9.9.9/", true}, Row{"http://localhost:1/", true},
-                  Row{"http://LOCALHOST/", true}, Row{"http://[::1]:9/", true},
-                  Row{"http://example.com/x", false}, Row{"http://10.0.0.1/", false},
-                  Row{"http://127.0.0.1.nip.io/", false}, Row{"http://localhost.evil.example/", false},
-                  Row{"http://127.0.0.1@evil.example/", false},
-                  Row{"http://metadata.google.internal/", false},
-                  Row{"http://169.254.169.254/", false}, Row{"ftp://127.0.0.1/", false},
-                  Row{"file:///etc/passwd", false}, Row{"not a url", false}, Row{"", false}}) {
+  for (Row row :
+       {Row{"https://example.com/x", true}, Row{"http://127.0.0.1:8080/x", true},
+        Row{"http://127.9.9.9/", true}, Row{"http://localhost:1/", true},
+        Row{"http://LOCALHOST/", true}, Row{"http://[::1]:9/", true},
+        Row{"http://example.com/x", false}, Row{"http://10.0.0.1/", false},
+        Row{"http://127.0.0.1.nip.io/", false}, Row{"http://localhost.evil.example/", false},
+        Row{"http://127.0.0.1@evil.example/", false},
+        Row{"http://metadata.google.internal/", false}, Row{"http://169.254.169.254/", false},
+        Row{"ftp://127.0.0.1/", false}, Row{"file:///etc/passwd", false}, Row{"not a url", false},
+        Row{"", false}}) {
     CAPTURE(row.url);
     Status s = CheckUrl(row.url, options);
     CHECK(s.ok() == row.ok);
@@ -280,9 +283,8 @@ TEST_CASE("http client: proxies from the environment") {
     if (r.method == "CONNECT") return LoopbackHttpServer::Answer(403, "no tunnels here");
     return LoopbackHttpServer::Answer(200, "via proxy");
   });
-  LoopbackHttpServer origin([](const SeenRequest&) {
-    return LoopbackHttpServer::Answer(200, "direct");
-  });
+  LoopbackHttpServer origin(
+      [](const SeenRequest&) { return LoopbackHttpServer::Answer(200, "direct"); });
   ManualClock clock;
   ClientOptions options = Fast(clock);
   options.max_attempts = 1;
@@ -425,8 +427,9 @@ TEST_CASE("http client: response size limits and hostile answers") {
     CHECK(Contains(res.status().message(), "headers are larger"));
   }
   SUBCASE("malformed header lines are skipped") {
-    answer = "HTTP/1.1 200 OK\r\nno colon here\r\n: empty name\r\nBad Name: x\r\nGood:  v  \r\n"
-             "Content-Length: 2\r\nConnection: close\r\n\r\nok";
+    answer =
+        "HTTP/1.1 200 OK\r\nno colon here\r\n: empty name\r\nBad Name: x\r\nGood:  v  \r\n"
+        "Content-Length: 2\r\nConnection: close\r\n\r\nok";
     Result<Response> res = send();
     REQUIRE_MESSAGE(res.ok(), res.status().message());
     CHECK(res->Header("Good") == "v");
@@ -463,7 +466,8 @@ TEST_CASE("http client: no secret reaches an error (canary)") {
   std::vector<Request> requests = {
       {"POST", closed + "/x?sig=CANARY-QUERY", headers, body},
       {"POST", "http://user:CANARY-PASS@example.com/x", headers, body},
-      {"POST", "https://user:CANARY-PASS@127.0.0.1:" + std::to_string(ClosedPort()) + "/x", headers, body},
+      {"POST", "https://user:CANARY-PASS@127.0.0.1:" + std::to_string(ClosedPort()) + "/x", headers,
+       body},
       {"PUT", hang.url("/x?CANARY-QUERY"), headers, body, milliseconds(200)},
       {"POST", closed + "/x", {{"Authorization", "Bearer CANARY-AUTH\r\nX-Injected: 1"}}, body},
       {"GET", closed + "/x", {{"Bad Name CANARY-NAME", "CANARY-AUTH"}}, ""},
@@ -491,7 +495,9 @@ struct Certs {
     std::string script =
         "set -e; cd '" + d + "'; exec >/dev/null 2>&1;" + "openssl req -x509 " + key +
         " -keyout ca-key.pem -out ca.pem -days 2 -subj /CN=test-ca;"
-        "sign() { openssl req " + key + " -keyout $2 -out $1.csr -subj /CN=$1;"
+        "sign() { openssl req " +
+        key +
+        " -keyout $2 -out $1.csr -subj /CN=$1;"
         "  printf \"$3\\n\" > $1.cnf;"
         "  openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial"
         "    -out $4 -days 2 -extfile $1.cnf; };"
@@ -508,7 +514,8 @@ class TlsServer {
  public:
   TlsServer(const std::string& cert, const std::string& key)
       : ctx_(boost::asio::ssl::context::tls_server),
-        acceptor_(io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
+        acceptor_(io_,
+                  boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)) {
     ctx_.use_certificate_chain_file(cert);
     ctx_.use_private_key_file(key, boost::asio::ssl::context::pem);
     thread_ = std::thread([this] { Serve(); });
