@@ -2406,7 +2406,7 @@ DecodedFile DecodeOne(const TreeFile& f, const LoadLimits& limits) {
   DecodeFile(f.rel, manifest_dir, f.content, limits, out.state, diags);
   if (!diags.HasErrors()) {
     // Made now, next to the agent it belongs to: a controller keeps both as
-    // long as the file is unchanged (made in a pass, the spec texts would
+    // long as the file is unchanged (made in a pass, the memos would
     // pin pages of the pass's transient memory).
     for (const Agent& a : out.state.agents) {
       if (!a.build) MemoizedSpec(a);

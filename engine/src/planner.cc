@@ -287,7 +287,13 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
     c.desired = std::move(spec);
   } else {
     c.desired_hash = MemoizedSpec(agent).hash;
-    c.desired = agent.spec_memo.Spec();  // parsed only if something reads it
+    if (rec != nullptr && rec->spec_hash == c.desired_hash && !rec->spec.is_null()) {
+      // The recorded spec has this hash: it is this spec. Parsed only if
+      // something reads it (a no-op reads nothing).
+      c.desired = SharedJson::Lazy([text = rec->spec.text()] { return json::parse(text); });
+    } else {
+      c.desired = NormalizedSpec(agent, agent.image);
+    }
   }
 
   c.prior = Refs(instances);

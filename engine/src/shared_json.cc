@@ -65,8 +65,4 @@ const SpecMemo::Value& SpecMemo::Get(const std::function<Value()>& make) const {
   return cell.value;
 }
 
-SharedJson SpecMemo::Spec() const {
-  return SharedJson::Lazy([cell = cell_] { return nlohmann::json::parse(cell->value.text); });
-}
-
 }  // namespace reconcile

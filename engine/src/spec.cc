@@ -356,11 +356,8 @@ std::string Sha256Hex(const std::string& data) {
 std::string SpecHash(const json& spec) { return "sha256:" + Sha256Hex(spec.dump()); }
 
 const SpecMemo::Value& MemoizedSpec(const Agent& agent) {
-  return agent.spec_memo.Get([&] {
-    std::string text = NormalizedSpec(agent, agent.image).dump();
-    std::string hash = "sha256:" + Sha256Hex(text);  // SpecHash of that spec
-    return SpecMemo::Value{std::move(text), std::move(hash)};
-  });
+  return agent.spec_memo.Get(
+      [&] { return SpecMemo::Value{SpecHash(NormalizedSpec(agent, agent.image))}; });
 }
 
 }  // namespace reconcile

@@ -5,10 +5,10 @@
 // those trees was most of the planner's time, although they change only when
 // an agent's file does, and a plan reads the spec of an unchanged agent only
 // in rare cases (a state entry to refresh, a saved plan). So the planner
-// computes each agent's spec text and hash once per decoded Agent (SpecMemo
-// below), and a plan's Change::desired is a recipe that parses that text if
-// something reads it. Equality is by value; a value is never changed in place
-// (Edit() gives this holder its own copy first).
+// computes each agent's spec hash once per decoded Agent (SpecMemo below),
+// and when that hash is the recorded one, the plan's Change::desired is a
+// recipe that parses the recorded spec text if something reads it. Equality is by value; a value is
+// never changed in place (Edit() gives this holder its own copy first).
 //
 // Thread-safety: const members may be called from several threads at once
 // (the value is made once, under a lock).
@@ -58,19 +58,18 @@ class SharedJson {
   std::shared_ptr<Holder> holder_;
 };
 
-// What the planner derives from an Agent alone (the compact text of its
-// normalized spec with agent.image, and that spec's hash), computed at most
-// once and shared by the Agents that Share() it. About 400 bytes per agent:
-// the text, not a tree. A copy of an Agent starts with an empty memo, so an
-// Agent that is copied and then edited never sees a stale spec; the loader
-// shares the memo of the Agents it copies unchanged out of a decoded file
-// (Assemble), which is how a controller computes each spec once per version
-// of a file. Never part of an Agent's value: memos always compare equal.
+// What the planner derives from an Agent alone (the hash of its normalized
+// spec with agent.image), computed at most once and shared by the Agents
+// that Share() it: about 150 bytes per agent. A copy of an Agent starts with
+// an empty memo, so an Agent that is copied and then edited never sees a
+// stale hash; the loader shares the memo of the Agents it copies unchanged
+// out of a decoded file (Assemble), which is how a controller computes each
+// hash once per version of a file. Never part of an Agent's value: memos
+// always compare equal.
 class SpecMemo {
  public:
   struct Value {
-    std::string text;  // compact JSON of the normalized spec
-    std::string hash;  // SpecHash of it
+    std::string hash;  // SpecHash of the normalized spec
   };
 
   SpecMemo() : cell_(std::make_shared<Cell>()) {}
@@ -89,16 +88,13 @@ class SpecMemo {
   // The value, made by `make` on first use. Thread-safe; once made, one
   // atomic load (std::call_once costs a pthread_once per call).
   const Value& Get(const std::function<Value()>& make) const;
-  // The spec as a SharedJson that parses the text only when it is read (and
-  // keeps the memo's text alive for that). Get() must have been called.
-  SharedJson Spec() const;
 
   friend bool operator==(const SpecMemo&, const SpecMemo&) { return true; }
 
  private:
   struct Cell {
     std::atomic<bool> ready{false};
-    Value value;  // ~400 bytes of text and hash; no mutex per cell (one for all)
+    Value value;  // no mutex per cell (one for all)
   };
   std::shared_ptr<Cell> cell_;
 };

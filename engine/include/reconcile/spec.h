@@ -52,9 +52,9 @@ std::optional<std::int64_t> ParseDuration(const std::string& text);
 // "sha256:<hex>" of the canonical (sorted keys, compact) JSON of `spec`.
 std::string SpecHash(const nlohmann::json& spec);
 
-// NormalizedSpec(agent, agent.image) as compact text, and its SpecHash, made
-// once per Agent::spec_memo (shared_json.h). For agents without build (the
-// image of one with build follows the revision).
+// SpecHash(NormalizedSpec(agent, agent.image)), made once per
+// Agent::spec_memo (shared_json.h). For agents without build (the image of
+// one with build follows the revision).
 const SpecMemo::Value& MemoizedSpec(const Agent& agent);
 
 // Lower-case hex SHA-256 of `data`.
