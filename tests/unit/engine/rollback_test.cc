@@ -210,8 +210,8 @@ TEST_CASE("a saved plan is applied only when it equals the plan computed now") {
     const char* want;
   };
   const Row rows[] = {
-      {"desired", [](Plan& p) { p.changes[0].desired.Edit()["image"] = "evil:latest"; }, Code::kInvalid,
-       "changes[0].desired.image"},
+      {"desired", [](Plan& p) { p.changes[0].desired.Edit()["image"] = "evil:latest"; },
+       Code::kInvalid, "changes[0].desired.image"},
       {"desiredHash", [](Plan& p) { p.changes[0].desired_hash = "sha256:0"; }, Code::kInvalid,
        "changes[0].desiredHash"},
       {"action", [](Plan& p) { p.changes[0].action = Action::kNoOp; }, Code::kInvalid,
