@@ -31,8 +31,9 @@ void Flatten(const json& value, const std::string& prefix, std::map<std::string,
 
 std::string TopField(const std::string& path) { return path.substr(0, path.find('.')); }
 
-// Field-level differences between two normalized specs (either may be null).
-std::vector<FieldChange> Diff(const json& before, const json& after, const ProviderSchema& schema) {
+// Field-level differences between two normalized specs (either may be
+// null); forces_replace is left false.
+std::vector<FieldChange> Diff(const json& before, const json& after) {
   std::map<std::string, json> b, a;
   if (!before.is_null()) Flatten(before, "", b);
   if (!after.is_null()) Flatten(after, "", a);
@@ -48,7 +49,6 @@ std::vector<FieldChange> Diff(const json& before, const json& after, const Provi
     f.path = p;
     if (bi != b.end()) f.before = bi->second;
     if (ai != a.end()) f.after = ai->second;
-    f.forces_replace = schema.updatable_fields.count(TopField(p)) == 0;
     out.push_back(std::move(f));
   }
   return out;
@@ -323,19 +323,35 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
   for (const ObservedInstance* i : instances) {
     if (!i->running) problems.push_back(i->name + " is " + i->state);
   }
-  if (static_cast<int>(instances.size()) != agent.replicas) {
+  // One instance per replica (Docker), or one serving them all (a cloud).
+  const int wanted = schema->instance_per_replica ? agent.replicas : 1;
+  if (static_cast<int>(instances.size()) != wanted) {
     problems.push_back(Plural(instances.size(), "instance") + " running, " +
-                       std::to_string(agent.replicas) + " wanted");
+                       std::to_string(wanted) + " wanted");
   }
   if (!same_hash) problems.push_back("instances run different specs");
   if (rec && rec->health == "unhealthy" && rec->spec_hash == observed_hash) {
     problems.push_back("tainted: the last apply of this spec failed");
   }
 
+  std::string provider_notes;  // the provider's PlanChange diagnostics
   if (observed_hash != c.desired_hash || !same_hash) {
     // Field-level before: the recorded spec when it is what runs.
     if (rec && rec->spec_hash == observed_hash && same_hash) {
-      c.fields = Diff(rec->spec.Get(), c.desired, *schema);
+      c.fields = Diff(rec->spec.Get(), c.desired);
+      PlanChangeRequest ask;
+      ask.agent = agent.name;
+      ask.prior = rec->spec.Get();
+      ask.desired = c.desired.get();
+      for (const FieldChange& f : c.fields) ask.changed.push_back(f.path);
+      auto pc = input.plan_change.find(agent.target);
+      PlanChangeResponse answer = pc != input.plan_change.end() && pc->second
+                                      ? pc->second(ask)
+                                      : PlanChangeFromSchema(*schema, ask);
+      for (FieldChange& f : c.fields) f.forces_replace = answer.requires_replace.count(f.path) > 0;
+      for (const ProviderDiagnostic& d : answer.diagnostics) {
+        provider_notes += "; " + (d.field.empty() ? "" : d.field + ": ") + d.message;
+      }
     } else {
       FieldChange f;
       f.path = "specHash";
@@ -351,7 +367,7 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
     c.action = Action::kReplace;
     std::string reason;
     for (const std::string& p : problems) reason += (reason.empty() ? "" : "; ") + p;
-    c.reason = reason + VolumesOnReplace(c.desired);
+    c.reason = reason + VolumesOnReplace(c.desired) + provider_notes;
   } else if (c.fields.empty()) {
     c.action = Action::kNoOp;
     c.reason = "up to date";
@@ -361,10 +377,11 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
     for (const FieldChange& f : c.fields) {
       if (f.forces_replace) names += (names.empty() ? "" : ", ") + f.path;
     }
-    c.reason = "changed fields cannot be updated in place: " + names + VolumesOnReplace(c.desired);
+    c.reason = "changed fields cannot be updated in place: " + names +
+               VolumesOnReplace(c.desired) + provider_notes;
   } else {
     c.action = Action::kUpdate;
-    c.reason = "changed fields are updated in place";
+    c.reason = "changed fields are updated in place" + provider_notes;
   }
   return c;
 }

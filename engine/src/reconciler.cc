@@ -370,7 +370,10 @@ Plan Reconciler::MakePlan() const {
   input.images = images_;
   for (const auto& [name, provider] : providers_) {
     const Target* target = snapshot_.loaded.state.FindTarget(name);
-    if (target) input.schemas[target->provider] = provider->Schema();
+    if (!target) continue;
+    input.schemas[target->provider] = provider->Schema();
+    const Provider* p = provider.get();
+    input.plan_change[name] = [p](const PlanChangeRequest& r) { return p->PlanChange(r); };
   }
   return ComputePlan(input);
 }

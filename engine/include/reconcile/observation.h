@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -19,10 +21,19 @@ inline constexpr const char* kLabelSpecHash = "reconcile.dev/spec-hash";
 inline constexpr const char* kLabelRevision = "reconcile.dev/revision";
 inline constexpr const char* kManagedByValue = "reconcile";
 
-// What a provider can change without replacing: top-level field names of the
-// normalized spec (spec.h) that ApplyChange handles as an in-place update.
+// What a provider tells about itself (provider.h, Provider::Schema).
 struct ProviderSchema {
+  // Top-level field names of the normalized spec (spec.h) that ApplyChange
+  // handles as an in-place update (used by PlanChangeFromSchema).
   std::set<std::string> updatable_fields;
+  // true (Docker): one observed instance per replica, so N replicas are N
+  // instances. false (a cloud service): one instance per agent serves all
+  // its replicas, and scaling is the provider's business.
+  bool instance_per_replica = true;
+  // JSON Schema (draft 2020-12) of the Target's spec.<provider> block, for
+  // documentation and editors; null when the provider publishes none.
+  // Validation itself is ProviderDefinition::validate_target.
+  nlohmann::json target_schema;
   friend bool operator==(const ProviderSchema&, const ProviderSchema&) = default;
 };
 

@@ -11,6 +11,7 @@
 #include "reconcile/model.h"
 #include "reconcile/observation.h"
 #include "reconcile/plan.h"
+#include "reconcile/provider.h"
 #include "reconcile/state.h"
 
 namespace reconcile {
@@ -22,6 +23,10 @@ struct PlanInput {
   std::map<std::string, ObserveResponse> observed;
   // Schema per provider name.
   std::map<std::string, ProviderSchema> schemas;
+  // Per Target name: its provider's PlanChange (Provider::PlanChange), asked
+  // which changed fields force a replacement. A Target without one uses
+  // PlanChangeFromSchema with its provider's schema. Must be pure.
+  std::map<std::string, std::function<PlanChangeResponse(const PlanChangeRequest&)>> plan_change;
   // Per agent with build: its image as observed in its registry. An agent
   // with build and no entry gets the reference ResolveImage gives and is
   // planned as not in the registry.

@@ -1,14 +1,28 @@
-// The provider interface: how the engine observes and changes one Target.
+// The provider interface (version 2): how the engine validates, observes,
+// plans and changes one Target.
 //
-// Like Terraform's providers, the interface is one request/response pair per
-// call, and every message has a JSON form (provider_json.h) so that a provider
-// outside the binary could speak it over stdin/stdout. Built-in providers
-// register a factory by name in a ProviderRegistry; engine code never
-// includes a concrete provider.
+// Like Terraform's providers (internal/providers), the interface is one
+// request/response pair per call, and every message has a JSON form
+// (provider_json.h) so that a provider outside the binary speaks it over
+// stdin/stdout (docs/plugin-protocol.md). A provider owns:
+//   - the schema and validation of its Target block (spec.<provider>) and of
+//     the Agent fields it can or cannot honour (ProviderDefinition's validate
+//     functions, called by the loader: pure and quick for built-ins);
+//   - whether a changed field is updated in place or forces a replacement
+//     (Provider::PlanChange, called by the planner);
+//   - observing and applying (Observe, ApplyChange), and stopping (Stop).
+// Validation responses carry diagnostics naming a field as a dotted path of
+// the resource's document ("spec.aws.region", "spec.volumes"); the loader
+// turns them into file:line:column errors. Observe and ApplyChange carry a
+// Status (the error, with its Code) and warnings.
 //
-// Thread-safety: one Provider instance serves one Target. Observe and
-// ApplyChange may be called concurrently from several threads (for different
-// agents); implementations must be safe for that.
+// Built-in providers register a ProviderDefinition by name in a
+// ProviderRegistry; engine code never includes a concrete provider.
+//
+// Thread-safety: one Provider instance serves one Target. Observe, PlanChange
+// and ApplyChange may be called concurrently from several threads (for
+// different agents), and Stop from any thread; implementations must be safe
+// for that. A definition's validate functions may be called concurrently.
 #pragma once
 
 #include <functional>
@@ -22,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
 #include "reconcile/observation.h"
 #include "reconcile/plan.h"
@@ -29,6 +44,64 @@
 #include "reconcile/status.h"
 
 namespace reconcile {
+
+// The version of the provider messages (provider_json.h, the plugin
+// protocol). Bumped on any incompatible change.
+inline constexpr int kProviderProtocolVersion = 2;
+
+// One problem a provider found. `field` is a dotted path in the resource's
+// document, as written in the tree ("spec.gcp.region", "spec.volumes",
+// "spec.healthCheck.port"); empty: the resource as a whole.
+struct ProviderDiagnostic {
+  Severity severity = Severity::kError;
+  std::string field;
+  std::string message;
+  friend bool operator==(const ProviderDiagnostic&, const ProviderDiagnostic&) = default;
+};
+
+// Validation of a Target's provider block, before anything is observed.
+struct ValidateTargetRequest {
+  std::string target;  // the Target's name
+  // spec.<provider> as written, YAML turned into JSON (strings, numbers,
+  // booleans, null, arrays, objects); an empty object when absent.
+  nlohmann::json config = nlohmann::json::object();
+};
+
+struct ValidateTargetResponse {
+  std::vector<ProviderDiagnostic> diagnostics;  // fields: "spec.<provider>...."
+};
+
+// Validation of one Agent against the Target it names: what this provider
+// cannot do is an error naming the Agent's field, never a silent drop.
+struct ValidateAgentRequest {
+  std::string agent;                     // the Agent's name
+  std::string target;                    // the Target's name
+  nlohmann::json target_config;          // as in ValidateTargetRequest (valid)
+  nlohmann::json spec;                   // the normalized spec (spec.h)
+};
+
+struct ValidateAgentResponse {
+  std::vector<ProviderDiagnostic> diagnostics;  // fields: "spec.volumes", ...
+};
+
+// Whether the fields that differ between the spec that runs and the desired
+// one can be changed in place. Called by the planner for update candidates
+// only; must be pure (no I/O for built-ins) and quick.
+struct PlanChangeRequest {
+  std::string agent;
+  nlohmann::json prior;    // the normalized spec that runs (from state)
+  nlohmann::json desired;  // the normalized spec wanted
+  // The leaf paths that differ, flattened with '.' ("env.LOG_LEVEL",
+  // "resources.memory"), sorted.
+  std::vector<std::string> changed;
+};
+
+struct PlanChangeResponse {
+  // The subset of `changed` that forces a replacement; the rest is updated
+  // in place by ApplyChange (as a new revision, for the clouds).
+  std::set<std::string> requires_replace;
+  std::vector<ProviderDiagnostic> diagnostics;  // errors refuse the change
+};
 
 struct ObserveRequest {
   Target target;
@@ -78,26 +151,53 @@ class Provider {
  public:
   virtual ~Provider() = default;
   virtual ProviderSchema Schema() const = 0;
+  // Default: a changed field forces a replacement unless its top-level name
+  // is in Schema().updatable_fields (PlanChangeFromSchema).
+  virtual PlanChangeResponse PlanChange(const PlanChangeRequest& request) const;
   virtual ObserveResponse Observe(const ObserveRequest& request) = 0;
   // Carries out one change (create, update, replace or delete; never no-op),
   // including waiting for health. Must be idempotent: applying the same
   // change again after a partial failure converges.
   virtual ApplyChangeResponse ApplyChange(const ApplyChangeRequest& request) = 0;
+  // Asks every call in flight (and every later one) to end promptly with
+  // Code::kCancelled, as ApplyChangeRequest::stop does for one call.
+  // Thread-safe; may be called more than once. Default: nothing to do.
+  virtual void Stop() {}
 };
+
+// The PlanChange of a provider whose in-place fields are a fixed set.
+PlanChangeResponse PlanChangeFromSchema(const ProviderSchema& schema,
+                                        const PlanChangeRequest& request);
 
 using ProviderFactory = std::function<Result<std::unique_ptr<Provider>>(const Target& target)>;
 
-// Name -> factory. Register at start-up, then read-only (thread-safe reads).
+// What a provider registers: a factory for the Target it serves (no I/O at
+// creation: connecting waits for the first call), and the validation the
+// loader runs on the tree. Validation functions are optional (absent: every
+// block and every agent is accepted as written).
+struct ProviderDefinition {
+  ProviderFactory create;
+  std::function<ValidateTargetResponse(const ValidateTargetRequest&)> validate_target;
+  std::function<ValidateAgentResponse(const ValidateAgentRequest&)> validate_agent;
+};
+
+// Name -> definition. Register at start-up, then read-only (thread-safe
+// reads).
 class ProviderRegistry {
  public:
+  void Register(const std::string& provider_name, ProviderDefinition definition);
   void Register(const std::string& provider_name, ProviderFactory factory);
   bool Has(const std::string& provider_name) const;
+  // The registered names, sorted.
+  std::vector<std::string> Names() const;
+  // nullptr when `provider_name` is not registered.
+  const ProviderDefinition* Find(const std::string& provider_name) const;
   // Creates the provider for `target`; NotFound when no factory is registered
   // for target.provider.
   Result<std::unique_ptr<Provider>> Create(const Target& target) const;
 
  private:
-  std::map<std::string, ProviderFactory> factories_;
+  std::map<std::string, ProviderDefinition> definitions_;
 };
 
 }  // namespace reconcile
