@@ -377,8 +377,8 @@ Change PlanAgent(const Agent& agent, const DesiredState& desired, const Resource
     for (const FieldChange& f : c.fields) {
       if (f.forces_replace) names += (names.empty() ? "" : ", ") + f.path;
     }
-    c.reason = "changed fields cannot be updated in place: " + names +
-               VolumesOnReplace(c.desired) + provider_notes;
+    c.reason = "changed fields cannot be updated in place: " + names + VolumesOnReplace(c.desired) +
+               provider_notes;
   } else {
     c.action = Action::kUpdate;
     c.reason = "changed fields are updated in place" + provider_notes;

@@ -74,10 +74,15 @@ struct ValidateTargetResponse {
 // Validation of one Agent against the Target it names: what this provider
 // cannot do is an error naming the Agent's field, never a silent drop.
 struct ValidateAgentRequest {
-  std::string agent;                     // the Agent's name
-  std::string target;                    // the Target's name
-  nlohmann::json target_config;          // as in ValidateTargetRequest (valid)
-  nlohmann::json spec;                   // the normalized spec (spec.h)
+  std::string agent;             // the Agent's name
+  std::string target;            // the Target's name
+  nlohmann::json target_config;  // as in ValidateTargetRequest (valid)
+  // The normalized spec (spec.h); null when the definition's
+  // agent_spec_as_json is false.
+  nlohmann::json spec;
+  // In process only (not in the JSON form): the decoded Agent, for built-in
+  // providers that check typed fields instead of the JSON spec.
+  const Agent* model = nullptr;
 };
 
 struct ValidateAgentResponse {
@@ -179,6 +184,10 @@ struct ProviderDefinition {
   ProviderFactory create;
   std::function<ValidateTargetResponse(const ValidateTargetRequest&)> validate_target;
   std::function<ValidateAgentResponse(const ValidateAgentRequest&)> validate_agent;
+  // false: validate_agent reads ValidateAgentRequest::model only, and the
+  // loader does not compute the JSON spec for each agent (cheap for large
+  // trees).
+  bool agent_spec_as_json = true;
 };
 
 // Name -> definition. Register at start-up, then read-only (thread-safe

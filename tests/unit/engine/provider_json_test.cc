@@ -25,7 +25,8 @@ ObservedInstance SampleInstance() {
 
 TEST_CASE("provider messages: JSON round trips") {
   SUBCASE("schema") {
-    ProviderSchema s{{"resources", "replicas"}};
+    ProviderSchema s;
+    s.updatable_fields = {"resources", "replicas"};
     auto back = ProviderSchemaFromJson(json::parse(ToJson(s).dump()));
     REQUIRE(back.ok());
     CHECK(*back == s);
