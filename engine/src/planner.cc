@@ -29,8 +29,6 @@ void Flatten(const json& value, const std::string& prefix, std::map<std::string,
   out[prefix] = value;
 }
 
-std::string TopField(const std::string& path) { return path.substr(0, path.find('.')); }
-
 // Field-level differences between two normalized specs (either may be
 // null); forces_replace is left false.
 std::vector<FieldChange> Diff(const json& before, const json& after) {
