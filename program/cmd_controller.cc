@@ -149,7 +149,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   }
   if (g.secrets_dir.empty())
     g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
-  auto source = OpenSource(SourceOptionsFor(g));
+  auto source = OpenSource(SourceOptionsFor(g, &registry));
   if (!source.ok()) {
     spdlog::error("{}", source.status().message());
     return 1;

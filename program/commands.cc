@@ -143,9 +143,8 @@ void PrintPinNote(const Reconciler& r) {
 
 }  // namespace
 
-int CmdValidate(const GlobalOptions& g) {
-  ProviderRegistry none;
-  Session session(g, &none, StopToken());
+int CmdValidate(const GlobalOptions& g, const ProviderRegistry& registry) {
+  Session session(g, &registry, StopToken());
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   const DesiredState& d = session.reconciler().desired();
   std::cout << "Valid: " << d.agents.size() << " agent(s), " << d.registries.size() << " registr"

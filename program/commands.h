@@ -28,7 +28,7 @@ struct RollbackFlags {
   int parallelism = 4;
 };
 
-int CmdValidate(const GlobalOptions& g);
+int CmdValidate(const GlobalOptions& g, const ProviderRegistry& registry);
 int CmdSchema(const std::string& kind);
 int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const PlanFlags& flags);
 int CmdApply(const GlobalOptions& g, const ProviderRegistry& registry, const ApplyFlags& flags);

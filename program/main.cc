@@ -7,11 +7,11 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "builtin/builtin_providers.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "commands.h"
 #include "console.h"
-#include "docker/docker_provider.h"
 
 namespace {
 
@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
   if (!positional.empty()) g.source = positional;
 
   reconcile::ProviderRegistry registry;
-  reconcile::docker::RegisterDockerProvider(registry);
+  reconcile::RegisterBuiltinProviders(registry);
 
   if (*controller) {
     if (cf.branch.empty() && g.ref.empty() &&
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
     return CmdController(g, registry, cf);  // its own signal handling, on Asio
   }
   InstallStopSignals();
-  if (*validate) return CmdValidate(g);
+  if (*validate) return CmdValidate(g, registry);
   if (*schema) return CmdSchema(kind);
   if (*import_compose) return CmdImportCompose(g, import_flags);
   if (*plan) return CmdPlan(g, registry, plan_flags);

@@ -57,7 +57,7 @@ SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g) {
   return p;
 }
 
-SourceOptions SourceOptionsFor(const GlobalOptions& g) {
+SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* registry) {
   SourceOptions so;
   so.location = g.source;
   so.ref = g.ref;
@@ -65,6 +65,7 @@ SourceOptions SourceOptionsFor(const GlobalOptions& g) {
   so.cache_dir = std::filesystem::path(g.state_dir) / "cache" / "git";
   so.auth = g.git_auth;
   so.limits.allowed_bind_paths = g.allow_bind;
+  so.limits.providers = registry;
   return so;
 }
 
@@ -82,7 +83,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   }
   store_ = NewFileStateStore(options_.state_dir);
   clock_ = NewSystemClock();
-  Result<std::unique_ptr<Source>> source = OpenSource(SourceOptionsFor(options_));
+  Result<std::unique_ptr<Source>> source = OpenSource(SourceOptionsFor(options_, registry));
   if (source.ok()) {
     source_ = std::move(*source);
   } else {

@@ -44,7 +44,7 @@ SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g);
 
 // The source options of `g` (its Git mirror under <state>/cache/git).
 // `g.state_dir` must be set.
-SourceOptions SourceOptionsFor(const GlobalOptions& g);
+SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* registry);
 
 class Session {
  public:

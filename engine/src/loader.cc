@@ -18,7 +18,9 @@
 
 #include <openssl/evp.h>
 
+#include "reconcile/config_checks.h"
 #include "reconcile/image_tag.h"
+#include "reconcile/provider.h"
 #include "reconcile/spec.h"
 #include "yaml_tree.h"
 
@@ -27,6 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Kind = YamlNode::Kind;
+using namespace checks;  // NOLINT: the value checks shared with providers
 
 constexpr const char* kApiVersion = "reconcile.dev/v1alpha1";
 
@@ -35,17 +38,6 @@ constexpr const char* kApiVersion = "reconcile.dev/v1alpha1";
 // JSON-Schema tooling read it, so that the decoder and the schemas agree.
 
 enum class ScalarType { kNull, kBool, kInt, kFloat, kString };
-
-bool AllOf(std::string_view s, const std::function<bool(char)>& pred) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), pred);
-}
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
-bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
 
 bool IsCoreInt(std::string_view s) {
   if (s.size() > 2 && s[0] == '0' && s[1] == 'o') {
@@ -183,26 +175,6 @@ bool IsEnvPrefix(std::string_view s) {
   return AllOf(s, [](char c) { return IsUpper(c) || IsDigit(c) || c == '_'; }) &&
          !IsDigit(s.front());
 }
-// ^\S+$
-bool IsNoSpace(std::string_view s) {
-  return AllOf(s, [](char c) { return !IsSpace(c); });
-}
-// ^[a-z0-9-]+$
-bool IsLowerDash(std::string_view s) {
-  return AllOf(s, [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
-}
-// ^[A-Za-z0-9._-]+$ and not "." or ".."
-bool IsSecretFileName(std::string_view s) {
-  return s != "." && s != ".." && AllOf(s, [](char c) {
-           return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '_' || c == '-';
-         });
-}
-// ^[A-Za-z0-9.:-]{1,253}$ (a DNS name or an IP address)
-bool IsServerName(std::string_view s) {
-  return !s.empty() && s.size() <= 253 && AllOf(s, [](char c) {
-    return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == ':' || c == '-';
-  });
-}
 // ^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$
 bool IsRepository(std::string_view s) {
   if (s.empty()) return false;
@@ -231,30 +203,6 @@ bool IsMemory(std::string_view s) {
     }
   }
   return AllOf(s, IsDigit);
-}
-// ^(unix:///\S+|tcp://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$
-bool IsDockerHost(std::string_view s) {
-  if (s.rfind("unix:///", 0) == 0) return IsNoSpace(s.substr(8));
-  if (s.rfind("tcp://", 0) != 0) return false;
-  s.remove_prefix(6);
-  auto colon = s.rfind(':');
-  if (colon == std::string_view::npos) return false;
-  std::string_view host = s.substr(0, colon), port = s.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || !AllOf(port, IsDigit)) return false;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    return AllOf(host.substr(1, host.size() - 2),
-                 [](char c) { return IsHex(c) || c == ':' || c == '.'; });
-  }
-  return AllOf(
-      host, [](char c) { return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '.' || c == '-'; });
-}
-// ^[A-Za-z0-9][A-Za-z0-9_.-]*$
-bool IsDockerNetwork(std::string_view s) {
-  return AllOf(s,
-               [](char c) {
-                 return IsLower(c) || IsUpper(c) || IsDigit(c) || c == '_' || c == '.' || c == '-';
-               }) &&
-         (IsLower(s.front()) || IsUpper(s.front()) || IsDigit(s.front()));
 }
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$ : a Docker network name of at most 63
 // characters (the length of a DNS label, since containers resolve it).
@@ -302,41 +250,6 @@ std::string CleanPath(std::string_view s) {
   }
   while (out.size() > 1 && out.back() == '/') out.pop_back();
   return out;
-}
-// format: ipv4 or ipv6
-bool IsIpAddress(const std::string& s) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
-}
-// ^https?://\S+$
-bool IsHttpUrl(std::string_view s) {
-  if (s.rfind("https://", 0) == 0) return IsNoSpace(s.substr(8));
-  if (s.rfind("http://", 0) == 0) return IsNoSpace(s.substr(7));
-  return false;
-}
-// ^arn:\S+$
-bool IsArn(std::string_view s) { return s.rfind("arn:", 0) == 0 && IsNoSpace(s.substr(4)); }
-// ^[^@\s]+@[^@\s]+$
-bool IsEmail(std::string_view s) {
-  auto at = s.find('@');
-  if (at == std::string_view::npos) return false;
-  auto part = [](std::string_view p) {
-    return AllOf(p, [](char c) { return c != '@' && !IsSpace(c); });
-  };
-  return part(s.substr(0, at)) && part(s.substr(at + 1));
-}
-// ^[a-z][a-z0-9-]{4,28}[a-z0-9]$
-bool IsGcpProject(std::string_view s) {
-  return s.size() >= 6 && s.size() <= 30 && IsLower(s.front()) && IsLowerDash(s) && s.back() != '-';
-}
-// ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$
-bool IsUuid(std::string_view s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
-  }
-  return true;
 }
 // The Linux signal names Docker takes as StopSignal (SIG<NAME>).
 bool IsSignalName(std::string_view s) {
@@ -419,36 +332,6 @@ std::optional<std::int64_t> ParseDuration(std::string_view s, bool nonzero) {
   return ms;
 }
 
-// ---------------------------------------------------------------------------
-// Suggestions for unknown fields.
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      char x = static_cast<char>(std::tolower(static_cast<unsigned char>(a[i - 1])));
-      char y = static_cast<char>(std::tolower(static_cast<unsigned char>(b[j - 1])));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x == y ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
-  if (unknown.size() > 64) return "";
-  std::string best;
-  size_t best_distance = std::numeric_limits<size_t>::max();
-  for (const auto& k : known) {
-    size_t d = EditDistance(unknown, k);
-    if (d < best_distance) best_distance = d, best = k;
-  }
-  size_t allowed = best.size() <= 3 ? 1 : std::max<size_t>(2, std::min<size_t>(3, best.size() / 3));
-  return best_distance <= allowed ? best : "";
-}
-
 std::string Join(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
 }
@@ -467,6 +350,13 @@ struct Fields {
     return it == values.end() ? nullptr : it->second;
   }
   bool Has(const std::string& k) const { return values.count(k) > 0; }
+};
+
+// Where each path of a provider's block was written (value and key nodes).
+struct BlockNodes {
+  std::map<std::string, const YamlNode*> values;
+  std::map<std::string, const YamlNode*> keys;
+  const YamlNode* Locate(const std::string& field, const std::string& message) const;
 };
 
 class Decoder {
@@ -535,10 +425,11 @@ class Decoder {
                                            const std::vector<std::string>& extra, Agent& a,
                                            std::optional<Fields>* fields = nullptr);
   void RegistrySpec(const Fields& spec, Registry& r);
-  void TargetSpec(const Fields& spec, Target& t);
-  void CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
-                  nlohmann::json& out);
-  void DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t);
+  void TargetSpec(const YamlNode& spec, Target& t);
+  // A provider's block as JSON (YAML's core schema types), recording where
+  // each path was written; nullopt (reported) on a bad key.
+  std::optional<nlohmann::json> BlockJson(const YamlNode& n, const std::string& path,
+                                          BlockNodes& nodes);
 
   std::string file_;
   std::string manifest_dir_;
@@ -827,10 +718,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     t.labels = labels;
     t.location = location;
     t.field_locations["metadata.name"] = name_at;
-    if (spec_node) {
-      auto spec = Map(*spec_node, "spec", {"provider", "docker", "aws", "gcp", "azure"});
-      if (spec) TargetSpec(*spec, t);
-    }
+    if (spec_node) TargetSpec(*spec_node, t);
     if (!name.empty()) out.targets.push_back(std::move(t));
   }
 }
@@ -1688,181 +1576,169 @@ void Decoder::RegistrySpec(const Fields& f, Registry& r) {
   }
 }
 
-void Decoder::TargetSpec(const Fields& f, Target& t) {
-  Require(f, "provider", "spec");
-  if (auto* v = f.Get("provider")) {
-    auto is_provider = [](const std::string& x) {
-      return x == "docker" || x == "aws" || x == "gcp" || x == "azure";
-    };
-    if (auto s = Checked(*v, "spec.provider", is_provider, "docker, aws, gcp or azure")) {
-      t.provider = *s;
-    }
-  }
-  for (const char* block : {"docker", "aws", "gcp", "azure"}) {
-    std::string path = std::string("spec.") + block;
-    const YamlNode* node = f.Get(block);
-    if (!t.provider.empty() && t.provider != block) {
-      if (node) {
-        Error(*f.keys.at(block), path,
-              "a " + std::string(block) + " block is not allowed with provider " + t.provider);
-      }
-      continue;
-    }
-    if (!node) {
-      if (t.provider == block && t.provider != "docker") {
-        Error(*f.self, path, "required when provider is " + t.provider);
-      }
-      continue;
-    }
-    if (std::string(block) == "docker") {
-      auto d = Map(*node, path, {"host", "network", "publishAddress", "tls"});
-      if (!d) continue;
-      if (auto* v = d->Get("host")) {
-        if (auto s = Checked(*v, path + ".host", IsDockerHost,
-                             "unix:///path/to/docker.sock or tcp://host:port")) {
-          t.docker.host = *s;
-        }
-      }
-      if (auto* v = d->Get("network")) {
-        if (auto s = Checked(*v, path + ".network", IsDockerNetwork, "a Docker network name")) {
-          t.docker.network = *s;
-        }
-      }
-      if (auto* v = d->Get("publishAddress")) {
-        if (auto s =
-                Checked(*v, path + ".publishAddress", IsIpAddress, "an IPv4 or IPv6 address")) {
-          t.docker.publish_address = *s;
-        }
-      }
-      if (auto* v = d->Get("tls")) DockerTlsBlock(*v, path + ".tls", t);
-    } else {
-      CloudBlock(block, *node, path, t.settings);
-    }
-  }
+// The block names of the built-in providers: each is allowed only beside its
+// own `provider` (so a misplaced block is named, not just "unknown").
+const std::vector<std::string>& BuiltinProviderNames() {
+  static const std::vector<std::string> kNames = {"aws", "azure", "docker", "gcp"};
+  return kNames;
 }
 
-// spec.docker.tls: files under --secrets DIR, verify, serverName.
-void Decoder::DockerTlsBlock(const YamlNode& n, const std::string& path, Target& t) {
-  auto m = Map(n, path, {"caFile", "certFile", "keyFile", "verify", "serverName"});
-  if (!m) return;
-  DockerTls tls;
-  const std::string file_name =
-      "a file name in the secrets folder (letters, digits, '.', '_', '-')";
-  for (auto [key, out] : {std::pair<const char*, std::string*>{"caFile", &tls.ca_file},
-                          {"certFile", &tls.cert_file},
-                          {"keyFile", &tls.key_file}}) {
-    if (auto* v = m->Get(key)) {
-      if (auto s = Checked(*v, path + "." + key, IsSecretFileName, file_name)) *out = *s;
-    }
-  }
-  if (tls.cert_file.empty() != tls.key_file.empty()) {
-    const char* missing = tls.cert_file.empty() ? "certFile" : "keyFile";
-    Error(*m->self, path + "." + missing,
-          "certFile and keyFile go together (the client certificate and its key)");
-  }
-  if (auto* v = m->Get("verify")) {
-    if (auto b = Bool(*v, path + ".verify")) tls.verify = *b;
-  }
-  if (auto* v = m->Get("serverName")) {
-    if (auto s = Checked(*v, path + ".serverName", IsServerName, "a DNS name or an IP address")) {
-      tls.server_name = *s;
-    }
-  }
-  if (t.docker.host.rfind("tcp://", 0) != 0) {
-    Error(n, path, "TLS settings need a tcp:// host (spec.docker.host)");
-  }
-  t.docker.tls = tls;
+// ^[a-z][a-z0-9-]{0,62}$ : a provider name (and the plugin file's suffix).
+bool IsProviderName(std::string_view s) {
+  return s.size() <= 63 && IsLower(s.front()) && IsLowerDash(s);
 }
 
-// Field kinds of the cloud blocks, mirrored in schemas/target.schema.json.
-struct CloudField {
-  const char* name;
-  enum Type { kString, kStringOrNumber, kInteger } type;
-  bool required;
-  std::function<bool(const std::string&)> check;  // for strings; may be empty
-  const char* what;
-  std::int64_t min = 0;
-  std::int64_t max = 0;
-};
-
-void Decoder::CloudBlock(const std::string& provider, const YamlNode& n, const std::string& path,
-                         nlohmann::json& out) {
-  auto s = [](const char* name, bool required, std::function<bool(const std::string&)> check,
-              const char* what) {
-    return CloudField{name, CloudField::kString, required, std::move(check), what};
-  };
-  auto num = [](const char* name) {
-    return CloudField{name, CloudField::kStringOrNumber, false,
-                      [](const std::string& v) { return !v.empty(); }, "a non-empty value"};
-  };
-  auto integer = [](const char* name, std::int64_t min, std::int64_t max) {
-    return CloudField{name, CloudField::kInteger, false, nullptr, "", min, max};
-  };
-  std::vector<CloudField> fields;
-  const char* url = "an http:// or https:// URL";
-  if (provider == "aws") {
-    fields = {s("region", true, IsLowerDash, "an AWS region such as us-east-1"),
-              num("cpu"),
-              num("memory"),
-              s("accessRoleArn", false, IsArn, "an IAM role ARN (arn:...)"),
-              s("instanceRoleArn", false, IsArn, "an IAM role ARN (arn:...)"),
-              s("endpoint", false, IsHttpUrl, url),
-              s("authEndpoint", false, IsHttpUrl, url)};
-  } else if (provider == "gcp") {
-    fields = {s("projectId", true, IsGcpProject, "a Google Cloud project id"),
-              s("region", true, IsLowerDash, "a Cloud Run region such as europe-west1"),
-              num("cpu"),
-              num("memory"),
-              integer("concurrency", 1, 1000),
-              integer("minInstances", 0, 1000),
-              integer("maxInstances", 1, 1000),
-              s("serviceAccount", false, IsEmail, "a service account e-mail"),
-              s("endpoint", false, IsHttpUrl, url),
-              s("authEndpoint", false, IsHttpUrl, url)};
-  } else {
-    fields = {s("subscriptionId", true, IsUuid, "a subscription id (a UUID)"),
-              s("resourceGroup", true, IsNoSpace, "a resource group name"),
-              s("environmentName", true, IsNoSpace, "a Container Apps environment name"),
-              s("location", true, IsNoSpace, "an Azure location such as westeurope"),
-              num("cpu"),
-              num("memory"),
-              integer("minReplicas", 0, 1000),
-              integer("maxReplicas", 1, 1000),
-              s("endpoint", false, IsHttpUrl, url),
-              s("authEndpoint", false, IsHttpUrl, url)};
-  }
-  std::vector<std::string> names;
-  for (const auto& field : fields) names.push_back(field.name);
-  auto block = Map(n, path, names);
-  if (!block) return;
-  out = nlohmann::json::object();
-  for (const auto& field : fields) {
-    std::string field_path = path + "." + field.name;
-    if (field.required) Require(*block, field.name, path);
-    const YamlNode* v = block->Get(field.name);
-    if (!v) continue;
-    if (field.type == CloudField::kInteger) {
-      if (auto i = Int(*v, field_path, field.min, field.max)) out[field.name] = *i;
-      continue;
+std::optional<nlohmann::json> Decoder::BlockJson(const YamlNode& raw, const std::string& path,
+                                                 BlockNodes& nodes) {
+  const YamlNode& n = raw.Resolved();
+  nodes.values[path] = &n;
+  switch (n.kind) {
+    case Kind::kNull:
+      return nlohmann::json();
+    case Kind::kScalar:
+      switch (TypeOf(n)) {
+        case ScalarType::kNull:
+          return nlohmann::json();
+        case ScalarType::kBool:
+          return nlohmann::json(n.value[0] == 't' || n.value[0] == 'T');
+        case ScalarType::kInt:
+          if (auto i = ParseInteger(n)) return nlohmann::json(*i);
+          return nlohmann::json(n.value);  // too large for 64 bits: the text
+        case ScalarType::kFloat: {
+          double d = std::strtod(n.value.c_str(), nullptr);
+          if (std::isfinite(d)) return nlohmann::json(d);
+          return nlohmann::json(n.value);  // .inf, .nan: the text
+        }
+        case ScalarType::kString:
+          return nlohmann::json(n.value);
+      }
+      return nlohmann::json(n.value);
+    case Kind::kSequence: {
+      nlohmann::json out = nlohmann::json::array();
+      bool ok = true;
+      for (size_t i = 0; i < n.items.size(); ++i) {
+        auto item = BlockJson(*n.items[i], path + "[" + std::to_string(i) + "]", nodes);
+        if (!item)
+          ok = false;
+        else
+          out.push_back(std::move(*item));
+      }
+      return ok ? std::optional<nlohmann::json>(std::move(out)) : std::nullopt;
     }
-    ScalarType t = v->kind == Kind::kScalar ? TypeOf(*v) : ScalarType::kNull;
-    if (field.type == CloudField::kStringOrNumber &&
-        (t == ScalarType::kInt || t == ScalarType::kFloat)) {
-      double d = std::strtod(v->value.c_str(), nullptr);
-      if (!(d > 0) || !std::isfinite(d)) {
-        Error(*v, field_path, "must be a positive number");
-      } else if (auto i = ParseInteger(*v); i && t == ScalarType::kInt) {
-        out[field.name] = *i;
+    case Kind::kMap: {
+      auto entries = FreeMap(n, path);
+      if (!entries) return std::nullopt;
+      nlohmann::json out = nlohmann::json::object();
+      bool ok = true;
+      for (const auto& [key, value] : *entries) {
+        std::string field = path + "." + key->value;
+        nodes.keys[field] = key;
+        auto v = BlockJson(*value, field, nodes);
+        if (!v)
+          ok = false;
+        else
+          out[key->value] = std::move(*v);
+      }
+      return ok ? std::optional<nlohmann::json>(std::move(out)) : std::nullopt;
+    }
+    case Kind::kAlias:
+      break;  // resolved above
+  }
+  return nlohmann::json();
+}
+
+// Where a provider's diagnostic about `field` points: the field's value (its
+// key for an unknown field), or else its closest written parent.
+const YamlNode* BlockNodes::Locate(const std::string& field, const std::string& message) const {
+  if (message.rfind("unknown field", 0) == 0) {
+    if (auto it = keys.find(field); it != keys.end()) return it->second;
+  }
+  std::string path = field;
+  while (!path.empty()) {
+    if (auto it = values.find(path); it != values.end()) return it->second;
+    size_t cut = path.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    path.resize(cut);
+  }
+  return nullptr;
+}
+
+void Decoder::TargetSpec(const YamlNode& raw, Target& t) {
+  const YamlNode& node = raw.Resolved();
+  // The provider decides which block is allowed, so it is read first.
+  std::string written;
+  if (node.kind == Kind::kMap) {
+    for (const auto& [k, v] : node.entries) {
+      const YamlNode& key = k->Resolved();
+      const YamlNode& value = v->Resolved();
+      if (key.kind == Kind::kScalar && key.value == "provider" && value.kind == Kind::kScalar &&
+          TypeOf(value) == ScalarType::kString) {
+        written = value.value;
+      }
+    }
+  }
+  const ProviderRegistry* registry = limits_.providers;
+  std::vector<std::string> blocks = registry ? registry->Names() : std::vector<std::string>{};
+  for (const std::string& b : BuiltinProviderNames()) {
+    if (std::find(blocks.begin(), blocks.end(), b) == blocks.end()) blocks.push_back(b);
+  }
+  if (!written.empty() && std::find(blocks.begin(), blocks.end(), written) == blocks.end()) {
+    blocks.push_back(written);
+  }
+  std::vector<std::string> known = {"provider"};
+  known.insert(known.end(), blocks.begin(), blocks.end());
+  auto f = Map(node, "spec", known);
+  if (!f) return;
+  Require(*f, "provider", "spec");
+  if (auto* v = f->Get("provider")) {
+    if (auto name = String(*v, "spec.provider")) {
+      std::string available;
+      for (const std::string& n : registry ? registry->Names() : BuiltinProviderNames()) {
+        available += (available.empty() ? "" : ", ") + n;
+      }
+      if (name->empty() || !IsProviderName(*name)) {
+        Error(*v, "spec.provider",
+              "invalid value '" + name->substr(0, 80) +
+                  "': must be a provider name (^[a-z][a-z0-9-]{0,62}$), such as " + available);
+      } else if (registry && !registry->Has(*name)) {
+        Error(*v, "spec.provider",
+              "unknown provider '" + *name + "' (available: " + available +
+                  "); a provider outside the binary is an executable reconcile-provider-" + *name +
+                  " on RECONCILE_PLUGIN_PATH (docs/plugin-protocol.md)");
       } else {
-        out[field.name] = d;
+        t.provider = *name;
       }
-      continue;
     }
-    if (field.type == CloudField::kStringOrNumber && t != ScalarType::kString) {
-      TypeError(*v, field_path, "a string or a number");
-      continue;
-    }
-    if (auto str = Checked(*v, field_path, field.check, field.what)) out[field.name] = *str;
+  }
+  const std::string& shown = t.provider.empty() ? written : t.provider;
+  for (const std::string& b : blocks) {
+    if (b == shown || !f->Has(b)) continue;
+    Error(*f->keys.at(b), "spec." + b,
+          "a " + b + " block is not allowed with provider " + (shown.empty() ? "(none)" : shown));
+  }
+  if (t.provider.empty()) return;
+
+  // The block goes to its provider as JSON, exactly as written.
+  const std::string path = "spec." + t.provider;
+  BlockNodes nodes;
+  nodes.values["spec"] = f->self;
+  t.settings = nlohmann::json::object();
+  if (const YamlNode* block = f->Get(t.provider)) {
+    nodes.keys[path] = f->keys.at(t.provider);
+    auto json = BlockJson(*block, path, nodes);
+    if (!json) return;  // reported
+    t.settings = std::move(*json);
+  }
+  const ProviderDefinition* definition = registry ? registry->Find(t.provider) : nullptr;
+  if (!definition || !definition->validate_target) return;
+  ValidateTargetRequest request;
+  request.target = t.name;
+  request.config = t.settings;
+  ValidateTargetResponse response = definition->validate_target(request);
+  for (const ProviderDiagnostic& d : response.diagnostics) {
+    const YamlNode* at = nodes.Locate(d.field, d.message);
+    if (!at) at = f->self;
+    diags_.Add({d.severity, file_, at->line, at->column, d.field, d.message});
   }
 }
 
@@ -2008,11 +1884,23 @@ std::string Where(const SourceLocation& l) {
   return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
 
-// Where `key` was written, or the resource's document when unknown.
+// Where `key` was written: the key itself, else the first recorded field
+// below it ("spec.volumes" -> "spec.volumes.data"), else its closest
+// recorded parent, else the resource's document.
 template <typename T>
 const SourceLocation& FieldAt(const T& resource, const std::string& key) {
-  auto it = resource.field_locations.find(key);
-  return it == resource.field_locations.end() ? resource.location : it->second;
+  const auto& at = resource.field_locations;
+  if (auto it = at.find(key); it != at.end()) return it->second;
+  for (auto it = at.lower_bound(key); it != at.end() && it->first.rfind(key, 0) == 0; ++it) {
+    char next = it->first[key.size()];
+    if (next == '.' || next == '[') return it->second;
+  }
+  std::string path = key;
+  for (size_t cut; (cut = path.find_last_of(".[")) != std::string::npos;) {
+    path.resize(cut);
+    if (auto it = at.find(path); it != at.end()) return it->second;
+  }
+  return resource.location;
 }
 
 // `items` must be sorted by name (SortByName), so that duplicates are adjacent.
@@ -2185,7 +2073,43 @@ TreeView::Folder FolderSet::Lookup(const std::string& rel) const {
   return folders_.count(rel) ? Folder::kExists : Folder::kMissing;
 }
 
-void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics) {
+// What each agent's provider says about it (ProviderDefinition::
+// validate_agent): the fields its Target cannot honour. One request per
+// Target, reused for its agents.
+void CheckAgentsWithProviders(const DesiredState& state, const ProviderRegistry* providers,
+                              Diagnostics& diagnostics) {
+  if (providers == nullptr) return;
+  struct Check {
+    const ProviderDefinition* definition = nullptr;
+    ValidateAgentRequest request;
+  };
+  std::map<std::string, Check> by_target;
+  for (const Target& t : state.targets) {
+    const ProviderDefinition* d = providers->Find(t.provider);
+    if (d == nullptr || !d->validate_agent) continue;
+    Check& c = by_target[t.name];
+    c.definition = d;
+    c.request.target = t.name;
+    c.request.target_config = t.settings;
+  }
+  if (by_target.empty()) return;
+  for (const Agent& a : state.agents) {
+    auto it = by_target.find(a.target);
+    if (it == by_target.end()) continue;
+    Check& c = it->second;
+    c.request.agent = a.name;
+    c.request.model = &a;
+    c.request.spec = c.definition->agent_spec_as_json ? NormalizedSpec(a, a.image) : nullptr;
+    ValidateAgentResponse response = c.definition->validate_agent(c.request);
+    for (const ProviderDiagnostic& d : response.diagnostics) {
+      const SourceLocation& at = FieldAt(a, d.field);
+      diagnostics.Add({d.severity, at.file, at.line, at.column, d.field, d.message});
+    }
+  }
+}
+
+void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics,
+                   const ProviderRegistry* providers) {
   SortByName(state.agents);
   SortByName(state.registries);
   SortByName(state.targets);
@@ -2221,23 +2145,6 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
     if (!a.target.empty() && !HasName(state.targets, a.target)) {
       AgentError(a, "spec.target", "Target '" + a.target + "' is not declared in the tree",
                  diagnostics);
-    }
-    if (const Target* t = FindByName(state.targets, a.target);
-        t != nullptr && t->provider == "docker") {
-      if (!a.secret_files.empty() && t->docker.host.rfind("tcp://", 0) == 0) {
-        AgentError(a, "spec.secretFiles",
-                   "secretFiles need a local Docker Engine (a unix:// socket on this host): they "
-                   "are bind-mounted from files on this machine, and Target '" +
-                       t->name + "' is " + t->docker.host +
-                       "; use secretEnv, or run reconcile on the engine's host",
-                   diagnostics);
-      }
-      if (!a.networks.empty() && (t->docker.network == "host" || t->docker.network == "none")) {
-        AgentError(a, "spec.networks",
-                   "Target '" + t->name + "' runs containers on docker.network " +
-                       t->docker.network + ", which cannot join other networks",
-                   diagnostics);
-      }
     }
     if (!a.registry.empty() && !HasName(state.registries, a.registry)) {
       AgentError(a, "spec.registry", "Registry '" + a.registry + "' is not declared in the tree",
@@ -2283,11 +2190,12 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   }
   CheckCycles(state, diagnostics);
   CheckSharedVolumes(state, diagnostics);
+  CheckAgentsWithProviders(state, providers, diagnostics);
 }
 
-void ValidateState(const std::filesystem::path& root, DesiredState& state,
-                   Diagnostics& diagnostics) {
-  ValidateState(DiskTreeView(root), state, diagnostics);
+void ValidateState(const std::filesystem::path& root, DesiredState& state, Diagnostics& diagnostics,
+                   const ProviderRegistry* providers) {
+  ValidateState(DiskTreeView(root), state, diagnostics, providers);
 }
 
 FolderFiles ReadFolder(const std::filesystem::path& root, const LoadLimits& limits) {
@@ -2415,7 +2323,8 @@ DecodedFile DecodeOne(const TreeFile& f, const LoadLimits& limits) {
   return out;
 }
 
-LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree) {
+LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree,
+                    const ProviderRegistry* providers) {
   LoadResult result;
   size_t agents = 0, registries = 0, targets = 0;
   for (const DecodedFile* f : files) {
@@ -2437,7 +2346,7 @@ LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView
     result.state.targets.insert(result.state.targets.end(), s.targets.begin(), s.targets.end());
     result.diagnostics.Append(f->diagnostics);
   }
-  ValidateState(tree, result.state, result.diagnostics);
+  ValidateState(tree, result.state, result.diagnostics, providers);
   result.diagnostics.Sort();
   return result;
 }
@@ -2451,7 +2360,7 @@ LoadResult LoadFiles(std::vector<TreeFile> files, const TreeView& tree, const Lo
   std::vector<const DecodedFile*> parts;
   parts.reserve(decoded.size());
   for (const auto& d : decoded) parts.push_back(&d);
-  LoadResult result = Assemble(parts, tree);
+  LoadResult result = Assemble(parts, tree, limits.providers);
   result.state.revision = TreeRevision(files, limits);
   return result;
 }

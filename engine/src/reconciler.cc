@@ -530,6 +530,11 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;
   ctx.stop = deps_.stop;
+  // A stop reaches each provider too (Provider::Stop), for the waits and
+  // calls that do not watch the request's token (a plugin's process).
+  std::stop_callback stop_providers(deps_.stop, [this] {
+    for (const auto& [name, provider] : providers_) provider->Stop();
+  });
   ApplyResult result = Apply(plan, std::move(state), ctx, options);
   out.succeeded = result.succeeded;
   out.failed = result.failed;

@@ -151,8 +151,9 @@ class DockerProvider : public Provider {
                  std::vector<std::string> warnings)
       : target_(std::move(target)),
         client_(std::move(transport), clock),
-        access_host_(AgentAccessHost(target_.docker)),
-        local_engine_(target_.docker.host.rfind("unix://", 0) == 0),
+        docker_(DockerTargetFromSettings(target_.settings)),
+        access_host_(AgentAccessHost(docker_)),
+        local_engine_(docker_.host.rfind("unix://", 0) == 0),
         warnings_(std::move(warnings)) {}
 
   ProviderSchema Schema() const override { return ProviderSchema{}; }
@@ -229,8 +230,8 @@ class DockerProvider : public Provider {
       ctx_.agent = agent_;
       ctx_.spec_hash = ch.desired_hash;
       ctx_.revision = req_.revision;
-      ctx_.publish_address = p_.target_.docker.publish_address;
-      ctx_.network = p_.target_.docker.network;
+      ctx_.publish_address = p_.docker_.publish_address;
+      ctx_.network = p_.docker_.network;
       if (!spec_.secret_files.empty() && p_.local_engine_) {
         ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, agent_);
       }
@@ -850,6 +851,7 @@ class DockerProvider : public Provider {
 
   Target target_;
   EngineClient client_;
+  DockerTarget docker_;  // target_.settings, decoded
   std::string access_host_;
   bool local_engine_ = false;  // unix socket: the engine shares this host's files
   std::vector<std::string> warnings_;
@@ -874,12 +876,13 @@ bool IsUnspecified(const std::string& address) {
 }  // namespace
 
 Result<TlsConfig> TlsConfigForTarget(const Target& target, const TlsConfig& environment) {
-  auto address = ParseEngineAddress(target.docker.host);
+  const DockerTarget docker = DockerTargetFromSettings(target.settings);
+  auto address = ParseEngineAddress(docker.host);
   if (!address.ok()) return address.status();
   if (address->kind == EngineAddress::Kind::kUnix) return TlsConfig{};
   TlsConfig t = environment;
-  if (target.docker.tls) {
-    const DockerTls& tls = *target.docker.tls;
+  if (docker.tls) {
+    const DockerTls& tls = *docker.tls;
     t.enabled = true;
     t.verify = tls.verify;
     if (!tls.server_name.empty()) t.server_name = tls.server_name;
@@ -918,12 +921,12 @@ std::string AgentAccessHost(const DockerTarget& docker) {
 Result<std::unique_ptr<Provider>> NewDockerProvider(const Target& target) {
   auto tls = TlsConfigForTarget(target, TlsConfigFromEnvironment());
   if (!tls.ok()) return tls.status().WithContext("target " + target.name);
-  auto transport = NewEngineTransport(target.docker.host, *tls);
+  const std::string host = DockerTargetFromSettings(target.settings).host;
+  auto transport = NewEngineTransport(host, *tls);
   if (!transport.ok()) return transport.status().WithContext("target " + target.name);
   std::vector<std::string> warnings;
   if (tls->enabled && !tls->verify) {
-    warnings.push_back("TLS VERIFICATION IS OFF for " + target.docker.host + " (target " +
-                       target.name +
+    warnings.push_back("TLS VERIFICATION IS OFF for " + host + " (target " + target.name +
                        ", docker.tls.verify: false): anyone on the network path can impersonate "
                        "the engine and read every secret sent to it; give docker.tls.caFile and "
                        "remove verify: false");
@@ -940,7 +943,12 @@ std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,
 }
 
 void RegisterDockerProvider(ProviderRegistry& registry) {
-  registry.Register("docker", [](const Target& target) { return NewDockerProvider(target); });
+  ProviderDefinition d;
+  d.create = [](const Target& target) { return NewDockerProvider(target); };
+  d.validate_target = ValidateDockerTarget;
+  d.validate_agent = ValidateDockerAgent;
+  d.agent_spec_as_json = false;  // reads the typed Agent: cheap for large trees
+  registry.Register("docker", std::move(d));
 }
 
 }  // namespace reconcile::docker

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "docker/docker_target.h"
 #include "docker/engine_client.h"
 #include "reconcile/clock.h"
 #include "reconcile/model.h"
@@ -25,7 +26,7 @@
 
 namespace reconcile::docker {
 
-// The TLS settings for target.docker.host. unix://: none. tcp://: start
+// The TLS settings for the block's host (spec.docker.host). unix://: none. tcp://: start
 // from `environment` (TlsConfigFromEnvironment); a docker.tls block turns TLS
 // on and overrides it field by field (its files are read from
 // target.secrets_dir; verify and serverName as written); a host that is not
@@ -40,7 +41,7 @@ Result<TlsConfig> TlsConfigForTarget(const Target& target, const TlsConfig& envi
 // loopback, else HOST.
 std::string AgentAccessHost(const DockerTarget& docker);
 
-// Connects to target.docker.host (unix:// or tcp://, TLS per
+// Connects to spec.docker.host (unix:// or tcp://, TLS per
 // TlsConfigForTarget). kInvalid for an unusable address or TLS files that
 // cannot be loaded. Does not contact the engine. With tls.verify: false,
 // every Observe and ApplyChange response carries a warning saying so.
@@ -53,7 +54,8 @@ std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,
                                                          Clock* clock = nullptr,
                                                          std::vector<std::string> warnings = {});
 
-// Registers NewDockerProvider under "docker".
+// Registers the provider "docker": NewDockerProvider, ValidateDockerTarget
+// and ValidateDockerAgent (docker_target.h).
 void RegisterDockerProvider(ProviderRegistry& registry);
 
 }  // namespace reconcile::docker

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "docker/docker_target.h"
+
 namespace reconcile::docker {
 
 namespace {
@@ -173,7 +175,8 @@ Result<std::unique_ptr<ImageBuilder>> NewDockerImageBuilder(const Target& target
     return Status::Invalid("target '" + target.name + "' (provider " + target.provider +
                            ") cannot build images: agents with build need a docker Target");
   }
-  auto transport = NewEngineTransport(target.docker.host, TlsConfigFromEnvironment());
+  auto transport = NewEngineTransport(DockerTargetFromSettings(target.settings).host,
+                                      TlsConfigFromEnvironment());
   if (!transport.ok()) return transport.status().WithContext("target " + target.name);
   return NewDockerImageBuilderWithTransport(std::shared_ptr<HttpTransport>(std::move(*transport)));
 }

@@ -20,7 +20,7 @@
 
 namespace reconcile::docker {
 
-// The builder of a docker Target (its engine at target.docker.host).
+// The builder of a docker Target (its engine at spec.docker.host).
 Result<std::unique_ptr<ImageBuilder>> NewDockerImageBuilder(const Target& target);
 
 // As NewDockerImageBuilder, over `transport` (tests).

@@ -114,8 +114,7 @@ class Fixture {
     EnsureEnvironment();
     target_.name = "local";
     target_.provider = "docker";
-    target_.docker.host = kSocket;
-    target_.docker.publish_address = "127.0.0.1";
+    target_.settings = {{"host", kSocket}, {"publishAddress", "127.0.0.1"}};
     auto p = NewDockerProvider(target_);
     REQUIRE_MESSAGE(p.ok(), p.status().message());
     provider_ = std::move(*p);

@@ -159,8 +159,10 @@ Target TlsTarget(const std::string& host, const DockerTls& tls) {
   Target t;
   t.name = "remote";
   t.provider = "docker";
-  t.docker.host = host;
-  t.docker.tls = tls;
+  DockerTarget d;
+  d.host = host;
+  d.tls = tls;
+  t.settings = DockerSettings(d);
   t.secrets_dir = TheCerts().dir.string();
   return t;
 }

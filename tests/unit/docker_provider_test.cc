@@ -264,7 +264,7 @@ TEST_CASE("docker provider: errors are values that name the call and hide secret
 TEST_CASE("docker provider: NewDockerProvider rejects bad hosts") {
   Target t;
   t.name = "x";
-  t.docker.host = "ssh://somewhere";
+  t.settings = {{"host", "ssh://somewhere"}};
   auto p = NewDockerProvider(t);
   CHECK(p.status().code() == Code::kInvalid);
   CHECK(p.status().message().find("target x") == 0);

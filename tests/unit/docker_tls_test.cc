@@ -244,7 +244,7 @@ TEST_CASE("docker: TLS settings of a Target") {
     Target t;
     t.name = "t";
     t.provider = "docker";
-    t.docker.host = host;
+    t.settings = {{"host", host}};
     t.secrets_dir = "/srv/secrets";
     return t;
   };
@@ -279,7 +279,7 @@ TEST_CASE("docker: TLS settings of a Target") {
     REQUIRE(c.ok());
     CHECK(c->enabled);
     CHECK(c->ca_file == "/certs/ca.pem");
-    t.docker.tls = DockerTls{"docker-ca.pem", "", "", "docker.internal", true};
+    t.settings["tls"] = {{"caFile", "docker-ca.pem"}, {"serverName", "docker.internal"}};
     c = TlsConfigForTarget(t, from_env);
     REQUIRE(c.ok());
     CHECK(c->ca_file == "/srv/secrets/docker-ca.pem");
@@ -289,8 +289,7 @@ TEST_CASE("docker: TLS settings of a Target") {
   }
   SUBCASE("verify: false is kept, and the provider warns on every use") {
     Target t = target("tcp://127.0.0.1:1");
-    t.docker.tls = DockerTls{};
-    t.docker.tls->verify = false;
+    t.settings["tls"] = {{"verify", false}};
     auto c = TlsConfigForTarget(t, env);
     REQUIRE(c.ok());
     CHECK(c->enabled);
@@ -306,7 +305,7 @@ TEST_CASE("docker: TLS settings of a Target") {
   SUBCASE("a file but no secrets folder") {
     Target t = target("tcp://127.0.0.1:2376");
     t.secrets_dir.clear();
-    t.docker.tls = DockerTls{"ca.pem", "", "", "", true};
+    t.settings["tls"] = {{"caFile", "ca.pem"}};
     auto c = TlsConfigForTarget(t, env);
     CHECK(c.status().code() == Code::kInvalid);
     CHECK(c.status().message().find("set --secrets DIR") != std::string::npos);

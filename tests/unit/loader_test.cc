@@ -2,6 +2,8 @@
 // every error with its file:line:column and field, limits, cross-document
 // checks and the quickstart example.
 #include "reconcile/loader.h"
+
+#include "builtin/builtin_providers.h"
 #include "fakes/temp_dir.h"
 
 #include <unistd.h>
@@ -20,8 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 using TempTree = testing::TempDir;
 
+// Loads with the built-in providers' checks, as the binary does.
+LoadLimits Builtin(LoadLimits limits = {}) {
+  limits.providers = &BuiltinProviders();
+  return limits;
+}
+
 Diagnostics Decode(const std::string& yaml, DesiredState* out = nullptr,
-                   const LoadLimits& limits = {}) {
+                   const LoadLimits& limits = Builtin()) {
   DesiredState state;
   Diagnostics diags;
   DecodeFile("m.yaml", "", yaml, limits, out ? *out : state, diags);
@@ -194,13 +202,17 @@ spec:
   {
     const Target* secure = state.FindTarget("secure");
     REQUIRE(secure != nullptr);
-    REQUIRE(secure->docker.tls.has_value());
-    CHECK(*secure->docker.tls == DockerTls{"ca.pem", "cert.pem", "key.pem", "d.example", false});
+    CHECK(secure->settings["tls"] == nlohmann::json{{"caFile", "ca.pem"},
+                                                    {"certFile", "cert.pem"},
+                                                    {"keyFile", "key.pem"},
+                                                    {"serverName", "d.example"},
+                                                    {"verify", false}});
     state.targets.erase(state.targets.begin() + (secure - state.targets.data()));
   }
-  CHECK(state.targets[0].docker ==
-        DockerTarget{"tcp://10.0.0.5:2376", "agents", "0.0.0.0", std::nullopt});
-  CHECK(state.targets[1].docker == DockerTarget{});
+  CHECK(state.targets[0].settings == nlohmann::json{{"host", "tcp://10.0.0.5:2376"},
+                                                    {"network", "agents"},
+                                                    {"publishAddress", "0.0.0.0"}});
+  CHECK(state.targets[1].settings == nlohmann::json::object());
   CHECK(state.targets[2].settings == nlohmann::json{{"projectId", "my-project"},
                                                     {"region", "europe-west1"},
                                                     {"cpu", "1"},
@@ -352,7 +364,7 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"target provider",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\nspec: {provider: "
        "k8s}\n",
-       4, 18, "spec.provider", "docker, aws, gcp or azure"},
+       4, 18, "spec.provider", "unknown provider 'k8s' (available: docker"},
       {"target wrong block",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, aws: {region: x}}\n",

@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "builtin/builtin_providers.h"
 #include "docker/container_spec.h"
 #include "docker/secret_files.h"
 #include "reconcile/loader.h"
@@ -215,6 +216,12 @@ TEST_CASE("secretFiles: each error names file:line:column and the field") {
   }
 }
 
+LoadLimits WithBuiltinProviders() {
+  LoadLimits limits;
+  limits.providers = &BuiltinProviders();
+  return limits;
+}
+
 constexpr const char* kTargets =
     "---\napiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata:\n  name: local\nspec:\n"
     "  provider: docker\n  docker: {host: \"tcp://127.0.0.1:2375\"}\n";
@@ -223,7 +230,7 @@ TEST_CASE("secretFiles: a remote engine and the {env} allow-list are load errors
   FolderSet tree;
   auto result = LoadFiles(
       {{"m.yaml", std::string(kAgent) + "  secretFiles:\n    a: {env: HOST_TOKEN}\n" + kTargets}},
-      tree);
+      tree, WithBuiltinProviders());
   std::string all = All(result.diagnostics);
   CHECK_MESSAGE(all.find("m.yaml:10:5: error: spec.secretFiles: secretFiles need a local Docker "
                          "Engine (a unix:// socket on this host)") != std::string::npos,
@@ -242,7 +249,7 @@ TEST_CASE("networks: a Target on the host network cannot join them (load error)"
       {{"m.yaml", std::string(kAgent) + "  networks: [backend]\n" +
                       "---\napiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata:\n  name: "
                       "local\nspec:\n  provider: docker\n  docker: {network: host}\n"}},
-      tree);
+      tree, WithBuiltinProviders());
   std::string all = All(result.diagnostics);
   CHECK_MESSAGE(
       all.find("m.yaml:9:13: error: spec.networks: Target 'local' runs containers on "

@@ -30,6 +30,8 @@
 
 namespace reconcile {
 
+class ProviderRegistry;  // provider.h
+
 struct LoadLimits {
   std::size_t max_file_bytes = 4 * 1024 * 1024;
   int max_depth = 64;
@@ -39,6 +41,11 @@ struct LoadLimits {
   // paths; a bind source must be one of them or lie below one. Empty: no bind
   // mount is allowed. Checked lexically (the engine may run on another host).
   std::vector<std::string> allowed_bind_paths;
+  // The providers that validate Target blocks and the agents on them
+  // (provider.h: validate_target, validate_agent), and whose names
+  // spec.provider may take. nullptr: any well-formed provider name, blocks
+  // taken as written, no provider checks (for tests of the loader alone).
+  const ProviderRegistry* providers = nullptr;
 };
 
 struct LoadResult {
@@ -142,7 +149,8 @@ DecodedFile DecodeOne(const TreeFile& file, const LoadLimits& limits = {});
 // Merges decoded files (in the order given; callers pass them sorted by
 // rel) and runs ValidateState against `tree`. Does not set state.revision.
 // Diagnostics are sorted.
-LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree);
+LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView& tree,
+                    const ProviderRegistry* providers = nullptr);
 
 // Decodes the documents of one file's content (used by LoadTree and tests).
 // `file` is the name used in diagnostics; `manifest_dir` is the file's folder
@@ -154,9 +162,12 @@ void DecodeFile(const std::string& file, const std::string& manifest_dir,
 // Cross-document checks over a fully decoded state: duplicate names,
 // references, dependsOn cycles, build contexts inside `tree`. Sorts the
 // state's vectors by name.
-void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics);
+// With `providers`, each agent is also checked by its Target's provider
+// (validate_agent).
+void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagnostics,
+                   const ProviderRegistry* providers = nullptr);
 // The same against a folder on disk (DiskTreeView).
-void ValidateState(const std::filesystem::path& root, DesiredState& state,
-                   Diagnostics& diagnostics);
+void ValidateState(const std::filesystem::path& root, DesiredState& state, Diagnostics& diagnostics,
+                   const ProviderRegistry* providers = nullptr);
 
 }  // namespace reconcile

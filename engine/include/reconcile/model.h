@@ -198,32 +198,13 @@ struct Registry {
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
 
-// TLS to a tcp:// Docker host (the Target's docker.tls block). File names
-// are files under the engine's --secrets DIR (operator files, never paths of
-// the tree); empty ones fall back to DOCKER_CERT_PATH, then the system CAs.
-struct DockerTls {
-  std::string ca_file;
-  std::string cert_file;  // client certificate (with key_file)
-  std::string key_file;
-  std::string server_name;  // the name the certificate must carry; empty: the host
-  bool verify = true;       // false: no verification, warned about on every use
-  friend bool operator==(const DockerTls&, const DockerTls&) = default;
-};
-
-struct DockerTarget {
-  std::string host = "unix:///var/run/docker.sock";
-  std::string network;  // empty: the default bridge
-  std::string publish_address = "127.0.0.1";
-  std::optional<DockerTls> tls;  // set when the block is written
-  friend bool operator==(const DockerTarget&, const DockerTarget&) = default;
-};
-
 struct Target {
   std::string name;
   std::map<std::string, std::string> labels;
-  std::string provider;  // docker | aws | gcp | azure
-  DockerTarget docker;
-  nlohmann::json settings = nlohmann::json::object();  // the cloud block, as written
+  std::string provider;  // a registered provider: docker, aws, gcp, azure, a plugin
+  // The block spec.<provider> as written, YAML turned into JSON; an empty
+  // object when absent. Its provider validated it (provider.h) and reads it.
+  nlohmann::json settings = nlohmann::json::object();
   // Not from the tree: the engine's --secrets DIR, where the files a Target
   // names (docker.tls.*) are read. Set by the Reconciler before a provider
   // is made.

@@ -646,7 +646,7 @@ class GitSource : public Source {
     std::vector<const DecodedFile*> parts;
     parts.reserve(decoded->size());
     for (const auto& d : *decoded) parts.push_back(d.get());
-    snap.loaded = Assemble(parts, walker.folders);
+    snap.loaded = Assemble(parts, walker.folders, options_.limits.providers);
     snap.loaded.state.revision = snap.revision;
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();

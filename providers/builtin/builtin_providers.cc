@@ -1,0 +1,20 @@
+#include "builtin/builtin_providers.h"
+
+#include "docker/docker_provider.h"
+
+namespace reconcile {
+
+void RegisterBuiltinProviders(ProviderRegistry& registry) {
+  docker::RegisterDockerProvider(registry);
+}
+
+const ProviderRegistry& BuiltinProviders() {
+  static const ProviderRegistry kRegistry = [] {
+    ProviderRegistry r;
+    RegisterBuiltinProviders(r);
+    return r;
+  }();
+  return kRegistry;
+}
+
+}  // namespace reconcile
