@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "aws/apprunner_provider.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "commands.h"
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
 
   reconcile::ProviderRegistry registry;
   reconcile::docker::RegisterDockerProvider(registry);
+  reconcile::aws::RegisterAppRunnerProvider(registry);
 
   if (*controller) {
     if (cf.branch.empty() && g.ref.empty() &&
