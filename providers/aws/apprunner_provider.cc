@@ -172,7 +172,7 @@ class AppRunnerProvider : public Provider {
       return r;
     }
     for (const ServiceInfo& summary : *list) {
-      if (summary.status == "DELETED") continue;
+      if (summary.status == "DELETED" || summary.arn.empty()) continue;
       auto tags = calls.Tags(summary.arn);
       if (!tags.ok()) {
         if (tags.status().code() == Code::kNotFound) continue;  // deleted meanwhile
@@ -432,7 +432,7 @@ class AppRunnerProvider : public Provider {
       auto list = calls_->ListServices();
       if (!list.ok()) return list.status();
       for (const ServiceInfo& s : *list) {
-        if (s.name != agent_ || s.status == "DELETED") continue;
+        if (s.name != agent_ || s.status == "DELETED" || s.arn.empty()) continue;
         auto tags = calls_->Tags(s.arn);
         if (!tags.ok()) return tags.status();
         auto managed = tags->find(kLabelManagedBy);

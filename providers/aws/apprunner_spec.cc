@@ -418,7 +418,12 @@ ValidateTargetResponse ValidateAppRunnerTarget(const ValidateTargetRequest& requ
 
 ValidateAgentResponse ValidateAppRunnerAgent(const ValidateAgentRequest& request) {
   ValidateAgentResponse r;
-  const json& spec = request.spec;
+  // The JSON spec, or (agent_spec_as_json false) the typed Agent normalized.
+  json from_model;
+  if (request.spec.is_null() && request.model != nullptr) {
+    from_model = NormalizedSpec(*request.model, request.model->image);
+  }
+  const json& spec = request.spec.is_null() ? from_model : request.spec;
   const std::string c = ForMessage(request.target);
   // The loader shows "<field>: <message>" at the field's file:line:column.
   auto refuse = [&](const std::string& field, const std::string& why) {

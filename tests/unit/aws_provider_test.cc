@@ -25,6 +25,7 @@
 
 #include "aws/apprunner_spec.h"
 #include "aws/apprunner_wire.h"
+#include "fakes/loopback_http_server.h"
 #include "fakes/temp_dir.h"
 #include "http/http_client.h"
 #include "reconcile/model.h"
@@ -886,6 +887,81 @@ TEST_CASE("aws provider: a stop during a wait returns kCancelled promptly") {
   }
   said.CheckNoCanary();
   fake.CheckNoProblems();
+}
+
+TEST_CASE("aws provider: malformed and hostile answers are clear errors, never a crash") {
+  // A server that is not App Runner: each answer is one hostile case.
+  std::string answer;
+  std::mutex mu;
+  reconcile::testing::LoopbackHttpServer server(
+      [&](const reconcile::testing::SeenRequest& req) -> std::optional<std::string> {
+        std::lock_guard<std::mutex> lock(mu);
+        if (req.Header("X-Amz-Target") == "AppRunner.ListTagsForResource") {
+          return reconcile::testing::LoopbackHttpServer::Json(
+              200, R"({"Tags":[{"Key":"reconcile.dev/managed-by","Value":"reconcile"},)"
+                   R"({"Key":"reconcile.dev/agent","Value":"support-bot"}]})");
+        }
+        return answer;
+      });
+  TempDir home;
+  Target t;
+  t.name = "cloud";
+  t.provider = "aws";
+  t.settings = {{"region", "us-east-1"}, {"endpoint", server.base()}};
+  AppRunnerOptions options = FastOptions(TestEnv(home));
+  options.http.max_attempts = 2;
+  options.http.max_response_bytes = 1024 * 1024;
+  auto p = NewAppRunnerProvider(t, options);
+  REQUIRE(p.ok());
+  using Server = reconcile::testing::LoopbackHttpServer;
+  struct Row {
+    std::string name;
+    std::string answer;
+    Code code;
+    std::string says;
+  };
+  std::vector<Row> rows = {
+      {"not JSON", Server::Json(200, "<html>hi</html>"), Code::kUnavailable, "ListServices"},
+      {"no list", Server::Json(200, R"({"ServiceSummaryList": "x"})"), Code::kUnavailable,
+       "ServiceSummaryList"},
+      {"an AWS error with a long hostile message",
+       Server::Json(400, R"({"__type":"com.amazon#AccessDeniedException","message":")" +
+                             std::string(5000, 'A') + "\u0007" + kCanarySecret + R"("})"),
+       Code::kFailed, "AccessDeniedException"},
+      {"a body that is not an error", Server::Answer(403, "Forbidden\x01"), Code::kFailed,
+       "HTTP 403"},
+      {"a huge body", Server::Json(200, std::string(2 * 1024 * 1024, '[')), Code::kFailed, ""},
+      {"deep nesting", Server::Json(200, std::string(100000, '[')), Code::kUnavailable, ""},
+      {"services of the wrong types",
+       Server::Json(200,
+                    R"({"ServiceSummaryList":[1,"x",null,{"ServiceName":5,"ServiceArn":[]}]})"),
+       Code::kOk, ""},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.name);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      answer = row.answer;
+    }
+    ObserveResponse o = (*p)->Observe({t});
+    INFO(o.status.message());
+    CHECK(o.status.code() == row.code);
+    CHECK(o.status.message().find(row.says) != std::string::npos);
+    CHECK(o.status.message().size() < 2000);
+    CHECK(o.status.message().find(kCanarySecret) == std::string::npos);
+  }
+  // DescribeService answering garbage while applying: an error, not a crash.
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    answer = Server::Json(
+        200,
+        R"({"ServiceSummaryList":[{"ServiceName":"support-bot","ServiceArn":"arn:aws:apprunner:us-east-1:123456789012:service/support-bot/x","Status":"RUNNING"}],"Service":"nope"})");
+  }
+  Said said;
+  Agent a = TestAgent("support-bot", kImage);
+  auto r = Applied(**p, MakeApply(t, Action::kUpdate, a, {}, said), said);
+  CHECK_FALSE(r.status.ok());
+  said.CheckNoCanary();
 }
 
 TEST_CASE("aws provider: container credentials from the Target's authEndpoint") {
