@@ -557,10 +557,13 @@ class AppRunnerProvider : public Provider {
           return tags.status().WithContext(Where());
         }
         auto managed = tags->find(kLabelManagedBy);
-        if (managed == tags->end() || managed->second != kManagedByValue) {
+        auto agent = tags->find(kLabelAgent);
+        if (managed == tags->end() || managed->second != kManagedByValue || agent == tags->end() ||
+            agent->second != agent_) {
           return Status::Conflict(Where() + ": the App Runner service " + arn +
-                                  " is not managed by reconcile (no " + kLabelManagedBy +
-                                  " tag); it was not deleted");
+                                  " is not managed by reconcile for this agent (no " +
+                                  kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelAgent +
+                                  "=" + agent_ + " tags); it was not deleted");
         }
         Status st = DeleteService(arn);
         if (!st.ok()) return st;

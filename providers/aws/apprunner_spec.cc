@@ -262,6 +262,8 @@ std::optional<std::string> AppRunnerMemoryOfAgent(const std::string& memory) {
 std::optional<std::string> AppRunnerCpuOfTarget(const json& cpu) {
   std::string s = cpu.is_string() ? cpu.get<std::string>() : NumberText(cpu);
   if (In(kCpuUnits, s)) return s;
+  // A bare small number is vCPU (1 -> "1 vCPU"): no CPU unit value is below 256.
+  if (std::string canon = CanonicalDecimal(s); In(kCpuVcpu, canon)) return canon + " vCPU";
   static const std::regex vcpu(R"(([0-9.]+) ?(vCPU|vcpu))");
   std::smatch m;
   if (std::regex_match(s, m, vcpu)) {
@@ -274,6 +276,8 @@ std::optional<std::string> AppRunnerCpuOfTarget(const json& cpu) {
 std::optional<std::string> AppRunnerMemoryOfTarget(const json& memory) {
   std::string s = memory.is_string() ? memory.get<std::string>() : NumberText(memory);
   if (In(kMemoryMb, s)) return s;
+  // A bare small number is GB (2 -> "2 GB"): no MB value is below 512.
+  if (std::string canon = CanonicalDecimal(s); In(kMemoryGb, canon)) return canon + " GB";
   static const std::regex gb(R"(([0-9.]+) ?(GB|gb))");
   std::smatch m;
   if (std::regex_match(s, m, gb)) {

@@ -481,6 +481,18 @@ TEST_CASE("aws provider: validate_agent refuses what App Runner cannot honour") 
     CHECK(all.find("spec.healthCheck.exec: Target 'prod' is AWS App Runner, whose health checks "
                    "are TCP or HTTP only") != std::string::npos);
   }
+  SUBCASE("from the typed Agent when the loader sends no JSON spec") {
+    Agent a = TestAgent("support-bot", kImage);
+    a.user = "1000";
+    ValidateAgentRequest r;
+    r.agent = a.name;
+    r.target = "prod";
+    r.target_config = {{"region", "us-east-1"}};
+    r.model = &a;
+    auto d = ValidateAppRunnerAgent(r).diagnostics;
+    REQUIRE(d.size() == 1);
+    CHECK(d[0].field == "spec.user");
+  }
   SUBCASE("tcp health check on another port") {
     Agent a = TestAgent("support-bot", kImage);
     a.health_check->kind = HealthCheck::Kind::kTcp;
@@ -505,6 +517,12 @@ TEST_CASE("aws provider: mapping of cpu, memory, images and the service configur
   CHECK(AppRunnerCpuOfTarget(json(1024)) == "1024");
   CHECK(AppRunnerCpuOfTarget(json("0.25 vCPU")) == "0.25 vCPU");
   CHECK(AppRunnerMemoryOfTarget(json("2 GB")) == "2 GB");
+  CHECK(AppRunnerCpuOfTarget(json(1)) == "1 vCPU");
+  CHECK(AppRunnerCpuOfTarget(json(0.25)) == "0.25 vCPU");
+  CHECK(AppRunnerMemoryOfTarget(json(4)) == "4 GB");
+  CHECK(AppRunnerMemoryOfTarget(json(4096)) == "4096");
+  CHECK(!AppRunnerCpuOfTarget(json(3)));
+  CHECK(!AppRunnerMemoryOfTarget(json("5 GB")));
   CHECK(ImageRepositoryTypeOf("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/bot:1.2") ==
         "ECR");
   CHECK(ImageRepositoryTypeOf("public.ecr.aws/nginx/nginx@sha256:abc") == "ECR_PUBLIC");
@@ -747,6 +765,17 @@ TEST_CASE("aws provider: whole lifecycle against the App Runner fake") {
   state = fake.Control("GET", "/_fake/state");
   CHECK(state[arn]["Service"]["Status"] == "DELETED");
   CHECK(state[arn2]["Service"]["Status"] == "RUNNING");
+
+  // A delete naming a service that is not ours (a forged prior id): refused.
+  std::string foreign_arn;
+  const json all_services = fake.Control("GET", "/_fake/state");
+  for (const auto& [k, v] : all_services.items()) {
+    if (v["Service"]["ServiceName"] == "someone-else") foreign_arn = k;
+  }
+  REQUIRE(!foreign_arn.empty());
+  auto forged =
+      Applied(p, MakeApply(t, Action::kDelete, other, {{foreign_arn, "someone-else"}}, said), said);
+  CHECK(forged.status.code() == Code::kConflict);
 
   // Delete, then delete again: both succeed.
   ApplyChangeRequest del = MakeApply(t, Action::kDelete, moved, {{arn2, "support-bot"}}, said);
