@@ -1,11 +1,13 @@
 #include "builtin/builtin_providers.h"
 
+#include "aws/apprunner_provider.h"
 #include "docker/docker_provider.h"
 
 namespace reconcile {
 
 void RegisterBuiltinProviders(ProviderRegistry& registry) {
   docker::RegisterDockerProvider(registry);
+  aws::RegisterAppRunnerProvider(registry);
 }
 
 const ProviderRegistry& BuiltinProviders() {

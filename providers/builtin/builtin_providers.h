@@ -6,7 +6,8 @@
 
 namespace reconcile {
 
-// Registers every built-in provider (docker; the clouds as they land).
+// Registers every built-in provider: docker, aws (App Runner), gcp (Cloud
+// Run), azure (Container Apps).
 void RegisterBuiltinProviders(ProviderRegistry& registry);
 
 // A registry holding the built-in providers, made once (thread-safe).
