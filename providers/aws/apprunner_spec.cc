@@ -15,12 +15,19 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/apprunner_provider.h"
+#include "reconcile/config_checks.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::aws {
 namespace {
 
+using checks::IsArn;
+using checks::IsHttpUrl;
+using checks::IsLowerDash;
+using checks::IsNoSpace;
+using checks::Suggest;
 using nlohmann::json;
+std::string Describe(const json& v) { return checks::DescribeJson(v); }
 
 // --- JSON access that never throws. ---
 
@@ -41,48 +48,6 @@ std::string Shown(const std::string& s, std::size_t max = 80) {
   return s.size() > max ? out + "..." : out;
 }
 
-// How the loader describes a value's type ("got a list").
-std::string Describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::array:
-      return "a list";
-    case json::value_t::object:
-      return "a map";
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a number";
-    case json::value_t::string:
-      return "a string";
-    default:
-      return "a value";
-  }
-}
-
-bool AllOf(std::string_view s, const std::function<bool(char)>& f) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), f);
-}
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-bool IsNoSpace(std::string_view s) {
-  return AllOf(s, [](char c) { return !IsSpace(c); });
-}
-bool IsLowerDash(std::string_view s) {
-  return AllOf(s,
-               [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
-bool IsArn(std::string_view s) { return s.rfind("arn:", 0) == 0 && IsNoSpace(s.substr(4)); }
-bool IsHttpUrl(std::string_view s) {
-  if (s.rfind("https://", 0) == 0) return IsNoSpace(s.substr(8));
-  if (s.rfind("http://", 0) == 0) return IsNoSpace(s.substr(7));
-  return false;
-}
 // The model's RoleArn: arn:(aws|aws-us-gov|aws-cn|aws-iso|aws-iso-b):iam::<12
 // digits>:(role|role/service-role)/[\w+=,.@\-/]{1,1000}, 29 to 1024 characters.
 bool IsRoleArn(const std::string& s) {
@@ -106,35 +71,6 @@ bool PlainHttpToLoopback(const std::string& url) {
   if (host == "localhost" || host == "::1") return true;
   static const std::regex v4(R"(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})");
   return std::regex_match(host, v4);
-}
-
-std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      char x = static_cast<char>(std::tolower(static_cast<unsigned char>(a[i - 1])));
-      char y = static_cast<char>(std::tolower(static_cast<unsigned char>(b[j - 1])));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x == y ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The loader's suggestion for an unknown field.
-std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
-  if (unknown.size() > 64) return "";
-  std::string best;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (const auto& k : known) {
-    std::size_t d = EditDistance(unknown, k);
-    if (d < best_distance) best_distance = d, best = k;
-  }
-  std::size_t allowed =
-      best.size() <= 3 ? 1 : std::max<std::size_t>(2, std::min<std::size_t>(3, best.size() / 3));
-  return best_distance <= allowed ? best : "";
 }
 
 // --- CPU and memory. ---
@@ -467,7 +403,7 @@ ValidateAgentResponse ValidateAppRunnerAgent(const ValidateAgentRequest& request
       const json& e = (*list)[i];
       std::string s = e.is_string() ? e.get<std::string>() : "";
       bool bad = s.empty() || std::any_of(s.begin(), s.end(), [](char ch) {
-                   return IsSpace(ch) || ch == '"' || ch == '\'' || ch == '\\';
+                   return checks::IsSpace(ch) || ch == '"' || ch == '\'' || ch == '\\';
                  });
       if (bad) {
         refuse(std::string("spec.") + name + "[" + std::to_string(i) + "]",
