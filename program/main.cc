@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "console.h"
 #include "docker/docker_provider.h"
+#include "gcp/cloudrun_provider.h"
 
 namespace {
 
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
 
   reconcile::ProviderRegistry registry;
   reconcile::docker::RegisterDockerProvider(registry);
+  reconcile::gcp::RegisterCloudRunProvider(registry);
 
   if (*controller) {
     if (cf.branch.empty() && g.ref.empty() &&
