@@ -14,6 +14,19 @@ namespace reconcile {
 
 using nlohmann::json;
 
+// Defined here, in the core, so that the pure planner needs no provider
+// library (provider.h declares it).
+PlanChangeResponse PlanChangeFromSchema(const ProviderSchema& schema,
+                                        const PlanChangeRequest& request) {
+  PlanChangeResponse r;
+  for (const std::string& path : request.changed) {
+    if (schema.updatable_fields.count(path.substr(0, path.find('.'))) == 0) {
+      r.requires_replace.insert(path);
+    }
+  }
+  return r;
+}
+
 namespace {
 
 // Flattens objects into dotted leaf paths; arrays and scalars are leaves.

@@ -6,17 +6,6 @@ PlanChangeResponse Provider::PlanChange(const PlanChangeRequest& request) const 
   return PlanChangeFromSchema(Schema(), request);
 }
 
-PlanChangeResponse PlanChangeFromSchema(const ProviderSchema& schema,
-                                        const PlanChangeRequest& request) {
-  PlanChangeResponse r;
-  for (const std::string& path : request.changed) {
-    if (schema.updatable_fields.count(path.substr(0, path.find('.'))) == 0) {
-      r.requires_replace.insert(path);
-    }
-  }
-  return r;
-}
-
 void ProviderRegistry::Register(const std::string& provider_name, ProviderDefinition definition) {
   definitions_[provider_name] = std::move(definition);
 }
