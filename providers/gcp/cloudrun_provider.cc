@@ -191,7 +191,20 @@ class CloudRunProvider final : public Provider {
       source = tokens_.get();
     }
     Result<std::string> token = source->Token(stop);
-    if (!token.ok()) return token.status().WithContext(who_);
+    if (!token.ok()) {
+      Status st = token.status();
+      const bool key_file = opt_.getenv && opt_.getenv("GOOGLE_APPLICATION_CREDENTIALS");
+      if (!key_file && st.code() == Code::kUnavailable) {
+        // No key, and no metadata server answered: credentials are missing,
+        // which a person must fix.
+        st = Status::Invalid(
+            "no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to the path of a "
+            "service-account JSON key file, or run where a metadata server answers "
+            "(metadata.google.internal, GCE_METADATA_HOST or the Target's gcp.authEndpoint); " +
+            st.message());
+      }
+      return st.WithContext(who_);
+    }
     return token;
   }
 

@@ -695,7 +695,7 @@ json CloudRunTargetSchema() {
       {"type", "object"},
       {"description", "Google Cloud Run v2."},
       {"additionalProperties", false},
-      {"required", {"projectId", "region"}},
+      {"required", json::array({"projectId", "region"})},
       {"properties",
        {{"projectId", pattern("Project id.", "^[a-z][a-z0-9-]{4,28}[a-z0-9]$")},
         {"region", pattern("Region, e.g. europe-west1.", "^[a-z0-9-]+$")},
