@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -25,8 +28,8 @@ using Clock = std::chrono::steady_clock;
 bool IsSafeName(const std::string& s) {
   if (s.empty() || s.size() > 1024) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == '/' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '/' || c == '~';
   });
 }
 
@@ -76,24 +79,18 @@ class CloudRunProvider final : public Provider {
       opt_.auth_client = http::MakeCurlClient(o);
     }
     parent_ = "projects/" + s_.project_id + "/locations/" + s_.region;
-    who_ = "Target '" + target_.name + "' (Google Cloud Run, " + s_.project_id + "/" + s_.region +
-           ")";
+    who_ =
+        "Target '" + target_.name + "' (Google Cloud Run, " + s_.project_id + "/" + s_.region + ")";
   }
 
   ProviderSchema Schema() const override {
     ProviderSchema schema;
-    schema.updatable_fields = {"image",      "port",
-                               "hostPort",   "command",
-                               "args",       "env",
-                               "secretEnv",  "publish",
-                               "secretFiles", "networks",
-                               "volumes",    "ports",
-                               "replicas",   "restart",
-                               "stopSignal", "stopGracePeriod",
-                               "user",       "capAdd",
-                               "capDrop",    "readOnlyRootFilesystem",
-                               "hostname",   "resources",
-                               "healthCheck", "strategy",
+    schema.updatable_fields = {"image",       "port",      "hostPort",    "command",
+                               "args",        "env",       "secretEnv",   "publish",
+                               "secretFiles", "networks",  "volumes",     "ports",
+                               "replicas",    "restart",   "stopSignal",  "stopGracePeriod",
+                               "user",        "capAdd",    "capDrop",     "readOnlyRootFilesystem",
+                               "hostname",    "resources", "healthCheck", "strategy",
                                "labels"};
     schema.instance_per_replica = false;
     schema.target_schema = CloudRunTargetSchema();
@@ -304,8 +301,8 @@ class CloudRunProvider final : public Provider {
 
     Status NotOwned() {
       return Status::Conflict(p_.who_ + ": a service named '" + id_ +
-                              "' exists and is not managed by reconcile (no " +
-                              kGcpLabelManagedBy + " label); reconcile never changes it: delete "
+                              "' exists and is not managed by reconcile (no " + kGcpLabelManagedBy +
+                              " label); reconcile never changes it: delete "
                               "or rename it, or rename the agent");
     }
 
@@ -314,8 +311,8 @@ class CloudRunProvider final : public Provider {
       if (!spec.is_object()) {
         return Status::Invalid("agent " + id_ + ": the change carries no spec to deploy");
       }
-      ValidateAgentResponse v = ValidateCloudRunAgent(
-          {id_, p_.target_.name, p_.target_.settings, spec});
+      ValidateAgentResponse v =
+          ValidateCloudRunAgent({id_, p_.target_.name, p_.target_.settings, spec});
       std::string refused;
       for (const ProviderDiagnostic& d : v.diagnostics) {
         if (d.severity == Severity::kError) {
@@ -328,7 +325,7 @@ class CloudRunProvider final : public Provider {
       std::optional<json> existing;
       if (Status st = Get(&existing); !st.ok()) return st;
       if (existing && !IsOwned(*existing)) return NotOwned();
-      Result<json> op = Status::Ok();
+      Result<json> op = Status::Internal("agent " + id_ + ": no call was made");
       if (!existing) {
         Progress("creating Cloud Run service " + id_ + " in " + p_.parent_);
         op = p_.Call("POST", p_.parent_ + "/services?serviceId=" + id_, &body, stop_);
@@ -378,13 +375,13 @@ class CloudRunProvider final : public Provider {
       }
       r.instances = {{name_, id_, Str(service, "uri")}};
       if (r.health != "healthy") {
-        const json& cond = service.contains("terminalCondition") ? service["terminalCondition"]
-                                                                 : json::object();
-        return Status::Failed(p_.who_ + ": revision " +
-                              ShortRevision(Str(service, "latestCreatedRevision")) +
-                              " of service " + id_ + " did not become ready: " +
-                              http::Printable(Str(cond, "message"), 500) +
-                              "; traffic stays on the latest ready revision");
+        const json& cond =
+            service.contains("terminalCondition") ? service["terminalCondition"] : json::object();
+        return Status::Failed(
+            p_.who_ + ": revision " + ShortRevision(Str(service, "latestCreatedRevision")) +
+            " of service " + id_ +
+            " did not become ready: " + http::Printable(Str(cond, "message"), 500) +
+            "; traffic stays on the latest ready revision");
       }
       Progress("revision " + ShortRevision(Str(service, "latestReadyRevision")) +
                " is ready and serves all traffic at " + Str(service, "uri"));
@@ -450,9 +447,9 @@ class CloudRunProvider final : public Provider {
         }
       }
       if (op.contains("error") && op["error"].is_object()) {
-        return Status::Failed(p_.who_ + ": operation " + ShortRevision(op_name) +
-                              " of service " + id_ + " failed: " +
-                              http::Printable(Str(op["error"], "message"), 500));
+        return Status::Failed(p_.who_ + ": operation " + ShortRevision(op_name) + " of service " +
+                              id_ +
+                              " failed: " + http::Printable(Str(op["error"], "message"), 500));
       }
       return op.contains("response") ? op["response"] : json::object();
     }

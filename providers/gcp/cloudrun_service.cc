@@ -72,7 +72,8 @@ json FingerprintFields(const json& service) {
   const json& e = Member(container, "env");
   if (e.is_array()) {
     for (const json& var : e) {
-      if (var.is_object()) env.push_back({{"name", Member(var, "name")}, {"value", Member(var, "value")}});
+      if (var.is_object())
+        env.push_back({{"name", Member(var, "name")}, {"value", Member(var, "value")}});
     }
   }
   auto list = [](const json& v) { return v.is_array() && !v.empty() ? v : json::array(); };
@@ -117,7 +118,8 @@ json ServiceBody(const std::string& agent, const json& spec, const CloudRunSetti
   if (!limits.empty()) container["resources"] = {{"limits", limits}, {"cpuIdle", true}};
 
   const json& health = Member(spec, "healthCheck");
-  if (health.is_object() && !health.contains("exec")) container["startupProbe"] = Probe(health, port);
+  if (health.is_object() && !health.contains("exec"))
+    container["startupProbe"] = Probe(health, port);
 
   json template_ = json::object();
   const json& volumes = Member(spec, "volumes");
@@ -160,8 +162,8 @@ json ServiceBody(const std::string& agent, const json& spec, const CloudRunSetti
 
   json service = json::object();
   service["labels"] = {{kGcpLabelManagedBy, kManagedByValue}, {kGcpLabelAgent, agent}};
-  service["ingress"] = Member(spec, "publish") == false ? "INGRESS_TRAFFIC_INTERNAL_ONLY"
-                                                         : "INGRESS_TRAFFIC_ALL";
+  service["ingress"] =
+      Member(spec, "publish") == false ? "INGRESS_TRAFFIC_INTERNAL_ONLY" : "INGRESS_TRAFFIC_ALL";
   service["template"] = std::move(template_);
   // All traffic to the latest ready revision (start-first).
   service["traffic"] =

@@ -1,6 +1,7 @@
 #include "gcp/cloudrun_validate.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -256,12 +257,13 @@ class AgentChecker {
   void Name() {
     // Cloud Run service ids: ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$
     const std::string& n = req_.agent;
-    bool ok = !n.empty() && n.size() <= 49 && IsLower(n.front()) && IsLowerDash(n) &&
-              n.back() != '-';
+    bool ok =
+        !n.empty() && n.size() <= 49 && IsLower(n.front()) && IsLowerDash(n) && n.back() != '-';
     if (!ok) {
       Error("metadata.name",
-            who_ + ", whose service names are 1 to 49 lower-case letters, digits and '-', "
-                   "starting with a letter and not ending with '-'; '" +
+            who_ +
+                ", whose service names are 1 to 49 lower-case letters, digits and '-', "
+                "starting with a letter and not ending with '-'; '" +
                 Shown(n) + "' is not one: rename the agent");
     }
   }
@@ -271,14 +273,14 @@ class AgentChecker {
     auto slash = image.find('/');
     if (slash == std::string::npos) return;  // Docker Hub library image
     std::string host = image.substr(0, slash);
-    bool is_host = host.find('.') != std::string::npos ||
-                   host.find(':') != std::string::npos || host == "localhost";
+    bool is_host = host.find('.') != std::string::npos || host.find(':') != std::string::npos ||
+                   host == "localhost";
     if (!is_host) return;  // Docker Hub user/repository
     std::string h = host;
     std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
     auto ends = [&](const std::string& suffix) {
-      return h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(),
-                                                   suffix) == 0;
+      return h.size() > suffix.size() &&
+             h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
     bool allowed = h == "docker.io" || h == "index.docker.io" || h == "registry-1.docker.io" ||
                    h == "gcr.io" || ends(".gcr.io") || ends("-docker.pkg.dev") ||
@@ -316,8 +318,9 @@ class AgentChecker {
         }
         if (v.contains("size") && v["size"].is_string() &&
             !MemoryBytes(v["size"].get<std::string>())) {
-          Error(field + ".size", who_ + ", whose emptyDir.sizeLimit is a quantity such as "
-                                        "512Mi or 1Gi; '" +
+          Error(field + ".size", who_ +
+                                     ", whose emptyDir.sizeLimit is a quantity such as "
+                                     "512Mi or 1Gi; '" +
                                      Shown(v["size"].get<std::string>()) + "' is not one");
         }
       } else {
@@ -374,8 +377,8 @@ class AgentChecker {
       const std::string field = std::string("spec.healthCheck.") + key;
       auto s = WholeSeconds(text);
       if (!s) {
-        Error(field, who_ + ", whose health checks count whole seconds; " + Shown(text) +
-                         " is not");
+        Error(field,
+              who_ + ", whose health checks count whole seconds; " + Shown(text) + " is not");
         return std::nullopt;
       }
       if (*s < min || *s > max) {
@@ -455,25 +458,23 @@ class AgentChecker {
         why =
             "its name must be 1 to 63 letters, digits, '-', '_' and '.', beginning and ending "
             "with a letter or digit";
-      } else if (!prefix.empty() &&
-                 (prefix.size() > 253 ||
-                  !AllOf(prefix, [](char c) { return IsLower(c) || IsDigit(c) || c == '-' ||
-                                                     c == '.'; }))) {
+      } else if (!prefix.empty() && (prefix.size() > 253 || !AllOf(prefix, [](char c) {
+                                       return IsLower(c) || IsDigit(c) || c == '-' || c == '.';
+                                     }))) {
         why = "its prefix must be a DNS subdomain (lower-case, at most 253 characters)";
       } else {
         for (const char* r : kReserved) {
           std::string ns = r;
-          if (prefix == ns || (prefix.size() > ns.size() &&
-                               prefix.compare(prefix.size() - ns.size() - 1, ns.size() + 1,
-                                              "." + ns) == 0)) {
+          if (prefix == ns ||
+              (prefix.size() > ns.size() &&
+               prefix.compare(prefix.size() - ns.size() - 1, ns.size() + 1, "." + ns) == 0)) {
             why = "the " + ns + " namespace is reserved by Cloud Run";
           }
         }
         if (prefix == "reconcile.dev") why = "the reconcile.dev namespace is reconcile's own";
       }
       if (!why.empty()) {
-        Error("spec.labels." + key,
-              who_ + ", which does not accept this annotation key: " + why);
+        Error("spec.labels." + key, who_ + ", which does not accept this annotation key: " + why);
       }
     }
   }
@@ -490,9 +491,10 @@ class AgentChecker {
     }
     if (memory.empty() && t.is_object() && t.contains("memory")) memory = SettingText(t["memory"]);
     if (!cpu.empty() && !IsCloudRunCpu(cpu) && !cpu_field.empty()) {
-      Error(cpu_field, who_ + ", whose only CPU values are " + kCloudRunCpus +
-                           " (\"The only supported values for CPU are '1', '2', '4', and '8'\"); '" +
-                           Shown(cpu) + "' is none of them");
+      Error(cpu_field,
+            who_ + ", whose only CPU values are " + kCloudRunCpus +
+                " (\"The only supported values for CPU are '1', '2', '4', and '8'\"); '" +
+                Shown(cpu) + "' is none of them");
     }
     if (r && r->contains("memory") && !MemoryBytes(memory)) {
       Error("spec.resources.memory", who_ +
@@ -543,13 +545,8 @@ std::optional<std::int64_t> MemoryBytes(const std::string& q) {
   std::int64_t n = std::stoll(q.substr(0, digits));
   std::string unit = q.substr(digits);
   static const std::pair<const char*, std::int64_t> kUnits[] = {
-      {"", 1},
-      {"k", 1000},
-      {"M", 1000 * 1000},
-      {"G", 1000 * 1000 * 1000},
-      {"Ki", 1024},
-      {"Mi", 1024 * 1024},
-      {"Gi", std::int64_t{1} << 30}};
+      {"", 1},      {"k", 1000},         {"M", 1000 * 1000},           {"G", 1000 * 1000 * 1000},
+      {"Ki", 1024}, {"Mi", 1024 * 1024}, {"Gi", std::int64_t{1} << 30}};
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {
       if (n > std::numeric_limits<std::int64_t>::max() / factor) return std::nullopt;
@@ -602,8 +599,8 @@ ValidateTargetResponse ValidateCloudRunTarget(const ValidateTargetRequest& reque
       if (!i && v.is_number_float() && v.get<double>() != std::floor(v.get<double>())) {
         error(field, "must be an integer, got " + Describe(v));
       } else if (!i || *i < f.min || *i > f.max) {
-        error(field, "must be between " + std::to_string(f.min) + " and " +
-                         std::to_string(f.max) + ", got " + Shown(v.dump(), 40));
+        error(field, "must be between " + std::to_string(f.min) + " and " + std::to_string(f.max) +
+                         ", got " + Shown(v.dump(), 40));
       }
       continue;
     }
@@ -635,8 +632,7 @@ ValidateTargetResponse ValidateCloudRunTarget(const ValidateTargetRequest& reque
     error(path + ".cpu", "Cloud Run's only CPU values are " + std::string(kCloudRunCpus) + "; '" +
                              Shown(SettingText(*cpu)) + "' is none of them");
   }
-  if (auto mem = block.find("memory");
-      mem != block.end() && !MemoryBytes(SettingText(*mem))) {
+  if (auto mem = block.find("memory"); mem != block.end() && !MemoryBytes(SettingText(*mem))) {
     error(path + ".memory", "invalid value '" + Shown(SettingText(*mem)) +
                                 "': must be a memory quantity such as 512Mi or 2Gi");
   }
@@ -673,41 +669,36 @@ Result<CloudRunSettings> DecodeCloudRunSettings(const std::string& target, const
 }
 
 json CloudRunTargetSchema() {
-  json string_or_number = {
-      {"oneOf",
-       json::array({{{"type", "string"}, {"minLength", 1}},
-                    {{"type", "number"}, {"exclusiveMinimum", 0}}})}};
+  json string_or_number = {{"oneOf", json::array({{{"type", "string"}, {"minLength", 1}},
+                                                  {{"type", "number"}, {"exclusiveMinimum", 0}}})}};
   auto with = [](json base, const char* description) {
     base["description"] = description;
     return base;
   };
   auto integer = [](const char* description, int min, int max) {
-    return json{{"type", "integer"},
-                {"description", description},
-                {"minimum", min},
-                {"maximum", max}};
+    return json{
+        {"type", "integer"}, {"description", description}, {"minimum", min}, {"maximum", max}};
   };
   auto pattern = [](const char* description, const char* re) {
     return json{{"type", "string"}, {"description", description}, {"pattern", re}};
   };
-  return {
-      {"$schema", "https://json-schema.org/draft/2020-12/schema"},
-      {"type", "object"},
-      {"description", "Google Cloud Run v2."},
-      {"additionalProperties", false},
-      {"required", json::array({"projectId", "region"})},
-      {"properties",
-       {{"projectId", pattern("Project id.", "^[a-z][a-z0-9-]{4,28}[a-z0-9]$")},
-        {"region", pattern("Region, e.g. europe-west1.", "^[a-z0-9-]+$")},
-        {"cpu", with(string_or_number, "CPU, e.g. \"1\".")},
-        {"memory", with(string_or_number, "Memory, e.g. 512Mi.")},
-        {"concurrency", integer("Requests per instance.", 1, 1000)},
-        {"minInstances", integer("Minimum instances.", 0, 1000)},
-        {"maxInstances", integer("Maximum instances.", 1, 1000)},
-        {"serviceAccount", pattern("Service account e-mail.", "^[^@\\s]+@[^@\\s]+$")},
-        {"endpoint", pattern("Override of the API base URL.", "^https?://\\S+$")},
-        {"authEndpoint",
-         pattern("Override of the token / login / metadata URL.", "^https?://\\S+$")}}}};
+  return {{"$schema", "https://json-schema.org/draft/2020-12/schema"},
+          {"type", "object"},
+          {"description", "Google Cloud Run v2."},
+          {"additionalProperties", false},
+          {"required", json::array({"projectId", "region"})},
+          {"properties",
+           {{"projectId", pattern("Project id.", "^[a-z][a-z0-9-]{4,28}[a-z0-9]$")},
+            {"region", pattern("Region, e.g. europe-west1.", "^[a-z0-9-]+$")},
+            {"cpu", with(string_or_number, "CPU, e.g. \"1\".")},
+            {"memory", with(string_or_number, "Memory, e.g. 512Mi.")},
+            {"concurrency", integer("Requests per instance.", 1, 1000)},
+            {"minInstances", integer("Minimum instances.", 0, 1000)},
+            {"maxInstances", integer("Maximum instances.", 1, 1000)},
+            {"serviceAccount", pattern("Service account e-mail.", "^[^@\\s]+@[^@\\s]+$")},
+            {"endpoint", pattern("Override of the API base URL.", "^https?://\\S+$")},
+            {"authEndpoint",
+             pattern("Override of the token / login / metadata URL.", "^https?://\\S+$")}}}};
 }
 
 }  // namespace reconcile::gcp

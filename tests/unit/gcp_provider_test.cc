@@ -94,21 +94,21 @@ class Fake {
     key_file_ = dir + "/key.json";
     log_file_ = dir + "/log.jsonl";
     const std::string port_file = dir + "/port";
-    std::vector<std::string> args = {"python3",
-                                     std::string(RECONCILE_SOURCE_DIR) +
-                                         "/tests/fakes/clouds/cloudrun_fake.py",
-                                     "--port-file",
-                                     port_file,
-                                     "--log",
-                                     log_file_,
-                                     "--gcp-public-key",
-                                     dir + "/pub.pem",
-                                     "--gcp-client-email",
-                                     kClientEmail,
-                                     "--gcp-token",
-                                     kStaticToken,
-                                     "--ready-after",
-                                     "2"};
+    std::vector<std::string> args = {
+        "python3",
+        std::string(RECONCILE_SOURCE_DIR) + "/tests/fakes/clouds/cloudrun_fake.py",
+        "--port-file",
+        port_file,
+        "--log",
+        log_file_,
+        "--gcp-public-key",
+        dir + "/pub.pem",
+        "--gcp-client-email",
+        kClientEmail,
+        "--gcp-token",
+        kStaticToken,
+        "--ready-after",
+        "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -168,7 +168,8 @@ class Fake {
     json j = res->body.empty() ? json() : json::parse(res->body, nullptr, false);
     return {res->status, j};
   }
-  json Control(const std::string& method, const std::string& path, const json& body = json::object()) {
+  json Control(const std::string& method, const std::string& path,
+               const json& body = json::object()) {
     auto [status, j] = Send(method, "/_fake/" + path, method == "GET" ? json() : body);
     REQUIRE(status == 200);
     return j;
@@ -303,17 +304,26 @@ const std::string kParent = "/v2/projects/demo-project/locations/europe-west1";
 // ---------------------------------------------------------------------------
 
 TEST_CASE("gcp provider: validate_target, the good block and each bad field") {
-  json good = {{"projectId", "demo-project"}, {"region", "europe-west1"}, {"cpu", "1"},
-               {"memory", "512Mi"},          {"concurrency", 80},          {"minInstances", 0},
-               {"maxInstances", 3},          {"serviceAccount", "run@demo-project.iam.gserviceaccount.com"},
-               {"endpoint", "https://run.googleapis.com"}, {"authEndpoint", "http://127.0.0.1:9"}};
+  json good = {{"projectId", "demo-project"},
+               {"region", "europe-west1"},
+               {"cpu", "1"},
+               {"memory", "512Mi"},
+               {"concurrency", 80},
+               {"minInstances", 0},
+               {"maxInstances", 3},
+               {"serviceAccount", "run@demo-project.iam.gserviceaccount.com"},
+               {"endpoint", "https://run.googleapis.com"},
+               {"authEndpoint", "http://127.0.0.1:9"}};
   ProviderDefinition def = CloudRunProviderDefinition();
   REQUIRE(def.validate_target);
   REQUIRE(def.validate_agent);
   REQUIRE(def.create);
   CHECK(def.validate_target({"cr", good}).diagnostics.empty());
-  CHECK(def.validate_target({"cr", {{"projectId", "demo-project"}, {"region", "us-central1"},
-                                    {"cpu", 2}, {"memory", 1073741824}}})
+  CHECK(def.validate_target({"cr",
+                             {{"projectId", "demo-project"},
+                              {"region", "us-central1"},
+                              {"cpu", 2},
+                              {"memory", 1073741824}}})
             .diagnostics.empty());
 
   struct Row {
@@ -397,8 +407,8 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
   ProviderDefinition def = CloudRunProviderDefinition();
   json target = {{"projectId", "demo-project"}, {"region", "europe-west1"}};
   auto check = [&](const Agent& a, const json& tcfg = nullptr) {
-    return def.validate_agent({a.name, "cr", tcfg.is_null() ? target : tcfg,
-                               NormalizedSpec(a, a.image)});
+    return def.validate_agent(
+        {a.name, "cr", tcfg.is_null() ? target : tcfg, NormalizedSpec(a, a.image)});
   };
   auto errors = [](const ValidateAgentResponse& r) {
     std::vector<ProviderDiagnostic> out;
@@ -424,15 +434,27 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
   const std::vector<Row> rows = {
       {"hostPort", [](Agent& a) { a.host_port = 8080; }, "spec.hostPort",
        "has no host ports: the service is reached at its Service.uri; remove hostPort"},
-      {"secretEnv", [](Agent& a) { a.secret_env["TOKEN"] = {SecretRef::Source::kEnv, "APP_TOKEN"}; },
+      {"secretEnv",
+       [](Agent& a) {
+         a.secret_env["TOKEN"] = {SecretRef::Source::kEnv, "APP_TOKEN"};
+       },
        "spec.secretEnv.TOKEN", "reads secret variables only from Secret Manager"},
       {"secretFiles",
-       [](Agent& a) { a.secret_files["cert"] = {{SecretRef::Source::kFile, "cert.pem"}, "/run/secrets/cert", 0400}; },
+       [](Agent& a) {
+         a.secret_files["cert"] = {
+             {SecretRef::Source::kFile, "cert.pem"}, "/run/secrets/cert", 0400};
+       },
        "spec.secretFiles.cert", "mounts secret files only from Secret Manager"},
-      {"ports", [](Agent& a) { a.ports.push_back({9090, "tcp", "", 0, true}); }, "spec.ports[0]",
-       "exposes one port per container"},
-      {"networks", [](Agent& a) { a.networks.push_back({"backend", {}}); }, "spec.networks",
-       "has no networks between services"},
+      {"ports",
+       [](Agent& a) {
+         a.ports.push_back({9090, "tcp", "", 0, true});
+       },
+       "spec.ports[0]", "exposes one port per container"},
+      {"networks",
+       [](Agent& a) {
+         a.networks.push_back({"backend", {}});
+       },
+       "spec.networks", "has no networks between services"},
       {"volume",
        [](Agent& a) {
          VolumeMount v;
@@ -462,12 +484,14 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
        "spec.volumes[0].readOnly", "cannot mount an in-memory volume read-only"},
       {"restart", [](Agent& a) { a.restart = "on-failure:3"; }, "spec.restart",
        "has no restart policy (the revision template has none)"},
-      {"autoRollback", [](Agent& a) {
+      {"autoRollback",
+       [](Agent& a) {
          a.strategy.type = StrategyType::kStartFirst;
          a.strategy.auto_rollback = false;
        },
        "spec.strategy.autoRollback", "cannot send traffic to a version that is not healthy"},
-      {"exec", [](Agent& a) {
+      {"exec",
+       [](Agent& a) {
          a.health_check->kind = HealthCheck::Kind::kExec;
          a.health_check->exec = {"true"};
        },
@@ -495,7 +519,8 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
        "spec.labels.run.googleapis.com/x", "does not accept this annotation key"},
       {"cpu", [](Agent& a) { a.resources.cpu = "0.5"; }, "spec.resources.cpu",
        "whose only CPU values are 1, 2, 4 or 8"},
-      {"cpu 4 memory", [](Agent& a) {
+      {"cpu 4 memory",
+       [](Agent& a) {
          a.resources.cpu = "4";
          a.resources.memory = "1Gi";
        },
@@ -528,8 +553,8 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
   CHECK(e[0].field == "spec.replicas");
   CHECK(Contains(e[0].message, "sets gcp.minInstances/maxInstances (autoscaling)"));
   // Images Cloud Run runs.
-  for (const char* image : {"nginx:1.27", "acme/hello:1", "docker.io/library/nginx",
-                            "gcr.io/p/x", "eu.gcr.io/p/x", "europe-west1-docker.pkg.dev/p/r/x"}) {
+  for (const char* image : {"nginx:1.27", "acme/hello:1", "docker.io/library/nginx", "gcr.io/p/x",
+                            "eu.gcr.io/p/x", "europe-west1-docker.pkg.dev/p/r/x"}) {
     CAPTURE(image);
     Agent ok = HelloAgent();
     ok.image = image;
@@ -537,7 +562,8 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
   }
 }
 
-TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, replace, drift, delete)") {
+TEST_CASE(
+    "gcp provider: lifecycle against the fake (create, observe, update, replace, drift, delete)") {
   Fake fake;
   auto provider = MakeProvider(fake, Options(fake.key_file()));
   Seen seen;
@@ -548,8 +574,9 @@ TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, re
   CHECK(o.instances.empty());
 
   // A Service that reconcile does not own, made through the API.
-  auto [st, op] = fake.Send("POST", kParent + "/services?serviceId=other",
-                            json{{"template", {{"containers", json::array({{{"image", "nginx"}}})}}}});
+  auto [st, op] =
+      fake.Send("POST", kParent + "/services?serviceId=other",
+                json{{"template", {{"containers", json::array({{{"image", "nginx"}}})}}}});
   REQUIRE(st == 200);
 
   // Create.
@@ -588,8 +615,8 @@ TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, re
   CHECK(svc["labels"][kGcpLabelAgent] == "hello");
   CHECK(svc["annotations"][kLabelSpecHash] == SpecHash(spec));
   CHECK(svc["ingress"] == "INGRESS_TRAFFIC_ALL");
-  CHECK(svc["traffic"] == json::array({{{"type", "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"},
-                                         {"percent", 100}}}));
+  CHECK(svc["traffic"] ==
+        json::array({{{"type", "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"}, {"percent", 100}}}));
 
   // Observe: only the owned one.
   o = provider->Observe({CloudRunTarget(fake.base())});
@@ -616,18 +643,19 @@ TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, re
   changed.env["LOG_LEVEL"] = "debug";
   changed.replicas = 2;
   json spec2 = NormalizedSpec(changed, changed.image);
-  PlanChangeResponse pc = provider->PlanChange({"hello", spec, spec2, {"env.LOG_LEVEL", "replicas"}});
+  PlanChangeResponse pc =
+      provider->PlanChange({"hello", spec, spec2, {"env.LOG_LEVEL", "replicas"}});
   CHECK(pc.requires_replace.empty());
   CHECK(pc.diagnostics.empty());
-  std::string old_revision =
-      fake.Control("GET", "state")["services"]
-          ["projects/demo-project/locations/europe-west1/services/hello"]["latestReadyRevision"];
+  std::string old_revision = fake.Control(
+      "GET", "state")["services"]["projects/demo-project/locations/europe-west1/services/hello"]
+                     ["latestReadyRevision"];
   r = provider->ApplyChange(MakeRequest(MakeChange(Action::kUpdate, spec2), &seen));
   seen.Add(r);
   REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
   CHECK(r.health == "healthy");
-  svc = fake.Control("GET", "state")["services"]
-                    ["projects/demo-project/locations/europe-west1/services/hello"];
+  svc = fake.Control(
+      "GET", "state")["services"]["projects/demo-project/locations/europe-west1/services/hello"];
   CHECK(svc["latestReadyRevision"] != old_revision);
   CHECK(svc["latestReadyRevision"] == svc["latestCreatedRevision"]);
   CHECK(svc["template"]["containers"][0]["env"][1]["value"] == "debug");
@@ -642,10 +670,9 @@ TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, re
   CHECK(o.instances[0].spec_hash == SpecHash(spec2));
 
   // Drift: the image changed through the API, outside reconcile.
-  auto [pst, pop] = fake.Send(
-      "PATCH",
-      kParent + "/services/hello?updateMask=template.containers",
-      json{{"template", {{"containers", json::array({{{"image", "nginx:1.27"}}})}}}});
+  auto [pst, pop] =
+      fake.Send("PATCH", kParent + "/services/hello?updateMask=template.containers",
+                json{{"template", {{"containers", json::array({{{"image", "nginx:1.27"}}})}}}});
   REQUIRE(pst == 200);
   o = provider->Observe({CloudRunTarget(fake.base())});
   REQUIRE(o.instances.size() == 1);
@@ -666,7 +693,8 @@ TEST_CASE("gcp provider: lifecycle against the fake (create, observe, update, re
   CHECK(o.instances[0].image == agent.image);
 
   // A failed revision: the operation's error, unhealthy; the old one serves.
-  fake.Control("POST", "fail-next", {{"message", "Revision 'hello-x' is not ready: the container failed to start"}});
+  fake.Control("POST", "fail-next",
+               {{"message", "Revision 'hello-x' is not ready: the container failed to start"}});
   Agent broken = changed;
   broken.env["LOG_LEVEL"] = "trace";
   json spec3 = NormalizedSpec(broken, broken.image);
@@ -746,8 +774,9 @@ TEST_CASE("gcp provider: throttling and 5xx are retried") {
   fake.Control("POST", "inject", {{"kind", "throttle"}, {"count", 2}, {"retryAfter", "0"}});
   ObserveResponse o = provider->Observe({CloudRunTarget(fake.base())});
   REQUIRE_MESSAGE(o.status.ok(), o.status.ToString());
-  fake.Control("POST", "inject",
-               {{"kind", "error"}, {"count", 1}, {"operation", "run.projects.locations.services.create"}});
+  fake.Control(
+      "POST", "inject",
+      {{"kind", "error"}, {"count", 1}, {"operation", "run.projects.locations.services.create"}});
   Agent a = HelloAgent();
   ApplyChangeResponse r =
       provider->ApplyChange(MakeRequest(MakeChange(Action::kCreate, NormalizedSpec(a, a.image))));
@@ -917,13 +946,17 @@ TEST_CASE("gcp provider: malformed answers give a clear error, never a crash") {
       {200, "not json"},
       {200, "[1,2,3]"},
       {200, R"({"services": "many"})"},
-      {200, R"({"services": [1, null, {"name": 7}, {"name": "projects/x/locations/y/services/z", "labels": 3}]})"},
+      {200,
+       R"({"services": [1, null, {"name": 7}, {"name": "projects/x/locations/y/services/z", "labels": 3}]})"},
       {400, "<html>bad</html>"},
       {500, std::string(100000, 'x')},
   };
-  for (const auto& [status, body] : answers) {
+  for (const auto& answer : answers) {
+    const long status = answer.first;
+    const std::string body = answer.second;
+    const std::string shown = body.substr(0, 60);
     CAPTURE(status);
-    CAPTURE(body.substr(0, 60));
+    CAPTURE(shown);
     CloudRunOptions options = Options(fake.key_file());
     http::Response resp;
     resp.status = status;
