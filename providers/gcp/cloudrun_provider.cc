@@ -33,6 +33,16 @@ bool IsSafeName(const std::string& s) {
   });
 }
 
+// A Cloud Run service id: ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$
+bool IsServiceId(const std::string& s) {
+  if (s.empty() || s.size() > 49 || s.front() < 'a' || s.front() > 'z' || s.back() == '-') {
+    return false;
+  }
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
 std::string Str(const json& j, const char* key) {
   if (!j.is_object()) return "";
   auto it = j.find(key);
@@ -269,7 +279,7 @@ class CloudRunProvider final : public Provider {
     ApplyChangeResponse Run() {
       ApplyChangeResponse r;
       r.health = "unknown";
-      if (!IsSafeName(id_)) {
+      if (!IsServiceId(id_)) {
         r.status = Status::Invalid(p_.who_ + ": '" + http::Printable(id_, 80) +
                                    "' cannot be a Cloud Run service name");
         return r;
