@@ -113,8 +113,8 @@ lacks "status does not show the other service" "someone-else" "$out"
 
 write_tree "hello two"
 expect_exit 2 "plan shows the env change" -- R plan "$work/tree"
-contains "the env change is in place" "update" "$out"
-lacks "the env change is no replace" "replace" "$out"
+contains "the env change is in place" "will be updated in place" "$out"
+contains "the plan counts one change, no replace" "1 to change, 0 to replace" "$out"
 expect_exit 0 "apply the update (a new revision)" -- R apply "$work/tree" --auto-approve
 gen="$(fake_state | python3 -c "import json,sys; h=json.load(sys.stdin)['services']['projects/demo-project/locations/europe-west1/services/hello']; print(h['generation'], h['template']['containers'][0]['env'][0]['value'], h['latestReadyRevision']==h['latestCreatedRevision'])")"
 if [[ "$gen" == "2 hello two True" ]]; then ok "generation 2 serves the new env"; else bad "after update: $gen"; fi
@@ -124,6 +124,9 @@ api PATCH "$parent/services/hello?updateMask=template.containers" \
   '{"template": {"containers": [{"image": "nginx:1.27"}]}}' >/dev/null
 expect_exit 2 "drift after the image changed outside reconcile" -- R drift "$work/tree"
 contains "drift names the agent and kind" "hello: modified" "$out"
+contains "drift says the change was made outside" "changed outside reconcile" "$out"
+expect_exit 2 "plan replaces what drifted" -- R plan "$work/tree"
+contains "the drifted service is replaced" "1 to replace" "$out"
 expect_exit 0 "apply heals the drift" -- R apply "$work/tree" --auto-approve
 expect_exit 0 "no drift after healing" -- R drift "$work/tree"
 img="$(fake_state | python3 -c "import json,sys; print(json.load(sys.stdin)['services']['projects/demo-project/locations/europe-west1/services/hello']['template']['containers'][0]['image'])")"
