@@ -930,6 +930,63 @@ TEST_CASE("gcp provider: canary secrets never appear in errors, progress or obse
   fake.CheckNoProblems();
 }
 
+TEST_CASE("gcp provider: every mapped field, as sent, passes the official model") {
+  Fake fake;
+  Agent a = HelloAgent();
+  a.command = {"/server"};
+  a.args = {"--port", "8080"};
+  a.publish = false;
+  a.resources.cpu = "2";
+  a.resources.memory = "1Gi";
+  VolumeMount scratch;
+  scratch.type = VolumeMount::Type::kTmpfs;
+  scratch.target = "/scratch";
+  scratch.size = "64Mi";
+  a.volumes.push_back(scratch);
+  a.health_check->kind = HealthCheck::Kind::kTcp;
+  a.health_check->port = 8080;
+  a.health_check->start_period_ms = 10000;
+  a.strategy.type = StrategyType::kStartFirst;
+  json tcfg = {{"projectId", "demo-project"},
+               {"region", "europe-west1"},
+               {"concurrency", 40},
+               {"minInstances", 0},
+               {"maxInstances", 4},
+               {"serviceAccount", "run@demo-project.iam.gserviceaccount.com"}};
+  json spec = NormalizedSpec(a, a.image);
+  auto v = ValidateCloudRunAgent({a.name, "cr", tcfg, spec});
+  CHECK(v.diagnostics.empty());
+  auto settings = DecodeCloudRunSettings("cr", tcfg);
+  REQUIRE(settings.ok());
+  json body = ServiceBody("rich", spec, *settings, SpecHash(spec), "rev1");
+  const json& c = body["template"]["containers"][0];
+  CHECK(c["command"] == json::array({"/server"}));
+  CHECK(c["args"] == json::array({"--port", "8080"}));
+  CHECK(c["resources"] == json{{"limits", {{"cpu", "2"}, {"memory", "1Gi"}}}, {"cpuIdle", true}});
+  CHECK(c["startupProbe"]["tcpSocket"] == json{{"port", 8080}});
+  CHECK(c["startupProbe"]["initialDelaySeconds"] == 10);
+  CHECK(c["volumeMounts"] == json::array({{{"name", "tmpfs-0"}, {"mountPath", "/scratch"}}}));
+  CHECK(body["template"]["volumes"] ==
+        json::array(
+            {{{"name", "tmpfs-0"}, {"emptyDir", {{"medium", "MEMORY"}, {"sizeLimit", "64Mi"}}}}}));
+  CHECK(body["template"]["scaling"] == json{{"minInstanceCount", 0}, {"maxInstanceCount", 4}});
+  CHECK(body["template"]["maxInstanceRequestConcurrency"] == 40);
+  CHECK(body["template"]["serviceAccount"] == "run@demo-project.iam.gserviceaccount.com");
+  CHECK(body["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY");
+  // The model check of create (validateOnly) and of patch with its mask.
+  auto [created, op] =
+      fake.Send("POST", kParent + "/services?serviceId=rich&validateOnly=true", body);
+  CHECK_MESSAGE(created == 200, op.dump());
+  auto [patched, op2] =
+      fake.Send("PATCH",
+                kParent + "/services/rich?allowMissing=true&validateOnly=true&updateMask=" +
+                    http::FormEncode(ServiceUpdateMask()),
+                body);
+  CHECK_MESSAGE(patched == 200, op2.dump());
+  CHECK(Fingerprint(body) == body["annotations"][kAnnotationFingerprint]);
+  fake.CheckNoProblems();
+}
+
 // A transport that answers what the test says, for malformed answers.
 class Canned final : public http::Client {
  public:
