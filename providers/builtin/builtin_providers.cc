@@ -2,12 +2,14 @@
 
 #include "aws/apprunner_provider.h"
 #include "docker/docker_provider.h"
+#include "gcp/cloudrun_provider.h"
 
 namespace reconcile {
 
 void RegisterBuiltinProviders(ProviderRegistry& registry) {
   docker::RegisterDockerProvider(registry);
   aws::RegisterAppRunnerProvider(registry);
+  gcp::RegisterCloudRunProvider(registry);
 }
 
 const ProviderRegistry& BuiltinProviders() {
