@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "reconcile/config_checks.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::gcp {
@@ -15,82 +16,18 @@ namespace {
 
 using nlohmann::json;
 
-bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
-bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-template <typename Pred>
-bool AllOf(std::string_view s, Pred p) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), p);
-}
-bool IsNoSpace(std::string_view s) {
-  return AllOf(s, [](char c) { return !IsSpace(c); });
-}
-// ^[a-z0-9-]+$
-bool IsLowerDash(std::string_view s) {
-  return AllOf(s, [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
-}
-// ^[a-z][a-z0-9-]{4,28}[a-z0-9]$
-bool IsGcpProject(std::string_view s) {
-  return s.size() >= 6 && s.size() <= 30 && IsLower(s.front()) && IsLowerDash(s) && s.back() != '-';
-}
-// ^https?://\S+$
-bool IsHttpUrl(std::string_view s) {
-  if (s.rfind("https://", 0) == 0) return IsNoSpace(s.substr(8));
-  if (s.rfind("http://", 0) == 0) return IsNoSpace(s.substr(7));
-  return false;
-}
-// ^[^@\s]+@[^@\s]+$
-bool IsEmail(std::string_view s) {
-  auto at = s.find('@');
-  if (at == std::string_view::npos) return false;
-  auto part = [](std::string_view p) {
-    return AllOf(p, [](char c) { return c != '@' && !IsSpace(c); });
-  };
-  return part(s.substr(0, at)) && part(s.substr(at + 1));
-}
-
-// As the loader describes a YAML value.
-std::string Describe(const json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "a list";
-  if (v.is_object()) return "a map";
-  return "a value";
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      char x = static_cast<char>(std::tolower(static_cast<unsigned char>(a[i - 1])));
-      char y = static_cast<char>(std::tolower(static_cast<unsigned char>(b[j - 1])));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x == y ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// The loader's suggestion for an unknown field.
-std::string Suggest(std::string_view unknown, const std::vector<std::string>& known) {
-  if (unknown.size() > 64) return "";
-  std::string best;
-  size_t best_distance = std::numeric_limits<size_t>::max();
-  for (const auto& k : known) {
-    size_t d = EditDistance(unknown, k);
-    if (d < best_distance) best_distance = d, best = k;
-  }
-  size_t allowed = best.size() <= 3 ? 1 : std::max<size_t>(2, std::min<size_t>(3, best.size() / 3));
-  return best_distance <= allowed ? best : "";
-}
+using checks::AllOf;
+using checks::IsDigit;
+using checks::IsEmail;
+using checks::IsGcpProject;
+using checks::IsHttpUrl;
+using checks::IsLower;
+using checks::IsLowerDash;
+using checks::IsNoSpace;
+using checks::IsSpace;
+using checks::IsUpper;
+using checks::Suggest;
+std::string Describe(const json& v) { return checks::DescribeJson(v); }
 
 std::string Shown(const std::string& s, size_t max = 80) {
   std::string out = s.size() > max ? s.substr(0, max) + "..." : s;
@@ -350,14 +287,9 @@ class AgentChecker {
                 ", which cannot send traffic to a version that is not healthy; remove "
                 "autoRollback: false");
     }
-    if (Str(*s, "type") == "recreate") {
-      // reconcile's default: the normalized spec cannot tell it from an
-      // explicit recreate, so it is not refused.
-      Warning("spec.strategy.type",
-              who_ +
-                  ", which always starts the new revision before traffic leaves the old one "
-                  "(start-first); recreate (reconcile's default) is not honoured");
-    }
+    // type: recreate is reconcile's default, which the normalized spec
+    // cannot tell from an explicit one: Cloud Run always starts the new
+    // revision first, and the README says so (no warning on every load).
   }
 
   void HealthCheck(const json& spec) {
