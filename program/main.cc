@@ -11,6 +11,7 @@
 #include "cmd_import.h"
 #include "commands.h"
 #include "console.h"
+#include "azure/containerapps_provider.h"
 #include "docker/docker_provider.h"
 
 namespace {
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
 
   reconcile::ProviderRegistry registry;
   reconcile::docker::RegisterDockerProvider(registry);
+  reconcile::azure::RegisterContainerAppsProvider(registry);
 
   if (*controller) {
     if (cf.branch.empty() && g.ref.empty() &&
