@@ -7,11 +7,11 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "azure/containerapps_provider.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "commands.h"
 #include "console.h"
-#include "azure/containerapps_provider.h"
 #include "docker/docker_provider.h"
 
 namespace {

@@ -1,13 +1,13 @@
 #include "azure/containerapps_provider.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <optional>
-#include <tuple>
-#include <functional>
-#include <cctype>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -121,11 +121,14 @@ class ContainerAppsProvider final : public Provider {
         r.instances.push_back(std::move(o));
       }
       url.clear();
-      if (const json& next = (*list)["nextLink"]; next.is_string() && !next.get<std::string>().empty()) {
+      if (const json& next = (*list)["nextLink"];
+          next.is_string() && !next.get<std::string>().empty()) {
         url = next.get<std::string>();
         if (Origin(url) != Origin(settings_.endpoint)) {
-          r.status = Status::Failed("Azure Container Apps: the list's nextLink leads to another "
-                                    "host (" + http::UrlForMessage(url) + "); not followed");
+          r.status = Status::Failed(
+              "Azure Container Apps: the list's nextLink leads to another "
+              "host (" +
+              http::UrlForMessage(url) + "); not followed");
           r.instances.clear();
           return r;
         }
@@ -225,9 +228,10 @@ class ContainerAppsProvider final : public Provider {
       text = Redacted(text);
       if (res.status == 401 || res.status == 403) {
         return Status::Invalid(
-            text + " (check the credentials (AZURE_TENANT_ID, AZURE_CLIENT_ID, "
-                   "AZURE_CLIENT_SECRET, or the managed identity) and that they hold a role "
-                   "such as Contributor on resource group " +
+            text +
+            " (check the credentials (AZURE_TENANT_ID, AZURE_CLIENT_ID, "
+            "AZURE_CLIENT_SECRET, or the managed identity) and that they hold a role "
+            "such as Contributor on resource group " +
             p_.settings_.resource_group + ")");
       }
       if (res.status == 409) return Status::Conflict(text);
@@ -301,11 +305,14 @@ class ContainerAppsProvider final : public Provider {
           if (s == "Failed" || s == "Canceled") {
             std::string message;
             const json& e = (*body)["error"];
-            if (e.is_object() && e["message"].is_string()) message = e["message"].get<std::string>();
-            std::string code = e.is_object() && e["code"].is_string() ? e["code"].get<std::string>() : "";
-            return Status::Failed(Redacted("Azure Container Apps: " + what + ": operation " + s +
-                                           (code.empty() ? "" : " " + http::Printable(code, 100)) +
-                                           (message.empty() ? "" : ": " + http::Printable(message, 1000))));
+            if (e.is_object() && e["message"].is_string())
+              message = e["message"].get<std::string>();
+            std::string code =
+                e.is_object() && e["code"].is_string() ? e["code"].get<std::string>() : "";
+            return Status::Failed(
+                Redacted("Azure Container Apps: " + what + ": operation " + s +
+                         (code.empty() ? "" : " " + http::Printable(code, 100)) +
+                         (message.empty() ? "" : ": " + http::Printable(message, 1000))));
           }
           continue;  // InProgress, or any other non-terminal state
         }
@@ -353,9 +360,9 @@ class ContainerAppsProvider final : public Provider {
         if (!app->has_value() || PropertyOf(**app, "provisioningState") != "InProgress") {
           return Status::Ok();
         }
-        if (!InterruptibleSleep(std::clamp(p_.options_.default_poll, p_.options_.min_poll,
-                                           p_.options_.max_poll),
-                                stop_.get_token())) {
+        if (!InterruptibleSleep(
+                std::clamp(p_.options_.default_poll, p_.options_.min_poll, p_.options_.max_poll),
+                stop_.get_token())) {
           return Cancelled("waiting for the running operation on container app " + name);
         }
       }
@@ -365,10 +372,10 @@ class ContainerAppsProvider final : public Provider {
 
     Status RefuseUnowned(const json& app, const std::string& name) const {
       if (!IsOwned(app)) {
-        return Status::Conflict(
-            "Azure Container Apps: a container app named " + name + " exists in resource group " +
-            p_.settings_.resource_group + " and is not managed by reconcile (no tag " +
-            kTagManagedBy + "=" + kManagedByValue + "); rename the agent or remove that app");
+        return Status::Conflict("Azure Container Apps: a container app named " + name +
+                                " exists in resource group " + p_.settings_.resource_group +
+                                " and is not managed by reconcile (no tag " + kTagManagedBy + "=" +
+                                kManagedByValue + "); rename the agent or remove that app");
       }
       if (TagOf(app, kTagAgent) != name) {
         return Status::Conflict("Azure Container Apps: container app " + name +
@@ -459,9 +466,9 @@ class ContainerAppsProvider final : public Provider {
                (in.pinned_revision.empty() ? ""
                                            : " (a new revision; traffic stays on " +
                                                  in.pinned_revision + " until it is ready)"));
-      auto app = PutAndWait(name, *body,
-                            std::string(exists ? "the update" : "the creation") +
-                                " of container app " + name);
+      auto app = PutAndWait(
+          name, *body,
+          std::string(exists ? "the update" : "the creation") + " of container app " + name);
       if (!app.ok()) {
         r.status = app.status();
         auto now = GetApp(name);
@@ -479,8 +486,8 @@ class ContainerAppsProvider final : public Provider {
       if (!is_ready) {
         r.health = HasProbe(*app) ? "unhealthy" : "unknown";
         r.status = Status::Failed(
-            "Azure Container Apps: revision " + http::Printable(latest, 100) + " of container app " +
-            name + " did not become ready (provisioningState " +
+            "Azure Container Apps: revision " + http::Printable(latest, 100) +
+            " of container app " + name + " did not become ready (provisioningState " +
             http::Printable(PropertyOf(*app, "provisioningState"), 40) + ")" +
             (in.pinned_revision.empty() ? "" : "; traffic stays on " + in.pinned_revision));
         return;
@@ -537,18 +544,18 @@ class ContainerAppsProvider final : public Provider {
     auto token = source->Token(stop);
     if (token.ok() || token.status().code() == Code::kCancelled) return token;
     auto env = [&](const char* name) { return options_.getenv && options_.getenv(name); };
-    const bool chosen = env("AZURE_TENANT_ID") || env("AZURE_CLIENT_SECRET") ||
-                        (settings_.auth_endpoint.empty() && env("IDENTITY_ENDPOINT") &&
-                         env("IDENTITY_HEADER"));
+    const bool chosen =
+        env("AZURE_TENANT_ID") || env("AZURE_CLIENT_SECRET") ||
+        (settings_.auth_endpoint.empty() && env("IDENTITY_ENDPOINT") && env("IDENTITY_HEADER"));
     const std::string& m = token.status().message();
     if (!chosen && m.rfind("no Azure credentials", 0) != 0) {
       return Status::Invalid(
           "no Azure credentials: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a "
           "service principal), or run with a managed identity (IDENTITY_ENDPOINT and "
           "IDENTITY_HEADER, or the instance metadata service" +
-          (settings_.auth_endpoint.empty() ? std::string(" at 169.254.169.254")
-                                           : " at azure.authEndpoint " +
-                                                 http::UrlForMessage(settings_.auth_endpoint)) +
+          (settings_.auth_endpoint.empty()
+               ? std::string(" at 169.254.169.254")
+               : " at azure.authEndpoint " + http::UrlForMessage(settings_.auth_endpoint)) +
           "); " + m);
     }
     return Status(token.status().code(), "Azure credentials: " + m);
@@ -570,8 +577,8 @@ Result<std::unique_ptr<Provider>> NewContainerAppsProvider(const Target& target,
   if (!settings.ok()) {
     return Status::Invalid("Target '" + target.name + "': " + settings.status().message());
   }
-  return std::unique_ptr<Provider>(std::make_unique<ContainerAppsProvider>(
-      std::move(*settings), std::move(options)));
+  return std::unique_ptr<Provider>(
+      std::make_unique<ContainerAppsProvider>(std::move(*settings), std::move(options)));
 }
 
 void RegisterContainerAppsProvider(ProviderRegistry& registry) {

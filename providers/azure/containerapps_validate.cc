@@ -71,8 +71,10 @@ std::string UrlHost(const std::string& url) {
   if (start == std::string::npos) return "";
   start += 3;
   size_t end = url.find_first_of("/?#", start);
-  std::string authority = url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  std::string authority =
+      url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  if (size_t at = authority.rfind('@'); at != std::string::npos)
+    authority = authority.substr(at + 1);
   std::string host;
   if (!authority.empty() && authority[0] == '[') {
     size_t close = authority.find(']');
@@ -96,7 +98,8 @@ size_t EditDistance(const std::string& a, const std::string& b) {
   for (size_t i = 1; i <= a.size(); ++i) {
     cur[0] = i;
     for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      cur[j] =
+          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
     }
     std::swap(prev, cur);
   }
@@ -193,8 +196,8 @@ bool IsAppName(const std::string& s) {
   if (s.back() == '-') return false;
   if (s.find("--") != std::string::npos) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
-           c == '-';
+    return std::islower(static_cast<unsigned char>(c)) ||
+           std::isdigit(static_cast<unsigned char>(c)) || c == '-';
   });
 }
 
@@ -260,10 +263,10 @@ ValidateTargetResponse ValidateTarget(const ValidateTargetRequest& request) {
       continue;
     }
     if (!v.is_string()) {
-      error(field_path, std::string("must be ") +
-                            (field.type == Field::kStringOrNumber ? "a string or a number"
-                                                                  : "a string") +
-                            ", got " + Describe(v));
+      error(field_path,
+            std::string("must be ") +
+                (field.type == Field::kStringOrNumber ? "a string or a number" : "a string") +
+                ", got " + Describe(v));
       continue;
     }
     const std::string s = v.get<std::string>();
@@ -278,8 +281,9 @@ ValidateTargetResponse ValidateTarget(const ValidateTargetRequest& request) {
       std::string host = UrlHost(s);
       bool imds = name == "authEndpoint" && host == "169.254.169.254";
       if (!IsLoopbackHost(host) && !imds) {
-        error(field_path, "plain http:// is allowed only to loopback (127.0.0.1, ::1, localhost); "
-                          "use https://");
+        error(field_path,
+              "plain http:// is allowed only to loopback (127.0.0.1, ::1, localhost); "
+              "use https://");
       }
     }
     if (name == "cpu" && !CpuCores(v)) {
@@ -288,8 +292,9 @@ ValidateTargetResponse ValidateTarget(const ValidateTargetRequest& request) {
     }
   }
   if (auto m = block.find("memory"); m != block.end() && m->is_number()) {
-    error(path + ".memory", "Azure Container Apps takes memory with its unit: write it as a "
-                            "string such as \"1Gi\" or \"512Mi\"");
+    error(path + ".memory",
+          "Azure Container Apps takes memory with its unit: write it as a "
+          "string such as \"1Gi\" or \"512Mi\"");
   }
   auto min = block.find("minReplicas");
   auto max = block.find("maxReplicas");
@@ -301,55 +306,52 @@ ValidateTargetResponse ValidateTarget(const ValidateTargetRequest& request) {
 }
 
 json TargetSchema() {
-  json positive = {
-      {"oneOf",
-       json::array({{{"type", "string"}, {"minLength", 1}},
-                    {{"type", "number"}, {"exclusiveMinimum", 0}}})}};
+  json positive = {{"oneOf", json::array({{{"type", "string"}, {"minLength", 1}},
+                                          {{"type", "number"}, {"exclusiveMinimum", 0}}})}};
   auto with = [](json base, const char* description) {
     base["description"] = description;
     return base;
   };
-  return {
-      {"type", "object"},
-      {"description", "Azure Container Apps."},
-      {"additionalProperties", false},
-      {"required", {"subscriptionId", "resourceGroup", "environmentName", "location"}},
-      {"properties",
-       {{"subscriptionId",
-         {{"type", "string"},
-          {"description", "Subscription id (UUID)."},
-          {"pattern",
-           "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}}},
-        {"resourceGroup",
-         {{"type", "string"}, {"description", "Resource group."}, {"pattern", "^\\S+$"}}},
-        {"environmentName",
-         {{"type", "string"},
-          {"description", "Container Apps environment."},
-          {"pattern", "^\\S+$"}}},
-        {"location",
-         {{"type", "string"},
-          {"description", "Location, e.g. westeurope."},
-          {"pattern", "^\\S+$"}}},
-        {"cpu", with(positive, "CPU cores, e.g. 0.5.")},
-        {"memory", with(positive, "Memory, e.g. 1Gi.")},
-        {"minReplicas",
-         {{"type", "integer"},
-          {"description", "Minimum replicas."},
-          {"minimum", 0},
-          {"maximum", 1000}}},
-        {"maxReplicas",
-         {{"type", "integer"},
-          {"description", "Maximum replicas."},
-          {"minimum", 1},
-          {"maximum", 1000}}},
-        {"endpoint",
-         {{"type", "string"},
-          {"description", "Override of the API base URL."},
-          {"pattern", "^https?://\\S+$"}}},
-        {"authEndpoint",
-         {{"type", "string"},
-          {"description", "Override of the token / login / metadata URL."},
-          {"pattern", "^https?://\\S+$"}}}}}};
+  return {{"type", "object"},
+          {"description", "Azure Container Apps."},
+          {"additionalProperties", false},
+          {"required", {"subscriptionId", "resourceGroup", "environmentName", "location"}},
+          {"properties",
+           {{"subscriptionId",
+             {{"type", "string"},
+              {"description", "Subscription id (UUID)."},
+              {"pattern",
+               "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}}},
+            {"resourceGroup",
+             {{"type", "string"}, {"description", "Resource group."}, {"pattern", "^\\S+$"}}},
+            {"environmentName",
+             {{"type", "string"},
+              {"description", "Container Apps environment."},
+              {"pattern", "^\\S+$"}}},
+            {"location",
+             {{"type", "string"},
+              {"description", "Location, e.g. westeurope."},
+              {"pattern", "^\\S+$"}}},
+            {"cpu", with(positive, "CPU cores, e.g. 0.5.")},
+            {"memory", with(positive, "Memory, e.g. 1Gi.")},
+            {"minReplicas",
+             {{"type", "integer"},
+              {"description", "Minimum replicas."},
+              {"minimum", 0},
+              {"maximum", 1000}}},
+            {"maxReplicas",
+             {{"type", "integer"},
+              {"description", "Maximum replicas."},
+              {"minimum", 1},
+              {"maximum", 1000}}},
+            {"endpoint",
+             {{"type", "string"},
+              {"description", "Override of the API base URL."},
+              {"pattern", "^https?://\\S+$"}}},
+            {"authEndpoint",
+             {{"type", "string"},
+              {"description", "Override of the token / login / metadata URL."},
+              {"pattern", "^https?://\\S+$"}}}}}};
 }
 
 ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
@@ -383,7 +385,9 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
     std::vector<std::pair<std::pair<int, std::string>, const json*>> sorted;
     for (const auto& [key, p] : ports.items()) {
       size_t slash = key.find('/');
-      sorted.push_back({{std::atoi(key.c_str()), slash == std::string::npos ? "tcp" : key.substr(slash + 1)}, &p});
+      sorted.push_back(
+          {{std::atoi(key.c_str()), slash == std::string::npos ? "tcp" : key.substr(slash + 1)},
+           &p});
     }
     std::sort(sorted.begin(), sorted.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -394,7 +398,8 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
                 "whose ingress carries no UDP (ingress.transport is auto, http, http2 or tcp; "
                 "additionalPortMappings has no protocol)");
       }
-      if (const json& ip = Member(*sorted[i].second, "hostIP"); ip.is_string() && !ip.get<std::string>().empty()) {
+      if (const json& ip = Member(*sorted[i].second, "hostIP");
+          ip.is_string() && !ip.get<std::string>().empty()) {
         c.Error(at + ".hostIP", "which has no host address to bind; remove hostIP");
       }
     }
@@ -419,7 +424,8 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
       } else if (t == "bind") {
         c.Error(at, "which has no host to bind-mount from");
       } else {
-        if (const json& size = Member(m, "size"); size.is_string() && !size.get<std::string>().empty()) {
+        if (const json& size = Member(m, "size");
+            size.is_string() && !size.get<std::string>().empty()) {
           c.Error(at + ".size",
                   "whose EmptyDir volumes have no size limit (template.volumes[] has no size "
                   "field)");
@@ -478,9 +484,9 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
       std::int64_t min_s, max_s;
       const char* api;
     };
-    for (const Timing& t : {Timing{"interval", 1, 240, "periodSeconds"},
-                            Timing{"timeout", 1, 240, "timeoutSeconds"},
-                            Timing{"startPeriod", 0, 60, "initialDelaySeconds"}}) {
+    for (const Timing& t :
+         {Timing{"interval", 1, 240, "periodSeconds"}, Timing{"timeout", 1, 240, "timeoutSeconds"},
+          Timing{"startPeriod", 0, 60, "initialDelaySeconds"}}) {
       const json& v = Member(h, t.key);
       auto ms = DurationMs(v);
       if (!ms) continue;
@@ -514,9 +520,8 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
   if (const json& g = Member(spec, "stopGracePeriod"); g.is_string()) {
     auto ms = DurationMs(g);
     if (ms && *ms % 1000 != 0) {
-      c.Error("spec.stopGracePeriod",
-              "whose terminationGracePeriodSeconds counts whole seconds; " + g.get<std::string>() +
-                  " is not");
+      c.Error("spec.stopGracePeriod", "whose terminationGracePeriodSeconds counts whole seconds; " +
+                                          g.get<std::string>() + " is not");
     }
   }
   if (spec.contains("user")) {
@@ -544,8 +549,10 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
             "count");
   }
   if (const json& cpu = Member(resources, "cpu"); !cpu.is_null() && !CpuCores(cpu)) {
-    c.Error("spec.resources.cpu", "whose containers take a number of cores (resources.cpu, "
-                                  "such as 0.5); '" + cpu.dump() + "' is not one");
+    c.Error("spec.resources.cpu",
+            "whose containers take a number of cores (resources.cpu, "
+            "such as 0.5); '" +
+                cpu.dump() + "' is not one");
   }
   const json& cfg = request.target_config;
   if (const json& replicas = Member(spec, "replicas");
@@ -580,12 +587,19 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
 }
 
 const std::set<std::string>& UpdatableFields() {
-  static const std::set<std::string> kFields = {
-      "image",   "port",       "hostPort",    "command",         "args",       "env",
-      "secretEnv", "publish",  "secretFiles", "volumes",         "ports",      "replicas",
-      "restart", "stopGracePeriod", "resources", "healthCheck", "strategy", "labels",
-      "networks", "stopSignal", "user", "capAdd", "capDrop", "readOnlyRootFilesystem",
-      "hostname"};
+  static const std::set<std::string> kFields = {"image",       "port",
+                                                "hostPort",    "command",
+                                                "args",        "env",
+                                                "secretEnv",   "publish",
+                                                "secretFiles", "volumes",
+                                                "ports",       "replicas",
+                                                "restart",     "stopGracePeriod",
+                                                "resources",   "healthCheck",
+                                                "strategy",    "labels",
+                                                "networks",    "stopSignal",
+                                                "user",        "capAdd",
+                                                "capDrop",     "readOnlyRootFilesystem",
+                                                "hostname"};
   return kFields;
 }
 

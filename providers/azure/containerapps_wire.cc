@@ -60,7 +60,8 @@ std::string SecretValue(const AppInput& in, const std::string& key, const std::s
     if (it != in.secret_values->end()) return it->second;
   }
   if (status.ok()) {
-    status = Status::Invalid(field + ": the secret's value was not resolved (check --secrets and "
+    status = Status::Invalid(field +
+                             ": the secret's value was not resolved (check --secrets and "
                              "the allowed environment variables)");
   }
   return "";
@@ -72,8 +73,8 @@ json Probe(const json& check, int port) {
     probe["tcpSocket"] = {{"port", check["tcp"]}};
   } else {
     json get = {{"path", check.value("path", "/health")}};
-    get["port"] = check.contains("port") && check["port"].is_number_integer() ? check["port"]
-                                                                              : json(port);
+    get["port"] =
+        check.contains("port") && check["port"].is_number_integer() ? check["port"] : json(port);
     probe["httpGet"] = std::move(get);
   }
   // A value equal to reconcile's default counts as not set: Azure's applies.
@@ -120,10 +121,11 @@ Result<Settings> SettingsFromJson(const json& block) {
     out = v.get<std::string>();
     return Status::Ok();
   };
-  for (auto [key, out] : {std::pair<const char*, std::string*>{"subscriptionId", &s.subscription_id},
-                          {"resourceGroup", &s.resource_group},
-                          {"environmentName", &s.environment},
-                          {"location", &s.location}}) {
+  for (auto [key, out] :
+       {std::pair<const char*, std::string*>{"subscriptionId", &s.subscription_id},
+        {"resourceGroup", &s.resource_group},
+        {"environmentName", &s.environment},
+        {"location", &s.location}}) {
     if (Status st = req(key, *out); !st.ok()) return st;
   }
   s.cpu = Member(block, "cpu");
@@ -183,8 +185,8 @@ Result<json> BuildApp(const Settings& settings, const AppInput& in) {
   json env = json::array();
   if (const json& e = Member(spec, "env"); e.is_object()) {
     for (const auto& [name, value] : e.items()) {
-      env.push_back({{"name", name}, {"value", value.is_string() ? value.get<std::string>()
-                                                                 : value.dump()}});
+      env.push_back(
+          {{"name", name}, {"value", value.is_string() ? value.get<std::string>() : value.dump()}});
     }
   }
   if (const json& e = Member(spec, "secretEnv"); e.is_object()) {
@@ -304,7 +306,8 @@ Result<json> BuildApp(const Settings& settings, const AppInput& in) {
 
   json tags = json::object();
   if (const json& labels = Member(spec, "labels"); labels.is_object()) {
-    for (const auto& [k, v] : labels.items()) tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (const auto& [k, v] : labels.items())
+      tags[k] = v.is_string() ? v.get<std::string>() : v.dump();
   }
   tags[kTagManagedBy] = kManagedByValue;
   tags[kTagAgent] = in.agent;
@@ -383,8 +386,8 @@ ObservedInstance ObservedFromApp(const json& app) {
   } else {
     o.state = Lower(provisioning);
   }
-  o.running = !stopped && (provisioning == "Succeeded" ||
-                           (provisioning == "InProgress" && !ready.empty()));
+  o.running =
+      !stopped && (provisioning == "Succeeded" || (provisioning == "InProgress" && !ready.empty()));
   const json& ingress = Member(Member(Member(app, "properties"), "configuration"), "ingress");
   const json& external = Member(ingress, "external");
   std::string fqdn = StringMember(ingress, "fqdn");

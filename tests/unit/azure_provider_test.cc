@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <doctest/doctest.h>
+#include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
 #include "azure/containerapps_validate.h"
@@ -62,12 +62,22 @@ class FakeArm {
         std::string(RECONCILE_SOURCE_DIR) + "/tests/fakes/clouds/containerapps_fake.py";
     port_file_ = (dir_.path() / "port").string();
     log_file_ = (dir_.path() / "log.jsonl").string();
-    std::vector<std::string> args = {"python3",         script,         "--port-file",
-                                     port_file_,        "--log",        log_file_,
-                                     "--retry-after",   "0",            "--azure-tenant",
-                                     kTenant,           "--azure-client-id", kClientId,
-                                     "--azure-client-secret", kClientSecretCanary,
-                                     "--azure-token",   kStaticToken};
+    std::vector<std::string> args = {"python3",
+                                     script,
+                                     "--port-file",
+                                     port_file_,
+                                     "--log",
+                                     log_file_,
+                                     "--retry-after",
+                                     "0",
+                                     "--azure-tenant",
+                                     kTenant,
+                                     "--azure-client-id",
+                                     kClientId,
+                                     "--azure-client-secret",
+                                     kClientSecretCanary,
+                                     "--azure-token",
+                                     kStaticToken};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -409,11 +419,12 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
   a.networks = {NetworkAttachment{"backend", {}}};
   a.volumes = {VolumeMount{VolumeMount::Type::kVolume, "data", "/data"},
                VolumeMount{VolumeMount::Type::kBind, "/srv", "/srv"},
-               VolumeMount{VolumeMount::Type::kTmpfs, "", "/tmp", true, VolumeMount::Reclaim::kRetain,
-                           "64Mi"}};
+               VolumeMount{VolumeMount::Type::kTmpfs, "", "/tmp", true,
+                           VolumeMount::Reclaim::kRetain, "64Mi"}};
   std::sort(a.volumes.begin(), a.volumes.end(),
             [](const auto& x, const auto& y) { return x.target < y.target; });
-  a.secret_files = {{"tls", SecretFile{SecretRef{SecretRef::Source::kFile, "tls"}, "/etc/tls/key", 0444}}};
+  a.secret_files = {
+      {"tls", SecretFile{SecretRef{SecretRef::Source::kFile, "tls"}, "/etc/tls/key", 0444}}};
   a.restart = "on-failure:3";
   a.strategy.auto_rollback = false;
   a.health_check->kind = HealthCheck::Kind::kExec;
@@ -437,7 +448,8 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
     const char* text;
   };
   for (const Row& row : std::vector<Row>{
-           {"spec.hostPort", "which has no host ports: the main port is served by the app's ingress"},
+           {"spec.hostPort",
+            "which has no host ports: the main port is served by the app's ingress"},
            {"spec.ports[0].hostIP", "which has no host address to bind; remove hostIP"},
            {"spec.ports[1].protocol", "whose ingress carries no UDP"},
            {"spec.networks", "whose only network is the app's environment"},
@@ -447,11 +459,13 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
            {"spec.volumes[2].readOnly", "whose volume mounts have no read-only flag"},
            {"spec.secretFiles.tls.mode", "whose secret volumes have no file mode"},
            {"spec.restart", "which has no restart policy (template has none)"},
-           {"spec.strategy.autoRollback", "which cannot send traffic to a version that is not healthy"},
+           {"spec.strategy.autoRollback",
+            "which cannot send traffic to a version that is not healthy"},
            {"spec.healthCheck.exec", "whose probes are httpGet or tcpSocket only"},
            {"spec.healthCheck.interval", "whose health checks count whole seconds; 500ms is not"},
            {"spec.healthCheck.timeout", "whose probe timeoutSeconds is 1 to 240 seconds"},
-           {"spec.healthCheck.retries", "at most 10 failed checks (failureThreshold 1 to 10); 11 is more"},
+           {"spec.healthCheck.retries",
+            "at most 10 failed checks (failureThreshold 1 to 10); 11 is more"},
            {"spec.healthCheck.startPeriod", "whose probe initialDelaySeconds is 1 to 60 seconds"},
            {"spec.stopSignal", "which cannot choose the signal that stops a container"},
            {"spec.user", "which cannot choose the user a container runs as"},
@@ -490,17 +504,18 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
 }
 
 TEST_CASE("azure provider: an image changed outside reconcile is observed as modified") {
-  json app = {{"id", "/subscriptions/s/resourceGroups/r/providers/Microsoft.App/containerApps/a"},
-              {"name", "a"},
-              {"tags",
-               {{"Reconcile.dev-Managed-By", "reconcile"},
-                {kTagAgent, "a"},
-                {kTagSpecHash, "sha256:abc"},
-                {kTagImage, "img:1"}}},
-              {"properties",
-               {{"provisioningState", "Succeeded"},
-                {"runningStatus", "Running"},
-                {"template", {{"containers", json::array({{{"name", "a"}, {"image", "img:1"}}})}}}}}};
+  json app = {
+      {"id", "/subscriptions/s/resourceGroups/r/providers/Microsoft.App/containerApps/a"},
+      {"name", "a"},
+      {"tags",
+       {{"Reconcile.dev-Managed-By", "reconcile"},
+        {kTagAgent, "a"},
+        {kTagSpecHash, "sha256:abc"},
+        {kTagImage, "img:1"}}},
+      {"properties",
+       {{"provisioningState", "Succeeded"},
+        {"runningStatus", "Running"},
+        {"template", {{"containers", json::array({{{"name", "a"}, {"image", "img:1"}}})}}}}}};
   CHECK(IsOwned(app));  // tag names are case-insensitive
   CHECK(ObservedFromApp(app).spec_hash == "sha256:abc");
   CHECK(ObservedFromApp(app).running);
@@ -514,7 +529,8 @@ TEST_CASE("azure provider: an image changed outside reconcile is observed as mod
 TEST_CASE("azure provider: PlanChange updates in place as a new revision, target replaces") {
   PlanChangeRequest req;
   req.agent = "hello";
-  req.changed = {"env.GREETING", "healthCheck.path", "image", "replicas", "resources.cpu", "target"};
+  req.changed = {"env.GREETING", "healthCheck.path", "image",
+                 "replicas",     "resources.cpu",    "target"};
   auto r = PlanChange(req);
   CHECK(r.requires_replace == std::set<std::string>{"target"});
   CHECK(r.diagnostics.empty());
@@ -536,14 +552,14 @@ TEST_CASE("azure provider: a whole lifecycle against the fake ARM server") {
   CHECK(empty.instances.empty());
 
   // An app that reconcile does not own, in the same environment.
-  json foreign = {{"location", "westeurope"},
-                  {"tags", {{"owner", "someone-else"}}},
-                  {"properties",
-                   {{"managedEnvironmentId", std::string("/subscriptions/") + kSubscription +
-                                                 "/resourceGroups/rg-test/providers/"
-                                                 "Microsoft.App/managedEnvironments/env-test"},
-                    {"template",
-                     {{"containers", json::array({{{"name", "web"}, {"image", "nginx:1"}}})}}}}}};
+  json foreign = {
+      {"location", "westeurope"},
+      {"tags", {{"owner", "someone-else"}}},
+      {"properties",
+       {{"managedEnvironmentId", std::string("/subscriptions/") + kSubscription +
+                                     "/resourceGroups/rg-test/providers/"
+                                     "Microsoft.App/managedEnvironments/env-test"},
+        {"template", {{"containers", json::array({{{"name", "web"}, {"image", "nginx:1"}}})}}}}}};
   http::Response put = fake.Raw("PUT", AppPath("not-ours"), &foreign, true);
   REQUIRE_MESSAGE(put.status == 201, put.body);
 
@@ -735,9 +751,12 @@ TEST_CASE("azure provider: throttling and server errors are retried") {
   auto p = MakeProvider(Block(fake.base()), ServicePrincipal());
   fake.Control("POST", "inject", {{"kind", "throttle"}, {"count", 2}, {"retryAfter", "0"}});
   fake.Control("POST", "inject",
-               {{"kind", "error"}, {"count", 1}, {"retryAfter", "0"},
+               {{"kind", "error"},
+                {"count", 1},
+                {"retryAfter", "0"},
                 {"operation", "ContainerApps_CreateOrUpdate"}});
-  fake.Control("POST", "inject", {{"kind", "throttle"}, {"count", 1}, {"scope", "auth"}, {"retryAfter", "0"}});
+  fake.Control("POST", "inject",
+               {{"kind", "throttle"}, {"count", 1}, {"scope", "auth"}, {"retryAfter", "0"}});
   Outcome r = Apply(*p, Action::kCreate, HelloAgent(), "rev-1");
   REQUIRE_MESSAGE(r.response.status.ok(), r.response.status.message());
   int throttled = 0, errors = 0;
@@ -809,10 +828,11 @@ TEST_CASE("azure provider: credentials") {
     CHECK(Contains(r.status.message(), "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"));
   }
   SUBCASE("a wrong secret: Entra's message, never the secret") {
-    auto p = MakeProvider(Block(fake.base()),
-                          EnvOf({{"AZURE_TENANT_ID", kTenant},
-                                 {"AZURE_CLIENT_ID", kClientId},
-                                 {"AZURE_CLIENT_SECRET", std::string(kClientSecretCanary) + "-wrong"}}));
+    auto p =
+        MakeProvider(Block(fake.base()),
+                     EnvOf({{"AZURE_TENANT_ID", kTenant},
+                            {"AZURE_CLIENT_ID", kClientId},
+                            {"AZURE_CLIENT_SECRET", std::string(kClientSecretCanary) + "-wrong"}}));
     ObserveResponse r = p->Observe({});
     CHECK(r.status.code() == Code::kInvalid);
     CHECK(Contains(r.status.message(), "AADSTS7000215"));
@@ -833,9 +853,10 @@ TEST_CASE("azure provider: hostile answers give clear errors, never a crash") {
   std::mutex mu;
   reconcile::testing::LoopbackHttpServer arm([&](const reconcile::testing::SeenRequest&) {
     std::lock_guard<std::mutex> lock(mu);
-    return std::optional<std::string>("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                      "Content-Length: " + std::to_string(answer.size()) +
-                                      "\r\nConnection: close\r\n\r\n" + answer);
+    return std::optional<std::string>(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(answer.size()) + "\r\nConnection: close\r\n\r\n" + answer);
   });
   json block = Block(arm.base());
   block["authEndpoint"] = fake.base();
@@ -853,7 +874,8 @@ TEST_CASE("azure provider: hostile answers give clear errors, never a crash") {
   r = observe(R"({"value": 5})");
   CHECK(r.status.code() == Code::kFailed);
   // Entries of every wrong shape are skipped; only a well-tagged app is kept.
-  r = observe(R"({"value": [1, "x", null, {"tags": 5}, {"tags": {"reconcile.dev-managed-by": "reconcile"}},
+  r = observe(
+      R"({"value": [1, "x", null, {"tags": 5}, {"tags": {"reconcile.dev-managed-by": "reconcile"}},
       {"name": "a", "tags": {"reconcile.dev-managed-by": "reconcile", "reconcile.dev-agent": "a"},
        "properties": {"managedEnvironmentId": "/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg-test/providers/Microsoft.App/managedEnvironments/env-test",
                       "template": {"containers": "nope"}, "configuration": {"ingress": []}}},
