@@ -46,6 +46,13 @@ std::string RedactAll(std::string text, const std::vector<std::string>& secrets)
   return text;
 }
 
+// j[key] when j is an object holding a string there, else "".
+std::string StringAt(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::optional<json> ParseObject(const std::string& body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
@@ -216,10 +223,8 @@ class ContainerAppsProvider final : public Provider {
       std::string code, message;
       if (auto body = ParseObject(res.body)) {
         const json& e = (*body)["error"];
-        if (e.is_object()) {
-          if (e["code"].is_string()) code = e["code"].get<std::string>();
-          if (e["message"].is_string()) message = e["message"].get<std::string>();
-        }
+        code = StringAt(e, "code");
+        message = StringAt(e, "message");
       }
       std::string text = "Azure Container Apps: " + method + " " + http::UrlForMessage(url) +
                          ": HTTP " + std::to_string(res.status);
@@ -303,12 +308,9 @@ class ContainerAppsProvider final : public Provider {
           const std::string s = (*body)["status"].get<std::string>();
           if (s == "Succeeded") return Status::Ok();
           if (s == "Failed" || s == "Canceled") {
-            std::string message;
             const json& e = (*body)["error"];
-            if (e.is_object() && e["message"].is_string())
-              message = e["message"].get<std::string>();
-            std::string code =
-                e.is_object() && e["code"].is_string() ? e["code"].get<std::string>() : "";
+            const std::string message = StringAt(e, "message");
+            const std::string code = StringAt(e, "code");
             return Status::Failed(
                 Redacted("Azure Container Apps: " + what + ": operation " + s +
                          (code.empty() ? "" : " " + http::Printable(code, 100)) +
