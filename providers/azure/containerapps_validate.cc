@@ -298,7 +298,10 @@ ValidateTargetResponse ValidateTarget(const ValidateTargetRequest& request) {
   }
   auto min = block.find("minReplicas");
   auto max = block.find("maxReplicas");
-  if (min != block.end() && max != block.end() && min->is_number() && max->is_number() &&
+  auto in_range = [](const json& v, double lo) {
+    return v.is_number() && v.get<double>() >= lo && v.get<double>() <= 1000;
+  };
+  if (min != block.end() && max != block.end() && in_range(*min, 0) && in_range(*max, 1) &&
       min->get<double>() > max->get<double>()) {
     error(path + ".minReplicas", "must not be more than maxReplicas (" + max->dump() + ")");
   }
