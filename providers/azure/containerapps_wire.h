@@ -108,4 +108,7 @@ bool HasProbe(const nlohmann::json& app);
 // after a failure; "" without a probe). Tolerates any JSON.
 ObservedInstance ObservedFromApp(const nlohmann::json& app);
 
+// The value of kTagImage for `image`.
+std::string ImageTagValue(const std::string& image);
+
 }  // namespace reconcile::azure

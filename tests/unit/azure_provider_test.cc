@@ -424,10 +424,18 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
   a.host_port = 8080;
   a.ports = {PortMapping{9000, "udp", "", 0, true}, PortMapping{7000, "tcp", "10.0.0.1", 0, true}};
   a.networks = {NetworkAttachment{"backend", {}}};
-  a.volumes = {VolumeMount{VolumeMount::Type::kVolume, "data", "/data"},
-               VolumeMount{VolumeMount::Type::kBind, "/srv", "/srv"},
-               VolumeMount{VolumeMount::Type::kTmpfs, "", "/tmp", true,
-                           VolumeMount::Reclaim::kRetain, "64Mi"}};
+  auto volume = [](VolumeMount::Type type, const char* source, const char* target) {
+    VolumeMount v;
+    v.type = type;
+    v.source = source;
+    v.target = target;
+    return v;
+  };
+  VolumeMount tmp = volume(VolumeMount::Type::kTmpfs, "", "/tmp");
+  tmp.read_only = true;
+  tmp.size = "64Mi";
+  a.volumes = {volume(VolumeMount::Type::kVolume, "data", "/data"),
+               volume(VolumeMount::Type::kBind, "/srv", "/srv"), tmp};
   std::sort(a.volumes.begin(), a.volumes.end(),
             [](const auto& x, const auto& y) { return x.target < y.target; });
   a.secret_files = {
@@ -485,7 +493,7 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
        }) {
     SUBCASE(row.field) {
       std::string m = Find(diags, row.field);
-      CHECK_MESSAGE(Contains(m, is + row.text), row.field << ": " << m);
+      CHECK_MESSAGE(Contains(m, is + row.text), std::string(row.field) + ": " + m);
     }
   }
 
