@@ -480,7 +480,7 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
            {"spec.healthCheck.interval", "whose health checks count whole seconds; 500ms is not"},
            {"spec.healthCheck.timeout", "whose probe timeoutSeconds is 1 to 240 seconds"},
            {"spec.healthCheck.retries",
-            "at most 10 failed checks (failureThreshold 1 to 10); 11 is more"},
+            "which gives up after at most 10 failed checks (failureThreshold 1 to 10); 11 is more"},
            {"spec.healthCheck.startPeriod", "whose probe initialDelaySeconds is 1 to 60 seconds"},
            {"spec.stopSignal", "which cannot choose the signal that stops a container"},
            {"spec.user", "which cannot choose the user a container runs as"},
@@ -493,7 +493,8 @@ TEST_CASE("azure provider: validate_agent refuses what Container Apps cannot hon
        }) {
     SUBCASE(row.field) {
       std::string m = Find(diags, row.field);
-      CHECK_MESSAGE(Contains(m, is + row.text), std::string(row.field) + ": " + m);
+      const std::string shown = std::string(row.field) + ": " + m;
+      CHECK_MESSAGE(Contains(m, is + row.text), shown);
     }
   }
 
