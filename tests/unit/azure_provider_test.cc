@@ -708,6 +708,99 @@ TEST_CASE("azure provider: a whole lifecycle against the fake ARM server") {
   fake.CheckNoProblems();
 }
 
+TEST_CASE(
+    "azure provider: secret files, tmpfs, ports, resources and pull credentials pass the model") {
+  FakeArm fake;
+  json block = Block(fake.base());
+  block["cpu"] = "500m";
+  block["memory"] = "1Gi";
+  auto p = MakeProvider(block, ServicePrincipal());
+  Agent a = HelloAgent();
+  a.image = "myregistry.azurecr.io/team/hello:1";
+  a.secret_files = {
+      {"tls", SecretFile{SecretRef{SecretRef::Source::kFile, "tls"}, "/etc/tls/key.pem", 0400}},
+      {"ca", SecretFile{SecretRef{SecretRef::Source::kFile, "ca"}, "/etc/tls/ca.pem", 0400}}};
+  VolumeMount tmp;
+  tmp.type = VolumeMount::Type::kTmpfs;
+  tmp.target = "/scratch";
+  a.volumes = {tmp};
+  a.ports = {PortMapping{9090, "tcp", "", 19090, false}};
+  a.stop_grace_period_ms = 15000;
+  a.replicas = 3;
+  a.health_check->kind = HealthCheck::Kind::kTcp;
+  a.health_check->port = 8080;
+  a.health_check->interval_ms = 5000;
+  a.health_check->retries = 5;
+
+  ApplyChangeRequest req;
+  req.target = AzureTarget(block);
+  req.change.address = "agent.hello";
+  req.change.name = "hello";
+  req.change.action = Action::kCreate;
+  json spec = NormalizedSpec(a, a.image);
+  req.change.desired_hash = SpecHash(spec);
+  req.change.desired = spec;
+  req.revision = "rev-1";
+  req.secret_values = {{"API_KEY", kSecretEnvCanary},
+                       {SecretFileValueKey("tls"), std::string(kSecretEnvCanary) + "-tls"},
+                       {SecretFileValueKey("ca"), std::string(kSecretEnvCanary) + "-ca"}};
+  req.pull_credentials =
+      RegistryCredentials{"myregistry.azurecr.io", "puller", std::string(kSecretEnvCanary) + "-pw",
+                          "REG_USERNAME and REG_PASSWORD"};
+  std::vector<std::string> progress;
+  req.progress = [&](const std::string& line) { progress.push_back(line); };
+  ApplyChangeResponse r = p->ApplyChange(req);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.message());
+
+  json app;
+  json state = fake.State();
+  REQUIRE(state.size() == 1);
+  for (const auto& [k, v] : state.items()) app = v;
+  json props = app["properties"];
+  json c = props["template"]["containers"][0];
+  CHECK(c["resources"]["cpu"] == 0.5);
+  CHECK(c["resources"]["memory"] == "1Gi");
+  CHECK(c["probes"][0]["tcpSocket"]["port"] == 8080);
+  CHECK(c["probes"][0]["periodSeconds"] == 5);
+  CHECK(c["probes"][0]["failureThreshold"] == 5);
+  CHECK_FALSE(c["probes"][0].contains("timeoutSeconds"));  // Azure's default applies
+  CHECK(props["template"]["terminationGracePeriodSeconds"] == 15);
+  CHECK(props["template"]["scale"] == json({{"minReplicas", 3}, {"maxReplicas", 3}}));
+  CHECK(props["configuration"]["ingress"]["additionalPortMappings"] ==
+        json::array({{{"targetPort", 9090}, {"external", false}, {"exposedPort", 19090}}}));
+  CHECK(props["configuration"]["registries"][0]["server"] == "myregistry.azurecr.io");
+  CHECK(props["configuration"]["registries"][0]["username"] == "puller");
+  // One Secret volume for /etc/tls holding both files, and an EmptyDir.
+  int secret_volumes = 0, empty_dirs = 0;
+  for (const json& v : props["template"]["volumes"]) {
+    if (v["storageType"] == "Secret") {
+      ++secret_volumes;
+      CHECK(v["secrets"].size() == 2);
+    }
+    if (v["storageType"] == "EmptyDir") ++empty_dirs;
+  }
+  CHECK(secret_volumes == 1);
+  CHECK(empty_dirs == 1);
+  std::set<std::string> mounts;
+  for (const json& m : c["volumeMounts"]) mounts.insert(m["mountPath"].get<std::string>());
+  CHECK(mounts == std::set<std::string>{"/etc/tls", "/scratch"});
+  // GET never shows values; listSecrets does, and they are the ones given.
+  std::string path = AppPath("hello");
+  path.insert(path.find('?'), "/listSecrets");
+  http::Response listed = fake.Raw("POST", path, nullptr, true);
+  REQUIRE(listed.status == 200);
+  CHECK(Contains(listed.body, std::string(kSecretEnvCanary) + "-tls"));
+  CHECK(Contains(listed.body, std::string(kSecretEnvCanary) + "-pw"));
+
+  std::string text = r.status.message() + r.health;
+  for (const auto& line : progress) text += line;
+  for (const auto& i : r.instances) text += i.id + i.name + i.endpoint;
+  text += ObservedText(p->Observe({}));
+  text += app.dump();
+  CheckNoCanary(text);
+  fake.CheckNoProblems();
+}
+
 TEST_CASE("azure provider: apps reconcile does not own are never changed or deleted") {
   FakeArm fake;
   auto p = MakeProvider(Block(fake.base()), ServicePrincipal());
