@@ -609,9 +609,29 @@ const std::set<std::string>& UpdatableFields() {
 PlanChangeResponse PlanChange(const PlanChangeRequest& request) {
   PlanChangeResponse r;
   const std::set<std::string>& updatable = UpdatableFields();
+  std::set<std::string> tops;
   for (const std::string& path : request.changed) {
     std::string top = path.substr(0, path.find('.'));
+    tops.insert(top);
     if (!updatable.count(top)) r.requires_replace.insert(path);
+  }
+  // What docs/cloud-fields.md says the plan tells, for the fields that changed.
+  auto note = [&](const char* field, const char* text) {
+    r.diagnostics.push_back({Severity::kWarning, field, text});
+  };
+  const json& desired = request.desired;
+  if (tops.count("strategy")) {
+    note("strategy.type",
+         "Azure Container Apps rolls out start-first (a new revision gets the "
+         "traffic once it is ready)");
+  }
+  if (tops.count("volumes")) {
+    note("volumes", "tmpfs: an EmptyDir volume, not guaranteed to be memory");
+  }
+  if (tops.count("secretFiles") && Member(desired, "secretFiles").is_object()) {
+    note("secretFiles",
+         "each folder of secret files is a Secret volume that hides what the image has there; "
+         "the files get the platform's permissions, not 0400");
   }
   return r;
 }

@@ -550,6 +550,12 @@ TEST_CASE("azure provider: PlanChange updates in place as a new revision, target
   auto r = PlanChange(req);
   CHECK(r.requires_replace == std::set<std::string>{"target"});
   CHECK(r.diagnostics.empty());
+  req.changed = {"volumes./tmp.type"};
+  r = PlanChange(req);
+  CHECK(r.requires_replace.empty());
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.diagnostics[0].severity == Severity::kWarning);
+  CHECK(Contains(r.diagnostics[0].message, "EmptyDir volume, not guaranteed to be memory"));
 }
 
 TEST_CASE("azure provider: a whole lifecycle against the fake ARM server") {
