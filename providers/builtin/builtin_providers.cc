@@ -1,6 +1,7 @@
 #include "builtin/builtin_providers.h"
 
 #include "aws/apprunner_provider.h"
+#include "azure/containerapps_provider.h"
 #include "docker/docker_provider.h"
 #include "gcp/cloudrun_provider.h"
 
@@ -10,6 +11,7 @@ void RegisterBuiltinProviders(ProviderRegistry& registry) {
   docker::RegisterDockerProvider(registry);
   aws::RegisterAppRunnerProvider(registry);
   gcp::RegisterCloudRunProvider(registry);
+  azure::RegisterContainerAppsProvider(registry);
 }
 
 const ProviderRegistry& BuiltinProviders() {
