@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 
 #include "azure/containerapps_wire.h"
+#include "reconcile/config_checks.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::azure {
@@ -21,49 +22,13 @@ using nlohmann::json;
 
 // --- spec.azure -------------------------------------------------------------
 
-std::string Describe(const json& v) {
-  switch (v.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a number";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "a list";
-    case json::value_t::object:
-      return "a map";
-    default:
-      return "a value";
-  }
-}
-
-bool AllOf(const std::string& s, const std::function<bool(char)>& f) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), f);
-}
-bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-bool IsNoSpace(const std::string& s) {
-  return AllOf(s, [](char c) { return !IsSpace(c); });
-}
-bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
-bool IsUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !IsHex(s[i])) return false;
-  }
-  return true;
-}
-bool IsHttpUrl(const std::string& s) {
-  if (s.rfind("https://", 0) == 0) return IsNoSpace(s.substr(8));
-  if (s.rfind("http://", 0) == 0) return IsNoSpace(s.substr(7));
-  return false;
-}
+using checks::AllOf;
+using checks::IsHttpUrl;
+using checks::IsNoSpace;
+using checks::IsSpace;
+using checks::IsUuid;
+using checks::Suggest;
+std::string Describe(const json& v) { return checks::DescribeJson(v); }
 
 // The host of an http(s) URL, without brackets, lower case.
 std::string UrlHost(const std::string& url) {
@@ -90,32 +55,6 @@ bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost" || host == "::1") return true;
   unsigned char buf[4];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 && buf[0] == 127;
-}
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] =
-          std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string Suggest(const std::string& unknown, const std::vector<std::string>& known) {
-  if (unknown.size() > 64) return "";
-  std::string best;
-  size_t best_distance = std::numeric_limits<size_t>::max();
-  for (const auto& k : known) {
-    size_t d = EditDistance(unknown, k);
-    if (d < best_distance) best_distance = d, best = k;
-  }
-  size_t allowed = best.size() <= 3 ? 1 : std::max<size_t>(2, std::min<size_t>(3, best.size() / 3));
-  return best_distance <= allowed ? best : "";
 }
 
 struct Field {
