@@ -107,6 +107,11 @@ ScalarType TypeOf(const YamlNode& n) {
   return ScalarType::kString;
 }
 
+// Interim (until the loader moves onto provider interface v2): a Target
+// with provider exec runs a plugin outside the binary, and its exec block is
+// kept as written for the plugin to validate.
+nlohmann::json YamlToJson(const YamlNode& node);
+
 std::string Describe(const YamlNode& n) {
   switch (n.kind) {
     case Kind::kSequence:
@@ -828,7 +833,7 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     t.location = location;
     t.field_locations["metadata.name"] = name_at;
     if (spec_node) {
-      auto spec = Map(*spec_node, "spec", {"provider", "docker", "aws", "gcp", "azure"});
+      auto spec = Map(*spec_node, "spec", {"provider", "docker", "aws", "gcp", "azure", "exec"});
       if (spec) TargetSpec(*spec, t);
     }
     if (!name.empty()) out.targets.push_back(std::move(t));
@@ -1692,11 +1697,25 @@ void Decoder::TargetSpec(const Fields& f, Target& t) {
   Require(f, "provider", "spec");
   if (auto* v = f.Get("provider")) {
     auto is_provider = [](const std::string& x) {
-      return x == "docker" || x == "aws" || x == "gcp" || x == "azure";
+      return x == "docker" || x == "aws" || x == "gcp" || x == "azure" || x == "exec";
     };
-    if (auto s = Checked(*v, "spec.provider", is_provider, "docker, aws, gcp or azure")) {
+    if (auto s = Checked(*v, "spec.provider", is_provider, "docker, aws, gcp, azure or exec")) {
       t.provider = *s;
     }
+  }
+  if (const YamlNode* node = f.Get("exec")) {
+    if (t.provider != "exec") {
+      if (!t.provider.empty()) {
+        Error(*f.keys.at("exec"), "spec.exec",
+              "an exec block is not allowed with provider " + t.provider);
+      }
+    } else if (node->Resolved().kind != Kind::kMap) {
+      TypeError(*node, "spec.exec", "a map");
+    } else {
+      t.settings = YamlToJson(*node);  // {plugin, config}: the plugin validates it
+    }
+  } else if (t.provider == "exec") {
+    Error(*f.self, "spec.exec", "required when provider is exec");
   }
   for (const char* block : {"docker", "aws", "gcp", "azure"}) {
     std::string path = std::string("spec.") + block;
@@ -1864,6 +1883,41 @@ void Decoder::CloudBlock(const std::string& provider, const YamlNode& n, const s
     }
     if (auto str = Checked(*v, field_path, field.check, field.what)) out[field.name] = *str;
   }
+}
+
+nlohmann::json YamlToJson(const YamlNode& n) {
+  const YamlNode& node = n.Resolved();
+  switch (node.kind) {
+    case Kind::kMap: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& [k, v] : node.entries) out[k->Resolved().value] = YamlToJson(*v);
+      return out;
+    }
+    case Kind::kSequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node.items) out.push_back(YamlToJson(*item));
+      return out;
+    }
+    default:
+      break;
+  }
+  switch (TypeOf(node)) {
+    case ScalarType::kNull:
+      return nullptr;
+    case ScalarType::kBool:
+      return node.value[0] == 't' || node.value[0] == 'T';
+    case ScalarType::kInt:
+      if (auto i = ParseInteger(node)) return *i;
+      return node.value;
+    case ScalarType::kFloat: {
+      double d = std::strtod(node.value.c_str(), nullptr);
+      if (std::isfinite(d)) return d;
+      return node.value;
+    }
+    case ScalarType::kString:
+      break;
+  }
+  return node.value;
 }
 
 // ---------------------------------------------------------------------------
