@@ -52,7 +52,8 @@ Result<ProviderSchema> ProviderSchemaFromJson(const json& j) {
       Field(j, "instancePerReplica", "schema", s.instance_per_replica, /*optional=*/true));
   if (auto it = j.find("targetSchema"); it != j.end() && !it->is_null()) {
     if (!it->is_object() && !it->is_boolean()) {
-      return Status::Invalid("schema.targetSchema: expected a JSON Schema (an object or a boolean)");
+      return Status::Invalid(
+          "schema.targetSchema: expected a JSON Schema (an object or a boolean)");
     }
     s.target_schema = *it;
   }
@@ -179,8 +180,7 @@ Result<PlanChangeRequest> PlanChangeRequestFromJson(const json& j) {
 }
 
 json ToJson(const PlanChangeResponse& r) {
-  return {{"requiresReplace", r.requires_replace},
-          {"diagnostics", DiagnosticsJson(r.diagnostics)}};
+  return {{"requiresReplace", r.requires_replace}, {"diagnostics", DiagnosticsJson(r.diagnostics)}};
 }
 
 Result<PlanChangeResponse> PlanChangeResponseFromJson(const json& j) {
@@ -192,8 +192,9 @@ Result<PlanChangeResponse> PlanChangeResponseFromJson(const json& j) {
 }
 
 json ToJson(const ObserveRequest& r) {
-  return {{"target",
-           {{"name", r.target.name}, {"provider", r.target.provider}, {"labels", r.target.labels}}}};
+  return {
+      {"target",
+       {{"name", r.target.name}, {"provider", r.target.provider}, {"labels", r.target.labels}}}};
 }
 
 json ToJson(const ObservedInstance& i) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "reconcile/provider_json.h"
@@ -97,8 +98,9 @@ class ExecProvider : public Provider {
         if (s.ok()) {
           schema_ = *s;
         } else {
-          schema_error_ = Status::Failed(handle_->Who() + ": answered schema with a malformed result (" +
-                                         s.status().message() + ")");
+          schema_error_ =
+              Status::Failed(handle_->Who() + ": answered schema with a malformed result (" +
+                             s.status().message() + ")");
         }
       } else {
         schema_error_ = r.status();
@@ -110,16 +112,17 @@ class ExecProvider : public Provider {
 
   PlanChangeResponse PlanChange(const PlanChangeRequest& request) const override {
     PlanChangeResponse out;
-    Result<json> r = RunPluginCall(handle_->Call("plan_change", config_, ToJson(request),
-                                                 handle_->options.call_timeout));
+    Result<json> r = RunPluginCall(
+        handle_->Call("plan_change", config_, ToJson(request), handle_->options.call_timeout));
     Result<PlanChangeResponse> answer =
         r.ok() ? PlanChangeResponseFromJson(*r) : Result<PlanChangeResponse>(r.status());
     if (!answer.ok()) {
       // Not knowing what can change in place: everything is a replacement.
       out.requires_replace.insert(request.changed.begin(), request.changed.end());
       std::string message = answer.status().message();
-      if (r.ok()) message = handle_->Who() + ": answered plan_change with a malformed result (" +
-                            message + ")";
+      if (r.ok())
+        message =
+            handle_->Who() + ": answered plan_change with a malformed result (" + message + ")";
       out.diagnostics.push_back({Severity::kWarning, "", message + "; planned as a replacement"});
       return out;
     }
@@ -171,8 +174,9 @@ class ExecProvider : public Provider {
     ApplyChangeResponse out;
     out.health = "unknown";
     for (const InstanceRef& p : request.change.prior) out.instances.push_back({p.id, p.name, ""});
-    PluginCall call = handle_->Call("apply_change", config_, ToJson(request, /*include_secrets=*/true),
-                                    handle_->options.apply_timeout);
+    PluginCall call =
+        handle_->Call("apply_change", config_, ToJson(request, /*include_secrets=*/true),
+                      handle_->options.apply_timeout);
     call.stop = request.stop;
     call.stopped = &stopped_;
     call.progress = request.progress;
@@ -185,9 +189,9 @@ class ExecProvider : public Provider {
     }
     Result<ApplyChangeResponse> a = ApplyChangeResponseFromJson(*r);
     if (!a.ok()) {
-      out.status = Status::Failed(handle_->Who() +
-                                  ": answered apply_change with a malformed result (" +
-                                  a.status().message() + ")");
+      out.status =
+          Status::Failed(handle_->Who() + ": answered apply_change with a malformed result (" +
+                         a.status().message() + ")");
       return out;
     }
     return std::move(*a);
@@ -216,8 +220,8 @@ ValidateTargetResponse ValidateTargetWith(const PluginHandle& h, const std::stri
       r.ok() ? ValidateTargetResponseFromJson(*r) : Result<ValidateTargetResponse>(r.status());
   if (!v.ok()) {
     std::string message = v.status().message();
-    if (r.ok()) message = h.Who() + ": answered validate_target with a malformed result (" +
-                          message + ")";
+    if (r.ok())
+      message = h.Who() + ": answered validate_target with a malformed result (" + message + ")";
     out.diagnostics.push_back({Severity::kError, prefix, "could not be validated: " + message});
     return out;
   }
@@ -238,11 +242,11 @@ ValidateAgentResponse ValidateAgentWith(const PluginHandle& h, ValidateAgentRequ
       r.ok() ? ValidateAgentResponseFromJson(*r) : Result<ValidateAgentResponse>(r.status());
   if (!v.ok()) {
     std::string message = v.status().message();
-    if (r.ok()) message = h.Who() + ": answered validate_agent with a malformed result (" +
-                          message + ")";
-    out.diagnostics.push_back({Severity::kError, "spec.target",
-                               "Target '" + request.target +
-                                   "' could not validate this agent: " + message});
+    if (r.ok())
+      message = h.Who() + ": answered validate_agent with a malformed result (" + message + ")";
+    out.diagnostics.push_back(
+        {Severity::kError, "spec.target",
+         "Target '" + request.target + "' could not validate this agent: " + message});
     return out;
   }
   out.diagnostics = std::move(v->diagnostics);
@@ -260,7 +264,8 @@ std::vector<ProviderDiagnostic> ResolveExplicit(const Handles& handles,
                                                 const json& settings, ExplicitSettings& out) {
   std::vector<ProviderDiagnostic> d;
   if (!settings.is_object()) {
-    d.push_back({Severity::kError, "spec.exec", "expected a mapping {plugin: NAME, config: {...}}"});
+    d.push_back(
+        {Severity::kError, "spec.exec", "expected a mapping {plugin: NAME, config: {...}}"});
     return d;
   }
   for (const auto& [key, value] : settings.items()) {
@@ -281,8 +286,8 @@ std::vector<ProviderDiagnostic> ResolveExplicit(const Handles& handles,
     auto it = handles.find(name);
     if (it == handles.end()) {
       d.push_back({Severity::kError, "spec.exec.plugin",
-                   "no plugin '" + name + "' is installed: looked for " + kPluginFilePrefix +
-                       name + " in " + (dirs.empty() ? std::string("(no folder)") : Joined(dirs)) +
+                   "no plugin '" + name + "' is installed: looked for " + kPluginFilePrefix + name +
+                       " in " + (dirs.empty() ? std::string("(no folder)") : Joined(dirs)) +
                        " (set " + kPluginPathVariable + ")"});
     } else {
       out.handle = it->second.get();
@@ -337,7 +342,8 @@ ProviderDefinition ExplicitDefinitionFor(std::shared_ptr<const Handles> handles,
     ExplicitSettings s;
     out.diagnostics = ResolveExplicit(*handles, dirs, r.config, s);
     if (HasErrors(out.diagnostics) || s.handle == nullptr) return out;
-    ValidateTargetResponse inner = ValidateTargetWith(*s.handle, "spec.exec.config", r.target, s.config);
+    ValidateTargetResponse inner =
+        ValidateTargetWith(*s.handle, "spec.exec.config", r.target, s.config);
     out.diagnostics.insert(out.diagnostics.end(), inner.diagnostics.begin(),
                            inner.diagnostics.end());
     return out;

@@ -48,10 +48,10 @@ struct ExecOptions {
   // The engine's environment, "NAME=value" each. Empty: the process's own
   // (environ), read at RegisterExecPlugins.
   std::vector<std::string> environment;
-  std::chrono::milliseconds call_timeout{60000};     // schema, validate, plan_change, observe
-  std::chrono::milliseconds apply_timeout{900000};   // apply_change (15 minutes)
-  std::chrono::milliseconds stop_grace{10000};       // after "stop", until SIGTERM
-  std::chrono::milliseconds kill_grace{5000};        // after SIGTERM, until SIGKILL
+  std::chrono::milliseconds call_timeout{60000};    // schema, validate, plan_change, observe
+  std::chrono::milliseconds apply_timeout{900000};  // apply_change (15 minutes)
+  std::chrono::milliseconds stop_grace{10000};      // after "stop", until SIGTERM
+  std::chrono::milliseconds kill_grace{5000};       // after SIGTERM, until SIGKILL
   PluginLimits limits;
   // Where the plugins' stderr lines (redacted) and discovery notes go, with
   // the plugin's name; optional.

@@ -57,7 +57,8 @@ class Fd {
 
 Status MakePipe(Fd& read_end, Fd& write_end) {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Status::Internal(std::string("pipe: ") + strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return Status::Internal(std::string("pipe: ") + strerror(errno));
   read_end = Fd(fds[0]);
   write_end = Fd(fds[1]);
   return Status::Ok();
@@ -408,8 +409,10 @@ class Exchange {
     json m = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (m.is_discarded() || !m.is_object() || !m.contains("type") || !m["type"].is_string()) {
       child_.Kill();
-      Fail(Code::kFailed, "wrote a line that is not a protocol message (a JSON object with a "
-                          "\"type\"): " + Excerpt(line));
+      Fail(Code::kFailed,
+           "wrote a line that is not a protocol message (a JSON object with a "
+           "\"type\"): " +
+               Excerpt(line));
       return;
     }
     const std::string type = m["type"].get<std::string>();
@@ -430,11 +433,11 @@ class Exchange {
       }
       if (v->get<long long>() != kProviderProtocolVersion) {
         child_.Kill();
-        Fail(Code::kFailed, "speaks plugin protocol version " + std::to_string(v->get<long long>()) +
-                                "; this engine speaks version " +
-                                std::to_string(kProviderProtocolVersion) +
-                                " (install a build of the plugin for protocol version " +
-                                std::to_string(kProviderProtocolVersion) + ")");
+        Fail(Code::kFailed,
+             "speaks plugin protocol version " + std::to_string(v->get<long long>()) +
+                 "; this engine speaks version " + std::to_string(kProviderProtocolVersion) +
+                 " (install a build of the plugin for protocol version " +
+                 std::to_string(kProviderProtocolVersion) + ")");
         return;
       }
       handshaken_ = true;

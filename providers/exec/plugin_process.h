@@ -40,7 +40,7 @@ namespace reconcile::exec {
 
 // Bounds on what a plugin may write.
 struct PluginLimits {
-  std::size_t max_response_bytes = 4u << 20;  // one "response" line (and any line)
+  std::size_t max_response_bytes = 4u << 20;   // one "response" line (and any line)
   std::size_t max_progress_bytes = 64u << 10;  // one "progress" line
   std::size_t max_stderr_bytes = 64u << 10;    // stderr kept for errors; the rest is dropped
 };
@@ -54,7 +54,7 @@ struct PluginCall {
   std::string method;  // "schema", "observe", ...: the request's method
   nlohmann::json params = nlohmann::json::object();
   nlohmann::json config = nlohmann::json::object();  // the Target's block
-  std::chrono::milliseconds timeout{60000};  // from start to the response
+  std::chrono::milliseconds timeout{60000};          // from start to the response
   std::chrono::milliseconds stop_grace{10000};
   std::chrono::milliseconds kill_grace{5000};
   // After the response: how long the plugin may take to exit once its stdin

@@ -80,13 +80,13 @@ double Seconds(SteadyClock::time_point since) {
 
 TEST_CASE("exec provider: one call, handshake, progress and response") {
   TempDir dir("exec-test");
-  std::string path = WritePlugin(
-      dir, "p",
-      std::string(kHandshake) +
-          "case \"$req\" in *'\"method\":\"observe\"'*) ;; *) echo \"bad request: $req\" >&2; exit 9;; esac\n"
-          "echo '{\"type\":\"progress\",\"message\":\"looking\"}'\n"
-          "echo 'a line for the log' >&2\n"
-          "echo '{\"type\":\"response\",\"result\":{\"seen\":true}}'\n");
+  std::string path = WritePlugin(dir, "p",
+                                 std::string(kHandshake) +
+                                     "case \"$req\" in *'\"method\":\"observe\"'*) ;; *) echo "
+                                     "\"bad request: $req\" >&2; exit 9;; esac\n"
+                                     "echo '{\"type\":\"progress\",\"message\":\"looking\"}'\n"
+                                     "echo 'a line for the log' >&2\n"
+                                     "echo '{\"type\":\"response\",\"result\":{\"seen\":true}}'\n");
   PluginCall call = Call(path, "observe");
   std::vector<std::string> progress, log;
   call.progress = [&](const std::string& m) { progress.push_back(m); };
@@ -98,10 +98,11 @@ TEST_CASE("exec provider: one call, handshake, progress and response") {
   CHECK(log == std::vector<std::string>{"a line for the log"});
 
   SUBCASE("an error response keeps its code and message") {
-    std::string err = WritePlugin(dir, "err",
-                                  std::string(kHandshake) +
-                                      "echo '{\"type\":\"response\",\"error\":{\"code\":\"invalid\","
-                                      "\"message\":\"directory is missing\"}}'\n");
+    std::string err =
+        WritePlugin(dir, "err",
+                    std::string(kHandshake) +
+                        "echo '{\"type\":\"response\",\"error\":{\"code\":\"invalid\","
+                        "\"message\":\"directory is missing\"}}'\n");
     Result<json> e = RunPluginCall(Call(err, "observe"));
     CHECK(e.status().code() == Code::kInvalid);
     CHECK(e.status().message() == "plugin 't': directory is missing");
@@ -110,16 +111,16 @@ TEST_CASE("exec provider: one call, handshake, progress and response") {
 
 TEST_CASE("exec provider: a protocol version mismatch names both versions") {
   TempDir dir("exec-test");
-  std::string path = WritePlugin(
-      dir, "p",
-      "#!/bin/sh\nread -r hs\necho '{\"type\":\"handshake\",\"protocolVersion\":1,\"name\":\"t\"}'\n"
-      "read -r req\necho \"got a request: $req\" >&2\n");
+  std::string path = WritePlugin(dir, "p",
+                                 "#!/bin/sh\nread -r hs\necho "
+                                 "'{\"type\":\"handshake\",\"protocolVersion\":1,\"name\":\"t\"}'\n"
+                                 "read -r req\necho \"got a request: $req\" >&2\n");
   Result<json> r = RunPluginCall(Call(path, "schema"));
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == Code::kFailed);
   CHECK(r.status().message().find("plugin 't' (" + path + ")") != std::string::npos);
-  CHECK(r.status().message().find("speaks plugin protocol version 1; this engine speaks version 2") !=
-        std::string::npos);
+  CHECK(r.status().message().find(
+            "speaks plugin protocol version 1; this engine speaks version 2") != std::string::npos);
   CHECK(r.status().message().find("got a request") == std::string::npos);  // none was sent
 }
 
@@ -135,8 +136,7 @@ TEST_CASE("exec provider: garbage output is a clear error") {
     CHECK(Seconds(start) < 3);  // killed at once, not waited for
   }
   SUBCASE("JSON of the wrong shape") {
-    std::string path =
-        WritePlugin(dir, "p", std::string(kHandshake) + "echo '[1,2,3]'\n");
+    std::string path = WritePlugin(dir, "p", std::string(kHandshake) + "echo '[1,2,3]'\n");
     Result<json> r = RunPluginCall(Call(path, "schema"));
     CHECK(r.status().message().find("not a protocol message") != std::string::npos);
   }
@@ -153,10 +153,11 @@ TEST_CASE("exec provider: garbage output is a clear error") {
     CHECK(r.status().message().find("without a \"result\" object") != std::string::npos);
   }
   SUBCASE("a malformed result, through the provider") {
-    std::string p = WritePlugin(
-        dir, "reconcile-provider-t",
-        std::string(kHandshake) +
-            "echo '{\"type\":\"response\",\"result\":{\"status\":{\"code\":\"ok\"},\"instances\":7}}'\n");
+    std::string p = WritePlugin(dir, "reconcile-provider-t",
+                                std::string(kHandshake) +
+                                    "echo "
+                                    "'{\"type\":\"response\",\"result\":{\"status\":{\"code\":"
+                                    "\"ok\"},\"instances\":7}}'\n");
     ProviderDefinition d = PluginDefinition({"t", p}, "t", ExecOptions{}, {"PATH=/usr/bin:/bin"});
     Target target;
     target.name = "t1";
@@ -175,12 +176,12 @@ TEST_CASE("exec provider: a plugin that crashes or exits before answering") {
     std::string path = WritePlugin(dir, "p", std::string(kHandshake) + "kill -SEGV $$\n");
     Result<json> r = RunPluginCall(Call(path, "observe"));
     CHECK(r.status().code() == Code::kFailed);
-    CHECK(r.status().message().find("was killed by signal 11 (SIGSEGV) before answering 'observe'") !=
-          std::string::npos);
+    CHECK(r.status().message().find(
+              "was killed by signal 11 (SIGSEGV) before answering 'observe'") != std::string::npos);
   }
   SUBCASE("an exit status, with its stderr") {
-    std::string path = WritePlugin(
-        dir, "p", std::string(kHandshake) + "echo 'Traceback: boom' >&2\nexit 3\n");
+    std::string path =
+        WritePlugin(dir, "p", std::string(kHandshake) + "echo 'Traceback: boom' >&2\nexit 3\n");
     Result<json> r = RunPluginCall(Call(path, "observe"));
     CHECK(r.status().message().find("exited with status 3 before answering") != std::string::npos);
     CHECK(r.status().message().find("its stderr: Traceback: boom") != std::string::npos);
@@ -192,12 +193,12 @@ TEST_CASE("exec provider: a plugin that crashes or exits before answering") {
   }
 }
 
-TEST_CASE("exec provider: a hang times out, and the plugin and its children are killed and reaped") {
+TEST_CASE(
+    "exec provider: a hang times out, and the plugin and its children are killed and reaped") {
   TempDir dir("exec-test");
   std::string pids = (dir.path() / "pids").string();
-  std::string path = WritePlugin(dir, "p",
-                                 std::string(kHandshake) + "sleep 1000 &\necho \"$$ $!\" > " + pids +
-                                     "\nwait\n");
+  std::string path = WritePlugin(
+      dir, "p", std::string(kHandshake) + "sleep 1000 &\necho \"$$ $!\" > " + pids + "\nwait\n");
   PluginCall call = Call(path, "observe");
   call.timeout = milliseconds(500);
   call.kill_grace = milliseconds(200);
@@ -221,11 +222,10 @@ TEST_CASE("exec provider: a hang times out, and the plugin and its children are 
 TEST_CASE("exec provider: output over the bounds kills the plugin") {
   TempDir dir("exec-test");
   SUBCASE("a response line over the limit") {
-    std::string path = WritePlugin(
-        dir, "p",
-        std::string(kHandshake) +
-            "printf '{\"type\":\"response\",\"result\":{\"x\":\"'\n"
-            "head -c 300000 /dev/zero | tr '\\0' 'a'\nsleep 5\n");
+    std::string path = WritePlugin(dir, "p",
+                                   std::string(kHandshake) +
+                                       "printf '{\"type\":\"response\",\"result\":{\"x\":\"'\n"
+                                       "head -c 300000 /dev/zero | tr '\\0' 'a'\nsleep 5\n");
     PluginCall call = Call(path, "observe");
     call.limits.max_response_bytes = 64 * 1024;
     auto start = SteadyClock::now();
@@ -236,20 +236,21 @@ TEST_CASE("exec provider: output over the bounds kills the plugin") {
           std::string::npos);
   }
   SUBCASE("a progress line over its limit") {
-    std::string path = WritePlugin(
-        dir, "p",
-        std::string(kHandshake) + "printf '{\"type\":\"progress\",\"message\":\"'\n"
-                                  "head -c 5000 /dev/zero | tr '\\0' 'a'\necho '\"}'\nsleep 5\n");
+    std::string path =
+        WritePlugin(dir, "p",
+                    std::string(kHandshake) +
+                        "printf '{\"type\":\"progress\",\"message\":\"'\n"
+                        "head -c 5000 /dev/zero | tr '\\0' 'a'\necho '\"}'\nsleep 5\n");
     PluginCall call = Call(path, "apply_change");
     call.limits.max_progress_bytes = 1024;
     Result<json> r = RunPluginCall(call);
-    CHECK(r.status().message().find("progress line over the 1024-byte limit") !=
-          std::string::npos);
+    CHECK(r.status().message().find("progress line over the 1024-byte limit") != std::string::npos);
   }
   SUBCASE("stderr is kept bounded") {
-    std::string path = WritePlugin(
-        dir, "p",
-        std::string(kHandshake) + "head -c 1000000 /dev/zero | tr '\\0' 'e' >&2\necho END >&2\nexit 1\n");
+    std::string path =
+        WritePlugin(dir, "p",
+                    std::string(kHandshake) +
+                        "head -c 1000000 /dev/zero | tr '\\0' 'e' >&2\necho END >&2\nexit 1\n");
     PluginCall call = Call(path, "observe");
     call.limits.max_stderr_bytes = 4096;
     Result<json> r = RunPluginCall(call);
@@ -413,7 +414,8 @@ TEST_CASE("exec provider: secret values never reach errors, progress or the log"
     std::lock_guard<std::mutex> lock(mu);
     logged.push_back(plugin + ": " + line);
   };
-  ProviderDefinition d = PluginDefinition({"leaky", path}, "leaky", options, {"PATH=/usr/bin:/bin"});
+  ProviderDefinition d =
+      PluginDefinition({"leaky", path}, "leaky", options, {"PATH=/usr/bin:/bin"});
   Target target;
   target.name = "t1";
   target.provider = "leaky";
@@ -460,8 +462,9 @@ TEST_CASE("exec provider: plugins are found only on the operator's paths") {
   std::vector<PluginInfo> found = FindPlugins(
       {"relative/dir", first.path().string(), "/nonexistent-reconcile-dir", second.path().string()},
       &notes);
-  CHECK(found == std::vector<PluginInfo>{{"alpha", (first.path() / "reconcile-provider-alpha").string()},
-                                         {"beta", (second.path() / "reconcile-provider-beta").string()}});
+  CHECK(found ==
+        std::vector<PluginInfo>{{"alpha", (first.path() / "reconcile-provider-alpha").string()},
+                                {"beta", (second.path() / "reconcile-provider-beta").string()}});
   std::string all;
   for (const std::string& n : notes) all += n + "\n";
   CHECK(all.find("'relative/dir' skipped: not an absolute path") != std::string::npos);
@@ -473,15 +476,17 @@ TEST_CASE("exec provider: plugins are found only on the operator's paths") {
         std::string::npos);
 
   SUBCASE("RECONCILE_PLUGIN_PATH, or the default folders") {
-    CHECK(PluginDirs({"RECONCILE_PLUGIN_PATH=/a::/b/c:"}) == std::vector<std::string>{"/a", "/b/c"});
-    CHECK(PluginDirs({"HOME=/root"}) ==
-          std::vector<std::string>{"/usr/local/lib/reconcile/plugins", "/usr/lib/reconcile/plugins"});
+    CHECK(PluginDirs({"RECONCILE_PLUGIN_PATH=/a::/b/c:"}) ==
+          std::vector<std::string>{"/a", "/b/c"});
+    CHECK(PluginDirs({"HOME=/root"}) == std::vector<std::string>{"/usr/local/lib/reconcile/plugins",
+                                                                 "/usr/lib/reconcile/plugins"});
     CHECK(PluginDirs({"RECONCILE_PLUGIN_PATH="}).size() == 2);
   }
   SUBCASE("registration never shadows a registered provider") {
     ProviderRegistry registry;
     bool beta_is_builtin = false;
-    registry.Register("beta", ProviderFactory([&](const Target&) -> Result<std::unique_ptr<Provider>> {
+    registry.Register("beta",
+                      ProviderFactory([&](const Target&) -> Result<std::unique_ptr<Provider>> {
                         beta_is_builtin = true;
                         return Status::Internal("the built-in");
                       }));
@@ -513,26 +518,29 @@ TEST_CASE("exec provider: validation runs the plugin and names the fields") {
       "req = json.loads(sys.stdin.readline())\n"
       "p = req['params']\n"
       "if req['method'] == 'validate_target':\n"
-      "    d = [] if 'directory' in p['config'] else [{'field': 'directory', 'message': 'required'}]\n"
+      "    d = [] if 'directory' in p['config'] else [{'field': 'directory', 'message': "
+      "'required'}]\n"
       "    d += [{'severity': 'warning', 'field': '', 'message': 'seen ' + p['target']}]\n"
       "else:\n"
       "    d = [{'field': 'spec.volumes', 'message': 'cannot mount, config ' + "
       "json.dumps(p['targetConfig'], sort_keys=True)}]\n"
       "print(json.dumps({'type': 'response', 'result': {'diagnostics': d}}), flush=True)\n");
   std::vector<PluginInfo> plugins = {{"v", path}};
-  ProviderDefinition direct = PluginDefinition(plugins[0], "v", ExecOptions{}, {"PATH=/usr/bin:/bin"});
+  ProviderDefinition direct =
+      PluginDefinition(plugins[0], "v", ExecOptions{}, {"PATH=/usr/bin:/bin"});
   ValidateTargetResponse vt = direct.validate_target({"t1", json::object()});
-  CHECK(vt.diagnostics == std::vector<ProviderDiagnostic>{
-                              {Severity::kError, "spec.v.directory", "required"},
-                              {Severity::kWarning, "spec.v", "seen t1"}});
+  CHECK(vt.diagnostics ==
+        std::vector<ProviderDiagnostic>{{Severity::kError, "spec.v.directory", "required"},
+                                        {Severity::kWarning, "spec.v", "seen t1"}});
   ValidateAgentRequest va;
   va.agent = "web";
   va.target = "t1";
   va.target_config = json{{"directory", "/x"}};
   va.spec = json{{"volumes", json::array()}};
   ValidateAgentResponse a = direct.validate_agent(va);
-  CHECK(a.diagnostics == std::vector<ProviderDiagnostic>{
-                             {Severity::kError, "spec.volumes", "cannot mount, config {\"directory\": \"/x\"}"}});
+  CHECK(a.diagnostics ==
+        std::vector<ProviderDiagnostic>{
+            {Severity::kError, "spec.volumes", "cannot mount, config {\"directory\": \"/x\"}"}});
 
   ExecOptions options;
   options.plugin_dirs = {dir.path().string()};
@@ -567,8 +575,8 @@ TEST_CASE("exec provider: validation runs the plugin and names the fields") {
   }
   SUBCASE("a plugin that fails validation is an error on its block") {
     std::string broken = WritePlugin(dir, "reconcile-provider-broken", "#!/bin/sh\nexit 4\n");
-    ProviderDefinition b = PluginDefinition({"broken", broken}, "broken", ExecOptions{},
-                                            {"PATH=/usr/bin:/bin"});
+    ProviderDefinition b =
+        PluginDefinition({"broken", broken}, "broken", ExecOptions{}, {"PATH=/usr/bin:/bin"});
     ValidateTargetResponse r = b.validate_target({"t1", json::object()});
     REQUIRE(r.diagnostics.size() == 1);
     CHECK(r.diagnostics[0].field == "spec.broken");
@@ -579,19 +587,23 @@ TEST_CASE("exec provider: validation runs the plugin and names the fields") {
 // The example plugin (Python) through the provider API, as the engine uses it.
 TEST_CASE("exec provider: the localfile example plugin") {
   TempDir dir("exec-test");
-  const std::string plugin = std::string(RECONCILE_SOURCE_DIR) +
-                             "/examples/plugins/reconcile-provider-localfile";
+  const std::string plugin =
+      std::string(RECONCILE_SOURCE_DIR) + "/examples/plugins/reconcile-provider-localfile";
   const std::string deploy = (dir.path() / "deployed").string();
   ProviderDefinition d = PluginDefinition({"localfile", plugin}, "localfile", ExecOptions{},
                                           PluginEnvironment({"PATH=/usr/local/bin:/usr/bin:/bin"}));
-  CHECK(d.validate_target({"t1", json{{"directory", "relative"}, {"colour", "red"}}}).diagnostics ==
-        std::vector<ProviderDiagnostic>{
-            {Severity::kError, "spec.localfile.colour", "unknown field (localfile takes directory)"},
-            {Severity::kError, "spec.localfile.directory",
-             "must be an absolute folder path (such as /var/lib/agents)"}});
+  CHECK(
+      d.validate_target({"t1", json{{"directory", "relative"}, {"colour", "red"}}}).diagnostics ==
+      std::vector<ProviderDiagnostic>{
+          {Severity::kError, "spec.localfile.colour", "unknown field (localfile takes directory)"},
+          {Severity::kError, "spec.localfile.directory",
+           "must be an absolute folder path (such as /var/lib/agents)"}});
   CHECK(d.validate_target({"t1", json{{"directory", deploy}}}).diagnostics.empty());
-  ValidateAgentRequest va{"web", "t1", json{{"directory", deploy}},
-                          json{{"volumes", json::array({json{{"target", "/data"}}})}}};
+  ValidateAgentRequest va;
+  va.agent = "web";
+  va.target = "t1";
+  va.target_config = json{{"directory", deploy}};
+  va.spec = json{{"volumes", json::array({json{{"target", "/data"}}})}};
   auto refused = d.validate_agent(va).diagnostics;
   REQUIRE(refused.size() == 1);
   CHECK(refused[0].field == "spec.volumes");
@@ -618,7 +630,8 @@ TEST_CASE("exec provider: the localfile example plugin") {
   req.change.address = "agent.web";
   req.change.name = "web";
   req.change.action = Action::kCreate;
-  req.change.desired = json{{"image", "nginx:1"}, {"env", {{"A", "1"}}}, {"secretEnv", {{"TOKEN", "env:T"}}}};
+  req.change.desired =
+      json{{"image", "nginx:1"}, {"env", {{"A", "1"}}}, {"secretEnv", {{"TOKEN", "env:T"}}}};
   req.change.desired_hash = "sha256:one";
   req.revision = "rev1";
   req.secret_values = {{"TOKEN", canary}};

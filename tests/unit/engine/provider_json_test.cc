@@ -140,7 +140,11 @@ TEST_CASE("provider messages: version 2 JSON round trips") {
     CHECK(ValidateTargetResponseFromJson(json::object())->diagnostics.empty());
   }
   SUBCASE("validate agent") {
-    ValidateAgentRequest req{"web", "t1", json{{"region", "x"}}, json{{"image", "nginx"}}};
+    ValidateAgentRequest req;
+    req.agent = "web";
+    req.target = "t1";
+    req.target_config = json{{"region", "x"}};
+    req.spec = json{{"image", "nginx"}};
     auto back = ValidateAgentRequestFromJson(json::parse(ToJson(req).dump()));
     REQUIRE(back.ok());
     CHECK(back->agent == "web");
@@ -153,8 +157,8 @@ TEST_CASE("provider messages: version 2 JSON round trips") {
     CHECK(r->diagnostics == resp.diagnostics);
   }
   SUBCASE("plan change") {
-    PlanChangeRequest req{"web", json{{"env", {{"A", "1"}}}}, json{{"env", {{"A", "2"}}}},
-                          {"env.A", "image"}};
+    PlanChangeRequest req{
+        "web", json{{"env", {{"A", "1"}}}}, json{{"env", {{"A", "2"}}}}, {"env.A", "image"}};
     auto back = PlanChangeRequestFromJson(json::parse(ToJson(req).dump()));
     REQUIRE(back.ok());
     CHECK(back->agent == "web");
@@ -174,7 +178,8 @@ TEST_CASE("provider messages: version 2 JSON round trips") {
     req.target.labels = {{"team", "cx"}};
     req.target.settings = json{{"directory", "/x"}};
     json j = ToJson(req);
-    CHECK(j == json{{"target", {{"name", "t1"}, {"provider", "localfile"}, {"labels", {{"team", "cx"}}}}}});
+    CHECK(j == json{{"target",
+                     {{"name", "t1"}, {"provider", "localfile"}, {"labels", {{"team", "cx"}}}}}});
   }
 }
 
@@ -185,42 +190,77 @@ TEST_CASE("provider messages: version 2 malformed input names the field") {
     const char* message;
   };
   std::vector<Row> rows = {
-      {"schema instancePerReplica", [] {
-         return ProviderSchemaFromJson(json{{"updatableFields", json::array()}, {"instancePerReplica", "yes"}}).status();
-       }, "schema.instancePerReplica: wrong type (string)"},
-      {"schema targetSchema", [] {
-         return ProviderSchemaFromJson(json{{"updatableFields", json::array()}, {"targetSchema", 3}}).status();
-       }, "schema.targetSchema: expected a JSON Schema (an object or a boolean)"},
-      {"diagnostic severity", [] {
+      {"schema instancePerReplica",
+       [] {
+         return ProviderSchemaFromJson(
+                    json{{"updatableFields", json::array()}, {"instancePerReplica", "yes"}})
+             .status();
+       },
+       "schema.instancePerReplica: wrong type (string)"},
+      {"schema targetSchema",
+       [] {
+         return ProviderSchemaFromJson(
+                    json{{"updatableFields", json::array()}, {"targetSchema", 3}})
+             .status();
+       },
+       "schema.targetSchema: expected a JSON Schema (an object or a boolean)"},
+      {"diagnostic severity",
+       [] {
          return ProviderDiagnosticFromJson(json{{"severity", "fatal"}, {"message", "m"}}).status();
-       }, "diagnostic.severity: expected \"error\" or \"warning\", not 'fatal'"},
-      {"diagnostic without message", [] {
+       },
+       "diagnostic.severity: expected \"error\" or \"warning\", not 'fatal'"},
+      {"diagnostic without message",
+       [] {
          return ProviderDiagnosticFromJson(json{{"field", "spec.x"}}).status();
-       }, "diagnostic.message: missing"},
-      {"diagnostic empty message", [] {
+       },
+       "diagnostic.message: missing"},
+      {"diagnostic empty message",
+       [] {
          return ProviderDiagnosticFromJson(json{{"message", ""}}).status();
-       }, "diagnostic.message: empty"},
-      {"validate target config not an object", [] {
-         return ValidateTargetRequestFromJson(json{{"target", "t"}, {"config", json::array()}}).status();
-       }, "validateTargetRequest.config: expected an object (array)"},
-      {"validate target diagnostics not an array", [] {
+       },
+       "diagnostic.message: empty"},
+      {"validate target config not an object",
+       [] {
+         return ValidateTargetRequestFromJson(json{{"target", "t"}, {"config", json::array()}})
+             .status();
+       },
+       "validateTargetRequest.config: expected an object (array)"},
+      {"validate target diagnostics not an array",
+       [] {
          return ValidateTargetResponseFromJson(json{{"diagnostics", "none"}}).status();
-       }, "validateTargetResponse.diagnostics: expected an array"},
-      {"validate target diagnostic entry", [] {
-         return ValidateTargetResponseFromJson(json{{"diagnostics", {{{"field", 1}, {"message", "m"}}}}}).status();
-       }, "validateTargetResponse.diagnostics[0]: diagnostic.field: wrong type (number)"},
-      {"validate agent without spec", [] {
-         return ValidateAgentRequestFromJson(json{{"agent", "a"}, {"target", "t"}, {"targetConfig", json::object()}}).status();
-       }, "validateAgentRequest.spec: missing"},
-      {"validate agent response not an object", [] {
-         return ValidateAgentResponseFromJson(json::array()).status();
-       }, "validateAgentResponse: expected an object"},
-      {"plan change changed not strings", [] {
-         return PlanChangeRequestFromJson(json{{"agent", "a"}, {"prior", nullptr}, {"desired", nullptr}, {"changed", {1, 2}}}).status();
-       }, "planChangeRequest.changed: wrong type (array)"},
-      {"plan change response without requiresReplace", [] {
+       },
+       "validateTargetResponse.diagnostics: expected an array"},
+      {"validate target diagnostic entry",
+       [] {
+         return ValidateTargetResponseFromJson(
+                    json{{"diagnostics", {{{"field", 1}, {"message", "m"}}}}})
+             .status();
+       },
+       "validateTargetResponse.diagnostics[0]: diagnostic.field: wrong type (number)"},
+      {"validate agent without spec",
+       [] {
+         return ValidateAgentRequestFromJson(
+                    json{{"agent", "a"}, {"target", "t"}, {"targetConfig", json::object()}})
+             .status();
+       },
+       "validateAgentRequest.spec: missing"},
+      {"validate agent response not an object",
+       [] { return ValidateAgentResponseFromJson(json::array()).status(); },
+       "validateAgentResponse: expected an object"},
+      {"plan change changed not strings",
+       [] {
+         return PlanChangeRequestFromJson(json{{"agent", "a"},
+                                               {"prior", nullptr},
+                                               {"desired", nullptr},
+                                               {"changed", {1, 2}}})
+             .status();
+       },
+       "planChangeRequest.changed: wrong type (array)"},
+      {"plan change response without requiresReplace",
+       [] {
          return PlanChangeResponseFromJson(json{{"diagnostics", json::array()}}).status();
-       }, "planChangeResponse.requiresReplace: missing"},
+       },
+       "planChangeResponse.requiresReplace: missing"},
   };
   for (const Row& row : rows) {
     SUBCASE(row.name) {
