@@ -105,7 +105,7 @@ TEST_CASE("exec provider: one call, handshake, progress and response") {
                         "\"message\":\"directory is missing\"}}'\n");
     Result<json> e = RunPluginCall(Call(err, "observe"));
     CHECK(e.status().code() == Code::kInvalid);
-    CHECK(e.status().message() == "plugin 't': directory is missing");
+    CHECK(e.status().message() == "plugin 't' (" + err + "): directory is missing");
   }
 }
 
@@ -347,9 +347,12 @@ TEST_CASE("exec provider: the plugin's environment is scrubbed") {
               "sys.stdin.readline()\n"
               "print(json.dumps({'type': 'handshake', 'protocolVersion': 2, 'name': 'envdump'}), "
               "flush=True)\n"
-              "sys.stdin.readline()\n"
-              "print(json.dumps({'type': 'response', 'result': {'status': {'code': 'ok'}, "
-              "'instances': [], 'warnings': [json.dumps(dict(os.environ))]}}), flush=True)\n");
+              "req = json.loads(sys.stdin.readline())\n"
+              "result = {'status': {'code': 'ok'}, 'instances': [], "
+              "'warnings': [json.dumps(dict(os.environ))]}\n"
+              "if req['method'] == 'schema':\n"
+              "    result = {'updatableFields': []}\n"
+              "print(json.dumps({'type': 'response', 'result': result}), flush=True)\n");
   ProviderRegistry registry;
   ExecOptions options;
   options.plugin_dirs = {dir.path().string()};
