@@ -148,6 +148,38 @@ ssize_t WriteWithoutSigpipe(int fd, const char* data, std::size_t size) {
   return written;
 }
 
+// `s` with every byte that is not part of a valid UTF-8 sequence replaced by
+// '?': what a plugin wrote may end up in JSON (state, status, events).
+std::string ValidUtf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  while (i < s.size()) {
+    unsigned char c = byte(i);
+    std::size_t len = c < 0x80           ? 1
+                      : (c >> 5) == 0x6  ? 2
+                      : (c >> 4) == 0xE  ? 3
+                      : (c >> 3) == 0x1E ? 4
+                                         : 0;
+    bool ok = len > 0 && i + len <= s.size() && c != 0xC0 && c != 0xC1 && c <= 0xF4;
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (byte(i + k) >> 6) == 0x2;
+    if (ok && len >= 3) {
+      unsigned char n = byte(i + 1);
+      ok = !(c == 0xE0 && n < 0xA0) && !(c == 0xED && n >= 0xA0) && !(c == 0xF0 && n < 0x90) &&
+           !(c == 0xF4 && n >= 0x90);
+    }
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += '?';
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string Line(const json& message) {
   return message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -388,7 +420,7 @@ class Exchange {
   void LogStderr(std::string line) {
     if (!call_.log) return;
     if (line.size() > kMaxLoggedLine) line = line.substr(0, kMaxLoggedLine) + "...";
-    call_.log(Redact(std::move(line), call_.secrets));
+    call_.log(ValidUtf8(Redact(std::move(line), call_.secrets)));
   }
 
   std::string Excerpt(const std::string& text) const {
@@ -402,7 +434,7 @@ class Exchange {
     while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
     if (tail.size() > kStderrInError) tail = "..." + tail.substr(tail.size() - kStderrInError);
     if (!tail.empty()) message += "; its stderr: " + tail;
-    outcome_ = Status(code, Redact(std::move(message), call_.secrets));
+    outcome_ = Status(code, ValidUtf8(Redact(std::move(message), call_.secrets)));
   }
 
   void HandleLine(const std::string& line) {

@@ -140,6 +140,14 @@ TEST_CASE("exec provider: garbage output is a clear error") {
     Result<json> r = RunPluginCall(Call(path, "schema"));
     CHECK(r.status().message().find("not a protocol message") != std::string::npos);
   }
+  SUBCASE("bytes that are not UTF-8 give an error that is") {
+    std::string path = WritePlugin(
+        dir, "p", "#!/bin/sh\nprintf 'bad \\377\\300 bytes' >&2\nprintf 'x\\377y\\n'\nsleep 5\n");
+    Result<json> r = RunPluginCall(Call(path, "schema"));
+    CHECK(r.status().message().find("'x?y'") != std::string::npos);
+    CHECK(r.status().message().find("bad ?? bytes") != std::string::npos);
+    CHECK_NOTHROW((void)json{{"error", r.status().message()}}.dump());
+  }
   SUBCASE("an unknown message type") {
     std::string path =
         WritePlugin(dir, "p", std::string(kHandshake) + "echo '{\"type\":\"hello\"}'\n");
