@@ -12,6 +12,7 @@
 #include "cmd_import.h"
 #include "commands.h"
 #include "console.h"
+#include "exec/exec_provider.h"
 
 namespace {
 
@@ -223,6 +224,15 @@ int main(int argc, char** argv) {
 
   reconcile::ProviderRegistry registry;
   reconcile::RegisterBuiltinProviders(registry);
+  reconcile::exec::ExecOptions exec_options;  // plugins: RECONCILE_PLUGIN_PATH
+  exec_options.log = [](const std::string& plugin, const std::string& line) {
+    if (plugin.empty()) {
+      spdlog::warn("plugins: {}", line);
+    } else {
+      spdlog::debug("plugin {}: {}", plugin, line);
+    }
+  };
+  reconcile::exec::RegisterExecPlugins(registry, std::move(exec_options));
 
   if (*controller) {
     if (cf.branch.empty() && g.ref.empty() &&

@@ -38,12 +38,163 @@ Status StatusFromJson(const json& j, Status& out) {
   return Status::Invalid("status.code: unknown code '" + code + "'");
 }
 
-json ToJson(const ProviderSchema& schema) { return {{"updatableFields", schema.updatable_fields}}; }
+json ToJson(const ProviderSchema& schema) {
+  json j = {{"updatableFields", schema.updatable_fields},
+            {"instancePerReplica", schema.instance_per_replica}};
+  if (!schema.target_schema.is_null()) j["targetSchema"] = schema.target_schema;
+  return j;
+}
 
 Result<ProviderSchema> ProviderSchemaFromJson(const json& j) {
   ProviderSchema s;
   RETURN_IF_ERROR(Field(j, "updatableFields", "schema", s.updatable_fields));
+  RETURN_IF_ERROR(
+      Field(j, "instancePerReplica", "schema", s.instance_per_replica, /*optional=*/true));
+  if (auto it = j.find("targetSchema"); it != j.end() && !it->is_null()) {
+    if (!it->is_object() && !it->is_boolean()) {
+      return Status::Invalid(
+          "schema.targetSchema: expected a JSON Schema (an object or a boolean)");
+    }
+    s.target_schema = *it;
+  }
   return s;
+}
+
+json ToJson(const ProviderDiagnostic& d) {
+  return {{"severity", d.severity == Severity::kWarning ? "warning" : "error"},
+          {"field", d.field},
+          {"message", d.message}};
+}
+
+Result<ProviderDiagnostic> ProviderDiagnosticFromJson(const json& j) {
+  ProviderDiagnostic d;
+  std::string severity = "error";
+  RETURN_IF_ERROR(Field(j, "severity", "diagnostic", severity, /*optional=*/true));
+  if (severity == "warning") {
+    d.severity = Severity::kWarning;
+  } else if (severity != "error") {
+    return Status::Invalid("diagnostic.severity: expected \"error\" or \"warning\", not '" +
+                           severity + "'");
+  }
+  RETURN_IF_ERROR(Field(j, "field", "diagnostic", d.field, /*optional=*/true));
+  RETURN_IF_ERROR(Field(j, "message", "diagnostic", d.message));
+  if (d.message.empty()) return Status::Invalid("diagnostic.message: empty");
+  return d;
+}
+
+namespace {
+
+json DiagnosticsJson(const std::vector<ProviderDiagnostic>& diagnostics) {
+  json out = json::array();
+  for (const ProviderDiagnostic& d : diagnostics) out.push_back(ToJson(d));
+  return out;
+}
+
+// The optional "diagnostics" array of a response (absent: none).
+Status DiagnosticsFromJson(const json& j, const std::string& where,
+                           std::vector<ProviderDiagnostic>& out) {
+  if (!j.is_object()) return Status::Invalid(where + ": expected an object");
+  auto it = j.find("diagnostics");
+  if (it == j.end() || it->is_null()) return Status::Ok();
+  if (!it->is_array()) return Status::Invalid(where + ".diagnostics: expected an array");
+  for (size_t k = 0; k < it->size(); ++k) {
+    Result<ProviderDiagnostic> d = ProviderDiagnosticFromJson((*it)[k]);
+    if (!d.ok()) {
+      return d.status().WithContext(where + ".diagnostics[" + std::to_string(k) + "]");
+    }
+    out.push_back(std::move(*d));
+  }
+  return Status::Ok();
+}
+
+// obj[key], which must be a JSON object.
+Status ObjectField(const json& obj, const char* key, const std::string& path, json& out) {
+  RETURN_IF_ERROR(Field(obj, key, path, out));
+  if (!out.is_object()) {
+    return Status::Invalid(path + "." + key + ": expected an object (" + out.type_name() + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+json ToJson(const ValidateTargetRequest& r) { return {{"target", r.target}, {"config", r.config}}; }
+
+Result<ValidateTargetRequest> ValidateTargetRequestFromJson(const json& j) {
+  ValidateTargetRequest r;
+  const std::string p = "validateTargetRequest";
+  RETURN_IF_ERROR(Field(j, "target", p, r.target));
+  RETURN_IF_ERROR(ObjectField(j, "config", p, r.config));
+  return r;
+}
+
+json ToJson(const ValidateTargetResponse& r) {
+  return {{"diagnostics", DiagnosticsJson(r.diagnostics)}};
+}
+
+Result<ValidateTargetResponse> ValidateTargetResponseFromJson(const json& j) {
+  ValidateTargetResponse r;
+  RETURN_IF_ERROR(DiagnosticsFromJson(j, "validateTargetResponse", r.diagnostics));
+  return r;
+}
+
+json ToJson(const ValidateAgentRequest& r) {
+  return {{"agent", r.agent},
+          {"target", r.target},
+          {"targetConfig", r.target_config.is_null() ? json::object() : r.target_config},
+          {"spec", r.spec}};
+}
+
+Result<ValidateAgentRequest> ValidateAgentRequestFromJson(const json& j) {
+  ValidateAgentRequest r;
+  const std::string p = "validateAgentRequest";
+  RETURN_IF_ERROR(Field(j, "agent", p, r.agent));
+  RETURN_IF_ERROR(Field(j, "target", p, r.target));
+  RETURN_IF_ERROR(ObjectField(j, "targetConfig", p, r.target_config));
+  RETURN_IF_ERROR(ObjectField(j, "spec", p, r.spec));
+  return r;
+}
+
+json ToJson(const ValidateAgentResponse& r) {
+  return {{"diagnostics", DiagnosticsJson(r.diagnostics)}};
+}
+
+Result<ValidateAgentResponse> ValidateAgentResponseFromJson(const json& j) {
+  ValidateAgentResponse r;
+  RETURN_IF_ERROR(DiagnosticsFromJson(j, "validateAgentResponse", r.diagnostics));
+  return r;
+}
+
+json ToJson(const PlanChangeRequest& r) {
+  return {{"agent", r.agent}, {"prior", r.prior}, {"desired", r.desired}, {"changed", r.changed}};
+}
+
+Result<PlanChangeRequest> PlanChangeRequestFromJson(const json& j) {
+  PlanChangeRequest r;
+  const std::string p = "planChangeRequest";
+  RETURN_IF_ERROR(Field(j, "agent", p, r.agent));
+  RETURN_IF_ERROR(Field(j, "prior", p, r.prior));
+  RETURN_IF_ERROR(Field(j, "desired", p, r.desired));
+  RETURN_IF_ERROR(Field(j, "changed", p, r.changed));
+  return r;
+}
+
+json ToJson(const PlanChangeResponse& r) {
+  return {{"requiresReplace", r.requires_replace}, {"diagnostics", DiagnosticsJson(r.diagnostics)}};
+}
+
+Result<PlanChangeResponse> PlanChangeResponseFromJson(const json& j) {
+  PlanChangeResponse r;
+  const std::string p = "planChangeResponse";
+  RETURN_IF_ERROR(Field(j, "requiresReplace", p, r.requires_replace));
+  RETURN_IF_ERROR(DiagnosticsFromJson(j, p, r.diagnostics));
+  return r;
+}
+
+json ToJson(const ObserveRequest& r) {
+  return {
+      {"target",
+       {{"name", r.target.name}, {"provider", r.target.provider}, {"labels", r.target.labels}}}};
 }
 
 json ToJson(const ObservedInstance& i) {

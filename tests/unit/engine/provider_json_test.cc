@@ -1,5 +1,7 @@
 #include "reconcile/provider_json.h"
 
+#include <functional>
+
 #include <doctest/doctest.h>
 
 #include "reconcile/provider.h"
@@ -95,6 +97,176 @@ TEST_CASE("provider messages: malformed input is an error, not a crash") {
       auto r = ObserveResponseFromJson(row.j);
       REQUIRE_FALSE(r.ok());
       CHECK(r.status().message().find(row.message) != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("provider messages: version 2 JSON round trips") {
+  SUBCASE("schema with instancePerReplica and targetSchema") {
+    ProviderSchema s;
+    s.updatable_fields = {"env"};
+    s.instance_per_replica = false;
+    s.target_schema = json{{"type", "object"}, {"required", {"region"}}};
+    auto back = ProviderSchemaFromJson(json::parse(ToJson(s).dump()));
+    REQUIRE(back.ok());
+    CHECK(*back == s);
+    // A version-1 schema (updatableFields only) reads with the defaults.
+    auto v1 = ProviderSchemaFromJson(json{{"updatableFields", json::array()}});
+    REQUIRE(v1.ok());
+    CHECK(v1->instance_per_replica);
+    CHECK(v1->target_schema.is_null());
+    CHECK_FALSE(ToJson(ProviderSchema{}).contains("targetSchema"));
+  }
+  SUBCASE("diagnostic") {
+    ProviderDiagnostic d{Severity::kWarning, "spec.aws.region", "unusual region"};
+    auto back = ProviderDiagnosticFromJson(json::parse(ToJson(d).dump()));
+    REQUIRE(back.ok());
+    CHECK(*back == d);
+    auto short_form = ProviderDiagnosticFromJson(json{{"message", "m"}});
+    REQUIRE(short_form.ok());
+    CHECK(short_form->severity == Severity::kError);
+    CHECK(short_form->field.empty());
+  }
+  SUBCASE("validate target") {
+    ValidateTargetRequest req{"t1", json{{"region", "eu-west-1"}, {"n", 3}, {"on", true}}};
+    auto back = ValidateTargetRequestFromJson(json::parse(ToJson(req).dump()));
+    REQUIRE(back.ok());
+    CHECK(back->target == "t1");
+    CHECK(back->config == req.config);
+    ValidateTargetResponse resp{{{Severity::kError, "spec.aws.region", "required"}}};
+    auto r = ValidateTargetResponseFromJson(json::parse(ToJson(resp).dump()));
+    REQUIRE(r.ok());
+    CHECK(r->diagnostics == resp.diagnostics);
+    CHECK(ValidateTargetResponseFromJson(json::object())->diagnostics.empty());
+  }
+  SUBCASE("validate agent") {
+    ValidateAgentRequest req;
+    req.agent = "web";
+    req.target = "t1";
+    req.target_config = json{{"region", "x"}};
+    req.spec = json{{"image", "nginx"}};
+    auto back = ValidateAgentRequestFromJson(json::parse(ToJson(req).dump()));
+    REQUIRE(back.ok());
+    CHECK(back->agent == "web");
+    CHECK(back->target == "t1");
+    CHECK(back->target_config == req.target_config);
+    CHECK(back->spec == req.spec);
+    ValidateAgentResponse resp{{{Severity::kError, "spec.volumes", "not on this cloud"}}};
+    auto r = ValidateAgentResponseFromJson(json::parse(ToJson(resp).dump()));
+    REQUIRE(r.ok());
+    CHECK(r->diagnostics == resp.diagnostics);
+  }
+  SUBCASE("plan change") {
+    PlanChangeRequest req{
+        "web", json{{"env", {{"A", "1"}}}}, json{{"env", {{"A", "2"}}}}, {"env.A", "image"}};
+    auto back = PlanChangeRequestFromJson(json::parse(ToJson(req).dump()));
+    REQUIRE(back.ok());
+    CHECK(back->agent == "web");
+    CHECK(back->prior == req.prior);
+    CHECK(back->desired == req.desired);
+    CHECK(back->changed == req.changed);
+    PlanChangeResponse resp{{"image"}, {{Severity::kWarning, "", "image changes restart it"}}};
+    auto r = PlanChangeResponseFromJson(json::parse(ToJson(resp).dump()));
+    REQUIRE(r.ok());
+    CHECK(r->requires_replace == resp.requires_replace);
+    CHECK(r->diagnostics == resp.diagnostics);
+  }
+  SUBCASE("observe request: the target without its settings") {
+    ObserveRequest req;
+    req.target.name = "t1";
+    req.target.provider = "localfile";
+    req.target.labels = {{"team", "cx"}};
+    req.target.settings = json{{"directory", "/x"}};
+    json j = ToJson(req);
+    CHECK(j == json{{"target",
+                     {{"name", "t1"}, {"provider", "localfile"}, {"labels", {{"team", "cx"}}}}}});
+  }
+}
+
+TEST_CASE("provider messages: version 2 malformed input names the field") {
+  struct Row {
+    const char* name;
+    std::function<Status()> decode;
+    const char* message;
+  };
+  std::vector<Row> rows = {
+      {"schema instancePerReplica",
+       [] {
+         return ProviderSchemaFromJson(
+                    json{{"updatableFields", json::array()}, {"instancePerReplica", "yes"}})
+             .status();
+       },
+       "schema.instancePerReplica: wrong type (string)"},
+      {"schema targetSchema",
+       [] {
+         return ProviderSchemaFromJson(
+                    json{{"updatableFields", json::array()}, {"targetSchema", 3}})
+             .status();
+       },
+       "schema.targetSchema: expected a JSON Schema (an object or a boolean)"},
+      {"diagnostic severity",
+       [] {
+         return ProviderDiagnosticFromJson(json{{"severity", "fatal"}, {"message", "m"}}).status();
+       },
+       "diagnostic.severity: expected \"error\" or \"warning\", not 'fatal'"},
+      {"diagnostic without message",
+       [] {
+         return ProviderDiagnosticFromJson(json{{"field", "spec.x"}}).status();
+       },
+       "diagnostic.message: missing"},
+      {"diagnostic empty message",
+       [] {
+         return ProviderDiagnosticFromJson(json{{"message", ""}}).status();
+       },
+       "diagnostic.message: empty"},
+      {"validate target config not an object",
+       [] {
+         return ValidateTargetRequestFromJson(json{{"target", "t"}, {"config", json::array()}})
+             .status();
+       },
+       "validateTargetRequest.config: expected an object (array)"},
+      {"validate target diagnostics not an array",
+       [] {
+         return ValidateTargetResponseFromJson(json{{"diagnostics", "none"}}).status();
+       },
+       "validateTargetResponse.diagnostics: expected an array"},
+      {"validate target diagnostic entry",
+       [] {
+         return ValidateTargetResponseFromJson(
+                    json{{"diagnostics", {{{"field", 1}, {"message", "m"}}}}})
+             .status();
+       },
+       "validateTargetResponse.diagnostics[0]: diagnostic.field: wrong type (number)"},
+      {"validate agent without spec",
+       [] {
+         return ValidateAgentRequestFromJson(
+                    json{{"agent", "a"}, {"target", "t"}, {"targetConfig", json::object()}})
+             .status();
+       },
+       "validateAgentRequest.spec: missing"},
+      {"validate agent response not an object",
+       [] { return ValidateAgentResponseFromJson(json::array()).status(); },
+       "validateAgentResponse: expected an object"},
+      {"plan change changed not strings",
+       [] {
+         return PlanChangeRequestFromJson(json{{"agent", "a"},
+                                               {"prior", nullptr},
+                                               {"desired", nullptr},
+                                               {"changed", {1, 2}}})
+             .status();
+       },
+       "planChangeRequest.changed: wrong type (array)"},
+      {"plan change response without requiresReplace",
+       [] {
+         return PlanChangeResponseFromJson(json{{"diagnostics", json::array()}}).status();
+       },
+       "planChangeResponse.requiresReplace: missing"},
+  };
+  for (const Row& row : rows) {
+    SUBCASE(row.name) {
+      Status s = row.decode();
+      CHECK(s.code() == Code::kInvalid);
+      CHECK(s.message() == row.message);
     }
   }
 }
