@@ -268,6 +268,15 @@ TEST_CASE("provider v2: agents are checked by their Target's provider") {
   CHECK(toy.agents[0].model != nullptr);
 }
 
+TEST_CASE("provider v2: a provider's block schema comes from schemas/target.schema.json") {
+  json docker = checks::TargetBlockSchema("docker");
+  REQUIRE(docker.is_object());
+  CHECK(docker["type"] == "object");
+  CHECK(docker["properties"].contains("host"));
+  CHECK(docker["properties"]["tls"]["properties"].contains("caFile"));
+  CHECK(checks::TargetBlockSchema("nosuch").is_null());
+}
+
 TEST_CASE("provider v2: config checks say what the loader says") {
   std::vector<ProviderDiagnostic> out;
   json block = {{"name", 5}, {"url", "ftp://x"}, {"n", 1.5}, {"on", "yes"}, {"cpu", -1}, {"zz", 1}};
