@@ -190,7 +190,7 @@ TEST_CASE("provider v2: the loader gives a provider its block and locates what i
     LoadResult r = toy.Load(std::string(kToyTarget) +
                             "  toy: {zone: \"9\", size: 3, nested: {url: \"https://x\"}, "
                             "list: [1, 2.5, true, null, text]}\n");
-    CHECK(All(r.diagnostics) == "m.yaml:6:70: error: spec.toy.list[1]: no\n");
+    CHECK(All(r.diagnostics) == "m.yaml:6:67: error: spec.toy.list[1]: no\n");
     REQUIRE(toy.targets.size() == 1);
     CHECK(toy.targets[0].target == "t");
     CHECK(toy.targets[0].config == json::parse(R"({"zone": "9", "size": 3,
