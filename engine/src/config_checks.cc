@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "reconcile/json_schemas.h"
+
 namespace reconcile::checks {
 
 bool AllOf(std::string_view s, const std::function<bool(char)>& pred) {
@@ -157,6 +159,17 @@ std::string Suggest(std::string_view unknown, const std::vector<std::string>& kn
   }
   size_t allowed = best.size() <= 3 ? 1 : std::max<size_t>(2, std::min<size_t>(3, best.size() / 3));
   return best_distance <= allowed ? best : "";
+}
+
+nlohmann::json TargetBlockSchema(const std::string& provider) {
+  std::optional<std::string> text = SchemaFor("Target");
+  if (!text) return nullptr;
+  nlohmann::json schema = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json::json_pointer at("/properties/spec/properties/" + provider);
+  if (schema.is_discarded() || !schema.contains(at)) return nullptr;
+  nlohmann::json block = schema.at(at);
+  block["$schema"] = "https://json-schema.org/draft/2020-12/schema";
+  return block;
 }
 
 ConfigChecker::ConfigChecker(const nlohmann::json& block, std::string path,

@@ -19,6 +19,7 @@
 #include "docker/engine_client.h"
 #include "docker/secret_files.h"
 #include "reconcile/clock.h"
+#include "reconcile/config_checks.h"
 #include "reconcile/observation.h"
 
 namespace reconcile::docker {
@@ -156,7 +157,12 @@ class DockerProvider : public Provider {
         local_engine_(docker_.host.rfind("unix://", 0) == 0),
         warnings_(std::move(warnings)) {}
 
-  ProviderSchema Schema() const override { return ProviderSchema{}; }
+  ProviderSchema Schema() const override {
+    static const nlohmann::json kBlock = checks::TargetBlockSchema("docker");
+    ProviderSchema s;  // no field is updated in place: every change replaces
+    s.target_schema = kBlock;
+    return s;
+  }
 
   ObserveResponse Observe(const ObserveRequest&) override {
     ObserveResponse r;

@@ -80,6 +80,7 @@ ValidateAgentResponse ValidateDockerAgent(const ValidateAgentRequest& request) {
   ValidateAgentResponse r;
   if (request.model == nullptr) return r;
   const Agent& a = *request.model;
+  if (a.secret_files.empty() && a.networks.empty()) return r;  // the common case, cheap
   DockerTarget d = DockerTargetFromSettings(request.target_config);
   if (!a.secret_files.empty() && d.host.rfind("tcp://", 0) == 0) {
     r.diagnostics.push_back(

@@ -53,6 +53,11 @@ std::string Suggest(std::string_view unknown, const std::vector<std::string>& kn
 // "a map": how a JSON value is named in messages (as the loader names YAML).
 std::string DescribeJson(const nlohmann::json& v);
 
+// The JSON Schema of the Target block `spec.<provider>` as
+// schemas/target.schema.json documents it (embedded), for
+// ProviderSchema::target_schema; null when the file has none.
+nlohmann::json TargetBlockSchema(const std::string& provider);
+
 // Checks one JSON object at `path` ("spec.aws"), appending to `out`. The
 // messages are the loader's: "required field is missing", "unknown field
 // 'x' (did you mean 'y'?)", "must be a string, got an integer", "invalid

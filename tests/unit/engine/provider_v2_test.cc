@@ -190,7 +190,7 @@ TEST_CASE("provider v2: the loader gives a provider its block and locates what i
     LoadResult r = toy.Load(std::string(kToyTarget) +
                             "  toy: {zone: \"9\", size: 3, nested: {url: \"https://x\"}, "
                             "list: [1, 2.5, true, null, text]}\n");
-    CHECK(All(r.diagnostics) == "m.yaml:6:70: error: spec.toy.list[1]: no\n");
+    CHECK(All(r.diagnostics) == "m.yaml:6:67: error: spec.toy.list[1]: no\n");
     REQUIRE(toy.targets.size() == 1);
     CHECK(toy.targets[0].target == "t");
     CHECK(toy.targets[0].config == json::parse(R"({"zone": "9", "size": 3,
@@ -266,6 +266,15 @@ TEST_CASE("provider v2: agents are checked by their Target's provider") {
   CHECK(toy.agents[0].target_config == json{{"zone", "a"}});
   CHECK(toy.agents[0].spec["healthCheck"]["path"] == "/h");
   CHECK(toy.agents[0].model != nullptr);
+}
+
+TEST_CASE("provider v2: a provider's block schema comes from schemas/target.schema.json") {
+  json docker = checks::TargetBlockSchema("docker");
+  REQUIRE(docker.is_object());
+  CHECK(docker["type"] == "object");
+  CHECK(docker["properties"].contains("host"));
+  CHECK(docker["properties"]["tls"]["properties"].contains("caFile"));
+  CHECK(checks::TargetBlockSchema("nosuch").is_null());
 }
 
 TEST_CASE("provider v2: config checks say what the loader says") {
