@@ -108,15 +108,28 @@ mkdir -p "$work/bad"
 tree_doc "hello:1" "Hello" | sed "s|directory: $deploy|directory: relative/dir|" >"$work/bad/files.yaml"
 "$RECONCILE" --no-color --state "$work/bad-state" validate "$work/bad" >"$work/bad.out" 2>&1
 vcode=$?
-if [[ $vcode -eq 1 ]]; then
-  # The loader calls the provider's validate_target (provider interface v2).
-  contains "a bad config is a file:line:column error" "files.yaml:" "$(cat "$work/bad.out")"
-  contains "it names the field" "spec.exec.config.directory" "$(cat "$work/bad.out")"
+if [[ $vcode -eq 1 ]]; then ok "validate refuses a bad config (exit 1)"; else bad "validate exit $vcode, want 1"; fi
+# The loader calls the plugin's validate_target (provider interface v2) and
+# locates what it says at file:line:column.
+if grep -Eq 'files\.yaml:[0-9]+:[0-9]+: error: spec\.exec\.config\.directory: .*absolute' "$work/bad.out"; then
+  ok "a bad config is a file:line:column error naming the field"
 else
-  # Until the loader calls validate_target, plan refuses it when it observes.
-  expect_exit 1 "plan refuses a bad config" -- "$RECONCILE" --no-color --state "$work/bad-state" plan "$work/bad"
-  contains "the error names the field" "invalid config: directory: must be an absolute" "$out"
-  contains "the error names the plugin" "plugin 'localfile'" "$out"
+  bad "no file:line:column error for spec.exec.config.directory: $(cat "$work/bad.out")"
+fi
+
+# The direct form: provider NAME with its block spec.NAME, as for a built-in.
+mkdir -p "$work/direct"
+tree_doc "hello:1" "Hello" |
+  sed -e 's|provider: exec|provider: localfile|' -e 's|^  exec:|  localfile:|' \
+      -e '/plugin: localfile/d' -e 's|^    config:||' -e 's|^      directory:|    directory:|' \
+      >"$work/direct/files.yaml"
+expect_exit 0 "the direct form (provider: localfile) validates" -- R validate "$work/direct"
+sed -i "s|directory: $deploy|directory: relative/dir|" "$work/direct/files.yaml"
+"$RECONCILE" --no-color --state "$work/bad-state" validate "$work/direct" >"$work/direct.out" 2>&1
+if grep -Eq 'files\.yaml:[0-9]+:[0-9]+: error: spec\.localfile\.directory: ' "$work/direct.out"; then
+  ok "the direct form's bad config names spec.localfile.directory at file:line:column"
+else
+  bad "direct form: $(cat "$work/direct.out")"
 fi
 
 # An unknown plugin is a clear error naming where it was looked for.
