@@ -369,10 +369,10 @@ TEST_CASE("reports each error with file:line:column and field") {
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, aws: {region: x}}\n",
        4, 26, "spec.aws", "not allowed with provider docker"},
-      {"target missing block",
+      {"target missing block: its provider names the first field it needs, at spec",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\nspec: {provider: "
-       "gcp}\n",
-       4, 7, "spec.gcp", "required when provider is gcp"},
+       "aws}\n",
+       4, 7, "spec.aws.region", "required field is missing"},
       {"docker host",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, docker: {host: \"http://x\"}}\n",
