@@ -587,13 +587,17 @@ class DockerProvider : public Provider {
       if (!body.ok()) return body.status();
       Progress("creating container " + name);
       std::string id;
-      for (int attempt = 0; attempt < 2 && id.empty(); ++attempt) {
+      // A name in use by a container the engine is still creating (a create
+      // sent by an earlier attempt that was killed) is a conflict that
+      // inspect cannot see yet: wait a little for it to appear.
+      constexpr int kAttempts = 6;
+      for (int attempt = 0; attempt < kAttempts && id.empty(); ++attempt) {
         auto created = c_.CreateContainer(name, *body);
         if (created.ok()) {
           id = *created;
           break;
         }
-        if (created.status().code() != Code::kConflict || attempt == 1) {
+        if (created.status().code() != Code::kConflict || attempt == kAttempts - 1) {
           if (spec_.gpus != 0 && created.status().code() != Code::kUnavailable) {
             return GpuRefused(created.status(), "");
           }
@@ -601,8 +605,10 @@ class DockerProvider : public Provider {
         }
         auto existing = c_.InspectContainer(name);
         if (!existing.ok()) {
-          if (existing.status().code() == Code::kNotFound) continue;
-          return existing.status();
+          if (existing.status().code() != Code::kNotFound) return existing.status();
+          if (req_.stop.stop_requested()) return Status::Cancelled("stopped");
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          continue;
         }
         Status st = OwnedByAgent(*existing, name);
         if (!st.ok()) return st;

@@ -13,6 +13,8 @@
 set -u
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 RECONCILE=${RECONCILE:-$SOURCE_DIR/build/program/reconcile}
+# examples/plugin names the example plugin: install it as a user would.
+export RECONCILE_PLUGIN_PATH=$SOURCE_DIR/examples/plugins
 SCHEMA_DIR=$SOURCE_DIR/tests/schema
 [ -x "$RECONCILE" ] || { echo "schema crosscheck: no binary at $RECONCILE" >&2; exit 1; }
 if [ ! -d "$SCHEMA_DIR/node_modules" ]; then

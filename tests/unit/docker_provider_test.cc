@@ -227,6 +227,19 @@ TEST_CASE("docker provider: errors are values that name the call and hide secret
     CHECK(r.status.message() == "docker: POST /containers/create: 500 disk full");
     CHECK(r.status.message().find("t0p-s3cret") == std::string::npos);
   }
+  SUBCASE("a name the engine holds but cannot show yet is waited for, then named") {
+    // A create sent by a killed earlier run may hold the name before the
+    // container can be inspected: the provider asks again a few times.
+    env.engine->Override("POST /containers/create",
+                         HttpResponse{409, R"({"message":"name web-0 is already in use"})"});
+    auto r = env.Apply(Action::kCreate, "web", Spec("hi"));
+    CHECK(r.status.code() == Code::kConflict);
+    CHECK(r.status.message().find("already in use") != std::string::npos);
+    auto calls = env.engine->Calls();
+    CHECK(std::count_if(calls.begin(), calls.end(), [](const std::string& c) {
+            return c.rfind("POST /containers/create", 0) == 0;
+          }) == 6);
+  }
   SUBCASE("a secret echoed by the engine is masked") {
     env.engine->Override("POST /containers/create",
                          HttpResponse{400, R"({"message":"bad env TOKEN=t0p-s3cret"})"});
