@@ -14,10 +14,12 @@ set -uo pipefail
 : "${RECONCILE:?}" "${SOURCE_DIR:?}"
 work="$(mktemp -d)"
 fake_pid=""
+ctl_pid=""
 passed=0
 failed=0
 
 cleanup() {
+  [[ -n "$ctl_pid" ]] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
   [[ -n "$fake_pid" ]] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -121,6 +123,24 @@ c.tag_resource(ResourceArn=arn, Tags=[{"Key": "reconcile.dev/spec-hash", "Value"
 PY
 expect_exit 2 "drift sees the changed service (exit 2)" -- R drift "$work/tree"
 contains "drift names the agent" "hello-cloud" "$out"
+
+# --- rollback: the revision before the live one, pinned -----------------------
+expect_exit 0 "rollback to the previous revision" -- R rollback "$work/tree" --auto-approve
+if [[ "$(ours greeting)" == one ]]; then ok "rollback serves the first revision's env"
+else bad "after rollback: $(state)"; fi
+expect_exit 0 "plan keeps the pinned revision (no changes)" -- R plan "$work/tree"
+
+# --- the controller follows the folder: a new revision within its interval ----
+write_tree three
+"$RECONCILE" --no-color controller --repo "$work/tree" --listen 127.0.0.1:0 --interval 1s \
+  --drift-interval 1h >"$work/ctl.log" 2>&1 &
+ctl_pid=$!
+for _ in $(seq 150); do [[ "$(ours greeting)" == three ]] && break; sleep 0.2; done
+if [[ "$(ours greeting)" == three ]]; then ok "the controller applied the new revision to App Runner"
+else bad "the controller did not apply it" "$(tail -20 "$work/ctl.log")"; fi
+kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
+ctl_pid=""
+lacks "no secret key in the controller's log" "$secret" "$(cat "$work/ctl.log")"
 
 # --- destroy -------------------------------------------------------------------
 expect_exit 0 "destroy" -- R destroy "$work/tree" --auto-approve

@@ -16,9 +16,11 @@ set -uo pipefail
 export PYTHONDONTWRITEBYTECODE=1
 work="$(mktemp -d)"
 fake_pid=""
+ctl_pid=""
 passed=0
 failed=0
 cleanup() {
+  [[ -n "$ctl_pid" ]] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
   [[ -n "$fake_pid" ]] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -133,6 +135,34 @@ contains "drift says modified" "modified" "$out"
 expect_exit 0 "apply repairs it" -- R apply "$work/tree" --auto-approve
 all+="$out"
 contains "the image is the tree's again" '"mcr.microsoft.com/k8se/quickstart:latest"' "$(control state)"
+
+# Rollback: the revision before the live one ("hello"), then pinned.
+greeting() {
+  control state | python3 -c '
+import json, sys
+for app in json.load(sys.stdin).values():
+    for e in app["properties"]["template"]["containers"][0].get("env", []):
+        if e.get("name") == "GREETING":
+            print(e.get("value", ""))'
+}
+expect_exit 0 "rollback to the previous revision" -- R rollback "$work/tree" --auto-approve
+all+="$out"
+if [[ "$(greeting)" == hello ]]; then ok "rollback serves the first revision's env"
+else bad "after rollback: $(greeting)"; fi
+expect_exit 0 "plan keeps the pinned revision (no changes)" -- R plan "$work/tree"
+
+# The controller follows the folder: a new revision within its interval.
+write_tree "hello from the controller"
+"$RECONCILE" --no-color controller --repo "$work/tree" --listen 127.0.0.1:0 --interval 1s \
+  --drift-interval 1h >"$work/ctl.log" 2>&1 &
+ctl_pid=$!
+for _ in $(seq 150); do [[ "$(greeting)" == "hello from the controller" ]] && break; sleep 0.2; done
+if [[ "$(greeting)" == "hello from the controller" ]]; then
+  ok "the controller applied the new revision to Container Apps"
+else bad "the controller did not apply it" "$(tail -20 "$work/ctl.log")"; fi
+kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
+ctl_pid=""
+all+="$(cat "$work/ctl.log")"
 
 expect_exit 0 "destroy deletes the app" -- R destroy "$work/tree" --auto-approve
 all+="$out"

@@ -3,7 +3,8 @@
 # API (tests/fakes/clouds/cloudrun_fake.py, loopback, ephemeral port): a
 # service-account key signed by a key the fake verifies, endpoint overrides
 # in the Target, then validate, plan, apply, status, an in-place update,
-# drift (a change made through the API), destroy, and a run without
+# drift (a change made through the API), rollback, the controller following
+# the folder, destroy, and a run without
 # credentials (exit 1, one message naming what to set). Every request the
 # binary sent is checked against the official API model by the fake: none
 # may have a problem.
@@ -15,9 +16,11 @@ set -uo pipefail
 : "${RECONCILE:?}" "${SOURCE_DIR:?}"
 work="$(mktemp -d)"
 fake_pid=""
+ctl_pid=""
 passed=0
 failed=0
 cleanup() {
+  [[ -n "$ctl_pid" ]] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
   [[ -n "$fake_pid" ]] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -131,6 +134,30 @@ expect_exit 0 "apply heals the drift" -- R apply "$work/tree" --auto-approve
 expect_exit 0 "no drift after healing" -- R drift "$work/tree"
 img="$(fake_state | python3 -c "import json,sys; print(json.load(sys.stdin)['services']['projects/demo-project/locations/europe-west1/services/hello']['template']['containers'][0]['image'])")"
 if [[ "$img" == "us-docker.pkg.dev/cloudrun/container/hello:latest" ]]; then ok "the image is back"; else bad "image after heal: $img"; fi
+
+# Rollback: the revision before the live one ("hello one"), then pinned.
+env_now() {
+  fake_state | python3 -c "import json,sys; h=json.load(sys.stdin)['services']['projects/demo-project/locations/europe-west1/services/hello']; print(h['template']['containers'][0]['env'][0]['value'])"
+}
+expect_exit 0 "rollback to the previous revision" -- R rollback "$work/tree" --auto-approve
+if [[ "$(env_now)" == "hello one" ]]; then ok "rollback serves the first revision's env"; else bad "env after rollback: $(env_now)"; fi
+expect_exit 0 "plan keeps the pinned revision (no changes)" -- R plan "$work/tree"
+
+# The controller follows the folder: a new revision is applied within its
+# interval (and ends the pin).
+write_tree "hello four"
+"$RECONCILE" --no-color controller --repo "$work/tree" --listen 127.0.0.1:0 --interval 1s \
+  --drift-interval 1h >"$work/ctl.log" 2>&1 &
+ctl_pid=$!
+for _ in $(seq 150); do [[ "$(env_now)" == "hello four" ]] && break; sleep 0.2; done
+if [[ "$(env_now)" == "hello four" ]]; then
+  ok "the controller applied the new revision to Cloud Run"
+else
+  bad "the controller did not apply it: env $(env_now)" "$(tail -20 "$work/ctl.log")"
+fi
+kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
+ctl_pid=""
+lacks "no token in the controller's log" "$token" "$(cat "$work/ctl.log")"
 
 expect_exit 0 "destroy" -- R destroy "$work/tree" --auto-approve
 left="$(fake_state | python3 -c "import json,sys; print(' '.join(sorted(k.rsplit('/',1)[1] for k in json.load(sys.stdin)['services'])))")"
