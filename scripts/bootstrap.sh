@@ -24,6 +24,8 @@ packages=(
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
+  # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
+  systemd lintian
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;

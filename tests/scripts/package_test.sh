@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Installation and the Debian package, for real:
+# - reconcile(1) lists exactly the commands and flags `reconcile --help` and
+#   each `reconcile CMD --help` print (parsed here independently of
+#   packaging/manpage.py), and groff and man render it without a warning;
+# - `cmake --install --prefix DIR` puts every file where README says, and
+#   nothing outside DIR;
+# - `cpack -G DEB` builds reconcile_<version>_<arch>.deb: its control fields
+#   (Depends computed by dpkg-shlibdeps), maintainer scripts, conffiles and
+#   files (dpkg-deb -I / -c), extracted with dpkg-x into a scratch root (never
+#   installed into this machine's root), whose binary prints its version;
+# - `systemd-analyze verify` of the three units against that scratch root
+#   prints nothing (warnings count as failures), and `systemd-analyze
+#   security --offline` rates the controller's unit;
+# - lintian finds no error in the .deb.
+#
+# Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), cmake, cpack,
+# dpkg-deb, systemd-analyze, groff, man, lintian (scripts/bootstrap.sh).
+set -uo pipefail
+
+: "${RECONCILE:?}" "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
+source "$SOURCE_DIR/tests/scripts/lib.sh"
+passed=0
+failed=0
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+for tool in cmake cpack dpkg-deb systemd-analyze groff man lintian gzip; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "FAIL - $tool is missing (scripts/bootstrap.sh installs it)"; exit 1; }
+done
+# The man page is part of the default build; this is a no-op after `make build`.
+if ! out="$(cmake --build "$BUILD_DIR" --target reconcile reconcile_manpage 2>&1)"; then
+  echo "FAIL - building the man page" && echo "$out" | tail -20; exit 1
+fi
+version="$("$RECONCILE" --version | awk '{print $2}')"
+arch="$(dpkg --print-architecture)"
+man_page="$BUILD_DIR/packaging/reconcile.1"
+
+# --- reconcile(1) against --help ---------------------------------------------
+# help_commands WORDS...: the subcommands `reconcile WORDS --help` lists, as
+# full command paths, recursively.
+help_commands() {
+  local sub
+  for sub in $("$RECONCILE" "$@" --help | awk '/^Subcommands:/ {f = 1; next} /^[A-Za-z]+:/ {f = 0} f && /^  [a-z]/ {print $1}'); do
+    echo "$* $sub" | sed 's/^ //'
+    help_commands "$@" "$sub"
+  done
+}
+help_flags() {  # help_flags WORDS...: the long flags of `reconcile WORDS --help`
+  "$RECONCILE" "$@" --help | awk '/^Options:/ {f = 1; next} /^[A-Za-z]+:/ {f = 0} f && /^  -/ {print $1}' |
+    tr ',' '\n' | grep -- '^--' | grep -vxF -e --help -e --version | sort -u
+}
+# page_section TITLE: the roff lines of `.SS "TITLE"` (or `.SH TITLE`) up to
+# the next heading; page_flags: the bold long flags in them.
+page_section() {
+  awk -v t="$1" '/^\.S[SH] / {h = $0; sub(/^\.S[SH] /, "", h); gsub(/"/, "", h); gsub(/\\-/, "-", h); f = (h == t); next} f' "$man_page"
+}
+page_flags() {
+  page_section "$1" | sed 's/\\-/-/g' | grep -o -- '\\fB--[a-z0-9-]*' | sed 's/^\\fB//' |
+    grep -vxF -e --help -e --version | sort -u
+}
+
+if [[ -s "$man_page" ]]; then ok "the build wrote reconcile(1)"; else bad "no $man_page"; fi
+help_cmds="$(help_commands | sort)"
+page_cmds="$(grep '^\.SS "reconcile ' "$man_page" | sed 's/^\.SS "reconcile //; s/"$//; s/\\-/-/g' | sort)"
+if [[ -n "$help_cmds" && "$help_cmds" == "$page_cmds" ]]; then
+  ok "reconcile(1) has a section for each of the $(wc -l <<<"$help_cmds") commands of --help, and no other"
+else
+  bad "the commands of reconcile(1) differ from --help" "$(diff <(echo "$help_cmds") <(echo "$page_cmds"))"
+fi
+mismatch=""
+nflags=0
+while read -r cmd; do
+  [[ -z "$cmd" ]] && continue
+  # shellcheck disable=SC2086
+  want="$(help_flags $cmd)"
+  got="$(page_flags "reconcile $cmd")"
+  nflags=$((nflags + $(grep -c . <<<"$want")))
+  [[ "$want" == "$got" ]] || mismatch+="reconcile $cmd: $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"$'\n'
+done <<<"$help_cmds"
+want="$(help_flags)"
+got="$(page_flags "GLOBAL FLAGS")"
+[[ "$want" == "$got" ]] || mismatch+="global: $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"$'\n'
+if [[ -z "$mismatch" && $nflags -gt 20 ]]; then
+  ok "reconcile(1) lists exactly the flags of every command's --help ($nflags) and the $(grep -c . <<<"$want") global ones"
+else
+  bad "reconcile(1) and --help disagree on flags (< only in --help, > only in the page)" "$mismatch"
+fi
+if grep -qF "reconcile $version" "$man_page"; then ok "reconcile(1) names version $version"; else bad "reconcile(1) lacks the version $version"; fi
+out="$(groff -man -ww -z "$man_page" 2>&1)"
+if [[ -z "$out" ]]; then ok "groff -ww renders reconcile(1) without a warning"; else bad "groff warns on reconcile(1)" "$out"; fi
+out="$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$man_page" 2>&1 >/dev/null)"
+if [[ -z "$out" ]]; then ok "man --warnings renders reconcile(1) without a warning"; else bad "man warns on reconcile(1)" "$out"; fi
+
+# --- cmake --install ------------------------------------------------------------
+prefix="$work/prefix"
+if out="$(cmake --install "$BUILD_DIR" --prefix "$prefix" 2>&1)"; then
+  ok "cmake --install --prefix DIR"
+else
+  bad "cmake --install failed" "$out"
+fi
+outside="$(grep -F 'Installing: ' <<<"$out" | grep -vF "Installing: $prefix/" || true)"
+if [[ -z "$outside" ]]; then ok "cmake --install writes nothing outside the prefix"; else bad "installed outside the prefix" "$outside"; fi
+expected=(
+  bin/reconcile
+  share/man/man1/reconcile.1.gz
+  lib/systemd/system/reconcile-controller.service
+  lib/systemd/system/reconcile-drift.service
+  lib/systemd/system/reconcile-drift.timer
+  etc/default/reconcile
+  share/doc/reconcile/README.md
+  share/doc/reconcile/reference.md
+  share/doc/reconcile/copyright
+  share/doc/reconcile/changelog.gz
+  share/doc/reconcile/examples/quickstart/hello.yaml
+)
+for s in "$SOURCE_DIR"/schemas/*.schema.json; do expected+=("share/reconcile/schemas/$(basename "$s")"); done
+missing=""
+for f in "${expected[@]}"; do [[ -f "$prefix/$f" ]] || missing+="$f "; done
+if [[ -z "$missing" ]]; then ok "the install tree has all ${#expected[@]} expected files"; else bad "missing from the install tree: $missing"; fi
+if [[ -x "$prefix/share/doc/reconcile/examples/plugins/reconcile-provider-localfile" ]]; then
+  ok "the example plugin stays executable"
+else
+  bad "the example plugin lost its mode"
+fi
+if [[ "$("$prefix/bin/reconcile" --version)" == "reconcile $version" ]]; then ok "the installed binary runs"; else bad "the installed binary does not run"; fi
+
+# --- cpack -G DEB -------------------------------------------------------------
+t0=$(date +%s%N)
+if out="$(cd "$work" && cpack -G DEB --config "$BUILD_DIR/CPackConfig.cmake" -B "$work/deb" 2>&1)"; then
+  ok "cpack -G DEB ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+  bad "cpack -G DEB failed" "$out"
+fi
+deb="$work/deb/reconcile_${version}_${arch}.deb"
+if [[ -f "$deb" ]]; then
+  ok "the package is $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB)"
+else
+  bad "no $deb" "$(ls "$work/deb" 2>&1)"
+  echo "$passed passed, $failed failed"
+  exit 1
+fi
+field() { dpkg-deb -f "$deb" "$1"; }
+[[ "$(field Package)" == reconcile ]] && ok "Package: reconcile" || bad "Package: $(field Package)"
+[[ "$(field Version)" == "$version" ]] && ok "Version: $version" || bad "Version: $(field Version)"
+[[ "$(field Architecture)" == "$arch" ]] && ok "Architecture: $arch" || bad "Architecture: $(field Architecture)"
+depends="$(field Depends)"
+echo "# Depends: $depends"
+for lib in libc6 libgit2-1.5 libyaml-cpp0.7 libssl3 libstdc++6 adduser; do
+  if grep -qE "(^|, )$lib( |,|$)" <<<"$depends"; then ok "Depends names $lib"; else bad "Depends lacks $lib" "$depends"; fi
+done
+if grep -qE 'libc6 \(>= [0-9.]+\)' <<<"$depends"; then ok "Depends carries versions from the shlibs (dpkg-shlibdeps)"; else bad "Depends has no computed versions" "$depends"; fi
+info="$(dpkg-deb -I "$deb")"
+for s in postinst prerm postrm conffiles; do contains "the control archive holds $s" " $s" "$info"; done
+ctl="$work/control"
+dpkg-deb -e "$deb" "$ctl"
+if [[ "$(cat "$ctl/conffiles")" == /etc/default/reconcile ]]; then ok "/etc/default/reconcile is a conffile"; else bad "conffiles: $(cat "$ctl/conffiles")"; fi
+for s in postinst prerm postrm; do
+  if out="$(sh -n "$ctl/$s" 2>&1)"; then ok "$s parses (sh -n)"; else bad "$s does not parse" "$out"; fi
+done
+contains "postinst creates the system user reconcile" "adduser --system --group" "$(cat "$ctl/postinst")"
+contains "postrm purge removes /var/lib/reconcile" "rm -rf /var/lib/reconcile" "$(cat "$ctl/postrm")"
+
+contents="$(dpkg-deb -c "$deb")"
+root="$work/root"
+dpkg-deb -x "$deb" "$root"
+missing=""
+for f in "${expected[@]}"; do
+  case "$f" in
+    etc/*) p="/$f" ;;
+    *) p="/usr/$f" ;;
+  esac
+  [[ -f "$root$p" ]] || missing+="$p "
+  grep -qF " .$p" <<<"$contents" || missing+="(listing) $p "
+done
+if [[ -z "$missing" ]]; then ok "the package holds all ${#expected[@]} files at their Debian paths"; else bad "missing from the package: $missing" "$contents"; fi
+owners="$(awk '{print $2}' <<<"$contents" | sort -u | tr '\n' ' ')"
+if [[ "$owners" == "root/root " ]]; then ok "every file in the package belongs to root/root"; else bad "owners in the package: $owners"; fi
+if [[ "$("$root/usr/bin/reconcile" --version)" == "reconcile $version" ]]; then
+  ok "the extracted binary runs: $("$root/usr/bin/reconcile" --version)"
+else
+  bad "the extracted binary does not print 'reconcile $version'"
+fi
+if file "$root/usr/bin/reconcile" | grep -q 'stripped' && ! file "$root/usr/bin/reconcile" | grep -q 'not stripped'; then
+  ok "the packaged binary is stripped ($(du -k "$root/usr/bin/reconcile" | cut -f1) KiB)"
+else
+  bad "the packaged binary is not stripped" "$(file "$root/usr/bin/reconcile")"
+fi
+
+# --- systemd-analyze ---------------------------------------------------------------
+# The scratch root gets what any Debian system has and the units refer to:
+# /bin/sh (ExecStartPre), the targets they order against.
+mkdir -p "$root/bin" "$root/usr/lib/systemd/system"
+cp /bin/sh "$root/bin/sh"
+for u in network-online.target multi-user.target timers.target; do
+  [[ -f "/usr/lib/systemd/system/$u" ]] && cp "/usr/lib/systemd/system/$u" "$root/usr/lib/systemd/system/"
+  [[ -f "/lib/systemd/system/$u" ]] && cp "/lib/systemd/system/$u" "$root/usr/lib/systemd/system/"
+done
+units=(reconcile-controller.service reconcile-drift.service reconcile-drift.timer)
+out="$(cd "$root/usr/lib/systemd/system" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --root="$root" "${units[@]}" 2>&1)"
+code=$?
+if [[ $code -eq 0 && -z "$out" ]]; then
+  ok "systemd-analyze verify: the three units, no warning"
+else
+  bad "systemd-analyze verify (exit $code) printed" "$out"
+fi
+# A unit with a mistake must fail the same check (the check can fail).
+sed 's/^ProtectSystem=strict/ProtectSystem=strictest/' "$root/usr/lib/systemd/system/reconcile-controller.service" \
+  >"$root/usr/lib/systemd/system/reconcile-broken.service"
+out="$(cd "$root/usr/lib/systemd/system" && systemd-analyze verify --root="$root" reconcile-broken.service 2>&1)"
+if [[ -n "$out" ]]; then ok "systemd-analyze verify reports a broken unit"; else bad "systemd-analyze verify accepts a broken unit"; fi
+rm -f "$root/usr/lib/systemd/system/reconcile-broken.service"
+unit="$(cat "$root/usr/lib/systemd/system/reconcile-controller.service")"
+for line in User=reconcile ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
+  StateDirectory=reconcile ReadWritePaths=/var/lib/reconcile 'CapabilityBoundingSet=' \
+  SystemCallFilter=@system-service 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
+  EnvironmentFile=/etc/default/reconcile KillSignal=SIGTERM SupplementaryGroups=docker; do
+  if grep -qxF -- "$line" <<<"$unit"; then ok "the controller unit has $line"; else bad "the controller unit lacks $line"; fi
+done
+# TimeoutStopSec above the controller's --grace default (from --help).
+grace="$("$RECONCILE" controller --help | grep -oE -- '--grace TEXT=[0-9]+s' | grep -oE '[0-9]+')"
+stop="$(grep -oE '^TimeoutStopSec=[0-9]+' <<<"$unit" | cut -d= -f2)"
+if [[ -n "$grace" && -n "$stop" && $stop -gt $grace ]]; then
+  ok "TimeoutStopSec=${stop}s is above --grace ${grace}s"
+else
+  bad "TimeoutStopSec '$stop' is not above --grace '$grace'"
+fi
+grep -qxF 'OnCalendar=hourly' "$root/usr/lib/systemd/system/reconcile-drift.timer" &&
+  ok "the drift timer runs hourly" || bad "the drift timer has no OnCalendar=hourly"
+grep -qF ' drift $RECONCILE_DRIFT_FLAGS' "$root/usr/lib/systemd/system/reconcile-drift.service" &&
+  ok "the drift service runs reconcile drift" || bad "the drift service does not run reconcile drift"
+out="$(systemd-analyze security --offline=yes --root="$root" \
+  "$root/usr/lib/systemd/system/reconcile-controller.service" 2>&1)"
+exposure="$(grep -oE 'Overall exposure level for [^:]*: [0-9.]+' <<<"$out" | grep -oE '[0-9.]+$')"
+if [[ -n "$exposure" ]] && awk -v e="$exposure" 'BEGIN {exit !(e <= 2.5)}'; then
+  ok "systemd-analyze security: the controller's exposure is $exposure (of 10; 'OK' below 3)"
+else
+  bad "systemd-analyze security: exposure '$exposure' (want <= 2.5)" "$(tail -5 <<<"$out")"
+fi
+
+# --- lintian -----------------------------------------------------------------------
+out="$(lintian --no-tag-display-limit "$deb" 2>&1)"
+errors="$(grep -E '^E: ' <<<"$out" || true)"
+warnings="$(grep -E '^W: ' <<<"$out" || true)"
+if [[ -z "$errors" ]]; then
+  ok "lintian: no error ($(grep -c . <<<"$warnings") warnings)"
+else
+  bad "lintian reports errors" "$errors"
+fi
+[[ -n "$warnings" ]] && sed 's/^/# lintian: /' <<<"$warnings"
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
