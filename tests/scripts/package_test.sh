@@ -238,6 +238,72 @@ else
   bad "systemd-analyze security: exposure '$exposure' (want <= 2.5)" "$(tail -5 <<<"$out")"
 fi
 
+# --- dpkg -i, reinstall, remove, purge in a scratch Debian root -------------------
+# A container whose root is tests/fixtures/debian-rootfs.py's tree (this
+# machine's dpkg, adduser, passwd, coreutils, ...; imported once per set of
+# package versions), no network: the real dpkg runs the real maintainer
+# scripts there. --force-depends: the sandbox's dpkg database is empty (the
+# libraries the binary needs are not registered there; Depends was checked
+# above).
+if bash "$SOURCE_DIR/scripts/ensure-dockerd.sh" >/dev/null; then
+  pkgs=(dash coreutils dpkg tar perl-base adduser passwd login libc-bin debianutils sed grep findutils diffutils)
+  fixture="$SOURCE_DIR/tests/fixtures/debian-rootfs.py"
+  key="$( (dpkg-query -W "${pkgs[@]}"; cat "$fixture") | sha256sum | cut -c1-16)"
+  sandbox="reconcile/test-debian-root:$key"
+  if ! docker image inspect "$sandbox" >/dev/null 2>&1; then
+    python3 "$fixture" "$work/debian-root.tar" "${pkgs[@]}" &&
+      docker import "$work/debian-root.tar" "$sandbox" >/dev/null
+    rm -f "$work/debian-root.tar"
+  fi
+  out="$(docker run --rm --network none -v "$deb:/tmp/reconcile.deb:ro" "$sandbox" /bin/sh -c '
+    fact() { echo "fact $1=$2"; }
+    dpkg -i --force-depends /tmp/reconcile.deb >/tmp/log 2>&1; fact install $?
+    fact user "$(getent passwd reconcile | cut -d: -f1,6,7)"
+    fact group "$(getent group reconcile | cut -d: -f1)"
+    fact system_uid "$(test "$(id -u reconcile)" -lt 1000 && echo yes)"
+    fact state "$(stat -c "%U:%G %a" /var/lib/reconcile)"
+    fact binary "$(stat -c "%U:%G %a" /usr/bin/reconcile)"
+    fact status "$(dpkg-query -W -f "\${Status}" reconcile)"
+    echo "# edited" >>/etc/default/reconcile
+    echo "{}" >/var/lib/reconcile/state.json
+    dpkg -i --force-depends /tmp/reconcile.deb >>/tmp/log 2>&1; fact reinstall $?
+    fact conffile_kept "$(grep -c "^# edited" /etc/default/reconcile)"
+    fact users "$(grep -c "^reconcile:" /etc/passwd)"
+    dpkg --remove --force-depends reconcile >>/tmp/log 2>&1; fact remove $?
+    fact removed_binary "$(test -e /usr/bin/reconcile && echo present || echo gone)"
+    fact state_after_remove "$(test -f /var/lib/reconcile/state.json && echo kept || echo gone)"
+    fact conffile_after_remove "$(test -f /etc/default/reconcile && echo kept || echo gone)"
+    dpkg --purge reconcile >>/tmp/log 2>&1; fact purge $?
+    fact state_after_purge "$(test -e /var/lib/reconcile && echo kept || echo gone)"
+    fact conffile_after_purge "$(test -e /etc/default/reconcile && echo kept || echo gone)"
+    fact user_after_purge "$(getent passwd reconcile >/dev/null && echo kept || echo gone)"
+    sed "s/^/log: /" /tmp/log' 2>&1)"
+  fact() { sed -n "s/^fact $1=//p" <<<"$out"; }
+  check_fact() {  # check_fact NAME WANT DESCRIPTION
+    if [[ "$(fact "$1")" == "$2" ]]; then ok "scratch root: $3"; else bad "scratch root: $3: $1='$(fact "$1")', want '$2'" "$(grep '^log: ' <<<"$out" | tail -15)"; fi
+  }
+  check_fact install 0 "dpkg -i installs the package (postinst ran)"
+  check_fact user "reconcile:/var/lib/reconcile:/usr/sbin/nologin" "postinst created the user reconcile (home /var/lib/reconcile, no login shell)"
+  check_fact group reconcile "postinst created the group reconcile"
+  check_fact system_uid yes "reconcile is a system user (uid < 1000)"
+  check_fact state "reconcile:reconcile 750" "/var/lib/reconcile is reconcile's, mode 0750"
+  check_fact binary "root:root 755" "/usr/bin/reconcile is root's, mode 0755"
+  check_fact status "install ok installed" "dpkg records the package as installed"
+  check_fact reinstall 0 "a second dpkg -i (upgrade path) succeeds"
+  check_fact conffile_kept 1 "the upgrade keeps an edited /etc/default/reconcile"
+  check_fact users 1 "the upgrade creates no second user"
+  check_fact remove 0 "dpkg --remove succeeds"
+  check_fact removed_binary gone "remove deletes the binary"
+  check_fact state_after_remove kept "remove keeps the state"
+  check_fact conffile_after_remove kept "remove keeps /etc/default/reconcile"
+  check_fact purge 0 "dpkg --purge succeeds (postrm purge ran)"
+  check_fact state_after_purge gone "purge deletes /var/lib/reconcile"
+  check_fact conffile_after_purge gone "purge deletes /etc/default/reconcile"
+  check_fact user_after_purge kept "purge leaves the system user (Debian's convention)"
+else
+  bad "no Docker Engine for the scratch-root install (scripts/ensure-dockerd.sh)"
+fi
+
 # --- lintian -----------------------------------------------------------------------
 out="$(lintian --no-tag-display-limit "$deb" 2>&1)"
 errors="$(grep -E '^E: ' <<<"$out" || true)"
