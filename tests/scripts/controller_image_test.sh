@@ -32,7 +32,7 @@ version="$("$RECONCILE" --version | awk '{print $2}')"
 image="reconcile/controller:$version"
 
 cleanup() {
-  docker rm -f -v "$ctl" >/dev/null 2>&1
+  docker rm -f -v "$ctl" "$p-files" >/dev/null 2>&1
   for name in "$agent" "$agent-next"; do
     id="$(container_id "$name")"
     [[ -n "$id" ]] && api -X DELETE "http://d/v1.41/containers/$id?force=1&v=1" >/dev/null 2>&1
@@ -80,6 +80,21 @@ if docker run --rm --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1; then
   bad "the image has a shell"
 else
   ok "the image has no shell"
+fi
+# The state folder and HOME belong to 65532 in the image (so a fresh volume
+# there is writable), /tmp is 1777: read from the image's files (docker cp).
+if docker create --name "$p-files" "$image" >/dev/null 2>&1; then
+  owners="$(for d in /var/lib/reconcile /home/nonroot /tmp; do
+    docker cp "$p-files:$d" - 2>/dev/null | tar -tv --numeric-owner 2>/dev/null | head -1 | awk '{print $1, $2}'
+  done | tr '\n' ' ')"
+  docker rm -v "$p-files" >/dev/null 2>&1
+  if [[ "$owners" == "drwx------ 65532/65532 drwx------ 65532/65532 drwxrwxrwt 0/0 " ]]; then
+    ok "the image's /var/lib/reconcile and /home/nonroot are 65532's (0700), /tmp is 1777"
+  else
+    bad "owners and modes in the image: $owners"
+  fi
+else
+  bad "docker create $image failed"
 fi
 out="$(docker run --rm --read-only --cap-drop ALL "$image" --version 2>&1)"
 if [[ "$out" == "reconcile $version" ]]; then ok "the image's binary runs: $out"; else bad "docker run $image --version" "$out"; fi

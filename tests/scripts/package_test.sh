@@ -188,29 +188,35 @@ else
 fi
 
 # --- systemd-analyze ---------------------------------------------------------------
-# The scratch root gets what any Debian system has and the units refer to:
-# /bin/sh (ExecStartPre), the targets they order against.
-mkdir -p "$root/bin" "$root/usr/lib/systemd/system"
-cp /bin/sh "$root/bin/sh"
-for u in network-online.target multi-user.target timers.target; do
-  [[ -f "/usr/lib/systemd/system/$u" ]] && cp "/usr/lib/systemd/system/$u" "$root/usr/lib/systemd/system/"
-  [[ -f "/lib/systemd/system/$u" ]] && cp "/lib/systemd/system/$u" "$root/usr/lib/systemd/system/"
-done
+# verify checks what the units name: ExecStart's binary (here the extracted
+# one: the units are copied with /usr/bin/reconcile pointing into the scratch
+# root), the man page of Documentation= (MANPATH: the extracted one), the
+# targets they order against (this machine's). It prints nothing when all is
+# well; anything printed fails the check.
+unitdir="$work/units"
+mkdir -p "$unitdir"
 units=(reconcile-controller.service reconcile-drift.service reconcile-drift.timer)
-out="$(cd "$root/usr/lib/systemd/system" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --root="$root" "${units[@]}" 2>&1)"
+for u in "${units[@]}"; do
+  if [[ -f "$root/lib/systemd/system/$u" ]]; then src="$root/lib/systemd/system/$u"; else src="$root/usr/lib/systemd/system/$u"; fi
+  sed "s#/usr/bin/reconcile#$root/usr/bin/reconcile#g" "$src" >"$unitdir/$u"
+done
+verify() { (cd "$unitdir" && MANPATH="$root/usr/share/man" SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$@" 2>&1); }
+out="$(verify "${units[@]/#/./}")"
 code=$?
 if [[ $code -eq 0 && -z "$out" ]]; then
   ok "systemd-analyze verify: the three units, no warning"
 else
   bad "systemd-analyze verify (exit $code) printed" "$out"
 fi
-# A unit with a mistake must fail the same check (the check can fail).
-sed 's/^ProtectSystem=strict/ProtectSystem=strictest/' "$root/usr/lib/systemd/system/reconcile-controller.service" \
-  >"$root/usr/lib/systemd/system/reconcile-broken.service"
-out="$(cd "$root/usr/lib/systemd/system" && systemd-analyze verify --root="$root" reconcile-broken.service 2>&1)"
+# The same check must fail on a unit with a mistake, and on a missing page.
+sed 's/^ProtectSystem=strict/ProtectSystem=strictest/' "$unitdir/reconcile-controller.service" \
+  >"$unitdir/reconcile-broken.service"
+out="$(verify ./reconcile-broken.service)"
 if [[ -n "$out" ]]; then ok "systemd-analyze verify reports a broken unit"; else bad "systemd-analyze verify accepts a broken unit"; fi
-rm -f "$root/usr/lib/systemd/system/reconcile-broken.service"
-unit="$(cat "$root/usr/lib/systemd/system/reconcile-controller.service")"
+rm -f "$unitdir/reconcile-broken.service"
+out="$(cd "$unitdir" && MANPATH="$work/nowhere" systemd-analyze verify ./reconcile-controller.service 2>&1)"
+contains "systemd-analyze verify checks the unit's man page" "reconcile(1)" "$out"
+unit="$(cat "$unitdir/reconcile-controller.service")"
 for line in User=reconcile ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes \
   StateDirectory=reconcile ReadWritePaths=/var/lib/reconcile 'CapabilityBoundingSet=' \
   SystemCallFilter=@system-service 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
@@ -225,12 +231,11 @@ if [[ -n "$grace" && -n "$stop" && $stop -gt $grace ]]; then
 else
   bad "TimeoutStopSec '$stop' is not above --grace '$grace'"
 fi
-grep -qxF 'OnCalendar=hourly' "$root/usr/lib/systemd/system/reconcile-drift.timer" &&
+grep -qxF 'OnCalendar=hourly' "$unitdir/reconcile-drift.timer" &&
   ok "the drift timer runs hourly" || bad "the drift timer has no OnCalendar=hourly"
-grep -qF ' drift $RECONCILE_DRIFT_FLAGS' "$root/usr/lib/systemd/system/reconcile-drift.service" &&
+grep -qF ' drift $RECONCILE_DRIFT_FLAGS' "$unitdir/reconcile-drift.service" &&
   ok "the drift service runs reconcile drift" || bad "the drift service does not run reconcile drift"
-out="$(systemd-analyze security --offline=yes --root="$root" \
-  "$root/usr/lib/systemd/system/reconcile-controller.service" 2>&1)"
+out="$(cd "$unitdir" && systemd-analyze security --offline=yes ./reconcile-controller.service 2>&1)"
 exposure="$(grep -oE 'Overall exposure level for [^:]*: [0-9.]+' <<<"$out" | grep -oE '[0-9.]+$')"
 if [[ -n "$exposure" ]] && awk -v e="$exposure" 'BEGIN {exit !(e <= 2.5)}'; then
   ok "systemd-analyze security: the controller's exposure is $exposure (of 10; 'OK' below 3)"
