@@ -26,6 +26,10 @@ packages=(
   python3-botocore
   # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
   systemd lintian
+  # Kubernetes (issue #10): the real kube-apiserver the tests start is built
+  # from Debian's source package (scripts/kube-apiserver.sh) with Go 1.19,
+  # and runs on etcd; helm and kubectl come from npm (scripts/k8s-tools.sh).
+  etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync dpkg-dev unzip
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;
