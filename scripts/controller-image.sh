@@ -66,5 +66,10 @@ if ! out="$(DOCKER_BUILDKIT=0 docker build -q -t "$image" --build-arg "BASE_IMAG
   echo "controller-image: build failed: $out" >&2
   exit 1
 fi
+# The legacy builder leaves stage 1 as an untagged image (it carries the
+# base's label), and a rebuild leaves the previous image untagged: remove
+# those, only dangling images with our labels.
+docker image prune -f --filter label=reconcile.dev/rootfs-sha256 >/dev/null 2>&1 || true
+docker image prune -f --filter label=reconcile.dev/build-sha256 >/dev/null 2>&1 || true
 size="$(docker image inspect "$image" --format '{{.Size}}')"
 echo "controller-image: built $image ($(awk -v s="$size" 'BEGIN {printf "%.1f MB", s/1e6}'))"

@@ -256,6 +256,9 @@ if bash "$SOURCE_DIR/scripts/ensure-dockerd.sh" >/dev/null; then
   key="$( (dpkg-query -W "${pkgs[@]}"; cat "$fixture") | sha256sum | cut -c1-16)"
   sandbox="reconcile/test-debian-root:$key"
   if ! docker image inspect "$sandbox" >/dev/null 2>&1; then
+    # Older sandboxes (other package versions) go first.
+    docker images --format '{{.Repository}}:{{.Tag}}' reconcile/test-debian-root |
+      xargs -r docker rmi >/dev/null 2>&1
     python3 "$fixture" "$work/debian-root.tar" "${pkgs[@]}" &&
       docker import "$work/debian-root.tar" "$sandbox" >/dev/null
     rm -f "$work/debian-root.tar"
