@@ -12,6 +12,9 @@
 # - `systemd-analyze verify` of the three units against that scratch root
 #   prints nothing (warnings count as failures), and `systemd-analyze
 #   security --offline` rates the controller's unit;
+# - the units' command lines, expanded with the shipped settings, run;
+# - the real dpkg installs, upgrades, removes and purges the package in a
+#   scratch Debian root (a container), running the maintainer scripts;
 # - lintian finds no error in the .deb.
 #
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), cmake, cpack,
@@ -242,6 +245,71 @@ if [[ -n "$exposure" ]] && awk -v e="$exposure" 'BEGIN {exit !(e <= 2.5)}'; then
 else
   bad "systemd-analyze security: exposure '$exposure' (want <= 2.5)" "$(tail -5 <<<"$out")"
 fi
+
+# --- the units' command lines, with the shipped /etc/default/reconcile ---------------
+# ExecStartPre and ExecStart of both services, expanded as systemd does
+# (${VAR} one word, $VAR split on blanks, $$ a dollar) with the variables of
+# the packaged /etc/default/reconcile, run for real: the extracted binary,
+# --state pointed at a scratch folder, RECONCILE_SOURCE at a folder tree,
+# the controller's --listen port at a free one, an empty tree. A rotten flag in the shipped
+# settings or a unit fails here.
+exec_words() {  # exec_words UNIT KEY: the words of KEY= (ExecStart), one a line
+  local line word v w
+  line="$(sed -n "s/^$2=//p" "$1")"
+  for word in $line; do
+    case "$word" in
+      '${'*'}') v="${word:2:-1}"; printf '%s\n' "${!v}" ;;
+      '$'*) v="${word:1}"; for w in ${!v}; do printf '%s\n' "$w"; done ;;
+      /var/lib/reconcile) printf '%s\n' "$work/unit-state" ;;
+      *) printf '%s\n' "$word" ;;
+    esac
+  done
+}
+set -a
+# shellcheck disable=SC1091
+source "$root/etc/default/reconcile"
+set +a
+pre="$(sed -n "s/^ExecStartPre=\/bin\/sh -c '\(.*\)'$/\1/p" "$unitdir/reconcile-controller.service" | sed 's/\$\$/$/g')"
+out="$(RECONCILE_SOURCE="" sh -c "$pre" 2>&1)"
+code=$?
+if [[ $code -ne 0 ]] && grep -qF "/etc/default/reconcile: RECONCILE_SOURCE is not set" <<<"$out"; then
+  ok "with the shipped settings (no RECONCILE_SOURCE) the unit refuses to start, naming the file and variable"
+else
+  bad "ExecStartPre with an empty RECONCILE_SOURCE: exit $code" "$out"
+fi
+# An empty tree: nothing to deploy (the controller's passes touch no engine).
+mkdir -p "$work/tree" "$work/unit-state"
+export RECONCILE_SOURCE="$work/tree"
+if RECONCILE_SOURCE="$work/tree" sh -c "$pre"; then ok "with RECONCILE_SOURCE set, ExecStartPre passes"; else bad "ExecStartPre refuses a set RECONCILE_SOURCE"; fi
+mapfile -t drift_cmd < <(exec_words "$unitdir/reconcile-drift.service" ExecStart)
+out="$("${drift_cmd[@]}" 2>&1)"
+code=$?
+if [[ $code -eq 0 ]] && grep -qF "No drift" <<<"$out"; then
+  ok "the drift unit's command line runs (${drift_cmd[*]/#$root/} → exit 0, no drift)"
+else
+  bad "the drift unit's command line: exit $code" "${drift_cmd[*]}"$'\n'"$out"
+fi
+unit_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+RECONCILE_CONTROLLER_FLAGS="${RECONCILE_CONTROLLER_FLAGS/127.0.0.1:8080/127.0.0.1:$unit_port}"
+mapfile -t ctl_cmd < <(exec_words "$unitdir/reconcile-controller.service" ExecStart)
+"${ctl_cmd[@]}" >"$work/unit-controller.log" 2>&1 &
+ctl_pid=$!
+ready=""
+for _ in $(seq 100); do
+  if curl -fsS "http://127.0.0.1:$unit_port/readyz" >/dev/null 2>&1; then ready=yes; break; fi
+  kill -0 "$ctl_pid" 2>/dev/null || break
+  sleep 0.2
+done
+if [[ -n "$ready" ]]; then
+  ok "the controller unit's command line runs with the shipped flags and is ready"
+else
+  bad "the controller unit's command line did not get ready" "${ctl_cmd[*]}"$'\n'"$(tail -20 "$work/unit-controller.log")"
+fi
+kill -TERM "$ctl_pid" 2>/dev/null
+wait "$ctl_pid"
+code=$?
+if [[ $code -eq 0 ]]; then ok "SIGTERM (KillSignal=) stops it with exit 0"; else bad "the controller exited $code on SIGTERM" "$(tail -20 "$work/unit-controller.log")"; fi
+unset RECONCILE_SOURCE
 
 # --- dpkg -i, reinstall, remove, purge in a scratch Debian root -------------------
 # A container whose root is tests/fixtures/debian-rootfs.py's tree (this
