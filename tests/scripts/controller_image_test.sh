@@ -167,7 +167,7 @@ endpoint_of() {
 }
 agent_answers() {
   local e
-  e="$(endpoint_of)" && [[ -n "$e" ]] && curl -fsS "$e/" | grep -qF '"greeting":"from the controller image"'
+  e="$(endpoint_of)" && [[ -n "$e" ]] && [[ "$(curl -fsS "$e/")" == *'"greeting":"from the controller image"'* ]]
 }
 wait_for 60 "the agent of the branch is deployed and answers" -- agent_answers
 if [[ -n "$(container_id "$agent")" ]]; then ok "docker shows the agent's container $agent"; else bad "no container $agent"; fi
@@ -184,7 +184,8 @@ code="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/hooks/github" -H 
 code="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/hooks/github" -H 'X-GitHub-Event: push' \
   -H "X-Hub-Signature-256: sha256=00" --data-binary "$body")"
 [[ "$code" == 401 ]] && ok "a forged webhook is refused (401)" || bad "a forged webhook answered $code"
-if curl -fsS "$base/metrics" | grep -q '^reconcile_passes_total{result="success"} [1-9]'; then
+metrics="$(curl -fsS "$base/metrics")"  # (not piped into grep -q: pipefail and SIGPIPE)
+if grep -q '^reconcile_passes_total{result="success"} [1-9]' <<<"$metrics"; then
   ok "/metrics counts the successful pass"
 else
   bad "/metrics shows no successful pass"

@@ -150,7 +150,8 @@ field() { dpkg-deb -f "$deb" "$1"; }
 depends="$(field Depends)"
 echo "# Depends: $depends"
 for lib in libc6 libgit2-1.5 libyaml-cpp0.7 libssl3 libstdc++6 adduser; do
-  if sed 's/, /\n/g' <<<"$depends" | awk '{print $1}' | grep -qxF -- "$lib"; then ok "Depends names $lib"; else bad "Depends lacks $lib" "$depends"; fi
+  names="$(sed 's/, /\n/g' <<<"$depends" | awk '{print $1}')"
+  if grep -qxF -- "$lib" <<<"$names"; then ok "Depends names $lib"; else bad "Depends lacks $lib" "$depends"; fi
 done
 if grep -qE 'libc6 \(>= [0-9.]+\)' <<<"$depends"; then ok "Depends carries versions from the shlibs (dpkg-shlibdeps)"; else bad "Depends has no computed versions" "$depends"; fi
 info="$(dpkg-deb -I "$deb")"
@@ -184,7 +185,8 @@ if [[ "$("$root/usr/bin/reconcile" --version)" == "reconcile $version" ]]; then
 else
   bad "the extracted binary does not print 'reconcile $version'"
 fi
-if file "$root/usr/bin/reconcile" | grep -q 'stripped' && ! file "$root/usr/bin/reconcile" | grep -q 'not stripped'; then
+kind="$(file "$root/usr/bin/reconcile")"
+if [[ "$kind" == *", stripped"* ]]; then
   ok "the packaged binary is stripped ($(du -k "$root/usr/bin/reconcile" | cut -f1) KiB)"
 else
   bad "the packaged binary is not stripped" "$(file "$root/usr/bin/reconcile")"
