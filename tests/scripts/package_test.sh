@@ -18,7 +18,10 @@
 # - lintian finds no error in the .deb.
 #
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), cmake, cpack,
-# dpkg-deb, systemd-analyze, groff, man, lintian (scripts/bootstrap.sh).
+# dpkg-deb, systemd-analyze, groff, man, lintian (scripts/bootstrap.sh), and
+# a Docker Engine for the scratch root (started here when missing). Runs only
+# its own processes (the controller on a free loopback port, by pid) and
+# containers (--rm, no network); writes only under a mktemp folder.
 set -uo pipefail
 
 : "${RECONCILE:?}" "${SOURCE_DIR:?}" "${BUILD_DIR:?}"
