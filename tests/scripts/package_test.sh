@@ -29,7 +29,8 @@ source "$SOURCE_DIR/tests/scripts/lib.sh"
 passed=0
 failed=0
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+ctl_pid=""
+trap '[[ -n "$ctl_pid" ]] && kill "$ctl_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 for tool in cmake cpack dpkg-deb systemd-analyze groff man lintian gzip; do
   command -v "$tool" >/dev/null 2>&1 || { echo "FAIL - $tool is missing (scripts/bootstrap.sh installs it)"; exit 1; }
@@ -313,6 +314,7 @@ fi
 kill -TERM "$ctl_pid" 2>/dev/null
 wait "$ctl_pid"
 code=$?
+ctl_pid=""
 if [[ $code -eq 0 ]]; then ok "SIGTERM (KillSignal=) stops it with exit 0"; else bad "the controller exited $code on SIGTERM" "$(tail -20 "$work/unit-controller.log")"; fi
 unset RECONCILE_SOURCE
 
