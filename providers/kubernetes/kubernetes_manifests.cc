@@ -34,14 +34,13 @@ std::string Text(const json& v) {
 }
 
 std::string Base64(std::string_view in) {
-  static const char* kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    std::uint32_t n = (std::uint8_t(in[i]) << 16) | (std::uint8_t(in[i + 1]) << 8) |
-                      std::uint8_t(in[i + 2]);
+    std::uint32_t n =
+        (std::uint8_t(in[i]) << 16) | (std::uint8_t(in[i + 1]) << 8) | std::uint8_t(in[i + 2]);
     out += kAlphabet[n >> 18];
     out += kAlphabet[(n >> 12) & 63];
     out += kAlphabet[(n >> 6) & 63];
@@ -202,8 +201,10 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
   const json& resources = Member(spec, "resources");
   json quantities = json::object();
   if (std::string cpu = Text(Member(resources, "cpu")); !cpu.empty()) quantities["cpu"] = cpu;
-  if (std::string m = Text(Member(resources, "memory")); !m.empty()) quantities["memory"] = Memory(m);
-  if (!quantities.empty()) container["resources"] = {{"requests", quantities}, {"limits", quantities}};
+  if (std::string m = Text(Member(resources, "memory")); !m.empty())
+    quantities["memory"] = Memory(m);
+  if (!quantities.empty())
+    container["resources"] = {{"requests", quantities}, {"limits", quantities}};
 
   json security = json::object();
   if (std::string user = Str(spec, "user"); !user.empty()) {
@@ -251,7 +252,8 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
     json items = json::array();
     for (const auto& [name, f] : files.items()) {
       int mode = static_cast<int>(std::strtol(Str(f, "mode").c_str(), nullptr, 8));
-      items.push_back({{"key", FileKey(name)}, {"path", FileKey(name)}, {"mode", mode ? mode : 0400}});
+      items.push_back(
+          {{"key", FileKey(name)}, {"path", FileKey(name)}, {"mode", mode ? mode : 0400}});
       std::string target = Str(f, "target");
       if (target.empty()) target = "/run/secrets/" + name;
       mounts.push_back({{"name", "secret-files"},
@@ -259,37 +261,39 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
                         {"subPath", FileKey(name)},
                         {"readOnly", true}});
     }
-    volumes.push_back(
-        {{"name", "secret-files"}, {"secret", {{"secretName", SecretName(c.agent)}, {"items", items}}}});
+    volumes.push_back({{"name", "secret-files"},
+                       {"secret", {{"secretName", SecretName(c.agent)}, {"items", items}}}});
   }
   if (!mounts.empty()) container["volumeMounts"] = std::move(mounts);
 
   json pod = {{"containers", json::array({container})}};
   if (!volumes.empty()) pod["volumes"] = std::move(volumes);
-  if (auto g = WholeSeconds(Str(spec, "stopGracePeriod"))) pod["terminationGracePeriodSeconds"] = *g;
+  if (auto g = WholeSeconds(Str(spec, "stopGracePeriod")))
+    pod["terminationGracePeriodSeconds"] = *g;
   if (std::string h = Str(spec, "hostname"); !h.empty()) pod["hostname"] = h;
 
   json strategy = {{"type", "Recreate"}};
   if (Str(Member(spec, "strategy"), "type") == "start-first") {
-    strategy = {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", 0}}}};
+    strategy = {{"type", "RollingUpdate"},
+                {"rollingUpdate", {{"maxSurge", 1}, {"maxUnavailable", 0}}}};
   }
   json annotations = {{kLabelSpecHash, c.spec_hash}, {kAnnotationSpec, spec.dump()}};
   if (!c.revision.empty()) annotations[kLabelRevision] = c.revision;
-  return {{"apiVersion", "apps/v1"},
-          {"kind", "Deployment"},
-          {"metadata",
-           {{"name", c.agent},
-            {"namespace", c.namespace_name},
-            {"labels", labels},
-            {"annotations", annotations}}},
-          {"spec",
-           {{"replicas", IntOr(spec, "replicas", 1)},
-            {"selector", {{"matchLabels", SelectorLabels(c.agent)}}},
-            {"strategy", strategy},
-            {"template",
-             {{"metadata",
-               {{"labels", pod_labels}, {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
-              {"spec", pod}}}}}};
+  return {
+      {"apiVersion", "apps/v1"},
+      {"kind", "Deployment"},
+      {"metadata",
+       {{"name", c.agent},
+        {"namespace", c.namespace_name},
+        {"labels", labels},
+        {"annotations", annotations}}},
+      {"spec",
+       {{"replicas", IntOr(spec, "replicas", 1)},
+        {"selector", {{"matchLabels", SelectorLabels(c.agent)}}},
+        {"strategy", strategy},
+        {"template",
+         {{"metadata", {{"labels", pod_labels}, {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
+          {"spec", pod}}}}}};
 }
 
 std::optional<json> ServiceManifest(const json& spec, const ManifestContext& c) {
@@ -298,16 +302,18 @@ std::optional<json> ServiceManifest(const json& spec, const ManifestContext& c) 
   json list = json::array();
   for (const Port& p : ports) {
     std::string name = (p.protocol == "UDP" ? "udp-" : "tcp-") + std::to_string(p.number);
-    list.push_back({{"name", name}, {"port", p.number}, {"targetPort", p.number}, {"protocol", p.protocol}});
+    list.push_back(
+        {{"name", name}, {"port", p.number}, {"targetPort", p.number}, {"protocol", p.protocol}});
   }
-  return json{{"apiVersion", "v1"},
-              {"kind", "Service"},
-              {"metadata",
-               {{"name", c.agent},
-                {"namespace", c.namespace_name},
-                {"labels", OwnerLabels(c)},
-                {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
-              {"spec", {{"type", "ClusterIP"}, {"selector", SelectorLabels(c.agent)}, {"ports", list}}}};
+  return json{
+      {"apiVersion", "v1"},
+      {"kind", "Service"},
+      {"metadata",
+       {{"name", c.agent},
+        {"namespace", c.namespace_name},
+        {"labels", OwnerLabels(c)},
+        {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
+      {"spec", {{"type", "ClusterIP"}, {"selector", SelectorLabels(c.agent)}, {"ports", list}}}};
 }
 
 Result<std::optional<json>> SecretManifest(const json& spec, const ManifestContext& c,
@@ -383,7 +389,8 @@ void Walk(const json& v, const std::string& path, std::map<std::string, json>& o
   if (v.is_object() && !v.empty()) {
     for (const auto& [k, child] : v.items()) {
       const std::string here = Join(path, k);
-      std::vector<std::string> keys = ListKeys(k, child.is_array() && !child.empty() ? child[0] : json());
+      std::vector<std::string> keys =
+          ListKeys(k, child.is_array() && !child.empty() ? child[0] : json());
       if (child.is_array() && !keys.empty()) {
         for (const json& item : child) {
           json key = json::object();
@@ -448,7 +455,8 @@ const json* LiveAt(const json& live, const std::string& path) {
         size_t p = 0;
         while (match && p < inner.size()) {
           size_t comma = inner.find(',', p);
-          std::string pair = inner.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
+          std::string pair =
+              inner.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
           size_t eq = pair.find('=');
           match = eq != std::string::npos && item.contains(pair.substr(0, eq)) &&
                   Text(item[pair.substr(0, eq)]) == pair.substr(eq + 1);
@@ -475,7 +483,8 @@ const json* LiveAt(const json& live, const std::string& path) {
 bool IsQuantityPath(const std::string& path) {
   for (const char* suffix : {".cpu", ".memory", ".sizeLimit"}) {
     std::string s = suffix;
-    if (path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0) return true;
+    if (path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0)
+      return true;
   }
   return false;
 }
@@ -572,8 +581,8 @@ RolloutHealth DeploymentHealth(const json& d) {
                             std::to_string(generation)};
   }
   if (updated < wanted) {
-    return {"starting", std::to_string(updated) + " of " + std::to_string(wanted) +
-                            " replicas updated"};
+    return {"starting",
+            std::to_string(updated) + " of " + std::to_string(wanted) + " replicas updated"};
   }
   if (total > updated) {
     return {"starting", std::to_string(total - updated) + " old replicas pending termination"};
@@ -582,16 +591,16 @@ RolloutHealth DeploymentHealth(const json& d) {
     return {"starting", std::to_string(available) + " of " + std::to_string(wanted) +
                             " updated replicas available"};
   }
-  return {"healthy", std::to_string(available) + " of " + std::to_string(wanted) +
-                         " replicas available"};
+  return {"healthy",
+          std::to_string(available) + " of " + std::to_string(wanted) + " replicas available"};
 }
 
 std::string ServiceAddress(const json& service) {
   const json& meta = Member(service, "metadata");
   const json& ports = Member(Member(service, "spec"), "ports");
   if (!ports.is_array() || ports.empty()) return "";
-  std::string out = Str(meta, "name") + "." + Str(meta, "namespace") + ".svc:" +
-                    std::to_string(IntOr(ports[0], "port", 0));
+  std::string out = Str(meta, "name") + "." + Str(meta, "namespace") +
+                    ".svc:" + std::to_string(IntOr(ports[0], "port", 0));
   std::string ip = Str(Member(service, "spec"), "clusterIP");
   if (!ip.empty()) out += " (clusterIP " + ip + ")";
   return out;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -123,7 +124,8 @@ class KubernetesProvider final : public Provider {
       r.status = deployments.status().WithContext(who_);
       return r;
     }
-    Result<json> services = (*client)->Get(kube::CollectionPath("v1", ns_, "services") + query, stop);
+    Result<json> services =
+        (*client)->Get(kube::CollectionPath("v1", ns_, "services") + query, stop);
     if (!services.ok()) {
       r.status = services.status().WithContext(who_);
       return r;
@@ -213,11 +215,14 @@ class KubernetesProvider final : public Provider {
     ManifestContext c = ContextOf(d);
     o.spec_hash = c.spec_hash;
     o.revision = c.revision;
-    const json& containers = Member(Member(Member(Member(d, "spec"), "template"), "spec"), "containers");
+    const json& containers =
+        Member(Member(Member(Member(d, "spec"), "template"), "spec"), "containers");
     if (containers.is_array() && !containers.empty()) o.image = Str(containers[0], "image");
     RolloutHealth h = DeploymentHealth(d);
     o.health = h.health;
-    o.state = h.health == "healthy" ? "available" : h.health == "starting" ? "progressing" : "failed";
+    o.state = h.health == "healthy"    ? "available"
+              : h.health == "starting" ? "progressing"
+                                       : "failed";
     o.running = true;  // the Deployment exists; its health says whether it serves
     if (service) o.endpoint = ServiceAddress(*service);
 
@@ -299,21 +304,22 @@ class KubernetesProvider final : public Provider {
       std::optional<json> existing;
       if (Status st = Get(k, name, &existing); !st.ok()) return st;
       if (existing && !IsOwned(*existing, agent_)) return NotOwned(k, name);
-      Progress(std::string(existing ? "applying" : "creating") + " " + k.word + " " + p_.ns_ +
-               "/" + name + (force ? " (server-side apply, force)" : " (server-side apply)"));
+      Progress(std::string(existing ? "applying" : "creating") + " " + k.word + " " + p_.ns_ + "/" +
+               name + (force ? " (server-side apply, force)" : " (server-side apply)"));
       Result<json> applied = client_.Apply(Path(k, name), manifest, kFieldManager, force, stop_);
       if (!applied.ok()) {
         Status st = applied.status();
         if (st.code() == Code::kConflict) {
           return Status::Conflict(p_.who_ + ": " + k.word + " " + name +
                                   ": fields reconcile applies are managed by another field "
-                                  "manager (" + st.message() +
+                                  "manager (" +
+                                  st.message() +
                                   "); `reconcile apply` of a change takes them back");
         }
         return st.WithContext(p_.who_);
       }
-      if (k.plural == kDeployments.plural) deployment_ = std::move(*applied);
-      if (k.plural == kServices.plural) service_ = std::move(*applied);
+      if (std::string_view(k.plural) == kDeployments.plural) deployment_ = std::move(*applied);
+      if (std::string_view(k.plural) == kServices.plural) service_ = std::move(*applied);
       return Status::Ok();
     }
 
@@ -340,7 +346,8 @@ class KubernetesProvider final : public Provider {
       if (!spec.is_object()) {
         return Status::Invalid("agent " + agent_ + ": the change carries no spec to deploy");
       }
-      ValidateAgentResponse v = ValidateKubernetesAgent({agent_, p_.target_.name, p_.target_.settings, spec});
+      ValidateAgentResponse v =
+          ValidateKubernetesAgent({agent_, p_.target_.name, p_.target_.settings, spec});
       std::string refused;
       for (const ProviderDiagnostic& d : v.diagnostics) {
         if (d.severity == Severity::kError) {

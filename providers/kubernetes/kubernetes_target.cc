@@ -10,10 +10,10 @@
 namespace reconcile::kubernetes {
 namespace {
 
-using nlohmann::json;
 using checks::AllOf;
 using checks::IsDigit;
 using checks::IsLower;
+using nlohmann::json;
 
 std::string Shown(const std::string& s, size_t max = 80) {
   std::string out = s.size() > max ? s.substr(0, max) + "..." : s;
@@ -143,8 +143,9 @@ class AgentChecker {
                          ", where a named volume would be a PersistentVolumeClaim, which this "
                          "provider does not create yet; use type tmpfs for scratch space");
       } else if (type == "bind") {
-        Error(field, who_ + ", which has no host folder to bind-mount from (a pod may run on "
-                            "any node)");
+        Error(field, who_ +
+                         ", which has no host folder to bind-mount from (a pod may run on "
+                         "any node)");
       }
     }
   }
@@ -208,17 +209,20 @@ class AgentChecker {
     for (const auto& [k, v] : labels->items()) {
       const std::string field = "spec.labels." + k;
       if (!IsLabelKey(k)) {
-        Error(field, who_ + ", whose label keys are [prefix/]name (name: 1 to 63 letters, "
-                            "digits, '-', '_', '.'; prefix: a DNS subdomain); '" +
+        Error(field, who_ +
+                         ", whose label keys are [prefix/]name (name: 1 to 63 letters, "
+                         "digits, '-', '_', '.'; prefix: a DNS subdomain); '" +
                          Shown(k) + "' is not one");
       } else if (k == "app.kubernetes.io/name" || k == "app.kubernetes.io/managed-by") {
-        Error(field, who_ + ", where reconcile sets " + k + " itself (the agent's name and "
-                            "'reconcile'); remove it");
+        Error(field, who_ + ", where reconcile sets " + k +
+                         " itself (the agent's name and "
+                         "'reconcile'); remove it");
       }
       std::string value = v.is_string() ? v.get<std::string>() : v.dump();
       if (!IsLabelValue(value)) {
-        Error(field, who_ + ", whose label values are at most 63 letters, digits, '-', '_' "
-                            "and '.', starting and ending with a letter or digit; '" +
+        Error(field, who_ +
+                         ", whose label values are at most 63 letters, digits, '-', '_' "
+                         "and '.', starting and ending with a letter or digit; '" +
                          Shown(value) + "' is not one");
       }
     }
@@ -233,7 +237,8 @@ class AgentChecker {
 
 bool IsDns1123Label(const std::string& s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return IsLower(c) || IsDigit(c) || c == '-'; });
 }
 
 bool IsDns1035Label(const std::string& s) { return IsDns1123Label(s) && IsLower(s.front()); }
@@ -257,11 +262,11 @@ ValidateTargetResponse ValidateKubernetesTarget(const ValidateTargetRequest& req
   checks::ConfigChecker c(request.config, "spec.kubernetes", out.diagnostics);
   if (!c.ok()) return out;
   c.Known({"kubeconfig", "inCluster", "context", "namespace"});
-  auto kubeconfig =
-      c.Checked("kubeconfig", [](const std::string& s) { return !s.empty(); }, "a file path");
+  auto kubeconfig = c.Checked(
+      "kubeconfig", [](const std::string& s) { return !s.empty(); }, "a file path");
   auto in_cluster = c.Bool("inCluster");
-  auto context =
-      c.Checked("context", [](const std::string& s) { return !s.empty(); }, "a context name");
+  auto context = c.Checked(
+      "context", [](const std::string& s) { return !s.empty(); }, "a context name");
   c.Checked("namespace", IsDns1123Label,
             "a namespace name (1 to 63 lower-case letters, digits and '-', DNS-1123)");
   if (in_cluster.value_or(false)) {
@@ -271,8 +276,9 @@ ValidateTargetResponse ValidateKubernetesTarget(const ValidateTargetRequest& req
               "client-go's rules: $KUBECONFIG, in-cluster, ~/.kube/config)");
     }
     if (c.Get("context")) {
-      c.Error("context", "an in-cluster configuration has no contexts; remove context or "
-                         "inCluster");
+      c.Error("context",
+              "an in-cluster configuration has no contexts; remove context or "
+              "inCluster");
     }
   }
   (void)kubeconfig;

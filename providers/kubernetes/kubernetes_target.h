@@ -21,8 +21,8 @@ namespace reconcile::kubernetes {
 struct KubernetesSettings {
   std::string kubeconfig;  // a path; "" = the rules
   bool in_cluster = false;
-  std::string context;        // "" = the kubeconfig's current-context
-  std::string namespace_name; // "" = the context's, else "default"
+  std::string context;         // "" = the kubeconfig's current-context
+  std::string namespace_name;  // "" = the context's, else "default"
   friend bool operator==(const KubernetesSettings&, const KubernetesSettings&) = default;
 };
 
