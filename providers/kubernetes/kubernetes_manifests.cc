@@ -489,6 +489,16 @@ bool IsQuantityPath(const std::string& path) {
   return false;
 }
 
+// `path` and its ancestors ("a.b[k=v].c", "a.b[k=v]", "a.b", "a"): a
+// manager that owns an atomic struct or list (spec.selector) owns its leaves.
+std::vector<std::string> SelfAndAncestors(const std::string& path) {
+  std::vector<std::string> out = {path};
+  for (size_t i = path.size(); i-- > 1;) {
+    if (path[i] == '.' || path[i] == '[') out.push_back(path.substr(0, i));
+  }
+  return out;
+}
+
 std::string Short(const json& v) {
   std::string s = v.is_string() ? v.get<std::string>() : v.dump();
   if (s.size() > 60) s = s.substr(0, 57) + "...";
@@ -540,11 +550,16 @@ std::vector<std::string> ManagedFieldDrift(const json& desired, const json& live
     const json* now = LiveAt(live, path);
     std::string wanted = Short(want);
     std::string have = now ? Short(*now) : "absent";
-    if (!ours.count(path)) {
+    bool owned = false;
+    std::set<std::string> owners;
+    for (const std::string& p : SelfAndAncestors(path)) {
+      owned = owned || ours.count(p) > 0;
+      if (auto it = others.find(p); it != others.end())
+        owners.insert(it->second.begin(), it->second.end());
+    }
+    if (!owned) {
       std::string by;
-      if (auto it = others.find(path); it != others.end()) {
-        for (const std::string& m : it->second) by += (by.empty() ? "" : ", ") + m;
-      }
+      for (const std::string& m : owners) by += (by.empty() ? "" : ", ") + m;
       out.push_back(path + ": now managed by " + (by.empty() ? "no one" : by) + " (" + have +
                     "; reconcile applies " + wanted + ")");
       continue;

@@ -165,7 +165,7 @@ spec:
 YAML
 }
 R() { "$RECONCILE" --no-color "$@"; }
-deploy() { K -n apps get deployment web -o json; }
+deploy() { K -n apps get deployment web -o json --show-managed-fields; }
 jq_py() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 env_now() { deploy | jq_py "[e.get('value') for e in d['spec']['template']['spec']['containers'][0]['env'] if e['name']=='GREETING'][0]"; }
 

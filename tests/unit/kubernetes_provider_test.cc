@@ -487,6 +487,15 @@ TEST_CASE("kubernetes provider: managedFields drift, leaf by leaf") {
           "spec.template.spec.containers[name=web].env[name=GREETING].value: bye (reconcile "
           "applies hello)");
   }
+  SUBCASE("an atomic struct (spec.selector) is owned as one leaf") {
+    json& f = live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
+    f["f:selector"] = json::object();  // as the API server records a LabelSelector
+    CHECK(ManagedFieldDrift(desired, live, "reconcile").empty());
+    live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].erase("f:selector");
+    auto drift = ManagedFieldDrift(desired, live, "reconcile");
+    REQUIRE(drift.size() == 2);
+    CHECK(drift[0].find("spec.selector.matchLabels") == 0);
+  }
   SUBCASE("a field both own with the same value is not drift") {
     live["metadata"]["managedFields"].push_back(
         {{"manager", "helm"},
