@@ -198,13 +198,13 @@ is "2 replicas: Lease create (no name), get/update on its name only; Events crea
   "$(q "$t" '[[r["apiGroups"], r["resources"], r.get("resourceNames"), r["verbs"]] for r in one("Role", "rc-reconcile")["rules"]]')"
 is "2 replicas: a target Role in apps and apps-staging" '["apps", "apps-staging"]' \
   "$(q "$t" 'sorted(x["metadata"]["namespace"] for x in docs if x["kind"] == "Role" and x["metadata"]["name"] == "rc-reconcile-target")')"
-is "target Role: deployments and services, exactly the server-side-apply verbs" \
-  '[[["apps"], ["deployments"], ["get", "list", "watch", "create", "update", "patch", "delete"]], [[""], ["services"], ["get", "list", "watch", "create", "update", "patch", "delete"]]]' \
+is "target Role: deployments and services with the server-side-apply verbs, the agents' Secrets without list/watch" \
+  '[[["apps"], ["deployments"], ["get", "list", "watch", "create", "update", "patch", "delete"]], [[""], ["services"], ["get", "list", "watch", "create", "update", "patch", "delete"]], [[""], ["secrets"], ["get", "create", "patch", "delete"]]]' \
   "$(q "$t" '[[r["apiGroups"], r["resources"], r["verbs"]] for r in [x for x in docs if x["kind"] == "Role" and x["metadata"]["namespace"] == "apps"][0]["rules"]]')"
-is "no rule anywhere names Secrets" '[]' \
-  "$(q "$t" '[r for x in docs if x["kind"] in ("Role", "ClusterRole") for r in x["rules"] if "secrets" in r["resources"] or "*" in r["resources"]]')"
+is "Secrets only in the target Roles; no wildcard anywhere" '[["Role", "apps"], ["Role", "apps-staging"]]' \
+  "$(q "$t" 'sorted(set((x["kind"], x["metadata"]["namespace"]) for x in docs if x["kind"] in ("Role", "ClusterRole") for r in x["rules"] if "secrets" in r["resources"] or "*" in r["resources"] or "*" in r["verbs"] or "*" in r["apiGroups"]))')"
 is "2 replicas: nothing cluster-wide" '0' "$(q "$t" 'len([x for x in docs if x["kind"].startswith("Cluster")])')"
-is "cluster-wide: a ClusterRole with the target rules, bound to the ServiceAccount" '[["deployments", "services"], "rc-reconcile"]' \
+is "cluster-wide: a ClusterRole with the target rules, bound to the ServiceAccount" '[["deployments", "secrets", "services"], "rc-reconcile"]' \
   "$(q "$work/cluster-wide.yaml" '[sorted(r["resources"][0] for r in one("ClusterRole")["rules"]), one("ClusterRoleBinding")["subjects"][0]["name"]]')"
 contains "cluster-wide: --leader-elect with one replica and the lease name" '"--leader-elect-resource-name=reconcile-leader"' \
   "$(q "$work/cluster-wide.yaml" "$ctr[\"args\"]")"
@@ -342,6 +342,9 @@ can no get secrets/someone-elses -n other
 can no list secrets -n "$ns"
 can no get secrets/reconcile-webhook -n "$ns"
 can no list secrets -n apps
+can no watch secrets -n apps
+can yes get secrets -n apps
+can yes patch secrets -n apps-staging
 can no create clusterroles
 can no create clusterrolebindings
 can no delete namespaces

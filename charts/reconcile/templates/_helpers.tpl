@@ -326,9 +326,15 @@ Secrets.
 {{- end }}
 
 {{/*
-What a server-side-apply provider needs on what it deploys: read and watch
-to observe (by label selector), create/patch to apply, update and delete to
-prune and destroy. Nothing else: no Secrets, no pods, no namespaces.
+The Kubernetes target's rules in a namespace it deploys into: what a
+server-side-apply provider needs on what it deploys. Deployments and
+Services: read and watch to observe (by label selector), create/patch to
+apply (an apply that creates needs both), update and delete to prune and
+destroy. Secrets: the provider keeps an agent's secretEnv / secretFiles in
+one Secret per agent ("<agent>.secrets"), read by name before it is applied
+or deleted: get, create, patch, delete, but no list or watch (nothing reads
+the namespace's other Secrets in bulk). Nothing else: no pods, no
+namespaces, no RBAC objects.
 */}}
 {{- define "reconcile.targetRules" -}}
 - apiGroups: ["apps"]
@@ -337,6 +343,9 @@ prune and destroy. Nothing else: no Secrets, no pods, no namespaces.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
 {{- end }}
 
 {{/* The pod and container security settings (restricted Pod Security Standard). */}}
