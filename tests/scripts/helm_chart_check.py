@@ -145,35 +145,59 @@ def cmd_table(readme, values_path, schema_path):
 
 
 SECRETISH = re.compile(r"password|passwd|token|secret|credential|private|apikey|api_key", re.I)
+# Keys named like secrets that hold names, not values: each with why.
+NAMES_NOT_VALUES = {
+    "allowSecretEnv": "names of environment variables (pattern [A-Za-z_][A-Za-z0-9_]*)",
+    "imagePullSecrets": "names of existing Secrets (the DNS name pattern)",
+}
+
+
+def is_reference(key):
+    return key == "existingSecret" or key.endswith("SecretName") or key.endswith("Key")
+
+
+def takes_text(sub):
+    if sub.get("type") == "string":
+        return True
+    items = sub.get("items") if sub.get("type") == "array" else None
+    return isinstance(items, dict) and items.get("type") == "string"
 
 
 def cmd_audit(schema_path):
     with open(schema_path, encoding="utf-8") as f:
         schema = json.load(f)
     problems = []
+    checked = 0
 
     def walk(node, path):
+        nonlocal checked
+        if node.get("type") == "object" and node.get("additionalProperties") is not False:
+            if node.get("properties") or not path or path[-1] not in FREE_MAPS:
+                problems.append(f"{'.'.join(path) or '(root)'}: an object that takes any key")
         for k, sub in (node.get("properties") or {}).items():
             p = path + [k]
             walk(sub, p)
-            if sub.get("type") == "object" or "properties" in sub:
+            if not takes_text(sub):
                 continue
-            if SECRETISH.search(k) and not (k == "existingSecret" or k.endswith("SecretName") or k.endswith("Key")):
+            checked += 1
+            if SECRETISH.search(k) and not is_reference(k) and k not in NAMES_NOT_VALUES:
                 problems.append(f"{'.'.join(p)}: a key named like a secret that is not a reference")
-            if k == "existingSecret" or k.endswith("SecretName"):
-                if "pattern" not in sub:
-                    problems.append(f"{'.'.join(p)}: a Secret's name without the name pattern")
+            if is_reference(k) and "pattern" not in sub:
+                problems.append(f"{'.'.join(p)}: a Secret's name or key name without a pattern")
         if isinstance(node.get("items"), dict):
             walk(node["items"], path + ["[]"])
 
     walk(schema, [])
-    if schema.get("additionalProperties") is not False:
-        problems.append("(root): additionalProperties is not false: any key would be accepted")
     for p in problems:
         print(p)
     if not problems:
-        print("no value takes a secret: secret-like keys are Secret names or key names")
+        print(f"{checked} text values: none takes a secret (secret-like keys are Secret names or key names)")
     return 1 if problems else 0
+
+
+# Objects that are free maps by nature (labels, annotations, selectors,
+# Kubernetes' own affinity and tolerations): any key, string values.
+FREE_MAPS = {"annotations", "labels", "podAnnotations", "podLabels", "nodeSelector", "affinity", "[]"}
 
 
 def cmd_query(rendered, expr):

@@ -315,7 +315,9 @@ lacks "no ClusterRole of the release" "rc-reconcile" "$(k get clusterroles -o na
 
 # Secrets stay Secrets: the canary is in no manifest, release record or stored object.
 everything="$("$HELM" get all "$rel" -n "$ns" 2>&1; k get deploy,svc,sa,role,rolebinding,pdb,cronjobs.v1beta1.batch,pvc -A -o yaml;
-  k -n "$ns" get secrets -l owner=helm -o json | "$PY" -c 'import sys,json,base64; [print(base64.b64decode(i["data"]["release"])) for i in json.load(sys.stdin)["items"]]')"
+  k -n "$ns" get secrets -l owner=helm -o json |
+    "$PY" -c 'import sys, json, base64, gzip; [print(gzip.decompress(base64.b64decode(base64.b64decode(i["data"]["release"]))).decode()) for i in json.load(sys.stdin)["items"]]')"
+contains "  ... (the release record was read: it holds the manifest)" "rc-reconcile-drift" "$everything"
 lacks "canary secret values appear nowhere in the release or the stored objects" "$canary" "$everything"
 
 # What the ServiceAccount may do, and may not: RBAC decides (kubectl auth can-i).
@@ -422,7 +424,10 @@ sa="system:serviceaccount:$ns:cw-reconcile"
 can yes patch deployments.apps -n other
 can yes delete services -n apps-staging
 can yes update leases/reconcile-leader -n "$ns"
-can no get secrets -n other
+# Cluster-wide, the agents' Secrets may be in any namespace: get by name,
+# never list or watch.
+can no list secrets -n other
+can no watch secrets --all-namespaces
 can no list secrets -n "$ns"
 can no create clusterroles
 can no delete namespaces

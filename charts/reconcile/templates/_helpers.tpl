@@ -116,6 +116,9 @@ with a message that names the values to change.
 {{- if and .Values.git.sshKeyKey (not .Values.git.knownHostsKey) }}
 {{- fail "git.sshKeyKey needs git.knownHostsKey: the controller checks the SSH host key against known_hosts" }}
 {{- end }}
+{{- if and .Values.git.existingSecret (not (or .Values.git.passwordKey .Values.git.sshKeyKey)) }}
+{{- fail "git.existingSecret is set but names no key: set git.passwordKey (HTTPS) or git.sshKeyKey and git.knownHostsKey (SSH)" }}
+{{- end }}
 {{- if and (or .Values.git.passwordKey .Values.git.sshKeyKey) (not .Values.git.existingSecret) }}
 {{- fail "git.passwordKey / git.sshKeyKey name keys of git.existingSecret: set git.existingSecret" }}
 {{- end }}
