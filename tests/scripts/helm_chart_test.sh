@@ -86,10 +86,20 @@ declare -A refused_says=(
   [bad-type.yaml]="replicaCount"
   [two-replicas-rwo.yaml]="ReadWriteMany"
 )
+# The chart's own checks (`fail` in a template) are refused by helm template
+# and install; helm lint reports them only as "[INFO] Fail: ..." (it lints
+# charts that need values), so for those the message is what is checked.
+declare -A refused_by_chart=([two-replicas-rwo.yaml]=1)
 for f in "$chart"/ci/refused/*.yaml; do
   name="$(basename "$f")"
   [[ -n "${refused_says[$name]:-}" ]] || { bad "ci/refused/$name has no expectation in this test"; continue; }
-  expect_exit 1 "helm lint refuses ci/refused/$name" -- "$HELM" lint --strict "$chart" -f "$f"
+  if [[ -n "${refused_by_chart[$name]:-}" ]]; then
+    out="$("$HELM" lint --strict "$chart" -f "$f" 2>&1)"
+    contains "helm lint reports ci/refused/$name (the chart's own check)" "Fail: " "$out"
+  else
+    expect_exit 1 "helm lint refuses ci/refused/$name (values.schema.json)" -- "$HELM" lint --strict "$chart" -f "$f"
+    contains "  ... schema error" "values don't meet the specifications of the schema" "$out"
+  fi
   contains "  ... naming ${refused_says[$name]}" "${refused_says[$name]}" "$out"
   if "$HELM" template t "$chart" -f "$f" >"$work/refused.yaml" 2>"$work/refused.err"; then
     bad "helm template renders ci/refused/$name"
@@ -98,8 +108,6 @@ for f in "$chart"/ci/refused/*.yaml; do
   fi
 done
 [[ ${#refused_says[@]} -eq $(ls "$chart"/ci/refused/*.yaml | wc -l) ]] || bad "an expected refused file is missing from ci/refused/"
-contains "schema errors name the schema" "values don't meet the specifications of the schema" \
-  "$("$HELM" lint --strict "$chart" -f "$chart/ci/refused/typo-key.yaml" 2>&1)"
 
 # --- 3. template + validate ---------------------------------------------------
 render() {  # render OUT [helm template args...]
@@ -439,6 +447,10 @@ lacks "uninstalled: its ClusterRole is gone" "cw-reconcile" "$(k get clusterrole
 expect_exit 1 "helm install refuses a typo in values (values.schema.json)" -- \
   "$HELM" install bad "$chart" -n "$ns" -f "$chart/ci/refused/typo-key.yaml"
 expect_exit 1 "  ... and created no release" -- "$HELM" status bad -n "$ns"
+expect_exit 1 "helm install refuses 2 replicas on a ReadWriteOnce claim (the chart's check)" -- \
+  "$HELM" install bad "$chart" -n "$ns" -f "$chart/ci/refused/two-replicas-rwo.yaml"
+contains "  ... naming persistence.accessModes" "persistence.accessModes" "$out"
+expect_exit 1 "  ... and created no Deployment" -- k -n "$ns" get deployment bad-reconcile
 
 echo "# $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
