@@ -234,6 +234,15 @@ is "CronJob: read-only root, drops ALL, pinned to the controller's node (ReadWri
   "$(q "$c" "[$cpod[\"containers\"][0][\"securityContext\"][\"readOnlyRootFilesystem\"], $cpod[\"containers\"][0][\"securityContext\"][\"capabilities\"][\"drop\"], $cpod[\"affinity\"][\"podAffinity\"][\"requiredDuringSchedulingIgnoredDuringExecution\"][0][\"topologyKey\"]]")"
 expect_exit 1 "driftCheck without persistence is refused" -- "$HELM" template rc "$chart" --set driftCheck.enabled=true --set persistence.enabled=false
 contains "  ... naming persistence.enabled" "persistence.enabled" "$out"
+expect_exit 1 "a retry period not under the renew deadline is refused" -- \
+  "$HELM" template rc "$chart" --set leaderElection.retryPeriod=10s
+contains "  ... naming leaderElection.retryPeriod" "leaderElection.retryPeriod" "$out"
+expect_exit 1 "a renew deadline not under the lease duration is refused" -- \
+  "$HELM" template rc "$chart" --set leaderElection.renewDeadline=15s
+contains "  ... naming leaderElection.renewDeadline" "leaderElection.renewDeadline" "$out"
+expect_exit 1 "a lease duration in milliseconds is refused (whole seconds)" -- \
+  "$HELM" template rc "$chart" --set leaderElection.leaseDuration=1500ms
+contains "  ... naming leaderElection.leaseDuration" "leaderElection.leaseDuration" "$out"
 
 # Existing secrets: every credential a secretKeyRef or a mounted Secret.
 e="$work/existing-secrets.yaml"

@@ -84,17 +84,21 @@ app.kubernetes.io/component: controller
 
 {{/*
 A duration of the controller's syntax (<digits><ms|s|m|h>, values.schema.json
-checks it) in whole seconds, rounded up.
+checks it) in milliseconds, and in whole seconds rounded up.
 */}}
-{{- define "reconcile.seconds" -}}
+{{- define "reconcile.millis" -}}
 {{- $n := int64 (regexFind "^[0-9]+" .) }}
 {{- $unit := trimPrefix (regexFind "^[0-9]+" .) . }}
-{{- if eq $unit "ms" }}{{ div (add $n 999) 1000 }}
-{{- else if eq $unit "s" }}{{ $n }}
-{{- else if eq $unit "m" }}{{ mul $n 60 }}
-{{- else if eq $unit "h" }}{{ mul $n 3600 }}
+{{- if eq $unit "ms" }}{{ $n }}
+{{- else if eq $unit "s" }}{{ mul $n 1000 }}
+{{- else if eq $unit "m" }}{{ mul $n 60000 }}
+{{- else if eq $unit "h" }}{{ mul $n 3600000 }}
 {{- else }}{{ fail (printf "%q is not a duration such as 30s, 5m or 1h" .) }}
 {{- end }}
+{{- end }}
+
+{{- define "reconcile.seconds" -}}
+{{- div (add (include "reconcile.millis" .) 999) 1000 }}
 {{- end }}
 
 {{/*
@@ -122,8 +126,11 @@ with a message that names the values to change.
 {{- if and (or .Values.git.passwordKey .Values.git.sshKeyKey) (not .Values.git.existingSecret) }}
 {{- fail "git.passwordKey / git.sshKeyKey name keys of git.existingSecret: set git.existingSecret" }}
 {{- end }}
-{{- if ge (int (include "reconcile.seconds" .Values.leaderElection.renewDeadline)) (int (include "reconcile.seconds" .Values.leaderElection.leaseDuration)) }}
+{{- if ge (int64 (include "reconcile.millis" .Values.leaderElection.renewDeadline)) (int64 (include "reconcile.millis" .Values.leaderElection.leaseDuration)) }}
 {{- fail "leaderElection.renewDeadline must be shorter than leaderElection.leaseDuration (a leader that cannot renew stops before its lease can expire)" }}
+{{- end }}
+{{- if ge (int64 (include "reconcile.millis" .Values.leaderElection.retryPeriod)) (int64 (include "reconcile.millis" .Values.leaderElection.renewDeadline)) }}
+{{- fail "leaderElection.retryPeriod must be shorter than leaderElection.renewDeadline (the leader renews every retry period)" }}
 {{- end }}
 {{- end }}
 
