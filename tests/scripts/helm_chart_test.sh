@@ -284,6 +284,37 @@ expect_exit 1 "a token in git.existingSecret is refused (not a Secret name)" -- 
   "$HELM" template rc "$chart" --set "git.existingSecret=ghp_$canary/x" --set git.passwordKey=token
 lacks "  ... and not shown" "$canary" "$out"
 
+# Every flag the chart passes is one the real binary takes: global flags in
+# `reconcile --help`, the command's in `reconcile controller|drift --help`.
+# The --leader-elect family is checked against the names fixed for issue #10
+# (and against `controller --help` once the binary lists it).
+bin="${RECONCILE:-$SOURCE_DIR/build/program/reconcile}"
+[[ -x "$bin" ]] || die "no reconcile binary at $bin (build the reconcile target)"
+help_global="$("$bin" --help)"
+help_controller="$("$bin" controller --help)"
+help_drift="$("$bin" drift --help)"
+fixed_leader_flags=" --leader-elect --leader-elect-lease-duration --leader-elect-renew-deadline --leader-elect-retry-period --leader-elect-resource-name --leader-elect-resource-namespace --leader-elect-identity "
+flag_known() {  # flag_known FLAG COMMAND-HELP
+  local f=$1 help=$2
+  if [[ "$f" == --leader-elect* ]] && ! grep -q -- '--leader-elect' <<<"$help_controller"; then
+    [[ "$fixed_leader_flags" == *" $f "* ]]
+    return
+  fi
+  grep -qE -- "(^|[ ,])$f([ =,]|$)" <<<"$help_global"$'\n'"$help"
+}
+for f in "$work/default.yaml" "$work/existing-secrets.yaml" "$work/two-replicas.yaml" "$work/cluster-wide.yaml" "$work/cronjob.yaml"; do
+  n="$(basename "$f" .yaml)"
+  unknown=""
+  while read -r cmd a; do
+    case "$cmd" in controller) h="$help_controller" ;; drift) h="$help_drift" ;; *) h="" ;; esac
+    flag_known "${a%%=*}" "$h" || unknown+=" $cmd:$a"
+  done < <(q "$f" '[["drift" if c["args"][-1] == "drift" else "controller", a] for d in docs if d["kind"] in ("Deployment", "CronJob") for c in (d["spec"]["template"]["spec"] if d["kind"] == "Deployment" else d["spec"]["jobTemplate"]["spec"]["template"]["spec"])["containers"] for a in c["args"] if a.startswith("-")]' |
+    "$PY" -c 'import json, sys; [print(c, a) for c, a in json.load(sys.stdin)]')
+  if [[ -z "$unknown" ]]; then ok "$n: every flag is one the reconcile binary takes"; else bad "$n: flags the binary does not know:$unknown"; fi
+done
+# ... and the check can fail.
+flag_known --no-such-flag "$help_controller" && bad "flag check accepts --no-such-flag" || ok "flag check refuses --no-such-flag"
+
 # --- 4. the real API server ---------------------------------------------------
 kube_lib="$SOURCE_DIR/tests/scripts/kube_lib.sh"
 [[ -f "$kube_lib" ]] || die "tests/scripts/kube_lib.sh is missing (the real API server harness)"
