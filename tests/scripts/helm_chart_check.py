@@ -15,6 +15,14 @@
       no value takes a secret: every key whose name speaks of a password,
       token, secret, credential or private key is a Secret's name
       (existingSecret, *SecretName) or the name of one of its keys (*Key).
+  crd SCHEMA.json
+      prints a CustomResourceDefinition (apiextensions.k8s.io/v1) serving the
+      ServiceMonitor with SCHEMA as its openAPIV3Schema, the strict
+      converter's "additionalProperties": false taken out again (a CRD's
+      structural schema prunes unknown fields instead), and without its
+      defaults (the API server 1.20 refuses its `default: ""` on the
+      secret/configMap `name` fields); a test CRD, for the API server to
+      check a rendered ServiceMonitor against the schema.
   query RENDERED.yaml EXPR
       prints the JSON of EXPR, a Python expression over `docs` (the documents)
       and `one(kind, name=None)` (the only document of that kind).
@@ -200,6 +208,36 @@ def cmd_audit(schema_path):
 FREE_MAPS = {"annotations", "labels", "podAnnotations", "podLabels", "nodeSelector", "affinity", "[]"}
 
 
+def cmd_crd(schema_path):
+    with open(schema_path, encoding="utf-8") as f:
+        schema = json.load(f)
+
+    def unstrict(node):
+        if isinstance(node, dict):
+            return {k: unstrict(v) for k, v in node.items()
+                    if not (k == "additionalProperties" and v is False) and k != "$schema"
+                    and k != "default"}
+        if isinstance(node, list):
+            return [unstrict(v) for v in node]
+        return node
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": "ServiceMonitor", "listKind": "ServiceMonitorList",
+                      "plural": "servicemonitors", "singular": "servicemonitor"},
+            "versions": [{"name": "v1", "served": True, "storage": True,
+                          "schema": {"openAPIV3Schema": unstrict(schema)}}],
+        },
+    }
+    print(json.dumps(crd))
+    return 0
+
+
 def cmd_query(rendered, expr):
     docs = load_docs(rendered)
 
@@ -220,6 +258,8 @@ def main(argv):
         return cmd_table(argv[2], argv[3], argv[4])
     if len(argv) == 3 and argv[1] == "audit":
         return cmd_audit(argv[2])
+    if len(argv) == 3 and argv[1] == "crd":
+        return cmd_crd(argv[2])
     if len(argv) == 4 and argv[1] == "query":
         return cmd_query(argv[2], argv[3])
     print(__doc__)

@@ -465,6 +465,26 @@ expect_exit 1 "uninstalled: the target Role in apps is gone" -- k -n apps get ro
 expect_exit 0 "uninstalled: the state claim is kept (helm.sh/resource-policy: keep)" -- k -n "$ns" get pvc rc-reconcile
 can no get leases/rc-reconcile -n "$ns"
 
+# The ServiceMonitor against a CRD made of its schema (the vectors hold the
+# schema, not the CRD): the server stores the rendered spec whole (a field
+# the schema does not know would be pruned) and refuses a wrong type.
+"$PY" "$check_py" crd "$schemas/crds/servicemonitor_v1.json" >"$work/servicemonitor-crd.json"
+expect_exit 0 "a ServiceMonitor CRD from the vector's schema is accepted" -- k apply -f "$work/servicemonitor-crd.json"
+expect_exit 0 "  ... and established" -- k wait --for condition=Established crd/servicemonitors.monitoring.coreos.com --timeout=60s
+expect_exit 0 "helm install with serviceMonitor.enabled" -- \
+  "$HELM" install sm "$chart" -n "$ns" -f "$chart/ci/servicemonitor-values.yaml" --set persistence.enabled=false
+"$HELM" template sm "$chart" -n "$ns" -f "$chart/ci/servicemonitor-values.yaml" --set persistence.enabled=false >"$work/sm.yaml"
+is "the stored ServiceMonitor spec is the rendered one, nothing pruned" "$(q "$work/sm.yaml" 'one("ServiceMonitor")["spec"]' | "$PY" -c 'import json,sys; print(json.dumps(json.load(sys.stdin), sort_keys=True))')" \
+  "$(k -n "$ns" get servicemonitor sm-reconcile -o json | "$PY" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["spec"], sort_keys=True))')"
+expect_exit 1 "the CRD's schema refuses a ServiceMonitor with endpoints of the wrong type" -- k -n "$ns" create -f - <<'EOF2'
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata: {name: wrong}
+spec: {selector: {}, endpoints: "http"}
+EOF2
+expect_exit 0 "helm uninstall (ServiceMonitor)" -- "$HELM" uninstall sm -n "$ns"
+expect_exit 1 "  ... the ServiceMonitor is gone" -- k -n "$ns" get servicemonitor sm-reconcile
+
 # Cluster-wide RBAC only when asked, and still no Secrets.
 expect_exit 0 "helm install with rbac.clusterWide" -- \
   "$HELM" install cw "$chart" -n "$ns" -f "$chart/ci/cluster-wide-values.yaml" --set persistence.enabled=false
