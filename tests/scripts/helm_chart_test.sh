@@ -464,6 +464,13 @@ done
 expect_exit 1 "uninstalled: the target Role in apps is gone" -- k -n apps get role/rc-reconcile-target
 expect_exit 0 "uninstalled: the state claim is kept (helm.sh/resource-policy: keep)" -- k -n "$ns" get pvc rc-reconcile
 can no get leases/rc-reconcile -n "$ns"
+# A later install of the same release takes the kept claim over (Helm adopts
+# an object whose release annotations name it), state and all.
+claim_uid="$(k -n "$ns" get pvc rc-reconcile -o jsonpath='{.metadata.uid}')"
+expect_exit 0 "a new install of the release takes the kept state claim over" -- \
+  "$HELM" install "$rel" "$chart" -n "$ns" "${install_args[@]}"
+is "  ... the same claim (uid)" "$claim_uid" "$(k -n "$ns" get pvc rc-reconcile -o jsonpath='{.metadata.uid}')"
+expect_exit 0 "helm uninstall (again)" -- "$HELM" uninstall "$rel" -n "$ns"
 
 # The ServiceMonitor against a CRD made of its schema (the vectors hold the
 # schema, not the CRD): the server stores the rendered spec whole (a field
