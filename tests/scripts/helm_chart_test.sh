@@ -42,8 +42,10 @@ done
 echo "# helm $("$HELM" version --short), kubectl $("$KUBECTL" version --client -o json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])'), $PY"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/helm-chart-test.XXXXXX")"
-# Helm's own folders in the scratch dir: nothing of the user's is read or written.
+# Helm's and kubectl's folders in the scratch dir: nothing of the user's is
+# read or written.
 export HELM_CACHE_HOME="$work/helm/cache" HELM_CONFIG_HOME="$work/helm/config" HELM_DATA_HOME="$work/helm/data"
+export KUBECACHEDIR="$work/kube-cache"  # kubectl's and helm's discovery cache
 kube_started=""
 cleanup() {
   [[ -n "$kube_started" ]] && kube_stop
