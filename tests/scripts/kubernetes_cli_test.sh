@@ -211,6 +211,13 @@ secret_value="$(K -n apps get secret web.secrets -o json | jq_py "__import__('ba
 if [[ "$secret_value" == "$canary" ]]; then ok "the Secret holds the value"; else bad "the Secret does not hold the value"; fi
 lacks "no secret value in apply's output" "$canary" "$apply_out"
 
+# The Deployment and Service as the server holds them, against the
+# Kubernetes v1.30 JSON Schemas (strict; tests/testdata/vectors/kubernetes).
+K -n apps get deployment/web service/web -o json |
+  python3 -c "import json,sys,yaml; print(yaml.safe_dump_all(json.load(sys.stdin)['items']))" >"$work/live.yaml"
+expect_exit 0 "the Deployment and Service pass the v1.30 schemas" -- \
+  python3 "$SOURCE_DIR/tests/scripts/helm_chart_check.py" validate \
+  "$SOURCE_DIR/tests/testdata/vectors/kubernetes" "$work/live.yaml"
 expect_exit 0 "plan after apply has no changes (exit 0)" -- R plan "$work/tree"
 expect_exit 0 "status" -- R status "$work/tree"
 contains "status shows the Service's address" "web.apps.svc:8080" "$out"
