@@ -128,10 +128,22 @@ void LeaderElector::Log(bool warn, const std::string& line) {
   if (callbacks_.log) callbacks_.log(warn, line);
 }
 
-void LeaderElector::SetError(const std::string& error) {
+void LeaderElector::SetError(const std::string& error, bool reached) {
   std::lock_guard<std::mutex> lock(mu_);
   last_error_ = error;
-  reached_ = false;
+  reached_ = reached;
+}
+
+void LeaderElector::LogNewError() {
+  std::string error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    error = last_error_;
+  }
+  if (error.empty()) logged_error_.clear();
+  if (error.empty() || error == logged_error_) return;
+  logged_error_ = error;
+  Log(true, "leader election: " + options_.identity + ": " + error);
 }
 
 json LeaderElector::NewLease(const LeaseRecord& r) const {
@@ -161,7 +173,6 @@ void LeaderElector::Observe(const json& lease, SteadyTime now) {
     observed_time_ = now;  // OUR clock: when we saw the record change
   }
   observed_lease_ = lease;
-  std::string holder_changed;
   bool changed = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -195,8 +206,10 @@ bool LeaderElector::TryAcquireOrRenew(std::stop_token stop) {
       Result<json> created =
           client_.Request("POST", collection, body.dump(), "application/json", stop);
       if (!created.ok()) {
-        SetError("create lease " + lease_description() + ": " + created.status().message());
-        if (created.status().code() == Code::kConflict) continue;  // someone else created it
+        const bool conflict = created.status().code() == Code::kConflict;
+        SetError("create lease " + lease_description() + ": " + created.status().message(),
+                 conflict);
+        if (conflict) continue;  // someone else created it
         return false;
       }
       Observe(*created, clock_.Now());
@@ -243,8 +256,9 @@ bool LeaderElector::TryAcquireOrRenew(std::stop_token stop) {
       last_renew_ = sent;
       return true;
     }
-    SetError("update lease " + lease_description() + ": " + put.status().message());
-    if (put.status().code() != Code::kConflict) return false;
+    const bool conflict = put.status().code() == Code::kConflict;
+    SetError("update lease " + lease_description() + ": " + put.status().message(), conflict);
+    if (!conflict) return false;
     // 409: someone else wrote the Lease first (a new holder, or a follower's
     // webhook annotation); re-read once and decide again.
   }
@@ -392,7 +406,9 @@ bool LeaderElector::Lead(std::stop_token stop) {
     if (next.count() > 0 && !Sleep(next, stop)) return false;
     if (stop.stop_requested()) return false;
     if (clock_.Now() - last_renew_ < options_.renew_deadline) {
-      if (TryAcquireOrRenew(stop)) continue;
+      const bool renewed = TryAcquireOrRenew(stop);
+      LogNewError();
+      if (renewed) continue;
       if (stop.stop_requested()) return false;
       if (!observed_record_.holder.empty() && observed_record_.holder != options_.identity) {
         why = "the lease is held by " + observed_record_.holder;
@@ -429,10 +445,13 @@ void LeaderElector::Run(std::stop_token stop) {
   std::uniform_real_distribution<double> jitter(0.8, 1.0);
   while (!stop.stop_requested()) {
     HandOffPending(stop);
-    if (TryAcquireOrRenew(stop)) {
+    const bool acquired = TryAcquireOrRenew(stop);
+    LogNewError();
+    if (acquired) {
       if (!Lead(stop)) break;
       continue;
     }
+    if (stop.stop_requested()) break;
     // Next attempt: a jittered retry period, or the moment the lease we
     // observe expires on our clock, whichever comes first.
     auto wait = std::chrono::duration_cast<milliseconds>(options_.retry_period * jitter(rng_));

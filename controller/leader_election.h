@@ -147,7 +147,8 @@ class LeaderElector {
   std::string LeasePath() const;
   nlohmann::json NewLease(const LeaseRecord& record) const;
   void Observe(const nlohmann::json& lease, std::chrono::steady_clock::time_point now);
-  void SetError(const std::string& error);
+  void SetError(const std::string& error, bool reached = false);
+  void LogNewError();  // logs last_error_ once per distinct message
   void Log(bool warn, const std::string& line);
   bool Lead(std::stop_token stop);  // false: stop requested
   void HandOffPending(std::stop_token stop);
@@ -168,6 +169,7 @@ class LeaderElector {
   std::chrono::steady_clock::time_point last_renew_{};  // when the last successful PUT was sent
   std::string webhook_seen_;
   bool webhook_seen_known_ = false;
+  std::string logged_error_;
 
   mutable std::mutex mu_;  // guards what follows
   bool leader_ = false;
