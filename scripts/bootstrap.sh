@@ -24,6 +24,10 @@ packages=(
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
+  # Kubernetes (issue #10): the real kube-apiserver the tests start is built
+  # from Debian's source package (scripts/kube-apiserver.sh) with Go 1.19,
+  # and runs on etcd; helm and kubectl come from npm (scripts/k8s-tools.sh).
+  etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync dpkg-dev unzip
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;

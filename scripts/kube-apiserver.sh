@@ -66,7 +66,9 @@ unset GOFLAGS
 cd "$tree"
 make gen_openapi >&2
 ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+# A GOPATH build sees the vendored packages under k8s.io/kubernetes/vendor/.
+for pkg in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
+  k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=v$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=20"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done

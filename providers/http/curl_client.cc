@@ -249,6 +249,25 @@ class CurlClient final : public Client {
     if (!options_.ca_file.empty()) {
       curl_easy_setopt(e, CURLOPT_CAINFO, options_.ca_file.c_str());
       curl_easy_setopt(e, CURLOPT_CAPATH, static_cast<char*>(nullptr));
+    } else if (!options_.ca_pem.empty()) {
+      curl_blob ca{const_cast<char*>(options_.ca_pem.data()), options_.ca_pem.size(),
+                   CURL_BLOB_COPY};
+      curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+      curl_easy_setopt(e, CURLOPT_CAPATH, static_cast<char*>(nullptr));
+    }
+    if (!options_.client_cert_pem.empty()) {
+      curl_blob cert{const_cast<char*>(options_.client_cert_pem.data()),
+                     options_.client_cert_pem.size(), CURL_BLOB_COPY};
+      curl_blob key{const_cast<char*>(options_.client_key_pem.data()),
+                    options_.client_key_pem.size(), CURL_BLOB_COPY};
+      curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
+      curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
+      curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+      curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
+    }
+    if (options_.insecure_skip_verify) {
+      curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(options_.connect_timeout.count()));
@@ -363,7 +382,10 @@ class CurlClient final : public Client {
       out.retryable = true;
     } else if (IsTlsTrustError(result)) {
       out.error = Status::Failed(what + ": TLS verification failed: " + detail +
-                                 (options_.ca_file.empty()
+                                 (!options_.ca_pem.empty() && options_.ca_file.empty()
+                                      ? std::string("; the server's certificate must chain to "
+                                                    "the configured CA and name the host")
+                                  : options_.ca_file.empty()
                                       ? "; the server's certificate must chain to a CA in the "
                                         "system store (/etc/ssl/certs) and name the host"
                                       : "; the server's certificate must chain to a CA in " +

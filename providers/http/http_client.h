@@ -93,6 +93,17 @@ struct ClientOptions {
   std::size_t max_response_bytes = 16 * 1024 * 1024;
   // PEM file of the CAs to trust instead of the system store (tests).
   std::string ca_file;
+  // PEM text of the CAs to trust instead of the system store (a kubeconfig's
+  // certificate-authority-data); used when ca_file is empty.
+  std::string ca_pem;
+  // A TLS client certificate and its key, PEM text (a kubeconfig's
+  // client-certificate-data / client-key-data). Both or neither. Secret:
+  // never in a message.
+  std::string client_cert_pem;
+  std::string client_key_pem;
+  // Skip verifying the server's certificate (a kubeconfig's
+  // insecure-skip-tls-verify: true). Never set by default.
+  bool insecure_skip_verify = false;
   // Host names (exact, lower case) besides loopback that may be reached over
   // plain http: only the metadata servers (kGoogleMetadataHost,
   // kAzureImdsHost), for the token sources that need them.
