@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose
+.PHONY: all build build-cli configure deps dockerd image controller-image package kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose
 
 all: build
 
@@ -48,6 +48,15 @@ build-cli: configure
 # reconcile/hello-agent:0.1.0, FROM scratch, from $(BUILD_DIR)/agents/hello.
 image: build-cli dockerd
 	@bash scripts/hello-image.sh $(BUILD_DIR)
+
+# The controller image reconcile/controller:<version> (deploy/Dockerfile),
+# FROM scratch on an offline base imported from the binary's libraries.
+controller-image: build-cli dockerd
+	@bash scripts/controller-image.sh $(BUILD_DIR)
+
+# The Debian package $(BUILD_DIR)/reconcile_<version>_<arch>.deb (CPack).
+package: build
+	@cd $(BUILD_DIR) && cpack -G DEB
 
 # The real Kubernetes parts the tests use (issue #10), cached in
 # /var/cache/reconcile: a kube-apiserver built from Debian's source package

@@ -24,6 +24,8 @@ packages=(
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
+  # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
+  systemd lintian
   # Kubernetes (issue #10): the real kube-apiserver the tests start is built
   # from Debian's source package (scripts/kube-apiserver.sh) with Go 1.19,
   # and runs on etcd; helm and kubectl come from npm (scripts/k8s-tools.sh).

@@ -4,6 +4,7 @@
 #include "azure/containerapps_provider.h"
 #include "docker/docker_provider.h"
 #include "gcp/cloudrun_provider.h"
+#include "kubernetes/kubernetes_provider.h"
 
 namespace reconcile {
 
@@ -12,6 +13,7 @@ void RegisterBuiltinProviders(ProviderRegistry& registry) {
   aws::RegisterAppRunnerProvider(registry);
   gcp::RegisterCloudRunProvider(registry);
   azure::RegisterContainerAppsProvider(registry);
+  kubernetes::RegisterKubernetesProvider(registry);
 }
 
 const ProviderRegistry& BuiltinProviders() {

@@ -7,7 +7,8 @@
 namespace reconcile {
 
 // Registers every built-in provider: docker, aws (App Runner), gcp (Cloud
-// Run), azure (Container Apps).
+// Run), azure (Container Apps),
+// kubernetes (Deployment + Service).
 void RegisterBuiltinProviders(ProviderRegistry& registry);
 
 // A registry holding the built-in providers, made once (thread-safe).
