@@ -4,7 +4,8 @@
 # (tests/scripts/kube_lib.sh), a file:// Git repository and the real Docker
 # Engine with the hello-agent image. The controllers share one state folder
 # (as replicas sharing a volume would), use a service account whose Role
-# allows exactly get/create/update on Leases, and short lease flags.
+# allows exactly create on Leases and get/update on its one Lease (the
+# chart's), and short lease flags.
 #
 # Checks: one leader, followers ready with reconcile_leader 0; a signed
 # webhook POSTed to a follower is handed over through the Lease and ends in
@@ -86,7 +87,11 @@ metadata: {name: reconcile-leader-election, namespace: $ns}
 rules:
   - apiGroups: [coordination.k8s.io]
     resources: [leases]
-    verbs: [get, create, update]
+    verbs: [create]
+  - apiGroups: [coordination.k8s.io]
+    resources: [leases]
+    resourceNames: [reconcile-controller]
+    verbs: [get, update]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -98,10 +103,11 @@ sa_token="$(kube_sa_token "$ns" reconcile)"
 [[ -n "$sa_token" ]] || { echo "FAIL - no service-account token"; exit 1; }
 kube_kubeconfig "$work/sa.kubeconfig" reconcile "$sa_token" "$ns"
 sa="system:serviceaccount:$ns:reconcile"
-if [[ "$(k auth can-i update leases -n "$ns" --as "$sa")" == yes &&
-      "$(k auth can-i delete leases -n "$ns" --as "$sa")" == no &&
+if [[ "$(k auth can-i update leases/reconcile-controller -n "$ns" --as "$sa")" == yes &&
+      "$(k auth can-i update leases/another -n "$ns" --as "$sa")" == no &&
+      "$(k auth can-i delete leases/reconcile-controller -n "$ns" --as "$sa")" == no &&
       "$(k auth can-i get secrets -n "$ns" --as "$sa")" == no ]]; then
-  ok "the controllers' service account may get/create/update Leases, nothing more"
+  ok "the controllers' service account may create Leases and get/update its own, nothing more"
 else
   bad "the service account's rights are not as set up"
 fi
