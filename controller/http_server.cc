@@ -511,7 +511,8 @@ Reply HttpServer::Impl::Webhook(WebhookProvider provider, const Request& req) {
   if (v.triggers()) {
     std::string why = v.message;
     if (!v.commit.empty()) why += " (payload says " + v.commit.substr(0, 12) + ")";
-    view.Trigger(why);
+    std::string note = view.TriggerWebhook(why);
+    if (!note.empty()) v.message += "; " + note;
   }
   int code = v.http_status();
   metrics.WebhookRequest(name, code);

@@ -75,6 +75,13 @@ class ControllerView {
   // Asks for a ref check of the followed branch now. `why` is for logs
   // ("github push to refs/heads/main (payload says 6113728f27ae)").
   virtual void Trigger(const std::string& why) = 0;
+  // A verified webhook's Trigger; returns a note for its answer (a
+  // follower under leader election: "handed to the leader ..."), "" for
+  // none. Default: Trigger.
+  virtual std::string TriggerWebhook(const std::string& why) {
+    Trigger(why);
+    return {};
+  }
   // The branch pushes are filtered by: "main", or a full ref "refs/tags/v1".
   virtual std::string FollowedBranch() = 0;
 };

@@ -81,6 +81,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Help("Changes that failed to apply.")
                        .Register(r)
                        .Add({});
+  leader_ = &prometheus::BuildGauge()
+                 .Name("reconcile_leader")
+                 .Help("1 while this replica is the leader (the one that applies), else 0.")
+                 .Register(r)
+                 .Add({});
+  leader_transitions_ = &prometheus::BuildCounter()
+                             .Name("reconcile_leader_transitions_total")
+                             .Help("Times this replica became leader.")
+                             .Register(r)
+                             .Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -137,6 +147,10 @@ void Metrics::SourceFetchDuration(double seconds) {
 void Metrics::ApplyErrors(std::int64_t n) {
   if (n > 0) apply_errors_->Increment(static_cast<double>(n));
 }
+
+void Metrics::SetLeader(bool leader) { leader_->Set(leader ? 1 : 0); }
+
+void Metrics::LeaderTransition() { leader_transitions_->Increment(); }
 
 std::string Metrics::Render() const {
   std::ostringstream out;

@@ -16,6 +16,8 @@
 // | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
 // | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
 // | `reconcile_apply_errors_total` | counter | | changes that failed to apply |
+// | `reconcile_leader` | gauge | | 1 while this replica leads (or runs without --leader-elect), else 0 |
+// | `reconcile_leader_transitions_total` | counter | | times this replica became leader |
 // clang-format on
 //
 // Every `result` series of the pass metrics exists from the start (at 0),
@@ -71,6 +73,10 @@ class Metrics {
   void SourceFetchDuration(double seconds);
   // `n` changes failed to apply.
   void ApplyErrors(std::int64_t n = 1);
+  // Leader election: whether this replica leads now.
+  void SetLeader(bool leader);
+  // This replica became leader once more.
+  void LeaderTransition();
 
   // The whole registry in the Prometheus text format 0.0.4
   // (Content-Type: text/plain; version=0.0.4).
@@ -90,6 +96,8 @@ class Metrics {
   prometheus::Counter* fetch_errors_;
   prometheus::Histogram* fetch_duration_;
   prometheus::Counter* apply_errors_;
+  prometheus::Gauge* leader_;
+  prometheus::Counter* leader_transitions_;
 
   std::mutex mu_;  // guards the label sets replaced as a whole below
   prometheus::Gauge* revision_series_ = nullptr;

@@ -27,6 +27,10 @@ void MetricsListener::Decided(const std::string& revision, Decision decision,
   if (next_) next_->Decided(revision, decision, why);
 }
 
+void MetricsListener::PassStarted(const PassRequest& request) {
+  if (next_) next_->PassStarted(request);
+}
+
 void MetricsListener::PassFinished(const PassRequest& request, const PassReport& report,
                                    double seconds) {
   const PassResult result = PassResultOf(report);

@@ -34,6 +34,7 @@ class MetricsListener final : public SchedulerListener {
   void RefChecked(const Result<std::string>& revision, double seconds) override;
   void Decided(const std::string& revision, Decision decision, const std::string& why) override;
   void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
+  void PassStarted(const PassRequest& request) override;
 
  private:
   Metrics& metrics_;

@@ -24,13 +24,23 @@ Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions
       options_(std::move(options)),
       listener_(listener),
       policy_(options_.policy),
-      timer_(io) {
+      timer_(io),
+      paused_(options_.start_paused) {
   deps_.stop = stop_.get_token();
 }
 
 Scheduler::~Scheduler() {
-  stop_.request_stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    stop_.request_stop();
+  }
   pool_.join();
+}
+
+std::stop_token Scheduler::CurrentStop() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stop_.get_token();
 }
 
 void Scheduler::Post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
@@ -41,7 +51,7 @@ void Scheduler::Start() {
 
 void Scheduler::Trigger(const std::string& /*why: for the caller's log*/) {
   Post([this] {
-    if (stopping_) return;
+    if (stopping_ || paused_) return;
     if (busy_) {
       pending_ = true;  // coalesced: one more check after the current work
       return;
@@ -52,8 +62,16 @@ void Scheduler::Trigger(const std::string& /*why: for the caller's log*/) {
 }
 
 void Scheduler::Stop(std::function<void()> on_stopped) {
-  stop_.request_stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+    stop_.request_stop();
+  }
   Post([this, on_stopped = std::move(on_stopped)]() mutable {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_.request_stop();  // also the token of a Resume queued before this
+    }
     stopping_ = true;
     pending_ = false;
     timer_.cancel();
@@ -65,13 +83,52 @@ void Scheduler::Stop(std::function<void()> on_stopped) {
   });
 }
 
+void Scheduler::Pause(std::function<void()> on_paused) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_.request_stop();
+  }
+  Post([this, on_paused = std::move(on_paused)]() mutable {
+    paused_ = true;
+    pending_ = false;
+    timer_.cancel();
+    if (busy_) {
+      auto before = std::move(on_paused_);
+      on_paused_ = [before = std::move(before), on_paused = std::move(on_paused)] {
+        if (before) before();
+        if (on_paused) on_paused();
+      };
+    } else if (on_paused) {
+      on_paused();
+    }
+  });
+}
+
+void Scheduler::Resume() {
+  Post([this] {
+    if (stopping_) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      if (stop_.stop_requested()) stop_ = std::stop_source();
+    }
+    paused_ = false;
+    if (busy_) {
+      pending_ = true;
+      return;
+    }
+    timer_.cancel();
+    StartCheck();
+  });
+}
+
 void Scheduler::StartCheck() {
-  if (stopping_) return;
+  if (stopping_ || paused_) return;
   busy_ = true;
   pending_ = false;
-  asio::post(pool_, [this] {
+  asio::post(pool_, [this, stop = CurrentStop()] {
     auto start = std::chrono::steady_clock::now();
-    Result<std::string> revision = deps_.source->Resolve(deps_.stop);
+    Result<std::string> revision = deps_.source->Resolve(stop);
     if (listener_) listener_->RefChecked(revision, SecondsSince(start));
     Post([this, revision = std::move(revision)]() mutable { OnResolved(std::move(revision)); });
   });
@@ -87,7 +144,7 @@ void Scheduler::OnResolved(Result<std::string> revision) {
       last_check_error_ = revision.status().message();
     }
   }
-  if (stopping_ || !revision.ok()) {
+  if (stopping_ || paused_ || !revision.ok()) {
     Idle();
     return;
   }
@@ -141,9 +198,12 @@ std::set<std::string> Scheduler::HealCandidates() const {
 }
 
 void Scheduler::RunPassAsync(PassRequest request) {
-  asio::post(pool_, [this, request = std::move(request)]() mutable {
+  asio::post(pool_, [this, request = std::move(request), stop = CurrentStop()]() mutable {
+    ReconcilerDeps deps = deps_;
+    deps.stop = stop;
+    if (listener_) listener_->PassStarted(request);
     auto start = std::chrono::steady_clock::now();
-    PassReport report = RunPass(deps_, request);
+    PassReport report = RunPass(deps, request);
     double seconds = SecondsSince(start);
     ReleaseFreeMemory();  // an idle controller holds what it keeps, not its peak
     if (listener_) listener_->PassFinished(request, report, seconds);
@@ -179,6 +239,11 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
 
 void Scheduler::Idle() {
   busy_ = false;
+  if (on_paused_) {
+    auto fn = std::move(on_paused_);
+    on_paused_ = nullptr;
+    fn();
+  }
   if (stopping_) {
     if (on_stopped_) {
       auto fn = std::move(on_stopped_);
@@ -187,6 +252,7 @@ void Scheduler::Idle() {
     }
     return;
   }
+  if (paused_) return;
   if (pending_) {
     StartCheck();
     return;
@@ -205,7 +271,7 @@ void Scheduler::ArmTimer() {
   }
   timer_.expires_after(wait);
   timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec || stopping_) return;
+    if (ec || stopping_ || paused_) return;
     if (!busy_) StartCheck();
   });
 }

@@ -10,6 +10,10 @@
 // health waits and backoffs end at once), records what ran and releases the
 // lock; then `on_stopped` runs on the I/O thread.
 //
+// Pause() (leader election: this replica stopped leading): the same for the
+// running pass, then `on_paused`; no checks, passes or triggers until
+// Resume(), which starts a check at once with a fresh stop token.
+//
 // Thread-safety: Trigger, Stop, StatusJson, Ready are safe from any thread;
 // everything else runs on the io_context.
 #pragma once
@@ -40,7 +44,8 @@ struct SchedulerOptions {
   double jitter = 0.1;  // each wait is interval * [1 - jitter, 1 + jitter]
   PassPolicyOptions policy;
   ApplyOptions apply;
-  std::string branch;  // for status only
+  std::string branch;         // for status only
+  bool start_paused = false;  // leader election: nothing runs before Resume()
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool
@@ -52,6 +57,8 @@ class SchedulerListener {
   virtual void Decided(const std::string& revision, Decision decision, const std::string& why) = 0;
   virtual void PassFinished(const PassRequest& request, const PassReport& report,
                             double seconds) = 0;
+  // On the pool thread, just before a pass runs.
+  virtual void PassStarted(const PassRequest& /*request*/) {}
 };
 
 class Scheduler {
@@ -68,6 +75,11 @@ class Scheduler {
   void Trigger(const std::string& why);
   // No new work; the running pass stops; then `on_stopped` (on the I/O thread).
   void Stop(std::function<void()> on_stopped);
+  // The running pass stops; then `on_paused` (on the I/O thread). Nothing
+  // runs until Resume().
+  void Pause(std::function<void()> on_paused);
+  // Ends a pause (or a start_paused): a ref check at once. Ignored after Stop.
+  void Resume();
 
   nlohmann::json StatusJson() const;
   // Ready once a pass has run and the last ref check reached the source.
@@ -82,6 +94,7 @@ class Scheduler {
   void Idle();  // back to waiting; runs a pending trigger or arms the timer
   void ArmTimer();
   std::set<std::string> HealCandidates() const;
+  std::stop_token CurrentStop() const;
 
   boost::asio::io_context& io_;
   ReconcilerDeps deps_;
@@ -90,14 +103,17 @@ class Scheduler {
   PassPolicy policy_;
   boost::asio::steady_timer timer_;
   boost::asio::thread_pool pool_{1};
-  std::stop_source stop_;
+  std::stop_source stop_;  // per pause-to-pause term; guarded by mu_ (replaced by Resume)
+  bool stopped_ = false;   // Stop() was called; guarded by mu_
   std::mt19937 rng_{std::random_device{}()};
 
   // I/O-thread state.
   bool busy_ = false;
   bool pending_ = false;
   bool stopping_ = false;
+  bool paused_ = false;
   std::function<void()> on_stopped_;
+  std::function<void()> on_paused_;
 
   // Shared with StatusJson / Ready (any thread).
   mutable std::mutex mu_;

@@ -4,9 +4,14 @@
 #include "cmd_controller.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <map>
+#include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -15,6 +20,7 @@
 
 #include "build_services.h"
 #include "controller/http_server.h"
+#include "controller/leader_election.h"
 #include "controller/memory.h"
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
@@ -63,6 +69,14 @@ class LogObserver final : public EventObserver {
 // which forwards here.
 class LogListener final : public controller::SchedulerListener {
  public:
+  // Who applies, for every pass's start and end line ("" without leader
+  // election): " (leader ctl-a, term 3)".
+  std::function<std::string()> who = [] { return std::string(); };
+
+  void PassStarted(const PassRequest& request) override {
+    const char* kind = request.kind == PassRequest::Kind::kDrift ? "drift" : "apply";
+    spdlog::info("{} pass start: revision {}{}", kind, request.revision, who());
+  }
   void RefChecked(const Result<std::string>& revision, double seconds) override {
     if (!revision.ok()) {
       if (revision.status().code() != Code::kCancelled) {
@@ -85,6 +99,8 @@ class LogListener final : public controller::SchedulerListener {
   void PassFinished(const PassRequest& request, const PassReport& r, double seconds) override {
     const bool drift = request.kind == PassRequest::Kind::kDrift;
     const char* kind = drift ? "drift" : "apply";
+    spdlog::info("{} pass end: revision {}, result {}, serial {}{}", kind, r.revision,
+                 controller::PassResultName(controller::PassResultOf(r)), r.outcome.serial, who());
     for (const std::string& a : r.reported) {
       spdlog::warn("drift: agent {} differs from the last apply (drift.mode: report)", a);
     }
@@ -114,6 +130,52 @@ Result<controller::Millis> Duration(const std::string& flag, const std::string& 
   return controller::Millis(*ms);
 }
 
+std::string DefaultIdentity() {
+  if (const char* pod = std::getenv("POD_NAME"); pod != nullptr && *pod != '\0') return pod;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, 5, "host");
+  return std::string(host) + "_" + std::to_string(getpid());
+}
+
+// --leader-elect: the elector's options and its kube client (one attempt per
+// call, short timeouts), or the error to print.
+struct LeaderElection {
+  controller::LeaderElectionOptions options;
+  std::unique_ptr<kube::Client> client;
+};
+
+Result<LeaderElection> SetUpLeaderElection(const ControllerFlags& flags) {
+  LeaderElection le;
+  auto lease = Duration("--leader-elect-lease-duration", flags.lease_duration);
+  auto renew = Duration("--leader-elect-renew-deadline", flags.renew_deadline);
+  auto retry = Duration("--leader-elect-retry-period", flags.retry_period);
+  for (const Status* s : {&lease.status(), &renew.status(), &retry.status()}) {
+    if (!s->ok()) return *s;
+  }
+  le.options.lease_duration = *lease;
+  le.options.renew_deadline = *renew;
+  le.options.retry_period = *retry;
+  le.options.lease_name = flags.lease_name;
+  le.options.identity = flags.identity.empty() ? DefaultIdentity() : flags.identity;
+  le.options.lease_namespace = flags.lease_namespace.empty() ? "-" : flags.lease_namespace;
+  if (Status s = controller::ValidateLeaderElectionOptions(le.options); !s.ok()) return s;
+  kube::ConfigOptions config_options;
+  config_options.kubeconfig = flags.kubeconfig;
+  auto config = kube::LoadConfig(config_options);
+  if (!config.ok()) return config.status().WithContext("--leader-elect");
+  if (flags.lease_namespace.empty()) {
+    le.options.lease_namespace =
+        config->namespace_name.empty() ? "default" : config->namespace_name;
+  }
+  kube::ClientOptions client_options;
+  client_options.timeout = controller::LeaseCallTimeout(le.options);
+  client_options.max_attempts = 1;
+  auto client = kube::MakeClient(*config, client_options);
+  if (!client.ok()) return client.status().WithContext("--leader-elect");
+  le.client = std::move(*client);
+  return le;
+}
+
 }  // namespace
 
 int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
@@ -130,6 +192,15 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
       spdlog::error("{}", s->message());
       return 1;
     }
+  }
+  std::optional<LeaderElection> election;
+  if (flags.leader_elect) {
+    auto le = SetUpLeaderElection(flags);
+    if (!le.ok()) {
+      spdlog::error("{}", le.status().message());
+      return 1;
+    }
+    election = std::move(*le);
   }
   controller::WebhookSecrets secrets;
   if (!flags.webhook_secret_file.empty()) {
@@ -177,10 +248,54 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   options.policy.heal_budget = flags.heal_budget;
   options.apply.parallelism = flags.parallelism;
   options.branch = g.ref;
+  options.start_paused = election.has_value();  // nothing runs before we lead
 
   asio::io_context io;
   controller::Scheduler scheduler(io, deps, options, &listener);
-  controller::SchedulerView view(scheduler, g.ref.empty() ? "main" : g.ref);
+  controller::SchedulerView scheduler_view(scheduler, g.ref.empty() ? "main" : g.ref);
+  controller::ControllerView* view = &scheduler_view;
+  std::unique_ptr<controller::LeaderElector> elector;
+  std::unique_ptr<controller::LeaderElectionView> election_view;
+  metrics.SetLeader(!election);
+  if (election) {
+    controller::LeaderElectionCallbacks cb;
+    const std::string id = election->options.identity;
+    cb.started_leading = [&] {
+      metrics.SetLeader(true);
+      metrics.LeaderTransition();
+      scheduler.Resume();
+    };
+    cb.stopped_leading = [&](std::stop_token stop) {
+      metrics.SetLeader(false);
+      auto paused = std::make_shared<std::promise<void>>();
+      auto done = paused->get_future();
+      scheduler.Pause([paused] { paused->set_value(); });
+      while (done.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+        if (stop.stop_requested()) return;  // shutting down: Stop() ends the pass
+      }
+    };
+    cb.new_leader = [](const std::string& holder) {
+      spdlog::info("leader election: the leader is now {}", holder.empty() ? "(none)" : holder);
+    };
+    cb.webhook_requested = [&scheduler](const std::string& value) {
+      spdlog::info("leader election: a webhook was handed to us ({}); checking the ref now", value);
+      scheduler.Trigger("webhook handed over through the Lease");
+    };
+    cb.log = [](bool warn, const std::string& line) {
+      if (warn) {
+        spdlog::warn("{}", line);
+      } else {
+        spdlog::info("{}", line);
+      }
+    };
+    elector = std::make_unique<controller::LeaderElector>(*election->client, *clock,
+                                                          election->options, std::move(cb));
+    election_view = std::make_unique<controller::LeaderElectionView>(scheduler_view, *elector);
+    view = election_view.get();
+    log_listener.who = [e = elector.get(), id] {
+      return " (leader " + id + ", term " + std::to_string(e->term()) + ")";
+    };
+  }
   controller::HttpServerOptions http_options;
   http_options.listen = flags.listen;
   http_options.secrets = secrets;
@@ -192,7 +307,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     spdlog::debug("http: {} {} {} -> {} {} ({} us)", r.remote, r.method, r.target, r.status,
                   r.detail, r.elapsed.count());
   };
-  controller::HttpServer http(io, http_options, view, metrics);
+  controller::HttpServer http(io, http_options, *view, metrics);
   if (Status s = http.Start(); !s.ok()) {
     spdlog::error("--listen {}: {}", flags.listen, s.message());
     return 1;
@@ -221,7 +336,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
       scheduler.Stop([&] {
         grace_timer.cancel();
         signals.cancel();
-        io.stop();
+        io.stop();  // then the elector (if any) releases the lease: the pass has ended
       });
       grace_timer.expires_after(*grace);
       grace_timer.async_wait([&](const boost::system::error_code& e) {
@@ -236,8 +351,17 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     });
   };
   wait_signal();
-  scheduler.Start();
+  std::jthread election_thread;
+  if (elector) {
+    election_thread = std::jthread([&](std::stop_token stop) { elector->Run(stop); });
+  } else {
+    scheduler.Start();
+  }
   io.run();
+  if (election_thread.joinable()) {
+    election_thread.request_stop();
+    election_thread.join();
+  }
   spdlog::info("controller: stopped");
   return 0;
 }

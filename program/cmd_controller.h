@@ -19,6 +19,15 @@ struct ControllerFlags {
   int parallelism = 4;
   int max_retries = 5;
   int heal_budget = 3;
+  // Leader election on a Lease (controller/leader_election.h).
+  bool leader_elect = false;
+  std::string lease_duration = "15s";
+  std::string renew_deadline = "10s";
+  std::string retry_period = "2s";
+  std::string lease_name = "reconcile-controller";
+  std::string lease_namespace;  // "" = the config's namespace (in-cluster), else default
+  std::string identity;         // "" = $POD_NAME, else hostname_pid
+  std::string kubeconfig;       // "" = client-go's rules
 };
 
 // Runs until SIGTERM/SIGINT; returns the exit code (0 after a clean stop).

@@ -175,6 +175,34 @@ int main(int argc, char** argv) {
                    "heals per agent per hour (drift.mode: heal); past it drift is reported")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  controller->add_flag("--leader-elect", cf.leader_elect,
+                       "run as one of several replicas: only the holder of a "
+                       "coordination.k8s.io/v1 Lease polls, applies and heals");
+  controller
+      ->add_option("--leader-elect-lease-duration", cf.lease_duration,
+                   "how long followers wait after the last renew they saw before taking "
+                   "over (whole seconds)")
+      ->capture_default_str();
+  controller
+      ->add_option("--leader-elect-renew-deadline", cf.renew_deadline,
+                   "a leader that could not renew for this long stops applying (must be "
+                   "less than the lease duration)")
+      ->capture_default_str();
+  controller
+      ->add_option("--leader-elect-retry-period", cf.retry_period,
+                   "how often the leader renews and followers try to acquire")
+      ->capture_default_str();
+  controller->add_option("--leader-elect-resource-name", cf.lease_name, "the Lease's name")
+      ->capture_default_str();
+  controller->add_option("--leader-elect-resource-namespace", cf.lease_namespace,
+                         "the Lease's namespace (default: the in-cluster or kubeconfig "
+                         "context's namespace, else default)");
+  controller->add_option("--leader-elect-identity", cf.identity,
+                         "this replica's name in the Lease (default: $POD_NAME, else "
+                         "hostname_pid)");
+  controller->add_option("--kubeconfig", cf.kubeconfig,
+                         "kubeconfig for the Lease (default: $KUBECONFIG, in-cluster, "
+                         "~/.kube/config, as client-go)");
   controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
   std::string kind;
   auto* import_cmd = app.add_subcommand("import", "write reconcile documents from another format");

@@ -208,5 +208,73 @@ TEST_CASE("scheduler: Stop ends a pass blocked in a wait and calls back") {
   CHECK(rig.listener.passes == 0);
 }
 
+TEST_CASE("scheduler: Pause ends the running check, ignores triggers; Resume checks again") {
+  Rig rig;
+  rig.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  rig.source.CloseGate();  // the check waits until stopped (the pause's stop)
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.source.resolves() == 1; }));
+  bool paused = false;
+  auto t = std::chrono::steady_clock::now();
+  rig.scheduler->Pause([&] { paused = true; });
+  REQUIRE(rig.RunUntil([&] { return paused; }));
+  CHECK(std::chrono::steady_clock::now() - t < 2s);
+  CHECK(rig.listener.passes == 0);
+  rig.source.OpenGate();
+  rig.scheduler->Trigger("a webhook while paused");
+  auto quiet = std::chrono::steady_clock::now() + 300ms;
+  rig.RunUntil([&] { return std::chrono::steady_clock::now() > quiet; });
+  CHECK(rig.source.resolves() == 1);  // no check while paused
+  rig.scheduler->Resume();
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
+  CHECK(rig.source.resolves() == 2);
+  CHECK(rig.scheduler->StatusJson()["revision"]["applied"] == "c1");
+}
+
+TEST_CASE("scheduler: start_paused runs nothing until Resume; Resume after Stop does nothing") {
+  TempDir tmp;
+  FakeSource source;
+  source.Set("c1", MakeDesired({MakeAgent("a")}));
+  FakeProvider provider;
+  ProviderRegistry registry;
+  testing::RegisterFake(registry, &provider);
+  auto store = NewFileStateStore(tmp.path() / "state");
+  auto clock = NewSystemClock();
+  CountingListener listener;
+  boost::asio::io_context io;
+  ReconcilerDeps d;
+  d.source = &source;
+  d.store = store.get();
+  d.providers = &registry;
+  d.clock = clock.get();
+  SchedulerOptions o;
+  o.interval = 20ms;
+  o.start_paused = true;
+  Scheduler scheduler(io, d, o, &listener);
+  scheduler.Trigger("ignored while paused");
+  io.run_for(300ms);
+  io.restart();
+  CHECK(source.resolves() == 0);
+  scheduler.Resume();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (listener.passes < 1 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(5ms);
+    if (io.stopped()) io.restart();
+  }
+  CHECK(listener.passes == 1);
+  bool stopped = false;
+  scheduler.Stop([&] { stopped = true; });
+  scheduler.Resume();
+  int resolves = -1;
+  deadline = std::chrono::steady_clock::now() + 1s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    io.run_for(5ms);
+    if (io.stopped()) io.restart();
+    if (stopped && resolves < 0) resolves = source.resolves();
+  }
+  CHECK(stopped);
+  CHECK(source.resolves() == resolves);  // nothing after the stop
+}
+
 }  // namespace
 }  // namespace reconcile::controller
