@@ -28,8 +28,7 @@ Result<std::string> ReadSmallFile(const std::string& path, std::string_view what
   std::error_code ec;
   auto size = fs::file_size(path, ec);
   if (ec) {
-    return Status::Invalid(std::string(what) + " " + path + ": cannot read (" + ec.message() +
-                           ")");
+    return Status::Invalid(std::string(what) + " " + path + ": cannot read (" + ec.message() + ")");
   }
   if (size > 4 * 1024 * 1024) {
     return Status::Invalid(std::string(what) + " " + path + ": larger than 4 MiB");
@@ -89,9 +88,8 @@ std::string Where(const std::string& path, const YAML::Node& node) {
 }
 
 // `data` (base64) or `file` (relative to the kubeconfig's folder).
-Result<std::string> DataOrFile(const std::string& path, const YAML::Node& map,
-                               const char* data_key, const char* file_key,
-                               const std::string& prefix) {
+Result<std::string> DataOrFile(const std::string& path, const YAML::Node& map, const char* data_key,
+                               const char* file_key, const std::string& prefix) {
   const std::string data = Scalar(map, data_key);
   const std::string file = Scalar(map, file_key);
   if (!data.empty()) {
@@ -148,8 +146,8 @@ Result<Config> LoadKubeconfig(const std::string& path, const std::string& contex
   const std::string user_name = Scalar(c, "user");
   YAML::Node cluster = Named(root["clusters"], cluster_name, "cluster");
   if (!cluster.IsDefined() || !cluster.IsMap()) {
-    return Status::Invalid(Where(path, c) + ": context '" + ctx_name +
-                           "' names cluster '" + cluster_name + "', which is not in clusters");
+    return Status::Invalid(Where(path, c) + ": context '" + ctx_name + "' names cluster '" +
+                           cluster_name + "', which is not in clusters");
   }
 
   Config config;
@@ -158,8 +156,7 @@ Result<Config> LoadKubeconfig(const std::string& path, const std::string& contex
   config.server = Scalar(cluster, "server");
   while (!config.server.empty() && config.server.back() == '/') config.server.pop_back();
   if (config.server.empty()) {
-    return Status::Invalid(Where(path, cluster) + ": cluster '" + cluster_name +
-                           "' has no server");
+    return Status::Invalid(Where(path, cluster) + ": cluster '" + cluster_name + "' has no server");
   }
   config.insecure_skip_tls_verify = Scalar(cluster, "insecure-skip-tls-verify") == "true";
   auto ca = DataOrFile(path, cluster, "certificate-authority-data", "certificate-authority",
@@ -216,8 +213,8 @@ Result<Config> InClusterConfig(const std::string& root) {
   }
   Config config;
   config.source = "in-cluster service account";
-  config.server = "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                  ":" + port;
+  config.server =
+      "https://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
   config.token_file = root + "/token";
   if (::access(config.token_file.c_str(), R_OK) != 0) {
     return Status::Invalid("in-cluster config: cannot read the service-account token " +
@@ -425,8 +422,8 @@ std::string CollectionPath(std::string_view group_version, std::string_view ns,
   return p;
 }
 
-std::string ObjectPath(std::string_view group_version, std::string_view ns,
-                       std::string_view plural, std::string_view name) {
+std::string ObjectPath(std::string_view group_version, std::string_view ns, std::string_view plural,
+                       std::string_view name) {
   return CollectionPath(group_version, ns, plural) + "/" + std::string(name);
 }
 

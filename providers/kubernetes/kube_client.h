@@ -117,8 +117,7 @@ class Client {
                                std::stop_token stop = {});
   // DELETE with propagationPolicy (Background / Foreground / Orphan).
   // kNotFound when it is gone already.
-  Result<nlohmann::json> Delete(std::string_view path,
-                                std::string_view propagation = "Background",
+  Result<nlohmann::json> Delete(std::string_view path, std::string_view propagation = "Background",
                                 std::stop_token stop = {});
 
   const Config& config() const { return config_; }
@@ -130,8 +129,8 @@ class Client {
 
 struct ClientOptions {
   std::chrono::milliseconds timeout{30000};  // one attempt
-  int max_attempts = 5;                       // 1 = no retry (leader election)
-  std::string user_agent;                     // default "reconcile/<version>"
+  int max_attempts = 5;                      // 1 = no retry (leader election)
+  std::string user_agent;                    // default "reconcile/<version>"
 };
 
 // The real client over reconcile::http::MakeCurlClient. kInvalid when the
@@ -143,8 +142,8 @@ Result<std::unique_ptr<Client>> MakeClient(Config config, ClientOptions options 
 // "apps/v1" (/apis/apps/v1). `ns` "" for cluster-scoped resources.
 std::string CollectionPath(std::string_view group_version, std::string_view ns,
                            std::string_view plural);
-std::string ObjectPath(std::string_view group_version, std::string_view ns,
-                       std::string_view plural, std::string_view name);
+std::string ObjectPath(std::string_view group_version, std::string_view ns, std::string_view plural,
+                       std::string_view name);
 // Percent-encodes a query value (label selectors: "a=b,c in (d)").
 std::string QueryEscape(std::string_view value);
 

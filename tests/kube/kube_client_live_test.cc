@@ -96,9 +96,11 @@ TEST_CASE("kube live: server-side apply, a field owned by another manager, force
   CHECK(b.status().message().find("conflict") != std::string::npos);
   // With force it wins, and reconcile's next non-forced apply conflicts.
   REQUIRE(c->Apply(path, ConfigMap("ssa-test", {{"owned", "by-other"}}), "other", true).ok());
-  auto back = c->Apply(path, ConfigMap("ssa-test", {{"owned", "by-reconcile"}}), "reconcile", false);
+  auto back =
+      c->Apply(path, ConfigMap("ssa-test", {{"owned", "by-reconcile"}}), "reconcile", false);
   CHECK(back.status().code() == Code::kConflict);
-  auto forced = c->Apply(path, ConfigMap("ssa-test", {{"owned", "by-reconcile"}}), "reconcile", true);
+  auto forced =
+      c->Apply(path, ConfigMap("ssa-test", {{"owned", "by-reconcile"}}), "reconcile", true);
   REQUIRE(forced.ok());
   CHECK(forced.value()["data"]["owned"] == "by-reconcile");
   REQUIRE(c->Delete(path).ok());

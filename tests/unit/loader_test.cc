@@ -364,7 +364,8 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"target provider",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\nspec: {provider: "
        "k8s}\n",
-       4, 18, "spec.provider", "unknown provider 'k8s' (available: aws, azure, docker, gcp, kubernetes)"},
+       4, 18, "spec.provider",
+       "unknown provider 'k8s' (available: aws, azure, docker, gcp, kubernetes)"},
       {"target wrong block",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
        "spec: {provider: docker, aws: {region: x}}\n",
