@@ -62,7 +62,7 @@ World MakeWorld(int n) {
     rs.spec = spec;
     rs.spec_hash = hash;
     rs.revision = "tree-bench";
-    rs.instances = {{"id-" + a.name, a.name, "http://127.0.0.1:1"}};
+    rs.instances = {{"id-" + a.name, a.name, "http://127.0.0.1:1", {}}};
     rs.health = "healthy";
     w.recorded.resources[rs.address] = rs;
     ObservedInstance oi;

@@ -86,4 +86,8 @@ const char* ReclaimName(VolumeMount::Reclaim r) {
   return r == VolumeMount::Reclaim::kDelete ? "delete" : "retain";
 }
 
+const char* WindowKindName(DeployWindow::Kind k) {
+  return k == DeployWindow::Kind::kAllow ? "allow" : "deny";
+}
+
 }  // namespace reconcile

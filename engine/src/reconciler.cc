@@ -464,7 +464,7 @@ std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
   std::map<std::pair<std::string, std::string>, std::vector<InstanceRecord>> running;
   for (const auto& [target, response] : observed_) {
     for (const ObservedInstance& i : response.instances) {
-      running[{target, i.agent}].push_back({i.id, i.name, i.endpoint});
+      running[{target, i.agent}].push_back({i.id, i.name, i.endpoint, {}});
     }
   }
   static const std::vector<InstanceRecord> kNone;

@@ -677,7 +677,7 @@ class AppRunnerProvider : public Provider {
         // Report what is known without more calls: the prior instances.
         if (req_.change.action != Action::kDelete) {
           for (const InstanceRef& ref : req_.change.prior)
-            r->instances.push_back({ref.id, ref.name, ""});
+            r->instances.push_back({ref.id, ref.name, "", {}});
         }
         return;
       }
@@ -686,7 +686,7 @@ class AppRunnerProvider : public Provider {
       auto described = calls_->Describe((*found)->arn);
       ServiceInfo s = described.ok() ? *described : **found;
       if (s.status == "DELETED") return;
-      r->instances.push_back({s.arn, s.name, EndpointOf(s)});
+      r->instances.push_back({s.arn, s.name, EndpointOf(s), {}});
     }
 
     Status Redact(Status st) const {

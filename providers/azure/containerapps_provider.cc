@@ -516,7 +516,7 @@ class ContainerAppsProvider final : public Provider {
 
     static InstanceRecord Record(const json& app) {
       ObservedInstance o = ObservedFromApp(app);
-      return InstanceRecord{o.id, o.name, o.endpoint};
+      return InstanceRecord{o.id, o.name, o.endpoint, {}};
     }
 
    private:

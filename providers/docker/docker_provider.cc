@@ -819,7 +819,7 @@ class DockerProvider : public Provider {
       if (!instances.ok()) return;
       for (const ObservedInstance& o : *instances) {
         if (o.agent != agent_) continue;
-        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint});
+        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint, {}});
       }
     }
 

@@ -173,7 +173,8 @@ class ExecProvider : public Provider {
   ApplyChangeResponse ApplyChange(const ApplyChangeRequest& request) override {
     ApplyChangeResponse out;
     out.health = "unknown";
-    for (const InstanceRef& p : request.change.prior) out.instances.push_back({p.id, p.name, ""});
+    for (const InstanceRef& p : request.change.prior)
+      out.instances.push_back({p.id, p.name, "", {}});
     PluginCall call =
         handle_->Call("apply_change", config_, ToJson(request, /*include_secrets=*/true),
                       handle_->options.apply_timeout);

@@ -321,8 +321,8 @@ class CloudRunProvider final : public Provider {
       if (!spec.is_object()) {
         return Status::Invalid("agent " + id_ + ": the change carries no spec to deploy");
       }
-      ValidateAgentResponse v =
-          ValidateCloudRunAgent({id_, p_.target_.name, p_.target_.settings, spec});
+      ValidateAgentResponse v = ValidateCloudRunAgent(
+          {id_, p_.target_.name, p_.target_.settings, spec, nullptr, p_.target_.environment});
       std::string refused;
       for (const ProviderDiagnostic& d : v.diagnostics) {
         if (d.severity == Severity::kError) {
@@ -359,7 +359,7 @@ class CloudRunProvider final : public Provider {
       if (!done.ok()) {
         if (done.status().code() == Code::kFailed) r.health = "unhealthy";
         if (done.status().code() == Code::kCancelled) {
-          r.instances = {{name_, id_, existing ? Str(*existing, "uri") : ""}};
+          r.instances = {{name_, id_, existing ? Str(*existing, "uri") : "", {}}};
         } else {
           Record(r);
         }
@@ -383,7 +383,7 @@ class CloudRunProvider final : public Provider {
         service = std::move(*settled);
         r.health = ServiceHealth(service);
       }
-      r.instances = {{name_, id_, Str(service, "uri")}};
+      r.instances = {{name_, id_, Str(service, "uri"), {}}};
       if (r.health != "healthy") {
         const json& cond =
             service.contains("terminalCondition") ? service["terminalCondition"] : json::object();
@@ -420,7 +420,7 @@ class CloudRunProvider final : public Provider {
     void Record(ApplyChangeResponse& r) {
       std::stop_source fresh;  // even after a stop: one quick read
       Result<json> got = p_.Call("GET", name_, nullptr, fresh.get_token());
-      if (got.ok() && IsOwned(*got)) r.instances = {{name_, id_, Str(*got, "uri")}};
+      if (got.ok() && IsOwned(*got)) r.instances = {{name_, id_, Str(*got, "uri"), {}}};
     }
 
     // Follows a google.longrunning.Operation to its end: the response, or
@@ -476,12 +476,12 @@ class CloudRunProvider final : public Provider {
       Result<json> op = p_.Call("DELETE", name_, nullptr, stop_);
       if (!op.ok()) {
         if (op.status().code() == Code::kNotFound) return Status::Ok();
-        r.instances = {{name_, id_, Str(*existing, "uri")}};
+        r.instances = {{name_, id_, Str(*existing, "uri"), {}}};
         return op.status();
       }
       Result<json> done = Wait(*op);
       if (!done.ok()) {
-        r.instances = {{name_, id_, Str(*existing, "uri")}};
+        r.instances = {{name_, id_, Str(*existing, "uri"), {}}};
         return done.status();
       }
       return Status::Ok();

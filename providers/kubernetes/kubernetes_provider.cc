@@ -346,8 +346,8 @@ class KubernetesProvider final : public Provider {
       if (!spec.is_object()) {
         return Status::Invalid("agent " + agent_ + ": the change carries no spec to deploy");
       }
-      ValidateAgentResponse v =
-          ValidateKubernetesAgent({agent_, p_.target_.name, p_.target_.settings, spec});
+      ValidateAgentResponse v = ValidateKubernetesAgent(
+          {agent_, p_.target_.name, p_.target_.settings, spec, nullptr, p_.target_.environment});
       std::string refused;
       for (const ProviderDiagnostic& d : v.diagnostics) {
         if (d.severity == Severity::kError) {
@@ -419,13 +419,13 @@ class KubernetesProvider final : public Provider {
     void Record() {
       std::string endpoint = service_.is_object() ? ServiceAddress(service_) : "";
       if (deployment_.is_object() || !r_.instances.empty()) {
-        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, endpoint}};
+        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, endpoint, {}}};
       }
     }
 
     Status Delete() {
       if (Status st = DeleteOne(kDeployments, agent_); !st.ok()) {
-        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, ""}};
+        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, "", {}}};
         return st;
       }
       if (Status st = DeleteOne(kServices, agent_); !st.ok()) return st;

@@ -96,7 +96,7 @@ class FakeProvider final : public Provider {
     i.running = true;
     i.endpoint = "http://127.0.0.1:" + std::to_string(40000 + next_id_);
     instances_[name] = i;
-    r.instances.push_back({i.id, i.name, i.endpoint});
+    r.instances.push_back({i.id, i.name, i.endpoint, {}});
     r.health = "healthy";
     return r;
   }

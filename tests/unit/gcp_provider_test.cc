@@ -408,7 +408,7 @@ TEST_CASE("gcp provider: validate_agent refuses what Cloud Run cannot do, naming
   json target = {{"projectId", "demo-project"}, {"region", "europe-west1"}};
   auto check = [&](const Agent& a, const json& tcfg = nullptr) {
     return def.validate_agent(
-        {a.name, "cr", tcfg.is_null() ? target : tcfg, NormalizedSpec(a, a.image)});
+        {a.name, "cr", tcfg.is_null() ? target : tcfg, NormalizedSpec(a, a.image), nullptr, {}});
   };
   auto errors = [](const ValidateAgentResponse& r) {
     std::vector<ProviderDiagnostic> out;
@@ -952,7 +952,7 @@ TEST_CASE("gcp provider: every mapped field, as sent, passes the official model"
                {"maxInstances", 4},
                {"serviceAccount", "run@demo-project.iam.gserviceaccount.com"}};
   json spec = NormalizedSpec(a, a.image);
-  auto v = ValidateCloudRunAgent({a.name, "cr", tcfg, spec});
+  auto v = ValidateCloudRunAgent({a.name, "cr", tcfg, spec, nullptr, {}});
   CHECK(v.diagnostics.empty());
   auto settings = DecodeCloudRunSettings("cr", tcfg);
   REQUIRE(settings.ok());

@@ -283,7 +283,7 @@ TEST_CASE("kubernetes provider: validate_target, the good blocks and each bad fi
 TEST_CASE("kubernetes provider: validate_agent refuses what a Deployment cannot carry") {
   ProviderDefinition def = KubernetesProviderDefinition();
   auto check = [&](const Agent& a) {
-    return def.validate_agent({a.name, "k8s", json::object(), NormalizedSpec(a, a.image)});
+    return def.validate_agent({a.name, "k8s", json::object(), NormalizedSpec(a, a.image), nullptr, {}});
   };
   CHECK(check(WebAgent()).diagnostics.empty());
   {

@@ -78,7 +78,7 @@ State OneResource(const std::string& revision) {
   r.spec_hash = "sha256:1";
   r.spec = json{{"image", "nginx:1.27"}};
   r.revision = revision;
-  r.instances = {{"abc", "reconcile-web", "http://127.0.0.1:8080"}};
+  r.instances = {{"abc", "reconcile-web", "http://127.0.0.1:8080", {}}};
   r.health = "healthy";
   r.applied_at = "2026-01-02T03:04:05Z";
   s.resources[r.address] = r;
@@ -351,7 +351,7 @@ TEST_SUITE("state_store") {
     a.specs["agent.web"] = WebSpec(i);
     if (i >= 3) a.specs["agent.db"] = json{{"image", "postgres:16"}, {"port", 5432}};
     for (const auto& [address, spec] : a.specs) {
-      a.resources[address] = {SpecHash(spec), spec["image"], {}, ""};
+      a.resources[address] = {SpecHash(spec), spec["image"], {}, "", {}};
     }
     return a;
   }

@@ -35,8 +35,8 @@ State SampleState() {
                   {"env", {{"LOG_LEVEL", "info"}}},
                   {"replicas", 2}};
   web.revision = s.revision;
-  web.instances = {{"c0ffee01", "reconcile-web-0", "http://127.0.0.1:49153"},
-                   {"c0ffee02", "reconcile-web-1", "http://127.0.0.1:49154"}};
+  web.instances = {{"c0ffee01", "reconcile-web-0", "http://127.0.0.1:49153", {}},
+                   {"c0ffee02", "reconcile-web-1", "http://127.0.0.1:49154", {}}};
   web.health = "healthy";
   web.applied_at = "2026-01-02T03:04:05Z";
   s.resources[web.address] = web;
@@ -49,7 +49,7 @@ State SampleState() {
   bot.spec = json{{"image", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot@sha256:abc"}};
   bot.revision = "0123456789abcdef0123456789abcdef01234567";
   bot.instances = {{"arn:aws:apprunner:eu-west-1:123456789012:service/bot/1", "bot",
-                    "https://bot.eu-west-1.awsapprunner.com"}};
+                    "https://bot.eu-west-1.awsapprunner.com", {}}};
   bot.health = "unknown";
   bot.applied_at = "2026-01-01T00:00:00Z";
   s.resources[bot.address] = bot;
@@ -68,12 +68,12 @@ HistoryEntry SampleHistoryEntry() {
       "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b",
       "ghcr.io/acme/web:1.2.3",
       {"agent.db"},
-      "0123456789abcdef"};
+      "0123456789abcdef", {}};
   e.changed["agent.db"] = {
       "sha256:d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
       "postgres:16",
       {},
-      "0123456789abcdef"};
+      "0123456789abcdef", {}};
   e.removed = {"agent.old"};
   return e;
 }
@@ -82,7 +82,7 @@ HistoryEntry SampleHistoryEntry() {
 History SampleHistory() {
   History h;
   auto res = [](char c, const std::string& image) {
-    return HistoryResource{"sha256:" + std::string(64, c), image, {}, "00ff"};
+    return HistoryResource{"sha256:" + std::string(64, c), image, {}, "00ff", {}};
   };
   HistoryResources r1{{"agent.web", res('1', "web:1")}};
   HistoryResources r2{{"agent.web", res('1', "web:1")}, {"agent.db", res('2', "db:1")}};

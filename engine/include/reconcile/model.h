@@ -75,6 +75,21 @@ struct SecretRef {
 
 enum class DriftMode { kReport, kHeal };
 
+// A deploy window (Environment spec.windows[], Agent spec.windows[]), like
+// Argo CD's sync windows: from each time `schedule` (a 5-field cron
+// expression) fires in `time_zone`, for `duration_ms`. Outside every allow
+// window (when there is at least one), or inside any deny window, nothing is
+// applied; plans are still made and reported. Evaluated by deploy_window.h.
+struct DeployWindow {
+  enum class Kind { kAllow, kDeny };
+  Kind kind = Kind::kAllow;
+  std::string schedule;           // "0 8 * * 1-5"
+  std::int64_t duration_ms = 0;   // > 0
+  std::string time_zone = "UTC";  // an IANA zone of the system tz database
+  SourceLocation location;        // the window's map in the tree
+  friend bool operator==(const DeployWindow&, const DeployWindow&) = default;
+};
+
 // A filesystem mounted into the agent's containers (spec.volumes[]).
 //  - kVolume: a named volume that reconcile creates, labels and owns; it is
 //    kept across replace, update, rollback and start-first rollouts, and by
@@ -209,6 +224,33 @@ struct Target {
   // names (docker.tls.*) are read. Set by the Reconciler before a provider
   // is made.
   std::string secrets_dir;
+  // Not from the Target's document: the name of the Environment the tree was
+  // made from (empty for a plain tree). Providers scope what they create by
+  // it (ScopedName, kLabelEnvironment in observation.h) and observe only
+  // what carries it.
+  std::string environment;
+  SourceLocation location;
+  std::map<std::string, SourceLocation> field_locations;  // as Agent's
+};
+
+// An overlay (kind Environment) that makes dev, staging or prod out of base
+// folders: their Agents, Registries and Targets, patched by the other
+// documents of the Environment's folder, with environment-wide labels and
+// env values, and deploy windows. See README "Environments and promotion".
+struct Environment {
+  std::string name;                           // metadata.name: a DNS-1123 label without "--"
+  std::map<std::string, std::string> labels;  // metadata.labels
+  std::string folder;              // the Environment's folder, relative to the tree root ("" root)
+  std::vector<std::string> bases;  // spec.bases, normalized, relative to the tree root
+  // spec.labels: added to metadata.labels of every resource (a resource's
+  // own value for a key wins).
+  std::map<std::string, std::string> common_labels;
+  // spec.env: added to every Agent's env (an Agent's own value wins).
+  std::map<std::string, std::string> env;
+  std::vector<DeployWindow> windows;  // spec.windows
+  // spec.healOutsideWindows: drift healing ignores the windows (default
+  // false: healing is a change like any other and waits for a window).
+  bool heal_outside_windows = false;
   SourceLocation location;
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
@@ -219,6 +261,8 @@ struct DesiredState {
   std::vector<Registry> registries;
   std::vector<Target> targets;
   std::string revision;  // git sha, or "tree-<sha256 prefix>" of the files
+  // Set when the tree was made from an Environment overlay.
+  std::optional<Environment> environment;
 
   const Agent* FindAgent(const std::string& name) const;
   const Registry* FindRegistry(const std::string& name) const;
@@ -228,7 +272,8 @@ struct DesiredState {
 const char* StrategyTypeName(StrategyType t);
 const char* DriftModeName(DriftMode m);
 const char* TagStrategyName(TagStrategy t);
-const char* VolumeTypeName(VolumeMount::Type t);  // "volume", "bind", "tmpfs"
-const char* ReclaimName(VolumeMount::Reclaim r);  // "retain", "delete"
+const char* VolumeTypeName(VolumeMount::Type t);   // "volume", "bind", "tmpfs"
+const char* ReclaimName(VolumeMount::Reclaim r);   // "retain", "delete"
+const char* WindowKindName(DeployWindow::Kind k);  // "allow", "deny"
 
 }  // namespace reconcile

@@ -19,6 +19,17 @@ inline constexpr const char* kLabelManagedBy = "reconcile.dev/managed-by";
 inline constexpr const char* kLabelAgent = "reconcile.dev/agent";
 inline constexpr const char* kLabelSpecHash = "reconcile.dev/spec-hash";
 inline constexpr const char* kLabelRevision = "reconcile.dev/revision";
+// On everything made for an Environment (Target::environment): its name.
+// Objects without it belong to the plain tree (no environment).
+inline constexpr const char* kLabelEnvironment = "reconcile.dev/environment";
+
+// The name of what an environment's agent (or volume, network) is called at
+// its provider: `name` for a plain tree, "<environment>--<name>" otherwise.
+// Agent and Environment names never hold "--" (the loader refuses it), so
+// two environments' names never collide.
+inline std::string ScopedName(const std::string& environment, const std::string& name) {
+  return environment.empty() ? name : environment + "--" + name;
+}
 inline constexpr const char* kManagedByValue = "reconcile";
 
 // What a provider tells about itself (provider.h, Provider::Schema).
@@ -79,6 +90,10 @@ struct InstanceRecord {
   std::string id;
   std::string name;
   std::string endpoint;
+  // The image the instance really runs, by digest: "<repository>@sha256:<hex>"
+  // when the image came from (or went to) a registry, else the engine's image
+  // id "sha256:<hex>"; empty when the provider cannot tell.
+  std::string image_digest;
   friend bool operator==(const InstanceRecord&, const InstanceRecord&) = default;
 };
 

@@ -83,6 +83,7 @@ struct ValidateAgentRequest {
   // In process only (not in the JSON form): the decoded Agent, for built-in
   // providers that check typed fields instead of the JSON spec.
   const Agent* model = nullptr;
+  std::string environment;  // Target::environment (names are scoped by it)
 };
 
 struct ValidateAgentResponse {

@@ -65,6 +65,10 @@ struct Snapshot {
   std::filesystem::path root;
   LoadResult loaded;  // use only when !loaded.diagnostics.HasErrors()
   LoadStats stats;
+  // "tree-<12 hex>" (TreeRevision) over every file this tree was made from:
+  // the --path folder, and for an Environment its base folders too. Equal
+  // digests at two revisions: nothing this tree reads changed.
+  std::string content_digest;
 };
 
 // How to reach a Git remote. Every secret is read from a file or an

@@ -47,6 +47,9 @@ struct ResourceState {
   std::vector<InstanceRecord> instances;
   std::string health;      // "healthy", "unknown", "unhealthy"
   std::string applied_at;  // RFC 3339 UTC
+  // The image that runs, by digest (InstanceRecord::image_digest of its
+  // instances); empty when unknown.
+  std::string image_digest;
   friend bool operator==(const ResourceState&, const ResourceState&) = default;
 };
 
@@ -65,8 +68,11 @@ struct Pin {
 struct State {
   // 2: adds `pin`. Version 1 files (no pin) still load.
   static constexpr int kFormatVersion = 2;
-  int serial = 0;                                  // incremented on every save
-  std::string revision;                            // last revision applied in full
+  int serial = 0;        // incremented on every save
+  std::string revision;  // last revision applied in full
+  // Snapshot::content_digest of that revision: a new revision with the same
+  // digest changes nothing for this tree (another environment's files moved).
+  std::string content_digest;
   std::map<std::string, ResourceState> resources;  // by address
   std::optional<Pin> pin;
   friend bool operator==(const State&, const State&) = default;
@@ -81,6 +87,7 @@ struct HistoryResource {
   std::string image;                    // the image reference deployed
   std::vector<std::string> depends_on;  // addresses applied before it
   std::string pack;                     // spec store pack holding the spec
+  std::string image_digest;             // ... and its digest, when known
   friend bool operator==(const HistoryResource&, const HistoryResource&) = default;
 };
 

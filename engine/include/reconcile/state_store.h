@@ -99,6 +99,13 @@ class StateStore {
 // `dir` is created (0700) on first write.
 std::unique_ptr<StateStore> NewFileStateStore(const std::filesystem::path& dir);
 
+// Where an Environment's state, lock and history live inside a state folder:
+// <state_dir>/environments/<name>. A plain tree uses `state_dir` itself.
+inline std::filesystem::path EnvironmentStateDir(const std::filesystem::path& state_dir,
+                                                 const std::string& environment) {
+  return environment.empty() ? state_dir : state_dir / "environments" / environment;
+}
+
 // Writes `content` to `path` atomically with mode 0600 (temp, fsync, rename,
 // fsync dir). Used by the store and by `plan --out`.
 Status WriteFileAtomic(const std::filesystem::path& path, const std::string& content);

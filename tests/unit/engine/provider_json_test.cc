@@ -51,7 +51,7 @@ TEST_CASE("provider messages: JSON round trips") {
   SUBCASE("apply response") {
     ApplyChangeResponse r;
     r.status = Status::Failed("not healthy");
-    r.instances = {{"id1", "web", "http://127.0.0.1:1"}};
+    r.instances = {{"id1", "web", "http://127.0.0.1:1", {}}};
     r.health = "unhealthy";
     auto back = ApplyChangeResponseFromJson(json::parse(ToJson(r).dump()));
     REQUIRE(back.ok());

@@ -64,7 +64,7 @@ inline ResourceState Recorded(const Agent& a, const std::string& id) {
   rs.spec = NormalizedSpec(a, a.image);
   rs.spec_hash = HashOf(a);
   rs.revision = "tree-000000000000";
-  rs.instances = {{id, a.name, ""}};
+  rs.instances = {{id, a.name, "", {}}};
   rs.health = "healthy";
   return rs;
 }
