@@ -2091,6 +2091,7 @@ void CheckAgentsWithProviders(const DesiredState& state, const ProviderRegistry*
     c.definition = d;
     c.request.target = t.name;
     c.request.target_config = t.settings;
+    c.request.environment = t.environment;  // scoped names: their length is checked
   }
   if (by_target.empty()) return;
   for (const Agent& a : state.agents) {

@@ -139,10 +139,12 @@ Result<ValidateTargetResponse> ValidateTargetResponseFromJson(const json& j) {
 }
 
 json ToJson(const ValidateAgentRequest& r) {
-  return {{"agent", r.agent},
-          {"target", r.target},
-          {"targetConfig", r.target_config.is_null() ? json::object() : r.target_config},
-          {"spec", r.spec}};
+  json j = {{"agent", r.agent},
+            {"target", r.target},
+            {"targetConfig", r.target_config.is_null() ? json::object() : r.target_config},
+            {"spec", r.spec}};
+  if (!r.environment.empty()) j["environment"] = r.environment;  // absent: a plain tree
+  return j;
 }
 
 Result<ValidateAgentRequest> ValidateAgentRequestFromJson(const json& j) {
@@ -152,6 +154,7 @@ Result<ValidateAgentRequest> ValidateAgentRequestFromJson(const json& j) {
   RETURN_IF_ERROR(Field(j, "target", p, r.target));
   RETURN_IF_ERROR(ObjectField(j, "targetConfig", p, r.target_config));
   RETURN_IF_ERROR(ObjectField(j, "spec", p, r.spec));
+  RETURN_IF_ERROR(Field(j, "environment", p, r.environment, /*optional=*/true));
   return r;
 }
 
@@ -192,9 +195,10 @@ Result<PlanChangeResponse> PlanChangeResponseFromJson(const json& j) {
 }
 
 json ToJson(const ObserveRequest& r) {
-  return {
-      {"target",
-       {{"name", r.target.name}, {"provider", r.target.provider}, {"labels", r.target.labels}}}};
+  json target = {
+      {"name", r.target.name}, {"provider", r.target.provider}, {"labels", r.target.labels}};
+  if (!r.target.environment.empty()) target["environment"] = r.target.environment;
+  return {{"target", target}};
 }
 
 json ToJson(const ObservedInstance& i) {
@@ -271,7 +275,9 @@ json ToJson(const ApplyChangeRequest& request, bool include_secrets) {
   json prior = json::array();
   for (const InstanceRef& r : request.change.prior)
     prior.push_back({{"id", r.id}, {"name", r.name}});
-  json j = {{"target", {{"name", request.target.name}, {"provider", request.target.provider}}},
+  json target = {{"name", request.target.name}, {"provider", request.target.provider}};
+  if (!request.target.environment.empty()) target["environment"] = request.target.environment;
+  json j = {{"target", target},
             {"address", request.change.address},
             {"name", request.change.name},
             {"action", ActionName(request.change.action)},

@@ -595,6 +595,7 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   labels[kLabelAgent] = context.agent;
   labels[kLabelSpecHash] = context.spec_hash;
   labels[kLabelRevision] = context.revision;
+  if (!context.environment.empty()) labels[kLabelEnvironment] = context.environment;
   if (spec.port != 0) labels[kLabelPort] = std::to_string(spec.port);
 
   json body = {{"Image", spec.image}, {"Env", env}, {"Labels", labels}};
@@ -695,11 +696,25 @@ Result<json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& con
   return body;
 }
 
-json BuildVolumeBody(const std::string& name, const std::string& agent) {
-  return {
-      {"Name", name},
-      {"Driver", "local"},
-      {"Labels", {{kLabelManagedBy, kManagedByValue}, {kLabelAgent, agent}, {kLabelVolume, name}}}};
+json BuildVolumeBody(const std::string& name, const std::string& agent,
+                     const std::string& environment) {
+  json labels = {{kLabelManagedBy, kManagedByValue}, {kLabelAgent, agent}, {kLabelVolume, name}};
+  if (!environment.empty()) labels[kLabelEnvironment] = environment;
+  return {{"Name", name}, {"Driver", "local"}, {"Labels", labels}};
+}
+
+void ScopeResourceNames(ContainerSpec* spec, const std::string& environment) {
+  if (environment.empty()) return;
+  for (Network& n : spec->networks) n.name = ScopedName(environment, n.name);
+  for (Mount& m : spec->mounts) {
+    if (m.type == "volume" && !m.source.empty()) m.source = ScopedName(environment, m.source);
+  }
+}
+
+std::string EnvironmentOf(const json& labels) {
+  if (!labels.is_object()) return "";
+  auto it = labels.find(kLabelEnvironment);
+  return it != labels.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 std::vector<Network> NetworksToConnect(const ContainerSpec& spec, const CreateContext& context) {
@@ -707,11 +722,10 @@ std::vector<Network> NetworksToConnect(const ContainerSpec& spec, const CreateCo
   return std::vector<Network>(spec.networks.begin() + 1, spec.networks.end());
 }
 
-json BuildNetworkBody(const std::string& name) {
-  return {{"Name", name},
-          {"Driver", "bridge"},
-          {"CheckDuplicate", true},
-          {"Labels", {{kLabelManagedBy, kManagedByValue}, {kLabelNetwork, name}}}};
+json BuildNetworkBody(const std::string& name, const std::string& environment) {
+  json labels = {{kLabelManagedBy, kManagedByValue}, {kLabelNetwork, name}};
+  if (!environment.empty()) labels[kLabelEnvironment] = environment;
+  return {{"Name", name}, {"Driver", "bridge"}, {"CheckDuplicate", true}, {"Labels", labels}};
 }
 
 json BuildConnectBody(const std::string& container, const Network& network,
@@ -722,13 +736,15 @@ json BuildConnectBody(const std::string& container, const Network& network,
 }
 
 Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,
-                                                         const std::string& publish_address) {
+                                                         const std::string& publish_address,
+                                                         const std::string& environment) {
   if (!list.is_array()) return Status::Invalid("docker: container list is not a JSON array");
   std::vector<ObservedInstance> out;
   for (const json& c : list) {
     if (!c.is_object()) continue;
     json labels = c.contains("Labels") && c["Labels"].is_object() ? c["Labels"] : json::object();
     if (StringAt(labels, kLabelManagedBy) != kManagedByValue) continue;
+    if (EnvironmentOf(labels) != environment) continue;  // another environment's
     ObservedInstance o;
     o.id = StringAt(c, "Id");
     if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty() &&

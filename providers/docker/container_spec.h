@@ -116,10 +116,21 @@ Result<std::int64_t> ParseNanoCpus(const std::string& s);
 Result<std::int64_t> ParseDurationMs(const std::string& s);
 
 // Container name of replica `index`: "<agent>" for 0, "<agent>-<index>" after.
+// For an environment's agent, `agent` is ScopedName(environment, agent).
 std::string ContainerName(const std::string& agent, int index);
 
+// Renames what reconcile creates for the spec to its environment's names
+// (ScopedName): every agent network and every named volume (type volume with
+// a source). No-op for a plain tree (empty environment).
+void ScopeResourceNames(ContainerSpec* spec, const std::string& environment);
+
+// The environment an inspected object's labels say it belongs to
+// (kLabelEnvironment; "" when absent: the plain tree).
+std::string EnvironmentOf(const nlohmann::json& labels);
+
 struct CreateContext {
-  std::string agent;
+  std::string agent;        // the agent's own name (label, hostname, DNS alias)
+  std::string environment;  // Target::environment: kLabelEnvironment when not empty
   std::string spec_hash;
   std::string revision;
   std::string publish_address = "127.0.0.1";
@@ -142,16 +153,19 @@ struct CreateContext {
 Result<nlohmann::json> BuildCreateBody(const ContainerSpec& spec, const CreateContext& context,
                                        const std::map<std::string, std::string>& secret_values);
 
-// The body of POST /volumes/create for the named volume `name` of `agent`.
-nlohmann::json BuildVolumeBody(const std::string& name, const std::string& agent);
+// The body of POST /volumes/create for the named volume `name` of `agent`
+// (labelled kLabelEnvironment=environment when not empty).
+nlohmann::json BuildVolumeBody(const std::string& name, const std::string& agent,
+                               const std::string& environment = "");
 
 // The agent networks a container created from BuildCreateBody(spec,
 // context) must join (POST /networks/{id}/connect) before it starts.
 std::vector<Network> NetworksToConnect(const ContainerSpec& spec, const CreateContext& context);
 
 // The body of POST /networks/create for the owned network `name` (driver
-// bridge, labelled managed-by and kLabelNetwork).
-nlohmann::json BuildNetworkBody(const std::string& name);
+// bridge, labelled managed-by, kLabelNetwork and, when not empty,
+// kLabelEnvironment).
+nlohmann::json BuildNetworkBody(const std::string& name, const std::string& environment = "");
 
 // The body of POST /networks/{id}/connect attaching `container` with the
 // DNS aliases `agent` and network.aliases.
@@ -159,9 +173,11 @@ nlohmann::json BuildConnectBody(const std::string& container, const Network& net
                                 const std::string& agent);
 
 // Maps a GET /containers/json answer to instances (only those carrying
-// managed-by=reconcile), sorted by (agent, name).
+// managed-by=reconcile and whose kLabelEnvironment equals `environment`,
+// absent meaning ""), sorted by (agent, name).
 Result<std::vector<ObservedInstance>> ParseContainerList(const nlohmann::json& list,
-                                                         const std::string& publish_address);
+                                                         const std::string& publish_address,
+                                                         const std::string& environment = "");
 
 // "http://<address>:<port>" (IPv6 addresses bracketed).
 std::string EndpointUrl(const std::string& address, int port);

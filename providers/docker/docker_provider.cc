@@ -52,6 +52,12 @@ std::string Label(const json& inspect, const char* key) {
 
 bool IsManaged(const json& inspect) { return Label(inspect, kLabelManagedBy) == kManagedByValue; }
 
+// "environment 'dev'" or "the plain tree (no environment)", for errors.
+std::string EnvironmentPhrase(const std::string& environment) {
+  return environment.empty() ? std::string("the plain tree (no environment)")
+                             : "environment '" + environment + "'";
+}
+
 std::string IdOf(const json& inspect) {
   return inspect.contains("Id") && inspect["Id"].is_string() ? inspect["Id"].get<std::string>()
                                                              : "";
@@ -172,7 +178,7 @@ class DockerProvider : public Provider {
       r.status = list.status();
       return r;
     }
-    auto instances = ParseContainerList(*list, access_host_);
+    auto instances = ParseContainerList(*list, access_host_, target_.environment);
     if (!instances.ok()) {
       r.status = instances.status();
       return r;
@@ -191,7 +197,12 @@ class DockerProvider : public Provider {
   class Apply {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
-        : p_(p), c_(p.client_.WithStop(request.stop)), req_(request), agent_(request.change.name) {}
+        : p_(p),
+          c_(p.client_.WithStop(request.stop)),
+          req_(request),
+          agent_(request.change.name),
+          env_(p.target_.environment),
+          scoped_(ScopedName(env_, agent_)) {}
     ~Apply() {
       std::lock_guard<std::mutex> lock(p_.networks_mu_);
       for (const std::string& n : held_) {
@@ -220,12 +231,13 @@ class DockerProvider : public Provider {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
           if (!st.ok()) return st;
         }
-        Status st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        Status st = p_.secret_files_.Remove(p_.target_.name, scoped_);
         if (!st.ok()) return st;
         st = ReclaimVolumes();
         if (!st.ok()) return st;
         std::vector<std::string> networks;
         if (auto recorded = ContainerSpecFromJson(ch.desired); recorded.ok()) {
+          ScopeResourceNames(&*recorded, env_);
           for (const Network& n : recorded->networks) networks.push_back(n.name);
         }
         return RemoveUnusedNetworks(networks);
@@ -233,13 +245,15 @@ class DockerProvider : public Provider {
       auto spec = ContainerSpecFromJson(ch.desired);
       if (!spec.ok()) return spec.status().WithContext("agent " + agent_);
       spec_ = std::move(*spec);
+      ScopeResourceNames(&spec_, env_);  // networks and volumes: the environment's names
       ctx_.agent = agent_;
+      ctx_.environment = env_;
       ctx_.spec_hash = ch.desired_hash;
       ctx_.revision = req_.revision;
       ctx_.publish_address = p_.docker_.publish_address;
       ctx_.network = p_.docker_.network;
       if (!spec_.secret_files.empty() && p_.local_engine_) {
-        ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, agent_);
+        ctx_.secret_files_dir = p_.secret_files_.Dir(p_.target_.name, scoped_);
       }
       // Checked before touching anything so that a missing secret changes nothing.
       auto body = BuildCreateBody(spec_, ctx_, req_.secret_values);
@@ -248,7 +262,7 @@ class DockerProvider : public Provider {
       Status st = EnsureImage();
       if (!st.ok()) return st;
       for (int i = 0; i < spec_.replicas; ++i) {
-        st = CheckNameNotForeign(ContainerName(agent_, i));
+        st = CheckNameNotForeign(ContainerName(scoped_, i));
         if (!st.ok()) return st;
       }
       // Before any container is stopped: a foreign network or volume changes
@@ -260,8 +274,8 @@ class DockerProvider : public Provider {
       st = EnsureNetworks();
       if (!st.ok()) return st;
       if (!spec_.secret_files.empty()) {
-        st =
-            p_.secret_files_.Write(p_.target_.name, agent_, spec_.secret_files, req_.secret_values);
+        st = p_.secret_files_.Write(p_.target_.name, scoped_, spec_.secret_files,
+                                    req_.secret_values);
         if (!st.ok()) return st.WithContext("agent " + agent_);
       }
       bool start_first = spec_.strategy == StrategyType::kStartFirst && !ch.prior.empty();
@@ -275,14 +289,15 @@ class DockerProvider : public Provider {
       st = start_first ? StartFirst(health) : Recreate(health);
       if (!st.ok()) return st;
       if (spec_.secret_files.empty()) {
-        st = p_.secret_files_.Remove(p_.target_.name, agent_);
+        st = p_.secret_files_.Remove(p_.target_.name, scoped_);
         if (!st.ok()) return st;
       }
       return RemoveUnusedNetworks(DroppedNetworks());
     }
 
     // The networks the spec before this change listed and the new one does
-    // not (from the field-level diff: "networks.<name>.aliases").
+    // not (from the field-level diff: "networks.<name>.aliases"), by their
+    // environment's names (spec_ is scoped already).
     std::vector<std::string> DroppedNetworks() const {
       std::set<std::string> now;
       for (const Network& n : spec_.networks) now.insert(n.name);
@@ -296,6 +311,7 @@ class DockerProvider : public Provider {
         }
         std::string name =
             f.path.substr(prefix.size(), f.path.size() - prefix.size() - suffix.size());
+        name = ScopedName(env_, name);
         if (now.count(name) == 0) out.push_back(name);
       }
       return out;
@@ -307,10 +323,13 @@ class DockerProvider : public Provider {
       return n.contains("Labels") && n["Labels"].is_object() ? n["Labels"] : kEmpty;
     }
 
-    static bool OwnedNetwork(const json& n, const std::string& name) {
+    // Ours: managed-by, kLabelNetwork naming it, and this Target's
+    // environment (another environment's network, or the plain tree's, is
+    // foreign here).
+    bool OwnedNetwork(const json& n, const std::string& name) const {
       const json& labels = NetworkLabels(n);
       return labels.value(kLabelManagedBy, "") == kManagedByValue &&
-             labels.value(kLabelNetwork, "") == name;
+             labels.value(kLabelNetwork, "") == name && EnvironmentOf(labels) == env_;
     }
 
     // The network called exactly `name` (the engine also answers for an id
@@ -333,9 +352,12 @@ class DockerProvider : public Provider {
         }
         if (!OwnedNetwork(*found, n.name)) {
           return Status::Conflict(
-              "network '" + n.name + "' already exists and is not managed by reconcile (no " +
-              kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelNetwork + "=" + n.name +
-              " labels); nothing was changed: use another network name in spec.networks, run on "
+              "network '" + n.name + "' already exists and is not managed by reconcile for " +
+              EnvironmentPhrase(env_) + " (no " + kLabelManagedBy + "=" + kManagedByValue +
+              " and " + kLabelNetwork + "=" + n.name + " labels" +
+              (env_.empty() ? std::string(", or it carries ") + kLabelEnvironment
+                            : std::string(", or no ") + kLabelEnvironment + "=" + env_) +
+              "); nothing was changed: use another network name in spec.networks, run on "
               "that network with the Target's docker.network, or remove it yourself");
         }
       }
@@ -358,7 +380,7 @@ class DockerProvider : public Provider {
         }
         if (found.status().code() != Code::kNotFound) return found.status();
         Progress("creating network " + n.name);
-        Status st = c_.CreateNetwork(BuildNetworkBody(n.name));
+        Status st = c_.CreateNetwork(BuildNetworkBody(n.name, env_));
         if (st.code() == Code::kConflict) {
           if (Status owned = CheckNetworks(); !owned.ok()) return owned;
           continue;
@@ -429,7 +451,7 @@ class DockerProvider : public Provider {
       }
       std::vector<std::string> ids;
       for (int i = 0; i < spec_.replicas; ++i) {
-        auto id = CreateAndStart(ContainerName(agent_, i));
+        auto id = CreateAndStart(ContainerName(scoped_, i));
         if (!id.ok()) return id.status();
         ids.push_back(*id);
       }
@@ -448,7 +470,7 @@ class DockerProvider : public Provider {
     Status StartFirst(std::string* health) {
       std::set<std::string> kept;
       for (int i = 0; i < spec_.replicas; ++i) {
-        const std::string name = ContainerName(agent_, i);
+        const std::string name = ContainerName(scoped_, i);
         const std::string next = name + "-next";
         Status st = CheckNameNotForeign(next);
         if (!st.ok()) return st;
@@ -514,11 +536,17 @@ class DockerProvider : public Provider {
                                     " label); nothing was changed: use another volume name, or "
                                     "remove or relabel that volume yourself");
           }
+          if (EnvironmentOf(labels) != env_) {
+            return Status::Conflict(
+                "volume '" + m.source + "' belongs to " + EnvironmentPhrase(EnvironmentOf(labels)) +
+                ", not " + EnvironmentPhrase(env_) +
+                "; nothing was changed: use another volume name, or remove it yourself");
+          }
           continue;
         }
         if (v.status().code() != Code::kNotFound) return v.status();
         Progress("creating volume " + m.source);
-        Status st = c_.CreateVolume(BuildVolumeBody(m.source, agent_));
+        Status st = c_.CreateVolume(BuildVolumeBody(m.source, agent_, env_));
         if (!st.ok()) return st.WithContext("agent " + agent_ + ": volume " + m.source);
       }
       return Status::Ok();
@@ -532,6 +560,7 @@ class DockerProvider : public Provider {
       if (!req_.change.desired->is_object()) return Status::Ok();
       auto spec = ContainerSpecFromJson(req_.change.desired);
       if (!spec.ok()) return Status::Ok();  // nothing we can read: remove nothing
+      ScopeResourceNames(&*spec, env_);
       std::set<std::string> done;
       for (const Mount& m : spec->mounts) {
         if (m.type != "volume" || !m.reclaim_delete || !done.insert(m.source).second) continue;
@@ -543,7 +572,7 @@ class DockerProvider : public Provider {
         const json& labels =
             v->contains("Labels") && (*v)["Labels"].is_object() ? (*v)["Labels"] : json::object();
         if (labels.value(kLabelManagedBy, "") != kManagedByValue ||
-            labels.value(kLabelAgent, "") != agent_) {
+            labels.value(kLabelAgent, "") != agent_ || EnvironmentOf(labels) != env_) {
           Progress("keeping volume " + m.source + ": it is not labelled as this agent's");
           continue;
         }
@@ -571,6 +600,11 @@ class DockerProvider : public Provider {
         return Status::Conflict("container name '" + name +
                                 "' is already used by a container reconcile does not manage (id " +
                                 ShortId(IdOf(inspect)) + "); rename or remove it");
+      }
+      if (std::string env = Label(inspect, kLabelEnvironment); env != env_) {
+        return Status::Conflict("container name '" + name + "' is already used by " +
+                                EnvironmentPhrase(env) + " (id " + ShortId(IdOf(inspect)) +
+                                "), not " + EnvironmentPhrase(env_) + "; nothing was changed");
       }
       std::string owner = Label(inspect, kLabelAgent);
       if (owner != agent_) {
@@ -653,6 +687,11 @@ class DockerProvider : public Provider {
       if (!IsManaged(*c)) {
         return Status::Conflict("refusing to remove container '" + id_or_name +
                                 "': it does not carry " + kLabelManagedBy + "=" + kManagedByValue);
+      }
+      if (std::string env = Label(*c, kLabelEnvironment); env != env_) {
+        return Status::Conflict("refusing to remove container '" + id_or_name +
+                                "': it belongs to " + EnvironmentPhrase(env) + ", not " +
+                                EnvironmentPhrase(env_));
       }
       if (Label(*c, kLabelAgent) != agent_) {
         return Status::Conflict("refusing to remove container '" + id_or_name +
@@ -815,7 +854,7 @@ class DockerProvider : public Provider {
       auto list = c_.ListContainers({std::string(kLabelManagedBy) + "=" + kManagedByValue,
                                      std::string(kLabelAgent) + "=" + agent_});
       if (!list.ok()) return;
-      auto instances = ParseContainerList(*list, p_.access_host_);
+      auto instances = ParseContainerList(*list, p_.access_host_, env_);
       if (!instances.ok()) return;
       for (const ObservedInstance& o : *instances) {
         if (o.agent != agent_) continue;
@@ -856,6 +895,8 @@ class DockerProvider : public Provider {
     const EngineClient c_;  // the provider's, bound to this call's stop token
     const ApplyChangeRequest& req_;
     std::string agent_;
+    std::string env_;     // Target::environment ("" for a plain tree)
+    std::string scoped_;  // ScopedName(env_, agent_): the containers' base name
     ContainerSpec spec_;
     CreateContext ctx_;
     std::vector<std::string> held_;  // networks counted in p_.networks_in_use_

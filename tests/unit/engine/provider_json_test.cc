@@ -273,3 +273,45 @@ TEST_CASE("provider messages: version 2 malformed input names the field") {
 
 }  // namespace
 }  // namespace reconcile
+
+namespace reconcile {
+namespace {
+
+// Issue #11 item 2: a plugin learns the Target's environment (and scopes its
+// names by it); a plain tree sends no "environment" key.
+TEST_CASE("provider messages: the environment of a Target") {
+  ValidateAgentRequest req;
+  req.agent = "web";
+  req.target = "t1";
+  req.spec = json{{"image", "nginx"}};
+  CHECK_FALSE(ToJson(req).contains("environment"));
+  auto plain = ValidateAgentRequestFromJson(json::parse(ToJson(req).dump()));
+  REQUIRE(plain.ok());
+  CHECK(plain->environment.empty());
+  req.environment = "staging";
+  CHECK(ToJson(req)["environment"] == "staging");
+  auto back = ValidateAgentRequestFromJson(json::parse(ToJson(req).dump()));
+  REQUIRE(back.ok());
+  CHECK(back->environment == "staging");
+  json bad = ToJson(req);
+  bad["environment"] = 7;
+  auto wrong = ValidateAgentRequestFromJson(bad);
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.status().message().find("environment") != std::string::npos);
+
+  Target t;
+  t.name = "local";
+  t.provider = "exec";
+  CHECK_FALSE(ToJson(ObserveRequest{t})["target"].contains("environment"));
+  t.environment = "dev";
+  CHECK(ToJson(ObserveRequest{t})["target"]["environment"] == "dev");
+  ApplyChangeRequest apply;
+  apply.target = t;
+  apply.change.name = "web";
+  CHECK(ToJson(apply, /*include_secrets=*/false)["target"]["environment"] == "dev");
+  apply.target.environment.clear();
+  CHECK_FALSE(ToJson(apply, /*include_secrets=*/false)["target"].contains("environment"));
+}
+
+}  // namespace
+}  // namespace reconcile
