@@ -117,6 +117,13 @@ bool ValidServiceName(const std::string& s) {
   return true;
 }
 
+// The environment a service's tags name (kLabelEnvironment; "" when absent:
+// the plain tree).
+std::string EnvironmentTag(const std::map<std::string, std::string>& tags) {
+  auto it = tags.find(kLabelEnvironment);
+  return it == tags.end() ? "" : it->second;
+}
+
 // Ends in-flight calls of one request when either the request's stop or the
 // provider's Stop() is asked for.
 class CallStop {
@@ -185,6 +192,7 @@ class AppRunnerProvider : public Provider {
           agent->second.empty()) {
         continue;  // not ours: never reported, never touched
       }
+      if (EnvironmentTag(*tags) != target_.environment) continue;  // another environment's
       auto described = calls.Describe(summary.arn);
       if (!described.ok()) {
         if (described.status().code() == Code::kNotFound) continue;
@@ -383,6 +391,8 @@ class AppRunnerProvider : public Provider {
         : p_(p),
           req_(request),
           agent_(request.change.name),
+          environment_(p.target_.environment),
+          service_(ScopedName(environment_, agent_)),
           stop_(request.stop, p.stop_.get_token()) {}
 
     ApplyChangeResponse Run() {
@@ -404,10 +414,11 @@ class AppRunnerProvider : public Provider {
 
     Status Dispatch(std::string* health) {
       const Change& ch = req_.change;
-      if (!ValidServiceName(agent_)) {
+      if (!ValidServiceName(service_)) {
         return Status::Invalid(Where() +
                                ": App Runner service names have 4 to 40 letters, digits, "
-                               "'-' or '_'; rename the agent");
+                               "'-' or '_' ('" +
+                               service_ + "'); rename the agent");
       }
       switch (ch.action) {
         case Action::kNoOp:
@@ -432,17 +443,20 @@ class AppRunnerProvider : public Provider {
       auto list = calls_->ListServices();
       if (!list.ok()) return list.status();
       for (const ServiceInfo& s : *list) {
-        if (s.name != agent_ || s.status == "DELETED" || s.arn.empty()) continue;
+        if (s.name != service_ || s.status == "DELETED" || s.arn.empty()) continue;
         auto tags = calls_->Tags(s.arn);
         if (!tags.ok()) return tags.status();
         auto managed = tags->find(kLabelManagedBy);
         auto agent = tags->find(kLabelAgent);
         if (managed == tags->end() || managed->second != kManagedByValue || agent == tags->end() ||
-            agent->second != agent_) {
+            agent->second != agent_ || EnvironmentTag(*tags) != environment_) {
           return Status::Conflict(
-              Where() + ": an App Runner service named '" + agent_ +
-              "' exists and is not managed by reconcile (it lacks the tags " + kLabelManagedBy +
-              "=" + kManagedByValue + " and " + kLabelAgent + "=" + agent_ +
+              Where() + ": an App Runner service named '" + service_ +
+              "' exists and is not managed by reconcile for this agent (it lacks the tags " +
+              kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelAgent + "=" + agent_ +
+              (environment_.empty()
+                   ? std::string(", or carries ") + kLabelEnvironment
+                   : std::string(" and ") + kLabelEnvironment + "=" + environment_) +
               "); nothing was changed: rename the agent or remove that service");
         }
         return std::optional<ServiceInfo>(s);
@@ -489,6 +503,7 @@ class AppRunnerProvider : public Provider {
       }
       tags[kLabelManagedBy] = kManagedByValue;
       tags[kLabelAgent] = agent_;
+      if (!environment_.empty()) tags[kLabelEnvironment] = environment_;
       tags[kLabelSpecHash] = req_.change.desired_hash;
       tags[kLabelRevision] = req_.revision;
       json list = json::array();
@@ -498,9 +513,9 @@ class AppRunnerProvider : public Provider {
 
     Status Create(const json& config) {
       json input = config;
-      input["ServiceName"] = agent_;
+      input["ServiceName"] = service_;
       input["Tags"] = OwnershipTags();
-      Progress("creating App Runner service " + agent_);
+      Progress("creating App Runner service " + service_);
       auto answer = calls_->Call("CreateService", input);
       if (!answer.ok()) return answer.status().WithContext(Where());
       ServiceInfo s = ParseService(Obj(*answer, "Service"));
@@ -514,7 +529,7 @@ class AppRunnerProvider : public Provider {
     Status Update(const std::string& arn, const json& config) {
       json input = config;
       input["ServiceArn"] = arn;
-      Progress("updating App Runner service " + agent_ + " (a new deployment)");
+      Progress("updating App Runner service " + service_ + " (a new deployment)");
       auto answer = calls_->Call("UpdateService", input);
       if (!answer.ok()) return answer.status().WithContext(Where());
       Status st = Finished(arn, Str(*answer, "OperationId"), "UPDATE_SERVICE");
@@ -559,7 +574,7 @@ class AppRunnerProvider : public Provider {
         auto managed = tags->find(kLabelManagedBy);
         auto agent = tags->find(kLabelAgent);
         if (managed == tags->end() || managed->second != kManagedByValue || agent == tags->end() ||
-            agent->second != agent_) {
+            agent->second != agent_ || EnvironmentTag(*tags) != environment_) {
           return Status::Conflict(Where() + ": the App Runner service " + arn +
                                   " is not managed by reconcile for this agent (no " +
                                   kLabelManagedBy + "=" + kManagedByValue + " and " + kLabelAgent +
@@ -583,7 +598,7 @@ class AppRunnerProvider : public Provider {
         if (!settled.ok()) return settled.status();
         if (settled->status == "DELETED") return Status::Ok();
       }
-      Progress("deleting App Runner service " + agent_);
+      Progress("deleting App Runner service " + service_);
       auto answer = calls_->Call("DeleteService", {{"ServiceArn", arn}});
       if (!answer.ok()) {
         if (answer.status().code() == Code::kNotFound) return Status::Ok();
@@ -592,7 +607,7 @@ class AppRunnerProvider : public Provider {
       auto settled = WaitSettled(arn, Str(*answer, "OperationId"), "DELETE_SERVICE");
       if (!settled.ok()) return settled.status();
       if (settled->status != "DELETED") {
-        return Status::Failed(Where() + ": App Runner did not delete service " + agent_ +
+        return Status::Failed(Where() + ": App Runner did not delete service " + service_ +
                               " (status " + settled->status + ")");
       }
       return Status::Ok();
@@ -710,6 +725,8 @@ class AppRunnerProvider : public Provider {
     AppRunnerProvider& p_;
     const ApplyChangeRequest& req_;
     std::string agent_;
+    std::string environment_;  // Target::environment
+    std::string service_;      // ScopedName(environment_, agent_): the ServiceName
     CallStop stop_;
     std::optional<Calls> calls_;
   };

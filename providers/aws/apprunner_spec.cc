@@ -16,6 +16,7 @@
 
 #include "aws/apprunner_provider.h"
 #include "reconcile/config_checks.h"
+#include "reconcile/observation.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::aws {
@@ -369,10 +370,16 @@ ValidateAgentResponse ValidateAppRunnerAgent(const ValidateAgentRequest& request
   auto refuse = [&](const std::string& field, const std::string& why) {
     r.diagnostics.push_back({Severity::kError, field, c + ", " + why});
   };
-  const std::string& agent = request.agent;
+  // The service is named ScopedName(environment, agent).
+  const std::string agent = ScopedName(request.environment, request.agent);
   if (agent.size() < 4 || agent.size() > 40) {
-    refuse("metadata.name", "whose service names have 4 to 40 characters; '" + Shown(agent) +
-                                "' has " + std::to_string(agent.size()) + ": rename the agent");
+    refuse("metadata.name",
+           "whose service names have 4 to 40 characters; '" + Shown(agent) + "' has " +
+               std::to_string(agent.size()) +
+               (request.environment.empty()
+                    ? std::string()
+                    : " (environment '" + request.environment + "' + \"--\" + the agent's name)") +
+               ": rename the agent");
   }
   const std::string image = StringMember(spec, "image");
   auto type = ImageRepositoryTypeOf(image);

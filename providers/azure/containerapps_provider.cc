@@ -77,8 +77,9 @@ class WaitingScope {
 
 class ContainerAppsProvider final : public Provider {
  public:
-  ContainerAppsProvider(Settings settings, ContainerAppsOptions options)
-      : settings_(std::move(settings)),
+  ContainerAppsProvider(Settings settings, ContainerAppsOptions options, std::string environment)
+      : environment_(std::move(environment)),
+        settings_(std::move(settings)),
         options_(std::move(options)),
         client_(http::MakeCurlClient(options_.client)) {}
 
@@ -123,6 +124,7 @@ class ContainerAppsProvider final : public Provider {
       }
       for (const json& app : (*list)["value"]) {
         if (!app.is_object() || !IsOwned(app) || !InEnvironment(app, environment)) continue;
+        if (TagOf(app, kTagEnvironment) != environment_) continue;  // another environment's
         ObservedInstance o = ObservedFromApp(app);
         if (o.agent.empty() || o.name.empty()) continue;
         r.instances.push_back(std::move(o));
@@ -155,7 +157,7 @@ class ContainerAppsProvider final : public Provider {
       case Action::kNoOp:
         return r;
       case Action::kDelete:
-        r.status = call.Delete(request.change.name);
+        r.status = call.Delete(request.change.name);  // AppName of it
         return r;
       case Action::kCreate:
       case Action::kUpdate:
@@ -372,29 +374,40 @@ class ContainerAppsProvider final : public Provider {
                                  name + " did not finish");
     }
 
-    Status RefuseUnowned(const json& app, const std::string& name) const {
+    Status RefuseUnowned(const json& app, const std::string& name, const std::string& agent) const {
       if (!IsOwned(app)) {
         return Status::Conflict("Azure Container Apps: a container app named " + name +
                                 " exists in resource group " + p_.settings_.resource_group +
                                 " and is not managed by reconcile (no tag " + kTagManagedBy + "=" +
                                 kManagedByValue + "); rename the agent or remove that app");
       }
-      if (TagOf(app, kTagAgent) != name) {
+      if (TagOf(app, kTagAgent) != agent) {
         return Status::Conflict("Azure Container Apps: container app " + name +
                                 " carries reconcile's tags for another agent ('" +
                                 http::Printable(TagOf(app, kTagAgent), 64) + "'); not touched");
       }
+      if (std::string env = TagOf(app, kTagEnvironment); env != p_.environment_) {
+        return Status::Conflict("Azure Container Apps: container app " + name + " belongs to " +
+                                (env.empty() ? std::string("the plain tree (no environment)")
+                                             : "environment '" + http::Printable(env, 64) + "'") +
+                                ", not " +
+                                (p_.environment_.empty()
+                                     ? std::string("the plain tree")
+                                     : "environment '" + p_.environment_ + "'") +
+                                "; not touched");
+      }
       return Status::Ok();
     }
 
-    Status Delete(const std::string& name) {
+    Status Delete(const std::string& agent) {
+      const std::string name = AppName(p_.environment_, agent);
       auto current = GetApp(name);
       if (!current.ok()) return current.status();
       if (!current->has_value()) {
         Progress("container app " + name + " does not exist; nothing to delete");
         return Status::Ok();
       }
-      if (Status st = RefuseUnowned(**current, name); !st.ok()) return st;
+      if (Status st = RefuseUnowned(**current, name, agent); !st.ok()) return st;
       return DeleteApp(name);
     }
 
@@ -416,14 +429,15 @@ class ContainerAppsProvider final : public Provider {
 
     void Deploy(bool replace, ApplyChangeResponse& r) {
       const ApplyChangeRequest& req = *request_;
-      const std::string& name = req.change.name;
+      const std::string& agent = req.change.name;
+      const std::string name = AppName(p_.environment_, agent);
       auto current = GetApp(name);
       if (!current.ok()) {
         r.status = current.status();
         return;
       }
       if (current->has_value()) {
-        if (Status st = RefuseUnowned(**current, name); !st.ok()) {
+        if (Status st = RefuseUnowned(**current, name, agent); !st.ok()) {
           r.status = st;
           return;
         }
@@ -437,7 +451,8 @@ class ContainerAppsProvider final : public Provider {
         current->reset();
       }
       AppInput in;
-      in.agent = name;
+      in.agent = agent;
+      in.environment = p_.environment_;
       in.spec = req.change.desired.get();
       in.spec_hash = req.change.desired_hash;
       in.revision = req.revision;
@@ -563,6 +578,7 @@ class ContainerAppsProvider final : public Provider {
     return Status(token.status().code(), "Azure credentials: " + m);
   }
 
+  std::string environment_;  // Target::environment
   Settings settings_;
   ContainerAppsOptions options_;
   std::unique_ptr<http::Client> client_;
@@ -579,8 +595,8 @@ Result<std::unique_ptr<Provider>> NewContainerAppsProvider(const Target& target,
   if (!settings.ok()) {
     return Status::Invalid("Target '" + target.name + "': " + settings.status().message());
   }
-  return std::unique_ptr<Provider>(
-      std::make_unique<ContainerAppsProvider>(std::move(*settings), std::move(options)));
+  return std::unique_ptr<Provider>(std::make_unique<ContainerAppsProvider>(
+      std::move(*settings), std::move(options), target.environment));
 }
 
 void RegisterContainerAppsProvider(ProviderRegistry& registry) {

@@ -311,11 +311,16 @@ ValidateAgentResponse ValidateAgent(const ValidateAgentRequest& request) {
   }
   AgentCheck c(request, spec, r.diagnostics);
 
-  if (!IsAppName(request.agent)) {
+  // The app is named AppName(environment, agent) ("<environment>-<agent>").
+  if (const std::string app = AppName(request.environment, request.agent); !IsAppName(app)) {
     c.Error("metadata.name",
             "whose app names have 2 to 32 characters (lower-case letters, digits and '-', "
             "starting with a letter, ending with a letter or digit, no '--'); '" +
-                request.agent.substr(0, 64) + "' is not one: rename the agent");
+                app.substr(0, 64) + "'" +
+                (request.environment.empty()
+                     ? std::string()
+                     : " (environment '" + request.environment + "' + '-' + the agent's name)") +
+                " is not one: rename the agent");
   }
   if (const json& v = Member(spec, "hostPort"); v.is_number_integer() && v.get<int>() != 0) {
     c.Error("spec.hostPort",

@@ -314,6 +314,7 @@ Result<json> BuildApp(const Settings& settings, const AppInput& in) {
   tags[kTagSpecHash] = in.spec_hash;
   tags[kTagRevision] = in.revision;
   tags[kTagImage] = ImageTagValue(StringMember(spec, "image"));
+  if (!in.environment.empty()) tags[kTagEnvironment] = in.environment;
 
   if (!status.ok()) return status;
   return json{{"location", settings.location},
@@ -336,6 +337,10 @@ std::string TagOf(const json& app, const std::string& key) {
 
 std::string ImageTagValue(const std::string& image) {
   return image.size() <= 256 ? image : "sha256:" + Sha256Hex(image);
+}
+
+std::string AppName(const std::string& environment, const std::string& agent) {
+  return environment.empty() ? agent : environment + "-" + agent;
 }
 
 bool IsOwned(const json& app) { return TagOf(app, kTagManagedBy) == kManagedByValue; }

@@ -34,10 +34,19 @@ inline constexpr const char* kTagAgent = "reconcile.dev-agent";
 inline constexpr const char* kTagSpecHash = "reconcile.dev-spec-hash";
 inline constexpr const char* kTagRevision = "reconcile.dev-revision";
 inline constexpr const char* kTagImage = "reconcile.dev-image";
+// kLabelEnvironment as a tag ('/' cannot be in an ARM tag name).
+inline constexpr const char* kTagEnvironment = "reconcile.dev-environment";
 inline constexpr const char* kImageChanged = "image-changed-outside-reconcile";
 // The ARM limit of tags per resource, and how many are left for labels.
 inline constexpr int kMaxTags = 50;
-inline constexpr int kMaxLabelTags = kMaxTags - 5;
+inline constexpr int kMaxLabelTags = kMaxTags - 6;
+
+// The container app of `agent` in `environment` (Target::environment):
+// "<environment>-<agent>", or the agent's name for a plain tree. Not
+// ScopedName's "--": Container App names cannot hold "--". Two pairs that
+// make one name ("a-b" + "c", "a" + "b-c") are told apart by the
+// kTagEnvironment and kTagAgent tags: the second is a conflict, never touched.
+std::string AppName(const std::string& environment, const std::string& agent);
 
 // The Target's spec.azure block, decoded.
 struct Settings {
@@ -73,8 +82,9 @@ std::string SecretNameForFile(const std::string& name);
 std::optional<double> CpuCores(const nlohmann::json& value);
 
 struct AppInput {
-  std::string agent;
-  nlohmann::json spec;  // the normalized spec
+  std::string agent;        // the agent's own name (container name, kTagAgent)
+  std::string environment;  // kTagEnvironment when not empty
+  nlohmann::json spec;      // the normalized spec
   std::string spec_hash;
   std::string revision;
   const std::map<std::string, std::string>* secret_values = nullptr;

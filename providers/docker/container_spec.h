@@ -129,8 +129,7 @@ void ScopeResourceNames(ContainerSpec* spec, const std::string& environment);
 std::string EnvironmentOf(const nlohmann::json& labels);
 
 struct CreateContext {
-  std::string agent;        // the agent's own name (label, hostname, DNS alias)
-  std::string environment;  // Target::environment: kLabelEnvironment when not empty
+  std::string agent;  // the agent's own name (label, hostname, DNS alias)
   std::string spec_hash;
   std::string revision;
   std::string publish_address = "127.0.0.1";
@@ -138,6 +137,7 @@ struct CreateContext {
   // Host folder of the agent's secret files (one file per NAME), bind-mounted
   // read-only; needed when the spec has secretFiles.
   std::string secret_files_dir = {};
+  std::string environment = {};  // Target::environment: kLabelEnvironment when not empty
 };
 
 // The body of POST /containers/create. `secret_values` (name -> value) are

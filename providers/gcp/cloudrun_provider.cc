@@ -143,6 +143,7 @@ class CloudRunProvider final : public Provider {
       if (services.is_array()) {
         for (const json& service : services) {
           if (Str(service, "name").rfind(parent_ + "/services/", 0) != 0) continue;
+          if (ServiceEnvironment(service) != target_.environment) continue;  // another's
           if (auto o = ObservedFromService(service)) r.instances.push_back(std::move(*o));
         }
       }
@@ -272,7 +273,12 @@ class CloudRunProvider final : public Provider {
   class Apply {
    public:
     Apply(CloudRunProvider& p, const ApplyChangeRequest& request, std::stop_token stop)
-        : p_(p), req_(request), stop_(stop), id_(request.change.name) {
+        : p_(p),
+          req_(request),
+          stop_(stop),
+          agent_(request.change.name),
+          environment_(p.target_.environment),
+          id_(ScopedName(environment_, agent_)) {
       name_ = p_.parent_ + "/services/" + id_;
     }
 
@@ -312,8 +318,14 @@ class CloudRunProvider final : public Provider {
     Status NotOwned() {
       return Status::Conflict(p_.who_ + ": a service named '" + id_ +
                               "' exists and is not managed by reconcile (no " + kGcpLabelManagedBy +
-                              " label); reconcile never changes it: delete "
+                              " label) or belongs to another environment (" + kLabelEnvironment +
+                              "); reconcile never changes it: delete "
                               "or rename it, or rename the agent");
+    }
+
+    // Ours, and of this Target's environment.
+    bool Owned(const json& service) const {
+      return IsOwned(service) && ServiceEnvironment(service) == environment_;
     }
 
     Status Deploy(ApplyChangeResponse& r) {
@@ -322,7 +334,7 @@ class CloudRunProvider final : public Provider {
         return Status::Invalid("agent " + id_ + ": the change carries no spec to deploy");
       }
       ValidateAgentResponse v = ValidateCloudRunAgent(
-          {id_, p_.target_.name, p_.target_.settings, spec, nullptr, p_.target_.environment});
+          {agent_, p_.target_.name, p_.target_.settings, spec, nullptr, environment_});
       std::string refused;
       for (const ProviderDiagnostic& d : v.diagnostics) {
         if (d.severity == Severity::kError) {
@@ -330,11 +342,12 @@ class CloudRunProvider final : public Provider {
         }
       }
       if (!refused.empty()) return Status::Invalid("agent " + id_ + ": " + refused);
-      json body = ServiceBody(id_, spec, p_.s_, req_.change.desired_hash, req_.revision);
+      json body =
+          ServiceBody(agent_, spec, p_.s_, req_.change.desired_hash, req_.revision, environment_);
 
       std::optional<json> existing;
       if (Status st = Get(&existing); !st.ok()) return st;
-      if (existing && !IsOwned(*existing)) return NotOwned();
+      if (existing && !Owned(*existing)) return NotOwned();
       Result<json> op = Status::Internal("agent " + id_ + ": no call was made");
       if (!existing) {
         Progress("creating Cloud Run service " + id_ + " in " + p_.parent_);
@@ -343,7 +356,7 @@ class CloudRunProvider final : public Provider {
           // Created meanwhile (a retry after a lost answer): update it if ours.
           if (Status st = Get(&existing); !st.ok()) return st;
           if (!existing) return op.status();
-          if (!IsOwned(*existing)) return NotOwned();
+          if (!Owned(*existing)) return NotOwned();
         }
       }
       if (existing) {
@@ -420,7 +433,7 @@ class CloudRunProvider final : public Provider {
     void Record(ApplyChangeResponse& r) {
       std::stop_source fresh;  // even after a stop: one quick read
       Result<json> got = p_.Call("GET", name_, nullptr, fresh.get_token());
-      if (got.ok() && IsOwned(*got)) r.instances = {{name_, id_, Str(*got, "uri"), {}}};
+      if (got.ok() && Owned(*got)) r.instances = {{name_, id_, Str(*got, "uri"), {}}};
     }
 
     // Follows a google.longrunning.Operation to its end: the response, or
@@ -471,7 +484,7 @@ class CloudRunProvider final : public Provider {
         Progress("Cloud Run service " + id_ + " is already gone");
         return Status::Ok();
       }
-      if (!IsOwned(*existing)) return NotOwned();
+      if (!Owned(*existing)) return NotOwned();
       Progress("deleting Cloud Run service " + id_);
       Result<json> op = p_.Call("DELETE", name_, nullptr, stop_);
       if (!op.ok()) {
@@ -490,7 +503,9 @@ class CloudRunProvider final : public Provider {
     CloudRunProvider& p_;
     const ApplyChangeRequest& req_;
     std::stop_token stop_;
-    std::string id_;
+    std::string agent_;        // the agent's own name (labels, annotations)
+    std::string environment_;  // Target::environment
+    std::string id_;           // ScopedName(environment_, agent_): the service id
     std::string name_;
   };
 

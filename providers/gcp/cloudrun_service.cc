@@ -88,7 +88,8 @@ json FingerprintFields(const json& service) {
 }  // namespace
 
 json ServiceBody(const std::string& agent, const json& spec, const CloudRunSettings& settings,
-                 const std::string& spec_hash, const std::string& revision) {
+                 const std::string& spec_hash, const std::string& revision,
+                 const std::string& environment) {
   json container = json::object();
   container["image"] = Str(spec, "image");
   const json& command = Member(spec, "command");
@@ -172,6 +173,10 @@ json ServiceBody(const std::string& agent, const json& spec, const CloudRunSetti
                             {kLabelAgent, agent},
                             {kLabelSpecHash, spec_hash},
                             {kLabelRevision, revision}};
+  if (!environment.empty()) {
+    service["labels"][kGcpLabelEnvironment] = environment;
+    service["annotations"][kLabelEnvironment] = environment;
+  }
   service["annotations"][kAnnotationFingerprint] = Fingerprint(service);
   return service;
 }
@@ -180,6 +185,10 @@ std::string ServiceUpdateMask() { return "labels,annotations,ingress,template,tr
 
 std::string Fingerprint(const json& service) {
   return "v1:" + Sha256Hex(FingerprintFields(service).dump()).substr(0, 32);
+}
+
+std::string ServiceEnvironment(const json& service) {
+  return Str(Member(service, "annotations"), kLabelEnvironment);
 }
 
 bool IsOwned(const json& service) {

@@ -28,13 +28,20 @@ namespace reconcile::gcp {
 
 inline constexpr const char* kGcpLabelManagedBy = "reconcile-dev_managed-by";
 inline constexpr const char* kGcpLabelAgent = "reconcile-dev_agent";
+// kLabelEnvironment as a Cloud Run label key (also set as an annotation).
+inline constexpr const char* kGcpLabelEnvironment = "reconcile-dev_environment";
 inline constexpr const char* kAnnotationFingerprint = "reconcile.dev/fingerprint";
 
 // The body of services.create / patch for `agent` running `spec` (the
-// normalized spec, already accepted by ValidateCloudRunAgent).
+// normalized spec, already accepted by ValidateCloudRunAgent); an
+// environment's service also carries the environment's label and annotation.
 nlohmann::json ServiceBody(const std::string& agent, const nlohmann::json& spec,
                            const CloudRunSettings& settings, const std::string& spec_hash,
-                           const std::string& revision);
+                           const std::string& revision, const std::string& environment = "");
+
+// The environment a Service belongs to (its kLabelEnvironment annotation;
+// "" when absent: the plain tree).
+std::string ServiceEnvironment(const nlohmann::json& service);
 
 // The updateMask of an in-place update: the top-level fields ServiceBody
 // sets (others, set by people or tools, are kept).

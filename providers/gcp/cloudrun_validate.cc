@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "reconcile/config_checks.h"
+#include "reconcile/observation.h"
 #include "reconcile/spec.h"
 
 namespace reconcile::gcp {
@@ -193,7 +194,8 @@ class AgentChecker {
 
   void Name() {
     // Cloud Run service ids: ^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$
-    const std::string& n = req_.agent;
+    // The service id is ScopedName(environment, agent).
+    const std::string n = ScopedName(req_.environment, req_.agent);
     bool ok =
         !n.empty() && n.size() <= 49 && IsLower(n.front()) && IsLowerDash(n) && n.back() != '-';
     if (!ok) {

@@ -61,8 +61,16 @@ std::string Base64(std::string_view in) {
   return out;
 }
 
-json SelectorLabels(const std::string& agent) {
-  return {{kLabelAppName, agent}, {kLabelAgent, agent}};
+}  // namespace
+
+std::string ObjectName(const ManifestContext& c) { return ScopedName(c.environment, c.agent); }
+
+namespace {
+
+json SelectorLabels(const ManifestContext& c) {
+  json labels = {{kLabelAppName, ObjectName(c)}, {kLabelAgent, c.agent}};
+  if (!c.environment.empty()) labels[kLabelEnvironment] = c.environment;
+  return labels;
 }
 
 // Docker writes capabilities with or without CAP_; Kubernetes without.
@@ -132,8 +140,9 @@ json OwnerLabels(const ManifestContext& c) {
   if (hash.size() > 63) hash.resize(63);
   json labels = {{kLabelManagedBy, kManagedByValue},
                  {kLabelAgent, c.agent},
-                 {kLabelAppName, c.agent},
+                 {kLabelAppName, ObjectName(c)},
                  {kLabelAppManagedBy, kManagedByValue}};
+  if (!c.environment.empty()) labels[kLabelEnvironment] = c.environment;
   if (IsLabelValue(c.target)) labels[kLabelTarget] = c.target;
   if (!hash.empty() && IsLabelValue(hash)) labels[kLabelSpecHash] = hash;
   return labels;
@@ -145,9 +154,10 @@ std::string OwnerSelector(const std::string& target) {
   return s;
 }
 
-bool IsOwned(const json& object, const std::string& agent) {
+bool IsOwned(const json& object, const std::string& agent, const std::string& environment) {
   const json& labels = Member(Member(object, "metadata"), "labels");
-  return Str(labels, kLabelManagedBy) == kManagedByValue && Str(labels, kLabelAgent) == agent;
+  return Str(labels, kLabelManagedBy) == kManagedByValue && Str(labels, kLabelAgent) == agent &&
+         Str(labels, kLabelEnvironment) == environment;
 }
 
 std::string SecretName(const std::string& agent) { return agent + ".secrets"; }
@@ -155,7 +165,7 @@ std::string SecretName(const std::string& agent) { return agent + ".secrets"; }
 json DeploymentManifest(const json& spec, const ManifestContext& c) {
   json labels = OwnerLabels(c);
   json user_labels = Member(spec, "labels");
-  json pod_labels = SelectorLabels(c.agent);
+  json pod_labels = SelectorLabels(c);
   pod_labels[kLabelManagedBy] = kManagedByValue;
   if (user_labels.is_object()) {
     for (const auto& [k, v] : user_labels.items()) {
@@ -180,9 +190,10 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
   const json& secret_env = Member(spec, "secretEnv");
   if (secret_env.is_object()) {
     for (const auto& [name, ref] : secret_env.items()) {
-      env[name] = {{"name", name},
-                   {"valueFrom",
-                    {{"secretKeyRef", {{"name", SecretName(c.agent)}, {"key", EnvKey(name)}}}}}};
+      env[name] = {
+          {"name", name},
+          {"valueFrom",
+           {{"secretKeyRef", {{"name", SecretName(ObjectName(c))}, {"key", EnvKey(name)}}}}}};
     }
   }
   if (!env.empty()) {
@@ -262,7 +273,7 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
                         {"readOnly", true}});
     }
     volumes.push_back({{"name", "secret-files"},
-                       {"secret", {{"secretName", SecretName(c.agent)}, {"items", items}}}});
+                       {"secret", {{"secretName", SecretName(ObjectName(c))}, {"items", items}}}});
   }
   if (!mounts.empty()) container["volumeMounts"] = std::move(mounts);
 
@@ -283,13 +294,13 @@ json DeploymentManifest(const json& spec, const ManifestContext& c) {
       {"apiVersion", "apps/v1"},
       {"kind", "Deployment"},
       {"metadata",
-       {{"name", c.agent},
+       {{"name", ObjectName(c)},
         {"namespace", c.namespace_name},
         {"labels", labels},
         {"annotations", annotations}}},
       {"spec",
        {{"replicas", IntOr(spec, "replicas", 1)},
-        {"selector", {{"matchLabels", SelectorLabels(c.agent)}}},
+        {"selector", {{"matchLabels", SelectorLabels(c)}}},
         {"strategy", strategy},
         {"template",
          {{"metadata", {{"labels", pod_labels}, {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
@@ -305,15 +316,14 @@ std::optional<json> ServiceManifest(const json& spec, const ManifestContext& c) 
     list.push_back(
         {{"name", name}, {"port", p.number}, {"targetPort", p.number}, {"protocol", p.protocol}});
   }
-  return json{
-      {"apiVersion", "v1"},
-      {"kind", "Service"},
-      {"metadata",
-       {{"name", c.agent},
-        {"namespace", c.namespace_name},
-        {"labels", OwnerLabels(c)},
-        {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
-      {"spec", {{"type", "ClusterIP"}, {"selector", SelectorLabels(c.agent)}, {"ports", list}}}};
+  return json{{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata",
+               {{"name", ObjectName(c)},
+                {"namespace", c.namespace_name},
+                {"labels", OwnerLabels(c)},
+                {"annotations", {{kLabelSpecHash, c.spec_hash}}}}},
+              {"spec", {{"type", "ClusterIP"}, {"selector", SelectorLabels(c)}, {"ports", list}}}};
 }
 
 Result<std::optional<json>> SecretManifest(const json& spec, const ManifestContext& c,
@@ -345,7 +355,7 @@ Result<std::optional<json>> SecretManifest(const json& spec, const ManifestConte
   return std::optional<json>(json{{"apiVersion", "v1"},
                                   {"kind", "Secret"},
                                   {"metadata",
-                                   {{"name", SecretName(c.agent)},
+                                   {{"name", SecretName(ObjectName(c))},
                                     {"namespace", c.namespace_name},
                                     {"labels", OwnerLabels(c)}}},
                                   {"type", "Opaque"},

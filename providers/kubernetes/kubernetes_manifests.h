@@ -35,12 +35,18 @@ inline constexpr const char* kLabelAppName = "app.kubernetes.io/name";
 inline constexpr const char* kLabelAppManagedBy = "app.kubernetes.io/managed-by";
 
 struct ManifestContext {
-  std::string agent;
+  std::string agent;  // the agent's own name (reconcile.dev/agent, the container's name)
   std::string target;
   std::string namespace_name;
   std::string spec_hash;  // "sha256:<hex>"
   std::string revision;
+  std::string environment = {};  // Target::environment: reconcile.dev/environment when set
 };
+
+// The name of the agent's Deployment and Service: ScopedName(environment,
+// agent). Also their app.kubernetes.io/name, so that a plain tree's Service
+// never selects an environment's pods in the same namespace.
+std::string ObjectName(const ManifestContext& context);
 
 // The labels every object reconcile creates carries: reconcile.dev/
 // managed-by, /agent, /target, /spec-hash ("sha256-<56 hex>": a label value
@@ -49,9 +55,11 @@ struct ManifestContext {
 nlohmann::json OwnerLabels(const ManifestContext& context);
 // The label selector of what Observe lists for `target`.
 std::string OwnerSelector(const std::string& target);
-// True when `object` carries reconcile.dev/managed-by=reconcile and
-// reconcile.dev/agent=`agent`.
-bool IsOwned(const nlohmann::json& object, const std::string& agent);
+// True when `object` carries reconcile.dev/managed-by=reconcile,
+// reconcile.dev/agent=`agent` and reconcile.dev/environment=`environment`
+// (absent for the plain tree, "").
+bool IsOwned(const nlohmann::json& object, const std::string& agent,
+             const std::string& environment = "");
 
 // The name of the agent's Secret: "<agent>.secrets" (a Secret name may hold
 // a dot, an agent's name may not, so it never meets another agent's objects).

@@ -131,14 +131,21 @@ class KubernetesProvider final : public Provider {
       return r;
     }
     std::map<std::string, const json*> service_of;
+    // Only this Target's environment's objects (reconcile.dev/environment;
+    // absent: the plain tree), named ScopedName(environment, agent).
+    const std::string& env = target_.environment;
     for (const json& s : Items(*services)) {
       std::string agent = Str(Member(Member(s, "metadata"), "labels"), kLabelAgent);
-      if (IsOwned(s, agent) && Str(Member(s, "metadata"), "name") == agent) service_of[agent] = &s;
+      if (IsOwned(s, agent, env) && Str(Member(s, "metadata"), "name") == ScopedName(env, agent)) {
+        service_of[agent] = &s;
+      }
     }
     for (const json& d : Items(*deployments)) {
       const json& meta = Member(d, "metadata");
       std::string agent = Str(Member(meta, "labels"), kLabelAgent);
-      if (agent.empty() || !IsOwned(d, agent) || Str(meta, "name") != agent) continue;
+      if (agent.empty() || !IsOwned(d, agent, env) || Str(meta, "name") != ScopedName(env, agent)) {
+        continue;
+      }
       auto s = service_of.find(agent);
       r.instances.push_back(Observed(d, s == service_of.end() ? nullptr : s->second));
     }
@@ -202,16 +209,20 @@ class KubernetesProvider final : public Provider {
   ManifestContext ContextOf(const json& deployment) const {
     const json& meta = Member(deployment, "metadata");
     const json& annotations = Member(meta, "annotations");
-    return {Str(meta, "name"), target_.name, ns_, Str(annotations, kLabelSpecHash),
-            Str(annotations, kLabelRevision)};
+    return {Str(Member(meta, "labels"), kLabelAgent),
+            target_.name,
+            ns_,
+            Str(annotations, kLabelSpecHash),
+            Str(annotations, kLabelRevision),
+            target_.environment};
   }
 
   ObservedInstance Observed(const json& d, const json* service) const {
     const json& meta = Member(d, "metadata");
     ObservedInstance o;
-    o.agent = Str(meta, "name");
-    o.name = o.agent;
-    o.id = ns_ + "/deployments/" + o.agent;
+    o.agent = Str(Member(meta, "labels"), kLabelAgent);
+    o.name = Str(meta, "name");
+    o.id = ns_ + "/deployments/" + o.name;
     ManifestContext c = ContextOf(d);
     o.spec_hash = c.spec_hash;
     o.revision = c.revision;
@@ -259,12 +270,18 @@ class KubernetesProvider final : public Provider {
    public:
     Apply(KubernetesProvider& p, kube::Client& client, const ApplyChangeRequest& request,
           std::stop_token stop)
-        : p_(p), client_(client), req_(request), stop_(stop), agent_(request.change.name) {}
+        : p_(p),
+          client_(client),
+          req_(request),
+          stop_(stop),
+          agent_(request.change.name),
+          env_(p.target_.environment),
+          name_(ScopedName(env_, agent_)) {}
 
     ApplyChangeResponse Run() {
       r_.health = "unknown";
-      if (!IsDns1035Label(agent_)) {
-        r_.status = Status::Invalid(p_.who_ + ": '" + agent_.substr(0, 80) +
+      if (!IsDns1035Label(name_)) {
+        r_.status = Status::Invalid(p_.who_ + ": '" + name_.substr(0, 80) +
                                     "' cannot name a Deployment and a Service");
         return std::move(r_);
       }
@@ -291,11 +308,14 @@ class KubernetesProvider final : public Provider {
       return got.status().WithContext(p_.who_);
     }
     Status NotOwned(const Kind& k, const std::string& name) {
-      return Status::Conflict(p_.who_ + ": a " + k.word + " named '" + name +
-                              "' exists and is not managed by reconcile (no " + kLabelManagedBy +
-                              "=reconcile and " + kLabelAgent + "=" + agent_ +
-                              " labels); reconcile never changes it: delete or rename it, or "
-                              "rename the agent");
+      return Status::Conflict(
+          p_.who_ + ": a " + k.word + " named '" + name +
+          "' exists and is not managed by reconcile (no " + kLabelManagedBy + "=reconcile and " +
+          kLabelAgent + "=" + agent_ +
+          (env_.empty() ? std::string(" labels, or it carries ") + kLabelEnvironment
+                        : std::string(" and ") + kLabelEnvironment + "=" + env_ + " labels") +
+          "); reconcile never changes it: delete or rename it, or "
+          "rename the agent");
     }
 
     // Applies `manifest` (of kind k) unless a foreign object holds the name.
@@ -303,7 +323,7 @@ class KubernetesProvider final : public Provider {
       const std::string name = Str(Member(manifest, "metadata"), "name");
       std::optional<json> existing;
       if (Status st = Get(k, name, &existing); !st.ok()) return st;
-      if (existing && !IsOwned(*existing, agent_)) return NotOwned(k, name);
+      if (existing && !IsOwned(*existing, agent_, env_)) return NotOwned(k, name);
       Progress(std::string(existing ? "applying" : "creating") + " " + k.word + " " + p_.ns_ + "/" +
                name + (force ? " (server-side apply, force)" : " (server-side apply)"));
       Result<json> applied = client_.Apply(Path(k, name), manifest, kFieldManager, force, stop_);
@@ -328,7 +348,7 @@ class KubernetesProvider final : public Provider {
       std::optional<json> existing;
       if (Status st = Get(k, name, &existing); !st.ok()) return st;
       if (!existing) return Status::Ok();
-      if (!IsOwned(*existing, agent_)) {
+      if (!IsOwned(*existing, agent_, env_)) {
         r_.warnings.push_back(p_.who_ + ": " + k.word + " " + name +
                               " is left alone: it does not carry reconcile's ownership labels");
         return Status::Ok();
@@ -355,13 +375,14 @@ class KubernetesProvider final : public Provider {
         }
       }
       if (!refused.empty()) return Status::Invalid("agent " + agent_ + ": " + refused);
-      ManifestContext c{agent_, p_.target_.name, p_.ns_, req_.change.desired_hash, req_.revision};
+      ManifestContext c{agent_, p_.target_.name, p_.ns_, req_.change.desired_hash, req_.revision,
+                        env_};
       Result<std::optional<json>> secret = SecretManifest(spec, c, req_.secret_values);
       if (!secret.ok()) return secret.status();
       const bool force = req_.change.action != Action::kCreate;
       if (*secret) {
         if (Status st = ApplyOne(kSecrets, **secret, force); !st.ok()) return st;
-      } else if (Status st = DeleteOne(kSecrets, SecretName(agent_)); !st.ok()) {
+      } else if (Status st = DeleteOne(kSecrets, SecretName(name_)); !st.ok()) {
         return st;
       }
       Status st = ApplyOne(kDeployments, DeploymentManifest(spec, c), force);
@@ -372,7 +393,7 @@ class KubernetesProvider final : public Provider {
       if (std::optional<json> service = ServiceManifest(spec, c)) {
         st = ApplyOne(kServices, *service, force);
       } else {
-        st = DeleteOne(kServices, agent_);
+        st = DeleteOne(kServices, name_);
       }
       if (!st.ok()) {
         Record();
@@ -401,7 +422,7 @@ class KubernetesProvider final : public Provider {
                                    "on, and the next run converges");
         }
         std::optional<json> now;
-        if (Status st = Get(kDeployments, agent_, &now); !st.ok()) return st;
+        if (Status st = Get(kDeployments, name_, &now); !st.ok()) return st;
         if (!now) return Status::Failed(p_.who_ + ": deployment " + agent_ + " vanished");
         deployment_ = std::move(*now);
         h = DeploymentHealth(deployment_);
@@ -419,17 +440,17 @@ class KubernetesProvider final : public Provider {
     void Record() {
       std::string endpoint = service_.is_object() ? ServiceAddress(service_) : "";
       if (deployment_.is_object() || !r_.instances.empty()) {
-        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, endpoint, {}}};
+        r_.instances = {{p_.ns_ + "/deployments/" + name_, name_, endpoint, {}}};
       }
     }
 
     Status Delete() {
-      if (Status st = DeleteOne(kDeployments, agent_); !st.ok()) {
-        r_.instances = {{p_.ns_ + "/deployments/" + agent_, agent_, "", {}}};
+      if (Status st = DeleteOne(kDeployments, name_); !st.ok()) {
+        r_.instances = {{p_.ns_ + "/deployments/" + name_, name_, "", {}}};
         return st;
       }
-      if (Status st = DeleteOne(kServices, agent_); !st.ok()) return st;
-      return DeleteOne(kSecrets, SecretName(agent_));
+      if (Status st = DeleteOne(kServices, name_); !st.ok()) return st;
+      return DeleteOne(kSecrets, SecretName(name_));
     }
 
     KubernetesProvider& p_;
@@ -437,6 +458,8 @@ class KubernetesProvider final : public Provider {
     const ApplyChangeRequest& req_;
     std::stop_token stop_;
     std::string agent_;
+    std::string env_;   // Target::environment
+    std::string name_;  // ScopedName(env_, agent_): the Deployment's and Service's name
     ApplyChangeResponse r_;
     json deployment_;
     json service_;

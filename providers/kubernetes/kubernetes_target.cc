@@ -62,12 +62,14 @@ class AgentChecker {
       Error("spec", "the normalized spec is not an object");
       return;
     }
-    if (!IsDns1035Label(req_.agent)) {
+    // Objects are named ScopedName(environment, agent).
+    if (const std::string name = ScopedName(req_.environment, req_.agent); !IsDns1035Label(name)) {
       Error("metadata.name", who_ +
-                                 ", where an agent is a Deployment and a Service of its name: "
+                                 ", where an agent is a Deployment and a Service of its name "
+                                 "(in an environment: <environment>--<agent>): "
                                  "1 to 63 lower-case letters, digits and '-', starting with a "
                                  "letter and not ending with '-' (DNS-1035); '" +
-                                 Shown(req_.agent) + "' is not one: rename the agent");
+                                 Shown(name) + "' is not one: rename the agent");
     }
     if (Int(spec, "hostPort") != 0) {
       Error("spec.hostPort", who_ +

@@ -1014,5 +1014,68 @@ TEST_CASE("aws provider: container credentials from the Target's authEndpoint") 
   fake.CheckNoProblems();
 }
 
+// Issue #11 item 2: an environment's service is "<environment>--<agent>",
+// tagged with the environment; each Target observes and deletes only its own.
+TEST_CASE("aws provider: environments are scoped, tagged and filtered") {
+  Fake fake;
+  TempDir home;
+  Target plain_t = TestTarget(fake);
+  Target dev_t = TestTarget(fake);
+  dev_t.environment = "dev";
+  auto plain = NewAppRunnerProvider(plain_t, FastOptions(TestEnv(home)));
+  auto dev = NewAppRunnerProvider(dev_t, FastOptions(TestEnv(home)));
+  REQUIRE(plain.ok());
+  REQUIRE(dev.ok());
+  Said said;
+  Agent a = TestAgent("support-bot", kImage);
+
+  ApplyChangeResponse d = Applied(**dev, MakeApply(dev_t, Action::kCreate, a, {}, said), said);
+  REQUIRE_MESSAGE(d.status.ok(), d.status.message());
+  REQUIRE(d.instances.size() == 1);
+  CHECK(d.instances[0].name == "dev--support-bot");
+  json state = fake.Control("GET", "/_fake/state");
+  REQUIRE(state.contains(d.instances[0].id));
+  json tags = json::object();
+  for (const json& tag : state[d.instances[0].id]["Tags"]) {
+    tags[tag["Key"].get<std::string>()] = tag["Value"];
+  }
+  CHECK(tags["reconcile.dev/environment"] == "dev");
+  CHECK(tags["reconcile.dev/agent"] == "support-bot");
+
+  CHECK(Observed(**plain, plain_t, said).instances.empty());
+  ApplyChangeResponse p = Applied(**plain, MakeApply(plain_t, Action::kCreate, a, {}, said), said);
+  REQUIRE_MESSAGE(p.status.ok(), p.status.message());
+  CHECK(p.instances.at(0).name == "support-bot");
+  ObserveResponse o = Observed(**dev, dev_t, said);
+  REQUIRE(o.instances.size() == 1);
+  CHECK(o.instances[0].agent == "support-bot");
+  CHECK(o.instances[0].name == "dev--support-bot");
+
+  // dev refuses to delete the plain tree's service, even when handed its arn.
+  ApplyChangeResponse foreign = Applied(
+      **dev, MakeApply(dev_t, Action::kDelete, a, {{p.instances[0].id, "support-bot"}}, said),
+      said);
+  CHECK(foreign.status.code() == Code::kConflict);
+  ApplyChangeResponse gone = Applied(
+      **dev, MakeApply(dev_t, Action::kDelete, a, {{d.instances[0].id, d.instances[0].name}}, said),
+      said);
+  REQUIRE_MESSAGE(gone.status.ok(), gone.status.message());
+  CHECK(Observed(**dev, dev_t, said).instances.empty());
+  CHECK(Observed(**plain, plain_t, said).instances.size() == 1);
+
+  // validate_agent counts the scoped name against App Runner's 40.
+  ValidateAgentRequest v;
+  v.agent = std::string(36, 'a');
+  v.target = "cloud";
+  v.target_config = {{"region", "us-east-1"}};
+  v.spec = NormalizedSpec(a, a.image);
+  CHECK(Fields(ValidateAppRunnerAgent(v).diagnostics).empty());
+  v.environment = "dev";  // "dev--" + 36 = 41
+  CHECK(Fields(ValidateAppRunnerAgent(v).diagnostics) == std::vector<std::string>{"metadata.name"});
+  CHECK(Messages(ValidateAppRunnerAgent(v).diagnostics).find("environment 'dev'") !=
+        std::string::npos);
+  fake.CheckNoProblems();
+}
+
 }  // namespace
 }  // namespace reconcile::aws

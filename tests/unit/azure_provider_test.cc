@@ -1007,5 +1007,71 @@ TEST_CASE("azure provider: hostile answers give clear errors, never a crash") {
   fake.CheckNoProblems();
 }
 
+// Issue #11 item 2: an environment's app is "<environment>-<agent>" (Container
+// App names cannot hold "--"), tagged reconcile.dev-environment; each Target
+// observes and deletes only its environment's apps.
+TEST_CASE("azure provider: environments are scoped, tagged and filtered") {
+  FakeArm fake;
+  Target dev_t = AzureTarget(Block(fake.base()));
+  dev_t.environment = "dev";
+  auto made = NewContainerAppsProvider(dev_t, FastOptions(ServicePrincipal()));
+  REQUIRE_MESSAGE(made.ok(), made.status().message());
+  std::unique_ptr<Provider> dev = std::move(*made);
+  auto plain = MakeProvider(Block(fake.base()), ServicePrincipal());
+  CHECK(AppName("", "hello") == "hello");
+  CHECK(AppName("dev", "hello") == "dev-hello");
+
+  Outcome d = Apply(*dev, Action::kCreate, HelloAgent(), "rev-1");
+  REQUIRE_MESSAGE(d.response.status.ok(), d.response.status.message());
+  REQUIRE(d.response.instances.size() == 1);
+  CHECK(d.response.instances[0].name == "dev-hello");
+  json app;
+  for (const auto& [k, v] : fake.State().items()) {
+    if (Contains(k, "/containerapps/dev-hello")) app = v;
+  }
+  REQUIRE(app.is_object());
+  CHECK(app["tags"][kTagEnvironment] == "dev");
+  CHECK(app["tags"][kTagAgent] == "hello");
+
+  CHECK(plain->Observe({}).instances.empty());
+  Outcome p = Apply(*plain, Action::kCreate, HelloAgent(), "rev-1");
+  REQUIRE_MESSAGE(p.response.status.ok(), p.response.status.message());
+  ObserveResponse o = dev->Observe({});
+  REQUIRE(o.instances.size() == 1);
+  CHECK(o.instances[0].name == "dev-hello");
+  CHECK(o.instances[0].agent == "hello");
+
+  // A plain-tree agent "dev-hello" meets dev's app: a conflict, untouched.
+  Agent clash = HelloAgent();
+  clash.name = "dev-hello";
+  Outcome refused = Apply(*plain, Action::kCreate, clash, "rev-1");
+  CHECK(refused.response.status.code() == Code::kConflict);
+
+  Outcome gone = Apply(*dev, Action::kDelete, HelloAgent(), "rev-1");
+  REQUIRE_MESSAGE(gone.response.status.ok(), gone.response.status.message());
+  CHECK(dev->Observe({}).instances.empty());
+  REQUIRE(plain->Observe({}).instances.size() == 1);
+  CHECK(plain->Observe({}).instances[0].name == "hello");
+
+  // validate_agent counts the app name against Container Apps' 32.
+  ValidateAgentRequest v;
+  v.agent = std::string(30, 'a');
+  v.target = "azure-test";
+  v.target_config = Block(fake.base());
+  v.spec = NormalizedSpec(HelloAgent(), HelloAgent().image);
+  auto name_diags = [&] {
+    std::vector<ProviderDiagnostic> out;
+    for (const auto& diag : ValidateAgent(v).diagnostics) {
+      if (diag.field == "metadata.name") out.push_back(diag);
+    }
+    return out;
+  };
+  CHECK(name_diags().empty());
+  v.environment = "dev";  // "dev-" + 30 = 34 > 32
+  REQUIRE(name_diags().size() == 1);
+  CHECK(Contains(name_diags()[0].message, "environment 'dev'"));
+  fake.CheckNoProblems();
+}
+
 }  // namespace
 }  // namespace reconcile::azure

@@ -244,5 +244,73 @@ TEST_CASE("docker: ParseContainerList") {
   CHECK(ContainerName("web", 2) == "web-2");
 }
 
+// Issue #11 item 2: what an environment's agent creates carries its
+// environment; observe keeps only the Target's environment's containers.
+TEST_CASE("docker: environments scope names, label objects and filter the list") {
+  json spec_json = FullSpec();
+  spec_json["volumes"] = {{"/data", {{"type", "volume"}, {"source", "data"}}},
+                          {"/host", {{"type", "bind"}, {"source", "/srv/x"}}}};
+  spec_json["networks"] = {{"backend", {{"aliases", json::array({"db"})}}}};
+  auto spec = ContainerSpecFromJson(spec_json);
+  REQUIRE_MESSAGE(spec.ok(), spec.status().message());
+  ContainerSpec plain = *spec;
+  ScopeResourceNames(&plain, "");
+  CHECK(plain.networks == spec->networks);
+  CHECK(plain.mounts == spec->mounts);
+  ContainerSpec dev = *spec;
+  ScopeResourceNames(&dev, "dev");
+  REQUIRE(dev.networks.size() == 1);
+  CHECK(dev.networks[0].name == "dev--backend");
+  CHECK(dev.networks[0].aliases == std::vector<std::string>{"db"});
+  for (const Mount& m : dev.mounts) {
+    if (m.type == "volume") CHECK(m.source == "dev--data");
+    if (m.type == "bind") CHECK(m.source == "/srv/x");  // a host path is not reconcile's
+  }
+
+  CreateContext ctx{"hello", "sha256:abc", "rev1", "127.0.0.1", ""};
+  ctx.environment = "dev";
+  auto body = BuildCreateBody(dev, ctx, {{"API_KEY", "s3cret"}});
+  REQUIRE_MESSAGE(body.ok(), body.status().message());
+  CHECK((*body)["Labels"][kLabelEnvironment] == "dev");
+  CHECK((*body)["Labels"][kLabelAgent] == "hello");
+  CHECK((*body)["Hostname"] == "hello");
+  CHECK((*body)["HostConfig"]["NetworkMode"] == "dev--backend");
+  CHECK((*body)["NetworkingConfig"]["EndpointsConfig"]["dev--backend"]["Aliases"] ==
+        json::array({"hello", "db"}));
+  ctx.environment.clear();
+  auto plain_body = BuildCreateBody(plain, ctx, {{"API_KEY", "s3cret"}});
+  REQUIRE(plain_body.ok());
+  CHECK_FALSE((*plain_body)["Labels"].contains(kLabelEnvironment));
+
+  CHECK(BuildVolumeBody("dev--data", "hello", "dev")["Labels"][kLabelEnvironment] == "dev");
+  CHECK_FALSE(BuildVolumeBody("data", "hello")["Labels"].contains(kLabelEnvironment));
+  CHECK(BuildNetworkBody("dev--backend", "dev")["Labels"][kLabelEnvironment] == "dev");
+  CHECK(BuildNetworkBody("dev--backend", "dev")["Labels"][kLabelNetwork] == "dev--backend");
+  CHECK_FALSE(BuildNetworkBody("backend")["Labels"].contains(kLabelEnvironment));
+
+  json list = json::parse(R"([
+    {"Id": "p", "Names": ["/web"], "State": "running",
+     "Labels": {"reconcile.dev/managed-by": "reconcile", "reconcile.dev/agent": "web"}},
+    {"Id": "d", "Names": ["/dev--web"], "State": "running",
+     "Labels": {"reconcile.dev/managed-by": "reconcile", "reconcile.dev/agent": "web",
+                "reconcile.dev/environment": "dev"}},
+    {"Id": "s", "Names": ["/staging--web"], "State": "running",
+     "Labels": {"reconcile.dev/managed-by": "reconcile", "reconcile.dev/agent": "web",
+                "reconcile.dev/environment": "staging"}}
+  ])");
+  auto only = [&](const std::string& env) {
+    auto r = ParseContainerList(list, "127.0.0.1", env);
+    REQUIRE(r.ok());
+    REQUIRE(r->size() == 1);
+    CHECK((*r)[0].agent == "web");
+    return (*r)[0].id;
+  };
+  CHECK(only("") == "p");
+  CHECK(only("dev") == "d");
+  CHECK(only("staging") == "s");
+  CHECK(ParseContainerList(list, "127.0.0.1", "prod")->empty());
+  CHECK(ContainerName(ScopedName("dev", "web"), 1) == "dev--web-1");
+}
+
 }  // namespace
 }  // namespace reconcile::docker

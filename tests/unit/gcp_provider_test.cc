@@ -1035,5 +1035,83 @@ TEST_CASE("gcp provider: malformed answers give a clear error, never a crash") {
   fake.CheckNoProblems();
 }
 
+// Issue #11 item 2: a Target with an environment names its service
+// "<environment>--<agent>", labels and annotates it with the environment, and
+// observes and touches only its environment's services.
+TEST_CASE("gcp provider: environments are scoped, labelled and filtered") {
+  Fake fake;
+  Target staging_target = CloudRunTarget(fake.base());
+  staging_target.environment = "staging";
+  auto made = NewCloudRunProvider(staging_target, Options(fake.key_file()));
+  REQUIRE_MESSAGE(made.ok(), made.status().ToString());
+  std::unique_ptr<Provider> staging = std::move(*made);
+  auto plain = MakeProvider(fake, Options(fake.key_file()));
+
+  Agent agent = HelloAgent();
+  json spec = NormalizedSpec(agent, agent.image);
+  ApplyChangeRequest create = MakeRequest(MakeChange(Action::kCreate, spec));
+  create.target = staging_target;
+  ApplyChangeResponse r = staging->ApplyChange(create);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  REQUIRE(r.instances.size() == 1);
+  CHECK(r.instances[0].name == "staging--hello");
+  json svc = fake.Control(
+      "GET",
+      "state")["services"]["projects/demo-project/locations/europe-west1/services/staging--hello"];
+  CHECK(svc["labels"][kGcpLabelEnvironment] == "staging");
+  CHECK(svc["labels"][kGcpLabelAgent] == "hello");
+  CHECK(svc["annotations"][kLabelEnvironment] == "staging");
+
+  // The plain tree sees nothing of staging's, and the other way round.
+  ObserveResponse o = plain->Observe({CloudRunTarget(fake.base())});
+  REQUIRE(o.status.ok());
+  CHECK(o.instances.empty());
+  r = plain->ApplyChange(MakeRequest(MakeChange(Action::kCreate, spec)));
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  CHECK(r.instances.at(0).name == "hello");
+  o = staging->Observe({staging_target});
+  REQUIRE(o.status.ok());
+  REQUIRE(o.instances.size() == 1);
+  CHECK(o.instances[0].agent == "hello");
+  CHECK(o.instances[0].name == "staging--hello");
+  o = plain->Observe({CloudRunTarget(fake.base())});
+  REQUIRE(o.instances.size() == 1);
+  CHECK(o.instances[0].name == "hello");
+
+  // Deleting in staging leaves the plain tree's service.
+  ApplyChangeRequest del = MakeRequest(MakeChange(Action::kDelete, spec));
+  del.target = staging_target;
+  r = staging->ApplyChange(del);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  CHECK(staging->Observe({staging_target}).instances.empty());
+  CHECK(plain->Observe({CloudRunTarget(fake.base())}).instances.size() == 1);
+
+  // A service of staging's name without staging's annotation is foreign.
+  auto [st, op] =
+      fake.Send("POST", kParent + "/services?serviceId=staging--hello",
+                json{{"labels", {{kGcpLabelManagedBy, "reconcile"}, {kGcpLabelAgent, "hello"}}},
+                     {"annotations", {{kLabelManagedBy, "reconcile"}, {kLabelAgent, "hello"}}},
+                     {"template", {{"containers", json::array({{{"image", "nginx"}}})}}}});
+  REQUIRE(st == 200);
+  r = staging->ApplyChange(create);
+  CHECK(r.status.code() == Code::kConflict);
+  CHECK(Contains(r.status.message(), "another environment"));
+
+  // validate_agent counts the scoped name against Cloud Run's 49.
+  ProviderDefinition def = CloudRunProviderDefinition();
+  json target = {{"projectId", "demo-project"}, {"region", "europe-west1"}};
+  Agent longer = HelloAgent();
+  longer.name = std::string(40, 'a');
+  ValidateAgentRequest v{longer.name, "cr", target, NormalizedSpec(longer, longer.image),
+                         nullptr,     {}};
+  CHECK(def.validate_agent(v).diagnostics.empty());
+  v.environment = "staging-eu";  // "staging-eu--" + 40 = 52 > 49
+  auto diags = def.validate_agent(v).diagnostics;
+  REQUIRE(diags.size() == 1);
+  CHECK(diags[0].field == "metadata.name");
+  CHECK(Contains(diags[0].message, "staging-eu--aaaa"));
+  fake.CheckNoProblems();
+}
+
 }  // namespace
 }  // namespace reconcile::gcp

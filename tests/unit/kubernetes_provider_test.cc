@@ -283,7 +283,8 @@ TEST_CASE("kubernetes provider: validate_target, the good blocks and each bad fi
 TEST_CASE("kubernetes provider: validate_agent refuses what a Deployment cannot carry") {
   ProviderDefinition def = KubernetesProviderDefinition();
   auto check = [&](const Agent& a) {
-    return def.validate_agent({a.name, "k8s", json::object(), NormalizedSpec(a, a.image), nullptr, {}});
+    return def.validate_agent(
+        {a.name, "k8s", json::object(), NormalizedSpec(a, a.image), nullptr, {}});
   };
   CHECK(check(WebAgent()).diagnostics.empty());
   {
@@ -621,6 +622,95 @@ TEST_CASE("kubernetes provider: apply, observe, drift, heal and delete on a fake
   for (const std::string& w : created.warnings) everything += w;
   everything += created.status.ToString() + healed.status.ToString() + refused.status.ToString();
   CHECK(everything.find(kCanary) == std::string::npos);
+}
+
+// Issue #11 item 2: an environment's Deployment, Service and Secret are
+// "<environment>--<agent>", labelled reconcile.dev/environment; its selector
+// never matches the plain tree's pods (nor theirs it); each Target observes
+// and deletes only its own.
+TEST_CASE("kubernetes provider: environments in one namespace are scoped and filtered") {
+  auto fake = std::make_shared<FakeKube>();
+  KubernetesOptions options;
+  options.client = fake;
+  options.poll_interval = std::chrono::milliseconds(1);
+  Target staging_t = K8sTarget();
+  staging_t.environment = "staging";
+  auto staging = NewKubernetesProvider(staging_t, options);
+  auto plain = NewKubernetesProvider(K8sTarget(), options);
+  REQUIRE(staging.ok());
+  REQUIRE(plain.ok());
+  Agent a = WebAgent();
+  a.secret_env["API_TOKEN"] = {SecretRef::Source::kEnv, "TOKEN"};
+  json spec = NormalizedSpec(a, a.image);
+
+  ApplyChangeRequest create = MakeRequest(MakeChange(Action::kCreate, spec));
+  create.target = staging_t;
+  ApplyChangeResponse r = (*staging)->ApplyChange(create);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  REQUIRE(r.instances.size() == 1);
+  CHECK(r.instances[0].name == "staging--web");
+  CHECK(r.instances[0].endpoint == "staging--web.apps.svc:8080 (clusterIP 10.96.0.17)");
+  const std::string dep = "/apis/apps/v1/namespaces/apps/deployments/staging--web";
+  REQUIRE(fake->objects.count(dep));
+  REQUIRE(fake->objects.count("/api/v1/namespaces/apps/services/staging--web"));
+  REQUIRE(fake->objects.count("/api/v1/namespaces/apps/secrets/staging--web.secrets"));
+  const json& d = fake->objects[dep];
+  CHECK(d["metadata"]["labels"][kLabelEnvironment] == "staging");
+  CHECK(d["metadata"]["labels"][kLabelAgent] == "web");
+  CHECK(d["spec"]["template"]["metadata"]["labels"][kLabelEnvironment] == "staging");
+  CHECK(d["spec"]["template"]["spec"]["containers"][0]["name"] == "web");
+  json selector =
+      fake->objects["/api/v1/namespaces/apps/services/staging--web"]["spec"]["selector"];
+  CHECK(selector[kLabelEnvironment] == "staging");
+  CHECK(selector[kLabelAppName] == "staging--web");
+
+  CHECK((*plain)->Observe({K8sTarget()}).instances.empty());
+  r = (*plain)->ApplyChange(MakeRequest(MakeChange(Action::kCreate, spec)));
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  // The plain tree's Service selects none of staging's pods: their
+  // app.kubernetes.io/name differs.
+  json plain_selector = fake->objects["/api/v1/namespaces/apps/services/web"]["spec"]["selector"];
+  CHECK_FALSE(plain_selector.contains(kLabelEnvironment));
+  CHECK(plain_selector[kLabelAppName] == "web");
+  ObserveResponse seen = (*staging)->Observe({staging_t});
+  REQUIRE(seen.status.ok());
+  REQUIRE(seen.instances.size() == 1);
+  CHECK(seen.instances[0].agent == "web");
+  CHECK(seen.instances[0].name == "staging--web");
+  CHECK(seen.instances[0].spec_hash == SpecHash(spec));  // no drift from the scoped manifests
+  seen = (*plain)->Observe({K8sTarget()});
+  REQUIRE(seen.instances.size() == 1);
+  CHECK(seen.instances[0].name == "web");
+  CHECK(seen.instances[0].spec_hash == SpecHash(spec));
+
+  ApplyChangeRequest del = MakeRequest(MakeChange(Action::kDelete, spec));
+  del.target = staging_t;
+  r = (*staging)->ApplyChange(del);
+  REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+  CHECK(fake->objects.count(dep) == 0);
+  CHECK(fake->objects.count("/apis/apps/v1/namespaces/apps/deployments/web") == 1);
+  CHECK(fake->objects.count("/api/v1/namespaces/apps/secrets/web.secrets") == 1);
+  CHECK((*plain)->Observe({K8sTarget()}).instances.size() == 1);
+
+  // A Deployment of staging's name labelled for the plain tree: a conflict.
+  json stolen = fake->objects["/apis/apps/v1/namespaces/apps/deployments/web"];
+  stolen["metadata"]["name"] = "staging--web";
+  fake->objects[dep] = stolen;
+  r = (*staging)->ApplyChange(create);
+  CHECK(r.status.code() == Code::kConflict);
+  CHECK(r.status.message().find(std::string(kLabelEnvironment) + "=staging") != std::string::npos);
+
+  // validate_agent counts the scoped name against the 63 of DNS-1035.
+  ProviderDefinition def = KubernetesProviderDefinition();
+  Agent longer = WebAgent();
+  longer.name = std::string(56, 'a');
+  ValidateAgentRequest v{
+      longer.name, "k8s", K8sTarget().settings, NormalizedSpec(longer, longer.image), nullptr, {}};
+  CHECK(Errors(def.validate_agent(v).diagnostics).empty());
+  v.environment = "staging";  // "staging--" + 56 = 65
+  auto errors = Errors(def.validate_agent(v).diagnostics);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].field == "metadata.name");
 }
 
 TEST_CASE("kubernetes provider: a rollout that does not finish in time is unhealthy") {
