@@ -163,6 +163,13 @@ nlohmann::json BuildConnectBody(const std::string& container, const Network& net
 Result<std::vector<ObservedInstance>> ParseContainerList(const nlohmann::json& list,
                                                          const std::string& publish_address);
 
+// The digest of the image `reference` from its GET /images/{name}/json
+// answer: `reference` itself when it names a digest ("repo@sha256:..."), else
+// the RepoDigests entry of the reference's repository ("<repository>@sha256:
+// <hex>", set by a pull or a push), else the image id ("sha256:<hex>"); empty
+// when the answer holds none of these.
+std::string ImageDigestOf(const nlohmann::json& image_inspect, const std::string& reference);
+
 // "http://<address>:<port>" (IPv6 addresses bracketed).
 std::string EndpointUrl(const std::string& address, int port);
 
