@@ -823,7 +823,7 @@ class DockerProvider : public Provider {
       const bool any = std::any_of(instances->begin(), instances->end(),
                                    [this](const ObservedInstance& o) { return o.agent == agent_; });
       if (auto image = any && !spec_.image.empty() ? c_.InspectImage(spec_.image)
-                                                    : Result<json>(Status::NotFound("none"));
+                                                   : Result<json>(Status::NotFound("none"));
           image.ok()) {
         digest = ImageDigestOf(*image, spec_.image);
       }
