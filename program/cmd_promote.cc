@@ -77,9 +77,10 @@ Status GatherSource(Session& session, PromotionInput& in) {
   Result<History> history = session.store().LoadHistory();
   if (!history.ok()) return history.status().WithContext("environment " + in.from);
   if (!history->entries.empty()) in.last = history->entries.back();
-  if (Status s = r.Observe(Reconciler::ObserveScope::kTargets); !s.ok()) {
+  if (Status s = r.Observe(); !s.ok()) {
     return s.WithContext("environment " + in.from + ": observing what runs");
   }
+  in.plan_has_changes = r.MakePlan().HasChanges();
   in.state = r.recorded();
   in.drift = r.Drift();
   in.desired_revision = r.snapshot().revision;

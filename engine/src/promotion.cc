@@ -197,7 +197,7 @@ PromotionDecision DecidePromotion(const PromotionInput& in) {
     const bool by_digest = !in.state.content_digest.empty() && !in.desired_content_digest.empty();
     const bool at_desired = by_digest ? in.state.content_digest == in.desired_content_digest
                                       : in.state.revision == in.desired_revision;
-    if (!at_desired) {
+    if (!at_desired && in.plan_has_changes) {
       refuse(src + " is not at its desired revision: it runs " +
              (in.state.revision.empty() ? std::string("none in full") : in.state.revision) +
              ", its files are now at " +

@@ -230,7 +230,7 @@ api -X POST "http://d/v1.41/containers/$dev_id/start" >/dev/null
 sleep 1
 
 cp "$clone/envs/dev/web.yaml" "$work/web.yaml.bak"
-printf '  replicas: 1\n' >>"$clone/envs/dev/web.yaml"
+sed -i "s/GREETING: dev}/GREETING: dev-edited}/" "$clone/envs/dev/web.yaml"
 expect_exit 1 "promote refuses a source not at its desired revision" -- R promote --source "$clone" --from dev --to staging
 contains "it says so" "environment dev is not at its desired revision" "$out"
 equals "promoted.yaml unchanged" "$s0" "$(sum_file)"

@@ -81,6 +81,10 @@ struct PromotionInput {
   // The source tree as it is now: its revision and content digest.
   std::string desired_revision;
   std::string desired_content_digest;
+  // Whether a plan of the source's tree now has changes. A tree whose
+  // revision moved without changing anything that runs (a comment, a file
+  // of another environment) is at its desired revision all the same.
+  bool plan_has_changes = true;
   State state;  // the source's recorded state
   std::optional<HistoryEntry> last;
   std::vector<DriftItem> drift;

@@ -137,6 +137,12 @@ TEST_CASE("promotion refuses, one line per reason, and promotes nothing") {
       CHECK(d.file.empty());
     }
   }
+  SUBCASE("a moved revision whose plan has no changes is at its desired revision") {
+    PromotionInput in = Good();
+    in.desired_revision = "tree-333333333333";
+    in.plan_has_changes = false;
+    CHECK(DecidePromotion(in).refusals.empty());
+  }
   SUBCASE(
       "a content digest that matches wins over a moved revision (another environment's commit)") {
     PromotionInput in = Good();
