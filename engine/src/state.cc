@@ -172,7 +172,7 @@ Result<InstanceRecord> InstanceFromJson(const json& j, const std::string& path) 
   in.String("id", &r.id);
   in.String("name", &r.name);
   in.String("endpoint", &r.endpoint);
-  in.String("imageDigest", &r.image_digest);
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
   in.NoUnknown({"id", "name", "endpoint", "imageDigest"});
   if (!in.status().ok()) return in.status();
   return r;
@@ -216,7 +216,7 @@ Result<ResourceState> ResourceFromJson(const std::string& address, const json& j
   }
   in.String("health", &r.health);
   in.String("appliedAt", &r.applied_at);
-  in.String("imageDigest", &r.image_digest);
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
   in.NoUnknown({"name", "target", "provider", "specHash", "spec", "revision", "instances", "health",
                 "appliedAt", "imageDigest"});
   if (!in.status().ok()) return in.status();
@@ -236,7 +236,7 @@ Result<State> StateFromJsonUnchecked(const json& j) {
   }
   in.Int("serial", &state.serial);
   in.String("revision", &state.revision);
-  in.String("contentDigest", &state.content_digest);
+  if (j.contains("contentDigest")) in.String("contentDigest", &state.content_digest);
   if (version >= 2 && j.contains("pin") && !j["pin"].is_null()) {
     Pin pin;
     ObjectReader p(j["pin"], "pin");
@@ -293,7 +293,7 @@ Result<HistoryResource> HistoryResourceFromJson(const json& j, const std::string
   ObjectReader in(j, path);
   in.String("spec", &r.spec_hash);
   in.String("image", &r.image);
-  in.String("imageDigest", &r.image_digest);
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
   if (!in.status().ok()) return in.status();
   if (!IsSpecHash(r.spec_hash)) {
     return Status::Invalid(Field(path, "spec") +
