@@ -307,7 +307,8 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
                       {"health", health},
                       {"state", state},
                       {"endpoint", endpoint},
-                      {"appliedAt", rs.applied_at}});
+                      {"appliedAt", rs.applied_at},
+                      {"imageDigest", rs.image_digest}});
   }
   const std::optional<Pin>& pin = r.recorded().pin;
   if (as_json) {
@@ -346,6 +347,14 @@ int CmdStatus(const GlobalOptions& g, const ProviderRegistry& registry, bool as_
                 a["target"].get<std::string>().c_str(), a["revision"].get<std::string>().c_str(),
                 a["health"].get<std::string>().c_str(), a["state"].get<std::string>().c_str(),
                 a["endpoint"].get<std::string>().c_str());
+  }
+  bool digests = false;
+  for (const json& a : agents) {
+    const std::string digest = a["imageDigest"].get<std::string>();
+    if (digest.empty()) continue;
+    if (!digests) std::cout << "\nImages by digest (as applied):\n";
+    digests = true;
+    std::printf("  %-24s %s\n", a["name"].get<std::string>().c_str(), digest.c_str());
   }
   return kExitOk;
 }

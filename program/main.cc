@@ -10,6 +10,7 @@
 #include "builtin/builtin_providers.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
+#include "cmd_promote.h"
 #include "commands.h"
 #include "console.h"
 #include "exec/exec_provider.h"
@@ -144,6 +145,19 @@ int main(int argc, char** argv) {
   show->add_option("plan", show_file, "the saved plan file")->required();
   show->add_flag("--json", json, "the plan as JSON (as `plan --json` prints it)");
   auto* unlock = with_source(app.add_subcommand("unlock", "break a stale state lock"));
+  PromoteFlags promote_flags;
+  auto* promote = with_source(app.add_subcommand(
+      "promote", "write the image digests one environment runs into another's overlay"));
+  promote->add_option("--from", promote_flags.from, "the environment that runs them (its name)")
+      ->required();
+  promote->add_option("--to", promote_flags.to, "the environment to promote to (its name)")
+      ->required();
+  promote->add_option("--agent", promote_flags.agents,
+                      "promote only this agent (repeatable; default: every agent)");
+  promote->add_flag("--commit", promote_flags.commit,
+                    "commit promoted.yaml on the checkout's current branch");
+  promote->add_flag("--push", promote_flags.push,
+                    "--commit, then push the branch with the --git-* credentials");
   ControllerFlags cf;
   auto* controller = app.add_subcommand(
       "controller", "run the GitOps controller: follow a branch, take webhooks, heal drift");
@@ -282,5 +296,6 @@ int main(int argc, char** argv) {
   if (*status) return CmdStatus(g, registry, json);
   if (*history) return CmdHistory(g, json);
   if (*unlock) return CmdUnlock(g);
+  if (*promote) return CmdPromote(g, registry, promote_flags);
   return 1;
 }

@@ -292,7 +292,9 @@ json ToJson(const ApplyChangeRequest& request, bool include_secrets) {
 json ToJson(const ApplyChangeResponse& r) {
   json instances = json::array();
   for (const InstanceRecord& i : r.instances) {
-    instances.push_back({{"id", i.id}, {"name", i.name}, {"endpoint", i.endpoint}});
+    json record = {{"id", i.id}, {"name", i.name}, {"endpoint", i.endpoint}};
+    if (!i.image_digest.empty()) record["imageDigest"] = i.image_digest;
+    instances.push_back(std::move(record));
   }
   json j = {{"status", ToJson(r.status)}, {"instances", instances}, {"health", r.health}};
   if (!r.warnings.empty()) j["warnings"] = r.warnings;
@@ -314,6 +316,7 @@ Result<ApplyChangeResponse> ApplyChangeResponseFromJson(const json& j) {
     RETURN_IF_ERROR(Field(instances[k], "id", ip, i.id));
     RETURN_IF_ERROR(Field(instances[k], "name", ip, i.name));
     RETURN_IF_ERROR(Field(instances[k], "endpoint", ip, i.endpoint));
+    RETURN_IF_ERROR(Field(instances[k], "imageDigest", ip, i.image_digest, /*optional=*/true));
     r.instances.push_back(std::move(i));
   }
   RETURN_IF_ERROR(WarningsFromJson(j, p, r.warnings));

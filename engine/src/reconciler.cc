@@ -140,6 +140,19 @@ Status Reconciler::BuildPinned(const History& history, size_t index) {
     for (const std::string& dep : r.depends_on) {
       agent->depends_on.push_back(dep.starts_with("agent.") ? dep.substr(6) : dep);
     }
+    // The image by the digest it ran with, so that a tag moved since then
+    // does not change what comes back; an agent still running that spec and
+    // digest keeps its spec (and hash) as recorded and is left alone.
+    if (r.image_digest.find("@sha256:") != std::string::npos && agent->image != r.image_digest) {
+      auto running = recorded_->resources.find(address);
+      const bool unchanged = running != recorded_->resources.end() &&
+                             running->second.spec_hash == r.spec_hash &&
+                             running->second.image_digest == r.image_digest;
+      if (!unchanged) {
+        agent->image = r.image_digest;
+        agent->build.reset();
+      }
+    }
     if (const Agent* now = tree.FindAgent(name)) {
       agent->suspend = now->suspend;
       agent->drift = now->drift;
@@ -460,6 +473,23 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
 // of date (e.g. a lost state folder): the labels prove we own them. Returns
 // the recorded state with those entries refreshed, or nothing when every
 // entry is current (no copy of a large state then).
+namespace {
+
+// The digest an agent runs (ResourceState::image_digest): its instances' (a
+// provider that tells), else its spec's image when that names a digest.
+std::string RunningDigest(const ResourceState& rs) {
+  for (const InstanceRecord& i : rs.instances) {
+    if (!i.image_digest.empty()) return i.image_digest;
+  }
+  if (nlohmann::json spec = rs.spec.Get(); spec.is_object()) {
+    std::string image = spec.value("image", "");
+    if (image.find("@sha256:") != std::string::npos) return image;
+  }
+  return "";
+}
+
+}  // namespace
+
 std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
   std::map<std::pair<std::string, std::string>, std::vector<InstanceRecord>> running;
   for (const auto& [target, response] : observed_) {
@@ -474,8 +504,16 @@ std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
     if (c.action != Action::kNoOp || c.prior.empty()) continue;
     if (!observed_.count(c.target)) continue;
     auto it = running.find({c.target, c.name});
-    const std::vector<InstanceRecord>& instances = it == running.end() ? kNone : it->second;
+    std::vector<InstanceRecord> instances = it == running.end() ? kNone : it->second;
     auto current = recorded_->resources.find(c.address);
+    if (current != recorded_->resources.end()) {
+      // Observation does not tell digests: keep those recorded for the same containers.
+      for (InstanceRecord& i : instances) {
+        for (const InstanceRecord& was : current->second.instances) {
+          if (was.id == i.id) i.image_digest = was.image_digest;
+        }
+      }
+    }
     if (current != recorded_->resources.end() && current->second.spec_hash == c.desired_hash &&
         current->second.instances == instances) {
       continue;
@@ -488,7 +526,8 @@ std::optional<State> Reconciler::RefreshUnchanged(const Plan& plan) const {
       rs.revision = plan.revision;
     }
     RecordChange(c, rs);
-    rs.instances = instances;
+    rs.instances = std::move(instances);
+    rs.image_digest = RunningDigest(rs);
   }
   return state;
 }
@@ -536,6 +575,14 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     for (const auto& [name, provider] : providers_) provider->Stop();
   });
   ApplyResult result = Apply(plan, std::move(state), ctx, options);
+  for (auto& [address, rs] : result.state.resources) {
+    if (std::string digest = RunningDigest(rs); !digest.empty() || !rs.instances.empty()) {
+      rs.image_digest = std::move(digest);
+    }
+  }
+  if (result.failed == 0 && result.skipped == 0) {
+    result.state.content_digest = pinned_ ? "" : snapshot_.content_digest;
+  }
   out.succeeded = result.succeeded;
   out.failed = result.failed;
   out.skipped = result.skipped;
@@ -556,6 +603,7 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     HistoryResource& r = resources[address];
     r.spec_hash = rs.spec_hash;
     if (nlohmann::json spec = rs.spec.Get(); spec.is_object()) r.image = spec.value("image", "");
+    r.image_digest = rs.image_digest;
     if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
   }
   Result<int> serial = Record(std::move(result.state));

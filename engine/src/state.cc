@@ -161,7 +161,9 @@ class ObjectReader {
 };
 
 json ToJson(const InstanceRecord& r) {
-  return json{{"id", r.id}, {"name", r.name}, {"endpoint", r.endpoint}};
+  json j{{"id", r.id}, {"name", r.name}, {"endpoint", r.endpoint}};
+  if (!r.image_digest.empty()) j["imageDigest"] = r.image_digest;
+  return j;
 }
 
 Result<InstanceRecord> InstanceFromJson(const json& j, const std::string& path) {
@@ -170,7 +172,8 @@ Result<InstanceRecord> InstanceFromJson(const json& j, const std::string& path) 
   in.String("id", &r.id);
   in.String("name", &r.name);
   in.String("endpoint", &r.endpoint);
-  in.NoUnknown({"id", "name", "endpoint"});
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
+  in.NoUnknown({"id", "name", "endpoint", "imageDigest"});
   if (!in.status().ok()) return in.status();
   return r;
 }
@@ -178,15 +181,17 @@ Result<InstanceRecord> InstanceFromJson(const json& j, const std::string& path) 
 json ToJson(const ResourceState& r) {
   json instances = json::array();
   for (const auto& i : r.instances) instances.push_back(ToJson(i));
-  return json{{"name", r.name},
-              {"target", r.target},
-              {"provider", r.provider},
-              {"specHash", r.spec_hash},
-              {"spec", r.spec.Get()},
-              {"revision", r.revision},
-              {"instances", std::move(instances)},
-              {"health", r.health},
-              {"appliedAt", r.applied_at}};
+  json j{{"name", r.name},
+         {"target", r.target},
+         {"provider", r.provider},
+         {"specHash", r.spec_hash},
+         {"spec", r.spec.Get()},
+         {"revision", r.revision},
+         {"instances", std::move(instances)},
+         {"health", r.health},
+         {"appliedAt", r.applied_at}};
+  if (!r.image_digest.empty()) j["imageDigest"] = r.image_digest;
+  return j;
 }
 
 Result<ResourceState> ResourceFromJson(const std::string& address, const json& j,
@@ -211,8 +216,9 @@ Result<ResourceState> ResourceFromJson(const std::string& address, const json& j
   }
   in.String("health", &r.health);
   in.String("appliedAt", &r.applied_at);
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
   in.NoUnknown({"name", "target", "provider", "specHash", "spec", "revision", "instances", "health",
-                "appliedAt"});
+                "appliedAt", "imageDigest"});
   if (!in.status().ok()) return in.status();
   return r;
 }
@@ -230,6 +236,7 @@ Result<State> StateFromJsonUnchecked(const json& j) {
   }
   in.Int("serial", &state.serial);
   in.String("revision", &state.revision);
+  if (j.contains("contentDigest")) in.String("contentDigest", &state.content_digest);
   if (version >= 2 && j.contains("pin") && !j["pin"].is_null()) {
     Pin pin;
     ObjectReader p(j["pin"], "pin");
@@ -251,9 +258,9 @@ Result<State> StateFromJsonUnchecked(const json& j) {
     }
   }
   if (version >= 2) {
-    in.NoUnknown({"version", "serial", "revision", "resources", "pin"});
+    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources", "pin"});
   } else {
-    in.NoUnknown({"version", "serial", "revision", "resources"});
+    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources"});
   }
   if (!in.status().ok()) return in.status();
   return state;
@@ -263,6 +270,7 @@ json ToJson(const HistoryResource& r) {
   json j{{"spec", r.spec_hash}, {"image", r.image}};
   if (!r.depends_on.empty()) j["dependsOn"] = r.depends_on;
   if (!r.pack.empty()) j["pack"] = r.pack;
+  if (!r.image_digest.empty()) j["imageDigest"] = r.image_digest;
   return j;
 }
 
@@ -285,6 +293,7 @@ Result<HistoryResource> HistoryResourceFromJson(const json& j, const std::string
   ObjectReader in(j, path);
   in.String("spec", &r.spec_hash);
   in.String("image", &r.image);
+  if (j.contains("imageDigest")) in.String("imageDigest", &r.image_digest);
   if (!in.status().ok()) return in.status();
   if (!IsSpecHash(r.spec_hash)) {
     return Status::Invalid(Field(path, "spec") +
@@ -305,7 +314,7 @@ Result<HistoryResource> HistoryResourceFromJson(const json& j, const std::string
     }
     r.pack = it->get<std::string>();
   }
-  in.NoUnknown({"spec", "image", "dependsOn", "pack"});
+  in.NoUnknown({"spec", "image", "dependsOn", "pack", "imageDigest"});
   if (!in.status().ok()) return in.status();
   return r;
 }
@@ -432,6 +441,7 @@ json ToJson(const State& state) {
          {"serial", state.serial},
          {"revision", state.revision},
          {"resources", std::move(resources)}};
+  if (!state.content_digest.empty()) j["contentDigest"] = state.content_digest;
   if (state.pin) {
     j["pin"] = {{"revision", state.pin->revision},
                 {"serial", state.pin->serial},

@@ -735,6 +735,31 @@ json BuildConnectBody(const std::string& container, const Network& network,
   return {{"Container", container}, {"EndpointConfig", {{"Aliases", aliases}}}};
 }
 
+std::string ImageDigestOf(const json& image_inspect, const std::string& reference) {
+  const std::size_t at = reference.find("@sha256:");
+  if (at != std::string::npos) return reference;
+  // The repository: the reference without a tag (a ':' after the last '/').
+  std::string repository = reference;
+  const std::size_t slash = reference.rfind('/');
+  const std::size_t colon = reference.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    repository = reference.substr(0, colon);
+  }
+  if (!image_inspect.is_object()) return "";
+  if (auto it = image_inspect.find("RepoDigests"); it != image_inspect.end() && it->is_array()) {
+    for (const json& d : *it) {
+      if (!d.is_string()) continue;
+      const std::string digest = d.get<std::string>();
+      if (digest.starts_with(repository + "@sha256:")) return digest;
+    }
+  }
+  if (auto it = image_inspect.find("Id"); it != image_inspect.end() && it->is_string()) {
+    const std::string id = it->get<std::string>();
+    if (id.starts_with("sha256:")) return id;
+  }
+  return "";
+}
+
 Result<std::vector<ObservedInstance>> ParseContainerList(const json& list,
                                                          const std::string& publish_address,
                                                          const std::string& environment) {

@@ -179,6 +179,13 @@ Result<std::vector<ObservedInstance>> ParseContainerList(const nlohmann::json& l
                                                          const std::string& publish_address,
                                                          const std::string& environment = "");
 
+// The digest of the image `reference` from its GET /images/{name}/json
+// answer: `reference` itself when it names a digest ("repo@sha256:..."), else
+// the RepoDigests entry of the reference's repository ("<repository>@sha256:
+// <hex>", set by a pull or a push), else the image id ("sha256:<hex>"); empty
+// when the answer holds none of these.
+std::string ImageDigestOf(const nlohmann::json& image_inspect, const std::string& reference);
+
 // "http://<address>:<port>" (IPv6 addresses bracketed).
 std::string EndpointUrl(const std::string& address, int port);
 

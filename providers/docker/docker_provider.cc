@@ -856,9 +856,19 @@ class DockerProvider : public Provider {
       if (!list.ok()) return;
       auto instances = ParseContainerList(*list, p_.access_host_, env_);
       if (!instances.ok()) return;
+      // What runs, by digest (InstanceRecord::image_digest): the image the
+      // containers were made from, as the engine holds it now.
+      std::string digest;
+      const bool any = std::any_of(instances->begin(), instances->end(),
+                                   [this](const ObservedInstance& o) { return o.agent == agent_; });
+      if (auto image = any && !spec_.image.empty() ? c_.InspectImage(spec_.image)
+                                                   : Result<json>(Status::NotFound("none"));
+          image.ok()) {
+        digest = ImageDigestOf(*image, spec_.image);
+      }
       for (const ObservedInstance& o : *instances) {
         if (o.agent != agent_) continue;
-        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint, {}});
+        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint, digest});
       }
     }
 

@@ -95,11 +95,18 @@ class FakeProvider final : public Provider {
     i.state = "running";
     i.running = true;
     i.endpoint = "http://127.0.0.1:" + std::to_string(40000 + next_id_);
+    if (req.change.desired->is_object()) i.image = req.change.desired->value("image", "");
     instances_[name] = i;
-    r.instances.push_back({i.id, i.name, i.endpoint, {}});
+    std::string digest;
+    if (auto d = digests.find(i.image); d != digests.end()) digest = d->second;
+    r.instances.push_back({i.id, i.name, i.endpoint, digest});
     r.health = "healthy";
     return r;
   }
+
+  // Image reference -> the digest ApplyChange reports for it
+  // (InstanceRecord::image_digest); set before applying.
+  std::map<std::string, std::string> digests;
 
   // Removes an instance behind the engine's back (drift).
   void Remove(const std::string& name) {

@@ -11,6 +11,27 @@ namespace {
 
 using nlohmann::json;
 
+TEST_CASE("docker: ImageDigestOf: the repository's RepoDigest, else the image id") {
+  const std::string hex(64, 'f');
+  const json inspect = {{"Id", "sha256:" + std::string(64, '0')},
+                        {"RepoDigests",
+                         {"docker.io/library/other@sha256:" + std::string(64, '1'),
+                          "localhost:5000/web@sha256:" + hex}}};
+  CHECK(ImageDigestOf(inspect, "localhost:5000/web:abc123") == "localhost:5000/web@sha256:" + hex);
+  CHECK(ImageDigestOf(inspect, "localhost:5000/web") == "localhost:5000/web@sha256:" + hex);
+  // Given by digest: that digest.
+  CHECK(ImageDigestOf(inspect, "localhost:5000/web@sha256:" + std::string(64, '2')) ==
+        "localhost:5000/web@sha256:" + std::string(64, '2'));
+  // Never pushed nor pulled (a local build): the image id.
+  CHECK(ImageDigestOf(inspect, "localhost:5000/api:1") == "sha256:" + std::string(64, '0'));
+  CHECK(ImageDigestOf(json{{"RepoDigests", json::array()}}, "x:1").empty());
+  CHECK(ImageDigestOf(json(), "x:1").empty());
+  // A repository that is a prefix of another's is not it.
+  CHECK(ImageDigestOf(json{{"RepoDigests", {"localhost:5000/web2@sha256:" + hex}}},
+                      "localhost:5000/web:1")
+            .empty());
+}
+
 TEST_CASE("docker: ParseMemoryBytes") {
   struct Row {
     const char* in;

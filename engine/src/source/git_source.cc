@@ -31,6 +31,7 @@
 #include <git2.h>
 #include <openssl/evp.h>
 
+#include "reconcile/git_commit.h"
 #include "reconcile/loader.h"
 #include "source/git_url.h"
 #include "source/known_hosts.h"
@@ -976,6 +977,189 @@ Result<std::unique_ptr<Source>> NewGitSource(const SourceOptions& options) {
     return Status::Invalid(url->redacted + ": a Git source needs a cache folder (cache_dir)");
   }
   return std::unique_ptr<Source>(std::make_unique<GitSource>(options, std::move(*url)));
+}
+
+namespace {
+
+using IndexPtr = std::unique_ptr<git_index, GitFree<git_index, git_index_free>>;
+using SignaturePtr = std::unique_ptr<git_signature, GitFree<git_signature, git_signature_free>>;
+using ConfigPtr = std::unique_ptr<git_config, GitFree<git_config, git_config_free>>;
+using BufPtr = std::unique_ptr<git_buf, GitFree<git_buf, git_buf_dispose>>;
+
+Status GitFailure(const std::string& what) {
+  const git_error* e = git_error_last();
+  return Status::Failed(what + ": " + (e && e->message ? e->message : "libgit2 error"));
+}
+
+Result<RepoPtr> OpenWorkTree(const fs::path& inside) {
+  InitLibgit2();
+  std::error_code ec;
+  fs::path start = fs::absolute(inside, ec);
+  git_repository* raw = nullptr;
+  if (git_repository_open_ext(&raw, start.c_str(), 0, nullptr) != 0) {
+    return Status::Invalid(inside.string() + " is not inside a Git working tree");
+  }
+  RepoPtr repo(raw);
+  if (git_repository_is_bare(repo.get())) {
+    return Status::Invalid(inside.string() + " is in a bare repository (no working tree)");
+  }
+  return repo;
+}
+
+// The current branch: its reference name ("refs/heads/main").
+Result<std::string> CurrentBranch(git_repository* repo) {
+  git_reference* raw = nullptr;
+  if (git_repository_head_detached(repo) == 1) {
+    return Status::Invalid("HEAD is detached: check out a branch to commit on");
+  }
+  int rc = git_repository_head(&raw, repo);
+  if (rc == GIT_EUNBORNBRANCH || rc == GIT_ENOTFOUND) {
+    return Status::Invalid("the repository has no commit yet on its current branch");
+  }
+  if (rc != 0) return GitFailure("reading HEAD");
+  RefPtr head(raw);
+  return std::string(git_reference_name(head.get()));
+}
+
+}  // namespace
+
+Result<GitCommitResult> CommitFiles(const fs::path& inside, const std::vector<fs::path>& files,
+                                    const std::string& message) {
+  Result<RepoPtr> opened = OpenWorkTree(inside);
+  if (!opened.ok()) return opened.status();
+  git_repository* repo = opened->get();
+  Result<std::string> branch = CurrentBranch(repo);
+  if (!branch.ok()) return branch.status();
+  const fs::path workdir = fs::path(git_repository_workdir(repo)).lexically_normal();
+
+  git_oid head_id;
+  if (git_reference_name_to_id(&head_id, repo, "HEAD") != 0) return GitFailure("reading HEAD");
+  git_commit* raw_commit = nullptr;
+  if (git_commit_lookup(&raw_commit, repo, &head_id) != 0) return GitFailure("reading HEAD");
+  CommitPtr parent(raw_commit);
+  git_tree* raw_tree = nullptr;
+  if (git_commit_tree(&raw_tree, parent.get()) != 0) return GitFailure("reading HEAD's tree");
+  TreePtr parent_tree(raw_tree);
+
+  // A private index holding HEAD's tree: the user's index is left as it is,
+  // then updated for these files only.
+  git_index* raw_index = nullptr;
+  if (git_index_new(&raw_index) != 0) return GitFailure("making an index");
+  IndexPtr index(raw_index);
+  if (git_index_read_tree(index.get(), parent_tree.get()) != 0) return GitFailure("reading HEAD");
+  std::vector<std::string> rels;
+  for (const fs::path& f : files) {
+    std::error_code ec;
+    const fs::path abs = fs::weakly_canonical(fs::absolute(f, ec), ec);
+    const fs::path rel = abs.lexically_relative(fs::weakly_canonical(workdir, ec));
+    if (rel.empty() || *rel.begin() == "..") {
+      return Status::Invalid(f.string() + " is outside the working tree " + workdir.string());
+    }
+    auto content = ReadSmallFile(abs);
+    if (!content) return Status::Invalid("cannot read " + f.string());
+    git_oid blob;
+    if (git_blob_create_from_buffer(&blob, repo, content->data(), content->size()) != 0) {
+      return GitFailure("storing " + rel.string());
+    }
+    git_index_entry entry{};
+    entry.mode = GIT_FILEMODE_BLOB;
+    entry.id = blob;
+    const std::string path = rel.generic_string();
+    entry.path = path.c_str();
+    if (git_index_add(index.get(), &entry) != 0) return GitFailure("adding " + path);
+    rels.push_back(path);
+  }
+  git_oid tree_id;
+  if (git_index_write_tree_to(&tree_id, index.get(), repo) != 0) return GitFailure("writing tree");
+  if (git_tree_lookup(&raw_tree, repo, &tree_id) != 0) return GitFailure("reading the new tree");
+  TreePtr tree(raw_tree);
+
+  git_signature* raw_sig = nullptr;
+  if (git_signature_default(&raw_sig, repo) != 0) {
+    if (git_signature_now(&raw_sig, "reconcile", "reconcile@localhost") != 0) {
+      return GitFailure("making the author");
+    }
+  }
+  SignaturePtr sig(raw_sig);
+  git_oid commit_id;
+  const git_commit* parents[] = {parent.get()};
+  if (git_commit_create(&commit_id, repo, "HEAD", sig.get(), sig.get(), nullptr, message.c_str(),
+                        tree.get(), 1, parents) != 0) {
+    return GitFailure("committing");
+  }
+  // The user's index follows for these files, so `git status` stays clean.
+  if (git_index* raw_repo_index = nullptr; git_repository_index(&raw_repo_index, repo) == 0) {
+    IndexPtr repo_index(raw_repo_index);
+    if (git_index_read(repo_index.get(), 0) == 0) {
+      for (const std::string& rel : rels) git_index_add_bypath(repo_index.get(), rel.c_str());
+      git_index_write(repo_index.get());
+    }
+  }
+  GitCommitResult out;
+  out.commit = OidHex(&commit_id);
+  out.branch = branch->substr(std::string("refs/heads/").size());
+  return out;
+}
+
+Result<std::string> PushBranch(const fs::path& inside, const GitAuth& auth, std::stop_token stop) {
+  Result<RepoPtr> opened = OpenWorkTree(inside);
+  if (!opened.ok()) return opened.status();
+  git_repository* repo = opened->get();
+  Result<std::string> branch = CurrentBranch(repo);
+  if (!branch.ok()) return branch.status();
+  const std::string short_name = branch->substr(std::string("refs/heads/").size());
+  std::string remote_name = "origin";
+  std::string remote_ref = *branch;
+  git_config* raw_config = nullptr;
+  if (git_repository_config_snapshot(&raw_config, repo) == 0) {
+    ConfigPtr config(raw_config);
+    const char* value = nullptr;
+    if (git_config_get_string(&value, config.get(), ("branch." + short_name + ".remote").c_str()) ==
+            0 &&
+        value != nullptr && std::string(value) != ".") {
+      remote_name = value;
+    }
+    if (git_config_get_string(&value, config.get(), ("branch." + short_name + ".merge").c_str()) ==
+            0 &&
+        value != nullptr) {
+      remote_ref = value;
+    }
+  }
+  git_remote* raw_remote = nullptr;
+  if (git_remote_lookup(&raw_remote, repo, remote_name.c_str()) != 0) {
+    return Status::Invalid("no remote '" + remote_name + "' to push branch " + short_name +
+                           " to (set its upstream or add origin)");
+  }
+  RemotePtr remote(raw_remote);
+  const char* location = git_remote_pushurl(remote.get());
+  if (location == nullptr) location = git_remote_url(remote.get());
+  if (location == nullptr) return Status::Invalid("remote '" + remote_name + "' has no URL");
+  Result<GitUrl> url = ParseGitUrl(location);
+  if (!url.ok()) return url.status();
+  if (url->scheme == "http" && !IsLoopbackHost(url->host)) {
+    return Status::Invalid(url->redacted +
+                           ": plain http:// is only allowed to loopback hosts; use https://");
+  }
+  Callbacks cb(&*url, &auth, stop);
+  git_push_options push;
+  git_push_options_init(&push, GIT_PUSH_OPTIONS_VERSION);
+  push.callbacks = MakeCallbacks(cb);
+  push.proxy_opts = MakeProxy(*url);
+  push.callbacks.push_update_reference = [](const char* ref, const char* why, void* payload) {
+    if (why != nullptr) {
+      auto& cbs = *static_cast<Callbacks*>(payload);
+      cbs.failure = Status::Invalid(std::string("the remote refused ") + ref + ": " + why);
+    }
+    return 0;
+  };
+  std::string spec = *branch + ":" + remote_ref;
+  char* specs[] = {spec.data()};
+  git_strarray refspecs{specs, 1};
+  if (int rc = git_remote_push(remote.get(), &refspecs, &push); rc != 0) {
+    return RemoteError(rc, cb, "push to " + url->redacted);
+  }
+  if (cb.failure) return *cb.failure;
+  return url->redacted;
 }
 
 }  // namespace reconcile

@@ -134,6 +134,57 @@ TEST_CASE("rollback re-applies an earlier revision, and the pin holds until the 
   }
 }
 
+TEST_CASE("digests are recorded at apply, kept in history, and a rollback deploys its digest") {
+  World w;
+  const std::string d1 = "localhost:5000/a@sha256:" + std::string(64, '1');
+  const std::string d2 = "localhost:5000/a@sha256:" + std::string(64, '2');
+  Agent a1 = MakeAgent("a", "one");
+  a1.image = "localhost:5000/a:stable";
+  w.provider.digests[a1.image] = d1;
+  w.source.Set("c1", MakeDesired({a1}));
+  REQUIRE(w.Run(PassRequest::Kind::kApply, "c1").status.ok());
+  CHECK(w.store->Load()->resources.at("agent.a").image_digest == d1);
+  CHECK(w.store->Load()->resources.at("agent.a").instances.at(0).image_digest == d1);
+
+  // The tag moves, and c2 changes the agent.
+  w.provider.digests[a1.image] = d2;
+  Agent a2 = MakeAgent("a", "two");
+  a2.image = a1.image;
+  w.source.Set("c2", MakeDesired({a2}));
+  REQUIRE(w.Run(PassRequest::Kind::kApply, "c2").status.ok());
+  CHECK(w.store->Load()->resources.at("agent.a").image_digest == d2);
+  auto history = w.store->LoadHistory();
+  REQUIRE(history.ok());
+  REQUIRE(history->entries.size() == 2);
+  CHECK(ResourcesAt(*history, 0).at("agent.a").image_digest == d1);
+  CHECK(ResourcesAt(*history, 1).at("agent.a").image_digest == d2);
+
+  Plan plan;
+  Status s = w.Rollback("c1", &plan);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  CHECK(ActionOf(plan, "agent.a") == "replace");
+  // What comes back is c1's spec with the image by its digest: not the tag,
+  // which names d2 now. Its spec hash is that spec's, not c1's.
+  Agent back = a1;
+  back.image = d1;
+  CHECK(w.RunningHash("a") == HashOf(back));
+  CHECK(w.RunningHash("a") != HashOf(a1));
+  auto state = w.store->Load();
+  REQUIRE(state.ok());
+  CHECK(state->resources.at("agent.a").image_digest == d1);
+  CHECK(state->resources.at("agent.a").spec.Get()["image"] == d1);
+  // Steady while pinned: the pinned spec is what runs.
+  const size_t calls = w.provider.calls().size();
+  PassReport again = w.Run(PassRequest::Kind::kApply, "c2");
+  REQUIRE_MESSAGE(again.status.ok(), again.status.message());
+  CHECK(again.changes == 0);
+  CHECK(w.provider.calls().size() == calls);
+  // The digests survive the state's JSON form.
+  auto round = StateFromJson(ToJson(*state));
+  REQUIRE(round.ok());
+  CHECK(*round == *state);
+}
+
 TEST_CASE("a rollback to an unknown or failed revision is refused and changes nothing") {
   World w;
   w.source.Set("c1", MakeDesired({MakeAgent("a", "one")}));
