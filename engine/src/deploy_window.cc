@@ -7,6 +7,7 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 namespace reconcile {
@@ -451,6 +452,20 @@ std::optional<WindowError> ValidateWindow(const DeployWindow& window) {
   return std::nullopt;
 }
 
+void ValidateWindows(const DesiredState& state, Diagnostics& diagnostics) {
+  auto check = [&diagnostics](const std::vector<DeployWindow>& windows, const std::string& what) {
+    for (size_t i = 0; i < windows.size(); ++i) {
+      auto e = ValidateWindow(windows[i]);
+      if (!e) continue;
+      const SourceLocation& at = windows[i].location;
+      diagnostics.Error(at.file, at.line, at.column,
+                        "spec.windows[" + std::to_string(i) + "]." + e->field, e->message + what);
+    }
+  };
+  if (state.environment) check(state.environment->windows, "");
+  for (const Agent& a : state.agents) check(a.windows, " (Agent '" + a.name + "')");
+}
+
 std::string FormatWindowDuration(std::int64_t ms) {
   if (ms <= 0) return "0s";
   std::string out;
@@ -547,6 +562,65 @@ WindowVerdict EvaluateWindowGroups(const std::vector<const std::vector<DeployWin
     if (g != nullptr) compiled.push_back(Compile(*g));
   }
   return Evaluate(compiled, now);
+}
+
+PlanGate GatePlan(const Plan& plan, const DesiredState& desired, WindowTime now) {
+  static const std::vector<DeployWindow> kNone;
+  const std::vector<DeployWindow>& env = desired.environment ? desired.environment->windows : kNone;
+  PlanGate gate;
+  gate.allowed = plan;
+  gate.allowed.changes.clear();
+  gate.environment = EvaluateWindows(env, now);
+  for (const DeployWindow& w : env) gate.windows.push_back(DescribeWindow(w));
+  if (!gate.environment.allowed) {
+    gate.blocked = true;
+    gate.reason = gate.environment.reason;
+    gate.next = gate.environment.next;
+    gate.next_text = gate.environment.NextText();
+  }
+  std::map<std::string, WindowVerdict> by_agent;
+  for (const Change& c : plan.changes) {
+    if (c.action == Action::kNoOp) {
+      gate.allowed.changes.push_back(c);
+      continue;
+    }
+    auto it = by_agent.find(c.name);
+    if (it == by_agent.end()) {
+      const Agent* a = desired.FindAgent(c.name);
+      WindowVerdict v = a == nullptr || a->windows.empty()
+                            ? gate.environment
+                            : EvaluateWindowGroups({&env, &a->windows}, now);
+      if (a != nullptr) {
+        for (const DeployWindow& w : a->windows) {
+          gate.windows.push_back(DescribeWindow(w) + " of agent '" + a->name + "'");
+        }
+      }
+      it = by_agent.emplace(c.name, std::move(v)).first;
+    }
+    const WindowVerdict& v = it->second;
+    if (v.allowed) {
+      gate.allowed.changes.push_back(c);
+      continue;
+    }
+    gate.held.push_back(c);
+    if (gate.held_agents.empty() || gate.held_agents.back() != c.name) {
+      gate.held_agents.push_back(c.name);
+    }
+    if (!gate.blocked) {
+      gate.blocked = true;
+      gate.reason =
+          v.reason + (v.reason == gate.environment.reason ? "" : " (agent '" + c.name + "')");
+      gate.next = v.next;
+      gate.next_text = v.NextText();
+    } else if (gate.environment.allowed && v.next && (!gate.next || *v.next < *gate.next)) {
+      gate.next = v.next;
+      gate.next_text = v.NextText();
+    }
+  }
+  std::sort(gate.held_agents.begin(), gate.held_agents.end());
+  gate.held_agents.erase(std::unique(gate.held_agents.begin(), gate.held_agents.end()),
+                         gate.held_agents.end());
+  return gate;
 }
 
 }  // namespace reconcile

@@ -34,7 +34,9 @@
 #include <string_view>
 #include <vector>
 
+#include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
+#include "reconcile/plan.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -66,6 +68,11 @@ struct WindowError {
 // Checks one window: the cron parses and fires at least once (within 10
 // years), the zone is in the tz database, the duration is > 0.
 std::optional<WindowError> ValidateWindow(const DeployWindow& window);
+
+// ValidateWindow for the Environment's windows and every Agent's: an error
+// at the window's map (DeployWindow::location) naming the field
+// ("spec.windows[0].schedule: field 'hour': 25 is out of range 0-23").
+void ValidateWindows(const DesiredState& state, Diagnostics& diagnostics);
 
 // `deny "* * * * *" for 1h (UTC)`.
 std::string DescribeWindow(const DeployWindow& window);
@@ -111,5 +118,24 @@ WindowVerdict EvaluateWindows(const std::vector<DeployWindow>& windows, WindowTi
 // Every group must allow (Environment windows, then an Agent's).
 WindowVerdict EvaluateWindowGroups(const std::vector<const std::vector<DeployWindow>*>& groups,
                                    WindowTime now);
+
+// Which changes of a plan the windows let through now. An agent's change
+// waits when the Environment's windows or its own block (both must allow); a
+// delete of an agent no longer declared follows the Environment's windows.
+struct PlanGate {
+  Plan allowed;               // the plan without the held changes (no-ops kept)
+  std::vector<Change> held;   // changes a window holds back
+  WindowVerdict environment;  // the Environment's windows alone
+  // blocked: the Environment's windows block, or a change is held.
+  bool blocked = false;
+  std::string reason;              // what blocks (the Environment's, else the first held agent's)
+  std::optional<WindowTime> next;  // when the verdict that blocks next changes
+  std::string next_text;  // RFC 3339 in the deciding window's zone, or "none within 8 days"
+  std::vector<std::string> held_agents;  // sorted, unique
+  // Every window in force for this plan (DescribeWindow), for
+  // --ignore-windows' warning.
+  std::vector<std::string> windows;
+};
+PlanGate GatePlan(const Plan& plan, const DesiredState& desired, WindowTime now);
 
 }  // namespace reconcile

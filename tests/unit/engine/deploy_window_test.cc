@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "reconcile/state.h"
+
 namespace reconcile {
 namespace {
 
@@ -261,6 +263,137 @@ TEST_CASE("durations and times format") {
   CHECK(FormatWindowDuration(1500) == "1.5s");
   CHECK(FormatRfc3339Utc(At("2026-03-29T03:00:00+02:00")) == "2026-03-29T01:00:00Z");
   CHECK_FALSE(ParseRfc3339("yesterday"));
+}
+
+}  // namespace
+}  // namespace reconcile
+
+namespace reconcile {
+namespace {
+
+TEST_CASE("ValidateWindows reports at the window's map, naming the field") {
+  DesiredState state;
+  Environment env;
+  env.name = "staging";
+  DeployWindow ok;
+  ok.schedule = "0 8 * * 1-5";
+  ok.duration_ms = 3600000;
+  DeployWindow bad = ok;
+  bad.schedule = "0 25 * * *";
+  bad.location = {"envs/staging/env.yaml", 9, 9};
+  env.windows = {ok, bad};
+  state.environment = env;
+  Agent a;
+  a.name = "web";
+  DeployWindow zone = ok;
+  zone.time_zone = "Europe/Nowhere";
+  zone.location = {"base/web.yaml", 12, 9};
+  a.windows = {zone};
+  state.agents.push_back(a);
+  Diagnostics d;
+  ValidateWindows(state, d);
+  REQUIRE(d.size() == 2);
+  CHECK(d.items()[0].ToString() ==
+        "envs/staging/env.yaml:9:9: error: spec.windows[1].schedule: field 'hour': 25 is out of "
+        "range 0-23");
+  CHECK(d.items()[1].file == "base/web.yaml");
+  CHECK(d.items()[1].line == 12);
+  CHECK(d.items()[1].field == "spec.windows[0].timeZone");
+  CHECK(d.items()[1].message.find("unknown time zone 'Europe/Nowhere'") == 0);
+  CHECK(d.items()[1].message.find("(Agent 'web')") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace reconcile
+
+namespace reconcile {
+namespace {
+
+TEST_CASE("history entries record --ignore-windows (JSON round trip)") {
+  HistoryEntry e;
+  e.serial = 3;
+  e.revision = "tree-0123456789ab";
+  e.applied_at = "2026-03-29T01:00:00Z";
+  e.result = "succeeded";
+  e.summary = "1 added, 0 changed, 0 replaced, 0 destroyed";
+  e.ignored_windows = true;
+  nlohmann::json j = ToJson(e);
+  CHECK(j.at("ignoredWindows") == true);
+  auto back = HistoryEntryFromJson(j);
+  REQUIRE(back.ok());
+  CHECK(back->ignored_windows);
+  CHECK(*back == e);
+  e.ignored_windows = false;
+  CHECK_FALSE(ToJson(e).contains("ignoredWindows"));  // old files stay byte-identical
+  j["ignoredWindows"] = "yes";
+  auto bad = HistoryEntryFromJson(j);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("ignoredWindows") != std::string::npos);
+}
+
+Change AgentChange(const std::string& name, Action action) {
+  Change c;
+  c.address = "agent." + name;
+  c.name = name;
+  c.action = action;
+  return c;
+}
+
+TEST_CASE("GatePlan holds the blocked part of a plan") {
+  DesiredState d;
+  Agent web;
+  web.name = "web";
+  Agent db;
+  db.name = "db";
+  DeployWindow deny;
+  deny.kind = DeployWindow::Kind::kDeny;
+  deny.schedule = "* * * * *";
+  deny.duration_ms = 3600000;
+  db.windows = {deny};
+  d.agents = {db, web};
+  Plan plan;
+  plan.revision = "r1";
+  plan.changes = {AgentChange("db", Action::kCreate), AgentChange("old", Action::kDelete),
+                  AgentChange("web", Action::kCreate), AgentChange("x", Action::kNoOp)};
+  const WindowTime now = *ParseRfc3339("2026-01-05T09:00:00Z");
+  SUBCASE("an agent's window holds only that agent") {
+    PlanGate g = GatePlan(plan, d, now);
+    CHECK(g.blocked);
+    CHECK(g.held_agents == std::vector<std::string>{"db"});
+    REQUIRE(g.allowed.changes.size() == 3);
+    CHECK(g.allowed.changes[0].name == "old");
+    CHECK(g.allowed.changes[1].name == "web");
+    CHECK(g.reason == "deny window \"* * * * *\" for 1h (UTC) is active (agent 'db')");
+    CHECK(g.next_text == "none within 8 days");
+    CHECK(g.environment.allowed);
+  }
+  SUBCASE("the Environment's windows hold everything") {
+    Environment env;
+    env.name = "prod";
+    DeployWindow allow;
+    allow.schedule = "0 12 * * *";
+    allow.duration_ms = 3600000;
+    env.windows = {allow};
+    d.environment = env;
+    d.agents[0].windows.clear();
+    PlanGate g = GatePlan(plan, d, now);
+    CHECK(g.blocked);
+    CHECK(g.held_agents == std::vector<std::string>{"db", "old", "web"});
+    REQUIRE(g.allowed.changes.size() == 1);
+    CHECK(g.allowed.changes[0].action == Action::kNoOp);
+    CHECK(g.next_text == "2026-01-05T12:00:00Z");
+    CHECK(g.windows == std::vector<std::string>{"allow window \"0 12 * * *\" for 1h (UTC)"});
+    // At noon everything goes.
+    PlanGate open = GatePlan(plan, d, *ParseRfc3339("2026-01-05T12:00:00Z"));
+    CHECK_FALSE(open.blocked);
+    CHECK(open.allowed.changes.size() == 4);
+  }
+  SUBCASE("no windows: nothing held") {
+    d.agents[0].windows.clear();
+    PlanGate g = GatePlan(plan, d, now);
+    CHECK_FALSE(g.blocked);
+    CHECK(g.allowed == plan);
+  }
 }
 
 }  // namespace
