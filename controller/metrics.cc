@@ -81,6 +81,14 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                        .Help("Changes that failed to apply.")
                        .Register(r)
                        .Add({});
+  blocked_by_window_ = &prometheus::BuildGauge()
+                            .Name("reconcile_blocked_by_window")
+                            .Help("1 while a deploy window blocks the environment's apply.")
+                            .Register(r);
+  next_window_ = &prometheus::BuildGauge()
+                      .Name("reconcile_next_window_timestamp_seconds")
+                      .Help("Unix time the deploy window verdict next changes (0: none soon).")
+                      .Register(r);
   leader_ = &prometheus::BuildGauge()
                  .Name("reconcile_leader")
                  .Help("1 while this replica is the leader (the one that applies), else 0.")
@@ -133,6 +141,12 @@ void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts) {
 }
 
 void Metrics::SetDrifted(std::int64_t n) { drifted_->Set(static_cast<double>(n)); }
+
+void Metrics::SetWindow(const std::string& environment, bool blocked, double next_unix_seconds) {
+  const std::string env = environment.empty() ? "default" : environment;
+  blocked_by_window_->Add({{"environment", env}}).Set(blocked ? 1 : 0);
+  next_window_->Add({{"environment", env}}).Set(next_unix_seconds);
+}
 
 void Metrics::WebhookRequest(const std::string& provider, int code) {
   webhooks_->Add({{"provider", provider}, {"code", std::to_string(code)}}).Increment();

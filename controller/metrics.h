@@ -18,6 +18,8 @@
 // | `reconcile_apply_errors_total` | counter | | changes that failed to apply |
 // | `reconcile_leader` | gauge | | 1 while this replica leads (or runs without --leader-elect), else 0 |
 // | `reconcile_leader_transitions_total` | counter | | times this replica became leader |
+// | `reconcile_blocked_by_window` | gauge | `environment` | 1 while a deploy window blocks the environment's apply (`default`: a plain tree) |
+// | `reconcile_next_window_timestamp_seconds` | gauge | `environment` | Unix time the window verdict next changes (0: none within 8 days) |
 // clang-format on
 //
 // Every `result` series of the pass metrics exists from the start (at 0),
@@ -77,6 +79,9 @@ class Metrics {
   void SetLeader(bool leader);
   // This replica became leader once more.
   void LeaderTransition();
+  // Deploy windows of `environment` ("default" for a plain tree): blocked
+  // or not, and the Unix time the verdict next changes (0: unknown).
+  void SetWindow(const std::string& environment, bool blocked, double next_unix_seconds);
 
   // The whole registry in the Prometheus text format 0.0.4
   // (Content-Type: text/plain; version=0.0.4).
@@ -98,6 +103,8 @@ class Metrics {
   prometheus::Counter* apply_errors_;
   prometheus::Gauge* leader_;
   prometheus::Counter* leader_transitions_;
+  prometheus::Family<prometheus::Gauge>* blocked_by_window_;
+  prometheus::Family<prometheus::Gauge>* next_window_;
 
   std::mutex mu_;  // guards the label sets replaced as a whole below
   prometheus::Gauge* revision_series_ = nullptr;

@@ -36,9 +36,16 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
   const PassResult result = PassResultOf(report);
   metrics_.PassFinished(result, seconds);
   metrics_.ApplyErrors(report.outcome.failed);
-  if (result == PassResult::kSuccess) {
+  if (result == PassResult::kSuccess && report.window.held == 0) {
     metrics_.SetLastSuccess(unix_now_());
     metrics_.SetRevision(report.revision);
+  }
+  if (report.status.ok()) {
+    double next = 0;
+    if (report.window.next) {
+      next = std::chrono::duration<double>(report.window.next->time_since_epoch()).count();
+    }
+    metrics_.SetWindow(report.window.environment, report.window.blocked, next);
   }
   if (result == PassResult::kSuccess || result == PassResult::kFailed) {
     std::map<std::string, std::int64_t> by_health;

@@ -1,8 +1,11 @@
 #include "scheduler.h"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "memory.h"
+#include "reconcile/deploy_window.h"
 
 namespace reconcile::controller {
 
@@ -217,7 +220,19 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
   auto now = deps_.clock->Now();
   const bool drift = request.kind == PassRequest::Kind::kDrift;
   PassResult outcome = PassResultOf(report);
-  policy_.Finished(request.revision, drift, outcome, now);
+  // A deploy window held changes back: the revision is not applied yet, so
+  // the next check plans it again; the timer wakes at the window's change.
+  window_due_.reset();
+  if (report.window.next) {
+    auto wall = ParseRfc3339(deps_.clock->NowRfc3339());
+    if (wall) {
+      auto until = std::chrono::duration_cast<Millis>(*report.window.next - *wall);
+      window_due_ = now + std::max(until, Millis{0}) + Millis{1000};
+    }
+  }
+  if (report.window.held == 0 || outcome != PassResult::kSuccess) {
+    policy_.Finished(request.revision, drift, outcome, now);
+  }
   for (const std::string& agent : report.healed) policy_.Healed(agent, now);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -266,7 +281,8 @@ void Scheduler::ArmTimer() {
   std::uniform_real_distribution<double> dist(1.0 - options_.jitter, 1.0 + options_.jitter);
   auto wait = std::chrono::duration_cast<Millis>(options_.interval * dist(rng_));
   auto now = deps_.clock->Now();
-  for (TimePoint due : {policy_.next_retry_at(), policy_.next_drift_at()}) {
+  for (TimePoint due : {policy_.next_retry_at(), policy_.next_drift_at(),
+                        window_due_.value_or(TimePoint{})}) {
     if (due > now && due - now < wait) wait = std::chrono::duration_cast<Millis>(due - now);
   }
   timer_.expires_after(wait);
@@ -335,6 +351,16 @@ json Scheduler::StatusJson() const {
   out["pin"] = pin;
   out["lastError"] = last_error_;
   out["passes"] = passes_;
+  // Deploy windows at the last pass (README "Deploy windows").
+  json window = {{"blocked", false}, {"reason", ""}, {"next", nullptr}};
+  if (last_report_) {
+    const PassReport::Window& w = last_report_->window;
+    window = {{"blocked", w.blocked},
+              {"reason", w.reason},
+              {"next", w.next ? json(w.next_text) : json(nullptr)},
+              {"heldAgents", w.held_agents}};
+  }
+  out["window"] = window;
   json agents = json::array();
   if (last_good_) {
     for (const auto& [address, rs] : last_good_->state->resources) {

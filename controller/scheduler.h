@@ -128,6 +128,7 @@ class Scheduler {
   double last_pass_seconds_ = 0;
   std::string last_error_;
   nlohmann::json drift_ = nlohmann::json::object();  // agent -> "reported"/"healed"
+  std::optional<TimePoint> window_due_;  // I/O thread: a deploy window's verdict changes
 };
 
 }  // namespace reconcile::controller

@@ -10,6 +10,7 @@
 
 #include "console.h"
 #include "reconcile/applier.h"
+#include "reconcile/deploy_window.h"
 #include "reconcile/drift.h"
 #include "reconcile/json_schemas.h"
 #include "reconcile/plan_format.h"
@@ -62,10 +63,12 @@ bool Approve(bool auto_approve, const std::string& question) {
 
 // Applies `plan` through the reconciler (which records state and history,
 // also after failures and stops). Returns the exit code.
-int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) {
+int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags,
+                   bool ignored_windows = false) {
   std::cout << std::flush;  // the plan before the progress lines (stderr)
   ApplyOptions options;
   options.parallelism = flags.parallelism;
+  options.ignored_windows = ignored_windows;
   ApplyOutcome out = session.reconciler().ApplyPlan(plan, options);
   if (!out.changed) {
     if (!out.status.ok()) return Fail(out.status);
@@ -88,6 +91,12 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags) 
   }
   std::cout << "\nApply complete! Agents: " << AppliedSummary(plan) << ".\n";
   return kExitOk;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
 constexpr size_t kMaxPlanFileBytes = 64u << 20;
@@ -124,6 +133,16 @@ std::string Absolute(const std::string& path) {
   if (IsGitUrl(path)) return path;
   std::error_code ec;
   return std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec).string();
+}
+
+// Deploy windows judge the wall clock of this machine.
+WindowTime WindowNow() {
+  return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// "Blocked by deploy window: <reason>; next window <time>".
+std::string BlockedLine(const PlanGate& gate) {
+  return "Blocked by deploy window: " + gate.reason + "; next window " + gate.next_text;
 }
 
 // What the pin means for this plan, for people (stdout, before the plan).
@@ -182,6 +201,13 @@ int CmdPlan(const GlobalOptions& g, const ProviderRegistry& registry, const Plan
     options.show_no_op = flags.explain || g.verbosity > 0;
     PrintPinNote(session.reconciler());
     std::cout << FormatPlan(plan, options);
+    // `plan` is never blocked; it says what a window would hold back.
+    PlanGate gate = GatePlan(plan, session.reconciler().desired(), WindowNow());
+    if (!gate.held.empty()) {
+      std::cout << "\nA deploy window would block `reconcile apply` of agent(s) "
+                << JoinNames(gate.held_agents) << ": " << gate.reason << "; next window "
+                << gate.next_text << "\n";
+    }
     if (!flags.out.empty()) {
       std::cout << "\nSaved the plan to " << flags.out << ". To apply exactly this plan, run:\n"
                 << "    reconcile apply " << flags.out << " --source " << Absolute(g.source)
@@ -229,9 +255,33 @@ int CmdApply(const GlobalOptions& g, const ProviderRegistry& registry, const App
     options.color = UseColor();
     PrintPinNote(r);
     std::cout << FormatPlan(plan, options);
-    if (!Approve(flags.auto_approve, "perform these actions")) return kExitError;
   }
-  return ApplyAndRecord(session, plan, flags);
+  // Deploy windows (README "Deploy windows"): the changes a window holds
+  // wait; --ignore-windows applies them anyway and says so in the history.
+  PlanGate gate = GatePlan(plan, r.desired(), WindowNow());
+  const bool held = !gate.held.empty();
+  if (held && flags.ignore_windows) {
+    std::string ignored;
+    for (const std::string& w : gate.windows) ignored += (ignored.empty() ? "" : "; ") + w;
+    spdlog::warn("--ignore-windows: applying agent(s) {} although {}; windows ignored: {}",
+                 JoinNames(gate.held_agents), gate.reason, ignored);
+  } else if (held) {
+    std::cout << "\n" << BlockedLine(gate) << "\n";
+    if (!gate.allowed.HasChanges()) {
+      std::cout << "Nothing was applied; " << gate.held.size()
+                << " change(s) pending. Run `reconcile apply --ignore-windows` to override.\n";
+      return kExitError;
+    }
+    std::cout << "Agent(s) " << JoinNames(gate.held_agents)
+              << " wait for their window; applying the other changes.\n";
+  }
+  const bool wait = held && !flags.ignore_windows;
+  const Plan& to_apply = wait ? gate.allowed : plan;
+  if (!saved && to_apply.HasChanges() && !Approve(flags.auto_approve, "perform these actions")) {
+    return kExitError;
+  }
+  int rc = ApplyAndRecord(session, to_apply, flags, held && flags.ignore_windows);
+  return wait && rc == kExitOk ? kExitError : rc;  // held changes are still pending
 }
 
 int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const ApplyFlags& flags) {
@@ -398,6 +448,7 @@ int CmdHistory(const GlobalOptions& g, bool as_json) {
     std::string summary = e.summary;
     if (e.rollback_of != 0)
       summary = "rollback to #" + std::to_string(e.rollback_of) + ": " + summary;
+    if (e.ignored_windows) summary += " (deploy windows ignored)";
     std::printf("%-6d %-18s %-24s %-10s %-12s %s\n", e.serial, e.revision.c_str(),
                 e.applied_at.c_str(), e.result.c_str(), status_of(i).c_str(), summary.c_str());
   }

@@ -19,6 +19,7 @@ struct PlanFlags {
 struct ApplyFlags {
   std::string plan_file;  // saved plan, or empty
   bool auto_approve = false;
+  bool ignore_windows = false;  // apply --ignore-windows: deploy windows do not hold changes
   int parallelism = 4;
 };
 

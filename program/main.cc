@@ -117,6 +117,8 @@ int main(int argc, char** argv) {
   auto* apply = app.add_subcommand("apply", "plan and apply (or apply a saved plan)");
   apply->add_option("source", positional, "desired-state folder, or a saved plan file");
   apply->add_flag("--auto-approve", apply_flags.auto_approve, "do not ask for approval");
+  apply->add_flag("--ignore-windows", apply_flags.ignore_windows,
+                  "apply although a deploy window blocks (logged, recorded in history)");
   apply->add_option("--parallelism", apply_flags.parallelism, "changes applied at once")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

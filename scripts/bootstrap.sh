@@ -12,6 +12,8 @@ packages=(
   build-essential cmake make pkg-config git
   libgit2-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libspdlog-dev
   doctest-dev libcli11-dev libssl-dev openssl
+  # Deploy windows: cron in IANA time zones (date/tz over the system tzdata).
+  libhowardhinnant-date-dev tzdata
   # The cloud providers' HTTP client (providers/http).
   libcurl4-openssl-dev
   # Integration tests, demo and benchmarks: a real Docker Engine on this host.

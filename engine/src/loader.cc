@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 
 #include "reconcile/config_checks.h"
+#include "reconcile/deploy_window.h"
 #include "reconcile/image_tag.h"
 #include "reconcile/provider.h"
 #include "reconcile/spec.h"
@@ -2192,6 +2193,7 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   CheckCycles(state, diagnostics);
   CheckSharedVolumes(state, diagnostics);
   CheckAgentsWithProviders(state, providers, diagnostics);
+  ValidateWindows(state, diagnostics);  // deploy windows: cron, zone, duration
 }
 
 void ValidateState(const std::filesystem::path& root, DesiredState& state, Diagnostics& diagnostics,

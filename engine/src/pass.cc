@@ -1,6 +1,9 @@
 #include "reconcile/pass.h"
 
+#include <algorithm>
 #include <map>
+
+#include "reconcile/deploy_window.h"
 
 namespace reconcile {
 
@@ -67,6 +70,37 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     plan = OnlyAgents(plan, heal);
     for (const Change& c : plan.changes) {
       if (c.action != Action::kNoOp) report.healed.push_back(c.name);
+    }
+  }
+  // Deploy windows: what a window holds back is planned and reported, not
+  // applied; drift healing waits too unless healOutsideWindows.
+  const DesiredState& desired = r.desired();
+  const bool heal_free = request.kind == PassRequest::Kind::kDrift && desired.environment &&
+                         desired.environment->heal_outside_windows;
+  if (desired.environment) report.window.environment = desired.environment->name;
+  std::optional<WindowTime> now = ParseRfc3339(deps.clock->NowRfc3339());
+  if (now && !heal_free) {
+    PlanGate gate = GatePlan(plan, desired, *now);
+    report.window.blocked = gate.blocked;
+    report.window.reason = gate.reason;
+    report.window.next = gate.next;
+    report.window.next_text = gate.next_text;
+    report.window.held = static_cast<int>(gate.held.size());
+    report.window.held_agents = gate.held_agents;
+    if (!gate.held.empty()) {
+      for (const std::string& a : gate.held_agents) {
+        auto it = std::find(report.healed.begin(), report.healed.end(), a);
+        if (it != report.healed.end()) {
+          report.healed.erase(it);
+          report.reported.push_back(a);
+        }
+      }
+      plan = std::move(gate.allowed);
+      if (!plan.HasChanges()) {
+        // Nothing may change: no apply, no state write.
+        report.state = r.recorded_shared();
+        return report;
+      }
     }
   }
   for (const Change& c : plan.changes) report.changes += c.action != Action::kNoOp;

@@ -596,6 +596,7 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
                                                             : "failed";
   entry.summary = AppliedSummary(plan);
   entry.rollback_of = std::exchange(rollback_of_, 0);
+  entry.ignored_windows = options.ignored_windows;
   std::map<std::string, const std::vector<std::string>*> depends_on;
   for (const Change& c : plan.changes) depends_on[c.address] = &c.depends_on;
   HistoryResources resources;

@@ -66,6 +66,16 @@ class ObjectReader {
     *out = v->get<std::string>();
   }
 
+  void Bool(const char* key, bool* out) {
+    const json* v = Get(key);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) {
+      status_ = WrongType(Field(path_, key), "a boolean", *v);
+      return;
+    }
+    *out = v->get<bool>();
+  }
+
   // A non-negative integer that fits an int.
   void Int(const char* key, int* out) {
     const json* v = Get(key);
@@ -358,6 +368,7 @@ Result<HistoryEntry> HistoryEntryFromJsonUnchecked(const json& j, const std::str
   in.String("summary", &e.summary);
   if (!in.status().ok()) return in.status();
   if (j.contains("rollbackOf")) in.Int("rollbackOf", &e.rollback_of);
+  if (j.contains("ignoredWindows")) in.Bool("ignoredWindows", &e.ignored_windows);
   if (const json* changed = in.Object("changed")) {
     for (const auto& [address, value] : changed->items()) {
       std::string p = MapEntry(Field(path, "changed"), address);
@@ -466,6 +477,7 @@ json ToJson(const HistoryEntry& entry) {
          {"result", entry.result},  {"summary", entry.summary},   {"changed", std::move(changed)},
          {"removed", entry.removed}};
   if (entry.rollback_of != 0) j["rollbackOf"] = entry.rollback_of;
+  if (entry.ignored_windows) j["ignoredWindows"] = true;
   return j;
 }
 

@@ -33,6 +33,9 @@ struct ApplyOptions {
   int max_attempts = 4;
   std::chrono::milliseconds initial_backoff{500};
   std::chrono::milliseconds max_backoff{8000};
+  // `apply --ignore-windows` overrode a deploy window: recorded in the
+  // history entry (HistoryEntry::ignored_windows).
+  bool ignored_windows = false;
 };
 
 struct ApplyResult {

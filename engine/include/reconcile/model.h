@@ -184,6 +184,9 @@ struct Agent {
   std::vector<std::string> depends_on;
   bool suspend = false;
   DriftMode drift = DriftMode::kReport;
+  // spec.windows: this agent's deploy windows; they combine with the
+  // Environment's (both must allow). Not part of the agent's spec hash.
+  std::vector<DeployWindow> windows;
 
   SourceLocation location;
   std::string manifest_dir;  // folder of the manifest, relative to the tree root

@@ -11,7 +11,9 @@
 // its deps are (one pass at a time per state folder; the lock enforces it).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,6 +47,19 @@ struct PassReport {
   // The recorded state after the pass (shared with the store's copy; never null).
   std::shared_ptr<const State> state = std::make_shared<const State>();
   bool stale_tree = false;  // kInvalid came from the tree (not the state file)
+  // Deploy windows (deploy_window.h) at the time of the plan: `blocked` when
+  // the Environment's windows block or a change was held back (`held`
+  // changes of `held_agents` not applied; a drift pass's healing too, unless
+  // healOutsideWindows). `window_next`: when the verdict next changes.
+  struct Window {
+    std::string environment;  // the Environment's name; empty for a plain tree
+    bool blocked = false;
+    std::string reason;
+    std::optional<std::chrono::sys_time<std::chrono::milliseconds>> next;
+    std::string next_text;  // RFC 3339 in the deciding window's zone
+    int held = 0;
+    std::vector<std::string> held_agents;
+  } window;
 };
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);

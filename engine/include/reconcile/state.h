@@ -103,6 +103,7 @@ struct HistoryEntry {
   std::string result;                // "succeeded" | "failed" | "cancelled"
   std::string summary;               // "2 added, 0 changed, 1 replaced, 0 destroyed"
   int rollback_of = 0;               // serial of the entry a rollback re-applied; 0: not a rollback
+  bool ignored_windows = false;      // `apply --ignore-windows` overrode a deploy window
   HistoryResources changed;          // resources added or changed since the entry before
   std::vector<std::string> removed;  // addresses gone since the entry before, sorted
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
