@@ -122,10 +122,32 @@ void Scheduler::Resume() {
   });
 }
 
+void Scheduler::Offer(Result<std::string> revision) {
+  Post([this, revision = std::move(revision)]() mutable {
+    offered_ = std::move(revision);
+    if (stopping_ || paused_) return;
+    if (busy_) {
+      pending_ = true;  // decided again after the current pass
+      return;
+    }
+    timer_.cancel();
+    StartCheck();
+  });
+}
+
 void Scheduler::StartCheck() {
   if (stopping_ || paused_) return;
   busy_ = true;
   pending_ = false;
+  if (options_.follower) {
+    // No ref check of its own: the MultiScheduler's shared one.
+    if (!offered_) {
+      Idle();
+      return;
+    }
+    OnResolved(*offered_);
+    return;
+  }
   asio::post(pool_, [this, stop = CurrentStop()] {
     auto start = std::chrono::steady_clock::now();
     Result<std::string> revision = deps_.source->Resolve(stop);
@@ -218,6 +240,19 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
   const bool drift = request.kind == PassRequest::Kind::kDrift;
   PassResult outcome = PassResultOf(report);
   policy_.Finished(request.revision, drift, outcome, now);
+  if (report.unchanged) {
+    // The revision is recorded as seen (applied) for this tree; the last
+    // real pass stays what the status shows.
+    std::lock_guard<std::mutex> lock(mu_);
+    ++skipped_;
+    last_skipped_ = request.revision;
+    last_skipped_at_ = deps_.clock->NowRfc3339();
+    last_decision_ = "unchanged";
+    last_error_.clear();
+    if (last_good_) last_good_->revision = request.revision;
+    Idle();
+    return;
+  }
   for (const std::string& agent : report.healed) policy_.Healed(agent, now);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -297,6 +332,10 @@ json Scheduler::StatusJson() const {
   json out;
   out["source"] = deps_.source ? deps_.source->Describe() : "";
   out["branch"] = options_.branch;
+  if (options_.follower || !options_.environment.empty()) {
+    out["name"] = options_.environment.empty() ? "default" : options_.environment;
+    out["path"] = options_.path;
+  }
   out["revision"] = {{"seen", seen_},
                      {"applied", policy_.applied()},
                      {"invalid", policy_.invalid()},
@@ -335,6 +374,11 @@ json Scheduler::StatusJson() const {
   out["pin"] = pin;
   out["lastError"] = last_error_;
   out["passes"] = passes_;
+  out["skipped"] = skipped_;
+  out["lastSkipped"] = last_skipped_.empty() ? json(nullptr)
+                                             : json{{"revision", last_skipped_},
+                                                    {"at", last_skipped_at_},
+                                                    {"reason", "no change for this environment"}};
   json agents = json::array();
   if (last_good_) {
     for (const auto& [address, rs] : last_good_->state->resources) {

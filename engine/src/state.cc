@@ -230,6 +230,8 @@ Result<State> StateFromJsonUnchecked(const json& j) {
   }
   in.Int("serial", &state.serial);
   in.String("revision", &state.revision);
+  if (version >= 2 && j.contains("contentDigest"))
+    in.String("contentDigest", &state.content_digest);
   if (version >= 2 && j.contains("pin") && !j["pin"].is_null()) {
     Pin pin;
     ObjectReader p(j["pin"], "pin");
@@ -251,7 +253,7 @@ Result<State> StateFromJsonUnchecked(const json& j) {
     }
   }
   if (version >= 2) {
-    in.NoUnknown({"version", "serial", "revision", "resources", "pin"});
+    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources", "pin"});
   } else {
     in.NoUnknown({"version", "serial", "revision", "resources"});
   }
@@ -432,6 +434,7 @@ json ToJson(const State& state) {
          {"serial", state.serial},
          {"revision", state.revision},
          {"resources", std::move(resources)}};
+  if (!state.content_digest.empty()) j["contentDigest"] = state.content_digest;
   if (state.pin) {
     j["pin"] = {{"revision", state.pin->revision},
                 {"serial", state.pin->serial},
