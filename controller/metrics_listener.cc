@@ -11,7 +11,6 @@ MetricsListener::MetricsListener(Metrics& metrics, SchedulerListener* next,
       next_(next),
       unix_now_(std::move(unix_now)),
       environment_(std::move(environment)) {
-  metrics_.AddEnvironment(environment_);
   if (!unix_now_) {
     unix_now_ = [] {
       return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())

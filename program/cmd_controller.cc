@@ -368,6 +368,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     run.observer.tag = name + ": ";
     run.log.tag = name + ": ";
     run.log.who = [&who] { return who(); };
+    metrics.AddEnvironment(name);
     run.metrics = std::make_unique<controller::MetricsListener>(metrics, &run.log,
                                                                 std::function<double()>{}, name);
     ReconcilerDeps deps;

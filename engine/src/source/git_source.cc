@@ -648,6 +648,12 @@ class GitSource : public Source {
     for (const auto& d : *decoded) parts.push_back(d.get());
     snap.loaded = Assemble(parts, walker.folders, options_.limits.providers);
     snap.loaded.state.revision = snap.revision;
+    if (snap.content_digest.empty()) {
+      // A plain tree reads only its --path: the Git id of that folder (or
+      // file) changes exactly when one of its files does.
+      snap.content_digest =
+          "tree-" + OidHex(single ? &single->oid : git_tree_id(sub.get())).substr(0, 12);
+    }
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
 
