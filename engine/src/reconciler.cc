@@ -563,7 +563,9 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     if (nlohmann::json spec = rs.spec.Get(); spec.is_object()) r.image = spec.value("image", "");
     if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
   }
-  if (record_content_digest_) result.state.content_digest = result.status.ok() ? digest : "";
+  // Changes made by anything but a full apply that succeeded (a failure, a
+  // heal, the CLI) clear the digest: the next revision is planned in full.
+  result.state.content_digest = record_content_digest_ && result.status.ok() ? digest : "";
   Result<int> serial = Record(std::move(result.state));
   if (!serial.ok()) {
     out.status = serial.status().WithContext("cannot record the state");

@@ -139,7 +139,8 @@ class Reconciler {
   std::string ContentDigest() const;
   // When set, ApplyPlan records ContentDigest() as State::content_digest
   // after a plan applied in full without error (and clears it after a
-  // failure), for the controller's skip rule (pass.h).
+  // failure; any other apply that changes something clears it too), for the
+  // controller's skip rule (pass.h).
   void set_record_content_digest(bool on) { record_content_digest_ = on; }
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
