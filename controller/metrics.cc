@@ -16,6 +16,7 @@ namespace {
 constexpr PassResult kAllResults[] = {PassResult::kSuccess, PassResult::kFailed,
                                       PassResult::kInvalid, PassResult::kUnavailable,
                                       PassResult::kCancelled};
+constexpr std::size_t kAllResultCount = sizeof kAllResults / sizeof kAllResults[0];
 
 const prometheus::Histogram::BucketBoundaries& PassBuckets() {
   static const prometheus::Histogram::BucketBoundaries b{0.1, 0.5, 1,   2.5, 5,  10,
@@ -31,27 +32,25 @@ const prometheus::Histogram::BucketBoundaries& FetchBuckets() {
 
 }  // namespace
 
-Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+Metrics::Metrics(const std::vector<std::string>& environments)
+    : registry_(std::make_shared<prometheus::Registry>()) {
   auto& r = *registry_;
   passes_ = &prometheus::BuildCounter()
                  .Name("reconcile_passes_total")
-                 .Help("Reconcile passes finished, by result.")
+                 .Help("Reconcile passes finished, by environment and result.")
                  .Register(r);
+  skipped_ = &prometheus::BuildCounter()
+                  .Name("reconcile_passes_skipped_total")
+                  .Help("New revisions that changed no file of the environment (no pass ran).")
+                  .Register(r);
   pass_duration_ = &prometheus::BuildHistogram()
                         .Name("reconcile_pass_duration_seconds")
                         .Help("Wall time of a reconcile pass in seconds, by result.")
                         .Register(r);
-  for (PassResult result : kAllResults) {
-    auto i = static_cast<std::size_t>(result);
-    pass_count_by_result_[i] = &passes_->Add({{"result", PassResultName(result)}});
-    pass_duration_by_result_[i] =
-        &pass_duration_->Add({{"result", PassResultName(result)}}, PassBuckets());
-  }
   last_success_ = &prometheus::BuildGauge()
                        .Name("reconcile_last_success_timestamp_seconds")
                        .Help("Unix time of the last successful reconcile pass.")
-                       .Register(r)
-                       .Add({});
+                       .Register(r);
   revision_ = &prometheus::BuildGauge()
                    .Name("reconcile_revision_info")
                    .Help("Always 1; the revision label is the commit last applied successfully.")
@@ -60,8 +59,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   drifted_ = &prometheus::BuildGauge()
                   .Name("reconcile_drifted_agents")
                   .Help("Agents whose observed state differs from the desired state.")
-                  .Register(r)
-                  .Add({});
+                  .Register(r);
   webhooks_ = &prometheus::BuildCounter()
                    .Name("reconcile_webhook_requests_total")
                    .Help("Webhook requests by provider and HTTP status code.")
@@ -79,8 +77,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   apply_errors_ = &prometheus::BuildCounter()
                        .Name("reconcile_apply_errors_total")
                        .Help("Changes that failed to apply.")
-                       .Register(r)
-                       .Add({});
+                       .Register(r);
   blocked_by_window_ = &prometheus::BuildGauge()
                             .Name("reconcile_blocked_by_window")
                             .Help("1 while a deploy window blocks the environment's apply.")
@@ -99,48 +96,91 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                              .Help("Times this replica became leader.")
                              .Register(r)
                              .Add({});
+  for (const std::string& e : environments) AddEnvironment(e);
 }
 
 Metrics::~Metrics() = default;
 
-void Metrics::PassFinished(PassResult result, double seconds) {
-  auto i = static_cast<std::size_t>(result);
-  if (i >= pass_count_by_result_.size()) return;
-  pass_count_by_result_[i]->Increment();
-  pass_duration_by_result_[i]->Observe(seconds < 0 ? 0 : seconds);
+Metrics::Series& Metrics::For(const std::string& environment) {
+  const std::string& env = environment.empty() ? std::string(kDefaultEnvironment) : environment;
+  auto [it, added] = series_.try_emplace(env);
+  Series& s = it->second;
+  if (!added) return s;
+  for (PassResult result : kAllResults) {
+    auto i = static_cast<std::size_t>(result);
+    s.pass_count_by_result[i] =
+        &passes_->Add({{"environment", env}, {"result", PassResultName(result)}});
+    s.pass_duration_by_result[i] = &pass_duration_->Add(
+        {{"environment", env}, {"result", PassResultName(result)}}, PassBuckets());
+  }
+  s.skipped = &skipped_->Add({{"environment", env}});
+  s.last_success = &last_success_->Add({{"environment", env}});
+  s.drifted = &drifted_->Add({{"environment", env}});
+  s.apply_errors = &apply_errors_->Add({{"environment", env}});
+  return s;
 }
 
-void Metrics::SetLastSuccess(double unix_seconds) { last_success_->Set(unix_seconds); }
-
-void Metrics::SetRevision(const std::string& commit) {
+void Metrics::AddEnvironment(const std::string& environment) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (revision_series_ != nullptr) {
-    revision_->Remove(revision_series_);
-    revision_series_ = nullptr;
+  For(environment);
+}
+
+void Metrics::PassFinished(PassResult result, double seconds, const std::string& environment) {
+  auto i = static_cast<std::size_t>(result);
+  if (i >= kAllResultCount) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  Series& s = For(environment);
+  s.pass_count_by_result[i]->Increment();
+  s.pass_duration_by_result[i]->Observe(seconds < 0 ? 0 : seconds);
+}
+
+void Metrics::PassSkipped(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).skipped->Increment();
+}
+
+void Metrics::SetLastSuccess(double unix_seconds, const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).last_success->Set(unix_seconds);
+}
+
+void Metrics::SetRevision(const std::string& commit, const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Series& s = For(environment);
+  if (s.revision != nullptr) {
+    revision_->Remove(s.revision);
+    s.revision = nullptr;
   }
   if (commit.empty()) return;
-  revision_series_ = &revision_->Add({{"revision", commit}});
-  revision_series_->Set(1);
+  const std::string env = environment.empty() ? std::string(kDefaultEnvironment) : environment;
+  s.revision = &revision_->Add({{"environment", env}, {"revision", commit}});
+  s.revision->Set(1);
 }
 
-void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts) {
+void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts,
+                        const std::string& environment) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto it = agent_series_.begin(); it != agent_series_.end();) {
+  Series& s = For(environment);
+  for (auto it = s.agents.begin(); it != s.agents.end();) {
     if (counts.count(it->first) == 0) {
       agents_->Remove(it->second);
-      it = agent_series_.erase(it);
+      it = s.agents.erase(it);
     } else {
       ++it;
     }
   }
+  const std::string env = environment.empty() ? std::string(kDefaultEnvironment) : environment;
   for (const auto& [state, n] : counts) {
-    auto& series = agent_series_[state];
-    if (series == nullptr) series = &agents_->Add({{"state", state}});
+    auto& series = s.agents[state];
+    if (series == nullptr) series = &agents_->Add({{"environment", env}, {"state", state}});
     series->Set(static_cast<double>(n));
   }
 }
 
-void Metrics::SetDrifted(std::int64_t n) { drifted_->Set(static_cast<double>(n)); }
+void Metrics::SetDrifted(std::int64_t n, const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).drifted->Set(static_cast<double>(n));
+}
 
 void Metrics::SetWindow(const std::string& environment, bool blocked, double next_unix_seconds) {
   const std::string env = environment.empty() ? "default" : environment;
@@ -158,8 +198,10 @@ void Metrics::SourceFetchDuration(double seconds) {
   fetch_duration_->Observe(seconds < 0 ? 0 : seconds);
 }
 
-void Metrics::ApplyErrors(std::int64_t n) {
-  if (n > 0) apply_errors_->Increment(static_cast<double>(n));
+void Metrics::ApplyErrors(std::int64_t n, const std::string& environment) {
+  if (n <= 0) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).apply_errors->Increment(static_cast<double>(n));
 }
 
 void Metrics::SetLeader(bool leader) { leader_->Set(leader ? 1 : 0); }

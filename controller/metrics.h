@@ -6,24 +6,28 @@
 // clang-format off
 // | name | type | labels | meaning |
 // | --- | --- | --- | --- |
-// | `reconcile_passes_total` | counter | `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `unavailable`, `cancelled`) |
-// | `reconcile_pass_duration_seconds` | histogram | `result` | wall time of a reconcile pass, by result |
-// | `reconcile_last_success_timestamp_seconds` | gauge | | Unix time of the last successful pass (0 until one succeeds) |
-// | `reconcile_revision_info` | gauge | `revision` | always 1; `revision` is the commit last applied successfully (one series at most) |
-// | `reconcile_agents` | gauge | `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
-// | `reconcile_drifted_agents` | gauge | | agents whose observed state differs from the desired one |
+// | `reconcile_passes_total` | counter | `environment`, `result` | reconcile passes finished, by result (`success`, `failed`, `invalid`, `unavailable`, `cancelled`) |
+// | `reconcile_passes_skipped_total` | counter | `environment` | new revisions that changed no file of the environment (not observed, not planned) |
+// | `reconcile_pass_duration_seconds` | histogram | `environment`, `result` | wall time of a reconcile pass, by result |
+// | `reconcile_last_success_timestamp_seconds` | gauge | `environment` | Unix time of the last successful pass (0 until one succeeds) |
+// | `reconcile_revision_info` | gauge | `environment`, `revision` | always 1; `revision` is the commit last applied successfully (one series per environment at most) |
+// | `reconcile_agents` | gauge | `environment`, `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
+// | `reconcile_drifted_agents` | gauge | `environment` | agents whose observed state differs from the desired one |
 // | `reconcile_webhook_requests_total` | counter | `provider`, `code` | webhook requests by provider (`github`, `gitlab`, `generic`) and HTTP status code |
 // | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
 // | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
-// | `reconcile_apply_errors_total` | counter | | changes that failed to apply |
+// | `reconcile_apply_errors_total` | counter | `environment` | changes that failed to apply |
 // | `reconcile_leader` | gauge | | 1 while this replica leads (or runs without --leader-elect), else 0 |
 // | `reconcile_leader_transitions_total` | counter | | times this replica became leader |
 // | `reconcile_blocked_by_window` | gauge | `environment` | 1 while a deploy window blocks the environment's apply (`default`: a plain tree) |
 // | `reconcile_next_window_timestamp_seconds` | gauge | `environment` | Unix time the window verdict next changes (0: none within 8 days) |
 // clang-format on
 //
-// Every `result` series of the pass metrics exists from the start (at 0),
-// so rate() works before the first failure. Families whose label values are
+// `environment` is the Environment's name (`default` for a plain tree);
+// the source and webhook metrics have none (one ref check serves every
+// environment). Every `result` series of the pass metrics of each
+// environment given to the constructor (or AddEnvironment) exists from the
+// start (at 0), so rate() works before the first failure. Families whose label values are
 // not known in advance (revision, agents, webhook requests) appear with
 // their first series.
 //
@@ -37,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "pass_policy.h"
 
@@ -52,29 +57,39 @@ class Family;
 namespace reconcile::controller {
 
 // How a pass ended; the names match the scheduler's status JSON.
+inline constexpr const char* kDefaultEnvironment = "default";
+
 class Metrics {
  public:
-  Metrics();
+  // `environments`: whose per-pass series exist from the start.
+  explicit Metrics(const std::vector<std::string>& environments = {kDefaultEnvironment});
   ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
+  // Creates the zero series of `environment` (no-op when they exist).
+  void AddEnvironment(const std::string& environment);
+
   // One reconcile pass finished with `result` after `seconds`.
-  void PassFinished(PassResult result, double seconds);
+  void PassFinished(PassResult result, double seconds,
+                    const std::string& environment = kDefaultEnvironment);
+  // A new revision changed nothing this environment reads: no pass ran.
+  void PassSkipped(const std::string& environment = kDefaultEnvironment);
   // Unix time (seconds) of the last successful pass.
-  void SetLastSuccess(double unix_seconds);
-  // The revision now running; replaces the previous revision series. An
-  // empty `commit` removes the series.
-  void SetRevision(const std::string& commit);
+  void SetLastSuccess(double unix_seconds, const std::string& environment = kDefaultEnvironment);
+  // The revision now running; replaces the environment's previous revision
+  // series. An empty `commit` removes the series.
+  void SetRevision(const std::string& commit, const std::string& environment = kDefaultEnvironment);
   // Agents by state; states absent from `counts` lose their series.
-  void SetAgents(const std::map<std::string, std::int64_t>& counts);
-  void SetDrifted(std::int64_t n);
+  void SetAgents(const std::map<std::string, std::int64_t>& counts,
+                 const std::string& environment = kDefaultEnvironment);
+  void SetDrifted(std::int64_t n, const std::string& environment = kDefaultEnvironment);
   // One webhook request to `provider` ("github", ...) answered with `code`.
   void WebhookRequest(const std::string& provider, int code);
   void SourceFetchFailed();
   void SourceFetchDuration(double seconds);
   // `n` changes failed to apply.
-  void ApplyErrors(std::int64_t n = 1);
+  void ApplyErrors(std::int64_t n = 1, const std::string& environment = kDefaultEnvironment);
   // Leader election: whether this replica leads now.
   void SetLeader(bool leader);
   // This replica became leader once more.
@@ -88,27 +103,38 @@ class Metrics {
   std::string Render() const;
 
  private:
+  // The series of one environment.
+  struct Series {
+    std::array<prometheus::Counter*, 5> pass_count_by_result{};
+    std::array<prometheus::Histogram*, 5> pass_duration_by_result{};
+    prometheus::Counter* skipped = nullptr;
+    prometheus::Gauge* last_success = nullptr;
+    prometheus::Gauge* drifted = nullptr;
+    prometheus::Counter* apply_errors = nullptr;
+    prometheus::Gauge* revision = nullptr;
+    std::map<std::string, prometheus::Gauge*> agents;
+  };
+  Series& For(const std::string& environment);  // with mu_ held
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* passes_;
+  prometheus::Family<prometheus::Counter>* skipped_;
   prometheus::Family<prometheus::Histogram>* pass_duration_;
-  std::array<prometheus::Counter*, 5> pass_count_by_result_{};
-  std::array<prometheus::Histogram*, 5> pass_duration_by_result_{};
-  prometheus::Gauge* last_success_;
+  prometheus::Family<prometheus::Gauge>* last_success_;
   prometheus::Family<prometheus::Gauge>* revision_;
   prometheus::Family<prometheus::Gauge>* agents_;
-  prometheus::Gauge* drifted_;
+  prometheus::Family<prometheus::Gauge>* drifted_;
   prometheus::Family<prometheus::Counter>* webhooks_;
   prometheus::Counter* fetch_errors_;
   prometheus::Histogram* fetch_duration_;
-  prometheus::Counter* apply_errors_;
+  prometheus::Family<prometheus::Counter>* apply_errors_;
   prometheus::Gauge* leader_;
   prometheus::Counter* leader_transitions_;
   prometheus::Family<prometheus::Gauge>* blocked_by_window_;
   prometheus::Family<prometheus::Gauge>* next_window_;
 
-  std::mutex mu_;  // guards the label sets replaced as a whole below
-  prometheus::Gauge* revision_series_ = nullptr;
-  std::map<std::string, prometheus::Gauge*> agent_series_;
+  std::mutex mu_;  // guards series_ and the label sets replaced as a whole
+  std::map<std::string, Series> series_;
 };
 
 }  // namespace reconcile::controller

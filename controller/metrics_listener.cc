@@ -6,8 +6,11 @@
 namespace reconcile::controller {
 
 MetricsListener::MetricsListener(Metrics& metrics, SchedulerListener* next,
-                                 std::function<double()> unix_now)
-    : metrics_(metrics), next_(next), unix_now_(std::move(unix_now)) {
+                                 std::function<double()> unix_now, std::string environment)
+    : metrics_(metrics),
+      next_(next),
+      unix_now_(std::move(unix_now)),
+      environment_(std::move(environment)) {
   if (!unix_now_) {
     unix_now_ = [] {
       return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -34,28 +37,35 @@ void MetricsListener::PassStarted(const PassRequest& request) {
 void MetricsListener::PassFinished(const PassRequest& request, const PassReport& report,
                                    double seconds) {
   const PassResult result = PassResultOf(report);
-  metrics_.PassFinished(result, seconds);
-  metrics_.ApplyErrors(report.outcome.failed);
+  if (report.unchanged) {
+    // Nothing this environment reads changed: no observe, no plan.
+    metrics_.PassSkipped(environment_);
+    metrics_.SetRevision(report.revision, environment_);
+    if (next_) next_->PassFinished(request, report, seconds);
+    return;
+  }
+  metrics_.PassFinished(result, seconds, environment_);
+  metrics_.ApplyErrors(report.outcome.failed, environment_);
   if (result == PassResult::kSuccess && report.window.held == 0) {
-    metrics_.SetLastSuccess(unix_now_());
-    metrics_.SetRevision(report.revision);
+    metrics_.SetLastSuccess(unix_now_(), environment_);
+    metrics_.SetRevision(report.revision, environment_);
   }
   if (report.status.ok()) {
     double next = 0;
     if (report.window.next) {
       next = std::chrono::duration<double>(report.window.next->time_since_epoch()).count();
     }
-    metrics_.SetWindow(report.window.environment, report.window.blocked, next);
+    metrics_.SetWindow(environment_, report.window.blocked, next);
   }
   if (result == PassResult::kSuccess || result == PassResult::kFailed) {
     std::map<std::string, std::int64_t> by_health;
     for (const auto& [address, rs] : report.state->resources) {
       ++by_health[rs.health.empty() ? "unknown" : rs.health];
     }
-    metrics_.SetAgents(by_health);
+    metrics_.SetAgents(by_health, environment_);
   }
   if (request.kind == PassRequest::Kind::kDrift || result == PassResult::kSuccess) {
-    metrics_.SetDrifted(static_cast<std::int64_t>(report.reported.size()));
+    metrics_.SetDrifted(static_cast<std::int64_t>(report.reported.size()), environment_);
   }
   if (next_) next_->PassFinished(request, report, seconds);
 }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "controller/metrics.h"
 #include "scheduler.h"
@@ -28,8 +29,10 @@ class MetricsListener final : public SchedulerListener {
  public:
   // `unix_now` gives the wall time in seconds for the last-success gauge;
   // empty means the system clock. `metrics` (and `next`) must outlive it.
+  // `environment` labels every per-pass series ("default" for a plain tree).
   explicit MetricsListener(Metrics& metrics, SchedulerListener* next = nullptr,
-                           std::function<double()> unix_now = {});
+                           std::function<double()> unix_now = {},
+                           std::string environment = kDefaultEnvironment);
 
   void RefChecked(const Result<std::string>& revision, double seconds) override;
   void Decided(const std::string& revision, Decision decision, const std::string& why) override;
@@ -40,6 +43,7 @@ class MetricsListener final : public SchedulerListener {
   Metrics& metrics_;
   SchedulerListener* next_;
   std::function<double()> unix_now_;
+  std::string environment_;
 };
 
 }  // namespace reconcile::controller

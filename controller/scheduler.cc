@@ -125,10 +125,32 @@ void Scheduler::Resume() {
   });
 }
 
+void Scheduler::Offer(Result<std::string> revision) {
+  Post([this, revision = std::move(revision)]() mutable {
+    offered_ = std::move(revision);
+    if (stopping_ || paused_) return;
+    if (busy_) {
+      pending_ = true;  // decided again after the current pass
+      return;
+    }
+    timer_.cancel();
+    StartCheck();
+  });
+}
+
 void Scheduler::StartCheck() {
   if (stopping_ || paused_) return;
   busy_ = true;
   pending_ = false;
+  if (options_.follower) {
+    // No ref check of its own: the MultiScheduler's shared one.
+    if (!offered_) {
+      Idle();
+      return;
+    }
+    OnResolved(*offered_);
+    return;
+  }
   asio::post(pool_, [this, stop = CurrentStop()] {
     auto start = std::chrono::steady_clock::now();
     Result<std::string> revision = deps_.source->Resolve(stop);
@@ -230,6 +252,22 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
       window_due_ = now + std::max(until, Millis{0}) + Millis{1000};
     }
   }
+  if (report.unchanged) {
+    // The revision is recorded as seen (applied) for this tree; the last
+    // real pass stays what the status shows.
+    policy_.Finished(request.revision, drift, outcome, now);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++skipped_;
+      last_skipped_ = request.revision;
+      last_skipped_at_ = deps_.clock->NowRfc3339();
+      last_decision_ = "unchanged";
+      last_error_.clear();
+      if (last_good_) last_good_->revision = request.revision;
+    }
+    Idle();
+    return;
+  }
   if (report.window.held == 0 || outcome != PassResult::kSuccess) {
     policy_.Finished(request.revision, drift, outcome, now);
   }
@@ -281,8 +319,8 @@ void Scheduler::ArmTimer() {
   std::uniform_real_distribution<double> dist(1.0 - options_.jitter, 1.0 + options_.jitter);
   auto wait = std::chrono::duration_cast<Millis>(options_.interval * dist(rng_));
   auto now = deps_.clock->Now();
-  for (TimePoint due : {policy_.next_retry_at(), policy_.next_drift_at(),
-                        window_due_.value_or(TimePoint{})}) {
+  for (TimePoint due :
+       {policy_.next_retry_at(), policy_.next_drift_at(), window_due_.value_or(TimePoint{})}) {
     if (due > now && due - now < wait) wait = std::chrono::duration_cast<Millis>(due - now);
   }
   timer_.expires_after(wait);
@@ -313,6 +351,10 @@ json Scheduler::StatusJson() const {
   json out;
   out["source"] = deps_.source ? deps_.source->Describe() : "";
   out["branch"] = options_.branch;
+  if (options_.follower || !options_.environment.empty()) {
+    out["name"] = options_.environment.empty() ? "default" : options_.environment;
+    out["path"] = options_.path;
+  }
   out["revision"] = {{"seen", seen_},
                      {"applied", policy_.applied()},
                      {"invalid", policy_.invalid()},
@@ -361,6 +403,11 @@ json Scheduler::StatusJson() const {
               {"heldAgents", w.held_agents}};
   }
   out["window"] = window;
+  out["skipped"] = skipped_;
+  out["lastSkipped"] = last_skipped_.empty() ? json(nullptr)
+                                             : json{{"revision", last_skipped_},
+                                                    {"at", last_skipped_at_},
+                                                    {"reason", "no change for this environment"}};
   json agents = json::array();
   if (last_good_) {
     for (const auto& [address, rs] : last_good_->state->resources) {

@@ -46,6 +46,12 @@ struct SchedulerOptions {
   ApplyOptions apply;
   std::string branch;         // for status only
   bool start_paused = false;  // leader election: nothing runs before Resume()
+  // Several environments (MultiScheduler): the environment's name and
+  // --path, for status; and `follower`: the revisions come from Offer()
+  // (one ref check for every environment), never from its own Resolve.
+  std::string environment;
+  std::string path;
+  bool follower = false;
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool
@@ -61,7 +67,21 @@ class SchedulerListener {
   virtual void PassStarted(const PassRequest& /*request*/) {}
 };
 
-class Scheduler {
+// What the program drives: one Scheduler, or a MultiScheduler over several
+// environments (multi_scheduler.h). Thread-safe and non-blocking.
+class SchedulerControl {
+ public:
+  virtual ~SchedulerControl() = default;
+  virtual void Start() = 0;
+  virtual void Trigger(const std::string& why) = 0;
+  virtual void Stop(std::function<void()> on_stopped) = 0;
+  virtual void Pause(std::function<void()> on_paused) = 0;
+  virtual void Resume() = 0;
+  virtual nlohmann::json StatusJson() const = 0;
+  virtual bool Ready(std::string* why) const = 0;
+};
+
+class Scheduler final : public SchedulerControl {
  public:
   // `deps.source` must stay valid; `deps.stop` is replaced by the
   // scheduler's own stop token.
@@ -70,20 +90,24 @@ class Scheduler {
   ~Scheduler();
 
   // Starts the first check at once.
-  void Start();
+  void Start() override;
   // Asks for a ref check now (coalesced).
-  void Trigger(const std::string& why);
+  void Trigger(const std::string& why) override;
   // No new work; the running pass stops; then `on_stopped` (on the I/O thread).
-  void Stop(std::function<void()> on_stopped);
+  void Stop(std::function<void()> on_stopped) override;
   // The running pass stops; then `on_paused` (on the I/O thread). Nothing
   // runs until Resume().
-  void Pause(std::function<void()> on_paused);
+  void Pause(std::function<void()> on_paused) override;
   // Ends a pause (or a start_paused): a ref check at once. Ignored after Stop.
-  void Resume();
+  void Resume() override;
+  // options.follower: the result of the shared ref check; decides at once
+  // (or after the current pass: coalesced). Any thread.
+  void Offer(Result<std::string> revision);
 
-  nlohmann::json StatusJson() const;
+  nlohmann::json StatusJson() const override;
   // Ready once a pass has run and the last ref check reached the source.
-  bool Ready(std::string* why) const;
+  bool Ready(std::string* why) const override;
+  const std::string& environment() const { return options_.environment; }
 
  private:
   void Post(std::function<void()> fn);
@@ -114,6 +138,7 @@ class Scheduler {
   bool paused_ = false;
   std::function<void()> on_stopped_;
   std::function<void()> on_paused_;
+  std::optional<Result<std::string>> offered_;  // follower: the last shared ref check
 
   // Shared with StatusJson / Ready (any thread).
   mutable std::mutex mu_;
@@ -127,6 +152,9 @@ class Scheduler {
   std::string last_pass_at_;
   double last_pass_seconds_ = 0;
   std::string last_error_;
+  int skipped_ = 0;           // new revisions that changed none of this tree's files
+  std::string last_skipped_;  // the last of them
+  std::string last_skipped_at_;
   nlohmann::json drift_ = nlohmann::json::object();  // agent -> "reported"/"healed"
   std::optional<TimePoint> window_due_;  // I/O thread: a deploy window's verdict changes
 };

@@ -15,7 +15,7 @@ namespace reconcile::controller {
 class SchedulerView final : public ControllerView {
  public:
   // `branch`: what pushes are filtered by ("main", or a full ref).
-  SchedulerView(Scheduler& scheduler, std::string branch)
+  SchedulerView(SchedulerControl& scheduler, std::string branch)
       : scheduler_(scheduler), branch_(std::move(branch)) {}
 
   nlohmann::json Status() override { return scheduler_.StatusJson(); }
@@ -28,7 +28,7 @@ class SchedulerView final : public ControllerView {
   std::string FollowedBranch() override { return branch_; }
 
  private:
-  Scheduler& scheduler_;
+  SchedulerControl& scheduler_;
   const std::string branch_;
 };
 

@@ -78,6 +78,21 @@ void AgentsTable(std::string& out, const json& agents) {
   out += "</table>\n";
 }
 
+// The rows of one status object: its scalars, and one level of nested
+// objects as "key.sub".
+void StatusRows(std::string& out, const json& status) {
+  for (const auto& [k, v] : status.items()) {
+    if (k == "agents" || k == "environments") continue;
+    if (IsShown(v)) {
+      Row(out, k, v);
+    } else if (v.is_object()) {
+      for (const auto& [k2, v2] : v.items()) {
+        if (IsShown(v2)) Row(out, k + "." + k2, v2);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::string HtmlEscape(std::string_view text) {
@@ -116,21 +131,25 @@ std::string RenderStatusPage(const json& status) {
       "th{background:#f4f4f4}</style>\n</head>\n<body>\n<h1>reconcile controller</h1>\n"
       "<h2>Status</h2>\n<table>\n";
   if (status.is_object()) {
-    for (const auto& [k, v] : status.items()) {
-      if (k == "agents") continue;
-      if (IsShown(v)) {
-        Row(out, k, v);
-      } else if (v.is_object()) {
-        for (const auto& [k2, v2] : v.items()) {
-          if (IsShown(v2)) Row(out, k + "." + k2, v2);
-        }
-      }
-    }
+    StatusRows(out, status);
   } else {
     Row(out, "status", status.is_primitive() ? status : json("unavailable"));
   }
   out += "</table>\n";
-  AgentsTable(out, status.is_object() ? status.value("agents", json()) : json());
+  const json envs = status.is_object() ? status.value("environments", json()) : json();
+  if (envs.is_array()) {
+    // Several environments: one section each (its status, then its agents).
+    for (const json& e : envs) {
+      if (!e.is_object()) continue;
+      out += "<h2>Environment " + HtmlEscape(ScalarText(e.value("name", json("")))) +
+             "</h2>\n<table>\n";
+      StatusRows(out, e);
+      out += "</table>\n";
+      AgentsTable(out, e.value("agents", json()));
+    }
+  } else {
+    AgentsTable(out, status.is_object() ? status.value("agents", json()) : json());
+  }
   out +=
       "<p><a href=\"/api/v1/status\">/api/v1/status</a> · <a href=\"/metrics\">/metrics</a>"
       "</p>\n</body>\n</html>\n";

@@ -6,14 +6,20 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <future>
+#include <list>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,10 +30,12 @@
 #include "controller/memory.h"
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
+#include "controller/multi_scheduler.h"
 #include "controller/scheduler.h"
 #include "controller/scheduler_view.h"
 #include "controller/webhook_secrets.h"
 #include "reconcile/spec.h"
+#include "reconcile/state_store.h"
 
 namespace reconcile::cli {
 
@@ -39,27 +47,29 @@ using controller::Decision;
 // Logs the pass's typed events (changes starting, finishing, failing).
 class LogObserver final : public EventObserver {
  public:
+  std::string tag;  // "staging: " with several environments, else ""
+
   void OnEvent(const Event& e) override {
     switch (e.type) {
       case Event::Type::kStageStarted:
-        spdlog::debug("{}", e.message);
+        spdlog::debug("{}{}", tag, e.message);
         break;
       case Event::Type::kChangeStarted:
-        spdlog::info("{}: {} started", e.address, e.message);
+        spdlog::info("{}{}: {} started", tag, e.address, e.message);
         break;
       case Event::Type::kChangeProgress:
-        spdlog::debug("{}: {}", e.address, e.message);
+        spdlog::debug("{}{}: {}", tag, e.address, e.message);
         break;
       case Event::Type::kChangeRetrying:
       case Event::Type::kChangeSkipped:
       case Event::Type::kWarning:
-        spdlog::warn("{}{}{}", e.address, e.address.empty() ? "" : ": ", e.message);
+        spdlog::warn("{}{}{}{}", tag, e.address, e.address.empty() ? "" : ": ", e.message);
         break;
       case Event::Type::kChangeSucceeded:
-        spdlog::info("{}: {} ({} ms)", e.address, e.message, e.elapsed.count());
+        spdlog::info("{}{}: {} ({} ms)", tag, e.address, e.message, e.elapsed.count());
         break;
       case Event::Type::kChangeFailed:
-        spdlog::error("{}: {}", e.address, e.message);
+        spdlog::error("{}{}: {}", tag, e.address, e.message);
         break;
     }
   }
@@ -69,52 +79,59 @@ class LogObserver final : public EventObserver {
 // which forwards here.
 class LogListener final : public controller::SchedulerListener {
  public:
+  std::string tag;  // "staging: " with several environments, else ""
+
   // Who applies, for every pass's start and end line ("" without leader
   // election): " (leader ctl-a, term 3)".
   std::function<std::string()> who = [] { return std::string(); };
 
   void PassStarted(const PassRequest& request) override {
     const char* kind = request.kind == PassRequest::Kind::kDrift ? "drift" : "apply";
-    spdlog::info("{} pass start: revision {}{}", kind, request.revision, who());
+    spdlog::info("{}{} pass start: revision {}{}", tag, kind, request.revision, who());
   }
   void RefChecked(const Result<std::string>& revision, double seconds) override {
     if (!revision.ok()) {
       if (revision.status().code() != Code::kCancelled) {
-        spdlog::warn("source: {}", revision.status().message());
+        spdlog::warn("{}source: {}", tag, revision.status().message());
       }
     } else {
-      spdlog::debug("source: at {} ({:.3f} s)", *revision, seconds);
+      spdlog::debug("{}source: at {} ({:.3f} s)", tag, *revision, seconds);
     }
   }
   void Decided(const std::string& revision, Decision d, const std::string& why) override {
     if (d == Decision::kUpToDate) {
-      spdlog::debug("revision {}: {}", revision, why);
+      spdlog::debug("{}revision {}: {}", tag, revision, why);
     } else if (d == Decision::kStalled || d == Decision::kBackingOff) {
-      if (last_why_ != why) spdlog::warn("revision {}: {}", revision, why);
+      if (last_why_ != why) spdlog::warn("{}revision {}: {}", tag, revision, why);
     } else {
-      spdlog::info("revision {}: {}", revision, why);
+      spdlog::info("{}revision {}: {}", tag, revision, why);
     }
     last_why_ = why;
   }
   void PassFinished(const PassRequest& request, const PassReport& r, double seconds) override {
     const bool drift = request.kind == PassRequest::Kind::kDrift;
     const char* kind = drift ? "drift" : "apply";
-    spdlog::info("{} pass end: revision {}, result {}, serial {}{}", kind, r.revision,
+    if (r.unchanged) {
+      spdlog::info("{}revision {}: no change for this environment (content {}); not planned", tag,
+                   r.revision, r.state->content_digest);
+      return;
+    }
+    spdlog::info("{}{} pass end: revision {}, result {}, serial {}{}", tag, kind, r.revision,
                  controller::PassResultName(controller::PassResultOf(r)), r.outcome.serial, who());
     for (const std::string& a : r.reported) {
-      spdlog::warn("drift: agent {} differs from the last apply (drift.mode: report)", a);
+      spdlog::warn("{}drift: agent {} differs from the last apply (drift.mode: report)", tag, a);
     }
-    for (const std::string& a : r.healed) spdlog::info("drift: agent {} healed", a);
+    for (const std::string& a : r.healed) spdlog::info("{}drift: agent {} healed", tag, a);
     if (r.status.code() == Code::kInvalid && r.stale_tree) {
-      for (const Diagnostic& d : r.diagnostics.items()) spdlog::error("{}", d.ToString());
-      spdlog::error("revision {} is invalid; the last good revision keeps running: {}", r.revision,
-                    r.status.message());
+      for (const Diagnostic& d : r.diagnostics.items()) spdlog::error("{}{}", tag, d.ToString());
+      spdlog::error("{}revision {} is invalid; the last good revision keeps running: {}", tag,
+                    r.revision, r.status.message());
     } else if (!r.status.ok()) {
-      spdlog::error("{} pass at {} failed after {:.1f} s: {}", kind, r.revision, seconds,
+      spdlog::error("{}{} pass at {} failed after {:.1f} s: {}", tag, kind, r.revision, seconds,
                     r.status.message());
     } else if (r.changes > 0) {
-      spdlog::info("{} pass at {}: {} change(s) applied in {:.1f} s", kind, r.revision, r.changes,
-                   seconds);
+      spdlog::info("{}{} pass at {}: {} change(s) applied in {:.1f} s", tag, kind, r.revision,
+                   r.changes, seconds);
     }
   }
 
@@ -176,6 +193,92 @@ Result<LeaderElection> SetUpLeaderElection(const ControllerFlags& flags) {
   return le;
 }
 
+// One followed environment of `reconcile controller --path/--environments`.
+struct EnvironmentRun {
+  std::string name;
+  std::unique_ptr<Source> source;
+  std::unique_ptr<StateStore> store;
+  LogObserver observer;
+  LogListener log;
+  std::unique_ptr<controller::MetricsListener> metrics;
+};
+
+// The Environment document's metadata.name among the top-level *.yaml /
+// *.yml files of `dir`, or "" when none holds one.
+std::string EnvironmentDocumentName(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    try {
+      for (const YAML::Node& doc : YAML::LoadAllFromFile(f.string())) {
+        if (!doc.IsMap() || !doc["kind"] || !doc["kind"].IsScalar()) continue;
+        if (doc["kind"].as<std::string>() != "Environment") continue;
+        const YAML::Node meta = doc["metadata"];
+        if (meta && meta.IsMap() && meta["name"] && meta["name"].IsScalar()) {
+          return meta["name"].as<std::string>();
+        }
+      }
+    } catch (const std::exception&) {
+      continue;  // the pass reports the file at its line
+    }
+  }
+  return "";
+}
+
+// The name an environment at --path `path` goes by (metrics, status, its
+// state folder): its Environment document's name when the source is a folder
+// that holds one, else the folder's last component ("envs/staging" ->
+// "staging"); "default" for the root.
+std::string EnvironmentNameOf(const GlobalOptions& g, const std::string& path) {
+  if (!IsGitUrl(g.source)) {
+    std::string name = EnvironmentDocumentName(std::filesystem::path(g.source) / path);
+    if (!name.empty()) return name;
+  }
+  std::string p = path;
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  auto slash = p.find_last_of('/');
+  std::string last = slash == std::string::npos ? p : p.substr(slash + 1);
+  return last.empty() || last == "." ? std::string(controller::kDefaultEnvironment) : last;
+}
+
+// --environments DIR: (name, path) of every folder below DIR whose top-level
+// YAML holds an Environment document, sorted by path.
+Result<std::vector<std::pair<std::string, std::string>>> FindEnvironments(const GlobalOptions& g,
+                                                                          const std::string& dir) {
+  if (IsGitUrl(g.source)) {
+    return Status::Invalid(
+        "finding the environments of a Git repository is not supported yet; name each with "
+        "--path");
+  }
+  const std::filesystem::path base = std::filesystem::path(g.source);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(base / dir, ec)) {
+    return Status::NotFound("no folder '" + dir + "' in " + g.source);
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  std::filesystem::recursive_directory_iterator it(base / dir, ec), end;
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_directory(ec)) continue;
+    if (it->path().filename().string().rfind('.', 0) == 0) {
+      it.disable_recursion_pending();  // .reconcile, .git
+      continue;
+    }
+    std::string name = EnvironmentDocumentName(it->path());
+    if (!name.empty()) {
+      out.emplace_back(name, std::filesystem::relative(it->path(), base).generic_string());
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  return out;
+}
+
 }  // namespace
 
 int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
@@ -220,27 +323,11 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   }
   if (g.secrets_dir.empty())
     g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
-  auto source = OpenSource(SourceOptionsFor(g, &registry));
-  if (!source.ok()) {
-    spdlog::error("{}", source.status().message());
-    return 1;
-  }
-  auto store = NewFileStateStore(g.state_dir);
+  const bool multi = flags.paths.size() > 1 || !flags.environments_dir.empty();
+  if (flags.paths.size() == 1) g.path = flags.paths[0];
   auto clock = NewSystemClock();
-  LogObserver observer;
-  controller::Metrics metrics;
-  LogListener log_listener;
-  controller::MetricsListener listener(metrics, &log_listener);
-
-  ReconcilerDeps deps;
-  deps.source = source->get();
-  deps.store = store.get();
-  deps.providers = &registry;
-  deps.clock = clock.get();
-  deps.observer = &observer;
-  deps.secrets_dir = g.secrets_dir;
-  deps.secret_env_policy = SecretEnvPolicyFor(g);
-  deps.build = ProgramBuildServices(g.max_build_context);
+  controller::Metrics metrics(multi ? std::vector<std::string>{}
+                                    : std::vector<std::string>{controller::kDefaultEnvironment});
   controller::SchedulerOptions options;
   options.interval = *interval;
   options.policy.drift_interval = *drift;
@@ -249,9 +336,132 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   options.apply.parallelism = flags.parallelism;
   options.branch = g.ref;
   options.start_paused = election.has_value();  // nothing runs before we lead
-
   asio::io_context io;
-  controller::Scheduler scheduler(io, deps, options, &listener);
+
+  // Several environments: one Source (the repository root) for the shared
+  // ref check; per environment its own Source, state folder, listeners and
+  // Scheduler (follower).
+  GlobalOptions root = g;
+  root.path.clear();
+  auto source = OpenSource(SourceOptionsFor(multi ? root : g, &registry));
+  if (!source.ok()) {
+    spdlog::error("{}", source.status().message());
+    return 1;
+  }
+  LogListener ref_log;
+  controller::MetricsListener ref_listener(metrics, &ref_log);
+  std::function<std::string()> who = [] { return std::string(); };  // leader election
+  std::mutex runs_mu;
+  std::list<EnvironmentRun> runs;  // stable addresses; guarded by runs_mu
+  auto make_environment =
+      [&](const std::string& name,
+          const std::string& path) -> Result<std::unique_ptr<controller::Scheduler>> {
+    GlobalOptions eg = g;
+    eg.path = path;
+    auto env_source = OpenSource(SourceOptionsFor(eg, &registry));
+    if (!env_source.ok()) return env_source.status().WithContext("environment " + name);
+    std::lock_guard<std::mutex> lock(runs_mu);
+    EnvironmentRun& run = runs.emplace_back();
+    run.name = name;
+    run.source = std::move(*env_source);
+    run.store = NewFileStateStore(EnvironmentStateDir(g.state_dir, name));
+    run.observer.tag = name + ": ";
+    run.log.tag = name + ": ";
+    run.log.who = [&who] { return who(); };
+    metrics.AddEnvironment(name);
+    run.metrics = std::make_unique<controller::MetricsListener>(metrics, &run.log,
+                                                                std::function<double()>{}, name);
+    ReconcilerDeps deps;
+    deps.source = run.source.get();
+    deps.store = run.store.get();
+    deps.providers = &registry;
+    deps.clock = clock.get();
+    deps.observer = &run.observer;
+    deps.secrets_dir = g.secrets_dir;
+    deps.secret_env_policy = SecretEnvPolicyFor(g);
+    deps.build = ProgramBuildServices(g.max_build_context);
+    controller::SchedulerOptions eo = options;
+    eo.environment = name;
+    eo.path = path;
+    eo.follower = true;
+    return std::make_unique<controller::Scheduler>(io, deps, eo, run.metrics.get());
+  };
+
+  std::unique_ptr<controller::Scheduler> single;
+  std::unique_ptr<controller::MultiScheduler> several;
+  std::unique_ptr<StateStore> store;
+  LogObserver observer;
+  LogListener log_listener;
+  controller::MetricsListener listener(metrics, &log_listener);
+  if (!multi) {
+    store = NewFileStateStore(g.state_dir);
+    ReconcilerDeps deps;
+    deps.source = source->get();
+    deps.store = store.get();
+    deps.providers = &registry;
+    deps.clock = clock.get();
+    deps.observer = &observer;
+    deps.secrets_dir = g.secrets_dir;
+    deps.secret_env_policy = SecretEnvPolicyFor(g);
+    deps.build = ProgramBuildServices(g.max_build_context);
+    single = std::make_unique<controller::Scheduler>(io, deps, options, &listener);
+  } else {
+    controller::MultiSchedulerOptions mo;
+    mo.interval = *interval;
+    mo.branch = g.ref;
+    mo.start_paused = options.start_paused;
+    several = std::make_unique<controller::MultiScheduler>(io, source->get(), mo, &ref_listener);
+    std::set<std::string> names;
+    std::vector<std::pair<std::string, std::string>> wanted;  // (name, path)
+    for (const std::string& path : flags.paths) {
+      wanted.emplace_back(EnvironmentNameOf(g, path), path);
+    }
+    if (!flags.environments_dir.empty()) {
+      auto found = FindEnvironments(g, flags.environments_dir);
+      if (!found.ok()) {
+        spdlog::error("--environments {}: {}", flags.environments_dir, found.status().message());
+        return 1;
+      }
+      for (auto& e : *found) wanted.push_back(e);
+    }
+    for (const auto& [name, path] : wanted) {
+      if (!names.insert(name).second) {
+        spdlog::error("--path {}: a second environment named '{}' (each needs its own name)", path,
+                      name);
+        return 1;
+      }
+      auto env = make_environment(name, path);
+      if (!env.ok()) {
+        spdlog::error("{}", env.status().message());
+        return 1;
+      }
+      several->Add(std::move(*env));
+      spdlog::info("controller: environment {} at --path {}", name, path.empty() ? "." : path);
+    }
+    if (!flags.environments_dir.empty()) {
+      // Environments added by a commit are found at its first ref check.
+      auto known = std::make_shared<std::set<std::string>>(names);
+      several->on_revision = [&, known](const std::string& /*revision*/, std::stop_token) {
+        auto found = FindEnvironments(g, flags.environments_dir);
+        if (!found.ok()) {
+          spdlog::warn("--environments {}: {}", flags.environments_dir, found.status().message());
+          return;
+        }
+        for (const auto& [name, path] : *found) {
+          if (!known->insert(name).second) continue;
+          auto env = make_environment(name, path);
+          if (!env.ok()) {
+            spdlog::error("{}", env.status().message());
+            continue;
+          }
+          spdlog::info("controller: new environment {} at {}", name, path);
+          several->Add(std::move(*env));
+        }
+      };
+    }
+  }
+  controller::SchedulerControl& scheduler =
+      single ? static_cast<controller::SchedulerControl&>(*single) : *several;
   controller::SchedulerView scheduler_view(scheduler, g.ref.empty() ? "main" : g.ref);
   controller::ControllerView* view = &scheduler_view;
   std::unique_ptr<controller::LeaderElector> elector;
@@ -292,9 +502,10 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
                                                           election->options, std::move(cb));
     election_view = std::make_unique<controller::LeaderElectionView>(scheduler_view, *elector);
     view = election_view.get();
-    log_listener.who = [e = elector.get(), id] {
+    who = [e = elector.get(), id] {
       return " (leader " + id + ", term " + std::to_string(e->term()) + ")";
     };
+    log_listener.who = who;
   }
   controller::HttpServerOptions http_options;
   http_options.listen = flags.listen;
@@ -313,8 +524,10 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     return 1;
   }
   spdlog::info("controller: following {} (every {} s, drift every {} s); listening on http://{}",
-               (*source)->Describe(), interval->count() / 1000, drift->count() / 1000,
-               http.address());
+               (*source)->Describe() +
+                   (multi ? " (" + std::to_string(several->Environments().size()) + " environments)"
+                          : std::string()),
+               interval->count() / 1000, drift->count() / 1000, http.address());
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer grace_timer(io);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "reconcile/provider.h"
 #include "session.h"
@@ -19,6 +20,12 @@ struct ControllerFlags {
   int parallelism = 4;
   int max_retries = 5;
   int heal_budget = 3;
+  // Several environments of one repository, one fetch for all:
+  // --path (repeatable) and --environments DIR (every folder below DIR whose
+  // top-level YAML holds an Environment document, found again at each new
+  // revision).
+  std::vector<std::string> paths;
+  std::string environments_dir;
   // Leader election on a Lease (controller/leader_election.h).
   bool leader_elect = false;
   std::string lease_duration = "15s";

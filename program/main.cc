@@ -219,6 +219,12 @@ int main(int argc, char** argv) {
   controller->add_option("--kubeconfig", cf.kubeconfig,
                          "kubeconfig for the Lease (default: $KUBECONFIG, in-cluster, "
                          "~/.kube/config, as client-go)");
+  controller->add_option("--path", cf.paths,
+                         "folder inside the source to follow; repeatable: several environments, "
+                         "one fetch for all");
+  controller->add_option("--environments", cf.environments_dir,
+                         "follow every folder below DIR whose top-level YAML holds an "
+                         "Environment (found again at every new revision)");
   controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
   std::string kind;
   auto* import_cmd = app.add_subcommand("import", "write reconcile documents from another format");

@@ -25,6 +25,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   PassReport report;
   report.revision = request.revision;
   Reconciler r(deps);
+  r.set_record_content_digest(request.kind == PassRequest::Kind::kApply);
   Status s = r.Fetch(request.revision);
   report.diagnostics = r.diagnostics();
   if (!s.ok()) {
@@ -42,6 +43,20 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     return report;
   }
   report.state = r.recorded_shared();
+  if (request.kind == PassRequest::Kind::kApply && !report.state->pin) {
+    const std::string digest = r.ContentDigest();
+    if (!digest.empty() && digest == report.state->content_digest) {
+      report.unchanged = true;
+      if (deps.observer != nullptr) {
+        Event e;
+        e.type = Event::Type::kStageStarted;
+        e.message = "no change for this environment: content " + digest +
+                    " as at the last apply; not observed, not planned";
+        deps.observer->OnEvent(e);
+      }
+      return report;
+    }
+  }
   if (s = r.Observe(); !s.ok()) {
     report.status = s;
     return report;

@@ -541,6 +541,11 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     if (!refreshed) refreshed = *recorded_;
     refreshed->pin = pin;
   }
+  const std::string digest = record_content_digest_ ? ContentDigest() : recorded_->content_digest;
+  if (!plan.HasChanges() && digest != recorded_->content_digest) {
+    if (!refreshed) refreshed = *recorded_;
+    refreshed->content_digest = digest;
+  }
   if (!plan.HasChanges()) {
     if (refreshed) {
       Result<int> saved = Record(std::move(*refreshed));
@@ -607,6 +612,9 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     r.image_digest = rs.image_digest;
     if (auto it = depends_on.find(address); it != depends_on.end()) r.depends_on = *it->second;
   }
+  // Changes made by anything but a full apply that succeeded (a failure, a
+  // heal, the CLI) clear the digest: the next revision is planned in full.
+  result.state.content_digest = record_content_digest_ && result.status.ok() ? digest : "";
   Result<int> serial = Record(std::move(result.state));
   if (!serial.ok()) {
     out.status = serial.status().WithContext("cannot record the state");
@@ -626,6 +634,12 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     Emit(Event::Type::kWarning, "could not record history: " + s.message());
   }
   return out;
+}
+
+std::string Reconciler::ContentDigest() const {
+  if (!snapshot_.content_digest.empty()) return snapshot_.content_digest;
+  const std::string& revision = snapshot_.loaded.state.revision;
+  return revision.rfind("tree-", 0) == 0 ? revision : std::string();
 }
 
 Result<int> Reconciler::Record(State state) {

@@ -37,6 +37,7 @@ class FakeProvider final : public Provider {
 
   ObserveResponse Observe(const ObserveRequest&) override {
     std::lock_guard<std::mutex> lock(mu_);
+    ++observes_;
     ObserveResponse r;
     for (const auto& [name, i] : instances_) r.instances.push_back(i);
     return r;
@@ -117,6 +118,10 @@ class FakeProvider final : public Provider {
     std::lock_guard<std::mutex> lock(mu_);
     instances_[i.name] = std::move(i);
   }
+  int observe_count() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return observes_;
+  }
   std::vector<std::string> calls() const {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
@@ -135,6 +140,7 @@ class FakeProvider final : public Provider {
   mutable std::mutex mu_;
   std::map<std::string, ObservedInstance> instances_;
   std::vector<std::string> calls_;
+  int observes_ = 0;
   std::map<std::string, std::map<std::string, std::string>> secrets_seen_;
   int next_id_ = 0;
 };

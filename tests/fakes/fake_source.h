@@ -39,6 +39,11 @@ class FakeSource final : public Source {
     trees_[revision] = std::move(r);
     head_ = revision;
   }
+  // Snapshot.content_digest of `revision` (default: empty).
+  void SetContentDigest(const std::string& revision, std::string digest) {
+    std::lock_guard<std::mutex> lock(mu_);
+    digests_[revision] = std::move(digest);
+  }
   void FailResolve(Status s) {
     std::lock_guard<std::mutex> lock(mu_);
     resolve_error_ = std::move(s);
@@ -83,6 +88,7 @@ class FakeSource final : public Source {
     s.root = root_;
     s.commit_time = commit_time_;
     s.loaded = it->second;
+    if (auto d = digests_.find(revision); d != digests_.end()) s.content_digest = d->second;
     return s;
   }
 
@@ -90,6 +96,7 @@ class FakeSource final : public Source {
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   std::map<std::string, LoadResult> trees_;
+  std::map<std::string, std::string> digests_;
   std::filesystem::path root_;
   std::string commit_time_;
   std::string head_;

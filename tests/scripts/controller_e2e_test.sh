@@ -149,7 +149,7 @@ wait_for 60 "the first pass deploys the branch and the controller is ready" -- \
   curl -fsS "http://127.0.0.1:$http_port/readyz"
 wait_for 30 "the agent answers with the first greeting" -- greeting_is "$p-web" one
 out="$(curl -fsS "http://127.0.0.1:$http_port/metrics")"
-if grep -q '^reconcile_passes_total{result="success"} [1-9]' <<<"$out"; then ok "metrics count the successful pass"; else bad "no successful pass in /metrics" "$out"; fi
+if grep -q '^reconcile_passes_total{environment="default",result="success"} [1-9]' <<<"$out"; then ok "metrics count the successful pass"; else bad "no successful pass in /metrics" "$out"; fi
 
 # --- webhook: a bad signature triggers nothing, a good one deploys -------------
 tree two && commit "two"
@@ -177,7 +177,7 @@ wait_for 30 "status names the broken revision as invalid" -- \
 if status_is "any('colour' in d for d in s['lastPass']['diagnostics'])"; then ok "status shows the error with the field"; else bad "status lacks the diagnostic" "$(status_json)"; fi
 if status_is "s['revision']['applied'] == '$good_commit'"; then ok "the last good revision stays applied"; else bad "applied revision moved" "$(status_json)"; fi
 out="$(curl -fsS "http://127.0.0.1:$http_port/metrics")"
-if grep -q '^reconcile_passes_total{result="invalid"} [1-9]' <<<"$out"; then ok "metrics count the invalid pass"; else bad "no invalid pass in /metrics" "$out"; fi
+if grep -q '^reconcile_passes_total{environment="default",result="invalid"} [1-9]' <<<"$out"; then ok "metrics count the invalid pass"; else bad "no invalid pass in /metrics" "$out"; fi
 if greeting_is "$p-web" two; then ok "the agent keeps serving the last good revision"; else bad "the agent changed"; fi
 if grep -q "spec.colour" "$work/ctl.log"; then ok "the log names the bad field"; else bad "the log lacks the bad field" "$(tail -20 "$work/ctl.log")"; fi
 
@@ -199,7 +199,7 @@ wait_for 30 "drift of a report-mode agent is reported in status" -- \
   status_is "any(a['name'] == '$p-side' and a['drift'] == 'reported' for a in s['agents'])"
 if ! container_running "$p-side"; then ok "a report-mode agent is left as it is"; else bad "report-mode agent was restarted"; fi
 out="$(curl -fsS "http://127.0.0.1:$http_port/metrics")"
-if grep -q '^reconcile_drifted_agents [1-9]' <<<"$out"; then ok "metrics show the drifted agent"; else bad "reconcile_drifted_agents is 0" "$out"; fi
+if grep -q '^reconcile_drifted_agents{environment="default"} [1-9]' <<<"$out"; then ok "metrics show the drifted agent"; else bad "reconcile_drifted_agents is 0" "$out"; fi
 api -X POST "http://d/v1.41/containers/$side_id/start" >/dev/null
 
 # --- force-push an older commit: the controller follows ----------------------

@@ -185,7 +185,7 @@ code="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$base/hooks/github" -H 
   -H "X-Hub-Signature-256: sha256=00" --data-binary "$body")"
 [[ "$code" == 401 ]] && ok "a forged webhook is refused (401)" || bad "a forged webhook answered $code"
 metrics="$(curl -fsS "$base/metrics")"  # (not piped into grep -q: pipefail and SIGPIPE)
-if grep -q '^reconcile_passes_total{result="success"} [1-9]' <<<"$metrics"; then
+if grep -q '^reconcile_passes_total{environment="default",result="success"} [1-9]' <<<"$metrics"; then
   ok "/metrics counts the successful pass"
 else
   bad "/metrics shows no successful pass"

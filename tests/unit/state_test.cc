@@ -48,8 +48,10 @@ State SampleState() {
   bot.spec_hash = "sha256:d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35";
   bot.spec = json{{"image", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bot@sha256:abc"}};
   bot.revision = "0123456789abcdef0123456789abcdef01234567";
-  bot.instances = {{"arn:aws:apprunner:eu-west-1:123456789012:service/bot/1", "bot",
-                    "https://bot.eu-west-1.awsapprunner.com", {}}};
+  bot.instances = {{"arn:aws:apprunner:eu-west-1:123456789012:service/bot/1",
+                    "bot",
+                    "https://bot.eu-west-1.awsapprunner.com",
+                    {}}};
   bot.health = "unknown";
   bot.applied_at = "2026-01-01T00:00:00Z";
   s.resources[bot.address] = bot;
@@ -68,12 +70,14 @@ HistoryEntry SampleHistoryEntry() {
       "sha256:6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b",
       "ghcr.io/acme/web:1.2.3",
       {"agent.db"},
-      "0123456789abcdef", {}};
+      "0123456789abcdef",
+      {}};
   e.changed["agent.db"] = {
       "sha256:d4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35",
       "postgres:16",
       {},
-      "0123456789abcdef", {}};
+      "0123456789abcdef",
+      {}};
   e.removed = {"agent.old"};
   return e;
 }
@@ -155,6 +159,26 @@ TEST_SUITE("state") {
     auto r = StateFromJson(bad);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message().find("pin.serial") != std::string::npos);
+  }
+
+  TEST_CASE("state JSON keeps the content digest; files without it load") {
+    State s = SampleState();
+    s.content_digest = "tree-0123456789ab";
+    json j = ToJson(s);
+    CHECK(j["contentDigest"] == "tree-0123456789ab");
+    auto back = StateFromJson(json::parse(j.dump()));
+    REQUIRE_MESSAGE(back.ok(), back.status().message());
+    CHECK(*back == s);
+    json old = ToJson(SampleState());
+    CHECK_FALSE(old.contains("contentDigest"));  // empty: not written
+    auto loaded = StateFromJson(old);
+    REQUIRE_MESSAGE(loaded.ok(), loaded.status().message());
+    CHECK(loaded->content_digest.empty());
+    json bad = j;
+    bad["contentDigest"] = 7;
+    auto r = StateFromJson(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("contentDigest") != std::string::npos);
   }
 
   TEST_CASE("history: differences per entry, replayed and trimmed") {

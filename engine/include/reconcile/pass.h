@@ -6,6 +6,9 @@
 //           last apply; agents with `drift.mode: heal` (and in `heal_allowed`,
 //           the scheduler's restart budget) are repaired, the others only
 //           reported
+// An apply pass whose tree has the content digest recorded by the last full
+// apply (State::content_digest) stops after reading the state: nothing this
+// tree reads changed, so it neither observes nor plans (report.unchanged).
 // The report says what happened and, through status.code(), what to do next
 // (reconciler.h). Blocking: run it off the I/O thread. Thread-safe as far as
 // its deps are (one pass at a time per state folder; the lock enforces it).
@@ -60,6 +63,10 @@ struct PassReport {
     int held = 0;
     std::vector<std::string> held_agents;
   } window;
+  // kApply only: the revision is new, but the tree's content digest equals
+  // the one recorded at the last full apply (a commit that touched only
+  // other environments' files): nothing was observed or planned.
+  bool unchanged = false;
 };
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);

@@ -134,6 +134,14 @@ class Reconciler {
   ApplyOutcome ApplyPlan(const Plan& plan, const ApplyOptions& options);
 
   const Snapshot& snapshot() const { return snapshot_; }
+  // The fetched tree's content digest (Snapshot::content_digest; for a
+  // folder tree without one, its "tree-" revision); empty when unknown.
+  std::string ContentDigest() const;
+  // When set, ApplyPlan records ContentDigest() as State::content_digest
+  // after a plan applied in full without error (and clears it after a
+  // failure; any other apply that changes something clears it too), for the
+  // controller's skip rule (pass.h).
+  void set_record_content_digest(bool on) { record_content_digest_ = on; }
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
   // The recorded state; after ApplyPlan, the state it saved.
@@ -158,6 +166,7 @@ class Reconciler {
 
   ReconcilerDeps deps_;
   Snapshot snapshot_;
+  bool record_content_digest_ = false;
   std::shared_ptr<const State> recorded_ = std::make_shared<const State>();
   std::optional<DesiredState> pinned_;  // the pinned revision's agents
   std::optional<Pin> pin_;

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -580,8 +581,12 @@ class GitSource : public Source {
     };
     CommitPtr commit = lookup();
     if (!commit) {
-      if (Status s = Fetch(stop, what); !s.ok()) return s;
-      commit = lookup();
+      // Another Source over this mirror (another environment of the same
+      // controller) may be fetching it: after its lock, look again first.
+      if (Status s = Fetch(stop, what, [&] { return (commit = lookup()) != nullptr; }); !s.ok()) {
+        return s;
+      }
+      if (!commit) commit = lookup();
       if (!commit) {
         return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
                                 url_.redacted);
@@ -649,6 +654,12 @@ class GitSource : public Source {
     for (const auto& d : *decoded) parts.push_back(d.get());
     snap.loaded = Assemble(parts, walker.folders, options_.limits.providers);
     snap.loaded.state.revision = snap.revision;
+    if (snap.content_digest.empty()) {
+      // A plain tree reads only its --path: the Git id of that folder (or
+      // file) changes exactly when one of its files does.
+      snap.content_digest =
+          "tree-" + OidHex(single ? &single->oid : git_tree_id(sub.get())).substr(0, 12);
+    }
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
 
@@ -704,7 +715,10 @@ class GitSource : public Source {
     return Status::Ok();
   }
 
-  Status Fetch(std::stop_token stop, const std::string& what) {
+  // `present` (optional) runs once the lock is held: true means what we need
+  // arrived while we waited for it (nothing is fetched then).
+  Status Fetch(std::stop_token stop, const std::string& what,
+               const std::function<bool()>& present = {}) {
     int fd = ::open(lock_file_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) return Status::Failed(what + ": cannot open " + lock_file_.string());
     ::flock(fd, LOCK_EX);
@@ -712,6 +726,7 @@ class GitSource : public Source {
       int fd;
       ~Unlock() { ::close(fd); }
     } unlock{fd};
+    if (present && present()) return Status::Ok();
 
     Callbacks cb(&url_, &options_.auth, stop);
     git_fetch_options fetch;

@@ -250,7 +250,8 @@ TEST_CASE("http: health, readiness, metrics, status and the page") {
   ClientResponse metrics = Send(port, http::verb::get, "/metrics");
   CHECK(metrics.status == 200);
   CHECK(metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8");
-  CHECK(metrics.body.find("reconcile_passes_total{result=\"success\"} 1") != std::string::npos);
+  CHECK(metrics.body.find("reconcile_passes_total{environment=\"default\",result=\"success\"} 1") !=
+        std::string::npos);
 
   json status = {{"revision", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
                  {"last_result", "invalid"},

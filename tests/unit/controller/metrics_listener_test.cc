@@ -83,11 +83,11 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
   std::string text = m.Render();
   CHECK(Has(text, "reconcile_source_fetch_duration_seconds_count 2"));
   CHECK(Has(text, "reconcile_source_fetch_errors_total 1"));
-  CHECK(Has(text, "reconcile_passes_total{result=\"success\"} 1"));
-  CHECK(Has(text, "reconcile_revision_info{revision=\"c1\"} 1"));
-  CHECK(Has(text, "reconcile_last_success_timestamp_seconds 1764580800"));
-  CHECK(Has(text, "reconcile_agents{state=\"healthy\"} 2"));
-  CHECK(Has(text, "reconcile_agents{state=\"unknown\"} 1"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"success\"} 1"));
+  CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
+  CHECK(Has(text, "reconcile_last_success_timestamp_seconds{environment=\"default\"} 1764580800"));
+  CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 2"));
+  CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"unknown\"} 1"));
   CHECK(next.calls == std::vector<std::string>{"checked", "checked", "decided", "pass"});
 
   SUBCASE("an invalid revision keeps the revision and agents of the last good one") {
@@ -99,10 +99,10 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     req.revision = "c2";
     l.PassFinished(req, bad, 0.1);
     text = m.Render();
-    CHECK(Has(text, "reconcile_passes_total{result=\"invalid\"} 1"));
-    CHECK(Has(text, "reconcile_revision_info{revision=\"c1\"} 1"));
+    CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"invalid\"} 1"));
+    CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
     CHECK_FALSE(Has(text, "revision=\"c2\""));
-    CHECK(Has(text, "reconcile_agents{state=\"healthy\"} 2"));
+    CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 2"));
   }
   SUBCASE("a failed apply counts its failed changes and updates agents") {
     PassReport failed = Applied("c2");
@@ -115,10 +115,10 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     req.revision = "c2";
     l.PassFinished(req, failed, 3);
     text = m.Render();
-    CHECK(Has(text, "reconcile_passes_total{result=\"failed\"} 1"));
-    CHECK(Has(text, "reconcile_apply_errors_total 1"));
-    CHECK(Has(text, "reconcile_agents{state=\"unhealthy\"} 1"));
-    CHECK(Has(text, "reconcile_revision_info{revision=\"c1\"} 1"));
+    CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"failed\"} 1"));
+    CHECK(Has(text, "reconcile_apply_errors_total{environment=\"default\"} 1"));
+    CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"unhealthy\"} 1"));
+    CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
   }
   SUBCASE("a drift pass sets the drifted agents: reported ones, not healed ones") {
     PassReport drift = Applied("c1");
@@ -128,7 +128,7 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     req.kind = PassRequest::Kind::kDrift;
     req.revision = "c1";
     l.PassFinished(req, drift, 0.3);
-    CHECK(Has(m.Render(), "reconcile_drifted_agents 1"));
+    CHECK(Has(m.Render(), "reconcile_drifted_agents{environment=\"default\"} 1"));
   }
 }
 

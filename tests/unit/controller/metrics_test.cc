@@ -30,9 +30,10 @@ TEST_CASE("metrics: every family has help and type, pass results start at 0") {
   CHECK(Has(text, "# TYPE reconcile_passes_total counter"));
   CHECK(Has(text, "# TYPE reconcile_pass_duration_seconds histogram"));
   for (const char* r : {"success", "failed", "invalid", "unavailable", "cancelled"}) {
-    CHECK(Has(text, std::string("reconcile_passes_total{result=\"") + r + "\"} 0"));
+    CHECK(Has(text, std::string("reconcile_passes_total{environment=\"default\",result=\"") + r +
+                        "\"} 0"));
   }
-  CHECK(Has(text, "reconcile_drifted_agents 0"));
+  CHECK(Has(text, "reconcile_drifted_agents{environment=\"default\"} 0"));
   // Families whose labels are not known in advance appear with their first series.
   CHECK_FALSE(Has(text, "reconcile_revision_info"));
   m.SetRevision("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
@@ -61,47 +62,55 @@ TEST_CASE("metrics: typed methods update their series") {
   m.SourceFetchDuration(0.3);
   m.ApplyErrors(3);
   std::string text = m.Render();
-  CHECK(Has(text, "reconcile_passes_total{result=\"success\"} 2"));
-  CHECK(Has(text, "reconcile_passes_total{result=\"invalid\"} 1"));
-  CHECK(Has(text, "reconcile_pass_duration_seconds_count{result=\"success\"} 2"));
-  CHECK(Has(text, "reconcile_pass_duration_seconds_bucket{result=\"success\",le=\"0.5\"} 1"));
-  CHECK(Has(text, "reconcile_pass_duration_seconds_bucket{result=\"success\",le=\"+Inf\"} 2"));
-  CHECK(Has(text, "reconcile_last_success_timestamp_seconds 1764580800"));
-  CHECK(Has(text, "reconcile_drifted_agents 2"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"success\"} 2"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"invalid\"} 1"));
+  CHECK(Has(text,
+            "reconcile_pass_duration_seconds_count{environment=\"default\",result=\"success\"} 2"));
+  CHECK(Has(text,
+            "reconcile_pass_duration_seconds_bucket{environment=\"default\",result=\"success\",le="
+            "\"0.5\"} 1"));
+  CHECK(Has(text,
+            "reconcile_pass_duration_seconds_bucket{environment=\"default\",result=\"success\",le="
+            "\"+Inf\"} 2"));
+  CHECK(Has(text, "reconcile_last_success_timestamp_seconds{environment=\"default\"} 1764580800"));
+  CHECK(Has(text, "reconcile_drifted_agents{environment=\"default\"} 2"));
   CHECK(Has(text, "reconcile_webhook_requests_total{code=\"202\",provider=\"github\"} 2"));
   CHECK(Has(text, "reconcile_webhook_requests_total{code=\"401\",provider=\"github\"} 1"));
   CHECK(Has(text, "reconcile_source_fetch_errors_total 1"));
   CHECK(Has(text, "reconcile_source_fetch_duration_seconds_count 1"));
-  CHECK(Has(text, "reconcile_apply_errors_total 3"));
+  CHECK(Has(text, "reconcile_apply_errors_total{environment=\"default\"} 3"));
 }
 
 TEST_CASE("metrics: one revision series, replaced; agent states replaced") {
   Metrics m;
   m.SetRevision("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
   CHECK(Has(m.Render(),
-            "reconcile_revision_info{revision=\"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"} 1"));
+            "reconcile_revision_info{environment=\"default\",revision="
+            "\"6113728f27ae82c7b1a177c8d03f9e96e0adf246\"} 1"));
   m.SetRevision("738a951dba49dfec487000ef85ae80291d7ab32a");
   std::string text = m.Render();
   CHECK(Has(text,
-            "reconcile_revision_info{revision=\"738a951dba49dfec487000ef85ae80291d7ab32a\"} 1"));
+            "reconcile_revision_info{environment=\"default\",revision="
+            "\"738a951dba49dfec487000ef85ae80291d7ab32a\"} 1"));
   CHECK_FALSE(Has(text, "6113728f27ae82c7b1a177c8d03f9e96e0adf246"));
   m.SetRevision("");
-  CHECK_FALSE(Has(m.Render(), "reconcile_revision_info{"));
+  CHECK_FALSE(Has(m.Render(), "reconcile_revision_info{environment=\"default\","));
 
   m.SetAgents({{"healthy", 3}, {"unhealthy", 1}});
   text = m.Render();
-  CHECK(Has(text, "reconcile_agents{state=\"healthy\"} 3"));
-  CHECK(Has(text, "reconcile_agents{state=\"unhealthy\"} 1"));
+  CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 3"));
+  CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"unhealthy\"} 1"));
   m.SetAgents({{"healthy", 4}});
   text = m.Render();
-  CHECK(Has(text, "reconcile_agents{state=\"healthy\"} 4"));
+  CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 4"));
   CHECK_FALSE(Has(text, "state=\"unhealthy\""));
 }
 
 TEST_CASE("metrics: label values are escaped") {
   Metrics m;
   m.SetRevision("a\"b\\c\nd");
-  CHECK(Has(m.Render(), "reconcile_revision_info{revision=\"a\\\"b\\\\c\\nd\"} 1"));
+  CHECK(Has(m.Render(),
+            "reconcile_revision_info{environment=\"default\",revision=\"a\\\"b\\\\c\\nd\"} 1"));
 }
 
 TEST_CASE("metrics: concurrent updates and renders") {
@@ -120,15 +129,39 @@ TEST_CASE("metrics: concurrent updates and renders") {
   }
   for (auto& th : threads) th.join();
   std::string text = m.Render();
-  CHECK(Has(text, "reconcile_passes_total{result=\"success\"} 2000"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"success\"} 2000"));
   CHECK(Has(text, "reconcile_webhook_requests_total{code=\"200\",provider=\"gitlab\"} 2000"));
   std::size_t revisions = 0;
-  for (std::size_t p = text.find("reconcile_revision_info{"); p != std::string::npos;
-       p = text.find("reconcile_revision_info{", p + 1)) {
+  for (std::size_t p = text.find("reconcile_revision_info{environment=\"default\",");
+       p != std::string::npos;
+       p = text.find("reconcile_revision_info{environment=\"default\",", p + 1)) {
     ++revisions;
   }
   CHECK(revisions == 1);
 }
 
 }  // namespace
+TEST_CASE("metrics: every per-pass series is labelled with its environment") {
+  Metrics m({"dev", "prod"});
+  m.PassFinished(PassResult::kSuccess, 0.2, "dev");
+  m.PassFinished(PassResult::kInvalid, 0.1, "prod");
+  m.PassSkipped("prod");
+  m.SetRevision("c1", "dev");
+  m.SetRevision("c0", "prod");
+  m.SetAgents({{"healthy", 2}}, "dev");
+  m.ApplyErrors(1, "prod");
+  const std::string text = m.Render();
+  CHECK(Has(text, "reconcile_passes_total{environment=\"dev\",result=\"success\"} 1"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"prod\",result=\"success\"} 0"));
+  CHECK(Has(text, "reconcile_passes_total{environment=\"prod\",result=\"invalid\"} 1"));
+  CHECK(Has(text, "reconcile_passes_skipped_total{environment=\"prod\"} 1"));
+  CHECK(Has(text, "reconcile_passes_skipped_total{environment=\"dev\"} 0"));
+  CHECK(Has(text, "reconcile_revision_info{environment=\"dev\",revision=\"c1\"} 1"));
+  CHECK(Has(text, "reconcile_revision_info{environment=\"prod\",revision=\"c0\"} 1"));
+  CHECK(Has(text, "reconcile_agents{environment=\"dev\",state=\"healthy\"} 2"));
+  CHECK(Has(text, "reconcile_apply_errors_total{environment=\"prod\"} 1"));
+  CHECK_FALSE(Has(text, "environment=\"default\""));  // not given: no default series
+  CHECK_FALSE(Has(text, "environment=\"\""));
+}
+
 }  // namespace reconcile::controller

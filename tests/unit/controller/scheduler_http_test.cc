@@ -128,8 +128,10 @@ TEST_CASE("scheduler over HTTP: a signed push applies the new revision") {
   CHECK(page.find("<th>revision.applied</th><td>c2</td>") != std::string::npos);
 
   std::string metrics = Send(c.server->port(), http::verb::get, "/metrics").body;
-  CHECK(metrics.find("reconcile_revision_info{revision=\"c2\"} 1") != std::string::npos);
-  CHECK(metrics.find("reconcile_passes_total{result=\"success\"} 2") != std::string::npos);
+  CHECK(metrics.find("reconcile_revision_info{environment=\"default\",revision=\"c2\"} 1") !=
+        std::string::npos);
+  CHECK(metrics.find("reconcile_passes_total{environment=\"default\",result=\"success\"} 2") !=
+        std::string::npos);
   CHECK(metrics.find("reconcile_webhook_requests_total{code=\"202\",provider=\"github\"} 1") !=
         std::string::npos);
   CHECK(metrics.find("reconcile_webhook_requests_total{code=\"401\",provider=\"github\"} 1") !=

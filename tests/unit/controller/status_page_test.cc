@@ -33,6 +33,27 @@ TEST_CASE("status page: escapes every text and shows the fields") {
   CHECK(page.find("<td>bot</td><td></td><td></td><td>image</td>") != std::string::npos);
 }
 
+TEST_CASE("status page: one section per environment, each with its status and agents") {
+  json status = {
+      {"branch", "main"},
+      {"environments",
+       json::array({{{"name", "dev"},
+                     {"path", "envs/dev"},
+                     {"lastError", ""},
+                     {"revision", {{"applied", "c3"}}},
+                     {"agents", json::array({{{"name", "web-dev"}, {"health", "healthy"}}})}},
+                    {{"name", "st<b>aging"},
+                     {"lastError", "envs/staging/web.yaml:7:9: error: spec.port"},
+                     {"agents", json::array()}}})}};
+  std::string page = RenderStatusPage(status);
+  CHECK(page.find("<h2>Environment dev</h2>") != std::string::npos);
+  CHECK(page.find("<h2>Environment st&lt;b&gt;aging</h2>") != std::string::npos);
+  CHECK(page.find("<th>revision.applied</th><td>c3</td>") != std::string::npos);
+  CHECK(page.find("web-dev") != std::string::npos);
+  CHECK(page.find("envs/staging/web.yaml:7:9: error: spec.port") != std::string::npos);
+  CHECK(page.find("<th>branch</th><td>main</td>") != std::string::npos);
+}
+
 TEST_CASE("status page: lists of scalars, as the scheduler's status has them") {
   json status = {
       {"revision", {{"applied", "c1"}, {"invalid", "c2"}}},

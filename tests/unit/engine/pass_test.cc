@@ -46,6 +46,68 @@ TEST_CASE("an apply pass creates, records and is idempotent") {
   CHECK(history->entries.size() == 1);  // a no-op pass adds no history entry
 }
 
+TEST_CASE("a new revision with the recorded content digest is neither observed nor planned") {
+  World w;
+  w.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  w.source.SetContentDigest("c1", "tree-111111111111");
+  PassReport first = w.Run(PassRequest::Kind::kApply, "c1");
+  REQUIRE_MESSAGE(first.status.ok(), first.status.message());
+  CHECK_FALSE(first.unchanged);
+  CHECK(first.state->content_digest == "tree-111111111111");
+  auto saved = w.store->Load();
+  REQUIRE(saved.ok());
+  CHECK(saved->content_digest == "tree-111111111111");  // recorded in the state file
+  const size_t calls = w.provider.calls().size();
+  const int observes = w.provider.observe_count();
+
+  // c2 changed only another environment's files: same digest.
+  w.source.Set("c2", MakeDesired({MakeAgent("a")}));
+  w.source.SetContentDigest("c2", "tree-111111111111");
+  PassReport skipped = w.Run(PassRequest::Kind::kApply, "c2");
+  REQUIRE_MESSAGE(skipped.status.ok(), skipped.status.message());
+  CHECK(skipped.unchanged);
+  CHECK(skipped.revision == "c2");
+  CHECK(skipped.changes == 0);
+  CHECK(w.provider.observe_count() == observes);  // not observed
+  CHECK(w.provider.calls().size() == calls);
+
+  // A drift pass still observes.
+  PassReport drift = w.Run(PassRequest::Kind::kDrift, "c2");
+  CHECK_FALSE(drift.unchanged);
+  CHECK(w.provider.observe_count() > observes);
+
+  // c3 changes this tree: planned and applied, the new digest recorded.
+  Agent b = MakeAgent("a");
+  b.replicas = 3;
+  w.source.Set("c3", MakeDesired({b}));
+  w.source.SetContentDigest("c3", "tree-333333333333");
+  PassReport third = w.Run(PassRequest::Kind::kApply, "c3");
+  REQUIRE_MESSAGE(third.status.ok(), third.status.message());
+  CHECK_FALSE(third.unchanged);
+  CHECK(third.changes == 1);
+  CHECK(third.state->content_digest == "tree-333333333333");
+}
+
+TEST_CASE("a failed apply clears the recorded content digest: the next revision is planned") {
+  World w;
+  w.source.Set("c1", MakeDesired({MakeAgent("a")}));
+  w.source.SetContentDigest("c1", "tree-111111111111");
+  REQUIRE(w.Run(PassRequest::Kind::kApply, "c1").status.ok());
+  Agent b = MakeAgent("a");
+  b.replicas = 2;
+  w.source.Set("c2", MakeDesired({b}));
+  w.source.SetContentDigest("c2", "tree-222222222222");
+  w.provider.fail["agent.a"] = Status::Failed("boom");
+  PassReport failed = w.Run(PassRequest::Kind::kApply, "c2");
+  REQUIRE_FALSE(failed.status.ok());
+  CHECK(failed.state->content_digest.empty());
+  // c3 goes back to c1's files: planned again (the world may be half c2).
+  w.source.Set("c3", MakeDesired({MakeAgent("a")}));
+  w.source.SetContentDigest("c3", "tree-111111111111");
+  PassReport back = w.Run(PassRequest::Kind::kApply, "c3");
+  CHECK_FALSE(back.unchanged);
+}
+
 TEST_CASE("a secretEnv reference the operator did not allow is a load error; allowed, it applies") {
   World w;
   Agent a = MakeAgent("a");
