@@ -1026,7 +1026,8 @@ TEST_CASE("azure provider: environments are scoped, tagged and filtered") {
   REQUIRE(d.response.instances.size() == 1);
   CHECK(d.response.instances[0].name == "dev-hello");
   json app;
-  for (const auto& [k, v] : fake.State().items()) {
+  json state = fake.State();
+  for (const auto& [k, v] : state.items()) {
     if (Contains(k, "/containerapps/dev-hello")) app = v;
   }
   REQUIRE(app.is_object());
