@@ -193,20 +193,20 @@ int CmdPromote(const GlobalOptions& g, const ProviderRegistry& registry,
   fs::path root = fs::path(g.source);
   if (fs::is_regular_file(root, ec)) root = root.parent_path();
   FolderFiles tree = ReadFolder(root);
-  std::vector<EnvironmentRef> envs = ListEnvironments(tree.files);
-  auto find = [&envs](const std::string& name) -> const EnvironmentRef* {
-    for (const EnvironmentRef& e : envs) {
+  std::vector<EnvironmentFolder> envs = ListEnvironmentFolders(tree.files);
+  auto find = [&envs](const std::string& name) -> const EnvironmentFolder* {
+    for (const EnvironmentFolder& e : envs) {
       if (e.name == name) return &e;
     }
     return nullptr;
   };
-  const EnvironmentRef* from = find(flags.from);
-  const EnvironmentRef* to = find(flags.to);
+  const EnvironmentFolder* from = find(flags.from);
+  const EnvironmentFolder* to = find(flags.to);
   for (const auto& [flag, name, env] :
        {std::tuple{"--from", flags.from, from}, std::tuple{"--to", flags.to, to}}) {
     if (env != nullptr) continue;
     std::string known;
-    for (const EnvironmentRef& e : envs) known += (known.empty() ? "" : ", ") + e.name;
+    for (const EnvironmentFolder& e : envs) known += (known.empty() ? "" : ", ") + e.name;
     spdlog::error("promote {} {}: no Environment of that name in {} (found: {})", flag, name,
                   root.string(), known.empty() ? "none" : known);
     return kExitError;
@@ -217,11 +217,9 @@ int CmdPromote(const GlobalOptions& g, const ProviderRegistry& registry,
   in.to = to->name;
   in.requested = flags.agents;
 
+  // The Session keeps an Environment's state in EnvironmentStateDir(<state>, name).
   GlobalOptions source = g;
   source.path = from->folder;
-  const fs::path base_state = g.state_dir.empty() ? root / ".reconcile" : fs::path(g.state_dir);
-  source.state_dir = EnvironmentStateDir(base_state, from->name).string();
-  if (source.secrets_dir.empty()) source.secrets_dir = (base_state / "secrets").string();
   Session session(source, &registry, StopToken());
   if (Status s = GatherSource(session, in); !s.ok()) return Fail(s);
 

@@ -129,8 +129,8 @@ std::string RenderPromoted(const std::vector<PromotedImage>& images, const std::
   return out.str();
 }
 
-std::vector<EnvironmentRef> ListEnvironments(const std::vector<TreeFile>& files) {
-  std::vector<EnvironmentRef> out;
+std::vector<EnvironmentFolder> ListEnvironmentFolders(const std::vector<TreeFile>& files) {
+  std::vector<EnvironmentFolder> out;
   for (const TreeFile& f : files) {
     if (!IsYaml(f.rel)) continue;
     if (f.content.find("Environment") == std::string::npos) continue;
@@ -145,7 +145,7 @@ std::vector<EnvironmentRef> ListEnvironments(const std::vector<TreeFile>& files)
     }
   }
   std::sort(out.begin(), out.end(),
-            [](const EnvironmentRef& a, const EnvironmentRef& b) { return a.name < b.name; });
+            [](const EnvironmentFolder& a, const EnvironmentFolder& b) { return a.name < b.name; });
   return out;
 }
 
@@ -153,7 +153,7 @@ std::vector<ImagePatch> FindImagePatches(const std::vector<TreeFile>& files,
                                          const std::string& folder) {
   // Sub-folders holding their own Environment are other environments.
   std::vector<std::string> others;
-  for (const EnvironmentRef& e : ListEnvironments(files)) {
+  for (const EnvironmentFolder& e : ListEnvironmentFolders(files)) {
     if (e.folder != folder && Under(e.folder, folder)) others.push_back(e.folder);
   }
   const std::string promoted = folder.empty() ? kPromotedFile : folder + "/" + kPromotedFile;

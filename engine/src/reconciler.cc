@@ -585,9 +585,6 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
       rs.image_digest = std::move(digest);
     }
   }
-  if (result.failed == 0 && result.skipped == 0) {
-    result.state.content_digest = pinned_ ? "" : snapshot_.content_digest;
-  }
   out.succeeded = result.succeeded;
   out.failed = result.failed;
   out.skipped = result.skipped;

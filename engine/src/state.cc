@@ -246,7 +246,6 @@ Result<State> StateFromJsonUnchecked(const json& j) {
   }
   in.Int("serial", &state.serial);
   in.String("revision", &state.revision);
-  if (j.contains("contentDigest")) in.String("contentDigest", &state.content_digest);
   if (version >= 2 && j.contains("pin") && !j["pin"].is_null()) {
     Pin pin;
     ObjectReader p(j["pin"], "pin");
@@ -268,9 +267,9 @@ Result<State> StateFromJsonUnchecked(const json& j) {
     }
   }
   if (version >= 2) {
-    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources", "pin"});
+    in.NoUnknown({"version", "serial", "revision", "resources", "pin"});
   } else {
-    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources"});
+    in.NoUnknown({"version", "serial", "revision", "resources"});
   }
   if (!in.status().ok()) return in.status();
   return state;
@@ -452,7 +451,6 @@ json ToJson(const State& state) {
          {"serial", state.serial},
          {"revision", state.revision},
          {"resources", std::move(resources)}};
-  if (!state.content_digest.empty()) j["contentDigest"] = state.content_digest;
   if (state.pin) {
     j["pin"] = {{"revision", state.pin->revision},
                 {"serial", state.pin->serial},

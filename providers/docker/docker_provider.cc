@@ -218,7 +218,18 @@ class DockerProvider : public Provider {
       r.health = "unknown";
       r.status = Redact(Dispatch(&r.health));
       Finish(&r);
+      RecordDigest(&r);
       return r;
+    }
+
+    // What the instances run, by digest (InstanceRecord::image_digest): the
+    // image they were made from, as the engine holds it now.
+    void RecordDigest(ApplyChangeResponse* r) {
+      if (r->instances.empty() || spec_.image.empty()) return;
+      auto image = c_.InspectImage(spec_.image);
+      if (!image.ok()) return;
+      const std::string digest = ImageDigestOf(*image, spec_.image);
+      for (InstanceRecord& i : r->instances) i.image_digest = digest;
     }
 
    private:
@@ -856,19 +867,9 @@ class DockerProvider : public Provider {
       if (!list.ok()) return;
       auto instances = ParseContainerList(*list, p_.access_host_, env_);
       if (!instances.ok()) return;
-      // What runs, by digest (InstanceRecord::image_digest): the image the
-      // containers were made from, as the engine holds it now.
-      std::string digest;
-      const bool any = std::any_of(instances->begin(), instances->end(),
-                                   [this](const ObservedInstance& o) { return o.agent == agent_; });
-      if (auto image = any && !spec_.image.empty() ? c_.InspectImage(spec_.image)
-                                                   : Result<json>(Status::NotFound("none"));
-          image.ok()) {
-        digest = ImageDigestOf(*image, spec_.image);
-      }
       for (const ObservedInstance& o : *instances) {
         if (o.agent != agent_) continue;
-        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint, digest});
+        r->instances.push_back(InstanceRecord{o.id, o.name, o.endpoint, {}});
       }
     }
 

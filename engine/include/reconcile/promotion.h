@@ -44,14 +44,14 @@ std::string RenderPromoted(const std::vector<PromotedImage>& images, const std::
                            const std::string& revision);
 
 // An Environment document found in a tree: its name and folder.
-struct EnvironmentRef {
+struct EnvironmentFolder {
   std::string name;
   std::string folder;  // relative to the tree root, '/'-separated ("" the root)
   std::string file;    // the file holding it
 };
 // Every `kind: Environment` document of `files` (top-level fields only; the
 // loader validates the rest), sorted by name.
-std::vector<EnvironmentRef> ListEnvironments(const std::vector<TreeFile>& files);
+std::vector<EnvironmentFolder> ListEnvironmentFolders(const std::vector<TreeFile>& files);
 
 // Where a patch of an environment sets an agent's spec.image.
 struct ImagePatch {

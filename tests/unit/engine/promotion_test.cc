@@ -190,7 +190,7 @@ TEST_CASE("environments and the image patches of one are found by their document
       {"envs/staging/eu/env.yaml", "kind: Environment\nmetadata: {name: staging-eu}\n", 0},
       {"envs/staging/eu/web.yaml", "kind: Agent\nmetadata: {name: web}\nspec: {image: x:1}\n", 0},
   };
-  std::vector<EnvironmentRef> envs = ListEnvironments(files);
+  std::vector<EnvironmentFolder> envs = ListEnvironmentFolders(files);
   REQUIRE(envs.size() == 3);
   CHECK(envs[0].name == "dev");
   CHECK(envs[0].folder == "envs/dev");
