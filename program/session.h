@@ -46,21 +46,26 @@ SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g);
 // `g.state_dir` must be set.
 SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* registry);
 
+class SessionStore;  // session.cc
+
 class Session {
  public:
   Session(GlobalOptions options, const ProviderRegistry* registry, std::stop_token stop);
+  ~Session();
 
   // Fetches and validates the tree; prints its diagnostics on error.
   Status Load();
   Reconciler& reconciler() { return *reconciler_; }
   const GlobalOptions& options() const { return options_; }
-  StateStore& store() { return *store_; }
+  // The tree's store: <state dir>, or EnvironmentStateDir(<state dir>,
+  // name) for an Environment (known from the folder at start, or after Load).
+  StateStore& store();
 
  private:
   GlobalOptions options_;
   std::unique_ptr<Source> source_;
   Status source_status_;
-  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<SessionStore> store_;
   std::unique_ptr<Clock> clock_;
   ConsoleObserver observer_;
   std::unique_ptr<Reconciler> reconciler_;

@@ -184,6 +184,10 @@ struct Agent {
   std::vector<std::string> depends_on;
   bool suspend = false;
   DriftMode drift = DriftMode::kReport;
+  // spec.windows: this agent's own deploy windows, on top of its
+  // Environment's. Not part of the normalized spec (a window change never
+  // redeploys).
+  std::vector<DeployWindow> windows;
 
   SourceLocation location;
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
