@@ -119,6 +119,7 @@ SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* r
   so.auth = g.git_auth;
   so.limits.allowed_bind_paths = g.allow_bind;
   so.limits.providers = registry;
+  so.limits.keep_documents = g.keep_documents;
   return so;
 }
 

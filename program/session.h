@@ -36,6 +36,7 @@ struct GlobalOptions {
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).
   std::vector<std::string> allow_secret_env;
   std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
+  bool keep_documents = false;          // `render`: LoadLimits::keep_documents
 };
 
 // The secretEnv allow-list of `g`: --allow-secret-env, with the variable of

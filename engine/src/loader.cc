@@ -2518,6 +2518,7 @@ LoadResult LoadFiles(std::vector<TreeFile> files, const TreeView& tree, const Lo
   for (const auto& d : decoded) parts.push_back(&d);
   LoadResult result = Assemble(parts, tree, limits.providers);
   result.state.revision = TreeRevision(files, limits);
+  if (limits.keep_documents) result.documents = DocumentsOf(files, limits);
   return result;
 }
 
@@ -2710,6 +2711,66 @@ class Merger {
   std::string resource_;
 };
 
+// A node as JSON with YAML's core schema types (maps' keys sorted).
+nlohmann::json ToJson(const YamlNode& raw) {
+  const YamlNode& n = raw.Resolved();
+  switch (n.kind) {
+    case Kind::kMap: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& [k, v] : n.entries) out[k->Resolved().value] = ToJson(*v);
+      return out;
+    }
+    case Kind::kSequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : n.items) out.push_back(ToJson(*item));
+      return out;
+    }
+    case Kind::kNull:
+      return nullptr;
+    default:
+      break;
+  }
+  switch (TypeOf(n)) {
+    case ScalarType::kNull:
+      return nullptr;
+    case ScalarType::kBool:
+      return n.value[0] == 't' || n.value[0] == 'T';
+    case ScalarType::kInt:
+      if (auto v = ParseInteger(n)) return *v;
+      return n.value;
+    case ScalarType::kFloat: {
+      double d = std::strtod(n.value.c_str(), nullptr);
+      if (std::isfinite(d)) return d;
+      return n.value;
+    }
+    case ScalarType::kString:
+      break;
+  }
+  return n.value;
+}
+
+// The rendered form of one document: build.context relative to the tree
+// root (the folder of the file it was written in, joined).
+nlohmann::json RenderDoc(const YamlNode& root, const std::string& dir) {
+  nlohmann::json doc = ToJson(root);
+  if (doc.is_object() && doc.value("kind", "") == "Agent" && doc.contains("spec") &&
+      doc["spec"].is_object() && doc["spec"].contains("build") &&
+      doc["spec"]["build"].is_object() && doc["spec"]["build"].contains("context") &&
+      doc["spec"]["build"]["context"].is_string()) {
+    const YamlNode* build = MapValue(*MapValue(root, "spec"), "build");
+    const YamlNode* context = build ? MapValue(*build, "context") : nullptr;
+    std::string written = context && context->origin
+                              ? fs::path(*context->origin).parent_path().generic_string()
+                              : dir;
+    std::string joined = (fs::path(written) / doc["spec"]["build"]["context"].get<std::string>())
+                             .lexically_normal()
+                             .generic_string();
+    while (joined.size() > 1 && joined.back() == '/') joined.pop_back();
+    doc["spec"]["build"]["context"] = joined.empty() ? "." : joined;
+  }
+  return doc;
+}
+
 bool Within(const std::string& folder, const std::string& rel) {
   return folder.empty() || rel == folder || rel.rfind(folder + "/", 0) == 0;
 }
@@ -2740,7 +2801,9 @@ std::vector<EnvironmentRef> FindEnvironments(const std::vector<TreeFile>& files,
     const Environment& e = *decoded.state.environment;
     auto [it, fresh] = by_name.emplace(e.name, out.size());
     if (!fresh) {
-      diagnostics.Error(e.location.file, e.location.line, e.location.column, "metadata.name",
+      auto name_at = e.field_locations.find("metadata.name");
+      const SourceLocation& at = name_at != e.field_locations.end() ? name_at->second : e.location;
+      diagnostics.Error(at.file, at.line, at.column, "metadata.name",
                         "duplicate Environment '" + e.name + "' (also declared at " +
                             Loc(out[it->second].location) + ")");
       continue;
@@ -2943,6 +3006,38 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
   for (const ParsedFile& p : bases) {
     Decoder decoder(p.rel, p.dir, limits, diags);
     for (const ParsedDoc& d : p.docs) {
+      if (limits.keep_documents) {
+        nlohmann::json doc = RenderDoc(*d.root, p.dir);
+        if (doc.is_object()) {
+          auto add = [](nlohmann::json& at, const std::map<std::string, std::string>& values,
+                        const nlohmann::json* except) {
+            if (values.empty()) return;
+            if (!at.is_object()) at = nlohmann::json::object();
+            for (const auto& [k, v] : values) {
+              if (!at.contains(k) && !(except && except->is_object() && except->contains(k))) {
+                at[k] = v;
+              }
+            }
+          };
+          if (doc.contains("metadata") && doc["metadata"].is_object()) {
+            const nlohmann::json* spec_labels = nullptr;
+            if (d.kind == "Agent" && doc.contains("spec") && doc["spec"].is_object() &&
+                doc["spec"].contains("labels")) {
+              spec_labels = &doc["spec"]["labels"];
+            }
+            add(doc["metadata"]["labels"], env->common_labels, spec_labels);
+          }
+          if (d.kind == "Agent" && doc.contains("spec") && doc["spec"].is_object() &&
+              !env->env.empty()) {
+            nlohmann::json& spec = doc["spec"];
+            const nlohmann::json* secret =
+                spec.contains("secretEnv") ? &spec["secretEnv"] : nullptr;
+            nlohmann::json copy = secret ? *secret : nlohmann::json();
+            add(spec["env"], env->env, secret ? &copy : nullptr);
+          }
+        }
+        result.documents.push_back(std::move(doc));
+      }
       auto it = by_key.find(d.kind + "/" + d.name);
       bool patched = it != by_key.end() && it->second.doc == &d && !it->second.patched_by.empty();
       decoder.SetPatchNote(patched ? " (patching " + d.kind + " " + d.name + " at " + p.rel + ":" +
@@ -2969,12 +3064,43 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
   }
   state.environment = std::move(env);
   ValidateState(tree, state, diags, limits.providers);
+  SortDocuments(result.documents);
   std::sort(all.begin(), all.end(),
             [](const TreeFile& a, const TreeFile& b) { return a.rel < b.rel; });
   state.revision = TreeRevision(all, limits);
   if (used) *used = std::move(all);
   diags.Sort();
   return result;
+}
+
+void SortDocuments(std::vector<nlohmann::json>& documents) {
+  auto rank = [](const nlohmann::json& d) {
+    std::string kind = d.is_object() && d.contains("kind") && d["kind"].is_string()
+                           ? d["kind"].get<std::string>()
+                           : "";
+    int order = kind == "Registry" ? 0 : kind == "Target" ? 1 : kind == "Agent" ? 2 : 3;
+    std::string name;
+    if (d.is_object() && d.contains("metadata") && d["metadata"].is_object() &&
+        d["metadata"].contains("name") && d["metadata"]["name"].is_string()) {
+      name = d["metadata"]["name"].get<std::string>();
+    }
+    return std::make_pair(order, name);
+  };
+  std::stable_sort(
+      documents.begin(), documents.end(),
+      [&](const nlohmann::json& a, const nlohmann::json& b) { return rank(a) < rank(b); });
+}
+
+std::vector<nlohmann::json> DocumentsOf(const std::vector<TreeFile>& files,
+                                        const LoadLimits& limits) {
+  std::vector<nlohmann::json> out;
+  for (const TreeFile& f : files) {
+    Diagnostics ignored;
+    ParsedFile p = Parse(f, limits, ignored);
+    for (const ParsedDoc& d : p.docs) out.push_back(RenderDoc(*d.root, p.dir));
+  }
+  SortDocuments(out);
+  return out;
 }
 
 LoadResult LoadPath(const std::filesystem::path& root, const std::string& path,

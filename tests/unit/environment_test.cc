@@ -10,7 +10,9 @@
 #include <doctest/doctest.h>
 
 #include "fakes/temp_dir.h"
+#include "fixtures/git_repo.h"
 #include "reconcile/loader.h"
+#include "reconcile/source.h"
 #include "reconcile/spec.h"
 
 namespace reconcile {
@@ -158,7 +160,7 @@ TEST_CASE("environment: FindEnvironments lists every Environment; duplicates are
   CHECK(found[0].location.file == "envs/dev/env.yaml");
   CHECK(found[1].name == "prod");
   CHECK(All(diags) ==
-        "envs/prod2/env.yaml:3:11: error: metadata.name: duplicate Environment 'prod' (also "
+        "envs/prod2/env.yaml:3:18: error: metadata.name: duplicate Environment 'prod' (also "
         "declared at envs/prod/env.yaml:1:1)\n");
 }
 
@@ -252,7 +254,7 @@ TEST_CASE("environment: errors name the file, line, column and the base document
        "(patching Agent web at base/all.yaml:6:1)"},
       {"a patch naming no base resource", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: webb}\nspec: {}\n",
-       "envs/staging/patch.yaml:3:17: error: metadata.name: Agent 'webb' is not in the bases "
+       "envs/staging/patch.yaml:3:18: error: metadata.name: Agent 'webb' is not in the bases "
        "(base): a patch changes a resource of the bases; they hold Agent web, api"},
       {"a patch of another kind", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Notifier\nmetadata: {name: x}\nspec: {}\n",
@@ -290,12 +292,12 @@ TEST_CASE("environment: errors name the file, line, column and the base document
       {"an empty bases list",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Environment\nmetadata: {name: staging}\n"
        "spec: {bases: []}\n",
-       "", "envs/staging/environment.yaml:4:16: error: spec.bases: must name at least one base"},
+       "", "envs/staging/environment.yaml:4:15: error: spec.bases: must name at least one base"},
       {"an unknown Environment field", EnvDoc("staging", "  basis: [x]\n"), "",
        "envs/staging/environment.yaml:6:3: error: spec.basis: unknown field 'basis' (did you "
        "mean 'bases'?)"},
       {"'--' in an Environment name", EnvDoc("stag--ing"), "",
-       "envs/staging/environment.yaml:3:17: error: metadata.name: invalid name 'stag--ing': '--' "
+       "envs/staging/environment.yaml:3:18: error: metadata.name: invalid name 'stag--ing': '--' "
        "is reserved: environment-scoped names are <environment>--<name>"},
       {"'--' in an Agent name", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: we--b}\nspec: {}\n",
@@ -305,11 +307,11 @@ TEST_CASE("environment: errors name the file, line, column and the base document
               "  windows: [{kind: maybe, schedule: x, "
               "duration: 1h}]\n"),
        "",
-       "envs/staging/environment.yaml:6:22: error: spec.windows[0].kind: invalid value "
+       "envs/staging/environment.yaml:6:20: error: spec.windows[0].kind: invalid value "
        "'maybe': must be allow or deny"},
       {"a window without duration", EnvDoc("staging", "  windows: [{kind: allow, schedule: x}]\n"),
        "",
-       "envs/staging/environment.yaml:6:14: error: spec.windows[0].duration: required field is "
+       "envs/staging/environment.yaml:6:13: error: spec.windows[0].duration: required field is "
        "missing"},
       {"a zero window duration",
        EnvDoc("staging", "  windows: [{kind: allow, schedule: x, duration: 0s}]\n"), "",
@@ -320,7 +322,7 @@ TEST_CASE("environment: errors name the file, line, column and the base document
       {"healOutsideWindows not a boolean", EnvDoc("staging", "  healOutsideWindows: yes\n"), "",
        "envs/staging/environment.yaml:6:23: error: spec.healOutsideWindows: must be a boolean"},
       {"null removes a required field", EnvDoc("staging"), agent_patch + "spec:\n  port: null\n",
-       "base/all.yaml:11:1: error: spec.port: required field is missing"},
+       "base/all.yaml:12:3: error: spec.port: required field is missing"},
       {"an agent patch pointing at a missing target", EnvDoc("staging"),
        agent_patch + "spec:\n  target: nowhere\n",
        "envs/staging/patch.yaml:5:11: error: spec.target: Target 'nowhere' is not declared in "
@@ -363,6 +365,119 @@ TEST_CASE("environment: two patch files setting one field is an error naming bot
   CHECK(all.find("envs/staging/zz.yaml:5:3: error: spec.env: spec.env of Agent web is set by two "
                  "patches: envs/staging/zz.yaml:5:3 and envs/staging/patch.yaml:5:9 "
                  "(spec.env.A)") != std::string::npos);
+}
+
+Snapshot LoadSource(const SourceOptions& o) {
+  auto source = OpenSource(o);
+  REQUIRE_MESSAGE(source.ok(), source.status().ToString());
+  auto rev = (*source)->Resolve({});
+  REQUIRE_MESSAGE(rev.ok(), rev.status().ToString());
+  auto snap = (*source)->Load(*rev, {});
+  REQUIRE_MESSAGE(snap.ok(), snap.status().ToString());
+  return std::move(snap).value();
+}
+
+const std::string kPatch =
+    "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: web}\n"
+    "spec: {replicas: 4}\n";
+
+TEST_CASE("environment: the folder source loads an environment; content digests") {
+  Tree t(EnvDoc("staging"), kPatch);
+  SourceOptions o;
+  o.location = t.dir.path().string();
+  o.path = "envs/staging";
+  Snapshot snap = LoadSource(o);
+  INFO(All(snap.loaded.diagnostics));
+  REQUIRE_FALSE(snap.loaded.diagnostics.HasErrors());
+  CHECK(snap.loaded.state.environment->name == "staging");
+  CHECK(snap.loaded.state.FindAgent("web")->replicas == 4);
+  CHECK(snap.loaded.state.targets[0].environment == "staging");
+  CHECK(snap.root == t.dir.path());
+  CHECK(snap.stats.files == 3);
+  CHECK(snap.content_digest == snap.revision);
+  CHECK(snap.content_digest.rfind("tree-", 0) == 0);
+  // The digest covers the bases.
+  t.dir.Write("base/extra.yaml",
+              "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: extra}\n"
+              "spec: {image: x, target: local, port: 1}\n");
+  Snapshot again = LoadSource(o);
+  CHECK(again.content_digest != snap.content_digest);
+  CHECK(again.loaded.state.FindAgent("extra") != nullptr);
+
+  // A plain tree has a content digest too: its revision.
+  o.path = "base";
+  Snapshot plain = LoadSource(o);
+  CHECK_FALSE(plain.loaded.state.environment.has_value());
+  CHECK(plain.content_digest == plain.revision);
+  CHECK(plain.loaded.state.agents[0].location.file == "all.yaml");
+}
+
+TEST_CASE("environment: the Git source loads an environment at a commit") {
+  TempDir tmp("reconcile-env-git");
+  testing::GitRepo repo(tmp.path() / "repo");
+  repo.Write("base/all.yaml", kBase);
+  repo.Write("envs/staging/environment.yaml", EnvDoc("staging", "  env: {REGION: eu}\n"));
+  repo.Write("envs/staging/patch.yaml", kPatch);
+  repo.Write("envs/prod/environment.yaml", EnvDoc("prod"));
+  std::string first = repo.Commit("first", "2026-01-02T03:04:05Z");
+  SourceOptions o;
+  o.location = repo.url();
+  o.path = "envs/staging";
+  o.cache_dir = tmp.path() / "cache";
+  o.ref = first;
+  Snapshot snap = LoadSource(o);
+  INFO(All(snap.loaded.diagnostics));
+  REQUIRE_FALSE(snap.loaded.diagnostics.HasErrors());
+  CHECK(snap.revision == first);
+  CHECK(snap.loaded.state.revision == first);
+  REQUIRE(snap.loaded.state.environment.has_value());
+  CHECK(snap.loaded.state.environment->name == "staging");
+  const Agent* web = snap.loaded.state.FindAgent("web");
+  REQUIRE(web != nullptr);
+  CHECK(web->replicas == 4);
+  CHECK(web->env.at("REGION") == "eu");
+  CHECK(web->location.file == "base/all.yaml");
+  CHECK(snap.loaded.state.targets[0].environment == "staging");
+  CHECK(snap.content_digest.rfind("tree-", 0) == 0);
+
+  // The same files on disk give the same digest as from Git.
+  TempDir disk("reconcile-env-disk");
+  disk.Write("base/all.yaml", kBase);
+  disk.Write("envs/staging/environment.yaml", EnvDoc("staging", "  env: {REGION: eu}\n"));
+  disk.Write("envs/staging/patch.yaml", kPatch);
+  SourceOptions d;
+  d.location = disk.path().string();
+  d.path = "envs/staging";
+  CHECK(LoadSource(d).content_digest == snap.content_digest);
+
+  // A commit that changes only prod keeps staging's digest; one that
+  // changes the base changes it. Errors name files from the repository root.
+  repo.Write("envs/prod/p.yaml", kPatch);
+  o.ref = repo.Commit("prod only", "2026-01-03T00:00:00Z");
+  CHECK(LoadSource(o).content_digest == snap.content_digest);
+  repo.Write("envs/staging/patch.yaml",
+             "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: web}\n"
+             "spec: {replicaz: 4}\n");
+  o.ref = repo.Commit("broken", "2026-01-04T00:00:00Z");
+  Snapshot broken = LoadSource(o);
+  CHECK(All(broken.loaded.diagnostics)
+            .find("envs/staging/patch.yaml:4:8: error: spec.replicaz: unknown field 'replicaz'") !=
+        std::string::npos);
+  CHECK(broken.content_digest != snap.content_digest);
+
+  // The plain base through Git: digest filled, decode cache kept.
+  o.path = "base";
+  o.ref = first;
+  auto source = OpenSource(o);
+  REQUIRE(source.ok());
+  auto s1 = (*source)->Load(first, {});
+  REQUIRE(s1.ok());
+  CHECK(s1->content_digest.rfind("tree-", 0) == 0);
+  CHECK(s1->stats.decoded == 1);
+  auto s2 = (*source)->Load(first, {});
+  REQUIRE(s2.ok());
+  CHECK(s2->stats.decoded == 0);
+  CHECK(s2->content_digest == s1->content_digest);
 }
 
 }  // namespace

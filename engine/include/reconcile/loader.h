@@ -48,11 +48,20 @@ struct LoadLimits {
   // spec.provider may take. nullptr: any well-formed provider name, blocks
   // taken as written, no provider checks (for tests of the loader alone).
   const ProviderRegistry* providers = nullptr;
+  // Keep the documents the tree was made from, merged (LoadResult::documents,
+  // for `reconcile render`). Filled by LoadFiles, LoadEnvironment and
+  // LoadPath; not by Assemble.
+  bool keep_documents = false;
 };
 
 struct LoadResult {
   DesiredState state;  // valid only when !diagnostics.HasErrors()
   Diagnostics diagnostics;
+  // With LoadLimits::keep_documents: every Agent, Registry and Target
+  // document as JSON (YAML's core schema types), an Environment's merged
+  // with its patches, labels and env; build.context rewritten relative to
+  // the tree root. Sorted Registry, Target, Agent, then by name.
+  std::vector<nlohmann::json> documents;
 };
 
 // One manifest file of a tree, already read (from a folder, or from a Git
@@ -65,6 +74,13 @@ struct TreeFile {
   // reported as too large. 0: content.size().
   std::uintmax_t size = 0;
 };
+
+// `documents` sorted as LoadResult::documents are.
+void SortDocuments(std::vector<nlohmann::json>& documents);
+// The documents of `files` as LoadResult::documents (files that do not parse
+// are left out; LoadFiles reports them).
+std::vector<nlohmann::json> DocumentsOf(const std::vector<TreeFile>& files,
+                                        const LoadLimits& limits = {});
 
 // The files of a folder on disk, with what the walk found wrong (symlinks
 // out of the tree, unreadable files).

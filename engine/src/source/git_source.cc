@@ -661,6 +661,8 @@ class GitSource : public Source {
     for (const auto& d : *decoded) parts.push_back(d.get());
     snap.loaded = Assemble(parts, walker.folders, options_.limits.providers);
     snap.loaded.state.revision = snap.revision;
+    if (options_.limits.keep_documents)
+      snap.loaded.documents = DocumentsOf(*contents, options_.limits);
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
 
