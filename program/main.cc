@@ -11,6 +11,8 @@
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "cmd_promote.h"
+
+#include "cmd_render.h"
 #include "commands.h"
 #include "console.h"
 #include "exec/exec_provider.h"
@@ -108,6 +110,10 @@ int main(int argc, char** argv) {
   };
   auto* validate =
       with_source(app.add_subcommand("validate", "load and validate; print all errors"));
+  bool render_json = false;
+  auto* render = with_source(app.add_subcommand(
+      "render", "print the merged documents of an environment (or a tree), like kustomize build"));
+  render->add_flag("--json", render_json, "a JSON array instead of YAML documents");
   PlanFlags plan_flags;
   auto* plan = with_source(app.add_subcommand("plan", "observe and show what would change"));
   plan->add_flag("--json", plan_flags.json, "machine-readable plan");
@@ -293,6 +299,7 @@ int main(int argc, char** argv) {
   }
   InstallStopSignals();
   if (*validate) return CmdValidate(g, registry);
+  if (*render) return CmdRender(g, registry, render_json);
   if (*schema) return CmdSchema(kind);
   if (*import_compose) return CmdImportCompose(g, import_flags);
   if (*plan) return CmdPlan(g, registry, plan_flags);

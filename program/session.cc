@@ -20,7 +20,60 @@ namespace {
 std::stop_source g_stop;
 std::atomic<bool> g_prompting{false};
 
+// The name of the Environment at `path` of a folder source, read from its
+// top-level files without loading the tree ("" for a plain tree or a Git
+// source: Session::Load learns it then).
+std::string EnvironmentAtPath(const GlobalOptions& g) {
+  if (IsGitUrl(g.source) || g.path.empty()) return "";
+  std::filesystem::path folder = std::filesystem::path(g.source) / g.path;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec)) return "";
+  FolderFiles files = ReadFolder(folder);
+  std::erase_if(files.files,
+                [](const TreeFile& f) { return f.rel.find('/') != std::string::npos; });
+  Diagnostics ignored;
+  std::vector<EnvironmentRef> found = FindEnvironments(files.files, ignored);
+  return found.size() == 1 ? found[0].name : "";
+}
+
 }  // namespace
+
+// The state store of the tree a Session works on: <state dir> for a plain
+// tree, EnvironmentStateDir(<state dir>, name) for an Environment, chosen
+// again once the tree is loaded (Point).
+class SessionStore : public StateStore {
+ public:
+  SessionStore(std::filesystem::path state_dir, const std::string& environment)
+      : state_dir_(std::move(state_dir)) {
+    Point(environment);
+  }
+  void Point(const std::string& environment) {
+    if (inner_ && environment == environment_) return;
+    environment_ = environment;
+    inner_ = NewFileStateStore(EnvironmentStateDir(state_dir_, environment));
+  }
+  Result<std::shared_ptr<const State>> LoadShared() override { return inner_->LoadShared(); }
+  Result<int> Save(State state) override { return inner_->Save(std::move(state)); }
+  Result<History> LoadHistory() override { return inner_->LoadHistory(); }
+  Status AppendHistory(const HistoryEntry& entry, const HistoryResources& resources,
+                       const SpecSource& spec_of, int keep) override {
+    return inner_->AppendHistory(entry, resources, spec_of, keep);
+  }
+  Result<std::map<std::string, nlohmann::json>> LoadSpecs(
+      const History& history, const HistoryResources& resources) override {
+    return inner_->LoadSpecs(history, resources);
+  }
+  Result<std::unique_ptr<StateLock>> Lock(const std::string& command) override {
+    return inner_->Lock(command);
+  }
+  Status Unlock() override { return inner_->Unlock(); }
+  Result<std::optional<LockInfo>> Holder() override { return inner_->Holder(); }
+
+ private:
+  std::filesystem::path state_dir_;
+  std::string environment_;
+  std::unique_ptr<StateStore> inner_;
+};
 
 void InstallStopSignals() {
   sigset_t set;
@@ -66,6 +119,7 @@ SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* r
   so.auth = g.git_auth;
   so.limits.allowed_bind_paths = g.allow_bind;
   so.limits.providers = registry;
+  so.limits.keep_documents = g.keep_documents;
   return so;
 }
 
@@ -81,7 +135,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   if (options_.secrets_dir.empty()) {
     options_.secrets_dir = (std::filesystem::path(options_.state_dir) / "secrets").string();
   }
-  store_ = NewFileStateStore(options_.state_dir);
+  store_ = std::make_unique<SessionStore>(options_.state_dir, EnvironmentAtPath(options_));
   clock_ = NewSystemClock();
   Result<std::unique_ptr<Source>> source = OpenSource(SourceOptionsFor(options_, registry));
   if (source.ok()) {
@@ -102,9 +156,18 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   reconciler_ = std::make_unique<Reconciler>(std::move(deps));
 }
 
+Session::~Session() = default;
+
+StateStore& Session::store() { return *store_; }
+
 Status Session::Load() {
   if (!source_status_.ok()) return source_status_;
   Status s = reconciler_->Fetch();
+  // An Environment keeps its state, lock and history in its own folder.
+  const auto& environment = reconciler_->desired().environment;
+  if (s.ok() && !reconciler_->diagnostics().HasErrors()) {
+    store_->Point(environment ? environment->name : "");
+  }
   // Diagnostics carry their own severity ("file:line:col: error: ..."); with
   // JSON logs they go through the logger so every stderr line stays JSON.
   for (const Diagnostic& d : reconciler_->diagnostics().items()) {

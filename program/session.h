@@ -36,6 +36,7 @@ struct GlobalOptions {
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).
   std::vector<std::string> allow_secret_env;
   std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
+  bool keep_documents = false;          // `render`: LoadLimits::keep_documents
 };
 
 // The secretEnv allow-list of `g`: --allow-secret-env, with the variable of
@@ -46,21 +47,26 @@ SecretEnvPolicy SecretEnvPolicyFor(const GlobalOptions& g);
 // `g.state_dir` must be set.
 SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* registry);
 
+class SessionStore;  // session.cc
+
 class Session {
  public:
   Session(GlobalOptions options, const ProviderRegistry* registry, std::stop_token stop);
+  ~Session();
 
   // Fetches and validates the tree; prints its diagnostics on error.
   Status Load();
   Reconciler& reconciler() { return *reconciler_; }
   const GlobalOptions& options() const { return options_; }
-  StateStore& store() { return *store_; }
+  // The tree's store: <state dir>, or EnvironmentStateDir(<state dir>,
+  // name) for an Environment (known from the folder at start, or after Load).
+  StateStore& store();
 
  private:
   GlobalOptions options_;
   std::unique_ptr<Source> source_;
   Status source_status_;
-  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<SessionStore> store_;
   std::unique_ptr<Clock> clock_;
   ConsoleObserver observer_;
   std::unique_ptr<Reconciler> reconciler_;

@@ -370,10 +370,16 @@ class Decoder {
         diags_(diagnostics) {}
 
   void Document(const YamlNode& root, DesiredState& out);
+  // Appended to errors at nodes written in another file than the document's
+  // (an Environment's patch): " (patching Agent web at base/agents.yaml:3:1)".
+  void SetPatchNote(std::string note) { note_ = std::move(note); }
 
  private:
+  const std::string& FileOf(const YamlNode& n) const { return n.origin ? *n.origin : file_; }
   void Error(const YamlNode& at, const std::string& field, std::string message) {
-    diags_.Error(file_, at.line, at.column, field, std::move(message));
+    const std::string& file = FileOf(at);
+    if (!note_.empty() && file != file_) message += note_;
+    diags_.Error(file, at.line, at.column, field, std::move(message));
   }
   void TypeError(const YamlNode& at, const std::string& field, const std::string& expected) {
     Error(at, field, "must be " + expected + ", got " + Describe(at));
@@ -408,7 +414,9 @@ class Decoder {
 
   void Metadata(const YamlNode& n, std::string& name, std::map<std::string, std::string>& labels,
                 SourceLocation& name_at);
-  SourceLocation At(const YamlNode& n) const { return {file_, n.line, n.column}; }
+  SourceLocation At(const YamlNode& n) const { return {FileOf(n), n.line, n.column}; }
+  void EnvironmentSpec(const Fields& spec, Environment& e);
+  std::vector<DeployWindow> Windows(const YamlNode& n, const std::string& path);
   void AgentSpec(const Fields& spec, Agent& a);
   void Volumes(const YamlNode& n, Agent& a);
   void Ports(const YamlNode& n, Agent& a);
@@ -434,6 +442,7 @@ class Decoder {
 
   std::string file_;
   std::string manifest_dir_;
+  std::string note_;
   const LoadLimits& limits_;
   Diagnostics& diags_;
 };
@@ -640,12 +649,12 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
   std::string kind;
   if (auto* v = f->Get("kind")) {
     auto s = String(*v, "kind");
-    if (s && (*s == "Agent" || *s == "Registry" || *s == "Target")) {
+    if (s && (*s == "Agent" || *s == "Registry" || *s == "Target" || *s == "Environment")) {
       kind = *s;
     } else if (s) {
-      std::string suggestion = Suggest(*s, {"Agent", "Registry", "Target"});
+      std::string suggestion = Suggest(*s, {"Agent", "Registry", "Target", "Environment"});
       Error(*v, "kind",
-            "unknown kind '" + *s + "': must be Agent, Registry or Target" +
+            "unknown kind '" + *s + "': must be Agent, Registry, Target or Environment" +
                 (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
     }
   }
@@ -655,9 +664,42 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
   if (auto* v = f->Get("metadata")) Metadata(*v, name, labels, name_at);
   if (kind.empty()) return;
   const YamlNode* spec_node = f->Get("spec");
-  SourceLocation location{file_, root.line, root.column};
+  SourceLocation location = At(root);
+  if ((kind == "Agent" || kind == "Environment") && name.find("--") != std::string::npos) {
+    const YamlNode* at = f->Get("metadata");
+    if (at && at->kind == Kind::kMap) {
+      for (const auto& [k, v] : at->entries) {
+        if (k->Resolved().value == "name") at = &v->Resolved();
+      }
+    }
+    Error(at ? *at : root, "metadata.name",
+          "invalid name '" + name +
+              "': '--' is reserved: environment-scoped names are <environment>--<name>");
+    return;
+  }
 
-  if (kind == "Agent") {
+  if (kind == "Environment") {
+    Environment e;
+    e.name = name;
+    e.labels = labels;
+    e.location = location;
+    e.folder = manifest_dir_;
+    e.field_locations["metadata.name"] = name_at;
+    if (spec_node) {
+      auto spec =
+          Map(*spec_node, "spec", {"bases", "labels", "env", "windows", "healOutsideWindows"});
+      if (spec) EnvironmentSpec(*spec, e);
+    }
+    if (name.empty()) return;
+    if (out.environment) {
+      Error(root, "metadata.name",
+            "a second Environment ('" + name + "'); Environment '" + out.environment->name +
+                "' is at " + out.environment->location.file + ":" +
+                std::to_string(out.environment->location.line) + " (one Environment per folder)");
+      return;
+    }
+    out.environment = std::move(e);
+  } else if (kind == "Agent") {
     Agent a;
     a.name = name;
     a.labels = labels;
@@ -696,7 +738,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
                        "capDrop",
                        "readOnlyRootFilesystem",
                        "labels",
-                       "hostname"});
+                       "hostname",
+                       "windows"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -748,6 +791,10 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
                              "a path relative to the manifest's folder")) {
           spec.context = *s;
           a.field_locations["spec.build.context"] = At(*v);
+          // Written by an Environment's patch: relative to the patch's folder.
+          if (v->origin && *v->origin != file_) {
+            a.manifest_dir = fs::path(*v->origin).parent_path().generic_string();
+          }
         }
       }
       if (auto* v = b->Get("dockerfile")) {
@@ -928,6 +975,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
   if (auto* v = f.Get("suspend")) {
     if (auto b = Bool(*v, "spec.suspend")) a.suspend = *b;
   }
+  if (auto* v = f.Get("windows")) a.windows = Windows(*v, "spec.windows");
   if (auto* v = f.Get("drift")) {
     if (auto d = Map(*v, "spec.drift", {"mode"})) {
       if (auto* m = d->Get("mode")) {
@@ -1521,6 +1569,92 @@ void Decoder::Networks(const YamlNode& n, Agent& a) {
             [](const NetworkAttachment& x, const NetworkAttachment& y) { return x.name < y.name; });
 }
 
+std::vector<DeployWindow> Decoder::Windows(const YamlNode& n, const std::string& path) {
+  std::vector<DeployWindow> out;
+  if (n.kind != Kind::kSequence) {
+    TypeError(n, path, "a list of windows");
+    return out;
+  }
+  for (size_t i = 0; i < n.items.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    auto w = Map(*n.items[i], at, {"kind", "schedule", "duration", "timeZone"});
+    if (!w) continue;
+    DeployWindow window;
+    window.location = At(*w->self);
+    bool ok = true;
+    for (const char* key : {"kind", "schedule", "duration"}) {
+      if (!w->Has(key)) ok = false;
+      Require(*w, key, at);
+    }
+    if (auto* v = w->Get("kind")) {
+      auto is_kind = [](const std::string& x) { return x == "allow" || x == "deny"; };
+      if (auto k = Checked(*v, at + ".kind", is_kind, "allow or deny")) {
+        window.kind = *k == "allow" ? DeployWindow::Kind::kAllow : DeployWindow::Kind::kDeny;
+      } else {
+        ok = false;
+      }
+    }
+    auto non_empty = [](const std::string& x) { return !x.empty(); };
+    if (auto* v = w->Get("schedule")) {
+      auto sched =
+          Checked(*v, at + ".schedule", non_empty, "a cron expression such as \"0 8 * * 1-5\"");
+      if (sched) window.schedule = *sched;
+      ok = ok && sched.has_value();
+    }
+    if (auto* v = w->Get("duration")) {
+      auto ms = Duration(*v, at + ".duration", true);
+      if (ms) window.duration_ms = *ms;
+      ok = ok && ms.has_value();
+    }
+    if (auto* v = w->Get("timeZone")) {
+      auto zone =
+          Checked(*v, at + ".timeZone", non_empty, "an IANA time zone such as Europe/Berlin");
+      if (zone) window.time_zone = *zone;
+      ok = ok && zone.has_value();
+    }
+    if (ok) out.push_back(std::move(window));
+  }
+  return out;
+}
+
+void Decoder::EnvironmentSpec(const Fields& f, Environment& e) {
+  Require(f, "bases", "spec");
+  if (auto* v = f.Get("bases")) {
+    if (v->kind != Kind::kSequence) {
+      TypeError(*v, "spec.bases", "a list of folders");
+    } else if (v->items.empty()) {
+      Error(*v, "spec.bases", "must name at least one base folder");
+    }
+    for (size_t i = 0; v->kind == Kind::kSequence && i < v->items.size(); ++i) {
+      const YamlNode& item = v->items[i]->Resolved();
+      const std::string field = "spec.bases[" + std::to_string(i) + "]";
+      auto non_empty = [](const std::string& x) { return !x.empty(); };
+      auto base = Checked(item, field, non_empty, "a folder relative to the Environment's folder");
+      if (!base) continue;
+      fs::path rel = (fs::path(manifest_dir_) / *base).lexically_normal();
+      std::string key = rel.generic_string();
+      while (!key.empty() && key.back() == '/') key.pop_back();
+      if (key == ".") key.clear();
+      if (fs::path(*base).is_absolute() || key == ".." || key.rfind("../", 0) == 0) {
+        Error(item, field,
+              "base folder '" + *base +
+                  "' leads outside the tree (bases are folders inside the repository root or "
+                  "--source folder)");
+        continue;
+      }
+      e.field_locations[field] = At(item);
+      e.field_locations["spec.bases." + key] = At(item);
+      e.bases.push_back(key);
+    }
+  }
+  if (auto* v = f.Get("labels")) e.common_labels = StringMap(*v, "spec.labels", false, false);
+  if (auto* v = f.Get("env")) e.env = StringMap(*v, "spec.env", true, true);
+  if (auto* v = f.Get("windows")) e.windows = Windows(*v, "spec.windows");
+  if (auto* v = f.Get("healOutsideWindows")) {
+    if (auto b = Bool(*v, "spec.healOutsideWindows")) e.heal_outside_windows = *b;
+  }
+}
+
 void Decoder::RegistrySpec(const Fields& f, Registry& r) {
   Require(f, "url", "spec");
   if (auto* v = f.Get("url")) {
@@ -1739,7 +1873,9 @@ void Decoder::TargetSpec(const YamlNode& raw, Target& t) {
   for (const ProviderDiagnostic& d : response.diagnostics) {
     const YamlNode* at = nodes.Locate(d.field, d.message);
     if (!at) at = f->self;
-    diags_.Add({d.severity, file_, at->line, at->column, d.field, d.message});
+    std::string message = d.message;
+    if (!note_.empty() && FileOf(*at) != file_) message += note_;
+    diags_.Add({d.severity, FileOf(*at), at->line, at->column, d.field, message});
   }
 }
 
@@ -2293,26 +2429,36 @@ std::string TreeRevision(const std::vector<TreeFile>& files, const LoadLimits& l
   return "tree-" + hash.HexDigest().substr(0, 12);
 }
 
-DecodedFile DecodeOne(const TreeFile& f, const LoadLimits& limits) {
-  DecodedFile out;
-  Diagnostics& diags = out.diagnostics;
+namespace {
+
+// The checks of a file's bytes before it is parsed: size, NUL, UTF-8.
+bool CheckContent(const TreeFile& f, const LoadLimits& limits, Diagnostics& diags) {
   std::uintmax_t size = SizeOf(f);
   if (size > limits.max_file_bytes) {
     diags.Error(f.rel, 1, 1, "",
                 "file is " + std::to_string(size) + " bytes, over the limit of " +
                     std::to_string(limits.max_file_bytes) + " bytes");
-    return out;
+    return false;
   }
   if (size_t nul = f.content.find('\0'); nul != std::string::npos) {
     auto [line, column] = LineColumn(f.content, nul);
     diags.Error(f.rel, line, column, "", "file holds a NUL byte");
-    return out;
+    return false;
   }
   if (size_t bad = InvalidUtf8Offset(f.content); bad != std::string::npos) {
     auto [line, column] = LineColumn(f.content, bad);
     diags.Error(f.rel, line, column, "", "file is not valid UTF-8");
-    return out;
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+DecodedFile DecodeOne(const TreeFile& f, const LoadLimits& limits) {
+  DecodedFile out;
+  Diagnostics& diags = out.diagnostics;
+  if (!CheckContent(f, limits, diags)) return out;
   std::string manifest_dir = fs::path(f.rel).parent_path().generic_string();
   DecodeFile(f.rel, manifest_dir, f.content, limits, out.state, diags);
   if (!diags.HasErrors()) {
@@ -2348,6 +2494,16 @@ LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView
                                    s.registries.end());
     result.state.targets.insert(result.state.targets.end(), s.targets.begin(), s.targets.end());
     result.diagnostics.Append(f->diagnostics);
+    if (s.environment && !result.state.environment) {
+      result.state.environment = s.environment;
+    } else if (s.environment && s.environment->name == result.state.environment->name) {
+      const SourceLocation& first = result.state.environment->location;
+      result.diagnostics.Error(
+          s.environment->location.file, s.environment->location.line,
+          s.environment->location.column, "metadata.name",
+          "duplicate Environment '" + s.environment->name + "' (also declared at " + first.file +
+              ":" + std::to_string(first.line) + ":" + std::to_string(first.column) + ")");
+    }
   }
   ValidateState(tree, result.state, result.diagnostics, providers);
   result.diagnostics.Sort();
@@ -2365,6 +2521,7 @@ LoadResult LoadFiles(std::vector<TreeFile> files, const TreeView& tree, const Lo
   for (const auto& d : decoded) parts.push_back(&d);
   LoadResult result = Assemble(parts, tree, limits.providers);
   result.state.revision = TreeRevision(files, limits);
+  if (limits.keep_documents) result.documents = DocumentsOf(files, limits);
   return result;
 }
 
@@ -2377,6 +2534,615 @@ LoadResult LoadTree(const std::filesystem::path& root, const LoadLimits& limits)
   }
   result = LoadFiles(std::move(folder.files), DiskTreeView(folder.base), limits);
   result.diagnostics.Append(folder.diagnostics);
+  result.diagnostics.Sort();
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Environment overlays.
+
+namespace {
+
+using NodePtr = std::shared_ptr<YamlNode>;
+
+void SetOrigin(YamlNode& n, const std::shared_ptr<const std::string>& origin) {
+  n.origin = origin;
+  for (auto& item : n.items) SetOrigin(*item, origin);
+  for (auto& [key, value] : n.entries) {
+    SetOrigin(*key, origin);
+    SetOrigin(*value, origin);
+  }
+}
+
+bool IsNullValue(const YamlNode& n) {
+  return n.kind == Kind::kNull || (n.kind == Kind::kScalar && TypeOf(n) == ScalarType::kNull);
+}
+
+// The value of `key` in a map node (aliases resolved), or nullptr.
+const YamlNode* MapValue(const YamlNode& raw, const std::string& key) {
+  const YamlNode& map = raw.Resolved();
+  if (map.kind != Kind::kMap) return nullptr;
+  for (const auto& [k, v] : map.entries) {
+    const YamlNode& kk = k->Resolved();
+    if (kk.kind == Kind::kScalar && kk.value == key) return &v->Resolved();
+  }
+  return nullptr;
+}
+
+std::string ScalarOf(const YamlNode* n) {
+  return n && n->kind == Kind::kScalar && TypeOf(*n) == ScalarType::kString ? n->value : "";
+}
+
+std::string Loc(const SourceLocation& l) {
+  return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+}
+
+struct ParsedDoc {
+  NodePtr root;
+  std::string kind;  // "" when absent or not a string
+  std::string name;  // metadata.name, "" when absent
+};
+
+struct ParsedFile {
+  std::string rel;
+  std::string dir;  // rel's folder
+  std::vector<ParsedDoc> docs;
+};
+
+ParsedFile Parse(const TreeFile& f, const LoadLimits& limits, Diagnostics& diags) {
+  ParsedFile out;
+  out.rel = f.rel;
+  out.dir = fs::path(f.rel).parent_path().generic_string();
+  if (!CheckContent(f, limits, diags)) return out;
+  try {
+    auto origin = std::make_shared<const std::string>(f.rel);
+    for (auto& doc : ParseYaml(f.rel, f.content, limits.max_depth, limits.max_alias_nodes, diags)) {
+      if (!doc.root || doc.root->Resolved().kind == Kind::kNull) continue;
+      SetOrigin(*doc.root, origin);
+      ParsedDoc d;
+      d.root = doc.root;
+      d.kind = ScalarOf(MapValue(*doc.root, "kind"));
+      if (const YamlNode* m = MapValue(*doc.root, "metadata"))
+        d.name = ScalarOf(MapValue(*m, "name"));
+      out.docs.push_back(std::move(d));
+    }
+  } catch (const std::exception& e) {
+    diags.Error(f.rel, 1, 1, "", std::string("cannot decode: ") + e.what());
+  }
+  return out;
+}
+
+// Where each field of one base resource was set by a patch: the conflict
+// check between patches. Paths are segments joined by '\x1f'.
+struct FieldOwner {
+  int patch = 0;
+  SourceLocation at;
+};
+using Owners = std::map<std::string, FieldOwner>;
+
+std::string ShowPath(const std::string& key) {
+  std::string out = key;
+  std::replace(out.begin(), out.end(), '\x1f', '.');
+  return out;
+}
+
+class Merger {
+ public:
+  Merger(Diagnostics& diags, std::string resource)
+      : diags_(diags), resource_(std::move(resource)) {}
+
+  // Merges `patch` (a map) into `base` (a map owned by the caller).
+  void Map(YamlNode& base, const YamlNode& patch, const std::string& path, int patch_id,
+           Owners& owners, bool top) {
+    std::set<std::string> seen;
+    for (const auto& [pk, pv] : patch.entries) {
+      const YamlNode& key = pk->Resolved();
+      if (key.kind != Kind::kScalar) {
+        base.entries.emplace_back(pk, pv);  // reported by the decoder
+        continue;
+      }
+      const std::string shown = ShowPath(path.empty() ? key.value : path + '\x1f' + key.value);
+      if (!seen.insert(key.value).second) {
+        Error(key, shown, "duplicate key '" + key.value + "'");
+        continue;
+      }
+      const std::string field = path.empty() ? key.value : path + '\x1f' + key.value;
+      const YamlNode& value = pv->Resolved();
+      auto it = std::find_if(base.entries.begin(), base.entries.end(), [&](const auto& e) {
+        const YamlNode& k = e.first->Resolved();
+        return k.kind == Kind::kScalar && k.value == key.value;
+      });
+      if (top && (key.value == "kind" || key.value == "apiVersion")) {
+        if (it != base.entries.end()) it->second = pv;
+        continue;
+      }
+      if (path == "metadata" && key.value == "name") continue;  // names the base resource
+      const bool is_null = IsNullValue(value);
+      if (!is_null && value.kind == Kind::kMap && it != base.entries.end() &&
+          it->second->Resolved().kind == Kind::kMap) {
+        auto owned = std::make_shared<YamlNode>(it->second->Resolved());
+        it->second = owned;
+        Map(*owned, value, field, patch_id, owners, false);
+        continue;
+      }
+      if (!Own(field, patch_id, {pk->origin ? *pk->origin : "", key.line, key.column}, owners)) {
+        continue;
+      }
+      if (is_null) {
+        if (it != base.entries.end()) base.entries.erase(it);
+      } else if (it != base.entries.end()) {
+        *it = {pk, pv};
+      } else {
+        base.entries.emplace_back(pk, pv);
+      }
+    }
+  }
+
+ private:
+  void Error(const YamlNode& at, const std::string& field, const std::string& message) {
+    diags_.Error(at.origin ? *at.origin : "", at.line, at.column, field, message);
+  }
+
+  // Records that patch `id` sets `field`; false (reported) when another
+  // patch of the resource set it, or a field inside or around it.
+  bool Own(const std::string& field, int id, const SourceLocation& at, Owners& owners) {
+    const FieldOwner* clash = nullptr;
+    std::string clash_field;
+    for (auto it = owners.lower_bound(field); it != owners.end(); ++it) {
+      if (it->first != field && it->first.rfind(field + '\x1f', 0) != 0) break;
+      if (it->second.patch != id) clash = &it->second, clash_field = it->first;
+      if (clash) break;
+    }
+    for (size_t cut = field.find('\x1f'); !clash && cut != std::string::npos;
+         cut = field.find('\x1f', cut + 1)) {
+      auto it = owners.find(field.substr(0, cut));
+      if (it != owners.end() && it->second.patch != id)
+        clash = &it->second, clash_field = it->first;
+    }
+    if (clash) {
+      diags_.Error(at.file, at.line, at.column, ShowPath(field),
+                   ShowPath(field) + " of " + resource_ + " is set by two patches: " + Loc(at) +
+                       " and " + Loc(clash->at) + " (" + ShowPath(clash_field) +
+                       "); set each field in one patch");
+      return false;
+    }
+    owners[field] = {id, at};
+    return true;
+  }
+
+  Diagnostics& diags_;
+  std::string resource_;
+};
+
+// A node as JSON with YAML's core schema types (maps' keys sorted).
+nlohmann::json ToJson(const YamlNode& raw) {
+  const YamlNode& n = raw.Resolved();
+  switch (n.kind) {
+    case Kind::kMap: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& [k, v] : n.entries) out[k->Resolved().value] = ToJson(*v);
+      return out;
+    }
+    case Kind::kSequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : n.items) out.push_back(ToJson(*item));
+      return out;
+    }
+    case Kind::kNull:
+      return nullptr;
+    default:
+      break;
+  }
+  switch (TypeOf(n)) {
+    case ScalarType::kNull:
+      return nullptr;
+    case ScalarType::kBool:
+      return n.value[0] == 't' || n.value[0] == 'T';
+    case ScalarType::kInt:
+      if (auto v = ParseInteger(n)) return *v;
+      return n.value;
+    case ScalarType::kFloat: {
+      double d = std::strtod(n.value.c_str(), nullptr);
+      if (std::isfinite(d)) return d;
+      return n.value;
+    }
+    case ScalarType::kString:
+      break;
+  }
+  return n.value;
+}
+
+// The rendered form of one document: build.context relative to the tree
+// root (the folder of the file it was written in, joined).
+nlohmann::json RenderDoc(const YamlNode& root, const std::string& dir) {
+  nlohmann::json doc = ToJson(root);
+  if (doc.is_object() && doc.value("kind", "") == "Agent" && doc.contains("spec") &&
+      doc["spec"].is_object() && doc["spec"].contains("build") &&
+      doc["spec"]["build"].is_object() && doc["spec"]["build"].contains("context") &&
+      doc["spec"]["build"]["context"].is_string()) {
+    const YamlNode* build = MapValue(*MapValue(root, "spec"), "build");
+    const YamlNode* context = build ? MapValue(*build, "context") : nullptr;
+    std::string written = context && context->origin
+                              ? fs::path(*context->origin).parent_path().generic_string()
+                              : dir;
+    std::string joined = (fs::path(written) / doc["spec"]["build"]["context"].get<std::string>())
+                             .lexically_normal()
+                             .generic_string();
+    while (joined.size() > 1 && joined.back() == '/') joined.pop_back();
+    doc["spec"]["build"]["context"] = joined.empty() ? "." : joined;
+  }
+  return doc;
+}
+
+bool Within(const std::string& folder, const std::string& rel) {
+  return folder.empty() || rel == folder || rel.rfind(folder + "/", 0) == 0;
+}
+
+}  // namespace
+
+bool HoldsEnvironment(const std::vector<TreeFile>& files, const std::string& folder,
+                      const LoadLimits& limits) {
+  for (const TreeFile& f : files) {
+    if (fs::path(f.rel).parent_path().generic_string() != folder) continue;
+    if (f.content.find("Environment") == std::string::npos) continue;
+    Diagnostics ignored;
+    for (const ParsedDoc& d : Parse(f, limits, ignored).docs) {
+      if (d.kind == "Environment") return true;
+    }
+  }
+  return false;
+}
+
+std::vector<EnvironmentRef> FindEnvironments(const std::vector<TreeFile>& files,
+                                             Diagnostics& diagnostics, const LoadLimits& limits) {
+  std::vector<EnvironmentRef> out;
+  std::map<std::string, size_t> by_name;
+  for (const TreeFile& f : files) {
+    if (f.content.find("Environment") == std::string::npos) continue;
+    DecodedFile decoded = DecodeOne(f, limits);
+    if (!decoded.state.environment) continue;
+    const Environment& e = *decoded.state.environment;
+    auto [it, fresh] = by_name.emplace(e.name, out.size());
+    if (!fresh) {
+      auto name_at = e.field_locations.find("metadata.name");
+      const SourceLocation& at = name_at != e.field_locations.end() ? name_at->second : e.location;
+      diagnostics.Error(at.file, at.line, at.column, "metadata.name",
+                        "duplicate Environment '" + e.name + "' (also declared at " +
+                            Loc(out[it->second].location) + ")");
+      continue;
+    }
+    out.push_back({e.name, e.folder, e.location});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const EnvironmentRef& a, const EnvironmentRef& b) { return a.name < b.name; });
+  return out;
+}
+
+LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> folder_files,
+                           const FolderReader& read, const TreeView& tree, const LoadLimits& limits,
+                           std::vector<TreeFile>* used) {
+  LoadResult result;
+  Diagnostics& diags = result.diagnostics;
+  std::vector<TreeFile> all;
+
+  // The Environment's own folder: its Environment and its patches, without
+  // sub-folders that hold an Environment of their own.
+  std::sort(folder_files.begin(), folder_files.end(),
+            [](const TreeFile& a, const TreeFile& b) { return a.rel < b.rel; });
+  std::vector<ParsedFile> parsed;
+  std::set<std::string> nested;  // folders of other Environments below `folder`
+  for (const TreeFile& f : folder_files) {
+    Diagnostics file_diags;
+    ParsedFile p = Parse(f, limits, file_diags);
+    for (const ParsedDoc& d : p.docs) {
+      if (d.kind == "Environment" && p.dir != folder) nested.insert(p.dir);
+    }
+    parsed.push_back(std::move(p));
+    diags.Append(file_diags);  // dropped below with the file when nested
+  }
+  auto is_nested = [&](const std::string& dir) {
+    return std::any_of(nested.begin(), nested.end(),
+                       [&](const std::string& n) { return Within(n, dir); });
+  };
+  if (!nested.empty()) {
+    Diagnostics kept;
+    for (const Diagnostic& d : diags.items()) {
+      if (!is_nested(fs::path(d.file).parent_path().generic_string())) kept.Add(d);
+    }
+    diags = std::move(kept);
+  }
+  std::optional<Environment> env;
+  std::vector<std::pair<const ParsedFile*, const ParsedDoc*>> patches;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    const ParsedFile& p = parsed[i];
+    if (is_nested(p.dir)) continue;
+    all.push_back(folder_files[i]);
+    for (const ParsedDoc& d : p.docs) {
+      if (d.kind != "Environment") {
+        patches.emplace_back(&p, &d);
+        continue;
+      }
+      DesiredState holder;
+      if (env) holder.environment = env;
+      Decoder decoder(p.rel, p.dir, limits, diags);
+      if (p.dir != folder) {
+        diags.Error(p.rel, d.root->line, d.root->column, "kind",
+                    "an Environment belongs at the top of its folder");
+        continue;
+      }
+      decoder.Document(*d.root, holder);
+      if (holder.environment) env = std::move(holder.environment);
+    }
+  }
+  if (!env) {
+    if (!diags.HasErrors()) {
+      diags.Error(folder.empty() ? "." : folder, 1, 1, "",
+                  "no Environment document in the folder (kind Environment)");
+    }
+    diags.Sort();
+    return result;
+  }
+
+  // The base folders.
+  std::vector<ParsedFile> bases;
+  std::set<std::string> read_files;
+  for (size_t i = 0; i < env->bases.size(); ++i) {
+    const std::string& base = env->bases[i];
+    const SourceLocation& at = env->field_locations["spec.bases[" + std::to_string(i) + "]"];
+    auto fail = [&](const std::string& message) {
+      diags.Error(at.file, at.line, at.column, "spec.bases[" + std::to_string(i) + "]", message);
+    };
+    if (Within(base, folder)) {
+      fail("base folder '" + (base.empty() ? "." : base) +
+           "' holds the Environment's own folder '" + folder + "'");
+      continue;
+    }
+    if (Within(folder, base)) {
+      fail("base folder '" + base + "' is inside the Environment's folder '" + folder +
+           "' (whose documents are patches)");
+      continue;
+    }
+    Diagnostics read_diags;
+    std::optional<std::vector<TreeFile>> files = read(base, read_diags);
+    diags.Append(read_diags);
+    if (!files) {
+      fail(tree.Lookup(base) == TreeView::Folder::kEscapes
+               ? "base folder '" + base + "' leads outside the tree (symlink)"
+               : "base folder '" + base + "' does not exist");
+      continue;
+    }
+    if (files->empty()) fail("base folder '" + base + "' holds no *.yaml or *.yml file");
+    for (TreeFile& f : *files) {
+      if (!read_files.insert(f.rel).second) continue;  // two bases that overlap
+      ParsedFile p = Parse(f, limits, diags);
+      bool holds_env = false;
+      for (const ParsedDoc& d : p.docs) {
+        if (d.kind == "Environment") {
+          fail("base folder '" + base + "' holds an Environment (" + p.rel + ":" +
+               std::to_string(d.root->line) +
+               "); a base is a folder of Agents, Registries and "
+               "Targets");
+          holds_env = true;
+        }
+      }
+      all.push_back(std::move(f));
+      if (!holds_env) bases.push_back(std::move(p));
+    }
+  }
+  std::stable_sort(bases.begin(), bases.end(),
+                   [](const ParsedFile& a, const ParsedFile& b) { return a.rel < b.rel; });
+
+  // Patches, merged into the base documents.
+  struct BaseDoc {
+    ParsedDoc* doc;
+    const ParsedFile* file;
+    Owners owners;
+    std::vector<std::string> patched_by;
+  };
+  std::map<std::string, BaseDoc> by_key;                     // "<kind>/<name>"
+  std::map<std::string, std::vector<std::string>> names_of;  // kind -> names in the bases
+  for (ParsedFile& p : bases) {
+    for (ParsedDoc& d : p.docs) {
+      if (d.kind.empty() || d.name.empty()) continue;
+      by_key.try_emplace(d.kind + "/" + d.name, BaseDoc{&d, &p, {}, {}});
+      names_of[d.kind].push_back(d.name);
+    }
+  }
+  int patch_id = 0;
+  for (const auto& [file, doc] : patches) {
+    ++patch_id;
+    const YamlNode& root = doc->root->Resolved();
+    const std::string& rel = file->rel;
+    if (root.kind != Kind::kMap) {
+      diags.Error(rel, root.line, root.column, "",
+                  "a patch must be a map with apiVersion, kind, metadata.name and the fields "
+                  "to change, got " +
+                      Describe(root));
+      continue;
+    }
+    const YamlNode* kind = MapValue(root, "kind");
+    if (!kind || doc->kind.empty()) {
+      const YamlNode& at = kind ? *kind : root;
+      diags.Error(rel, at.line, at.column, "kind",
+                  "a patch needs kind Agent, Registry or Target and metadata.name naming a "
+                  "resource of the bases");
+      continue;
+    }
+    if (doc->kind != "Agent" && doc->kind != "Registry" && doc->kind != "Target") {
+      diags.Error(rel, kind->line, kind->column, "kind",
+                  "a patch is of kind Agent, Registry or Target, got '" + doc->kind +
+                      "' (the documents beside an Environment patch resources of its bases)");
+      continue;
+    }
+    const YamlNode* metadata = MapValue(root, "metadata");
+    const YamlNode* name = metadata ? MapValue(*metadata, "name") : nullptr;
+    if (!name || doc->name.empty()) {
+      const YamlNode& at = name ? *name : metadata ? *metadata : root;
+      diags.Error(
+          rel, at.line, at.column, "metadata.name",
+          "a patch needs metadata.name naming the " + doc->kind + " of the bases it changes");
+      continue;
+    }
+    auto it = by_key.find(doc->kind + "/" + doc->name);
+    if (it == by_key.end()) {
+      std::string there;
+      for (const std::string& n : names_of[doc->kind]) there += (there.empty() ? "" : ", ") + n;
+      std::string bases_list;
+      for (const std::string& b : env->bases) bases_list += (bases_list.empty() ? "" : ", ") + b;
+      diags.Error(rel, name->line, name->column, "metadata.name",
+                  doc->kind + " '" + doc->name + "' is not in the bases (" + bases_list +
+                      "): a patch changes a resource of the bases; they hold " +
+                      (there.empty() ? "no " + doc->kind : doc->kind + " " + there));
+      continue;
+    }
+    BaseDoc& target = it->second;
+    const YamlNode& base_root = target.doc->root->Resolved();
+    if (base_root.kind != Kind::kMap) continue;  // reported when decoding the base
+    auto owned = std::make_shared<YamlNode>(base_root);
+    target.doc->root = owned;
+    Merger(diags, doc->kind + " " + doc->name).Map(*owned, root, "", patch_id, target.owners, true);
+    target.patched_by.push_back(rel);
+  }
+
+  // The merged documents, decoded as any other.
+  DesiredState& state = result.state;
+  for (const ParsedFile& p : bases) {
+    Decoder decoder(p.rel, p.dir, limits, diags);
+    for (const ParsedDoc& d : p.docs) {
+      if (limits.keep_documents) {
+        nlohmann::json doc = RenderDoc(*d.root, p.dir);
+        if (doc.is_object()) {
+          auto add = [](nlohmann::json& at, const std::map<std::string, std::string>& values,
+                        const nlohmann::json* except) {
+            if (values.empty()) return;
+            if (!at.is_object()) at = nlohmann::json::object();
+            for (const auto& [k, v] : values) {
+              if (!at.contains(k) && !(except && except->is_object() && except->contains(k))) {
+                at[k] = v;
+              }
+            }
+          };
+          if (doc.contains("metadata") && doc["metadata"].is_object()) {
+            const nlohmann::json* spec_labels = nullptr;
+            if (d.kind == "Agent" && doc.contains("spec") && doc["spec"].is_object() &&
+                doc["spec"].contains("labels")) {
+              spec_labels = &doc["spec"]["labels"];
+            }
+            add(doc["metadata"]["labels"], env->common_labels, spec_labels);
+          }
+          if (d.kind == "Agent" && doc.contains("spec") && doc["spec"].is_object() &&
+              !env->env.empty()) {
+            nlohmann::json& spec = doc["spec"];
+            const nlohmann::json* secret =
+                spec.contains("secretEnv") ? &spec["secretEnv"] : nullptr;
+            nlohmann::json copy = secret ? *secret : nlohmann::json();
+            add(spec["env"], env->env, secret ? &copy : nullptr);
+          }
+        }
+        result.documents.push_back(std::move(doc));
+      }
+      auto it = by_key.find(d.kind + "/" + d.name);
+      bool patched = it != by_key.end() && it->second.doc == &d && !it->second.patched_by.empty();
+      decoder.SetPatchNote(patched ? " (patching " + d.kind + " " + d.name + " at " + p.rel + ":" +
+                                         std::to_string(d.root->line) + ":" +
+                                         std::to_string(d.root->column) + ")"
+                                   : "");
+      decoder.Document(*d.root, state);
+    }
+  }
+  for (Agent& a : state.agents) {
+    for (const auto& [k, v] : env->common_labels) {
+      if (!a.container_labels.count(k)) a.labels.emplace(k, v);
+    }
+    for (const auto& [k, v] : env->env) {
+      if (!a.secret_env.count(k)) a.env.emplace(k, v);
+    }
+  }
+  for (Registry& r : state.registries) {
+    for (const auto& [k, v] : env->common_labels) r.labels.emplace(k, v);
+  }
+  for (Target& t : state.targets) {
+    for (const auto& [k, v] : env->common_labels) t.labels.emplace(k, v);
+    t.environment = env->name;
+  }
+  state.environment = std::move(env);
+  ValidateState(tree, state, diags, limits.providers);
+  SortDocuments(result.documents);
+  std::sort(all.begin(), all.end(),
+            [](const TreeFile& a, const TreeFile& b) { return a.rel < b.rel; });
+  state.revision = TreeRevision(all, limits);
+  if (used) *used = std::move(all);
+  diags.Sort();
+  return result;
+}
+
+void SortDocuments(std::vector<nlohmann::json>& documents) {
+  auto rank = [](const nlohmann::json& d) {
+    std::string kind = d.is_object() && d.contains("kind") && d["kind"].is_string()
+                           ? d["kind"].get<std::string>()
+                           : "";
+    int order = kind == "Registry" ? 0 : kind == "Target" ? 1 : kind == "Agent" ? 2 : 3;
+    std::string name;
+    if (d.is_object() && d.contains("metadata") && d["metadata"].is_object() &&
+        d["metadata"].contains("name") && d["metadata"]["name"].is_string()) {
+      name = d["metadata"]["name"].get<std::string>();
+    }
+    return std::make_pair(order, name);
+  };
+  std::stable_sort(
+      documents.begin(), documents.end(),
+      [&](const nlohmann::json& a, const nlohmann::json& b) { return rank(a) < rank(b); });
+}
+
+std::vector<nlohmann::json> DocumentsOf(const std::vector<TreeFile>& files,
+                                        const LoadLimits& limits) {
+  std::vector<nlohmann::json> out;
+  for (const TreeFile& f : files) {
+    Diagnostics ignored;
+    ParsedFile p = Parse(f, limits, ignored);
+    for (const ParsedDoc& d : p.docs) out.push_back(RenderDoc(*d.root, p.dir));
+  }
+  SortDocuments(out);
+  return out;
+}
+
+LoadResult LoadPath(const std::filesystem::path& root, const std::string& path,
+                    const LoadLimits& limits, size_t* files) {
+  std::string folder = fs::path(path).lexically_normal().generic_string();
+  while (!folder.empty() && folder.back() == '/') folder.pop_back();
+  if (folder == ".") folder.clear();
+  FolderFiles top = ReadFolder(root / folder, limits);
+  if (!top.ok || !fs::is_directory(root / folder) || !HoldsEnvironment(top.files, "", limits)) {
+    LoadResult plain;
+    if (files) *files = top.files.size();
+    if (top.ok) plain = LoadFiles(std::move(top.files), DiskTreeView(top.base), limits);
+    plain.diagnostics.Append(top.diagnostics);
+    plain.diagnostics.Sort();
+    return plain;
+  }
+  DiskTreeView view(root);
+  auto prefix = [](const std::string& dir, std::vector<TreeFile>& files, Diagnostics& in,
+                   Diagnostics& out) {
+    for (TreeFile& f : files) f.rel = dir.empty() ? f.rel : dir + "/" + f.rel;
+    for (Diagnostic d : in.items()) {
+      if (!dir.empty()) d.file = d.file == "." ? dir : dir + "/" + d.file;
+      out.Add(std::move(d));
+    }
+  };
+  FolderReader reader = [&](const std::string& dir,
+                            Diagnostics& diags) -> std::optional<std::vector<TreeFile>> {
+    if (view.Lookup(dir) != TreeView::Folder::kExists) return std::nullopt;
+    FolderFiles ff = ReadFolder(root / dir, limits);
+    if (!ff.ok) return std::nullopt;
+    prefix(dir, ff.files, ff.diagnostics, diags);
+    return std::move(ff.files);
+  };
+  Diagnostics walk;
+  prefix(folder, top.files, top.diagnostics, walk);
+  std::vector<TreeFile> used;
+  LoadResult result = LoadEnvironment(folder, std::move(top.files), reader, view, limits, &used);
+  if (files) *files = used.size();
+  result.diagnostics.Append(walk);
   result.diagnostics.Sort();
   return result;
 }

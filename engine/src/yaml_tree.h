@@ -33,6 +33,9 @@ struct YamlNode {
   std::vector<std::shared_ptr<YamlNode>> items;  // sequence items
   std::vector<std::pair<std::shared_ptr<YamlNode>, std::shared_ptr<YamlNode>>> entries;  // map
   std::shared_ptr<const YamlNode> target;  // kAlias: the anchored node
+  // The file the node was written in, when a document is merged from several
+  // files (Environment overlays); null: the file being decoded.
+  std::shared_ptr<const std::string> origin;
   // Size and height of the subtree with aliases expanded (saturating).
   std::size_t expanded_size = 1;
   int expanded_height = 0;

@@ -17,7 +17,7 @@ const schemaDir = path.resolve(__dirname, '..', '..', 'schemas');
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, strictTypes: false });
 addFormats(ajv);
 const validators = {};
-for (const kind of ['Agent', 'Registry', 'Target']) {
+for (const kind of ['Agent', 'Registry', 'Target', 'Environment']) {
   const file = path.join(schemaDir, kind.toLowerCase() + '.schema.json');
   validators[kind] = ajv.compile(JSON.parse(fs.readFileSync(file, 'utf8')));
 }
@@ -32,6 +32,7 @@ function check(file) {
     }
     const value = doc.toJS({ maxAliasCount: 10000 });
     if (value === null || value === undefined) return;  // empty document
+    if (only && !(value && value.kind === only)) return;  // --kind: other kinds skipped
     const validate = value && typeof value === 'object' ? validators[value.kind] : undefined;
     if (!validate) {
       reasons.push(`document ${i + 1}: unknown kind ${JSON.stringify(value && value.kind)}`);
@@ -45,7 +46,14 @@ function check(file) {
   return reasons;
 }
 
-const files = process.argv.slice(2);
+// --kind KIND: check only the documents of that kind (an Environment's
+// folder holds patches, which are partial documents).
+let only = null;
+let files = process.argv.slice(2);
+if (files[0] === '--kind') {
+  only = files[1];
+  files = files.slice(2);
+}
 if (files.length === 0) {
   console.error('usage: validate.js FILE...');
   process.exit(2);

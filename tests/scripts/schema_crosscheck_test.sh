@@ -45,6 +45,20 @@ for dir in "${valid_dirs[@]}"; do
   [ -d "$dir" ] || continue
   mapfile -t files < <(find "$dir" -name '*.yaml' -o -name '*.yml' | sort)
   [ ${#files[@]} -gt 0 ] || continue  # not a tree (examples/plugins holds executables)
+  mapfile -t env_files < <(grep -l '^kind: Environment' "${files[@]}")
+  if [ ${#env_files[@]} -gt 0 ]; then
+    # Environments: ajv checks the Environment documents and each rendered
+    # environment; the decoder each --path.
+    if out=$($AJV --kind Environment "${env_files[@]}" 2>&1); then pass; else fail "ajv rejects an Environment in $dir: $out"; fi
+    for env_file in "${env_files[@]}"; do
+      rel=$(dirname "${env_file#"$dir"}")
+      rel=${rel#/}
+      if out=$("$RECONCILE" validate "$dir" --path "$rel" 2>&1); then pass; else fail "decoder rejects environment $dir$rel: $out"; fi
+      "$RECONCILE" render "$dir" --path "$rel" >"$TMP/rendered.yaml" 2>&1
+      if out=$($AJV "$TMP/rendered.yaml" 2>&1); then pass; else fail "ajv rejects the rendered $dir$rel: $out"; fi
+    done
+    continue
+  fi
   if out=$($AJV "${files[@]}" 2>&1); then pass; else fail "ajv rejects valid $dir: $out"; fi
   if out=$("$RECONCILE" validate "$dir" 2>&1); then pass; else fail "decoder rejects valid $dir: $out"; fi
 done

@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -46,11 +48,20 @@ struct LoadLimits {
   // spec.provider may take. nullptr: any well-formed provider name, blocks
   // taken as written, no provider checks (for tests of the loader alone).
   const ProviderRegistry* providers = nullptr;
+  // Keep the documents the tree was made from, merged (LoadResult::documents,
+  // for `reconcile render`). Filled by LoadFiles, LoadEnvironment and
+  // LoadPath; not by Assemble.
+  bool keep_documents = false;
 };
 
 struct LoadResult {
   DesiredState state;  // valid only when !diagnostics.HasErrors()
   Diagnostics diagnostics;
+  // With LoadLimits::keep_documents: every Agent, Registry and Target
+  // document as JSON (YAML's core schema types), an Environment's merged
+  // with its patches, labels and env; build.context rewritten relative to
+  // the tree root. Sorted Registry, Target, Agent, then by name.
+  std::vector<nlohmann::json> documents;
 };
 
 // One manifest file of a tree, already read (from a folder, or from a Git
@@ -63,6 +74,13 @@ struct TreeFile {
   // reported as too large. 0: content.size().
   std::uintmax_t size = 0;
 };
+
+// `documents` sorted as LoadResult::documents are.
+void SortDocuments(std::vector<nlohmann::json>& documents);
+// The documents of `files` as LoadResult::documents (files that do not parse
+// are left out; LoadFiles reports them).
+std::vector<nlohmann::json> DocumentsOf(const std::vector<TreeFile>& files,
+                                        const LoadLimits& limits = {});
 
 // The files of a folder on disk, with what the walk found wrong (symlinks
 // out of the tree, unreadable files).
@@ -169,5 +187,60 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
 // The same against a folder on disk (DiskTreeView).
 void ValidateState(const std::filesystem::path& root, DesiredState& state, Diagnostics& diagnostics,
                    const ProviderRegistry* providers = nullptr);
+
+// ---------------------------------------------------------------------------
+// Environment overlays (kind Environment; README "Environments and
+// promotion"). A folder whose top-level files hold an Environment document
+// is loaded in environment mode: the documents of its base folders (spec.bases,
+// relative to the Environment's file, inside the tree) are each merged with
+// the patches of the Environment's folder (and of its sub-folders, except
+// those holding an Environment of their own) naming them by kind and
+// metadata.name: maps merge by key, a list replaces the whole list, null
+// removes a field. The merged documents are then decoded and validated as
+// any tree; the Environment's spec.labels go into every resource's
+// metadata.labels and spec.env into every Agent's env (a resource's own
+// value wins), Target::environment and DesiredState::environment are set.
+// Errors in a patched field are at the patch's file:line:column and name the
+// base document ("(patching Agent web at base/agents.yaml:3:1)").
+
+// The manifest files of `folder` (relative to the tree root, "" the root),
+// with rel relative to the tree root; nullopt when the folder is not inside
+// the tree (missing, or a symlink out of it). What the walk found wrong goes
+// to `diagnostics` (named relative to the tree root).
+using FolderReader = std::function<std::optional<std::vector<TreeFile>>(const std::string& folder,
+                                                                        Diagnostics& diagnostics)>;
+
+// True when a file directly in `folder` (rel's parent equals it; "" the
+// root of `files`) holds a kind Environment document.
+bool HoldsEnvironment(const std::vector<TreeFile>& files, const std::string& folder,
+                      const LoadLimits& limits = {});
+
+// Every Environment document of a tree: its name, its folder (relative to
+// the tree root) and where it is written. Sorted by name; a second
+// Environment of one name is an error in `diagnostics` (and left out).
+struct EnvironmentRef {
+  std::string name;
+  std::string folder;
+  SourceLocation location;
+};
+std::vector<EnvironmentRef> FindEnvironments(const std::vector<TreeFile>& files,
+                                             Diagnostics& diagnostics,
+                                             const LoadLimits& limits = {});
+
+// Loads the Environment at `folder` of a tree: `folder_files` are the files
+// below it (rel relative to the tree root), `read` reads its base folders,
+// `tree` answers the build-context checks (relative to the tree root).
+// state.revision is TreeRevision over every file used (the folder's and the
+// bases'), also returned in `used` (sorted by rel) when not null.
+LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> folder_files,
+                           const FolderReader& read, const TreeView& tree,
+                           const LoadLimits& limits = {}, std::vector<TreeFile>* used = nullptr);
+
+// The folder `path` of the tree at `root` on disk: an Environment
+// (diagnostics name files relative to `root`) when its top-level files hold
+// one, else exactly LoadTree(root / path). `files`, when not null, is set to
+// the number of manifest files read.
+LoadResult LoadPath(const std::filesystem::path& root, const std::string& path,
+                    const LoadLimits& limits = {}, size_t* files = nullptr);
 
 }  // namespace reconcile

@@ -25,6 +25,10 @@ class FolderSource : public Source {
     Result<fs::path> root = Root();
     if (!root.ok()) return root.status();
     FolderFiles files = ReadFolder(*root, options_.limits);
+    if (files.ok && fs::is_directory(*root) && HoldsEnvironment(files.files, "", options_.limits)) {
+      // An Environment: its revision covers its bases too.
+      return LoadPath(options_.location, Folder(), options_.limits).state.revision;
+    }
     return TreeRevision(files.files, options_.limits);
   }
 
@@ -36,6 +40,17 @@ class FolderSource : public Source {
     if (!root.ok()) return root.status();
     Snapshot snap;
     FolderFiles folder = ReadFolder(*root, options_.limits);
+    if (folder.ok && fs::is_directory(*root) &&
+        HoldsEnvironment(folder.files, "", options_.limits)) {
+      // An Environment: the tree root is the source folder (bases, build
+      // contexts and diagnostics are relative to it).
+      size_t files = 0;
+      snap.loaded = LoadPath(options_.location, Folder(), options_.limits, &files);
+      snap.stats.files = snap.stats.decoded = files;
+      snap.root = options_.location;
+      snap.revision = snap.content_digest = snap.loaded.state.revision;
+      return snap;
+    }
     snap.stats.files = snap.stats.decoded = folder.files.size();
     snap.root = folder.base;
     if (folder.ok) {
@@ -43,11 +58,17 @@ class FolderSource : public Source {
     }
     snap.loaded.diagnostics.Append(folder.diagnostics);
     snap.loaded.diagnostics.Sort();
-    snap.revision = snap.loaded.state.revision;
+    snap.revision = snap.content_digest = snap.loaded.state.revision;
     return snap;
   }
 
  private:
+  std::string Folder() const {
+    std::string folder = fs::path(options_.path).lexically_normal().generic_string();
+    while (!folder.empty() && folder.back() == '/') folder.pop_back();
+    return folder == "." ? "" : folder;
+  }
+
   Result<fs::path> Root() const {
     std::error_code ec;
     fs::path location(options_.location);

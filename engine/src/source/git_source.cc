@@ -647,8 +647,21 @@ class GitSource : public Source {
               [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
 
     if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+    // What the tree is made from (Snapshot::content_digest), read before
+    // Decode takes the names.
+    Result<std::vector<TreeFile>> contents = ReadFiles(walker.files, what);
+    if (!contents.ok()) return contents.status();
+    snap.content_digest = TreeRevision(*contents, options_.limits);
     Result<std::vector<DecodedPtr>> decoded = Decode(walker.files, snap.stats, what, stop);
     if (!decoded.ok()) return decoded.status();
+    if (!single && std::any_of(decoded->begin(), decoded->end(), [](const DecodedPtr& d) {
+          return d->state.environment &&
+                 d->state.environment->location.file.find('/') == std::string::npos;
+        })) {
+      // An Environment: loaded from the repository root (its bases), with no
+      // decode cache.
+      return LoadEnvironmentAt(tree.get(), *path, std::move(snap), what);
+    }
     std::vector<const DecodedFile*> parts;
     parts.reserve(decoded->size());
     for (const auto& d : *decoded) parts.push_back(d.get());
@@ -660,6 +673,9 @@ class GitSource : public Source {
       snap.content_digest =
           "tree-" + OidHex(single ? &single->oid : git_tree_id(sub.get())).substr(0, 12);
     }
+
+    if (options_.limits.keep_documents)
+      snap.loaded.documents = DocumentsOf(*contents, options_.limits);
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
 
@@ -819,6 +835,91 @@ class GitSource : public Source {
       }
     }
     return OpenMirror();
+  }
+
+  // The contents of `files` (files over the size limit: their size only).
+  Result<std::vector<TreeFile>> ReadFiles(const std::vector<WalkedFile>& files,
+                                          const std::string& what) {
+    git_odb* raw_odb = nullptr;
+    if (git_repository_odb(&raw_odb, repo_.get()) != 0) {
+      return Status::Failed(what + ": cannot open the object database");
+    }
+    OdbPtr odb(raw_odb);
+    std::vector<TreeFile> out;
+    out.reserve(files.size());
+    for (const WalkedFile& f : files) {
+      TreeFile file{f.rel, "", 0};
+      size_t size = 0;
+      git_object_t type = GIT_OBJECT_INVALID;
+      if (git_odb_read_header(&size, &type, odb.get(), &f.oid) != 0) {
+        return Status::Failed(what + ": cannot read " + f.rel + " from the repository");
+      }
+      if (size > options_.limits.max_file_bytes) {
+        file.size = size;
+      } else {
+        git_blob* blob = nullptr;
+        if (git_blob_lookup(&blob, repo_.get(), &f.oid) != 0) {
+          return Status::Failed(what + ": cannot read " + f.rel + " from the repository");
+        }
+        BlobPtr hold(blob);
+        file.content.assign(static_cast<const char*>(git_blob_rawcontent(blob)),
+                            static_cast<size_t>(git_blob_rawsize(blob)));
+      }
+      out.push_back(std::move(file));
+    }
+    return out;
+  }
+
+  // The Environment at `folder` of the commit's tree `root`: its files and
+  // its bases' read from the same commit, names relative to the root.
+  Result<Snapshot> LoadEnvironmentAt(const git_tree* root, const std::string& folder, Snapshot snap,
+                                     const std::string& what) {
+    TreeWalker walker(repo_.get(), root);
+    Status failed;
+    auto walk = [&](const std::string& dir) -> std::optional<std::vector<TreeFile>> {
+      git_tree_entry* found = nullptr;
+      if (git_tree_entry_bypath(&found, root, dir.c_str()) != 0) return std::nullopt;
+      EntryPtr entry(found);
+      if (git_tree_entry_filemode(found) != GIT_FILEMODE_TREE) return std::nullopt;
+      git_tree* sub = nullptr;
+      if (git_tree_lookup(&sub, repo_.get(), git_tree_entry_id(found)) != 0) return std::nullopt;
+      TreePtr hold(sub);
+      walker.folders.AddFolder(dir);
+      walker.files.clear();
+      walker.Walk(sub, dir, dir);
+      std::sort(walker.files.begin(), walker.files.end(),
+                [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
+      Result<std::vector<TreeFile>> files = ReadFiles(walker.files, what);
+      if (!files.ok()) {
+        failed = files.status();
+        return std::vector<TreeFile>{};
+      }
+      return std::move(*files);
+    };
+    std::optional<std::vector<TreeFile>> own = walk(folder);
+    if (!failed.ok()) return failed;
+    if (!own) return Status::NotFound(what + ": path '" + options_.path + "' is not a folder");
+    FolderReader reader = [&](const std::string& dir,
+                              Diagnostics&) -> std::optional<std::vector<TreeFile>> {
+      return walk(dir);
+    };
+    std::vector<TreeFile> used;
+    snap.loaded =
+        LoadEnvironment(folder, std::move(*own), reader, walker.folders, options_.limits, &used);
+    if (!failed.ok()) return failed;
+    snap.stats.files = snap.stats.decoded = used.size();
+    snap.content_digest = TreeRevision(used, options_.limits);
+    snap.loaded.state.revision = snap.revision;
+    snap.loaded.diagnostics.Append(walker.diagnostics);
+    snap.loaded.diagnostics.Sort();
+    bool builds = std::any_of(snap.loaded.state.agents.begin(), snap.loaded.state.agents.end(),
+                              [](const Agent& a) { return a.build.has_value(); });
+    if (builds && !snap.loaded.diagnostics.HasErrors()) {
+      Result<fs::path> exported = Export(root, snap.revision, what);
+      if (!exported.ok()) return exported.status();
+      snap.root = *exported;
+    }
+    return snap;
   }
 
   // Decodes each file, reusing the cache for (path, blob) pairs seen in the
