@@ -184,9 +184,8 @@ struct Agent {
   std::vector<std::string> depends_on;
   bool suspend = false;
   DriftMode drift = DriftMode::kReport;
-  // spec.windows: this agent's own deploy windows, on top of its
-  // Environment's. Not part of the normalized spec (a window change never
-  // redeploys).
+  // spec.windows: this agent's deploy windows; they combine with the
+  // Environment's (both must allow). Not part of the agent's spec hash.
   std::vector<DeployWindow> windows;
 
   SourceLocation location;
