@@ -577,6 +577,10 @@ PlanGate GatePlan(const Plan& plan, const DesiredState& desired, WindowTime now)
     gate.reason = gate.environment.reason;
     gate.next = gate.environment.next;
     gate.next_text = gate.environment.NextText();
+  } else {
+    // Open: the next change is when the window closes (or a deny one opens).
+    gate.next = gate.environment.next;
+    gate.next_text = gate.environment.NextText();
   }
   std::map<std::string, WindowVerdict> by_agent;
   for (const Change& c : plan.changes) {

@@ -246,6 +246,8 @@ Result<State> StateFromJsonUnchecked(const json& j) {
   }
   in.Int("serial", &state.serial);
   in.String("revision", &state.revision);
+  if (version >= 2 && j.contains("contentDigest"))
+    in.String("contentDigest", &state.content_digest);
   if (version >= 2 && j.contains("pin") && !j["pin"].is_null()) {
     Pin pin;
     ObjectReader p(j["pin"], "pin");
@@ -267,7 +269,7 @@ Result<State> StateFromJsonUnchecked(const json& j) {
     }
   }
   if (version >= 2) {
-    in.NoUnknown({"version", "serial", "revision", "resources", "pin"});
+    in.NoUnknown({"version", "serial", "revision", "contentDigest", "resources", "pin"});
   } else {
     in.NoUnknown({"version", "serial", "revision", "resources"});
   }
@@ -387,7 +389,8 @@ Result<HistoryEntry> HistoryEntryFromJsonUnchecked(const json& j, const std::str
     std::sort(e.removed.begin(), e.removed.end());
   }
   in.NoUnknown(
-      {"serial", "revision", "appliedAt", "result", "summary", "rollbackOf", "changed", "removed"});
+      {"serial", "revision", "appliedAt", "result", "summary", "rollbackOf", "ignoredWindows",
+       "changed", "removed"});
   if (!in.status().ok()) return in.status();
   return e;
 }
@@ -451,6 +454,7 @@ json ToJson(const State& state) {
          {"serial", state.serial},
          {"revision", state.revision},
          {"resources", std::move(resources)}};
+  if (!state.content_digest.empty()) j["contentDigest"] = state.content_digest;
   if (state.pin) {
     j["pin"] = {{"revision", state.pin->revision},
                 {"serial", state.pin->serial},

@@ -145,6 +145,17 @@ TEST_CASE("environment: a plain folder loads as before; DecodeOne returns the En
   CHECK(one.state.environment->bases == std::vector<std::string>{"base"});
 }
 
+TEST_CASE("environment: '--' in an Agent name is refused, also in a plain tree") {
+  TempDir dir("reconcile-env");
+  dir.Write("base/all.yaml",
+            "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: we--b}\n"
+            "spec: {image: web:1, target: local}\n");
+  LoadResult r = LoadPath(dir.path(), "base");
+  CHECK(All(r.diagnostics).find("all.yaml:3:18: error: metadata.name: ") != std::string::npos);
+  CHECK(All(r.diagnostics).find("'--' is reserved: environment-scoped names are "
+                                "<environment>--<name>") != std::string::npos);
+}
+
 TEST_CASE("environment: FindEnvironments lists every Environment; duplicates are errors") {
   std::vector<TreeFile> files = {
       {"base/all.yaml", kBase, 0},
@@ -299,9 +310,9 @@ TEST_CASE("environment: errors name the file, line, column and the base document
       {"'--' in an Environment name", EnvDoc("stag--ing"), "",
        "envs/staging/environment.yaml:3:18: error: metadata.name: invalid name 'stag--ing': '--' "
        "is reserved: environment-scoped names are <environment>--<name>"},
-      {"'--' in an Agent name", EnvDoc("staging"),
+      {"a patch of an Agent the bases do not have", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: we--b}\nspec: {}\n",
-       "'--' is reserved: environment-scoped names are <environment>--<name>"},
+       "envs/staging/patch.yaml:3:18: error: metadata.name: Agent 'we--b' is not in the bases"},
       {"a bad window kind",
        EnvDoc("staging",
               "  windows: [{kind: maybe, schedule: x, "
