@@ -116,7 +116,7 @@ if [[ ! -e "$work/src/.reconcile/state.json" ]]; then ok "the plain state file i
   bad "an environment wrote .reconcile/state.json"; fi
 contains "the agent got the environment's env" '"ENVIRONMENT": "staging"' "$(cat "$work/deployed/greeter.json" 2>/dev/null)"
 expect_exit 0 "history of the environment" -- S history "$work/src" --path envs/staging
-contains "history shows the apply" "apply" "$out"
+contains "history shows the apply" "succeeded" "$out"
 expect_exit 0 "plan of the environment after apply is empty" -- S plan "$work/src" --path envs/staging
 expect_exit 2 "the plain base has no state of its own: its plan creates" -- S plan "$work/src" --path base
 expect_exit 0 "destroy the environment" -- S destroy "$work/src" --path envs/staging --auto-approve
