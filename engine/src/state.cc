@@ -388,9 +388,8 @@ Result<HistoryEntry> HistoryEntryFromJsonUnchecked(const json& j, const std::str
     }
     std::sort(e.removed.begin(), e.removed.end());
   }
-  in.NoUnknown(
-      {"serial", "revision", "appliedAt", "result", "summary", "rollbackOf", "ignoredWindows",
-       "changed", "removed"});
+  in.NoUnknown({"serial", "revision", "appliedAt", "result", "summary", "rollbackOf",
+                "ignoredWindows", "changed", "removed"});
   if (!in.status().ok()) return in.status();
   return e;
 }

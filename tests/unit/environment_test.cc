@@ -152,8 +152,9 @@ TEST_CASE("environment: '--' in an Agent name is refused, also in a plain tree")
             "spec: {image: web:1, target: local}\n");
   LoadResult r = LoadPath(dir.path(), "base");
   CHECK(All(r.diagnostics).find("all.yaml:3:18: error: metadata.name: ") != std::string::npos);
-  CHECK(All(r.diagnostics).find("'--' is reserved: environment-scoped names are "
-                                "<environment>--<name>") != std::string::npos);
+  CHECK(All(r.diagnostics)
+            .find("'--' is reserved: environment-scoped names are "
+                  "<environment>--<name>") != std::string::npos);
 }
 
 TEST_CASE("environment: FindEnvironments lists every Environment; duplicates are errors") {
