@@ -114,6 +114,7 @@ class LogListener final : public controller::SchedulerListener {
     if (r.unchanged) {
       spdlog::info("{}revision {}: no change for this environment (content {}); not planned", tag,
                    r.revision, r.state->content_digest);
+      spdlog::info("{}{} pass end: revision {}, result unchanged{}", tag, kind, r.revision, who());
       return;
     }
     spdlog::info("{}{} pass end: revision {}, result {}, serial {}{}", tag, kind, r.revision,

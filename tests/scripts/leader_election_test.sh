@@ -232,7 +232,8 @@ if status_of $follower | python3 -c "import json,sys; s=json.load(sys.stdin)['le
 else
   bad "the follower's status" "$(status_of $follower)"
 fi
-if curl -fsS "$(url $leader /metrics)" | grep -q '^reconcile_leader_transitions_total 1'; then ok "the leader counts one transition"; else bad "no leader transition counted"; fi
+metrics="$(curl -fsS "$(url $leader /metrics)")"
+if grep -q '^reconcile_leader_transitions_total 1' <<<"$metrics"; then ok "the leader counts one transition"; else bad "no leader transition counted"; fi
 if [[ "$(lease_field "l['metadata']['labels'].get('reconcile.dev/managed-by','')")" == reconcile ]]; then ok "the Lease carries reconcile.dev/managed-by=reconcile"; else bad "the Lease lacks the ownership label" "$(lease_json)"; fi
 if [[ "$(lease_field "l['spec']['leaseDurationSeconds']")" == 4 ]]; then ok "leaseDurationSeconds is the flag's 4s"; else bad "leaseDurationSeconds" "$(lease_json)"; fi
 
