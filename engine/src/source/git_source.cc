@@ -667,13 +667,6 @@ class GitSource : public Source {
     for (const auto& d : *decoded) parts.push_back(d.get());
     snap.loaded = Assemble(parts, walker.folders, options_.limits.providers);
     snap.loaded.state.revision = snap.revision;
-    if (snap.content_digest.empty()) {
-      // A plain tree reads only its --path: the Git id of that folder (or
-      // file) changes exactly when one of its files does.
-      snap.content_digest =
-          "tree-" + OidHex(single ? &single->oid : git_tree_id(sub.get())).substr(0, 12);
-    }
-
     if (options_.limits.keep_documents)
       snap.loaded.documents = DocumentsOf(*contents, options_.limits);
     snap.loaded.diagnostics.Append(walker.diagnostics);
