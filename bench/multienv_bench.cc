@@ -11,11 +11,16 @@
 //      staging's pass has applied it; beside it, how many passes dev and prod
 //      ran that observed or planned (must be 0) and how many they skipped.
 //
-// Usage: reconcile_multienv_bench [--agents 1000] [--changes 5] [--work DIR]
+// --overlays 1: the environments are Environment overlays of one base/ of
+// --agents agents (each environment's folder holds its Environment and a
+// patch of every tenth agent); the change is one patch of envs/staging.
+//
+// Usage: reconcile_multienv_bench [--agents 1000] [--changes 5] [--overlays 0|1] [--work DIR]
 // Output: one "name: value" line per figure on stdout.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -87,6 +92,34 @@ void WriteEnvironment(const fs::path& repo, const std::string& env, int agents) 
   }
 }
 
+// Environment overlays: base/ holds the Target and the agents; envs/<env>
+// holds its Environment and a patch of every tenth agent.
+void WriteBase(const fs::path& repo, int agents) {
+  bench::Write(repo / "base/target.yaml",
+               "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: local}\n"
+               "spec: {provider: docker}\n");
+  for (int i = 0; i < agents; ++i) {
+    bench::Write(repo / "base" / AgentFile(i), bench::Agent(i, "nginx:1.27"));
+  }
+}
+
+std::string Patch(int i, const std::string& image) {
+  char name[32];
+  std::snprintf(name, sizeof name, "a%05d", i);
+  return std::string("apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: ") + name +
+         "}\nspec:\n  image: " + image + "\n  env: {TIER: patched}\n";
+}
+
+void WriteOverlay(const fs::path& repo, const std::string& env, int agents) {
+  bench::Write(repo / "envs" / env / "environment.yaml",
+               "apiVersion: reconcile.dev/v1alpha1\nkind: Environment\nmetadata: {name: " + env +
+                   "}\nspec:\n  bases: [../../base]\n  labels: {tier: " + env +
+                   "}\n  env: {ENVIRONMENT: " + env + "}\n");
+  for (int i = 0; i < agents; i += 10) {
+    bench::Write(repo / "envs" / env / "patches" / AgentFile(i), Patch(i, "nginx:1.27-" + env));
+  }
+}
+
 std::unique_ptr<Source> Open(const std::string& url, const fs::path& cache,
                              const std::string& path) {
   SourceOptions o;
@@ -110,12 +143,14 @@ void WaitFor(const std::function<bool()>& done, const char* what) {
 int Main(int argc, char** argv) {
   int agents = 1000;
   int changes = 5;
+  bool overlays = false;
   fs::path work = fs::temp_directory_path() / "reconcile-multienv-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     if (k == "--agents") agents = std::stoi(argv[i + 1]);
     if (k == "--changes") changes = std::stoi(argv[i + 1]);
     if (k == "--work") work = argv[i + 1];
+    if (k == "--overlays") overlays = std::string(argv[i + 1]) == "1";
   }
   fs::remove_all(work);
   fs::create_directories(work);
@@ -125,7 +160,14 @@ int Main(int argc, char** argv) {
   fs::create_directories(repo);
   bench::Run(bench::Git(repo) + "init -q -b main");
   const std::vector<std::string> envs{"dev", "staging", "prod"};
-  for (const auto& e : envs) WriteEnvironment(repo, e, agents);
+  if (overlays) WriteBase(repo, agents);
+  for (const auto& e : envs) {
+    if (overlays) {
+      WriteOverlay(repo, e, agents);
+    } else {
+      WriteEnvironment(repo, e, agents);
+    }
+  }
   bench::Run(bench::Git(repo) + "add -A && " + bench::Git(repo) + "commit -q -m tree");
   bench::Run(bench::Git(repo) + "push -q -f '" + origin + "' main");
   const std::string url = "file://" + origin;
@@ -179,7 +221,8 @@ int Main(int argc, char** argv) {
       },
       "first passes");
   const double first_all_ms = WallMs(t0);
-  std::cout << "agents_per_environment: " << agents << "\nenvironments: " << envs.size() << "\n";
+  std::cout << "tree: " << (overlays ? "overlays of one base" : "a plain tree per environment")
+            << "\nagents_per_environment: " << agents << "\nenvironments: " << envs.size() << "\n";
   for (auto& [n, e] : by_name) {
     if (e->counts.bad > 0) throw std::runtime_error(n + ": " + e->counts.error);
     std::cout << "first_pass_ms{" << n << "}: " << e->counts.last_ms << "\nfirst_pass_changes{" << n
@@ -196,8 +239,13 @@ int Main(int argc, char** argv) {
     std::map<std::string, int> good_before, skipped_before;
     for (auto& [n, e] : by_name)
       good_before[n] = e->counts.good, skipped_before[n] = e->counts.skipped;
-    bench::Write(repo / "envs/staging" / AgentFile(7),
-                 bench::Agent(7, "nginx:1.27." + std::to_string(c + 1)));
+    if (overlays) {
+      bench::Write(repo / "envs/staging/patches" / AgentFile(10),
+                   Patch(10, "nginx:1.27-staging." + std::to_string(c + 1)));
+    } else {
+      bench::Write(repo / "envs/staging" / AgentFile(7),
+                   bench::Agent(7, "nginx:1.27." + std::to_string(c + 1)));
+    }
     auto start = std::chrono::steady_clock::now();
     bench::Run(bench::Git(repo) + "commit -q -am change && " + bench::Git(repo) + "push -q -f '" +
                origin + "' main");

@@ -217,6 +217,10 @@ bool MultiScheduler::Ready(std::string* why) const {
       if (why) *why = "source unreachable: " + last_check_error_;
       return false;
     }
+    if (!last_) {
+      if (why) *why = "no ref check yet";
+      return false;
+    }
   }
   for (Scheduler* c : Children()) {
     std::string reason;

@@ -204,80 +204,46 @@ struct EnvironmentRun {
   std::unique_ptr<controller::MetricsListener> metrics;
 };
 
-// The Environment document's metadata.name among the top-level *.yaml /
-// *.yml files of `dir`, or "" when none holds one.
-std::string EnvironmentDocumentName(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::vector<std::filesystem::path> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string ext = e.path().extension().string();
-    if (e.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) files.push_back(e.path());
+// The Environments found below `dir` of the tree at `revision` (the root
+// `source` of the repository; a folder source ignores the revision): (name,
+// folder) sorted by folder. What is wrong with them (a duplicate name) is
+// logged; the passes report each environment's own errors at file:line.
+Result<std::vector<std::pair<std::string, std::string>>> FindEnvironmentsIn(
+    Source& source, const std::string& revision, const std::string& dir, std::stop_token stop) {
+  auto files = source.Files(revision, dir, stop);
+  if (!files.ok()) return files.status();
+  Diagnostics diagnostics;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const EnvironmentRef& e : FindEnvironments(*files, diagnostics)) {
+    out.emplace_back(e.name, e.folder);
   }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
-    try {
-      for (const YAML::Node& doc : YAML::LoadAllFromFile(f.string())) {
-        if (!doc.IsMap() || !doc["kind"] || !doc["kind"].IsScalar()) continue;
-        if (doc["kind"].as<std::string>() != "Environment") continue;
-        const YAML::Node meta = doc["metadata"];
-        if (meta && meta.IsMap() && meta["name"] && meta["name"].IsScalar()) {
-          return meta["name"].as<std::string>();
-        }
-      }
-    } catch (const std::exception&) {
-      continue;  // the pass reports the file at its line
-    }
-  }
-  return "";
+  for (const Diagnostic& d : diagnostics.items())
+    spdlog::warn("--environments {}: {}", dir, d.ToString());
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
+  return out;
 }
 
 // The name an environment at --path `path` goes by (metrics, status, its
 // state folder): its Environment document's name when the source is a folder
-// that holds one, else the folder's last component ("envs/staging" ->
-// "staging"); "default" for the root.
-std::string EnvironmentNameOf(const GlobalOptions& g, const std::string& path) {
+// that holds one directly in `path`, else the folder's last component
+// ("envs/staging" -> "staging"); "default" for the root.
+std::string EnvironmentNameOf(const GlobalOptions& g, Source& root, const std::string& path) {
   if (!IsGitUrl(g.source)) {
-    std::string name = EnvironmentDocumentName(std::filesystem::path(g.source) / path);
-    if (!name.empty()) return name;
+    auto found = FindEnvironmentsIn(root, "", path, {});
+    std::string folder = std::filesystem::path(path).lexically_normal().generic_string();
+    while (!folder.empty() && folder.back() == '/') folder.pop_back();
+    if (found.ok()) {
+      for (const auto& [name, at] : *found) {
+        if (at == folder) return name;
+      }
+    }
   }
   std::string p = path;
   while (!p.empty() && p.back() == '/') p.pop_back();
   auto slash = p.find_last_of('/');
   std::string last = slash == std::string::npos ? p : p.substr(slash + 1);
   return last.empty() || last == "." ? std::string(controller::kDefaultEnvironment) : last;
-}
-
-// --environments DIR: (name, path) of every folder below DIR whose top-level
-// YAML holds an Environment document, sorted by path.
-Result<std::vector<std::pair<std::string, std::string>>> FindEnvironments(const GlobalOptions& g,
-                                                                          const std::string& dir) {
-  if (IsGitUrl(g.source)) {
-    return Status::Invalid(
-        "finding the environments of a Git repository is not supported yet; name each with "
-        "--path");
-  }
-  const std::filesystem::path base = std::filesystem::path(g.source);
-  std::error_code ec;
-  if (!std::filesystem::is_directory(base / dir, ec)) {
-    return Status::NotFound("no folder '" + dir + "' in " + g.source);
-  }
-  std::vector<std::pair<std::string, std::string>> out;
-  std::filesystem::recursive_directory_iterator it(base / dir, ec), end;
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    if (!it->is_directory(ec)) continue;
-    if (it->path().filename().string().rfind('.', 0) == 0) {
-      it.disable_recursion_pending();  // .reconcile, .git
-      continue;
-    }
-    std::string name = EnvironmentDocumentName(it->path());
-    if (!name.empty()) {
-      out.emplace_back(name, std::filesystem::relative(it->path(), base).generic_string());
-    }
-  }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.second < b.second; });
-  return out;
 }
 
 }  // namespace
@@ -415,10 +381,12 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     std::set<std::string> names;
     std::vector<std::pair<std::string, std::string>> wanted;  // (name, path)
     for (const std::string& path : flags.paths) {
-      wanted.emplace_back(EnvironmentNameOf(g, path), path);
+      wanted.emplace_back(EnvironmentNameOf(g, **source, path), path);
     }
-    if (!flags.environments_dir.empty()) {
-      auto found = FindEnvironments(g, flags.environments_dir);
+    if (!flags.environments_dir.empty() && !IsGitUrl(g.source)) {
+      // A folder: its environments are known now. A Git repository's are
+      // found at the first ref check (on_revision below).
+      auto found = FindEnvironmentsIn(**source, "", flags.environments_dir, {});
       if (!found.ok()) {
         spdlog::error("--environments {}: {}", flags.environments_dir, found.status().message());
         return 1;
@@ -442,8 +410,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     if (!flags.environments_dir.empty()) {
       // Environments added by a commit are found at its first ref check.
       auto known = std::make_shared<std::set<std::string>>(names);
-      several->on_revision = [&, known](const std::string& /*revision*/, std::stop_token) {
-        auto found = FindEnvironments(g, flags.environments_dir);
+      several->on_revision = [&, known](const std::string& revision, std::stop_token stop) {
+        auto found = FindEnvironmentsIn(**source, revision, flags.environments_dir, stop);
         if (!found.ok()) {
           spdlog::warn("--environments {}: {}", flags.environments_dir, found.status().message());
           return;

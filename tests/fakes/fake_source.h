@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "fakes/fake_provider.h"
 #include "reconcile/provider.h"
@@ -43,6 +44,11 @@ class FakeSource final : public Source {
   void SetContentDigest(const std::string& revision, std::string digest) {
     std::lock_guard<std::mutex> lock(mu_);
     digests_[revision] = std::move(digest);
+  }
+  // What Files returns at `revision` (the files below the folder asked for).
+  void SetFiles(const std::string& revision, std::vector<TreeFile> files) {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_[revision] = std::move(files);
   }
   void FailResolve(Status s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -91,12 +97,24 @@ class FakeSource final : public Source {
     if (auto d = digests_.find(revision); d != digests_.end()) s.content_digest = d->second;
     return s;
   }
+  Result<std::vector<TreeFile>> Files(const std::string& revision, const std::string& folder,
+                                      std::stop_token) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(revision);
+    if (it == files_.end()) return Status::NotFound("no files at " + revision);
+    std::vector<TreeFile> out;
+    for (const TreeFile& f : it->second) {
+      if (folder.empty() || f.rel.rfind(folder + "/", 0) == 0) out.push_back(f);
+    }
+    return out;
+  }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable_any cv_;
   std::map<std::string, LoadResult> trees_;
   std::map<std::string, std::string> digests_;
+  std::map<std::string, std::vector<TreeFile>> files_;
   std::filesystem::path root_;
   std::string commit_time_;
   std::string head_;

@@ -29,15 +29,11 @@ passed=0
 failed=0
 ctl_pid=""
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop_pid() { [[ -n "$1" ]] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
-container_id() {
-  api "http://d/v1.41/containers/json?all=1" |
-    python3 -c "import json,sys; print(next((c['Id'] for c in json.load(sys.stdin) if '/$1' in c['Names']), ''))"
-}
+source "$SOURCE_DIR/tests/scripts/lib.sh"
+source "$SOURCE_DIR/tests/scripts/controller_lib.sh"
 cleanup() {
   stop_pid "$ctl_pid"
-  if [[ -f "$work/daemon.pid" ]]; then kill "$(cat "$work/daemon.pid")" 2>/dev/null; fi
+  stop_git_daemon
   for e in "${envs[@]}"; do
     id="$(container_id "$p-$e-web")"
     [[ -n "$id" ]] && api -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null 2>&1
@@ -46,47 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL - $1"; [[ -n "${2:-}" ]] && sed 's/^/       /' <<<"$2" | tail -40; }
-wait_for() {  # wait_for SECONDS NAME -- command...
-  local secs=$1 name=$2; shift 3
-  local deadline=$((SECONDS + secs))
-  while ((SECONDS < deadline)); do
-    if "$@" >/dev/null 2>&1; then ok "$name"; return 0; fi
-    sleep 0.2
-  done
-  bad "$name (not within ${secs}s)" "$(tail -30 "$work/ctl.log" 2>/dev/null)"
-  return 1
-}
-status_json() { curl -fsS "http://127.0.0.1:$http_port/api/v1/status"; }
-env_is() {  # env_is ENV PYTHON_EXPR (over e = that environment's status)
-  status_json | python3 -c "
-import json,sys
-s=json.load(sys.stdin)
-e=next(x for x in s['environments'] if x['name']=='$1')
-sys.exit(0 if ($2) else 1)"
-}
-greeting_is() {  # greeting_is ENV TEXT: the environment's agent answers TEXT
-  local endpoint
-  endpoint="$(status_json | python3 -c "
-import json,sys
-s=json.load(sys.stdin)
-e=next(x for x in s['environments'] if x['name']=='$1')
-print(next((a['endpoints'][0] for a in e['agents'] if a['endpoints']), ''))")"
-  [[ -n "$endpoint" ]] && curl -fsS "$endpoint/" | grep -qF "\"greeting\":\"$2\""
-}
-metric() {  # metric 'NAME{labels}': its value (empty when absent)
-  curl -fsS "http://127.0.0.1:$http_port/metrics" | awk -v k="$1" '$1==k {print $2}'
-}
-metric_is() { [[ "$(metric "$1")" == "$2" ]]; }
-webhook() {
-  local body sig
-  body="$(python3 -c 'import json,sys; print(json.dumps({"ref":"refs/heads/main","after":sys.argv[1],"repository":{"full_name":"local/deploy"}}))' "$(git -C "$work/clone" rev-parse HEAD)")"
-  sig="sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)"
-  curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$http_port/hooks/github" \
-    -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: $sig" \
-    -H "Content-Type: application/json" --data-binary "$body"
-}
 env_tree() {  # env_tree ENV GREETING [PORT]: the environment's folder
   mkdir -p "$work/clone/envs/$1"
   cat >"$work/clone/envs/$1/deploy.yaml" <<YAML
@@ -109,21 +64,10 @@ spec:
   healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
 YAML
 }
-commit() {
-  git -C "$work/clone" add -A && git -C "$work/clone" commit -qm "$1" &&
-    git -C "$work/clone" push -q origin HEAD:main
-}
-
-git init -q --bare -b main "$work/origin.git"
-git clone -q "$work/origin.git" "$work/clone" 2>/dev/null
-git -C "$work/clone" config user.email t@example.com && git -C "$work/clone" config user.name test
-git -C "$work/clone" checkout -q -b main
+git_repo
 for e in "${envs[@]}"; do env_tree "$e" one; done
 commit one
-git_port="$(free_port)"
-git daemon --reuseaddr --base-path="$work" --export-all --enable=receive-pack \
-  --listen=127.0.0.1 --port="$git_port" --pid-file="$work/daemon.pid" --detach "$work"
-for _ in $(seq 50); do [[ -s "$work/daemon.pid" ]] && break; sleep 0.1; done
+git_serve
 printf 'multienv-hook-s3cret\n' >"$work/hook.secret"
 secret="multienv-hook-s3cret"
 

@@ -108,6 +108,17 @@ class Source {
   // holds it). Folder: a folder has no history, so this loads what is there
   // now and Snapshot.revision says which tree that is.
   virtual Result<Snapshot> Load(const std::string& revision, std::stop_token stop) = 0;
+  // The manifest files below `folder` (relative to the tree root, "" the
+  // root) of the tree at `revision`, read as Load reads them (hidden entries
+  // skipped, symlinks followed inside the tree, files over the size limit
+  // left empty with their size) but not decoded, rel relative to the tree
+  // root and sorted: enough to find the Environments of a revision
+  // (loader.h FindEnvironments) without loading every tree. Git: fetches
+  // `revision` when the mirror lacks it; folder: reads what is there now.
+  // kNotFound when `folder` is not a folder of that tree. What the walk
+  // found wrong is left to Load to report.
+  virtual Result<std::vector<TreeFile>> Files(const std::string& revision,
+                                              const std::string& folder, std::stop_token stop) = 0;
 };
 
 // True for https://, http://, ssh://, git://, file:// and scp-like

@@ -62,6 +62,29 @@ class FolderSource : public Source {
     return snap;
   }
 
+  Result<std::vector<TreeFile>> Files(const std::string& /*revision*/, const std::string& folder,
+                                      std::stop_token stop) override {
+    if (stop.stop_requested()) return Status::Unavailable(Describe() + ": stopped");
+    Result<fs::path> root = Root();
+    if (!root.ok()) return root.status();
+    fs::path rel = fs::path(folder).lexically_normal();
+    if (rel.is_absolute() || (!rel.empty() && *rel.begin() == "..")) {
+      return Status::Invalid("folder '" + folder + "' leads outside " + Describe());
+    }
+    std::string prefix = rel.generic_string();
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+    if (prefix == ".") prefix.clear();
+    std::error_code ec;
+    if (!fs::is_directory(*root / prefix, ec)) {
+      return Status::NotFound("no folder '" + folder + "' in " + Describe());
+    }
+    FolderFiles read = ReadFolder(*root / prefix, options_.limits);
+    if (!prefix.empty()) {
+      for (TreeFile& f : read.files) f.rel = prefix + "/" + f.rel;
+    }
+    return std::move(read.files);
+  }
+
  private:
   std::string Folder() const {
     std::string folder = fs::path(options_.path).lexically_normal().generic_string();

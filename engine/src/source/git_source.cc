@@ -559,39 +559,47 @@ class GitSource : public Source {
                             "that name)");
   }
 
+  Result<std::vector<TreeFile>> Files(const std::string& revision, const std::string& folder,
+                                      std::stop_token stop) override {
+    const std::string what = "read " + Describe();
+    Result<CommitPtr> commit = CommitAt(revision, stop, what);
+    if (!commit.ok()) return commit.status();
+    git_tree* raw_tree = nullptr;
+    if (git_commit_tree(&raw_tree, commit->get()) != 0) {
+      return Status::Failed(what + ": cannot read the tree of " + revision);
+    }
+    TreePtr tree(raw_tree);
+    std::optional<std::string> base = Normalize(options_.path);
+    std::optional<std::string> dir = Normalize(folder);
+    if (!base || !dir) return Status::Invalid(what + ": folder '" + folder + "' leads outside it");
+    TreePtr root;
+    if (base->empty()) {
+      git_tree* copy = nullptr;
+      git_tree_dup(&copy, tree.get());
+      root.reset(copy);
+    } else {
+      Result<TreePtr> sub = SubTree(tree.get(), *base);
+      if (!sub.ok()) return Status::NotFound(what + ": no folder '" + options_.path + "'");
+      root = std::move(*sub);
+    }
+    TreeWalker walker(repo_.get(), root.get());
+    if (dir->empty()) {
+      walker.Walk(root.get(), "", "");
+    } else {
+      Result<TreePtr> sub = SubTree(root.get(), *dir);
+      if (!sub.ok()) return Status::NotFound(what + ": no folder '" + folder + "' at " + revision);
+      walker.Walk(sub->get(), *dir, *dir);
+    }
+    std::sort(walker.files.begin(), walker.files.end(),
+              [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
+    return ReadFiles(walker.files, what);
+  }
+
   Result<Snapshot> Load(const std::string& revision, std::stop_token stop) override {
     const std::string what = "load " + Describe();
-    if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
-    if (!IsCommitId(revision)) {
-      return Status::Invalid(what + ": revision '" + revision + "' is not a commit id");
-    }
-    if (Status s = OpenMirror(); !s.ok()) return s;
-    git_oid oid;
-    if (git_oid_fromstr(&oid, revision.c_str()) != 0) {
-      return Status::Invalid(what + ": bad commit id '" + revision + "'");
-    }
-    // A commit, or an annotated tag that peels to one.
-    auto lookup = [&]() -> CommitPtr {
-      git_object* object = nullptr;
-      if (git_object_lookup(&object, repo_.get(), &oid, GIT_OBJECT_ANY) != 0) return nullptr;
-      ObjectPtr hold(object);
-      git_object* peeled = nullptr;
-      if (git_object_peel(&peeled, object, GIT_OBJECT_COMMIT) != 0) return nullptr;
-      return CommitPtr(reinterpret_cast<git_commit*>(peeled));
-    };
-    CommitPtr commit = lookup();
-    if (!commit) {
-      // Another Source over this mirror (another environment of the same
-      // controller) may be fetching it: after its lock, look again first.
-      if (Status s = Fetch(stop, what, [&] { return (commit = lookup()) != nullptr; }); !s.ok()) {
-        return s;
-      }
-      if (!commit) commit = lookup();
-      if (!commit) {
-        return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
-                                url_.redacted);
-      }
-    }
+    Result<CommitPtr> found = CommitAt(revision, stop, what);
+    if (!found.ok()) return found.status();
+    CommitPtr commit = std::move(*found);
     git_tree* raw_tree = nullptr;
     if (git_commit_tree(&raw_tree, commit.get()) != 0) {
       return Status::Failed(what + ": cannot read the tree of " + revision);
@@ -683,6 +691,56 @@ class GitSource : public Source {
   }
 
  private:
+  // The commit `revision` names (or an annotated tag that peels to one),
+  // fetched when the mirror lacks it.
+  Result<CommitPtr> CommitAt(const std::string& revision, std::stop_token stop,
+                             const std::string& what) {
+    if (stop.stop_requested()) return Status::Unavailable(what + ": stopped");
+    if (!IsCommitId(revision)) {
+      return Status::Invalid(what + ": revision '" + revision + "' is not a commit id");
+    }
+    if (Status s = OpenMirror(); !s.ok()) return s;
+    git_oid oid;
+    if (git_oid_fromstr(&oid, revision.c_str()) != 0) {
+      return Status::Invalid(what + ": bad commit id '" + revision + "'");
+    }
+    auto lookup = [&]() -> CommitPtr {
+      git_object* object = nullptr;
+      if (git_object_lookup(&object, repo_.get(), &oid, GIT_OBJECT_ANY) != 0) return nullptr;
+      ObjectPtr hold(object);
+      git_object* peeled = nullptr;
+      if (git_object_peel(&peeled, object, GIT_OBJECT_COMMIT) != 0) return nullptr;
+      return CommitPtr(reinterpret_cast<git_commit*>(peeled));
+    };
+    CommitPtr commit = lookup();
+    if (!commit) {
+      // Another Source over this mirror (another environment of the same
+      // controller) may be fetching it: after its lock, look again first.
+      if (Status s = Fetch(stop, what, [&] { return (commit = lookup()) != nullptr; }); !s.ok()) {
+        return s;
+      }
+      if (!commit) commit = lookup();
+      if (!commit) {
+        return Status::NotFound(what + ": commit " + revision + " is not on any branch or tag of " +
+                                url_.redacted);
+      }
+    }
+    return commit;
+  }
+
+  // The folder `rel` (normalized, not empty) of `tree`.
+  Result<TreePtr> SubTree(const git_tree* tree, const std::string& rel) {
+    git_tree_entry* found = nullptr;
+    if (git_tree_entry_bypath(&found, tree, rel.c_str()) != 0) return Status::NotFound(rel);
+    EntryPtr entry(found);
+    if (git_tree_entry_filemode(found) != GIT_FILEMODE_TREE) return Status::NotFound(rel);
+    git_tree* sub = nullptr;
+    if (git_tree_lookup(&sub, repo_.get(), git_tree_entry_id(found)) != 0) {
+      return Status::NotFound(rel);
+    }
+    return TreePtr(sub);
+  }
+
   // Names of the mirror's tags that peel to `commit`, sorted.
   std::vector<std::string> TagsOn(const git_oid& commit) {
     std::vector<std::string> names;
@@ -870,16 +928,11 @@ class GitSource : public Source {
     TreeWalker walker(repo_.get(), root);
     Status failed;
     auto walk = [&](const std::string& dir) -> std::optional<std::vector<TreeFile>> {
-      git_tree_entry* found = nullptr;
-      if (git_tree_entry_bypath(&found, root, dir.c_str()) != 0) return std::nullopt;
-      EntryPtr entry(found);
-      if (git_tree_entry_filemode(found) != GIT_FILEMODE_TREE) return std::nullopt;
-      git_tree* sub = nullptr;
-      if (git_tree_lookup(&sub, repo_.get(), git_tree_entry_id(found)) != 0) return std::nullopt;
-      TreePtr hold(sub);
+      Result<TreePtr> sub = SubTree(root, dir);
+      if (!sub.ok()) return std::nullopt;
       walker.folders.AddFolder(dir);
       walker.files.clear();
-      walker.Walk(sub, dir, dir);
+      walker.Walk(sub->get(), dir, dir);
       std::sort(walker.files.begin(), walker.files.end(),
                 [](const WalkedFile& a, const WalkedFile& b) { return a.rel < b.rel; });
       Result<std::vector<TreeFile>> files = ReadFiles(walker.files, what);

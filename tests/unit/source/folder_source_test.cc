@@ -177,6 +177,33 @@ TEST_CASE("folder source") {
     CHECK(snap->loaded.state.targets.size() == 1);
     CHECK(snap->root == tree.path() / "deploy");
   }
+  SUBCASE("Files lists a folder's manifests relative to the tree root, not decoded") {
+    tree.Write("deploy/sub/broken.yaml", "kind: [unclosed\n");
+    tree.Write("deploy/sub/notes.txt", "not a manifest");
+    tree.Write("deploy/.hidden/x.yaml", kTarget);
+    auto source = open(tree.path().string());
+    auto all = source->Files("ignored", "", {});
+    REQUIRE_MESSAGE(all.ok(), all.status().ToString());
+    std::vector<std::string> rels;
+    for (const TreeFile& f : *all) rels.push_back(f.rel);
+    CHECK(rels ==
+          std::vector<std::string>{"deploy/a.yaml", "deploy/sub/broken.yaml", "deploy/t.yaml"});
+    auto sub = source->Files("", "deploy/sub/", {});
+    REQUIRE(sub.ok());
+    REQUIRE(sub->size() == 1);
+    CHECK(sub->at(0).rel == "deploy/sub/broken.yaml");
+    CHECK(sub->at(0).content == "kind: [unclosed\n");
+    auto inner = open(tree.path().string(), "deploy")->Files("", "sub", {});
+    REQUIRE(inner.ok());
+    REQUIRE(inner->size() == 1);
+    CHECK(inner->at(0).rel == "sub/broken.yaml");
+    auto missing = source->Files("", "nope", {});
+    REQUIRE(!missing.ok());
+    CHECK(missing.status().code() == Code::kNotFound);
+    auto outside = source->Files("", "../x", {});
+    REQUIRE(!outside.ok());
+    CHECK(outside.status().code() == Code::kInvalid);
+  }
   SUBCASE("stop requested") {
     std::stop_source stop;
     stop.request_stop();

@@ -167,6 +167,45 @@ TEST_CASE("git source: refs, content, commit time and Describe") {
   }
 }
 
+TEST_CASE("git source: Files lists a folder of a commit, fetching it when missing") {
+  Fixture f;
+  f.repo.Write("envs/dev/environment.yaml", "kind: Environment\n");
+  f.repo.Write("envs/dev/sub/p.yml", "kind: [unclosed\n");
+  f.repo.Write("envs/dev/readme.md", "not a manifest");
+  f.repo.Write("envs/.hidden/x.yaml", kTarget);
+  f.repo.Write("base/a.yaml", AgentDoc("a"));
+  std::string first = f.repo.Commit("first", "2026-01-02T03:04:05Z");
+  f.repo.Write("envs/prod/environment.yaml", "kind: Environment\n");
+  std::string second = f.repo.Commit("second", "2026-01-03T00:00:00Z");
+
+  auto source = f.Open();  // nothing fetched yet: Files fetches
+  auto envs = source->Files(first, "envs", {});
+  REQUIRE_MESSAGE(envs.ok(), envs.status().ToString());
+  std::vector<std::string> rels;
+  for (const TreeFile& t : *envs) rels.push_back(t.rel);
+  CHECK(rels == std::vector<std::string>{"envs/dev/environment.yaml", "envs/dev/sub/p.yml"});
+  CHECK(envs->at(1).content == "kind: [unclosed\n");
+  auto later = source->Files(second, "envs/", {});
+  REQUIRE(later.ok());
+  CHECK(later->size() == 3);
+  auto all = source->Files(second, "", {});
+  REQUIRE(all.ok());
+  CHECK(all->size() == 4);
+  auto inner = f.Open("", "envs")->Files(second, "prod", {});
+  REQUIRE_MESSAGE(inner.ok(), inner.status().ToString());
+  REQUIRE(inner->size() == 1);
+  CHECK(inner->at(0).rel == "prod/environment.yaml");
+  auto missing = source->Files(first, "envs/prod", {});
+  REQUIRE(!missing.ok());
+  CHECK(missing.status().code() == Code::kNotFound);
+  auto not_a_commit = source->Files("main", "envs", {});
+  REQUIRE(!not_a_commit.ok());
+  CHECK(not_a_commit.status().code() == Code::kInvalid);
+  auto outside = source->Files(first, "../x", {});
+  REQUIRE(!outside.ok());
+  CHECK(outside.status().code() == Code::kInvalid);
+}
+
 TEST_CASE("git source: errors") {
   Fixture f;
   f.repo.Write("deploy/target.yaml", kTarget);
