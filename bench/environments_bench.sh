@@ -45,7 +45,7 @@ spec:
   labels: {tier: $env}
   env: {ENVIRONMENT: $env}
 YAML
-  for ((i = 0; i < n; i += 10)); do
+  for ((i = 1; i <= n; i += 10)); do
     printf 'apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: %s}\nspec:\n  replicas: 2\n  env: {TIER: %s}\n' \
       "$(printf 'bench-a%02d' "$i")" "$env" >"$tree/envs/$env/patches/p$i.yaml"
   done

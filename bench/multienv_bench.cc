@@ -224,7 +224,10 @@ int Main(int argc, char** argv) {
   std::cout << "tree: " << (overlays ? "overlays of one base" : "a plain tree per environment")
             << "\nagents_per_environment: " << agents << "\nenvironments: " << envs.size() << "\n";
   for (auto& [n, e] : by_name) {
-    if (e->counts.bad > 0) throw std::runtime_error(n + ": " + e->counts.error);
+    if (e->counts.bad > 0) {
+      std::cerr << "multienv_bench: " << n << ": " << e->counts.error << "\n";
+      std::_Exit(1);  // the controller's threads are still running
+    }
     std::cout << "first_pass_ms{" << n << "}: " << e->counts.last_ms << "\nfirst_pass_changes{" << n
               << "}: " << e->counts.last_changes << "\n";
   }

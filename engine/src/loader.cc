@@ -2948,6 +2948,7 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
       names_of[d.kind].push_back(d.name);
     }
   }
+  for (auto& [kind, names] : names_of) std::sort(names.begin(), names.end());
   int patch_id = 0;
   for (const auto& [file, doc] : patches) {
     ++patch_id;
@@ -2986,7 +2987,17 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
     auto it = by_key.find(doc->kind + "/" + doc->name);
     if (it == by_key.end()) {
       std::string there;
-      for (const std::string& n : names_of[doc->kind]) there += (there.empty() ? "" : ", ") + n;
+      // At most ten names (the nearest in sort order), then how many more.
+      const auto& names = names_of[doc->kind];
+      auto near = std::lower_bound(names.begin(), names.end(), doc->name);
+      const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(names.size());
+      const std::ptrdiff_t shown = std::min<std::ptrdiff_t>(10, count);
+      const std::ptrdiff_t from =
+          std::clamp<std::ptrdiff_t>((near - names.begin()) - 5, 0, count - shown);
+      auto first = names.begin() + from;
+      auto last = first + shown;
+      for (auto n = first; n != last; ++n) there += (there.empty() ? "" : ", ") + *n;
+      if (names.size() > 10) there += " and " + std::to_string(names.size() - 10) + " more";
       std::string bases_list;
       for (const std::string& b : env->bases) bases_list += (bases_list.empty() ? "" : ", ") + b;
       diags.Error(rel, name->line, name->column, "metadata.name",

@@ -3,6 +3,7 @@
 // of patches into base documents (maps by key, lists replaced, null
 // removes), environment-wide labels and env, and every error with its
 // file:line:column and the base document it patches.
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -247,6 +248,34 @@ TEST_CASE("environment: a sub-folder holding its own Environment is not a patch"
   CHECK(eu.state.environment->name == "eu");
 }
 
+TEST_CASE("environment: a patch naming no base resource lists ten names near it") {
+  TempDir dir{"reconcile-env-many"};
+  std::string base =
+      "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+      "spec: {provider: docker}\n";
+  for (int i = 0; i < 40; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "a%02d", i);
+    base += std::string("---\napiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: ") +
+            name + "}\nspec: {image: nginx:1.27, target: t, port: 80}\n";
+  }
+  dir.Write("base/all.yaml", base);
+  dir.Write("envs/staging/environment.yaml", EnvDoc("staging"));
+  dir.Write("envs/staging/patch.yaml",
+            "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: a20x}\n"
+            "spec: {replicas: 2}\n");
+  LoadResult r = LoadPath(dir.path(), "envs/staging");
+  CHECK(All(r.diagnostics)
+            .find("they hold Agent a16, a17, a18, a19, a20, a21, a22, a23, a24, a25 and 30 more") !=
+        std::string::npos);
+  dir.Write("envs/staging/patch.yaml",
+            "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: a99}\n"
+            "spec: {replicas: 2}\n");
+  CHECK(All(LoadPath(dir.path(), "envs/staging").diagnostics)
+            .find("they hold Agent a30, a31, a32, a33, a34, a35, a36, a37, a38, a39 and 30 more") !=
+        std::string::npos);
+}
+
 struct ErrorCase {
   const char* name;
   std::string env;
@@ -267,7 +296,7 @@ TEST_CASE("environment: errors name the file, line, column and the base document
       {"a patch naming no base resource", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: webb}\nspec: {}\n",
        "envs/staging/patch.yaml:3:18: error: metadata.name: Agent 'webb' is not in the bases "
-       "(base): a patch changes a resource of the bases; they hold Agent web, api"},
+       "(base): a patch changes a resource of the bases; they hold Agent api, web"},
       {"a patch of another kind", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Notifier\nmetadata: {name: x}\nspec: {}\n",
        "envs/staging/patch.yaml:2:7: error: kind: a patch is of kind Agent, Registry or Target, "

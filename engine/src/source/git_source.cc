@@ -758,10 +758,22 @@ class GitSource : public Source {
     return names;
   }
 
-  Status OpenMirror() {
+  // `locked`: the caller holds the fetch lock.
+  Status OpenMirror(bool locked = false) {
     if (repo_) return Status::Ok();
     InitLibgit2();
     if (Status s = MakePrivateDir(options_.cache_dir); !s.ok()) return s;
+    // Several Sources (the environments of one controller) may open a new
+    // mirror at once: it is made under the fetch lock, never twice.
+    int fd = locked ? -1 : ::open(lock_file_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (!locked && fd < 0) return Status::Failed("cannot open " + lock_file_.string());
+    if (fd >= 0) ::flock(fd, LOCK_EX);
+    struct Unlock {
+      int fd;
+      ~Unlock() {
+        if (fd >= 0) ::close(fd);
+      }
+    } unlock{fd};
     git_repository* raw = nullptr;
     std::error_code ec;
     if (fs::exists(mirror_ / "HEAD", ec)) {
@@ -885,7 +897,7 @@ class GitSource : public Source {
         fs::remove(fs::path(pack).replace_extension(ext), ec);
       }
     }
-    return OpenMirror();
+    return OpenMirror(/*locked=*/true);
   }
 
   // The contents of `files` (files over the size limit: their size only).
