@@ -70,4 +70,8 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
   if (next_) next_->PassFinished(request, report, seconds);
 }
 
+void MetricsListener::HealBudgetExhausted(const std::string& agent, const std::string& why) {
+  if (next_) next_->HealBudgetExhausted(agent, why);
+}
+
 }  // namespace reconcile::controller
