@@ -71,6 +71,7 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
 }
 
 void MetricsListener::HealBudgetExhausted(const std::string& agent, const std::string& why) {
+  metrics_.HealWithheld(environment_);
   if (next_) next_->HealBudgetExhausted(agent, why);
 }
 

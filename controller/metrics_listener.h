@@ -12,7 +12,8 @@
 //                 last-success time; after a success or a failure (the state
 //                 was recorded) agents by health; after a drift pass or a
 //                 success the drifted agents (those only reported, not healed)
-//   Decided, HealBudgetExhausted  nothing (forwarded only)
+//   HealBudgetExhausted  reconcile_heals_withheld_total
+//   Decided       nothing (forwarded only)
 #pragma once
 
 #include <functional>
