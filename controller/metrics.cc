@@ -60,6 +60,10 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                   .Name("reconcile_drifted_agents")
                   .Help("Agents whose observed state differs from the desired state.")
                   .Register(r);
+  heals_withheld_ = &prometheus::BuildCounter()
+                         .Name("reconcile_heals_withheld_total")
+                         .Help("Heals not done because the agent had used its --heal-budget.")
+                         .Register(r);
   webhooks_ = &prometheus::BuildCounter()
                    .Name("reconcile_webhook_requests_total")
                    .Help("Webhook requests by provider and HTTP status code.")
@@ -116,6 +120,7 @@ Metrics::Series& Metrics::For(const std::string& environment) {
   s.skipped = &skipped_->Add({{"environment", env}});
   s.last_success = &last_success_->Add({{"environment", env}});
   s.drifted = &drifted_->Add({{"environment", env}});
+  s.heals_withheld = &heals_withheld_->Add({{"environment", env}});
   s.apply_errors = &apply_errors_->Add({{"environment", env}});
   return s;
 }
@@ -180,6 +185,11 @@ void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts,
 void Metrics::SetDrifted(std::int64_t n, const std::string& environment) {
   std::lock_guard<std::mutex> lock(mu_);
   For(environment).drifted->Set(static_cast<double>(n));
+}
+
+void Metrics::HealWithheld(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).heals_withheld->Increment();
 }
 
 void Metrics::SetWindow(const std::string& environment, bool blocked, double next_unix_seconds) {

@@ -13,6 +13,7 @@
 // | `reconcile_revision_info` | gauge | `environment`, `revision` | always 1; `revision` is the commit last applied successfully (one series per environment at most) |
 // | `reconcile_agents` | gauge | `environment`, `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
 // | `reconcile_drifted_agents` | gauge | `environment` | agents whose observed state differs from the desired one |
+// | `reconcile_heals_withheld_total` | counter | `environment` | heals not done because the agent had used its `--heal-budget` (once per agent per drift pass) |
 // | `reconcile_webhook_requests_total` | counter | `provider`, `code` | webhook requests by provider (`github`, `gitlab`, `generic`) and HTTP status code |
 // | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
 // | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
@@ -84,6 +85,8 @@ class Metrics {
   void SetAgents(const std::map<std::string, std::int64_t>& counts,
                  const std::string& environment = kDefaultEnvironment);
   void SetDrifted(std::int64_t n, const std::string& environment = kDefaultEnvironment);
+  // A drifted agent in heal mode was only reported: past its heal budget.
+  void HealWithheld(const std::string& environment = kDefaultEnvironment);
   // One webhook request to `provider` ("github", ...) answered with `code`.
   void WebhookRequest(const std::string& provider, int code);
   void SourceFetchFailed();
@@ -113,6 +116,7 @@ class Metrics {
     prometheus::Counter* apply_errors = nullptr;
     prometheus::Gauge* revision = nullptr;
     std::map<std::string, prometheus::Gauge*> agents;
+    prometheus::Counter* heals_withheld = nullptr;
   };
   Series& For(const std::string& environment);  // with mu_ held
 
@@ -132,6 +136,7 @@ class Metrics {
   prometheus::Counter* leader_transitions_;
   prometheus::Family<prometheus::Gauge>* blocked_by_window_;
   prometheus::Family<prometheus::Gauge>* next_window_;
+  prometheus::Family<prometheus::Counter>* heals_withheld_;
 
   std::mutex mu_;  // guards series_ and the label sets replaced as a whole
   std::map<std::string, Series> series_;

@@ -70,4 +70,9 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
   if (next_) next_->PassFinished(request, report, seconds);
 }
 
+void MetricsListener::HealBudgetExhausted(const std::string& agent, const std::string& why) {
+  metrics_.HealWithheld(environment_);
+  if (next_) next_->HealBudgetExhausted(agent, why);
+}
+
 }  // namespace reconcile::controller

@@ -12,6 +12,7 @@
 //                 last-success time; after a success or a failure (the state
 //                 was recorded) agents by health; after a drift pass or a
 //                 success the drifted agents (those only reported, not healed)
+//   HealBudgetExhausted  reconcile_heals_withheld_total
 //   Decided       nothing (forwarded only)
 #pragma once
 
@@ -38,6 +39,7 @@ class MetricsListener final : public SchedulerListener {
   void Decided(const std::string& revision, Decision decision, const std::string& why) override;
   void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
   void PassStarted(const PassRequest& request) override;
+  void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
 
  private:
   Metrics& metrics_;

@@ -209,7 +209,14 @@ void Scheduler::OnResolved(Result<std::string> revision) {
   request.kind = d == Decision::kApply ? PassRequest::Kind::kApply : PassRequest::Kind::kDrift;
   request.revision = *revision;
   request.apply = options_.apply;
-  if (d == Decision::kDrift) request.heal_allowed = policy_.HealAllowed(HealCandidates(), now);
+  budget_held_.clear();
+  if (d == Decision::kDrift) {
+    const std::set<std::string> candidates = HealCandidates();
+    request.heal_allowed = policy_.HealAllowed(candidates, now);
+    for (const std::string& a : candidates) {
+      if (!request.heal_allowed.count(a)) budget_held_.insert(a);
+    }
+  }
   RunPassAsync(std::move(request));
 }
 
@@ -272,6 +279,22 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
     policy_.Finished(request.revision, drift, outcome, now);
   }
   for (const std::string& agent : report.healed) policy_.Healed(agent, now);
+  json reasons = json::object();
+  if (drift) {
+    for (const std::string& a : report.reported) {
+      if (!budget_held_.count(a)) continue;
+      const auto window =
+          std::chrono::duration_cast<std::chrono::minutes>(options_.policy.heal_window);
+      std::string why = "heal budget exhausted: healed " +
+                        std::to_string(options_.policy.heal_budget) + " times within " +
+                        std::to_string(window.count()) +
+                        " min (--heal-budget); its drift is only reported until the oldest "
+                        "heal leaves that window";
+      reasons[a] = why;
+      if (listener_) listener_->HealBudgetExhausted(a, why);
+    }
+  }
+  budget_held_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++passes_;
@@ -283,6 +306,7 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
       drift_ = json::object();
       for (const std::string& a : report.reported) drift_[a] = "reported";
       for (const std::string& a : report.healed) drift_[a] = "healed";
+      drift_reason_ = reasons;
     }
     if (outcome != PassResult::kInvalid) last_good_ = report;
     last_report_ = std::move(report);
@@ -422,7 +446,8 @@ json Scheduler::StatusJson() const {
                         {"appliedAt", rs.applied_at},
                         {"instances", rs.instances.size()},
                         {"endpoints", endpoints},
-                        {"drift", drift_.value(rs.name, "none")}});
+                        {"drift", drift_.value(rs.name, "none")},
+                        {"driftReason", drift_reason_.value(rs.name, "")}});
     }
   }
   out["agents"] = agents;

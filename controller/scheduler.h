@@ -65,6 +65,10 @@ class SchedulerListener {
                             double seconds) = 0;
   // On the pool thread, just before a pass runs.
   virtual void PassStarted(const PassRequest& /*request*/) {}
+  // On the I/O thread, after a drift pass: `agent` drifted with drift.mode
+  // heal but was only reported, because it was healed --heal-budget times
+  // within the heal window (a crash loop); `why` says so in words.
+  virtual void HealBudgetExhausted(const std::string& /*agent*/, const std::string& /*why*/) {}
 };
 
 // What the program drives: one Scheduler, or a MultiScheduler over several
@@ -156,6 +160,9 @@ class Scheduler final : public SchedulerControl {
   std::string last_skipped_;  // the last of them
   std::string last_skipped_at_;
   nlohmann::json drift_ = nlohmann::json::object();  // agent -> "reported"/"healed"
+  // agent -> why its drift was only reported although drift.mode is heal
+  nlohmann::json drift_reason_ = nlohmann::json::object();
+  std::set<std::string> budget_held_;    // I/O thread: heal candidates past the budget
   std::optional<TimePoint> window_due_;  // I/O thread: a deploy window's verdict changes
 };
 

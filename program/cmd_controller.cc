@@ -89,6 +89,9 @@ class LogListener final : public controller::SchedulerListener {
     const char* kind = request.kind == PassRequest::Kind::kDrift ? "drift" : "apply";
     spdlog::info("{}{} pass start: revision {}{}", tag, kind, request.revision, who());
   }
+  void HealBudgetExhausted(const std::string& agent, const std::string& why) override {
+    spdlog::warn("{}drift: agent {} not healed: {}", tag, agent, why);
+  }
   void RefChecked(const Result<std::string>& revision, double seconds) override {
     if (!revision.ok()) {
       if (revision.status().code() != Code::kCancelled) {

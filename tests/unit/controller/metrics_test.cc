@@ -24,7 +24,7 @@ TEST_CASE("metrics: every family has help and type, pass results start at 0") {
        {"reconcile_passes_total", "reconcile_pass_duration_seconds",
         "reconcile_last_success_timestamp_seconds", "reconcile_drifted_agents",
         "reconcile_source_fetch_errors_total", "reconcile_source_fetch_duration_seconds",
-        "reconcile_apply_errors_total"}) {
+        "reconcile_apply_errors_total", "reconcile_heals_withheld_total"}) {
     check_family(text, name);
   }
   CHECK(Has(text, "# TYPE reconcile_passes_total counter"));
@@ -34,6 +34,9 @@ TEST_CASE("metrics: every family has help and type, pass results start at 0") {
                         "\"} 0"));
   }
   CHECK(Has(text, "reconcile_drifted_agents{environment=\"default\"} 0"));
+  CHECK(Has(text, "reconcile_heals_withheld_total{environment=\"default\"} 0"));
+  m.HealWithheld();
+  CHECK(Has(m.Render(), "reconcile_heals_withheld_total{environment=\"default\"} 1"));
   // Families whose labels are not known in advance appear with their first series.
   CHECK_FALSE(Has(text, "reconcile_revision_info"));
   m.SetRevision("6113728f27ae82c7b1a177c8d03f9e96e0adf246");

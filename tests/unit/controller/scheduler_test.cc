@@ -132,6 +132,65 @@ TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new on
   CHECK(rig.scheduler->StatusJson()["agents"].size() == 2);
 }
 
+class BudgetListener final : public SchedulerListener {
+ public:
+  void RefChecked(const Result<std::string>&, double) override {}
+  void Decided(const std::string&, Decision, const std::string&) override {}
+  void PassFinished(const PassRequest& request, const PassReport&, double) override {
+    drift_passes += request.kind == PassRequest::Kind::kDrift;
+  }
+  void HealBudgetExhausted(const std::string& agent, const std::string& why) override {
+    std::lock_guard<std::mutex> lock(mu);
+    exhausted.emplace_back(agent, why);
+  }
+  std::atomic<int> drift_passes{0};
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> exhausted;
+};
+
+TEST_CASE("scheduler: past the heal budget an agent is only reported, and the status says why") {
+  Rig rig(20ms);
+  ReconcilerDeps d;
+  d.source = &rig.source;
+  d.store = rig.store.get();
+  d.providers = &rig.registry;
+  d.clock = rig.clock.get();
+  SchedulerOptions o;
+  o.interval = 20ms;
+  o.policy.drift_interval = 20ms;
+  o.policy.heal_budget = 2;
+  BudgetListener listener;
+  rig.scheduler = std::make_unique<Scheduler>(rig.io, d, o, &listener);
+  Agent a = MakeAgent("crashy");
+  a.drift = DriftMode::kHeal;
+  rig.source.Set("c1", MakeDesired({a}));
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
+  auto creates = [&rig] {
+    int n = 0;
+    for (const std::string& c : rig.provider.calls()) n += c == "agent.crashy:create";
+    return n;
+  };
+  REQUIRE(creates() == 1);
+  // It "crashes" (is gone) three times; the first two are healed.
+  for (int heal = 1; heal <= 2; ++heal) {
+    rig.provider.Remove("crashy");
+    REQUIRE(rig.RunUntil([&] { return creates() == 1 + heal; }));
+    CHECK(rig.scheduler->StatusJson()["agents"][0]["driftReason"] == "");
+  }
+  rig.provider.Remove("crashy");
+  const int passes = listener.drift_passes;
+  REQUIRE(rig.RunUntil([&] { return listener.drift_passes >= passes + 3; }));
+  CHECK(creates() == 3);  // not healed a third time
+  auto agent = rig.scheduler->StatusJson()["agents"][0];
+  CHECK(agent["drift"] == "reported");
+  CHECK(agent["driftReason"].get<std::string>().find("heal budget exhausted: healed 2 times") == 0);
+  std::lock_guard<std::mutex> lock(listener.mu);
+  REQUIRE(!listener.exhausted.empty());
+  CHECK(listener.exhausted[0].first == "crashy");
+  CHECK(listener.exhausted[0].second == agent["driftReason"]);
+}
+
 TEST_CASE("scheduler: a rollback's pin is kept until a new commit, which ends it") {
   Rig rig(20ms);
   const Agent one = MakeAgent("a", "one"), two = MakeAgent("a", "two");
