@@ -25,8 +25,9 @@ failed=0
 daemon_pid=""
 ctl_pid=""
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-stop_pid() { [[ -n "$1" ]] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; return 0; }
+# free_port, stop_pid, wait_for, status_json (the helpers below override
+# the rest for a single tree)
+source "$SOURCE_DIR/tests/scripts/controller_lib.sh"
 cleanup() {
   stop_pid "$ctl_pid"
   if [[ -f "$work/daemon.pid" ]]; then kill "$(cat "$work/daemon.pid")" 2>/dev/null; fi
@@ -50,18 +51,6 @@ container_running() {
   api "http://d/v1.41/containers/json" |
     python3 -c "import json,sys; sys.exit(0 if any('/$1' in c['Names'] for c in json.load(sys.stdin)) else 1)"
 }
-# wait_for SECONDS NAME -- command...: polls the command until it succeeds.
-wait_for() {
-  local secs=$1 name=$2; shift 3
-  local deadline=$((SECONDS + secs))
-  while ((SECONDS < deadline)); do
-    if "$@" >/dev/null 2>&1; then ok "$name"; return 0; fi
-    sleep 0.2
-  done
-  bad "$name (not within ${secs}s)" "$(tail -30 "$work/ctl.log" 2>/dev/null)"
-  return 1
-}
-status_json() { curl -fsS "http://127.0.0.1:$http_port/api/v1/status"; }
 status_is() {  # status_is PYTHON_EXPR (over s = the status JSON)
   status_json | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if ($1) else 1)"
 }

@@ -497,6 +497,28 @@ class TreeWalker {
   std::set<std::string> visited_;
 };
 
+// The mirror's fetch lock (flock on <mirror>.lock), held until destroyed.
+// Shared with other processes and with the other Sources of this one.
+class MirrorLock {
+ public:
+  MirrorLock() = default;
+  MirrorLock(const MirrorLock&) = delete;
+  MirrorLock& operator=(const MirrorLock&) = delete;
+  ~MirrorLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Blocks until the lock is held; false when the lock file cannot be opened.
+  bool Take(const fs::path& file) {
+    fd_ = ::open(file.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ < 0) return false;
+    ::flock(fd_, LOCK_EX);
+    return true;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 class GitSource : public Source {
  public:
   GitSource(SourceOptions options, GitUrl url)
@@ -572,21 +594,18 @@ class GitSource : public Source {
     std::optional<std::string> base = Normalize(options_.path);
     std::optional<std::string> dir = Normalize(folder);
     if (!base || !dir) return Status::Invalid(what + ": folder '" + folder + "' leads outside it");
-    TreePtr root;
-    if (base->empty()) {
-      git_tree* copy = nullptr;
-      git_tree_dup(&copy, tree.get());
-      root.reset(copy);
-    } else {
+    TreePtr at_path;  // the subtree at options.path, when it is not the root
+    if (!base->empty()) {
       Result<TreePtr> sub = SubTree(tree.get(), *base);
       if (!sub.ok()) return Status::NotFound(what + ": no folder '" + options_.path + "'");
-      root = std::move(*sub);
+      at_path = std::move(*sub);
     }
-    TreeWalker walker(repo_.get(), root.get());
+    const git_tree* root = at_path ? at_path.get() : tree.get();
+    TreeWalker walker(repo_.get(), root);
     if (dir->empty()) {
-      walker.Walk(root.get(), "", "");
+      walker.Walk(root, "", "");
     } else {
-      Result<TreePtr> sub = SubTree(root.get(), *dir);
+      Result<TreePtr> sub = SubTree(root, *dir);
       if (!sub.ok()) return Status::NotFound(what + ": no folder '" + folder + "' at " + revision);
       walker.Walk(sub->get(), *dir, *dir);
     }
@@ -765,15 +784,10 @@ class GitSource : public Source {
     if (Status s = MakePrivateDir(options_.cache_dir); !s.ok()) return s;
     // Several Sources (the environments of one controller) may open a new
     // mirror at once: it is made under the fetch lock, never twice.
-    int fd = locked ? -1 : ::open(lock_file_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (!locked && fd < 0) return Status::Failed("cannot open " + lock_file_.string());
-    if (fd >= 0) ::flock(fd, LOCK_EX);
-    struct Unlock {
-      int fd;
-      ~Unlock() {
-        if (fd >= 0) ::close(fd);
-      }
-    } unlock{fd};
+    MirrorLock lock;
+    if (!locked && !lock.Take(lock_file_)) {
+      return Status::Failed("cannot open " + lock_file_.string());
+    }
     git_repository* raw = nullptr;
     std::error_code ec;
     if (fs::exists(mirror_ / "HEAD", ec)) {
@@ -798,13 +812,9 @@ class GitSource : public Source {
   // arrived while we waited for it (nothing is fetched then).
   Status Fetch(std::stop_token stop, const std::string& what,
                const std::function<bool()>& present = {}) {
-    int fd = ::open(lock_file_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::Failed(what + ": cannot open " + lock_file_.string());
-    ::flock(fd, LOCK_EX);
-    struct Unlock {
-      int fd;
-      ~Unlock() { ::close(fd); }
-    } unlock{fd};
+    MirrorLock lock;
+    if (!lock.Take(lock_file_))
+      return Status::Failed(what + ": cannot open " + lock_file_.string());
     if (present && present()) return Status::Ok();
 
     Callbacks cb(&url_, &options_.auth, stop);
