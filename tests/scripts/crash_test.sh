@@ -196,12 +196,20 @@ last_serial=0
 # --- round 0: deploy, then time an unkilled apply of the same shape ---------
 write_tree "g0"
 out="$(R apply "$tree" --auto-approve 2>&1)" || { bad "first apply failed" "$out"; exit 1; }
-write_tree "g-timed"
-start=$(date +%s%N)
-out="$(R apply "$tree" --auto-approve 2>&1)" || { bad "timed apply failed" "$out"; exit 1; }
-span_ms=$((($(date +%s%N) - start) / 1000000))
-echo "an apply replacing ${#agents[@]} agents takes ${span_ms} ms; killing at $points points over it"
-check_world 0 "g-timed"
+# The shortest of three timed applies: an apply can run faster than the first
+# one timed (warm caches), and kills past its end prove nothing.
+span_ms=0
+spans=()
+for t in 1 2 3; do
+  write_tree "g-timed$t"
+  start=$(date +%s%N)
+  out="$(R apply "$tree" --auto-approve 2>&1)" || { bad "timed apply failed" "$out"; exit 1; }
+  ms=$((($(date +%s%N) - start) / 1000000))
+  spans+=("$ms")
+  if ((span_ms == 0 || ms < span_ms)); then span_ms=$ms; fi
+done
+echo "an apply replacing ${#agents[@]} agents takes ${spans[*]} ms; killing at $points points over ${span_ms} ms"
+check_world 0 "g-timed3"
 
 killed_mid=0
 for ((k = 1; k <= points; k++)); do
