@@ -90,6 +90,22 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                       .Name("reconcile_next_window_timestamp_seconds")
                       .Help("Unix time the deploy window verdict next changes (0: none soon).")
                       .Register(r);
+  sink_delivered_ = &prometheus::BuildCounter()
+                         .Name("reconcile_event_sink_delivered_total")
+                         .Help("Events a queued sink (notifier, exporter, page) delivered.")
+                         .Register(r);
+  sink_dropped_ = &prometheus::BuildCounter()
+                       .Name("reconcile_event_sink_dropped_total")
+                       .Help("Events a queued sink dropped because its queue was full.")
+                       .Register(r);
+  sink_failures_ = &prometheus::BuildCounter()
+                        .Name("reconcile_event_sink_failures_total")
+                        .Help("Events a queued sink failed to deliver after its retries.")
+                        .Register(r);
+  sink_depth_ = &prometheus::BuildGauge()
+                     .Name("reconcile_event_sink_queue_depth")
+                     .Help("Events waiting in a queued sink's queue.")
+                     .Register(r);
   leader_ = &prometheus::BuildGauge()
                  .Name("reconcile_leader")
                  .Help("1 while this replica is the leader (the one that applies), else 0.")
@@ -196,6 +212,29 @@ void Metrics::SetWindow(const std::string& environment, bool blocked, double nex
   const std::string env = environment.empty() ? "default" : environment;
   blocked_by_window_->Add({{"environment", env}}).Set(blocked ? 1 : 0);
   next_window_->Add({{"environment", env}}).Set(next_unix_seconds);
+}
+
+void Metrics::AddEventSink(const std::string& sink) {
+  sink_delivered_->Add({{"sink", sink}});
+  sink_dropped_->Add({{"sink", sink}});
+  sink_failures_->Add({{"sink", sink}});
+  sink_depth_->Add({{"sink", sink}});
+}
+
+void Metrics::EventSinkDelivered(const std::string& sink) {
+  sink_delivered_->Add({{"sink", sink}}).Increment();
+}
+
+void Metrics::EventSinkDropped(const std::string& sink) {
+  sink_dropped_->Add({{"sink", sink}}).Increment();
+}
+
+void Metrics::EventSinkFailed(const std::string& sink) {
+  sink_failures_->Add({{"sink", sink}}).Increment();
+}
+
+void Metrics::SetEventSinkQueueDepth(const std::string& sink, double depth) {
+  sink_depth_->Add({{"sink", sink}}).Set(depth);
 }
 
 void Metrics::WebhookRequest(const std::string& provider, int code) {

@@ -22,6 +22,10 @@
 // | `reconcile_leader_transitions_total` | counter | | times this replica became leader |
 // | `reconcile_blocked_by_window` | gauge | `environment` | 1 while a deploy window blocks the environment's apply (`default`: a plain tree) |
 // | `reconcile_next_window_timestamp_seconds` | gauge | `environment` | Unix time the window verdict next changes (0: none within 8 days) |
+// | `reconcile_event_sink_delivered_total` | counter | `sink` | events a queued sink (notifier, trace exporter, status page stream) delivered |
+// | `reconcile_event_sink_dropped_total` | counter | `sink` | events a queued sink dropped because its bounded queue was full (the oldest goes) |
+// | `reconcile_event_sink_failures_total` | counter | `sink` | events a queued sink could not deliver after its retries |
+// | `reconcile_event_sink_queue_depth` | gauge | `sink` | events waiting in a queued sink's queue |
 // clang-format on
 //
 // `environment` is the Environment's name (`default` for a plain tree);
@@ -101,6 +105,14 @@ class Metrics {
   // or not, and the Unix time the verdict next changes (0: unknown).
   void SetWindow(const std::string& environment, bool blocked, double next_unix_seconds);
 
+  // Event bus sinks (event_bus.h): the zero series of `sink`, then its
+  // deliveries, drops, failures and queue depth.
+  void AddEventSink(const std::string& sink);
+  void EventSinkDelivered(const std::string& sink);
+  void EventSinkDropped(const std::string& sink);
+  void EventSinkFailed(const std::string& sink);
+  void SetEventSinkQueueDepth(const std::string& sink, double depth);
+
   // The whole registry in the Prometheus text format 0.0.4
   // (Content-Type: text/plain; version=0.0.4).
   std::string Render() const;
@@ -137,6 +149,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* blocked_by_window_;
   prometheus::Family<prometheus::Gauge>* next_window_;
   prometheus::Family<prometheus::Counter>* heals_withheld_;
+  prometheus::Family<prometheus::Counter>* sink_delivered_;
+  prometheus::Family<prometheus::Counter>* sink_dropped_;
+  prometheus::Family<prometheus::Counter>* sink_failures_;
+  prometheus::Family<prometheus::Gauge>* sink_depth_;
 
   std::mutex mu_;  // guards series_ and the label sets replaced as a whole
   std::map<std::string, Series> series_;

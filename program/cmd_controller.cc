@@ -25,6 +25,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "build_services.h"
+#include "controller/event_bus.h"
 #include "controller/http_server.h"
 #include "controller/leader_election.h"
 #include "controller/memory.h"
@@ -205,6 +206,7 @@ struct EnvironmentRun {
   LogObserver observer;
   LogListener log;
   std::unique_ptr<controller::MetricsListener> metrics;
+  std::unique_ptr<controller::BusPublisher> publisher;  // what its scheduler reports to
 };
 
 // The Environments found below `dir` of the tree at `revision` (the root
@@ -308,6 +310,14 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   options.start_paused = election.has_value();  // nothing runs before we lead
   asio::io_context io;
 
+  // The one event stream (event_bus.h): every scheduler publishes through a
+  // BusPublisher; metrics and logs read it inline (ListenerSink), the
+  // notifiers, the trace exporter and the status page's stream as queued
+  // sinks.
+  controller::EventBus bus(&metrics);
+  auto listeners = std::make_shared<controller::ListenerSink>();
+  bus.Add(listeners, {.name = "log", .inline_delivery = true});
+
   // Several environments: one Source (the repository root) for the shared
   // ref check; per environment its own Source, state folder, listeners and
   // Scheduler (follower).
@@ -320,6 +330,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   }
   LogListener ref_log;
   controller::MetricsListener ref_listener(metrics, &ref_log);
+  controller::BusPublisher ref_publisher(bus, "");
+  listeners->Route("", &ref_listener, nullptr);
   std::function<std::string()> who = [] { return std::string(); };  // leader election
   std::mutex runs_mu;
   std::list<EnvironmentRun> runs;  // stable addresses; guarded by runs_mu
@@ -341,12 +353,14 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     metrics.AddEnvironment(name);
     run.metrics = std::make_unique<controller::MetricsListener>(metrics, &run.log,
                                                                 std::function<double()>{}, name);
+    run.publisher = std::make_unique<controller::BusPublisher>(bus, name);
+    listeners->Route(name, run.metrics.get(), &run.observer);
     ReconcilerDeps deps;
     deps.source = run.source.get();
     deps.store = run.store.get();
     deps.providers = &registry;
     deps.clock = clock.get();
-    deps.observer = &run.observer;
+    deps.observer = run.publisher.get();
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
     deps.build = ProgramBuildServices(g.max_build_context);
@@ -354,7 +368,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     eo.environment = name;
     eo.path = path;
     eo.follower = true;
-    return std::make_unique<controller::Scheduler>(io, deps, eo, run.metrics.get());
+    return std::make_unique<controller::Scheduler>(io, deps, eo, run.publisher.get());
   };
 
   std::unique_ptr<controller::Scheduler> single;
@@ -363,24 +377,26 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   LogObserver observer;
   LogListener log_listener;
   controller::MetricsListener listener(metrics, &log_listener);
+  controller::BusPublisher publisher(bus, controller::kDefaultEnvironment);
   if (!multi) {
+    listeners->Route(controller::kDefaultEnvironment, &listener, &observer);
     store = NewFileStateStore(g.state_dir);
     ReconcilerDeps deps;
     deps.source = source->get();
     deps.store = store.get();
     deps.providers = &registry;
     deps.clock = clock.get();
-    deps.observer = &observer;
+    deps.observer = &publisher;
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
     deps.build = ProgramBuildServices(g.max_build_context);
-    single = std::make_unique<controller::Scheduler>(io, deps, options, &listener);
+    single = std::make_unique<controller::Scheduler>(io, deps, options, &publisher);
   } else {
     controller::MultiSchedulerOptions mo;
     mo.interval = *interval;
     mo.branch = g.ref;
     mo.start_paused = options.start_paused;
-    several = std::make_unique<controller::MultiScheduler>(io, source->get(), mo, &ref_listener);
+    several = std::make_unique<controller::MultiScheduler>(io, source->get(), mo, &ref_publisher);
     std::set<std::string> names;
     std::vector<std::pair<std::string, std::string>> wanted;  // (name, path)
     for (const std::string& path : flags.paths) {
@@ -547,6 +563,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     election_thread.request_stop();
     election_thread.join();
   }
+  // What the last pass published gets a moment to reach the notifiers.
+  bus.Stop(std::chrono::seconds(2));
   spdlog::info("controller: stopped");
   return 0;
 }
