@@ -208,14 +208,15 @@ for t in 1 2 3; do
   spans+=("$ms")
   if ((span_ms == 0 || ms < span_ms)); then span_ms=$ms; fi
 done
-echo "an apply replacing ${#agents[@]} agents takes ${spans[*]} ms; killing at $points points over ${span_ms} ms"
+echo "an apply replacing ${#agents[@]} agents takes ${spans[*]} ms; killing at $points points over 80% of ${span_ms} ms"
 check_world 0 "g-timed3"
 
 killed_mid=0
 for ((k = 1; k <= points; k++)); do
   greeting="g$k"
   write_tree "$greeting"
-  delay_ms=$((span_ms * k / (points + 1)))
+  # Over the first 80% of the shortest timed apply: the kills must land inside it.
+  delay_ms=$((span_ms * 4 * k / (5 * (points + 1))))
   "$RECONCILE" --no-color apply "$tree" --auto-approve >"$work/killed.log" 2>&1 &
   pid=$!  # reconcile itself (not a subshell), so that SIGKILL hits it
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
