@@ -82,7 +82,8 @@ class Client {
   }
 
   // Reads raw bytes until what was read (since the last call) contains
-  // `needle`; returns all of it, or nullopt on close or at the deadline.
+  // `needle`; returns all of it, or nullopt on close (closed() is then
+  // true) or at the deadline.
   std::optional<std::string> ReadUntil(const std::string& needle,
                                        std::chrono::seconds deadline = std::chrono::seconds(10)) {
     const auto end = std::chrono::steady_clock::now() + deadline;
@@ -97,6 +98,7 @@ class Client {
         n = got;
       });
       Run();
+      if (result == net::error::eof || result == net::error::connection_reset) closed_ = true;
       if (result) return std::nullopt;
       raw_.append(buf, n);
     }
@@ -128,6 +130,10 @@ class Client {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::string raw_;  // ReadUntil's bytes
+  bool closed_ = false;
+
+ public:
+  bool closed() const { return closed_; }
 };
 
 inline ClientResponse Send(std::uint16_t port, http::verb method, const std::string& target,

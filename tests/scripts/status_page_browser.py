@@ -18,6 +18,7 @@ Starts and stops only its own browser process, by pid.
 """
 import argparse
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -46,6 +47,11 @@ class Browser:
     def __init__(self, chromium, profile):
         to_browser_r, self.to_browser = os.pipe()
         self.from_browser, from_browser_w = os.pipe()
+        # Above 4, so that setting up fds 3 and 4 cannot close one of them.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser_r, from_browser_w)]
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        to_browser_r, from_browser_w = high
         args = [chromium, "--headless=new", "--remote-debugging-pipe",
                 "--user-data-dir=" + profile, "--no-first-run", "--no-default-browser-check",
                 "--disable-gpu", "--disable-extensions", "--disable-background-networking",
@@ -54,14 +60,13 @@ class Browser:
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")
 
-        def child_fds():
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
-
+        # The browser's fds 3 and 4, set up by a shell that then execs it.
+        shell = 'exec 3<&%d 4>&%d %d<&- %d>&-; exec "$@"' % (
+            to_browser_r, from_browser_w, to_browser_r, from_browser_w)
         self.log = open(os.path.join(profile, "chromium.log"), "wb")
-        self.proc = subprocess.Popen(args, pass_fds=(to_browser_r, from_browser_w),
-                                     preexec_fn=child_fds, stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(["bash", "-c", shell, "chromium"] + args,
+                                     pass_fds=(to_browser_r, from_browser_w),
+                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         os.close(to_browser_r)
         os.close(from_browser_w)
         self.buf = b""
