@@ -273,14 +273,16 @@ def run(b, args):
     deadline = time.monotonic() + 120
     seen = None
     while time.monotonic() < deadline:
-        seen = b.eval("[window.__loaded, !!%s, (%s?.innerHTML || '').includes(%s)]" %
-                      (agent_row(args.env, args.new_agent), section, json.dumps(revision[:12])))
-        if seen[1] and seen[2]:
+        seen = b.eval("[window.__loaded, !!%s, (%s?.innerHTML || '').includes(%s), "
+                      "(document.getElementById(%s)?.innerHTML || '').includes(%s)]" %
+                      (agent_row(args.env, args.new_agent), section, json.dumps(revision[:12]),
+                       json.dumps("history-" + args.env), json.dumps(revision[:12])))
+        if seen[1] and seen[2] and seen[3]:
             break
         b.pump(0.3)
-    if seen and seen[1] and seen[2]:
-        ok("without a reload, the section shows revision %s and agent %s" %
-           (revision[:12], args.new_agent))
+    if seen and seen[1] and seen[2] and seen[3]:
+        ok("without a reload, the section shows revision %s, agent %s and the new history "
+           "entry" % (revision[:12], args.new_agent))
     else:
         bad("the section did not update to %s with agent %s: %r" %
             (revision[:12], args.new_agent, seen))

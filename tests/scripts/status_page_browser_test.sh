@@ -135,6 +135,20 @@ grep -q '^ok   - ' <<<"$out" || bad "the browser helper reported nothing"
 
 # The page's live update came from the new revision: the status agrees.
 wait_for 30 "the new agent is healthy in the status" -- healthy "$p-new"
+# A broken commit: the page shows the pass as invalid and the error at file:line.
+tree three "$p-new"
+sed -i 's/port: 8080/port: 70000/' "$work/clone/deploy/deploy.yaml"
+commit broken
+invalid() { status_json | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if (s.get('lastPass') or {}).get('result')=='invalid' else 1)"; }
+wait_for 30 "the broken commit is seen as invalid" -- invalid
+page="$(curl -fsS -H "Authorization: Bearer $token" "$base/")"
+if grep -qE '<code class="at">(deploy/)?deploy.yaml:[0-9]+:[0-9]+</code> error: spec.port' <<<"$page" &&
+  grep -qF 'result-invalid' <<<"$page"; then
+  ok "the page shows the invalid pass and its error at file:line"
+else
+  bad "no invalid pass with file:line on the page" "$(grep -E 'diagnostics|error' <<<"$page" | head)"
+fi
+
 if grep -qF "$token" "$work/ctl.log"; then
   bad "the token appears in the controller's log" "$(grep -F "$token" "$work/ctl.log" | head -3)"
 else
