@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -71,6 +72,8 @@ struct Reply {
   std::string allow;   // for 405
   std::string detail;  // for the access log
   bool html = false;
+  bool events = false;  // 200: switch the connection to an event stream
+  bool bearer = false;  // 401: ask for a bearer token
 };
 
 Reply Text(http::status status, std::string body, std::string detail = {}) {
@@ -121,6 +124,22 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void Unregister(Session* s) {
     std::lock_guard<std::mutex> lock(mu);
     sessions.erase(s);
+    event_sessions.erase(s);
+  }
+  // Counts `s` as an event stream; false when max_event_clients are open.
+  bool AddEventClient(Session* s, std::weak_ptr<Session> weak) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (event_sessions.size() >= options.max_event_clients) return false;
+    event_sessions.emplace(s, std::move(weak));
+    return true;
+  }
+  // Queues `frame` on every event stream. Any thread; never blocks.
+  void Broadcast(const std::shared_ptr<const std::string>& frame);
+  // Whether `req` may see the status (no token configured, or it has it).
+  bool Authorized(const Request& req) const {
+    if (options.status_token.empty()) return true;
+    return StatusTokenAccepted(View(req[http::field::authorization]), View(req.target()),
+                               options.status_token);
   }
 
   // Answers one complete request. Never throws.
@@ -140,6 +159,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   mutable std::mutex mu;  // guards the fields below
   std::string address;
   std::map<Session*, std::weak_ptr<Session>> sessions;
+  std::map<Session*, std::weak_ptr<Session>> event_sessions;  // a subset of sessions
 };
 
 // One connection: read a request, answer it, repeat while keep-alive.
@@ -160,11 +180,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Closes the connection from any thread.
   void Close() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      self->stream_.close();
-    });
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->CloseNow(); });
+  }
+
+  // Queues an event frame on this stream, from any thread.
+  void PostFrame(std::shared_ptr<const std::string> frame) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), frame = std::move(frame)] { self->PushFrame(frame); });
   }
 
  private:
@@ -249,8 +271,114 @@ class Session : public std::enable_shared_from_this<Session> {
     bool head = req.method() == http::verb::head;
     bool keep_alive = req.keep_alive() && !server_->stopped;
     Reply r = server_->Route(req);
+    if (r.events && !head) {
+      if (server_->AddEventClient(this, weak_from_this())) {
+        StartEvents(std::string(View(req.method_string())), std::string(View(req.target())));
+        return;
+      }
+      r = Text(
+          http::status::service_unavailable, "too many event streams\n",
+          "event stream refused: " + std::to_string(server_->options.max_event_clients) + " open");
+    }
+    if (r.events) {
+      r.content_type = "text/event-stream; charset=utf-8";
+      r.events = false;
+    }
     Send(std::move(r), keep_alive, head, std::string(View(req.method_string())),
          std::string(View(req.target())));
+  }
+
+  void CloseNow() {
+    closed_ = true;
+    heartbeat_.cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  // The connection becomes an event stream: the response head, then frames
+  // as they come, until either side closes. Reads only to notice a close.
+  void StartEvents(const std::string& method, const std::string& target) {
+    stream_.expires_never();
+    log_.remote = remote_;
+    log_.method = Printable(method, 16);
+    log_.target = Printable(RedactToken(target));
+    log_.status = 200;
+    log_.detail = "event stream";
+    log_.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started_);
+    server_->Log(std::move(log_));
+    log_ = {};
+    static const auto kHead = std::make_shared<const std::string>(
+        "HTTP/1.1 200 OK\r\nServer: reconcile\r\n"
+        "Content-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\nX-Accel-Buffering: no\r\n"
+        "Connection: close\r\n\r\nretry: 2000\n\n");
+    PushFrame(kHead);
+    Heartbeat();
+    drain_buf_ = std::make_unique<std::array<char, 16 * 1024>>();
+    WatchClose();
+  }
+
+  void WatchClose() {
+    stream_.socket().async_read_some(
+        net::buffer(*drain_buf_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec || self->closed_) {
+            self->CloseNow();
+            return;
+          }
+          self->WatchClose();  // a client sends nothing more; what it sends is ignored
+        });
+  }
+
+  void Heartbeat() {
+    heartbeat_.expires_after(server_->options.event_heartbeat);
+    heartbeat_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      static const auto kPing = std::make_shared<const std::string>(": ping\n\n");
+      self->PushFrame(kPing);
+      self->Heartbeat();
+    });
+  }
+
+  void PushFrame(std::shared_ptr<const std::string> frame) {
+    if (closed_) return;
+    if (pending_bytes_ + frame->size() > server_->options.event_max_pending_bytes) {
+      server_->Log({remote_,
+                    "GET",
+                    "/events",
+                    0,
+                    "event stream dropped: the client does not read (" +
+                        std::to_string(pending_bytes_) + " bytes waiting)",
+                    {}});
+      CloseNow();
+      return;
+    }
+    pending_bytes_ += frame->size();
+    frames_.push_back(std::move(frame));
+    if (!writing_) WriteFrame();
+  }
+
+  void WriteFrame() {
+    writing_ = true;
+    // A write that does not finish in time closes the stream (the pending
+    // read ends with it).
+    stream_.expires_after(server_->options.event_write_timeout);
+    net::async_write(stream_, net::buffer(*frames_.front()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->stream_.expires_never();
+                       if (ec || self->closed_) {
+                         self->CloseNow();
+                         return;
+                       }
+                       self->pending_bytes_ -= self->frames_.front()->size();
+                       self->frames_.pop_front();
+                       if (self->frames_.empty()) {
+                         self->writing_ = false;
+                       } else {
+                         self->WriteFrame();
+                       }
+                     });
   }
 
   void Send(Reply r, bool keep_alive, bool head, const std::string& method,
@@ -261,10 +389,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res->set(http::field::cache_control, "no-store");
     res->set("X-Content-Type-Options", "nosniff");
     if (r.html) {
-      res->set("Content-Security-Policy",
-               "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'");
+      res->set("Content-Security-Policy", StatusPageCsp());
     }
     if (!r.allow.empty()) res->set(http::field::allow, r.allow);
+    if (r.bearer) res->set(http::field::www_authenticate, "Bearer realm=\"reconcile\"");
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();
@@ -276,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_ = res;
     log_.remote = remote_;
     log_.method = Printable(method, 16);
-    log_.target = Printable(target);
+    log_.target = Printable(RedactToken(target));
     log_.status = static_cast<int>(r.status);
     log_.detail = std::move(r.detail);
     stream_.expires_after(server_->options.read_timeout);
@@ -338,7 +466,24 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   HttpRequestLog log_;
   std::chrono::steady_clock::time_point started_;
+  // Event stream (StartEvents); on the strand.
+  net::steady_timer heartbeat_{stream_.get_executor()};
+  std::deque<std::shared_ptr<const std::string>> frames_;
+  std::size_t pending_bytes_ = 0;
+  bool writing_ = false;
+  bool closed_ = false;
 };
+
+void HttpServer::Impl::Broadcast(const std::shared_ptr<const std::string>& frame) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [raw, weak] : event_sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->PostFrame(frame);
+}
 
 Status HttpServer::Impl::Start() {
   if (started.exchange(true)) return Status::Internal("http server: Start called twice");
@@ -374,6 +519,17 @@ Status HttpServer::Impl::Start() {
   {
     std::lock_guard<std::mutex> lock(mu);
     address = EndpointText(local);
+  }
+  if (options.status_feed) {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    options.status_feed->Connect(
+        [weak]() -> nlohmann::json {
+          auto self = weak.lock();
+          return self ? self->view.Status() : nlohmann::json();
+        },
+        [weak](std::shared_ptr<const std::string> frame) {
+          if (auto self = weak.lock()) self->Broadcast(frame);
+        });
   }
   net::dispatch(acceptor.get_executor(), [self = shared_from_this()] { self->Accept(); });
   return Status::Ok();
@@ -428,6 +584,7 @@ void HttpServer::Impl::RefuseBusy(tcp::socket socket) {
 
 void HttpServer::Impl::Stop() {
   if (stopped.exchange(true)) return;
+  if (options.status_feed) options.status_feed->Connect({}, {});
   net::post(acceptor.get_executor(), [self = shared_from_this()] {
     beast::error_code ec;
     self->acceptor.close(ec);
@@ -472,15 +629,28 @@ Reply HttpServer::Impl::Route(const Request& req) {
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
-    if (path == "/api/v1/status") {
+    const bool page = path == "/" || path == "/events";
+    if (path == "/api/v1/status" || (page && options.status_page)) {
       if (!get) return MethodNotAllowed("GET, HEAD");
-      return Json(http::status::ok, view.Status());
+      if (!Authorized(req)) {
+        Reply r = Text(http::status::unauthorized, "a status token is needed\n",
+                       "no or wrong status token");
+        r.bearer = true;
+        return r;
+      }
     }
-    if (path == "/") {
-      if (!get) return MethodNotAllowed("GET, HEAD");
-      Reply r = Text(http::status::ok, RenderStatusPage(view.Status()));
+    if (path == "/api/v1/status") return Json(http::status::ok, view.Status());
+    if (path == "/" && options.status_page) {
+      Reply r = Text(http::status::ok,
+                     RenderStatusPage(options.status_feed ? options.status_feed->PageStatus()
+                                                          : view.Status()));
       r.content_type = "text/html; charset=utf-8";
       r.html = true;
+      return r;
+    }
+    if (path == "/events" && options.status_page && options.status_feed) {
+      Reply r;
+      r.events = true;
       return r;
     }
     return Text(http::status::not_found, "not found\n");

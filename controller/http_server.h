@@ -12,7 +12,8 @@
 // | GET | /readyz | 200 `ready`, or 503 with the reason |
 // | GET | /metrics | Prometheus text format 0.0.4 |
 // | GET | /api/v1/status | ControllerView::Status() as JSON |
-// | GET | / | read-only HTML status page |
+// | GET | / | read-only HTML status page (status_page.h) |
+// | GET | /events | the page's live updates: server-sent events (text/event-stream) |
 //
 // Webhooks answer JSON {"result": "triggered"|"ignored"|"rejected",
 // "message": ...}: 202 triggered a ref check, 200 ignored (ping, other
@@ -23,6 +24,17 @@
 // request is counted in reconcile_webhook_requests_total{provider,code}.
 // GET routes also answer HEAD; other methods get 405 with Allow; unknown
 // paths 404.
+//
+// The status page: off (status_page false) makes / and /events 404. With a
+// status_token, /, /events and /api/v1/status answer 401 unless the request
+// carries it (StatusTokenAccepted); the access log shows a ?token= value as
+// REDACTED. /events needs a status_feed (else 404): the response is a
+// stream that stays open (`Connection: close`, no length) and gets every
+// frame the feed broadcasts, and a `: ping` comment every event_heartbeat.
+// At most max_event_clients streams at once (further ones get 503). A client
+// that does not read is dropped once event_max_pending_bytes wait for it or
+// a write has not finished within event_write_timeout: a slow reader never
+// blocks the I/O thread or the feed. Stop closes the streams.
 //
 // Connections: HTTP/1.1 keep-alive; a request (headers and body) must
 // arrive within read_timeout of the previous response (or of accept), else
@@ -50,6 +62,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/metrics.h"
+#include "controller/status_feed.h"
 #include "controller/webhook_secrets.h"
 #include "reconcile/status.h"
 
@@ -103,6 +116,13 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 16 * 1024;
   std::chrono::milliseconds read_timeout{10'000};
   std::size_t max_connections = 128;
+  bool status_page = true;                  // GET / and /events
+  std::shared_ptr<StatusFeed> status_feed;  // history and live updates; may be null
+  std::string status_token;                 // empty: no token needed
+  std::size_t max_event_clients = 32;
+  std::chrono::milliseconds event_heartbeat{15'000};
+  std::chrono::milliseconds event_write_timeout{30'000};
+  std::size_t event_max_pending_bytes = 1024 * 1024;
   // Called on the I/O thread after each response is written, and for
   // server errors (with status 0). Must not block. May be empty.
   std::function<void(const HttpRequestLog&)> on_request;

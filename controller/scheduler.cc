@@ -434,10 +434,19 @@ json Scheduler::StatusJson() const {
                                                     {"reason", "no change for this environment"}};
   json agents = json::array();
   if (last_good_) {
+    // An agent's last error: the last pass stopped at one of its changes
+    // (the applier names the address, "agent.web: ..."). A tree's errors
+    // (file:line) are the pass's diagnostics above.
+    const std::string failure =
+        last_report_ && !last_report_->status.ok() ? last_report_->status.message() : "";
     for (const auto& [address, rs] : last_good_->state->resources) {
       json endpoints = json::array();
       for (const InstanceRecord& i : rs.instances) {
         if (!i.endpoint.empty()) endpoints.push_back(i.endpoint);
+      }
+      json error = nullptr;
+      if (!failure.empty() && failure.find(address + ":") != std::string::npos) {
+        error = {{"message", failure}, {"at", ""}};
       }
       agents.push_back({{"name", rs.name},
                         {"target", rs.target},
@@ -447,7 +456,9 @@ json Scheduler::StatusJson() const {
                         {"instances", rs.instances.size()},
                         {"endpoints", endpoints},
                         {"drift", drift_.value(rs.name, "none")},
-                        {"driftReason", drift_reason_.value(rs.name, "")}});
+                        {"driftReason", drift_reason_.value(rs.name, "")},
+                        {"digest", rs.image_digest},
+                        {"lastError", error}});
     }
   }
   out["agents"] = agents;

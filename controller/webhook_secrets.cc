@@ -6,9 +6,9 @@
 
 namespace reconcile::controller {
 
-Result<WebhookSecrets> LoadWebhookSecrets(const std::filesystem::path& path) {
+Result<std::string> LoadSecretFile(const std::filesystem::path& path, const std::string& what) {
   constexpr std::uintmax_t kMaxBytes = 4096;
-  const std::string name = "webhook secret file " + path.string();
+  const std::string name = what + " " + path.string();
   std::error_code ec;
   auto status = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(status)) {
@@ -34,10 +34,16 @@ Result<WebhookSecrets> LoadWebhookSecrets(const std::filesystem::path& path) {
     secret.pop_back();
   }
   if (secret.empty()) return Status::Invalid(name + ": empty");
+  return secret;
+}
+
+Result<WebhookSecrets> LoadWebhookSecrets(const std::filesystem::path& path) {
+  auto secret = LoadSecretFile(path, "webhook secret file");
+  if (!secret.ok()) return secret.status();
   WebhookSecrets s;
-  s.github = secret;
-  s.gitlab = secret;
-  s.generic = secret;
+  s.github = *secret;
+  s.gitlab = *secret;
+  s.generic = *secret;
   return s;
 }
 

@@ -28,4 +28,8 @@ struct WebhookSecrets {
 // file, kUnavailable when it cannot be read.
 Result<WebhookSecrets> LoadWebhookSecrets(const std::filesystem::path& path);
 
+// Reads one secret (a webhook secret, the status page's token) as above;
+// `what` starts the error messages ("status token file").
+Result<std::string> LoadSecretFile(const std::filesystem::path& path, const std::string& what);
+
 }  // namespace reconcile::controller

@@ -34,6 +34,7 @@
 #include "controller/multi_scheduler.h"
 #include "controller/scheduler.h"
 #include "controller/scheduler_view.h"
+#include "controller/status_feed.h"
 #include "controller/webhook_secrets.h"
 #include "reconcile/spec.h"
 #include "reconcile/state_store.h"
@@ -288,6 +289,15 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   } else {
     spdlog::warn("no --webhook-secret-file: webhooks are disabled (answer 503); polling only");
   }
+  std::string status_token;
+  if (!flags.status_token_file.empty()) {
+    auto loaded = controller::LoadSecretFile(flags.status_token_file, "status token file");
+    if (!loaded.ok()) {
+      spdlog::error("--status-token-file: {}", loaded.status().message());
+      return 1;
+    }
+    status_token = *loaded;
+  }
 
   if (g.state_dir.empty()) {
     g.state_dir = IsGitUrl(g.source) ? "/var/lib/reconcile"
@@ -317,6 +327,15 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   controller::EventBus bus(&metrics);
   auto listeners = std::make_shared<controller::ListenerSink>();
   bus.Add(listeners, {.name = "log", .inline_delivery = true});
+  // The status page's history and live updates (controller/status_feed.h).
+  std::shared_ptr<controller::StatusFeed> status_feed;
+  if (flags.status_page == "on") {
+    status_feed = std::make_shared<controller::StatusFeed>(
+        [dir = std::filesystem::path(g.state_dir), multi](const std::string& env) {
+          return NewFileStateStore(multi ? EnvironmentStateDir(dir, env) : dir)->LoadHistory();
+        });
+    bus.Add(status_feed, {.name = "status-page", .capacity = 256, .max_attempts = 1});
+  }
 
   // Several environments: one Source (the repository root) for the shared
   // ref check; per environment its own Source, state folder, listeners and
@@ -498,6 +517,9 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   controller::HttpServerOptions http_options;
   http_options.listen = flags.listen;
   http_options.secrets = secrets;
+  http_options.status_page = flags.status_page == "on";
+  http_options.status_feed = status_feed;
+  http_options.status_token = status_token;
   http_options.on_request = [](const controller::HttpRequestLog& r) {
     if (r.target.rfind("/hooks/", 0) == 0) {
       spdlog::info("webhook: {} {} -> {} {}", r.method, r.target, r.status, r.detail);

@@ -17,6 +17,10 @@ struct ControllerFlags {
   std::string drift_interval = "5m";
   std::string grace = "30s";
   std::string webhook_secret_file;
+  // The status page (GET /, GET /events): "on" or "off"; a token file
+  // makes it and /api/v1/status need the token.
+  std::string status_page = "on";
+  std::string status_token_file;
   int parallelism = 4;
   int max_retries = 5;
   int heal_budget = 3;

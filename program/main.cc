@@ -181,6 +181,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   controller->add_option("--webhook-secret-file", cf.webhook_secret_file,
                          "shared secret of the webhooks (GitHub HMAC, GitLab token, generic HMAC)");
+  controller
+      ->add_option("--status-page", cf.status_page,
+                   "the HTML status page on / with live updates on /events: on or off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  controller->add_option("--status-token-file", cf.status_token_file,
+                         "file holding a token that /, /events and /api/v1/status then need "
+                         "(Authorization: Bearer, or ?token=)");
   controller->add_option("--grace", cf.grace, "how long SIGTERM waits for the current pass")
       ->capture_default_str();
   controller->add_option("--parallelism", cf.parallelism, "changes applied at once")

@@ -32,6 +32,10 @@ packages=(
   # from Debian's source package (scripts/kube-apiserver.sh) with Go 1.19,
   # and runs on etcd; helm and kubectl come from npm (scripts/k8s-tools.sh).
   etcd-server golang-1.19-go golang-github-modern-go-reflect2-dev rsync dpkg-dev unzip
+  # The status page's browser test (tests/scripts/status_page_browser_test.sh):
+  # headless chromium driven over the DevTools protocol, and a font for its
+  # screenshot.
+  chromium fonts-dejavu-core
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;

@@ -81,6 +81,30 @@ class Client {
     return out;
   }
 
+  // Reads raw bytes until what was read (since the last call) contains
+  // `needle`; returns all of it, or nullopt on close (closed() is then
+  // true) or at the deadline.
+  std::optional<std::string> ReadUntil(const std::string& needle,
+                                       std::chrono::seconds deadline = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    while (raw_.find(needle) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= end) return std::nullopt;
+      char buf[4096];
+      std::size_t n = 0;
+      beast::error_code result;
+      stream_.expires_at(end);
+      stream_.async_read_some(net::buffer(buf), [&](beast::error_code ec, std::size_t got) {
+        result = ec;
+        n = got;
+      });
+      Run();
+      if (result == net::error::eof || result == net::error::connection_reset) closed_ = true;
+      if (result) return std::nullopt;
+      raw_.append(buf, n);
+    }
+    return std::exchange(raw_, std::string());
+  }
+
   // Waits until the server closes the connection; returns how long it took,
   // or nullopt if it sent data or the deadline passed first.
   std::optional<std::chrono::milliseconds> WaitForClose(std::chrono::seconds deadline) {
@@ -105,6 +129,11 @@ class Client {
   net::io_context ioc_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::string raw_;  // ReadUntil's bytes
+  bool closed_ = false;
+
+ public:
+  bool closed() const { return closed_; }
 };
 
 inline ClientResponse Send(std::uint16_t port, http::verb method, const std::string& target,

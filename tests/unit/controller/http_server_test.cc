@@ -21,6 +21,8 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "controller/status_feed.h"
+#include "controller/status_page.h"
 #include "controller/webhook.h"
 #include "fakes/fake_controller_view.h"
 #include "fakes/http_test_client.h"
@@ -255,7 +257,7 @@ TEST_CASE("http: health, readiness, metrics, status and the page") {
 
   json status = {{"revision", "6113728f27ae82c7b1a177c8d03f9e96e0adf246"},
                  {"last_result", "invalid"},
-                 {"last_error", "<script>alert(1)</script>"},
+                 {"lastError", "<script>alert(1)</script>"},
                  {"agents", json::array({{{"name", "web"}, {"health", "healthy"}}})}};
   s.view.SetStatus(status);
   ClientResponse api = Send(port, http::verb::get, "/api/v1/status");
@@ -266,8 +268,8 @@ TEST_CASE("http: health, readiness, metrics, status and the page") {
   ClientResponse page = Send(port, http::verb::get, "/");
   CHECK(page.status == 200);
   CHECK(page.headers["content-type"] == "text/html; charset=utf-8");
-  CHECK(page.headers["content-security-policy"].find("default-src 'none'") != std::string::npos);
-  CHECK(page.body.find("<script>") == std::string::npos);
+  CHECK(page.headers["content-security-policy"] == StatusPageCsp());
+  CHECK(page.body.find("<script>alert") == std::string::npos);
   CHECK(page.body.find("&lt;script&gt;alert(1)&lt;/script&gt;") != std::string::npos);
   CHECK(page.body.find("6113728f27ae82c7b1a177c8d03f9e96e0adf246") != std::string::npos);
 
@@ -284,6 +286,142 @@ TEST_CASE("http: health, readiness, metrics, status and the page") {
     if (entry.target == "/readyz" && entry.status == 503) logged = true;
   }
   CHECK(logged);
+}
+
+TEST_CASE("http: the status page's event stream") {
+  auto feed = std::make_shared<StatusFeed>(
+      [](const std::string&) -> Result<History> { return History{}; }, std::chrono::seconds(0));
+  HttpServerOptions options;
+  options.status_feed = feed;
+  options.max_event_clients = 2;
+  options.event_heartbeat = std::chrono::milliseconds(50);
+  RunningServer s(options);
+  s.view.SetStatus(
+      {{"environments",
+        json::array({{{"name", "dev"}, {"agents", json::array({{{"name", "web"}}})}}})}});
+  const std::uint16_t port = s.server->port();
+  auto open_stream = [&](Client& c, const std::string& target = "/events") {
+    REQUIRE(!c.WriteRaw("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  };
+  Client one(port);
+  open_stream(one);
+  auto head = one.ReadUntil("retry: 2000\n\n");
+  REQUIRE(head);
+  CHECK(head->rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(head->find("Content-Type: text/event-stream; charset=utf-8\r\n") != std::string::npos);
+  CHECK(head->find("Content-Length") == std::string::npos);
+
+  SUBCASE("a pass's event reaches the stream as the environment's section") {
+    ControllerEvent e;
+    e.kind = ControllerEvent::Kind::kPassStarted;
+    e.environment = "dev";
+    e.revision = "abc";
+    REQUIRE(feed->Deliver(e, {}).ok());
+    auto frame = one.ReadUntil("</section>");
+    REQUIRE(frame);
+    CHECK(frame->find("event: env\ndata: <section class=\"env\" id=\"env-dev\">") !=
+          std::string::npos);
+    CHECK(frame->find("id=\"agent-dev-web\"") != std::string::npos);
+  }
+  SUBCASE("heartbeats") { CHECK(one.ReadUntil(": ping\n\n")); }
+  SUBCASE("at most max_event_clients streams; a closed one frees its place") {
+    {
+      Client two(port);
+      open_stream(two);
+      REQUIRE(two.ReadUntil("retry: 2000\n\n"));
+      Client three(port);
+      open_stream(three);
+      auto refused = three.ReadUntil("\r\n\r\n");
+      REQUIRE(refused);
+      CHECK(refused->rfind("HTTP/1.1 503", 0) == 0);
+    }
+    // `two` closed: the server notices and a new stream is taken.
+    bool taken = false;
+    for (int i = 0; i < 100 && !taken; ++i) {
+      Client again(port);
+      open_stream(again);
+      auto answer = again.ReadUntil("\r\n\r\n");
+      taken = answer && answer->rfind("HTTP/1.1 200", 0) == 0;
+      if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(taken);
+  }
+  SUBCASE("Stop closes the streams") {
+    s.server->Stop();
+    CHECK_FALSE(one.ReadUntil("never sent"));
+    CHECK(one.closed());
+  }
+}
+
+TEST_CASE("http: a client that does not read is dropped") {
+  auto feed = std::make_shared<StatusFeed>(
+      [](const std::string&) -> Result<History> { return History{}; }, std::chrono::seconds(0));
+  HttpServerOptions options;
+  options.status_feed = feed;
+  options.event_max_pending_bytes = 64 * 1024;
+  RunningServer s(options);
+  // A section of about 100 KiB: kernel buffers fill within a few frames.
+  json agents = json::array();
+  for (int i = 0; i < 1000; ++i) agents.push_back({{"name", "agent-" + std::to_string(i)}});
+  s.view.SetStatus({{"environments", json::array({{{"name", "dev"}, {"agents", agents}}})}});
+  Client idle(s.server->port());
+  REQUIRE(!idle.WriteRaw("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  ControllerEvent e;
+  e.kind = ControllerEvent::Kind::kHealWithheld;
+  e.environment = "dev";
+  bool dropped = false;
+  for (int i = 0; i < 2000 && !dropped; ++i) {
+    REQUIRE(feed->Deliver(e, {}).ok());                         // never blocks on the reader
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // pacing, not a timing check
+    for (const auto& entry : s.Log()) {
+      if (entry.detail.find("event stream dropped") != std::string::npos) dropped = true;
+    }
+  }
+  CHECK(dropped);
+}
+
+TEST_CASE("http: the status token and the page switched off") {
+  SUBCASE("token") {
+    HttpServerOptions options;
+    options.status_token = "tok-123";
+    options.status_feed = std::make_shared<StatusFeed>(nullptr);
+    RunningServer s(options);
+    const std::uint16_t port = s.server->port();
+    for (const char* path : {"/", "/api/v1/status", "/events"}) {
+      CAPTURE(path);
+      ClientResponse none = Send(port, http::verb::get, path);
+      CHECK(none.status == 401);
+      CHECK(none.headers["www-authenticate"].rfind("Bearer", 0) == 0);
+      CHECK(none.body.find("tok-123") == std::string::npos);
+      CHECK(Send(port, http::verb::get, path, {}, {{"Authorization", "Bearer tok-12"}}).status ==
+            401);
+      CHECK(Send(port, http::verb::get, std::string(path) + "?token=wrong").status == 401);
+    }
+    CHECK(Send(port, http::verb::get, "/", {}, {{"Authorization", "Bearer tok-123"}}).status ==
+          200);
+    CHECK(Send(port, http::verb::get, "/api/v1/status?token=tok-123").status == 200);
+    CHECK(Send(port, http::verb::head, "/events?token=tok-123").status == 200);
+    CHECK(Send(port, http::verb::get, "/healthz").status == 200);  // not behind the token
+    CHECK(Send(port, http::verb::get, "/metrics").status == 200);
+    for (const auto& entry : s.Log()) CHECK(entry.target.find("tok-123") == std::string::npos);
+    bool redacted = false;
+    for (const auto& entry : s.Log()) redacted |= entry.target == "/api/v1/status?token=REDACTED";
+    CHECK(redacted);
+  }
+  SUBCASE("off") {
+    HttpServerOptions options;
+    options.status_page = false;
+    options.status_feed = std::make_shared<StatusFeed>(nullptr);
+    RunningServer s(options);
+    CHECK(Send(s.server->port(), http::verb::get, "/").status == 404);
+    CHECK(Send(s.server->port(), http::verb::get, "/events").status == 404);
+    CHECK(Send(s.server->port(), http::verb::get, "/api/v1/status").status == 200);
+  }
+  SUBCASE("no feed: the page without live updates") {
+    RunningServer s;
+    CHECK(Send(s.server->port(), http::verb::get, "/").status == 200);
+    CHECK(Send(s.server->port(), http::verb::get, "/events").status == 404);
+  }
 }
 
 TEST_CASE("http: connections") {

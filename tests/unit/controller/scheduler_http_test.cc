@@ -125,7 +125,7 @@ TEST_CASE("scheduler over HTTP: a signed push applies the new revision") {
   json status = c.StatusJson();
   CHECK(status["agents"].size() == 1);
   std::string page = Send(c.server->port(), http::verb::get, "/").body;
-  CHECK(page.find("<th>revision.applied</th><td>c2</td>") != std::string::npos);
+  CHECK(page.find("<dt>revision</dt><dd><code title=\"c2\">c2</code></dd>") != std::string::npos);
 
   std::string metrics = Send(c.server->port(), http::verb::get, "/metrics").body;
   CHECK(metrics.find("reconcile_revision_info{environment=\"default\",revision=\"c2\"} 1") !=
