@@ -1831,11 +1831,16 @@ void Decoder::NotifierSpec(const Fields& f, Notifier& n) {
       return !host.empty() && host.find('@') == std::string::npos &&
              x.find_first_of("?# \t") == std::string::npos;
     };
-    if (auto s = Checked(*f.Get("apiUrl"), "spec.apiUrl", is_api,
-                         "an http(s) URL without credentials, query or fragment, such as "
-                         "https://api.github.com")) {
-      n.api_url = *s;
-      while (n.api_url.size() > 1 && n.api_url.back() == '/') n.api_url.pop_back();
+    // Not echoed when wrong: it may hold credentials.
+    if (auto s = String(*f.Get("apiUrl"), "spec.apiUrl")) {
+      if (is_api(*s)) {
+        n.api_url = *s;
+        while (n.api_url.size() > 1 && n.api_url.back() == '/') n.api_url.pop_back();
+      } else {
+        Error(f.Get("apiUrl")->Resolved(), "spec.apiUrl",
+              "must be an http(s) URL without credentials, query or fragment, such as "
+              "https://api.github.com (a token belongs in spec.token)");
+      }
     }
   }
 }
@@ -3257,6 +3262,7 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
     }
   }
   for (const auto& [file, doc] : own_notifiers) {
+    if (limits.keep_documents) result.documents.push_back(RenderDoc(*doc->root, file->dir));
     Decoder decoder(file->rel, file->dir, limits, diags);
     decoder.Document(*doc->root, state);
   }

@@ -96,19 +96,21 @@ TEST_CASE("Notifier: errors at file:line:column naming the field") {
        "n.yaml:7:8: error: spec.url: secrets must be references"},
       {"  type: github\n  owner: a\n  repo: b\n  token: ghp_literaltoken\n",
        "n.yaml:9:10: error: spec.token: secrets must be references"},
-      {"  type: teams\n", "n.yaml:6:9: error: spec.type: must be slack, webhook, github or gitlab"},
-      {"  url: {file: x}\n", "n.yaml:5:1: error: spec.type: required field is missing"},
+      {"  type: teams\n",
+       "n.yaml:6:9: error: spec.type: invalid value 'teams': must be slack, webhook, github or "
+       "gitlab"},
+      {"  url: {file: x}\n", "n.yaml:6:3: error: spec.type: required field is missing"},
       {"  type: slack\n", "spec.url: required with type slack"},
       {"  type: webhook\n  url: {file: u}\n", "spec.secret: required with type webhook"},
       {"  type: slack\n  url: {file: u}\n  owner: acme\n",
        "n.yaml:8:3: error: spec.owner: only allowed with type github (type is slack)"},
       {"  type: slack\n  url: {file: u}\n  events: [applied, deployed]\n",
-       "n.yaml:8:22: error: spec.events[1]: must be an event"},
+       "n.yaml:8:21: error: spec.events[1]: invalid value 'deployed': must be an event"},
       {"  type: slack\n  url: {file: u}\n  events: [failed, failed]\n",
        "spec.events[1]: 'failed' is listed twice"},
       {"  type: slack\n  url: {file: u}\n  events: []\n", "spec.events: must not be empty"},
       {"  type: slack\n  url: {file: u}\n  environments: [Prod]\n",
-       "spec.environments[0]: must be an Environment name"},
+       "spec.environments[0]: invalid value 'Prod': must be an Environment name"},
       {"  type: gitlab\n  projectId: 1\n  token: {file: t}\n  apiUrl: "
        "https://user:pw@gitlab.example/api\n",
        "spec.apiUrl: must be an http(s) URL without credentials"},
@@ -123,6 +125,7 @@ TEST_CASE("Notifier: errors at file:line:column naming the field") {
     CHECK_MESSAGE(all.find(r.want) != std::string::npos, all);
     CHECK(all.find("XYZSECRET") == std::string::npos);
     CHECK(all.find("ghp_literaltoken") == std::string::npos);
+    CHECK(all.find("user:pw") == std::string::npos);
   }
 }
 
@@ -138,7 +141,7 @@ TEST_CASE("Notifier: duplicates and the env allow-list in a whole tree") {
   Diagnostics policy;
   CheckSecretEnvPolicy(r.state, {}, policy);
   const std::string p = All(policy);
-  CHECK_MESSAGE(p.find("a.yaml:7:13: error: spec.url: notifier 'ops': environment variable "
+  CHECK_MESSAGE(p.find("a.yaml:7:14: error: spec.url: notifier 'ops': environment variable "
                        "SLACK_URL is not allowed") != std::string::npos,
                 p);
 }
