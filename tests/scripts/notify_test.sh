@@ -204,7 +204,7 @@ import json,sys
 print(' '.join(json.loads(l)['body']['state'] for l in sys.stdin))")"
 if [[ "$dep_states" == *"in_progress success"* ]]; then ok "GitHub: the deployment's statuses in_progress then success"; else bad "deployment statuses" "$dep_states"; fi
 wait_for 30 "Slack: one message naming the good revision" -- count_is slack "'applied at ${two:0:12}' in b['text']" 1
-if count_is slack "'${two:0:12}' in b['text'] and 'agent.$p-web (update)' in b['text']" 1; then ok "Slack: the message names what changed"; else bad "Slack message text" "$(reqs slack True)"; fi
+if count_is slack "'${two:0:12}' in b['text'] and 'changed: agent.$p-web (replace)' in b['text']" 1; then ok "Slack: the message names what changed"; else bad "Slack message text" "$(reqs slack True)"; fi
 wait_for 30 "webhook: a signed event for the good revision" -- count_is webhook "b['revision'] == '$two' and b['events'] == ['applied']" 1
 if count_is webhook "b['revision'] == '$two' and r['headers'].get('Idempotency-Key') == b['id'] and r['headers'].get('X-Reconcile-Signature-256','').startswith('sha256=')" 1; then
   ok "webhook: Idempotency-Key and signature headers"
