@@ -32,6 +32,7 @@
 #include "controller/metrics.h"
 #include "controller/metrics_listener.h"
 #include "controller/multi_scheduler.h"
+#include "controller/notify/notifier_sink.h"
 #include "controller/scheduler.h"
 #include "controller/scheduler_view.h"
 #include "controller/status_feed.h"
@@ -335,6 +336,23 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
           return NewFileStateStore(multi ? EnvironmentStateDir(dir, env) : dir)->LoadHistory();
         });
     bus.Add(status_feed, {.name = "status-page", .capacity = 256, .max_attempts = 1});
+  }
+  {
+    // Notifiers (kind Notifier): one queued sink each, made as the trees name them.
+    auto notify = std::make_shared<controller::notify::NotifyDeps>();
+    http::ClientOptions client;
+    client.max_attempts = 1;  // the bus retries
+    notify->client = http::MakeCurlClient(client);
+    notify->secrets_dir = g.secrets_dir;
+    notify->secret_env_policy = SecretEnvPolicyFor(g);
+    notify->warn = [](const std::string& m) { spdlog::warn("{}", m); };
+    controller::SinkOptions each;
+    each.capacity = 256;
+    each.max_attempts = 4;
+    each.initial_backoff = std::chrono::milliseconds(500);
+    each.max_backoff = std::chrono::seconds(4);
+    bus.Add(std::make_shared<controller::notify::NotifierHub>(bus, notify, each),
+            {.name = "notify"});
   }
 
   // Several environments: one Source (the repository root) for the shared

@@ -167,8 +167,9 @@ int CmdValidate(const GlobalOptions& g, const ProviderRegistry& registry) {
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   const DesiredState& d = session.reconciler().desired();
   std::cout << "Valid: " << d.agents.size() << " agent(s), " << d.registries.size() << " registr"
-            << (d.registries.size() == 1 ? "y" : "ies") << ", " << d.targets.size()
-            << " target(s) (" << d.revision << ").\n";
+            << (d.registries.size() == 1 ? "y" : "ies") << ", " << d.targets.size() << " target(s)";
+  if (!d.notifiers.empty()) std::cout << ", " << d.notifiers.size() << " notifier(s)";
+  std::cout << " (" << d.revision << ").\n";
   return kExitOk;
 }
 

@@ -26,6 +26,9 @@ packages=(
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
+  # The notifications' fake server (tests/scripts/fake_notify_server.py)
+  # validates webhook events against their JSON Schema.
+  python3-jsonschema
   # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
   systemd lintian
   # Kubernetes (issue #10): the real kube-apiserver the tests start is built

@@ -432,7 +432,14 @@ class Decoder {
   // echoes a value.
   std::optional<SecretRef> SecretReference(const YamlNode& value, const std::string& field,
                                            const std::vector<std::string>& extra, Agent& a,
+                                           std::optional<Fields>* fields = nullptr) {
+    return SecretReference(value, field, extra, a.field_locations, fields);
+  }
+  std::optional<SecretRef> SecretReference(const YamlNode& value, const std::string& field,
+                                           const std::vector<std::string>& extra,
+                                           std::map<std::string, SourceLocation>& locations,
                                            std::optional<Fields>* fields = nullptr);
+  void NotifierSpec(const Fields& spec, Notifier& n);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const YamlNode& spec, Target& t);
   // A provider's block as JSON (YAML's core schema types), recording where
@@ -649,12 +656,14 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
   std::string kind;
   if (auto* v = f->Get("kind")) {
     auto s = String(*v, "kind");
-    if (s && (*s == "Agent" || *s == "Registry" || *s == "Target" || *s == "Environment")) {
+    if (s && (*s == "Agent" || *s == "Registry" || *s == "Target" || *s == "Environment" ||
+              *s == "Notifier")) {
       kind = *s;
     } else if (s) {
-      std::string suggestion = Suggest(*s, {"Agent", "Registry", "Target", "Environment"});
+      std::string suggestion =
+          Suggest(*s, {"Agent", "Registry", "Target", "Environment", "Notifier"});
       Error(*v, "kind",
-            "unknown kind '" + *s + "': must be Agent, Registry, Target or Environment" +
+            "unknown kind '" + *s + "': must be Agent, Registry, Target, Environment or Notifier" +
                 (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
     }
   }
@@ -756,6 +765,19 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
       if (spec) RegistrySpec(*spec, r);
     }
     if (!name.empty()) out.registries.push_back(std::move(r));
+  } else if (kind == "Notifier") {
+    Notifier n;
+    n.name = name;
+    n.labels = labels;
+    n.location = location;
+    n.field_locations["metadata.name"] = name_at;
+    if (spec_node) {
+      auto spec = Map(*spec_node, "spec",
+                      {"type", "events", "agents", "environments", "url", "secret", "token",
+                       "owner", "repo", "deployments", "projectId", "apiUrl"});
+      if (spec) NotifierSpec(*spec, n);
+    }
+    if (!name.empty()) out.notifiers.push_back(std::move(n));
   } else {
     Target t;
     t.name = name;
@@ -1397,7 +1419,8 @@ void Decoder::ContainerFields(const Fields& f, Agent& a) {
 }
 
 std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const std::string& field,
-                                                  const std::vector<std::string>& extra, Agent& a,
+                                                  const std::vector<std::string>& extra,
+                                                  std::map<std::string, SourceLocation>& locations,
                                                   std::optional<Fields>* fields) {
   if (value.kind != Kind::kMap) {
     // Never echo the value: it may be a secret.
@@ -1429,7 +1452,7 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
                    "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
   if (!s) return std::nullopt;
   // For the allow-list check (CheckSecretEnvPolicy), run after loading.
-  a.field_locations[field + ".env"] = At(*ref->Get("env"));
+  locations[field + ".env"] = At(*ref->Get("env"));
   return SecretRef{SecretRef::Source::kEnv, *s};
 }
 
@@ -1652,6 +1675,173 @@ void Decoder::EnvironmentSpec(const Fields& f, Environment& e) {
   if (auto* v = f.Get("windows")) e.windows = Windows(*v, "spec.windows");
   if (auto* v = f.Get("healOutsideWindows")) {
     if (auto b = Bool(*v, "spec.healOutsideWindows")) e.heal_outside_windows = *b;
+  }
+}
+
+void Decoder::NotifierSpec(const Fields& f, Notifier& n) {
+  Require(f, "type", "spec");
+  std::string type;
+  if (auto* v = f.Get("type")) {
+    auto is_type = [](const std::string& x) {
+      return x == "slack" || x == "webhook" || x == "github" || x == "gitlab";
+    };
+    if (auto s = Checked(*v, "spec.type", is_type, "slack, webhook, github or gitlab")) {
+      type = *s;
+      n.type = type == "slack"     ? Notifier::Type::kSlack
+               : type == "webhook" ? Notifier::Type::kWebhook
+               : type == "github"  ? Notifier::Type::kGithub
+                                   : Notifier::Type::kGitlab;
+    }
+  }
+  auto names = [&](const char* key, const std::function<bool(const std::string&)>& check,
+                   const std::string& what, std::vector<std::string>& out) {
+    const YamlNode* v = f.Get(key);
+    if (!v) return;
+    const std::string path = std::string("spec.") + key;
+    const YamlNode& list = v->Resolved();
+    if (list.kind != Kind::kSequence) {
+      TypeError(list, path, "a list");
+      return;
+    }
+    if (list.items.empty()) Error(list, path, "must not be empty (leave it out for all)");
+    std::set<std::string> seen;
+    for (size_t i = 0; i < list.items.size(); ++i) {
+      const YamlNode& item = list.items[i]->Resolved();
+      const std::string at = path + "[" + std::to_string(i) + "]";
+      auto s = Checked(item, at, check, what);
+      if (!s) continue;
+      if (!seen.insert(*s).second) {
+        Error(item, at, "'" + *s + "' is listed twice");
+        continue;
+      }
+      out.push_back(*s);
+    }
+    std::sort(out.begin(), out.end());
+  };
+  auto is_event = [](const std::string& x) {
+    return std::find_if(std::begin(kNotifierEvents), std::end(kNotifierEvents),
+                        [&](const char* e) { return x == e; }) != std::end(kNotifierEvents);
+  };
+  names("events", is_event,
+        "an event: applied, failed, unhealthy, rolled-back, drift, invalid-revision or blocked",
+        n.events);
+  if (!f.Has("events")) {
+    for (const char* e : kNotifierEvents) n.events.push_back(e);
+    std::sort(n.events.begin(), n.events.end());
+  }
+  names("agents", IsDnsLabel, "an Agent name (a DNS-1123 label)", n.agents);
+  names("environments", IsDnsLabel, "an Environment name (a DNS-1123 label)", n.environments);
+
+  // Which type each field belongs to; a field of another type is an error.
+  const std::map<std::string, std::vector<std::string>> owners = {{"url", {"slack", "webhook"}},
+                                                                  {"secret", {"webhook"}},
+                                                                  {"token", {"github", "gitlab"}},
+                                                                  {"owner", {"github"}},
+                                                                  {"repo", {"github"}},
+                                                                  {"deployments", {"github"}},
+                                                                  {"projectId", {"gitlab"}},
+                                                                  {"apiUrl", {"github", "gitlab"}}};
+  auto allowed = [&](const std::string& key) {
+    if (!f.Has(key) || type.empty()) return f.Has(key);
+    const auto& types = owners.at(key);
+    if (std::find(types.begin(), types.end(), type) != types.end()) return true;
+    std::string list;
+    for (const auto& t : types) list += (list.empty() ? "" : " or ") + t;
+    Error(*f.keys.at(key), "spec." + key,
+          "only allowed with type " + list + " (type is " + type + ")");
+    return false;
+  };
+  auto required = [&](const std::string& key) {
+    if (type.empty()) return;
+    const auto& types = owners.at(key);
+    if (std::find(types.begin(), types.end(), type) != types.end() && !f.Has(key)) {
+      Error(*f.self, "spec." + key, "required with type " + type);
+    }
+  };
+  auto secret = [&](const std::string& key, std::optional<SecretRef>& out) {
+    required(key);
+    if (!allowed(key)) return;
+    n.field_locations["spec." + key] = At(*f.Get(key));
+    out = SecretReference(f.Get(key)->Resolved(), "spec." + key, {}, n.field_locations);
+  };
+  secret("url", n.url);
+  secret("secret", n.secret);
+  secret("token", n.token);
+  required("owner");
+  if (allowed("owner")) {
+    auto is_owner = [](const std::string& x) {
+      return !x.empty() && x.size() <= 100 && std::all_of(x.begin(), x.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+      });
+    };
+    if (auto s = Checked(*f.Get("owner"), "spec.owner", is_owner,
+                         "a GitHub user or organization ([A-Za-z0-9._-])")) {
+      n.owner = *s;
+    }
+  }
+  required("repo");
+  if (allowed("repo")) {
+    auto is_repo = [](const std::string& x) {
+      return !x.empty() && x.size() <= 100 && x != "." && x != ".." &&
+             std::all_of(x.begin(), x.end(), [](unsigned char c) {
+               return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+             });
+    };
+    if (auto s =
+            Checked(*f.Get("repo"), "spec.repo", is_repo, "a repository name ([A-Za-z0-9._-])")) {
+      n.repo = *s;
+    }
+  }
+  if (allowed("deployments")) {
+    if (auto b = Bool(*f.Get("deployments"), "spec.deployments")) n.deployments = *b;
+  }
+  required("projectId");
+  if (allowed("projectId")) {
+    auto is_project = [](const std::string& x) {
+      return !x.empty() && x.size() <= 255 && x.front() != '/' && x.back() != '/' &&
+             std::all_of(x.begin(), x.end(), [](unsigned char c) {
+               return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '/';
+             });
+    };
+    const YamlNode& v = f.Get("projectId")->Resolved();
+    if (auto s = ScalarText(v, "spec.projectId")) {
+      if (is_project(*s)) {
+        n.project_id = *s;
+      } else {
+        Error(v, "spec.projectId",
+              "must be a GitLab project id (digits) or its path such as group/project");
+      }
+    }
+  }
+  n.api_url = type == "gitlab"   ? "https://gitlab.com/api/v4"
+              : type == "github" ? "https://api.github.com"
+                                 : "";
+  if (allowed("apiUrl")) {
+    // Not a secret, so it may hold neither credentials nor a query.
+    auto is_api = [](const std::string& x) {
+      std::string rest;
+      if (x.rfind("https://", 0) == 0) {
+        rest = x.substr(8);
+      } else if (x.rfind("http://", 0) == 0) {
+        rest = x.substr(7);
+      } else {
+        return false;
+      }
+      std::string host = rest.substr(0, rest.find('/'));
+      return !host.empty() && host.find('@') == std::string::npos &&
+             x.find_first_of("?# \t") == std::string::npos;
+    };
+    // Not echoed when wrong: it may hold credentials.
+    if (auto s = String(*f.Get("apiUrl"), "spec.apiUrl")) {
+      if (is_api(*s)) {
+        n.api_url = *s;
+        while (n.api_url.size() > 1 && n.api_url.back() == '/') n.api_url.pop_back();
+      } else {
+        Error(f.Get("apiUrl")->Resolved(), "spec.apiUrl",
+              "must be an http(s) URL without credentials, query or fragment, such as "
+              "https://api.github.com (a token belongs in spec.token)");
+      }
+    }
   }
 }
 
@@ -2251,9 +2441,11 @@ void ValidateState(const TreeView& tree, DesiredState& state, Diagnostics& diagn
   SortByName(state.agents);
   SortByName(state.registries);
   SortByName(state.targets);
+  SortByName(state.notifiers);
   CheckDuplicates(state.agents, "Agent", diagnostics);
   CheckDuplicates(state.registries, "Registry", diagnostics);
   CheckDuplicates(state.targets, "Target", diagnostics);
+  CheckDuplicates(state.notifiers, "Notifier", diagnostics);
 
   // A built agent's image is <url>/<repository>:<tag>: two agents with build
   // on one Registry would push to the same repository and tags, unless its
@@ -2493,6 +2685,8 @@ LoadResult Assemble(const std::vector<const DecodedFile*>& files, const TreeView
     result.state.registries.insert(result.state.registries.end(), s.registries.begin(),
                                    s.registries.end());
     result.state.targets.insert(result.state.targets.end(), s.targets.begin(), s.targets.end());
+    result.state.notifiers.insert(result.state.notifiers.end(), s.notifiers.begin(),
+                                  s.notifiers.end());
     result.diagnostics.Append(f->diagnostics);
     if (s.environment && !result.state.environment) {
       result.state.environment = s.environment;
@@ -2853,11 +3047,17 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
   }
   std::optional<Environment> env;
   std::vector<std::pair<const ParsedFile*, const ParsedDoc*>> patches;
+  std::vector<std::pair<const ParsedFile*, const ParsedDoc*>> own_notifiers;
   for (size_t i = 0; i < parsed.size(); ++i) {
     const ParsedFile& p = parsed[i];
     if (is_nested(p.dir)) continue;
     all.push_back(folder_files[i]);
     for (const ParsedDoc& d : p.docs) {
+      if (d.kind == "Notifier") {
+        // Not a patch: the environment's own Notifier (besides its bases').
+        own_notifiers.emplace_back(&p, &d);
+        continue;
+      }
       if (d.kind != "Environment") {
         patches.emplace_back(&p, &d);
         continue;
@@ -3060,6 +3260,11 @@ LoadResult LoadEnvironment(const std::string& folder, std::vector<TreeFile> fold
                                    : "");
       decoder.Document(*d.root, state);
     }
+  }
+  for (const auto& [file, doc] : own_notifiers) {
+    if (limits.keep_documents) result.documents.push_back(RenderDoc(*doc->root, file->dir));
+    Decoder decoder(file->rel, file->dir, limits, diags);
+    decoder.Document(*doc->root, state);
   }
   for (Agent& a : state.agents) {
     for (const auto& [k, v] : env->common_labels) {

@@ -90,4 +90,18 @@ const char* WindowKindName(DeployWindow::Kind k) {
   return k == DeployWindow::Kind::kAllow ? "allow" : "deny";
 }
 
+const char* NotifierTypeName(Notifier::Type t) {
+  switch (t) {
+    case Notifier::Type::kSlack:
+      return "slack";
+    case Notifier::Type::kWebhook:
+      return "webhook";
+    case Notifier::Type::kGithub:
+      return "github";
+    case Notifier::Type::kGitlab:
+      return "gitlab";
+  }
+  return "slack";
+}
+
 }  // namespace reconcile

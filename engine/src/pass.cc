@@ -34,6 +34,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     return report;
   }
   report.revision = r.snapshot().revision;
+  report.notifiers = std::make_shared<const std::vector<Notifier>>(r.desired().notifiers);
   if (s = r.Lock(request.lock_command); !s.ok()) {
     report.status = s;
     return report;

@@ -147,6 +147,18 @@ void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& give
       diagnostics.Error(loc.file, loc.line, loc.column, field, "agent '" + a.name + "': " + why);
     }
   }
+  for (const Notifier& n : state.notifiers) {
+    for (const auto& [key, ref] :
+         {std::pair{"url", &n.url}, std::pair{"secret", &n.secret}, std::pair{"token", &n.token}}) {
+      if (!*ref || (*ref)->source != SecretRef::Source::kEnv) continue;
+      std::string why = SecretEnvRefusal((*ref)->name, policy);
+      if (why.empty()) continue;
+      const std::string field = std::string("spec.") + key;
+      auto at = n.field_locations.find(field + ".env");
+      const SourceLocation& loc = at == n.field_locations.end() ? n.location : at->second;
+      diagnostics.Error(loc.file, loc.line, loc.column, field, "notifier '" + n.name + "': " + why);
+    }
+  }
 }
 
 Result<std::map<std::string, std::string>> ResolveSecrets(

@@ -17,7 +17,7 @@ const schemaDir = path.resolve(__dirname, '..', '..', 'schemas');
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, strictTypes: false });
 addFormats(ajv);
 const validators = {};
-for (const kind of ['Agent', 'Registry', 'Target', 'Environment']) {
+for (const kind of ['Agent', 'Registry', 'Target', 'Environment', 'Notifier']) {
   const file = path.join(schemaDir, kind.toLowerCase() + '.schema.json');
   validators[kind] = ajv.compile(JSON.parse(fs.readFileSync(file, 'utf8')));
 }

@@ -298,9 +298,9 @@ TEST_CASE("environment: errors name the file, line, column and the base document
        "envs/staging/patch.yaml:3:18: error: metadata.name: Agent 'webb' is not in the bases "
        "(base): a patch changes a resource of the bases; they hold Agent api, web"},
       {"a patch of another kind", EnvDoc("staging"),
-       "apiVersion: reconcile.dev/v1alpha1\nkind: Notifier\nmetadata: {name: x}\nspec: {}\n",
+       "apiVersion: reconcile.dev/v1alpha1\nkind: Secret\nmetadata: {name: x}\nspec: {}\n",
        "envs/staging/patch.yaml:2:7: error: kind: a patch is of kind Agent, Registry or Target, "
-       "got 'Notifier'"},
+       "got 'Secret'"},
       {"a patch without a name", EnvDoc("staging"),
        "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {}\nspec: {}\n",
        "envs/staging/patch.yaml:3:11: error: metadata.name: a patch needs metadata.name"},

@@ -258,11 +258,45 @@ struct Environment {
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };
 
+// Where the controller sends what its passes did (kind Notifier): a
+// Slack-compatible incoming webhook, a signed generic webhook, or GitHub /
+// GitLab commit statuses (and GitHub deployments). Not a resource the
+// planner applies: `reconcile controller` reads the Notifiers of each pass's
+// tree (controller/notify/). URLs and tokens are secret references only.
+struct Notifier {
+  enum class Type { kSlack, kWebhook, kGithub, kGitlab };
+  std::string name;
+  std::map<std::string, std::string> labels;
+  Type type = Type::kSlack;
+  // spec.events: of kNotifierEvents; default (absent) all of them. Sorted.
+  std::vector<std::string> events;
+  std::vector<std::string> agents;        // spec.agents: only these (empty: all); sorted
+  std::vector<std::string> environments;  // spec.environments: only these (empty: all); sorted
+  std::optional<SecretRef> url;           // slack, webhook: the endpoint (a secret)
+  std::optional<SecretRef> secret;        // webhook: the HMAC-SHA256 key
+  std::optional<SecretRef> token;         // github, gitlab: the API token
+  std::string owner;                      // github
+  std::string repo;                       // github
+  bool deployments = false;               // github: also the Deployments API
+  std::string project_id;                 // gitlab: numeric id or URL-encoded path
+  std::string api_url;                    // github, gitlab: API base URL (defaulted)
+  SourceLocation location;
+  std::map<std::string, SourceLocation> field_locations;  // as Agent's
+  friend bool operator==(const Notifier&, const Notifier&) = default;
+};
+
+// The events a Notifier may choose, in documented order.
+inline constexpr const char* kNotifierEvents[] = {
+    "applied", "failed", "unhealthy", "rolled-back", "drift", "invalid-revision", "blocked"};
+
+const char* NotifierTypeName(Notifier::Type t);  // "slack", "webhook", "github", "gitlab"
+
 // A whole desired-state tree. Vectors are sorted by name.
 struct DesiredState {
   std::vector<Agent> agents;
   std::vector<Registry> registries;
   std::vector<Target> targets;
+  std::vector<Notifier> notifiers;
   std::string revision;  // git sha, or "tree-<sha256 prefix>" of the files
   // Set when the tree was made from an Environment overlay.
   std::optional<Environment> environment;

@@ -67,6 +67,9 @@ struct PassReport {
   // the one recorded at the last full apply (a commit that touched only
   // other environments' files): nothing was observed or planned.
   bool unchanged = false;
+  // The Notifiers of the tree the pass loaded (model.h); null when the tree
+  // did not load (an invalid revision: a reader keeps the last ones).
+  std::shared_ptr<const std::vector<Notifier>> notifiers;
 };
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);
