@@ -106,7 +106,8 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     CHECK_FALSE(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c2\"}"));
     // The source is ahead of what runs: one series, the new head only.
     CHECK(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c2\"} 1"));
-    CHECK_FALSE(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c1\"}"));
+    CHECK_FALSE(
+        Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c1\"}"));
     CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 2"));
   }
   SUBCASE("a failed apply counts its failed changes and updates agents") {
