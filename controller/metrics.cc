@@ -55,6 +55,11 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                    .Name("reconcile_revision_info")
                    .Help("Always 1; the revision label is the commit last applied successfully.")
                    .Register(r);
+  source_revision_ =
+      &prometheus::BuildGauge()
+           .Name("reconcile_source_revision_info")
+           .Help("Always 1; the revision label is the commit the last ref check found.")
+           .Register(r);
   agents_ = &prometheus::BuildGauge().Name("reconcile_agents").Help("Agents by state.").Register(r);
   drifted_ = &prometheus::BuildGauge()
                   .Name("reconcile_drifted_agents")
@@ -165,17 +170,27 @@ void Metrics::SetLastSuccess(double unix_seconds, const std::string& environment
   For(environment).last_success->Set(unix_seconds);
 }
 
-void Metrics::SetRevision(const std::string& commit, const std::string& environment) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Series& s = For(environment);
-  if (s.revision != nullptr) {
-    revision_->Remove(s.revision);
-    s.revision = nullptr;
+void Metrics::ReplaceRevision(prometheus::Family<prometheus::Gauge>* family,
+                              prometheus::Gauge** series, const std::string& commit,
+                              const std::string& environment) {
+  if (*series != nullptr) {
+    family->Remove(*series);
+    *series = nullptr;
   }
   if (commit.empty()) return;
   const std::string env = environment.empty() ? std::string(kDefaultEnvironment) : environment;
-  s.revision = &revision_->Add({{"environment", env}, {"revision", commit}});
-  s.revision->Set(1);
+  *series = &family->Add({{"environment", env}, {"revision", commit}});
+  (*series)->Set(1);
+}
+
+void Metrics::SetRevision(const std::string& commit, const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ReplaceRevision(revision_, &For(environment).revision, commit, environment);
+}
+
+void Metrics::SetSourceRevision(const std::string& commit, const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ReplaceRevision(source_revision_, &For(environment).source_revision, commit, environment);
 }
 
 void Metrics::SetAgents(const std::map<std::string, std::int64_t>& counts,

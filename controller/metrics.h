@@ -11,6 +11,7 @@
 // | `reconcile_pass_duration_seconds` | histogram | `environment`, `result` | wall time of a reconcile pass, by result |
 // | `reconcile_last_success_timestamp_seconds` | gauge | `environment` | Unix time of the last successful pass (0 until one succeeds) |
 // | `reconcile_revision_info` | gauge | `environment`, `revision` | always 1; `revision` is the commit last applied successfully (one series per environment at most) |
+// | `reconcile_source_revision_info` | gauge | `environment`, `revision` | always 1; `revision` is the commit the last ref check found on the followed branch (one series per environment at most); differs from `reconcile_revision_info` while a revision waits to be applied |
 // | `reconcile_agents` | gauge | `environment`, `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
 // | `reconcile_drifted_agents` | gauge | `environment` | agents whose observed state differs from the desired one |
 // | `reconcile_heals_withheld_total` | counter | `environment` | heals not done because the agent had used its `--heal-budget` (once per agent per drift pass) |
@@ -85,6 +86,10 @@ class Metrics {
   // The revision now running; replaces the environment's previous revision
   // series. An empty `commit` removes the series.
   void SetRevision(const std::string& commit, const std::string& environment = kDefaultEnvironment);
+  // The revision the last ref check found (the branch's head); replaces the
+  // environment's previous series. An empty `commit` removes the series.
+  void SetSourceRevision(const std::string& commit,
+                         const std::string& environment = kDefaultEnvironment);
   // Agents by state; states absent from `counts` lose their series.
   void SetAgents(const std::map<std::string, std::int64_t>& counts,
                  const std::string& environment = kDefaultEnvironment);
@@ -127,10 +132,15 @@ class Metrics {
     prometheus::Gauge* drifted = nullptr;
     prometheus::Counter* apply_errors = nullptr;
     prometheus::Gauge* revision = nullptr;
+    prometheus::Gauge* source_revision = nullptr;
     std::map<std::string, prometheus::Gauge*> agents;
     prometheus::Counter* heals_withheld = nullptr;
   };
   Series& For(const std::string& environment);  // with mu_ held
+  // Replaces `*series` of `family` by {environment, revision=commit} (none
+  // when `commit` is empty); with mu_ held.
+  void ReplaceRevision(prometheus::Family<prometheus::Gauge>* family, prometheus::Gauge** series,
+                       const std::string& commit, const std::string& environment);
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* passes_;
@@ -138,6 +148,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* pass_duration_;
   prometheus::Family<prometheus::Gauge>* last_success_;
   prometheus::Family<prometheus::Gauge>* revision_;
+  prometheus::Family<prometheus::Gauge>* source_revision_;
   prometheus::Family<prometheus::Gauge>* agents_;
   prometheus::Family<prometheus::Gauge>* drifted_;
   prometheus::Family<prometheus::Counter>* webhooks_;

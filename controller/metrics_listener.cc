@@ -27,6 +27,7 @@ void MetricsListener::RefChecked(const Result<std::string>& revision, double sec
 
 void MetricsListener::Decided(const std::string& revision, Decision decision,
                               const std::string& why) {
+  metrics_.SetSourceRevision(revision, environment_);
   if (next_) next_->Decided(revision, decision, why);
 }
 

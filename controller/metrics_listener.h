@@ -13,7 +13,9 @@
 //                 was recorded) agents by health; after a drift pass or a
 //                 success the drifted agents (those only reported, not healed)
 //   HealBudgetExhausted  reconcile_heals_withheld_total
-//   Decided       nothing (forwarded only)
+//   Decided       reconcile_source_revision_info: the revision the ref check
+//                 found (called after every successful check, also when
+//                 nothing is to be done)
 #pragma once
 
 #include <functional>

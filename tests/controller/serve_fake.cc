@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   metrics.PassFinished(controller::PassResult::kInvalid, 0.1);
   metrics.SetLastSuccess(1764580800);
   metrics.SetRevision("6113728f27ae82c7b1a177c8d03f9e96e0adf246");
+  metrics.SetSourceRevision("738a951dba49dfec487000ef85ae80291d7ab32a");
   metrics.SetAgents({{"healthy", 2}, {"unhealthy", 1}});
   metrics.SetDrifted(1);
   metrics.SourceFetchDuration(0.4);

@@ -85,6 +85,7 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
   CHECK(Has(text, "reconcile_source_fetch_errors_total 1"));
   CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"success\"} 1"));
   CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
+  CHECK(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c1\"} 1"));
   CHECK(Has(text, "reconcile_last_success_timestamp_seconds{environment=\"default\"} 1764580800"));
   CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 2"));
   CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"unknown\"} 1"));
@@ -97,11 +98,16 @@ TEST_CASE("metrics listener: records passes and ref checks, forwards every call"
     bad.stale_tree = true;
     PassRequest req;
     req.revision = "c2";
+    l.Decided("c2", Decision::kApply, "new revision");
     l.PassFinished(req, bad, 0.1);
     text = m.Render();
     CHECK(Has(text, "reconcile_passes_total{environment=\"default\",result=\"invalid\"} 1"));
     CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
-    CHECK_FALSE(Has(text, "revision=\"c2\""));
+    CHECK_FALSE(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c2\"}"));
+    // The source is ahead of what runs: one series, the new head only.
+    CHECK(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c2\"} 1"));
+    CHECK_FALSE(
+        Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c1\"}"));
     CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 2"));
   }
   SUBCASE("a failed apply counts its failed changes and updates agents") {

@@ -99,6 +99,21 @@ TEST_CASE("metrics: one revision series, replaced; agent states replaced") {
   m.SetRevision("");
   CHECK_FALSE(Has(m.Render(), "reconcile_revision_info{environment=\"default\","));
 
+  // The source's revision is its own series, replaced the same way.
+  m.SetRevision("c1");
+  m.SetSourceRevision("c1");
+  m.SetSourceRevision("c2", "prod");
+  m.SetSourceRevision("c3");
+  text = m.Render();
+  CHECK(Has(text, "# TYPE reconcile_source_revision_info gauge"));
+  CHECK(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c3\"} 1"));
+  CHECK(Has(text, "reconcile_source_revision_info{environment=\"prod\",revision=\"c2\"} 1"));
+  CHECK_FALSE(Has(text, "reconcile_source_revision_info{environment=\"default\",revision=\"c1\"}"));
+  CHECK(Has(text, "reconcile_revision_info{environment=\"default\",revision=\"c1\"} 1"));
+  m.SetSourceRevision("");
+  CHECK_FALSE(Has(m.Render(), "reconcile_source_revision_info{environment=\"default\","));
+  m.SetRevision("");
+
   m.SetAgents({{"healthy", 3}, {"unhealthy", 1}});
   text = m.Render();
   CHECK(Has(text, "reconcile_agents{environment=\"default\",state=\"healthy\"} 3"));
