@@ -13,6 +13,8 @@
 //                 was recorded) agents by health; after a drift pass or a
 //                 success the drifted agents (those only reported, not healed)
 //   HealBudgetExhausted  reconcile_heals_withheld_total
+//   DriftNoticed  a change: reconcile_drift_events_total; a resync:
+//                 reconcile_event_stream_reconnects_total
 //   Decided       nothing (forwarded only)
 #pragma once
 
@@ -40,6 +42,9 @@ class MetricsListener final : public SchedulerListener {
   void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
   void PassStarted(const PassRequest& request) override;
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
+  void DriftNoticed(const DriftNotice& notice) override;
+  void DriftPassForEvents(
+      const std::vector<std::pair<std::string, std::string>>& agents) override;
 
  private:
   Metrics& metrics_;

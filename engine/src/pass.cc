@@ -34,6 +34,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     return report;
   }
   report.revision = r.snapshot().revision;
+  report.targets = r.desired().targets;
   if (s = r.Lock(request.lock_command); !s.ok()) {
     report.status = s;
     return report;
