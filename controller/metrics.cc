@@ -66,8 +66,9 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                          .Register(r);
   drift_events_ = &prometheus::BuildCounter()
                        .Name("reconcile_drift_events_total")
-                       .Help("Changes to the environment's agents seen by a drift watch (the "
-                             "Docker Engine's events).")
+                       .Help(
+                           "Changes to the environment's agents seen by a drift watch (the "
+                           "Docker Engine's events).")
                        .Register(r);
   stream_reconnects_ = &prometheus::BuildCounter()
                             .Name("reconcile_event_stream_reconnects_total")

@@ -43,8 +43,7 @@ class MetricsListener final : public SchedulerListener {
   void PassStarted(const PassRequest& request) override;
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
   void DriftNoticed(const DriftNotice& notice) override;
-  void DriftPassForEvents(
-      const std::vector<std::pair<std::string, std::string>>& agents) override;
+  void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override;
 
  private:
   Metrics& metrics_;

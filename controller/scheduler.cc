@@ -29,8 +29,8 @@ Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions
       policy_(options_.policy),
       timer_(io),
       drift_timer_(io),
-      drift_trigger_(options_.events),
-      paused_(options_.start_paused) {
+      paused_(options_.start_paused),
+      drift_trigger_(options_.events) {
   deps_.stop = stop_.get_token();
 }
 
@@ -358,7 +358,13 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
       last_skipped_at_ = deps_.clock->NowRfc3339();
       last_decision_ = "unchanged";
       last_error_.clear();
-      if (last_good_) last_good_->revision = request.revision;
+      if (last_good_) {
+        last_good_->revision = request.revision;
+      } else {
+        // A restart at the applied content: the recorded state is what
+        // runs (status agents, heal candidates of the drift watch).
+        last_good_ = report;
+      }
     }
     Idle();
     return;
@@ -449,7 +455,7 @@ void Scheduler::ArmTimer() {
 
 bool Scheduler::Ready(std::string* why) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (passes_ == 0 && !last_report_) {
+  if (passes_ == 0 && !last_report_ && !last_good_) {
     if (why)
       *why = last_check_error_.empty() ? "the first pass has not finished yet"
                                        : "source unreachable: " + last_check_error_;

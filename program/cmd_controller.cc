@@ -99,18 +99,17 @@ class LogListener final : public controller::SchedulerListener {
         spdlog::debug("{}drift watch: agent {}: {}", tag, n.agent, n.what);
         break;
       case DriftNotice::Kind::kLost:
-        spdlog::warn("{}drift watch: {}; reconnecting (meanwhile drift is found at "
-                     "--drift-interval)",
-                     tag, n.what);
+        spdlog::warn(
+            "{}drift watch: {}; reconnecting (meanwhile drift is found at "
+            "--drift-interval)",
+            tag, n.what);
         break;
       case DriftNotice::Kind::kResync:
-        spdlog::info("{}drift watch: {}; a drift pass catches up on what was missed", tag,
-                     n.what);
+        spdlog::info("{}drift watch: {}; a drift pass catches up on what was missed", tag, n.what);
         break;
     }
   }
-  void DriftPassForEvents(
-      const std::vector<std::pair<std::string, std::string>>& agents) override {
+  void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override {
     for (const auto& [agent, what] : agents) {
       if (agent.empty()) {
         spdlog::info("{}drift: {}; drift pass", tag, what);

@@ -61,7 +61,7 @@ class EventWatch final : public DriftWatch {
   }
 
   void Run(std::stop_token stop) {
-    bool gap = false;       // a stream failed (or never came up) since the start
+    bool gap = false;        // a stream failed (or never came up) since the start
     bool said_lost = false;  // kLost said for the current outage
     auto backoff = options_.initial_backoff;
     while (!stop.stop_requested()) {
@@ -99,8 +99,8 @@ class EventWatch final : public DriftWatch {
     if (address_.kind == EngineAddress::Kind::kUnix) {
       asio::local::stream_protocol::socket socket(ioc);
       socket.connect(asio::local::stream_protocol::endpoint(address_.socket_path), ec);
-      if (ec) return Status::Unavailable("unix://" + address_.socket_path + ": connect: " +
-                                         ec.message());
+      if (ec)
+        return Status::Unavailable("unix://" + address_.socket_path + ": connect: " + ec.message());
       return Read(socket, stop, on_up, "unix://" + address_.socket_path);
     }
     const std::string where = "tcp://" + address_.host + ":" + address_.port;
@@ -151,7 +151,7 @@ class EventWatch final : public DriftWatch {
     while (!parser.is_done()) {
       parser.get().body().data = data;
       parser.get().body().size = sizeof data;
-      http::read(socket, buffer, parser, ec);
+      http::read_some(socket, buffer, parser, ec);  // returns on any progress
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
@@ -178,7 +178,7 @@ class EventWatch final : public DriftWatch {
   const DriftNoticeFn on_notice_;
   const EventWatchOptions options_;
   std::mutex mu_;
-  int fd_ = -1;  // the socket being read; guarded by mu_
+  int fd_ = -1;          // the socket being read; guarded by mu_
   std::jthread thread_;  // last: started once everything above is set
 };
 
@@ -186,11 +186,11 @@ class EventWatch final : public DriftWatch {
 
 std::string DescribeContainerAction(const std::string& action) {
   static const std::map<std::string, std::string> kWords = {
-      {"create", "container created"},  {"destroy", "container removed"},
-      {"die", "container exited"},      {"kill", "container killed"},
+      {"create", "container created"},    {"destroy", "container removed"},
+      {"die", "container exited"},        {"kill", "container killed"},
       {"oom", "container out of memory"}, {"pause", "container paused"},
-      {"rename", "container renamed"},  {"start", "container started"},
-      {"stop", "container stopped"},    {"unpause", "container unpaused"}};
+      {"rename", "container renamed"},    {"start", "container started"},
+      {"stop", "container stopped"},      {"unpause", "container unpaused"}};
   auto it = kWords.find(action);
   return it == kWords.end() ? "container " + action : it->second;
 }

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -136,12 +137,12 @@ TEST_CASE("event watch: notices, a lost stream, a reconnect and a resync") {
   testing::TempDir tmp;
   const std::string sock = (tmp.path() / "engine.sock").string();
   const std::string stop = EventLine("stop", "web");
-  FakeEventEngine engine(sock, {
-                                   // Split mid-line: lines are whole whatever the chunks.
-                                   {stop.substr(0, 10), stop.substr(10) +
-                                                            EventLine("die", "other", "prod")},
-                                   {EventLine("destroy", "web")},
-                               });
+  FakeEventEngine engine(
+      sock, {
+                // Split mid-line: lines are whole whatever the chunks.
+                {stop.substr(0, 10), stop.substr(10) + EventLine("die", "other", "prod")},
+                {EventLine("destroy", "web")},
+            });
   Notices notices;
   EventWatchOptions options;
   options.initial_backoff = 10ms;
@@ -184,7 +185,8 @@ TEST_CASE("event watch: an engine that is not there is reported once, then retri
   CHECK(got[0].kind == DriftNotice::Kind::kLost);
   CHECK(got[0].what.find("connect") != std::string::npos);
   // The engine comes up: a resync (events may have been missed), then events.
-  engine.emplace(sock, std::vector<std::vector<std::string>>{{EventLine("kill", "api", "staging")}});
+  engine.emplace(sock,
+                 std::vector<std::vector<std::string>>{{EventLine("kill", "api", "staging")}});
   got = notices.WaitFor(3);
   REQUIRE(got.size() == 3);
   CHECK(got[1].kind == DriftNotice::Kind::kResync);

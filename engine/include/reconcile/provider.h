@@ -159,6 +159,27 @@ struct ApplyChangeResponse {
   std::vector<std::string> warnings;
 };
 
+// What a drift watch (Provider::WatchDrift) tells its owner.
+struct DriftNotice {
+  enum class Kind {
+    kChanged,  // `agent`'s instances were changed from outside; `what` says how
+    kLost,     // the watch lost its feed (`what`: why); it retries with backoff
+    kResync,   // the feed is back after a gap: changes may have been missed
+  };
+  Kind kind = Kind::kChanged;
+  std::string agent;  // kChanged: the agent's name
+  std::string what;   // for people: "container stopped (docker event)", an error
+};
+
+using DriftNoticeFn = std::function<void(const DriftNotice& notice)>;
+
+// A running drift watch. Destroying it stops it promptly (no callback runs
+// once the destructor has returned).
+class DriftWatch {
+ public:
+  virtual ~DriftWatch() = default;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -183,27 +204,6 @@ class Provider {
   // Target's settings) cannot watch; drift is found by observing alone.
   // The watch needs nothing of the provider once made.
   virtual std::unique_ptr<DriftWatch> WatchDrift(DriftNoticeFn /*on_notice*/) { return nullptr; }
-};
-
-// What a drift watch (Provider::WatchDrift) tells its owner.
-struct DriftNotice {
-  enum class Kind {
-    kChanged,    // `agent`'s instances were changed from outside; `what` says how
-    kLost,       // the watch lost its feed (`what`: why); it retries with backoff
-    kResync,     // the feed is back after a gap: changes may have been missed
-  };
-  Kind kind = Kind::kChanged;
-  std::string agent;  // kChanged: the agent's name
-  std::string what;   // for people: "container stopped (docker event)", an error
-};
-
-using DriftNoticeFn = std::function<void(const DriftNotice& notice)>;
-
-// A running drift watch. Destroying it stops it promptly (no callback runs
-// once the destructor has returned).
-class DriftWatch {
- public:
-  virtual ~DriftWatch() = default;
 };
 
 // The PlanChange of a provider whose in-place fields are a fixed set.

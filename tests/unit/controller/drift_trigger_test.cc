@@ -22,8 +22,10 @@ TEST_CASE("drift trigger: a burst of events is one pass, due a debounce after th
   REQUIRE(t.pending());
   auto agents = t.Take(t0 + 150ms);
   REQUIRE(agents.size() == 2);
-  CHECK(agents[0] == std::pair<std::string, std::string>("web", "container stopped (docker event)"));
-  CHECK(agents[1] == std::pair<std::string, std::string>("side", "container removed (docker event)"));
+  CHECK(agents[0] ==
+        std::pair<std::string, std::string>("web", "container stopped (docker event)"));
+  CHECK(agents[1] ==
+        std::pair<std::string, std::string>("side", "container removed (docker event)"));
   CHECK_FALSE(t.pending());
 }
 

@@ -177,9 +177,8 @@ TEST_CASE("scheduler events: past the heal budget a crash loop is reported and s
   }
   rig.provider.Remove("web");
   rig.Notice("web", "container exited");
-  REQUIRE(rig.RunUntil([&] {
-    return rig.scheduler->StatusJson()["agents"][1]["drift"] == "reported";
-  }));
+  REQUIRE(rig.RunUntil(
+      [&] { return rig.scheduler->StatusJson()["agents"][1]["drift"] == "reported"; }));
   const int passes = rig.listener.drift_passes;
   rig.Settle(500ms);
   CHECK(rig.Creates("web") == 3);
