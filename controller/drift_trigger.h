@@ -24,7 +24,7 @@ namespace reconcile::controller {
 
 struct DriftTriggerOptions {
   Millis debounce{150};
-  Millis min_gap{1000};
+  Millis min_gap{300};
 };
 
 class DriftTrigger {

@@ -164,7 +164,11 @@ class EventWatch final : public DriftWatch {
       for (const std::string& line : splitter.Feed(std::string_view(data, n))) {
         nlohmann::json message = nlohmann::json::parse(line, nullptr, false);
         if (message.is_discarded()) continue;
-        if (auto e = ParseContainerEvent(message, environment_)) {
+        auto e = ParseContainerEvent(message, environment_);
+        // A kill only says a signal was sent: when it ends the container,
+        // die follows (and the Engine's listing may lag the kill, so a
+        // pass right after it would find nothing).
+        if (e && e->action != "kill") {
           Notify(DriftNotice::Kind::kChanged, e->agent,
                  DescribeContainerAction(e->action) + " (docker event)");
         }

@@ -3,7 +3,9 @@
 // the Engine (unix socket, or plain TCP to a loopback host), with the
 // filters of engine_events.h, reads the chunked body line by line
 // (EventLineSplitter) and turns each of our container events
-// (ParseContainerEvent) into a DriftNotice::kChanged for its agent.
+// (ParseContainerEvent) into a DriftNotice::kChanged for its agent; a kill
+// alone is not a change (a signal was sent: when it ends the container, die
+// follows).
 //
 // When the stream ends or fails (the Engine restarted, the socket went) it
 // says so once (kLost, with the reason) and reconnects with backoff (100 ms,

@@ -151,8 +151,11 @@ else
 fi
 sleep 2  # the heal's own events make at most one more pass, which changes nothing
 after="$(drift_passes)"
-if ((after - before >= 1 && after - before <= 2)); then
-  ok "(a) one stop cost $((after - before)) drift pass(es) (the heal, and one for its own events)"
+# At most three: the Engine's die event can precede its listing showing the
+# container exited (that pass finds nothing), then stop; the heal; one pass
+# for the heal's own events, which changes nothing.
+if ((after - before >= 1 && after - before <= 3)); then
+  ok "(a) one stop cost $((after - before)) drift pass(es) (at most 3)"
 else
   bad "(a) one stop cost $((after - before)) drift passes" "$(grep 'pass start\|drift' "$work/ctl.log" | tail -20)"
 fi
@@ -207,7 +210,7 @@ before="$(drift_passes)"
 for heal in 1 2; do
   stop_container "$p-web"
   wait_for 20 "(c) stop $heal is healed" -- answers "$p-web"
-  sleep 1.2  # the next stop is a new burst (DriftTrigger's minimum gap)
+  sleep 1  # the next stop is a new burst
 done
 stop_container "$p-web"
 wait_for 20 "(c) past the budget the drift is only reported, and status says why" -- \
@@ -219,8 +222,8 @@ n1="$(drift_passes)"
 sleep 3
 n2="$(drift_passes)"
 if ((n2 == n1)); then ok "(c) no drift pass runs by itself once it is only reported"; else bad "(c) drift passes keep running ($n1 -> $n2)"; fi
-if ((n2 - before <= 7)); then
-  ok "(c) three stops cost $((n2 - before)) drift passes (at most 7)"
+if ((n2 - before <= 9)); then
+  ok "(c) three stops cost $((n2 - before)) drift passes (at most 9)"
 else
   bad "(c) three stops cost $((n2 - before)) drift passes" "$(grep 'pass start\|drift' "$work/ctl.log" | tail -30)"
 fi
