@@ -185,8 +185,8 @@ TEST_CASE("event watch: an engine that is not there is reported once, then retri
   CHECK(got[0].kind == DriftNotice::Kind::kLost);
   CHECK(got[0].what.find("connect") != std::string::npos);
   // The engine comes up: a resync (events may have been missed), then events.
-  engine.emplace(sock,
-                 std::vector<std::vector<std::string>>{{EventLine("kill", "api", "staging") + EventLine("die", "api", "staging")}});
+  engine.emplace(sock, std::vector<std::vector<std::string>>{{EventLine("kill", "api", "staging") +
+                                                              EventLine("die", "api", "staging")}});
   got = notices.WaitFor(3);
   REQUIRE(got.size() == 3);
   CHECK(got[1].kind == DriftNotice::Kind::kResync);
