@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image controller-image package kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose
+.PHONY: all build build-cli configure deps dockerd image controller-image package kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose bench-drift
 
 all: build
 
@@ -106,6 +106,11 @@ bench-build: build-cli dockerd image
 # copied awesome-compose stack, and the no-op of both (BENCHMARKS.md).
 bench-compose: build-cli dockerd
 	@bench/compose_bench.sh $(BUILD_DIR)
+
+# Drift seen at once (BENCHMARKS.md): docker stop -> drift seen -> healthy,
+# from the Engine's events and from the --drift-interval scan.
+bench-drift: build-cli dockerd image
+	@bench/drift_events_bench.sh $(BUILD_DIR)
 
 # Controller benchmarks (BENCHMARKS.md, "Controller"): webhook and polling
 # latency on Docker, idle poll CPU, memory, one-file change to plan.

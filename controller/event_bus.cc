@@ -20,6 +20,10 @@ const char* ControllerEventKindName(ControllerEvent::Kind kind) {
       return "pass-finished";
     case ControllerEvent::Kind::kHealWithheld:
       return "heal-withheld";
+    case ControllerEvent::Kind::kDriftNoticed:
+      return "drift-noticed";
+    case ControllerEvent::Kind::kDriftPass:
+      return "drift-pass";
   }
   return "unknown";
 }
@@ -258,6 +262,23 @@ void BusPublisher::HealBudgetExhausted(const std::string& agent, const std::stri
   bus_.Publish(std::move(e));
 }
 
+void BusPublisher::DriftNoticed(const DriftNotice& notice) {
+  ControllerEvent e;
+  e.kind = ControllerEvent::Kind::kDriftNoticed;
+  e.environment = environment_;
+  e.notice = notice;
+  bus_.Publish(std::move(e));
+}
+
+void BusPublisher::DriftPassForEvents(
+    const std::vector<std::pair<std::string, std::string>>& agents) {
+  ControllerEvent e;
+  e.kind = ControllerEvent::Kind::kDriftPass;
+  e.environment = environment_;
+  e.drift_agents = agents;
+  bus_.Publish(std::move(e));
+}
+
 void BusPublisher::OnEvent(const Event& event) {
   ControllerEvent e;
   e.kind = ControllerEvent::Kind::kChange;
@@ -298,6 +319,12 @@ Status ListenerSink::Deliver(const ControllerEvent& e, std::stop_token) {
       break;
     case ControllerEvent::Kind::kHealWithheld:
       if (listener != nullptr) listener->HealBudgetExhausted(e.agent, e.message);
+      break;
+    case ControllerEvent::Kind::kDriftNoticed:
+      if (listener != nullptr) listener->DriftNoticed(e.notice);
+      break;
+    case ControllerEvent::Kind::kDriftPass:
+      if (listener != nullptr) listener->DriftPassForEvents(e.drift_agents);
       break;
     case ControllerEvent::Kind::kChange:
       if (observer != nullptr) observer->OnEvent(e.change);

@@ -43,6 +43,7 @@
 #include <stop_token>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pass_policy.h"
@@ -63,6 +64,8 @@ struct ControllerEvent {
     kChange,        // pass_id, change (an engine Event of the running pass)
     kPassFinished,  // pass_id, request, report, seconds
     kHealWithheld,  // agent, message (why)
+    kDriftNoticed,  // notice: a drift watch's notice the scheduler acts on
+    kDriftPass,     // drift_agents: a drift pass starts for watch notices
   };
   Kind kind = Kind::kChange;
   std::uint64_t sequence = 0;  // set by Publish: 1, 2, ... per bus
@@ -79,6 +82,8 @@ struct ControllerEvent {
   std::shared_ptr<const PassRequest> request;  // kPassStarted, kPassFinished
   std::shared_ptr<const PassReport> report;    // kPassFinished
   Event change;                                // kChange
+  DriftNotice notice;                          // kDriftNoticed
+  std::vector<std::pair<std::string, std::string>> drift_agents;  // kDriftPass
 };
 
 const char* ControllerEventKindName(ControllerEvent::Kind kind);
@@ -160,6 +165,8 @@ class BusPublisher final : public SchedulerListener, public EventObserver {
   void PassStarted(const PassRequest& request) override;
   void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
+  void DriftNoticed(const DriftNotice& notice) override;
+  void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override;
   void OnEvent(const Event& event) override;
 
  private:

@@ -69,6 +69,17 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                          .Name("reconcile_heals_withheld_total")
                          .Help("Heals not done because the agent had used its --heal-budget.")
                          .Register(r);
+  drift_events_ = &prometheus::BuildCounter()
+                       .Name("reconcile_drift_events_total")
+                       .Help(
+                           "Changes to the environment's agents seen by a drift watch (the "
+                           "Docker Engine's events).")
+                       .Register(r);
+  stream_reconnects_ = &prometheus::BuildCounter()
+                            .Name("reconcile_event_stream_reconnects_total")
+                            .Help("Times a drift watch's event stream came back after it was lost.")
+                            .Register(r)
+                            .Add({});
   webhooks_ = &prometheus::BuildCounter()
                    .Name("reconcile_webhook_requests_total")
                    .Help("Webhook requests by provider and HTTP status code.")
@@ -142,6 +153,7 @@ Metrics::Series& Metrics::For(const std::string& environment) {
   s.last_success = &last_success_->Add({{"environment", env}});
   s.drifted = &drifted_->Add({{"environment", env}});
   s.heals_withheld = &heals_withheld_->Add({{"environment", env}});
+  s.drift_events = &drift_events_->Add({{"environment", env}});
   s.apply_errors = &apply_errors_->Add({{"environment", env}});
   return s;
 }
@@ -222,6 +234,13 @@ void Metrics::HealWithheld(const std::string& environment) {
   std::lock_guard<std::mutex> lock(mu_);
   For(environment).heals_withheld->Increment();
 }
+
+void Metrics::DriftEvent(const std::string& environment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  For(environment).drift_events->Increment();
+}
+
+void Metrics::EventStreamReconnect() { stream_reconnects_->Increment(); }
 
 void Metrics::SetWindow(const std::string& environment, bool blocked, double next_unix_seconds) {
   const std::string env = environment.empty() ? "default" : environment;

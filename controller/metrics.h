@@ -15,6 +15,8 @@
 // | `reconcile_agents` | gauge | `environment`, `state` | agents by state (for example `healthy`, `unhealthy`, `unknown`) |
 // | `reconcile_drifted_agents` | gauge | `environment` | agents whose observed state differs from the desired one |
 // | `reconcile_heals_withheld_total` | counter | `environment` | heals not done because the agent had used its `--heal-budget` (once per agent per drift pass) |
+// | `reconcile_drift_events_total` | counter | `environment` | changes to the environment's agents seen by the drift watch (the Docker Engine's events), each a reason for a drift pass |
+// | `reconcile_event_stream_reconnects_total` | counter | | times a drift watch's event stream came back after it was lost (an Engine restart) |
 // | `reconcile_webhook_requests_total` | counter | `provider`, `code` | webhook requests by provider (`github`, `gitlab`, `generic`) and HTTP status code |
 // | `reconcile_source_fetch_errors_total` | counter | | failed ref checks or fetches of the git source |
 // | `reconcile_source_fetch_duration_seconds` | histogram | | wall time of a ref check plus fetch |
@@ -96,6 +98,11 @@ class Metrics {
   void SetDrifted(std::int64_t n, const std::string& environment = kDefaultEnvironment);
   // A drifted agent in heal mode was only reported: past its heal budget.
   void HealWithheld(const std::string& environment = kDefaultEnvironment);
+  // reconcile_drift_events_total: a drift watch saw an agent of the
+  // environment change.
+  void DriftEvent(const std::string& environment = kDefaultEnvironment);
+  // reconcile_event_stream_reconnects_total: a drift watch's feed came back.
+  void EventStreamReconnect();
   // One webhook request to `provider` ("github", ...) answered with `code`.
   void WebhookRequest(const std::string& provider, int code);
   void SourceFetchFailed();
@@ -135,6 +142,7 @@ class Metrics {
     prometheus::Gauge* source_revision = nullptr;
     std::map<std::string, prometheus::Gauge*> agents;
     prometheus::Counter* heals_withheld = nullptr;
+    prometheus::Counter* drift_events = nullptr;
   };
   Series& For(const std::string& environment);  // with mu_ held
   // Replaces `*series` of `family` by {environment, revision=commit} (none
@@ -164,6 +172,8 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* sink_dropped_;
   prometheus::Family<prometheus::Counter>* sink_failures_;
   prometheus::Family<prometheus::Gauge>* sink_depth_;
+  prometheus::Family<prometheus::Counter>* drift_events_;
+  prometheus::Counter* stream_reconnects_;
 
   std::mutex mu_;  // guards series_ and the label sets replaced as a whole
   std::map<std::string, Series> series_;

@@ -76,4 +76,15 @@ void MetricsListener::HealBudgetExhausted(const std::string& agent, const std::s
   if (next_) next_->HealBudgetExhausted(agent, why);
 }
 
+void MetricsListener::DriftNoticed(const DriftNotice& notice) {
+  if (notice.kind == DriftNotice::Kind::kChanged) metrics_.DriftEvent(environment_);
+  if (notice.kind == DriftNotice::Kind::kResync) metrics_.EventStreamReconnect();
+  if (next_) next_->DriftNoticed(notice);
+}
+
+void MetricsListener::DriftPassForEvents(
+    const std::vector<std::pair<std::string, std::string>>& agents) {
+  if (next_) next_->DriftPassForEvents(agents);
+}
+
 }  // namespace reconcile::controller

@@ -16,6 +16,8 @@
 //   Decided       reconcile_source_revision_info: the revision the ref check
 //                 found (called after every successful check, also when
 //                 nothing is to be done)
+//   DriftNoticed  a change: reconcile_drift_events_total; a resync:
+//                 reconcile_event_stream_reconnects_total
 #pragma once
 
 #include <functional>
@@ -42,6 +44,8 @@ class MetricsListener final : public SchedulerListener {
   void PassFinished(const PassRequest& request, const PassReport& report, double seconds) override;
   void PassStarted(const PassRequest& request) override;
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
+  void DriftNoticed(const DriftNotice& notice) override;
+  void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override;
 
  private:
   Metrics& metrics_;

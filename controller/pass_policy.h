@@ -75,6 +75,9 @@ class PassPolicy {
   std::set<std::string> HealAllowed(const std::set<std::string>& candidates, TimePoint now) const;
   // Records that `agent` was healed at `now`.
   void Healed(const std::string& agent, TimePoint now);
+  // Makes a drift pass due now (a drift watch saw a change); the next
+  // Decide of the applied revision says kDrift.
+  void RequestDrift() { next_drift_ = TimePoint::min(); }
 
   const std::string& applied() const { return applied_; }
   const std::string& invalid() const { return invalid_; }

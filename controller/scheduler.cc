@@ -28,7 +28,9 @@ Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions
       listener_(listener),
       policy_(options_.policy),
       timer_(io),
-      paused_(options_.start_paused) {
+      drift_timer_(io),
+      paused_(options_.start_paused),
+      drift_trigger_(options_.events) {
   deps_.stop = stop_.get_token();
 }
 
@@ -78,6 +80,7 @@ void Scheduler::Stop(std::function<void()> on_stopped) {
     stopping_ = true;
     pending_ = false;
     timer_.cancel();
+    drift_timer_.cancel();
     if (busy_) {
       on_stopped_ = std::move(on_stopped);  // runs when the current work returns
     } else if (on_stopped) {
@@ -95,6 +98,7 @@ void Scheduler::Pause(std::function<void()> on_paused) {
     paused_ = true;
     pending_ = false;
     timer_.cancel();
+    drift_timer_.cancel();
     if (busy_) {
       auto before = std::move(on_paused_);
       on_paused_ = [before = std::move(before), on_paused = std::move(on_paused)] {
@@ -136,6 +140,83 @@ void Scheduler::Offer(Result<std::string> revision) {
     timer_.cancel();
     StartCheck();
   });
+}
+
+void Scheduler::DriftNotice(const reconcile::DriftNotice& notice) {
+  Post([this, notice] { OnDriftNotice(notice); });
+}
+
+void Scheduler::OnDriftNotice(const reconcile::DriftNotice& notice) {
+  if (stopping_ || paused_) return;
+  auto now = deps_.clock->Now();
+  switch (notice.kind) {
+    case reconcile::DriftNotice::Kind::kChanged: {
+      // Only agents this tree runs: the plain trees of other controllers on
+      // the same engine carry the same labels.
+      if (!HealCandidates().count(notice.agent)) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++drift_events_;
+      break;
+    }
+    case reconcile::DriftNotice::Kind::kLost: {
+      std::lock_guard<std::mutex> lock(mu_);
+      watch_lost_ = notice.what;
+      break;
+    }
+    case reconcile::DriftNotice::Kind::kResync: {
+      std::lock_guard<std::mutex> lock(mu_);
+      watch_lost_.clear();
+      ++watch_resyncs_;
+      break;
+    }
+  }
+  if (listener_) listener_->DriftNoticed(notice);
+  if (notice.kind == reconcile::DriftNotice::Kind::kLost) return;
+  // Nothing applied yet: the first apply pass observes everything anyway.
+  if (policy_.applied().empty()) return;
+  drift_trigger_.Note(notice.kind == reconcile::DriftNotice::Kind::kResync ? "" : notice.agent,
+                      notice.what, now);
+  ArmDriftTimer();
+}
+
+void Scheduler::ArmDriftTimer() {
+  if (!drift_trigger_.pending()) return;
+  auto now = deps_.clock->Now();
+  auto due = drift_trigger_.due();
+  drift_timer_.expires_after(due > now ? std::chrono::duration_cast<Millis>(due - now) : Millis{0});
+  drift_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_ || paused_) return;
+    if (busy_) {
+      drift_due_ = true;  // after the current pass (Idle)
+      return;
+    }
+    RunDriftForEvents();
+  });
+}
+
+void Scheduler::RunDriftForEvents() {
+  drift_due_ = false;
+  auto agents = drift_trigger_.Take(deps_.clock->Now());
+  if (agents.empty()) {
+    Idle();
+    return;
+  }
+  if (listener_) listener_->DriftPassForEvents(agents);
+  drift_requested_ = true;
+  policy_.RequestDrift();
+  timer_.cancel();
+  std::string seen;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seen = seen_;
+  }
+  if (options_.follower || seen.empty() || pending_) {
+    StartCheck();  // a follower decides on the shared check it was offered
+    return;
+  }
+  // The ref was checked a moment ago: decide on it, without another check.
+  busy_ = true;
+  OnResolved(seen);
 }
 
 void Scheduler::StartCheck() {
@@ -181,7 +262,7 @@ void Scheduler::OnResolved(Result<std::string> revision) {
       why = policy_.failed() == *revision ? "retrying a failed revision" : "new revision";
       break;
     case Decision::kDrift:
-      why = "drift check due";
+      why = drift_requested_ ? "drift seen by the watch" : "drift check due";
       break;
     case Decision::kUpToDate:
       why = "up to date";
@@ -201,10 +282,17 @@ void Scheduler::OnResolved(Result<std::string> revision) {
     last_decision_ = DecisionName(d);
   }
   if (listener_) listener_->Decided(*revision, d, why);
+  const bool for_events = drift_requested_;
+  drift_requested_ = false;
   if (d != Decision::kApply && d != Decision::kDrift) {
     Idle();
     return;
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (d == Decision::kDrift && for_events) ++event_passes_;
+  }
+  running_trigger_ = d == Decision::kApply ? "revision" : for_events ? "event" : "interval";
   PassRequest request;
   request.kind = d == Decision::kApply ? PassRequest::Kind::kApply : PassRequest::Kind::kDrift;
   request.revision = *revision;
@@ -270,7 +358,13 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
       last_skipped_at_ = deps_.clock->NowRfc3339();
       last_decision_ = "unchanged";
       last_error_.clear();
-      if (last_good_) last_good_->revision = request.revision;
+      if (last_good_) {
+        last_good_->revision = request.revision;
+      } else {
+        // A restart at the applied content: the recorded state is what
+        // runs (status agents, heal candidates of the drift watch).
+        last_good_ = report;
+      }
     }
     Idle();
     return;
@@ -299,6 +393,7 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
     std::lock_guard<std::mutex> lock(mu_);
     ++passes_;
     last_kind_ = drift ? "drift" : "apply";
+    last_trigger_ = running_trigger_;
     last_pass_at_ = deps_.clock->NowRfc3339();
     last_pass_seconds_ = seconds;
     last_error_ = report.status.ok() ? "" : report.status.message();
@@ -330,6 +425,10 @@ void Scheduler::Idle() {
     return;
   }
   if (paused_) return;
+  if (drift_due_) {
+    RunDriftForEvents();
+    return;
+  }
   if (pending_) {
     StartCheck();
     return;
@@ -356,7 +455,7 @@ void Scheduler::ArmTimer() {
 
 bool Scheduler::Ready(std::string* why) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (passes_ == 0 && !last_report_) {
+  if (passes_ == 0 && !last_report_ && !last_good_) {
     if (why)
       *why = last_check_error_.empty() ? "the first pass has not finished yet"
                                        : "source unreachable: " + last_check_error_;
@@ -390,6 +489,7 @@ json Scheduler::StatusJson() const {
   if (last_report_) {
     const PassReport& r = *last_report_;
     last = {{"kind", last_kind_},
+            {"trigger", last_trigger_},
             {"revision", r.revision},
             {"result", PassResultName(PassResultOf(r))},
             {"error", r.status.ok() ? "" : r.status.message()},
@@ -427,6 +527,10 @@ json Scheduler::StatusJson() const {
               {"heldAgents", w.held_agents}};
   }
   out["window"] = window;
+  out["driftWatch"] = {{"events", drift_events_},
+                       {"eventPasses", event_passes_},
+                       {"resyncs", watch_resyncs_},
+                       {"lost", watch_lost_}};
   out["skipped"] = skipped_;
   out["lastSkipped"] = last_skipped_.empty() ? json(nullptr)
                                              : json{{"revision", last_skipped_},

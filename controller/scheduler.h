@@ -10,11 +10,20 @@
 // health waits and backoffs end at once), records what ran and releases the
 // lock; then `on_stopped` runs on the I/O thread.
 //
+// DriftNotice() (a provider's drift watch, provider.h): a change made from
+// outside to an agent this tree runs asks for a drift pass soon, as
+// DriftTrigger decides (a burst makes one pass; at most one per min_gap);
+// the pass is the normal drift pass at the applied revision, so drift.mode
+// and the heal budget apply unchanged, and it runs after the current pass
+// when one runs (the watch also reports reconcile's own changes: that drift
+// pass then finds nothing and changes nothing, so it makes no events). A
+// resync (the watch's feed came back) asks for a drift pass of everything.
+//
 // Pause() (leader election: this replica stopped leading): the same for the
 // running pass, then `on_paused`; no checks, passes or triggers until
 // Resume(), which starts a check at once with a fresh stop token.
 //
-// Thread-safety: Trigger, Stop, StatusJson, Ready are safe from any thread;
+// Thread-safety: Trigger, DriftNotice, Stop, StatusJson, Ready are safe from any thread;
 // everything else runs on the io_context.
 #pragma once
 
@@ -27,14 +36,18 @@
 #include <random>
 #include <stop_token>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <nlohmann/json.hpp>
 
+#include "drift_trigger.h"
 #include "pass_policy.h"
 #include "reconcile/pass.h"
+#include "reconcile/provider.h"
 #include "reconcile/source.h"
 
 namespace reconcile::controller {
@@ -52,6 +65,7 @@ struct SchedulerOptions {
   std::string environment;
   std::string path;
   bool follower = false;
+  DriftTriggerOptions events;  // drift watch: debounce and min gap
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool
@@ -69,6 +83,14 @@ class SchedulerListener {
   // heal but was only reported, because it was healed --heal-budget times
   // within the heal window (a crash loop); `why` says so in words.
   virtual void HealBudgetExhausted(const std::string& /*agent*/, const std::string& /*why*/) {}
+  // On the I/O thread: a drift watch's notice the scheduler acts on (a
+  // change of an agent of this tree, a lost feed, a resync); changes of
+  // agents this tree does not run are dropped before.
+  virtual void DriftNoticed(const DriftNotice& /*notice*/) {}
+  // On the I/O thread: a drift pass starts because of watch notices; each
+  // agent with the last thing seen of it ("" agent: a resync).
+  virtual void DriftPassForEvents(
+      const std::vector<std::pair<std::string, std::string>>& /*agents*/) {}
 };
 
 // What the program drives: one Scheduler, or a MultiScheduler over several
@@ -107,6 +129,8 @@ class Scheduler final : public SchedulerControl {
   // options.follower: the result of the shared ref check; decides at once
   // (or after the current pass: coalesced). Any thread.
   void Offer(Result<std::string> revision);
+  // A drift watch's notice (see the header comment). Any thread.
+  void DriftNotice(const reconcile::DriftNotice& notice);
 
   nlohmann::json StatusJson() const override;
   // Ready once a pass has run and the last ref check reached the source.
@@ -123,6 +147,9 @@ class Scheduler final : public SchedulerControl {
   void ArmTimer();
   std::set<std::string> HealCandidates() const;
   std::stop_token CurrentStop() const;
+  void OnDriftNotice(const reconcile::DriftNotice& notice);
+  void ArmDriftTimer();
+  void RunDriftForEvents();  // when idle: the drift pass the events asked for
 
   boost::asio::io_context& io_;
   ReconcilerDeps deps_;
@@ -130,6 +157,7 @@ class Scheduler final : public SchedulerControl {
   SchedulerListener* listener_;
   PassPolicy policy_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer drift_timer_;  // DriftTrigger's due time
   boost::asio::thread_pool pool_{1};
   std::stop_source stop_;  // per pause-to-pause term; guarded by mu_ (replaced by Resume)
   bool stopped_ = false;   // Stop() was called; guarded by mu_
@@ -143,6 +171,10 @@ class Scheduler final : public SchedulerControl {
   std::function<void()> on_stopped_;
   std::function<void()> on_paused_;
   std::optional<Result<std::string>> offered_;  // follower: the last shared ref check
+  DriftTrigger drift_trigger_;
+  bool drift_due_ = false;        // the trigger's time came while busy: run after the pass
+  bool drift_requested_ = false;  // the next decision is for watch events
+  std::string running_trigger_;   // why the running pass runs: revision, interval, event
 
   // Shared with StatusJson / Ready (any thread).
   mutable std::mutex mu_;
@@ -164,6 +196,11 @@ class Scheduler final : public SchedulerControl {
   nlohmann::json drift_reason_ = nlohmann::json::object();
   std::set<std::string> budget_held_;    // I/O thread: heal candidates past the budget
   std::optional<TimePoint> window_due_;  // I/O thread: a deploy window's verdict changes
+  std::string last_trigger_;             // why the last pass ran: revision, interval, event
+  int drift_events_ = 0;                 // watch notices of this tree's agents
+  int event_passes_ = 0;                 // drift passes run for them
+  int watch_resyncs_ = 0;
+  std::string watch_lost_;  // why the watch's feed is down ("" while up)
 };
 
 }  // namespace reconcile::controller

@@ -25,6 +25,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "build_services.h"
+#include "controller/drift_watcher.h"
 #include "controller/event_bus.h"
 #include "controller/http_server.h"
 #include "controller/leader_election.h"
@@ -95,6 +96,31 @@ class LogListener final : public controller::SchedulerListener {
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override {
     spdlog::warn("{}drift: agent {} not healed: {}", tag, agent, why);
   }
+  void DriftNoticed(const DriftNotice& n) override {
+    switch (n.kind) {
+      case DriftNotice::Kind::kChanged:
+        spdlog::debug("{}drift watch: agent {}: {}", tag, n.agent, n.what);
+        break;
+      case DriftNotice::Kind::kLost:
+        spdlog::warn(
+            "{}drift watch: {}; reconnecting (meanwhile drift is found at "
+            "--drift-interval)",
+            tag, n.what);
+        break;
+      case DriftNotice::Kind::kResync:
+        spdlog::info("{}drift watch: {}; a drift pass catches up on what was missed", tag, n.what);
+        break;
+    }
+  }
+  void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override {
+    for (const auto& [agent, what] : agents) {
+      if (agent.empty()) {
+        spdlog::info("{}drift: {}; drift pass", tag, what);
+      } else {
+        spdlog::info("{}drift: agent {}: {}; drift pass", tag, agent, what);
+      }
+    }
+  }
   void RefChecked(const Result<std::string>& revision, double seconds) override {
     if (!revision.ok()) {
       if (revision.status().code() != Code::kCancelled) {
@@ -114,7 +140,11 @@ class LogListener final : public controller::SchedulerListener {
     }
     last_why_ = why;
   }
+  // After every pass (on the pool thread): the drift watches follow its Targets.
+  std::function<void(const PassReport&)> after_pass;
+
   void PassFinished(const PassRequest& request, const PassReport& r, double seconds) override {
+    if (after_pass && !r.targets.empty()) after_pass(r);
     const bool drift = request.kind == PassRequest::Kind::kDrift;
     const char* kind = drift ? "drift" : "apply";
     if (r.unchanged) {
@@ -209,6 +239,7 @@ struct EnvironmentRun {
   LogListener log;
   std::unique_ptr<controller::MetricsListener> metrics;
   std::unique_ptr<controller::BusPublisher> publisher;  // what its scheduler reports to
+  std::unique_ptr<controller::DriftWatcher> watch;      // --watch-events
 };
 
 // The Environments found below `dir` of the tree at `revision` (the root
@@ -370,6 +401,11 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   controller::BusPublisher ref_publisher(bus, "");
   listeners->Route("", &ref_listener, nullptr);
   std::function<std::string()> who = [] { return std::string(); };  // leader election
+  auto make_watcher = [&](controller::Scheduler& s, const std::string& tag) {
+    return std::make_unique<controller::DriftWatcher>(
+        registry, g.secrets_dir, [sp = &s](const DriftNotice& n) { sp->DriftNotice(n); },
+        [tag](const std::string& line) { spdlog::info("{}{}", tag, line); });
+  };
   std::mutex runs_mu;
   std::list<EnvironmentRun> runs;  // stable addresses; guarded by runs_mu
   auto make_environment =
@@ -405,10 +441,16 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     eo.environment = name;
     eo.path = path;
     eo.follower = true;
-    return std::make_unique<controller::Scheduler>(io, deps, eo, run.publisher.get());
+    auto scheduler = std::make_unique<controller::Scheduler>(io, deps, eo, run.publisher.get());
+    if (flags.watch_events) {
+      run.watch = make_watcher(*scheduler, run.log.tag);
+      run.log.after_pass = [w = run.watch.get()](const PassReport& r) { w->Update(r.targets); };
+    }
+    return scheduler;
   };
 
   std::unique_ptr<controller::Scheduler> single;
+  std::unique_ptr<controller::DriftWatcher> single_watch;  // --watch-events
   std::unique_ptr<controller::MultiScheduler> several;
   std::unique_ptr<StateStore> store;
   LogObserver observer;
@@ -428,6 +470,12 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.secret_env_policy = SecretEnvPolicyFor(g);
     deps.build = ProgramBuildServices(g.max_build_context);
     single = std::make_unique<controller::Scheduler>(io, deps, options, &publisher);
+    if (flags.watch_events) {
+      single_watch = make_watcher(*single, "");
+      log_listener.after_pass = [w = single_watch.get()](const PassReport& r) {
+        w->Update(r.targets);
+      };
+    }
   } else {
     controller::MultiSchedulerOptions mo;
     mo.interval = *interval;
@@ -556,6 +604,9 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
                    (multi ? " (" + std::to_string(several->Environments().size()) + " environments)"
                           : std::string()),
                interval->count() / 1000, drift->count() / 1000, http.address());
+  if (!flags.watch_events) {
+    spdlog::info("controller: --watch-events=false: drift is found at --drift-interval only");
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   asio::steady_timer grace_timer(io);
@@ -599,6 +650,14 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     scheduler.Start();
   }
   io.run();
+  // No notice may reach a scheduler once the loop has ended.
+  if (single_watch) single_watch->StopAll();
+  {
+    std::lock_guard<std::mutex> lock(runs_mu);
+    for (EnvironmentRun& run : runs) {
+      if (run.watch) run.watch->StopAll();
+    }
+  }
   if (election_thread.joinable()) {
     election_thread.request_stop();
     election_thread.join();

@@ -24,6 +24,9 @@ struct ControllerFlags {
   int parallelism = 4;
   int max_retries = 5;
   int heal_budget = 3;
+  // Follow the providers' drift watches (the Docker Engine's event stream):
+  // a change made by hand runs a drift pass at once.
+  bool watch_events = true;
   // Several environments of one repository, one fetch for all:
   // --path (repeatable) and --environments DIR (every folder below DIR whose
   // top-level YAML holds an Environment document, found again at each new

@@ -205,6 +205,12 @@ int main(int argc, char** argv) {
                    "heals per agent per hour (drift.mode: heal); past it drift is reported")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
+  controller
+      ->add_flag("--watch-events", cf.watch_events,
+                 "follow the Docker Engine's event stream: a container stopped, killed or "
+                 "removed by hand runs a drift pass at once (--watch-events=false: only "
+                 "the --drift-interval scan)")
+      ->capture_default_str();
   controller->add_flag("--leader-elect", cf.leader_elect,
                        "run as one of several replicas: only the holder of a "
                        "coordination.k8s.io/v1 Lease polls, applies and heals");

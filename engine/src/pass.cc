@@ -35,6 +35,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   }
   report.revision = r.snapshot().revision;
   report.notifiers = std::make_shared<const std::vector<Notifier>>(r.desired().notifiers);
+  report.targets = r.desired().targets;
   if (s = r.Lock(request.lock_command); !s.ok()) {
     report.status = s;
     return report;

@@ -17,6 +17,7 @@
 
 #include "docker/container_spec.h"
 #include "docker/engine_client.h"
+#include "docker/event_watch.h"
 #include "docker/secret_files.h"
 #include "reconcile/clock.h"
 #include "reconcile/config_checks.h"
@@ -168,6 +169,13 @@ class DockerProvider : public Provider {
     ProviderSchema s;  // no field is updated in place: every change replaces
     s.target_schema = kBlock;
     return s;
+  }
+
+  // Set by NewDockerProvider for an engine the event watch can reach.
+  std::function<std::unique_ptr<DriftWatch>(DriftNoticeFn)> watch;
+
+  std::unique_ptr<DriftWatch> WatchDrift(DriftNoticeFn on_notice) override {
+    return watch ? watch(std::move(on_notice)) : nullptr;
   }
 
   ObserveResponse Observe(const ObserveRequest&) override {
@@ -995,8 +1003,17 @@ Result<std::unique_ptr<Provider>> NewDockerProvider(const Target& target) {
                        "the engine and read every secret sent to it; give docker.tls.caFile and "
                        "remove verify: false");
   }
-  return NewDockerProviderWithTransport(
+  auto provider = std::make_unique<DockerProvider>(
       target, std::shared_ptr<HttpTransport>(std::move(*transport)), nullptr, std::move(warnings));
+  if (!tls->enabled) {
+    // The event watch speaks plain HTTP only: a TLS engine's drift is found
+    // by the --drift-interval scan.
+    provider->watch = [host, environment = target.environment](DriftNoticeFn on_notice) {
+      auto w = NewEventWatch(host, environment, std::move(on_notice));
+      return w.ok() ? std::move(*w) : nullptr;
+    };
+  }
+  return std::unique_ptr<Provider>(std::move(provider));
 }
 
 std::unique_ptr<Provider> NewDockerProviderWithTransport(const Target& target,

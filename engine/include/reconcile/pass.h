@@ -50,6 +50,9 @@ struct PassReport {
   // The recorded state after the pass (shared with the store's copy; never null).
   std::shared_ptr<const State> state = std::make_shared<const State>();
   bool stale_tree = false;  // kInvalid came from the tree (not the state file)
+  // The Targets of the tree the pass read (empty when it could not be read):
+  // the controller watches them for drift (Provider::WatchDrift).
+  std::vector<Target> targets;
   // Deploy windows (deploy_window.h) at the time of the plan: `blocked` when
   // the Environment's windows block or a change was held back (`held`
   // changes of `held_agents` not applied; a drift pass's healing too, unless

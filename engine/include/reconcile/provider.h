@@ -19,6 +19,12 @@
 // Built-in providers register a ProviderDefinition by name in a
 // ProviderRegistry; engine code never includes a concrete provider.
 //
+// Optionally a provider can watch its Target for changes made outside
+// reconcile (WatchDrift: the Docker provider follows the Engine's event
+// stream), so that the controller runs a drift pass at once instead of at
+// its next --drift-interval scan. The clouds do not: their drift is found
+// by the scan alone.
+//
 // Thread-safety: one Provider instance serves one Target. Observe, PlanChange
 // and ApplyChange may be called concurrently from several threads (for
 // different agents), and Stop from any thread; implementations must be safe
@@ -153,6 +159,27 @@ struct ApplyChangeResponse {
   std::vector<std::string> warnings;
 };
 
+// What a drift watch (Provider::WatchDrift) tells its owner.
+struct DriftNotice {
+  enum class Kind {
+    kChanged,  // `agent`'s instances were changed from outside; `what` says how
+    kLost,     // the watch lost its feed (`what`: why); it retries with backoff
+    kResync,   // the feed is back after a gap: changes may have been missed
+  };
+  Kind kind = Kind::kChanged;
+  std::string agent;  // kChanged: the agent's name
+  std::string what;   // for people: "container stopped (docker event)", an error
+};
+
+using DriftNoticeFn = std::function<void(const DriftNotice& notice)>;
+
+// A running drift watch. Destroying it stops it promptly (no callback runs
+// once the destructor has returned).
+class DriftWatch {
+ public:
+  virtual ~DriftWatch() = default;
+};
+
 class Provider {
  public:
   virtual ~Provider() = default;
@@ -169,6 +196,14 @@ class Provider {
   // Code::kCancelled, as ApplyChangeRequest::stop does for one call.
   // Thread-safe; may be called more than once. Default: nothing to do.
   virtual void Stop() {}
+  // Starts watching the Target for changes made outside reconcile to the
+  // agents it runs; `on_notice` is called from the watch's own thread
+  // (never concurrently with itself) and must be quick and thread-safe.
+  // Changes reconcile makes itself are reported too: the owner tells them
+  // apart (a drift pass finds nothing). nullptr: this provider (or this
+  // Target's settings) cannot watch; drift is found by observing alone.
+  // The watch needs nothing of the provider once made.
+  virtual std::unique_ptr<DriftWatch> WatchDrift(DriftNoticeFn /*on_notice*/) { return nullptr; }
 };
 
 // The PlanChange of a provider whose in-place fields are a fixed set.
