@@ -52,6 +52,9 @@ struct SchedulerOptions {
   std::string environment;
   std::string path;
   bool follower = false;
+  // Give each pass a fresh TraceContext (ApplyOptions::trace): on when the
+  // controller exports traces (otlp_exporter.h).
+  bool trace = false;
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool

@@ -26,6 +26,10 @@ packages=(
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
+  # Traces over OTLP (controller/otlp_*): protoc generates the C++ of
+  # third_party/otlp's .proto files; the tests' collector parses with
+  # python3-protobuf over protoc-generated modules.
+  protobuf-compiler libprotobuf-dev python3-protobuf
   # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
   systemd lintian
   # Kubernetes (issue #10): the real kube-apiserver the tests start is built
