@@ -71,7 +71,7 @@ spec:
   drift: {mode: report}"
   done
 } >"$work/tree/deploy.yaml"
-"$reconcile" --no-color apply "$work/tree" --state "$work/state" --auto-approve >/dev/null
+"$reconcile" --no-color apply "$work/tree" --state "$work/state" --auto-approve >"$out/apply.log" 2>&1
 
 mkdir -p "$work/col"
 /usr/bin/python3 "$root/tests/scripts/otlp_collector.py" "$root/third_party/otlp" "$work/col" \
