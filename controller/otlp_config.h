@@ -32,8 +32,8 @@
 namespace reconcile::controller {
 
 struct OtlpConfig {
-  std::string url;    // POST here
-  bool json = false;  // http/json instead of http/protobuf
+  std::string url;                                           // POST here
+  bool json = false;                                         // http/json instead of http/protobuf
   std::vector<std::pair<std::string, std::string>> headers;  // secret values
   std::chrono::milliseconds timeout{10000};
   // Resource attributes, service.name first.
@@ -53,7 +53,6 @@ Result<std::optional<OtlpConfig>> OtlpConfigFromEnv(const EnvLookup& env,
 // keys and values trimmed, values percent-decoded. kInvalid for a member
 // without '=', an empty key or a bad %-escape (the message never holds a
 // value).
-Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValueList(
-    const std::string& text);
+Result<std::vector<std::pair<std::string, std::string>>> ParseKeyValueList(const std::string& text);
 
 }  // namespace reconcile::controller

@@ -27,8 +27,9 @@ namespace reconcile::controller {
 // The request's body in OTLP binary protobuf or OTLP/JSON (ids as hex,
 // enums as integers, 64-bit integers as strings, lowerCamelCase keys).
 // `resource` as OtlpConfig::resource. kInvalid for a span id that is not hex.
-Result<std::string> EncodeOtlpProtobuf(const std::vector<SpanData>& spans,
-                                       const std::vector<std::pair<std::string, std::string>>& resource);
+Result<std::string> EncodeOtlpProtobuf(
+    const std::vector<SpanData>& spans,
+    const std::vector<std::pair<std::string, std::string>>& resource);
 std::string EncodeOtlpJson(const std::vector<SpanData>& spans,
                            const std::vector<std::pair<std::string, std::string>>& resource);
 

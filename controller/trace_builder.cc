@@ -138,9 +138,9 @@ std::vector<SpanData> TraceBuilder::Finish(OpenPass& pass, const ControllerEvent
   const bool drift = pass.request && pass.request->kind == PassRequest::Kind::kDrift;
   root.attributes.emplace_back("reconcile.pass.kind", std::string(drift ? "drift" : "apply"));
   if (report != nullptr) {
-    root.attributes.emplace_back("reconcile.result",
-                                 std::string(report->status.ok() ? "ok"
-                                                                 : CodeName(report->status.code())));
+    root.attributes.emplace_back(
+        "reconcile.result",
+        std::string(report->status.ok() ? "ok" : CodeName(report->status.code())));
     root.attributes.emplace_back("reconcile.changes", std::int64_t{report->changes});
     if (report->unchanged) root.attributes.emplace_back("reconcile.unchanged", true);
     if (!report->status.ok()) {
@@ -171,7 +171,8 @@ std::vector<SpanData> TraceBuilder::Finish(OpenPass& pass, const ControllerEvent
     SpanData s = span(c.address, change_parent, c.start, end, c.span_id);
     const std::string agent = AgentOf(c.address);
     s.attributes.emplace_back("reconcile.agent", agent);
-    if (c.result != "skipped") s.attributes.emplace_back("reconcile.action", std::string(ActionName(c.action)));
+    if (c.result != "skipped")
+      s.attributes.emplace_back("reconcile.action", std::string(ActionName(c.action)));
     s.attributes.emplace_back("vcs.ref.head.revision", revision);
     if (report != nullptr && report->state) {
       auto r = report->state->resources.find(c.address);

@@ -33,8 +33,8 @@ namespace reconcile::controller {
 struct SpanData {
   using Value = std::variant<std::string, std::int64_t, bool>;
   enum class StatusCode { kUnset = 0, kOk = 1, kError = 2 };
-  std::string trace_id;  // 32 hex
-  std::string span_id;   // 16 hex
+  std::string trace_id;        // 32 hex
+  std::string span_id;         // 16 hex
   std::string parent_span_id;  // "" for the root
   std::string name;
   std::chrono::system_clock::time_point start;

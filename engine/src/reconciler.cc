@@ -298,8 +298,8 @@ Status Reconciler::ObserveImages() {
   return Status::Ok();
 }
 
-Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
-                              const StepFn& step, std::stop_token stop) const {
+Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
+                              std::stop_token stop) const {
   const DesiredState& desired = snapshot_.loaded.state;
   const Agent* a = desired.FindAgent(change.name);
   if (a == nullptr || !a->build) {

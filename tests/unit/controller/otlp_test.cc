@@ -84,10 +84,9 @@ TEST_CASE("otlp config: endpoints, protocol, headers, timeout") {
     CHECK((*c)->headers[1] == std::pair<std::string, std::string>{"x-other", "a b"});
   }
   SUBCASE("disabled") {
-    for (const Env& env : {Env{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
-                               {"OTEL_SDK_DISABLED", "TRUE"}},
-                           Env{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
-                               {"OTEL_TRACES_EXPORTER", "none"}}}) {
+    for (const Env& env :
+         {Env{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"}, {"OTEL_SDK_DISABLED", "TRUE"}},
+          Env{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"}, {"OTEL_TRACES_EXPORTER", "none"}}}) {
       auto c = FromEnv(env, &warnings);
       REQUIRE(c.ok());
       CHECK_FALSE(c->has_value());
@@ -100,7 +99,8 @@ TEST_CASE("otlp config: endpoints, protocol, headers, timeout") {
     };
     for (const Row& row : std::vector<Row>{
              {{{"OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"}}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
-             {{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}},
+             {{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
+               {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"}},
               "OTEL_EXPORTER_OTLP_PROTOCOL"},
              {{{"OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"},
                {"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon"}},
