@@ -33,7 +33,7 @@ struct Event {
   std::string message;
   std::chrono::milliseconds elapsed{0};  // since the change started
   Action action = Action::kNoOp;         // change events: what the change does
-  std::string step{};  // kStageFinished, kStepStarted: the name
+  std::string step{};                    // kStageFinished, kStepStarted: the name
   // kChangeStarted of a traced pass (ApplyOptions::trace): the change's span
   // id, the parent named in its provider requests' `traceparent`.
   std::string span_id{};
