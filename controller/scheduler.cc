@@ -321,6 +321,7 @@ void Scheduler::RunPassAsync(PassRequest request) {
   asio::post(pool_, [this, request = std::move(request), stop = CurrentStop()]() mutable {
     ReconcilerDeps deps = deps_;
     deps.stop = stop;
+    if (options_.trace) request.apply.trace = NewTraceContext();
     if (listener_) listener_->PassStarted(request);
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps, request);

@@ -66,6 +66,9 @@ struct SchedulerOptions {
   std::string path;
   bool follower = false;
   DriftTriggerOptions events;  // drift watch: debounce and min gap
+  // Give each pass a fresh TraceContext (ApplyOptions::trace): on when the
+  // controller exports traces (otlp_exporter.h).
+  bool trace = false;
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool

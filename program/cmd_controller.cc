@@ -34,10 +34,13 @@
 #include "controller/metrics_listener.h"
 #include "controller/multi_scheduler.h"
 #include "controller/notify/notifier_sink.h"
+#include "controller/otlp_config.h"
+#include "controller/otlp_exporter.h"
 #include "controller/scheduler.h"
 #include "controller/scheduler_view.h"
 #include "controller/status_feed.h"
 #include "controller/webhook_secrets.h"
+#include "http/http_client.h"
 #include "reconcile/spec.h"
 #include "reconcile/state_store.h"
 
@@ -74,6 +77,12 @@ class LogObserver final : public EventObserver {
         break;
       case Event::Type::kChangeFailed:
         spdlog::error("{}{}: {}", tag, e.address, e.message);
+        break;
+      case Event::Type::kStageFinished:
+        spdlog::debug("{}{} ({} ms)", tag, e.message, e.elapsed.count());
+        break;
+      case Event::Type::kStepStarted:
+        spdlog::debug("{}{}: {}", tag, e.address, e.step);
         break;
     }
   }
@@ -384,6 +393,29 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     each.max_backoff = std::chrono::seconds(4);
     bus.Add(std::make_shared<controller::notify::NotifierHub>(bus, notify, each),
             {.name = "notify"});
+  }
+  // Traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set
+  // (otlp_config.h): each pass gets trace ids, the sink exports its spans.
+  {
+    std::vector<std::string> warnings;
+    auto otlp = controller::OtlpConfigFromEnv(
+        [](const std::string& n) -> std::optional<std::string> {
+          const char* v = std::getenv(n.c_str());
+          return v ? std::optional<std::string>(v) : std::nullopt;
+        },
+        &warnings);
+    for (const std::string& w : warnings) spdlog::warn("traces: {}", w);
+    if (!otlp.ok()) {
+      spdlog::error("traces: {}", otlp.status().message());
+      return 1;
+    }
+    if (otlp->has_value()) {
+      spdlog::info("traces: exporting over OTLP/HTTP ({}) to {}",
+                   (*otlp)->json ? "json" : "protobuf", http::UrlForMessage((*otlp)->url));
+      options.trace = true;
+      bus.Add(std::make_shared<controller::OtlpSink>(std::move(**otlp)),
+              {.name = "otlp", .capacity = 8192});
+    }
   }
 
   // Several environments: one Source (the repository root) for the shared

@@ -102,6 +102,9 @@ void ConsoleObserver::OnEvent(const Event& e) {
     case Event::Type::kWarning:
       spdlog::warn("{}{}{}", e.address, e.address.empty() ? "" : ": ", e.message);
       break;
+    case Event::Type::kStageFinished:
+    case Event::Type::kStepStarted:
+      break;  // for traces (the controller's); the CLI shows progress lines
   }
 }
 

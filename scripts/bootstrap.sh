@@ -29,6 +29,10 @@ packages=(
   # The notifications' fake server (tests/scripts/fake_notify_server.py)
   # validates webhook events against their JSON Schema.
   python3-jsonschema
+  # Traces over OTLP (controller/otlp_*): protoc generates the C++ of
+  # third_party/otlp's .proto files; the tests' collector parses with
+  # python3-protobuf over protoc-generated modules.
+  protobuf-compiler libprotobuf-dev python3-protobuf
   # The package test (tests/scripts/package_test.sh): systemd-analyze, lintian.
   systemd lintian
   # Kubernetes (issue #10): the real kube-apiserver the tests start is built

@@ -97,7 +97,8 @@ class Redactor {
 // Returns the provider's last response.
 ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
                               const ApplyContext& ctx, const ApplyOptions& options,
-                              std::mt19937& rng, SteadyClock::time_point start, Slots& slots) {
+                              std::mt19937& rng, SteadyClock::time_point start, Slots& slots,
+                              const std::string& span_id) {
   auto emit = [&](Event::Type type, std::string message) {
     ctx.observer->OnEvent({type, change.address, std::move(message), Since(start)});
   };
@@ -155,11 +156,17 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   request.progress = [&](const std::string& line) {
     emit(Event::Type::kChangeProgress, redact(line));
   };
+  request.step = [&](const std::string& step) {
+    Event e{Event::Type::kStepStarted, change.address, "", Since(start), change.action};
+    e.step = step;
+    ctx.observer->OnEvent(e);
+  };
+  request.traceparent = Traceparent(options.trace, span_id);
   std::chrono::milliseconds backoff = options.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     if (image) {
       response = {};
-      response.status = redact(ctx.build_image(change, request.progress, ctx.stop));
+      response.status = redact(ctx.build_image(change, request.progress, request.step, ctx.stop));
     } else {
       response = provider->ApplyChange(request);
       response.status = redact(response.status);
@@ -265,11 +272,13 @@ ApplyResult Apply(const Plan& plan, State recorded, const ApplyContext& ctx,
       lock.unlock();
 
       auto start = SteadyClock::now();
-      ctx.observer->OnEvent({Event::Type::kChangeStarted, address,
-                             std::string(ActionName(change.action)), Since(start), change.action});
+      Event started{Event::Type::kChangeStarted, address, std::string(ActionName(change.action)),
+                    Since(start), change.action};
+      if (options.trace.traced()) started.span_id = NewSpanId();
+      ctx.observer->OnEvent(started);
       slots.Acquire(ctx.stop);
       ApplyChangeResponse response =
-          RunChange(change, plan.revision, ctx, options, rng, start, slots);
+          RunChange(change, plan.revision, ctx, options, rng, start, slots, started.span_id);
       slots.Release();
       std::string now = ctx.clock->NowRfc3339();
 

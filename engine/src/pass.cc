@@ -19,14 +19,42 @@ Plan OnlyAgents(const Plan& plan, const std::set<std::string>& agents) {
   return out;
 }
 
+// Emits kStageFinished for the stage that ends now (stages follow one
+// another, so each began when the previous one ended).
+class Stages {
+ public:
+  explicit Stages(const ReconcilerDeps& deps) : deps_(deps) {
+    if (deps_.clock != nullptr) last_ = deps_.clock->Now();
+  }
+  void Finished(const char* stage) {
+    if (deps_.observer == nullptr) return;
+    Event e;
+    e.type = Event::Type::kStageFinished;
+    e.step = stage;
+    e.message = std::string(stage) + " done";
+    if (deps_.clock != nullptr) {
+      auto now = deps_.clock->Now();
+      e.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_);
+      last_ = now;
+    }
+    deps_.observer->OnEvent(e);
+  }
+
+ private:
+  const ReconcilerDeps& deps_;
+  std::chrono::steady_clock::time_point last_;
+};
+
 }  // namespace
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   PassReport report;
   report.revision = request.revision;
   Reconciler r(deps);
+  Stages stages(deps);
   r.set_record_content_digest(request.kind == PassRequest::Kind::kApply);
   Status s = r.Fetch(request.revision);
+  stages.Finished("load");
   report.diagnostics = r.diagnostics();
   if (!s.ok()) {
     report.status = s;
@@ -37,10 +65,13 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   report.notifiers = std::make_shared<const std::vector<Notifier>>(r.desired().notifiers);
   report.targets = r.desired().targets;
   if (s = r.Lock(request.lock_command); !s.ok()) {
+    stages.Finished("state");
     report.status = s;
     return report;
   }
-  if (s = r.ReadState(); !s.ok()) {
+  s = r.ReadState();
+  stages.Finished("state");
+  if (!s.ok()) {
     report.status = s;
     return report;
   }
@@ -59,7 +90,9 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
       return report;
     }
   }
-  if (s = r.Observe(); !s.ok()) {
+  s = r.Observe();
+  stages.Finished("observe");
+  if (!s.ok()) {
     report.status = s;
     return report;
   }
@@ -115,13 +148,16 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
       plan = std::move(gate.allowed);
       if (!plan.HasChanges()) {
         // Nothing may change: no apply, no state write.
+        stages.Finished("plan");
         report.state = r.recorded_shared();
         return report;
       }
     }
   }
   for (const Change& c : plan.changes) report.changes += c.action != Action::kNoOp;
+  stages.Finished("plan");
   report.outcome = r.ApplyPlan(plan, request.apply);
+  stages.Finished("apply");
   report.status = report.outcome.status;
   report.state = r.recorded_shared();
   return report;

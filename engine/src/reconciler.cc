@@ -298,7 +298,7 @@ Status Reconciler::ObserveImages() {
   return Status::Ok();
 }
 
-Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
+Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
                               std::stop_token stop) const {
   const DesiredState& desired = snapshot_.loaded.state;
   const Agent* a = desired.FindAgent(change.name);
@@ -323,6 +323,7 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
   if (!context.ok()) return context.status().WithContext(AgentWhere(*a, "spec.build.context"));
   const std::size_t entries = context->entries.size();
   auto tar = std::make_shared<ContextTarStream>(std::move(*context));
+  if (step) step("build");
   if (progress) {
     progress("sending build context " + ContextOf(*a).generic_string() + " (" +
              std::to_string(entries) + " entries, " + std::to_string(tar->size()) + " bytes)");
@@ -352,6 +353,7 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress,
   push.credentials = *credentials;
   push.progress = progress;
   push.stop = stop;
+  if (step) step("push");
   if (progress) progress("pushing " + reference);
   PushImageResponse pushed = (*builder)->Push(push);
   if (!pushed.status.ok()) return pushed.status;
@@ -567,9 +569,8 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   };
   ctx.target_for = [&](const std::string& t) { return snapshot_.loaded.state.FindTarget(t); };
   ctx.secrets_for = [&](const Change& c) { return SecretsFor(c); };
-  ctx.build_image = [&](const Change& c, const ProgressFn& progress, std::stop_token stop) {
-    return BuildImage(c, progress, stop);
-  };
+  ctx.build_image = [&](const Change& c, const ProgressFn& progress, const StepFn& step,
+                        std::stop_token stop) { return BuildImage(c, progress, step, stop); };
   ctx.pull_credentials_for = [&](const Change& c) { return PullCredentials(c); };
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;

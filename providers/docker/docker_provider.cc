@@ -206,7 +206,7 @@ class DockerProvider : public Provider {
    public:
     Apply(DockerProvider& p, const ApplyChangeRequest& request)
         : p_(p),
-          c_(p.client_.WithStop(request.stop)),
+          c_(p.client_.WithStop(request.stop).WithTraceparent(request.traceparent)),
           req_(request),
           agent_(request.change.name),
           env_(p.target_.environment),
@@ -245,6 +245,7 @@ class DockerProvider : public Provider {
       const Change& ch = req_.change;
       if (!ValidName(agent_)) return Status::Invalid("docker: invalid agent name '" + agent_ + "'");
       if (ch.action == Action::kNoOp) return Status::Ok();
+      Step(ch.action == Action::kDelete ? "remove" : "deploy");
       if (ch.action == Action::kDelete) {
         for (const InstanceRef& ref : ch.prior) {
           Status st = RemoveOwned(ref.id.empty() ? ref.name : ref.id);
@@ -748,6 +749,13 @@ class DockerProvider : public Provider {
     }
 
     Status WaitHealthy(const std::string& id, std::string* health) {
+      // A step of its own; what follows (swapping in, the next replica) is
+      // deploying again.
+      Step("health wait");
+      struct StepBack {
+        Apply& a;
+        ~StepBack() { a.Step("deploy"); }
+      } step_back{*this};
       // Waiting holds no apply slot (ApplyChangeRequest::waiting).
       struct Waiting {
         const std::function<void(bool)>& fn;
@@ -901,6 +909,14 @@ class DockerProvider : public Provider {
       if (req_.progress) req_.progress(message);
     }
 
+    // Names the step that begins (ApplyChangeRequest::step), once per change
+    // of step.
+    void Step(const std::string& step) {
+      if (step == step_) return;
+      step_ = step;
+      if (req_.step) req_.step(step);
+    }
+
     static bool ValidName(const std::string& s) {
       if (s.empty() || s.size() > 200) return false;
       for (char ch : s) {
@@ -919,6 +935,7 @@ class DockerProvider : public Provider {
     ContainerSpec spec_;
     CreateContext ctx_;
     std::vector<std::string> held_;  // networks counted in p_.networks_in_use_
+    std::string step_;               // the step named last (Step)
   };
 
   Target target_;

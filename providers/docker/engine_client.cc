@@ -579,6 +579,7 @@ Result<HttpResponse> EngineClient::Call(const std::string& method, const std::st
   r.target = std::string(kApiPrefix) + path;
   r.body = body;
   r.timeout = timeout;
+  if (!traceparent_.empty()) r.headers.emplace_back("traceparent", traceparent_);
   HttpRetry retry(retry_, clock_, stop_);
   for (;;) {
     auto res = transport_->RoundTrip(r);
@@ -602,6 +603,7 @@ Result<HttpResponse> EngineClient::CallWith(const std::string& method, const std
   const std::string call = method + " " + QueryLess(path);
   request.method = method;
   request.target = std::string(kApiPrefix) + path;
+  if (!traceparent_.empty()) request.headers.emplace_back("traceparent", traceparent_);
   auto res = transport_->RoundTrip(request);
   if (!res.ok()) return res.status().WithContext("docker: " + call);
   Status st = StatusFromHttp(call, res.value());

@@ -147,6 +147,13 @@ class EngineClient {
     c.stop_ = std::move(stop);
     return c;
   }
+  // A copy whose requests carry `traceparent: <value>` (W3C Trace Context,
+  // ApplyChangeRequest::traceparent); "" sends none.
+  EngineClient WithTraceparent(std::string value) const {
+    EngineClient c = *this;
+    c.traceparent_ = std::move(value);
+    return c;
+  }
 
   // Raw call: ok for any 2xx (and for 304, which Docker uses for "already
   // done"); otherwise the mapped Status. 429 and 503 are retried first.
@@ -204,6 +211,7 @@ class EngineClient {
   Clock* clock_ = nullptr;
   HttpRetryPolicy retry_;
   std::stop_token stop_;
+  std::string traceparent_;
 };
 
 // The X-Registry-Auth value for `username`/`password` at `server`:

@@ -25,6 +25,7 @@
 #include "reconcile/provider.h"
 #include "reconcile/registry_credentials.h"
 #include "reconcile/state.h"
+#include "reconcile/trace_context.h"
 
 namespace reconcile {
 
@@ -36,6 +37,10 @@ struct ApplyOptions {
   // `apply --ignore-windows` overrode a deploy window: recorded in the
   // history entry (HistoryEntry::ignored_windows).
   bool ignored_windows = false;
+  // Set (by the controller, per pass) when passes are traced: each change
+  // gets a span id (Event::span_id of its kChangeStarted) and its provider
+  // requests carry `traceparent` (ApplyChangeRequest::traceparent).
+  TraceContext trace;
 };
 
 struct ApplyResult {
@@ -55,7 +60,9 @@ struct ApplyContext {
   // Carries out an `image.<agent>` change (plan.h IsImageAddress): build and
   // push. Retried like a provider call. Null: such changes fail. Image
   // changes are never recorded in the state.
-  std::function<Status(const Change&, const ProgressFn& progress, std::stop_token stop)>
+  // `step` names the build's steps ("build", "push") as they begin.
+  std::function<Status(const Change&, const ProgressFn& progress, const StepFn& step,
+                       std::stop_token stop)>
       build_image;
   // Credentials for pulling the image of an agent change (its registry's, or
   // those of the tree's Registry whose url is the image's host). Optional.

@@ -120,6 +120,9 @@ struct ObserveRequest {
 };
 
 using ProgressFn = std::function<void(const std::string& message)>;
+// Names the step of a change that begins now ("deploy", "health wait",
+// "build", "push"); the previous step ends. For traces (Event kStepStarted).
+using StepFn = std::function<void(const std::string& step)>;
 
 // The key of spec.secretFiles.<name>'s value in ApplyChangeRequest::
 // secret_values ("secretFiles.<name>": never a variable name, which has no '.').
@@ -147,6 +150,12 @@ struct ApplyChangeRequest {
   // false after it: while waiting, the change does not count against the
   // apply parallelism (other changes may start). Calls must alternate.
   std::function<void(bool waiting)> waiting;
+  // Optional: the provider calls it as each step of the change begins.
+  StepFn step;
+  // When the pass is traced: the W3C `traceparent` header value
+  // ("00-<trace>-<span>-01") that the provider's HTTP requests for this
+  // change carry; "" otherwise. Not a secret; not in the JSON form.
+  std::string traceparent;
 };
 
 struct ApplyChangeResponse {

@@ -161,7 +161,8 @@ class Reconciler {
 
   Status BuildPinned(const History& history, size_t index);
   Status ObserveImages();
-  Status BuildImage(const Change& change, const ProgressFn& progress, std::stop_token stop) const;
+  Status BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
+                    std::stop_token stop) const;
   Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
 
   ReconcilerDeps deps_;

@@ -157,7 +157,7 @@ TEST_CASE("applier: the image is built before its agent, retried, and not record
   ApplyContext ctx;
   ctx.provider_for = [&](const std::string&) -> Provider* { return &provider; };
   ctx.target_for = [&](const std::string& t) { return d.FindTarget(t); };
-  ctx.build_image = [&](const Change& c, const ProgressFn&, std::stop_token) {
+  ctx.build_image = [&](const Change& c, const ProgressFn&, const StepFn&, std::stop_token) {
     std::lock_guard<std::mutex> lock(mu);
     order.push_back(c.address);
     ++build_calls;
