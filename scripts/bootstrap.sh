@@ -12,6 +12,9 @@ packages=(
   build-essential cmake make pkg-config git
   libgit2-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libspdlog-dev
   doctest-dev libcli11-dev libssl-dev openssl
+  # Sanitizers and fuzzing (scripts/sanitize.sh, `make sanitize` / `make
+  # fuzz`): clang with its ASan/UBSan/libFuzzer runtimes.
+  clang libclang-rt-14-dev
   # Deploy windows: cron in IANA time zones (date/tz over the system tzdata).
   libhowardhinnant-date-dev tzdata
   # The cloud providers' HTTP client (providers/http).
