@@ -202,8 +202,7 @@ bool ChaChaOpen(const std::uint8_t* key, const std::uint8_t* nonce12, const std:
   if (EVP_DecryptInit_ex(ctx.get(), EVP_chacha20_poly1305(), nullptr, key, nonce12) != 1) {
     return false;
   }
-  if (len > 0 &&
-      EVP_DecryptUpdate(ctx.get(), out, &outl, in, static_cast<int>(len)) != 1) {
+  if (len > 0 && EVP_DecryptUpdate(ctx.get(), out, &outl, in, static_cast<int>(len)) != 1) {
     return false;
   }
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagSize),
@@ -274,7 +273,8 @@ Result<Header> ParseHeader(std::string_view file) {
       h.payload = rest;
       return h;
     }
-    if (!line->starts_with("-> ")) return Malformed("a header line is neither a stanza nor \"---\"");
+    if (!line->starts_with("-> "))
+      return Malformed("a header line is neither a stanza nor \"---\"");
     Stanza s;
     s.args = SplitSpaces(line->substr(3));
     for (const auto& a : s.args) {
@@ -361,7 +361,8 @@ Result<std::string> DecryptPayload(std::string_view payload, const std::uint8_t*
   while (!rest.empty()) {
     bool last = rest.size() <= enc_chunk;
     std::size_t n = last ? rest.size() : enc_chunk;
-    if (n < kTagSize) return Malformed("the payload is truncated (a chunk is shorter than its tag)");
+    if (n < kTagSize)
+      return Malformed("the payload is truncated (a chunk is shorter than its tag)");
     if (last && n == kTagSize && counter > 0) {
       return Malformed("the payload ends with an empty chunk");
     }
@@ -398,8 +399,7 @@ Result<AgeIdentity> AgeIdentity::Parse(std::string_view text) {
   }
   Wipe wipe_lower{lower.data(), lower.size()};
   if (has_lower && has_upper) return Status::Invalid("age identity: mixed case");
-  if (!lower.starts_with(kHrp) || lower.size() < kHrp.size() + 1 + 6 ||
-      lower[kHrp.size()] != '1') {
+  if (!lower.starts_with(kHrp) || lower.size() < kHrp.size() + 1 + 6 || lower[kHrp.size()] != '1') {
     return Status::Invalid("age identity: does not start with AGE-SECRET-KEY-1");
   }
   // The HRP is everything before the last '1'.
@@ -517,10 +517,9 @@ Result<std::string> DecryptAge(std::string_view file, const std::vector<AgeIdent
     }
   }
   if (!any_x25519) {
-    return Status::NotFound("age file: no X25519 recipient stanza (only " +
-                            (header->stanzas.empty() ? std::string("none")
-                                                     : header->stanzas.front().args[0]) +
-                            ")");
+    return Status::NotFound(
+        "age file: no X25519 recipient stanza (only " +
+        (header->stanzas.empty() ? std::string("none") : header->stanzas.front().args[0]) + ")");
   }
   return Status::NotFound("age file: none of the " + std::to_string(identities.size()) +
                           " age identities is a recipient");

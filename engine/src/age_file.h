@@ -44,8 +44,7 @@ class AgeIdentity {
 // SOPS_AGE_KEY_FILE): one "AGE-SECRET-KEY-1..." per line; blank lines and
 // lines starting with '#' are skipped. Any other line is an error naming its
 // line number. `source` names the file in errors.
-Result<std::vector<AgeIdentity>> ParseAgeIdentities(std::string_view text,
-                                                    std::string_view source);
+Result<std::vector<AgeIdentity>> ParseAgeIdentities(std::string_view text, std::string_view source);
 
 // Decrypts `file` (armored or binary) with the first identity that opens one
 // of its X25519 stanzas. Fails with kNotFound when no identity matches,

@@ -35,8 +35,8 @@ void KillAgent(const std::string& home) {
   std::string agent = "gpg-agent";
   std::string prog = "gpgconf";
   std::string home_copy = home;
-  char* argv[] = {prog.data(), homedir_flag.data(), home_copy.data(), kill_flag.data(),
-                  agent.data(), nullptr};
+  char* argv[] = {prog.data(),      homedir_flag.data(), home_copy.data(),
+                  kill_flag.data(), agent.data(),        nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -74,8 +74,8 @@ Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::st
   if (err != 0) return Status::Internal("OpenPGP: gpgme_new: " + GpgError(err));
   ring->ctx_ = ctx;
   err = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP);
-  if (err == 0) err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nullptr,
-                                                ring->home_.c_str());
+  if (err == 0)
+    err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nullptr, ring->home_.c_str());
   if (err == 0) err = gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
   if (err != 0) return Status::Internal("OpenPGP: configuring gpgme: " + GpgError(err));
 

@@ -10,9 +10,9 @@
 #include <regex>
 #include <utility>
 
-#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 #include "age_file.h"
 #include "pgp_keyring.h"
@@ -263,8 +263,8 @@ Status Unflatten(Node& root, std::string_view key, std::string value, int line) 
   Node* cur = &root;
   for (std::size_t t = 0; t < tokens.size(); ++t) {
     bool last = t + 1 == tokens.size();
-    Node::Kind want = last ? Node::Kind::kString
-                           : (tokens[t + 1].list ? Node::Kind::kList : Node::Kind::kMap);
+    Node::Kind want =
+        last ? Node::Kind::kString : (tokens[t + 1].list ? Node::Kind::kList : Node::Kind::kMap);
     Node* next = nullptr;
     if (tokens[t].list) {
       if (cur->kind != Node::Kind::kList) return Status::Invalid("inconsistent sops metadata keys");
@@ -306,8 +306,7 @@ Result<std::pair<Node, Node>> ParseDotenvFile(std::string_view bytes, const std:
     if (line.empty() || line.front() == '#') continue;
     std::size_t eq = line.find('=');
     if (eq == std::string_view::npos) {
-      return Status::Invalid(file + ":" + std::to_string(line_no) +
-                             ": not a dotenv line (no '=')");
+      return Status::Invalid(file + ":" + std::to_string(line_no) + ": not a dotenv line (no '=')");
     }
     std::string key(line.substr(0, eq));
     std::string value = DecodeNewLines(line.substr(eq + 1));
@@ -342,12 +341,18 @@ std::optional<std::string> DecodeBase64(std::string_view in) {
   int bits = 0;
   for (char c : in) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+') v = 62;
-    else if (c == '/') v = 63;
-    else return std::nullopt;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+')
+      v = 62;
+    else if (c == '/')
+      v = 63;
+    else
+      return std::nullopt;
     acc = (acc << 6) | static_cast<std::uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -399,10 +404,9 @@ std::optional<std::string> AesGcmOpen(const std::string& key, const EncValue& v,
     return std::nullopt;
   }
   int outl = 0;
-  if (!aad.empty() &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &outl,
-                        reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) != 1) {
+  if (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &outl,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
+                                        static_cast<int>(aad.size())) != 1) {
     return std::nullopt;
   }
   std::string out(v.data.size() + 16, '\0');
@@ -412,8 +416,8 @@ std::optional<std::string> AesGcmOpen(const std::string& key, const EncValue& v,
                         static_cast<int>(v.data.size())) != 1) {
     return std::nullopt;
   }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16,
-                          const_cast<char*>(v.tag.data())) != 1) {
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, const_cast<char*>(v.tag.data())) !=
+      1) {
     return std::nullopt;
   }
   int fin = 0;
@@ -457,8 +461,8 @@ std::optional<std::string> NormalizeInt(std::string_view s) {
 // round-trips, without an exponent.
 std::optional<std::string> NormalizeFloat(std::string_view s) {
   std::string t(s);
-  if (t == ".inf" || t == ".Inf" || t == ".INF" || t == "+.inf" || t == "+.Inf" ||
-      t == "+.INF" || t == "inf" || t == "+inf" || t == "Inf" || t == "+Inf") {
+  if (t == ".inf" || t == ".Inf" || t == ".INF" || t == "+.inf" || t == "+.Inf" || t == "+.INF" ||
+      t == "inf" || t == "+inf" || t == "Inf" || t == "+Inf") {
     return std::string("+Inf");
   }
   if (t == "-.inf" || t == "-.Inf" || t == "-.INF" || t == "-inf" || t == "-Inf") {
@@ -603,8 +607,8 @@ Result<std::string> DataKey(const KeyGroup& g, const SopsKeys& keys, const std::
   std::vector<std::string> reasons;
   std::vector<AgeIdentity> identities;
   for (std::size_t i = 0; i < keys.age_identity_files.size(); ++i) {
-    std::string src =
-        i < keys.age_sources.size() ? keys.age_sources[i] : "age identities #" + std::to_string(i + 1);
+    std::string src = i < keys.age_sources.size() ? keys.age_sources[i]
+                                                  : "age identities #" + std::to_string(i + 1);
     auto ids = ParseAgeIdentities(keys.age_identity_files[i], src);
     if (!ids.ok()) return ids.status();
     for (auto& id : *ids) identities.push_back(std::move(id));
@@ -621,8 +625,8 @@ Result<std::string> DataKey(const KeyGroup& g, const SopsKeys& keys, const std::
         return key;
       }
       if (key.status().code() != Code::kNotFound) {
-        return Status::Invalid(file + ": sops.age (" + a.recipient + "): " +
-                               key.status().message());
+        return Status::Invalid(file + ": sops.age (" + a.recipient +
+                               "): " + key.status().message());
       }
       reasons.push_back("age " + a.recipient + ": no matching identity");
     }
@@ -694,8 +698,9 @@ class SopsDecoder {
 
   Status Walk(const Node& root, SopsDocument& doc) {
     if (bad_regex_) {
-      return Status::Invalid(file_ + ": sops: encrypted_regex / unencrypted_regex is not a "
-                                     "regular expression this engine reads");
+      return Status::Invalid(file_ +
+                             ": sops: encrypted_regex / unencrypted_regex is not a "
+                             "regular expression this engine reads");
     }
     std::vector<std::string> path;
     return WalkMap(root, path, "", doc);
@@ -944,15 +949,14 @@ Result<SopsDocument> DecryptSops(std::string_view bytes, SopsFormat format, cons
                                  std::string_view file_name, const SopsOptions& options) {
   std::string file(file_name);
   if (bytes.size() > kMaxSopsFileBytes) {
-    return Status::Invalid(file + ": larger than " + std::to_string(kMaxSopsFileBytes) +
-                           " bytes");
+    return Status::Invalid(file + ": larger than " + std::to_string(kMaxSopsFileBytes) + " bytes");
   }
   Node data, meta;
   switch (format) {
     case SopsFormat::kYaml:
     case SopsFormat::kJson: {
-      auto root = format == SopsFormat::kYaml ? ParseYamlFile(bytes, file)
-                                              : ParseJsonFile(bytes, file);
+      auto root =
+          format == SopsFormat::kYaml ? ParseYamlFile(bytes, file) : ParseJsonFile(bytes, file);
       if (!root.ok()) return root.status();
       if (root->kind != Node::Kind::kMap) {
         return Status::Invalid(file + ": the document is not a map (SOPS files are maps)");
@@ -998,15 +1002,17 @@ Result<SopsDocument> DecryptSops(std::string_view bytes, SopsFormat format, cons
   std::string computed = decoder.Mac();
   if (options.allow_missing_mac) return doc;
   if (md->mac.empty()) {
-    return Status::Invalid(file + ": sops.mac: the file has no MAC, so its integrity cannot be "
-                                  "checked (refused; see the allow-missing-MAC option)");
+    return Status::Invalid(file +
+                           ": sops.mac: the file has no MAC, so its integrity cannot be "
+                           "checked (refused; see the allow-missing-MAC option)");
   }
   auto enc = ParseEnc(md->mac);
   if (!enc) return Status::Invalid(file + ": sops.mac: not a SOPS-encrypted value");
   auto stored = AesGcmOpen(key.value(), *enc, md->lastmodified);
   if (!stored) {
-    return Status::Invalid(file + ": sops.mac: does not decrypt with the data key and "
-                                  "sops.lastmodified (the metadata was changed)");
+    return Status::Invalid(file +
+                           ": sops.mac: does not decrypt with the data key and "
+                           "sops.lastmodified (the metadata was changed)");
   }
   if (stored->size() != computed.size() ||
       CRYPTO_memcmp(stored->data(), computed.data(), computed.size()) != 0) {

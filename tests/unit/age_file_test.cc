@@ -92,9 +92,9 @@ TEST_CASE("age: decrypts files the real age tool encrypts, around the 64 KiB chu
   TempDir dir("age-test");
   KeyPair kp = Keygen(dir, "key.txt");
   auto ids = Identities(kp);
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{32}, std::size_t{65535},
-                           std::size_t{65536}, std::size_t{65537}, std::size_t{131072},
-                           std::size_t{200000}}) {
+  for (std::size_t size :
+       {std::size_t{0}, std::size_t{1}, std::size_t{32}, std::size_t{65535}, std::size_t{65536},
+        std::size_t{65537}, std::size_t{131072}, std::size_t{200000}}) {
     for (bool armor : {false, true}) {
       CAPTURE(size);
       CAPTURE(armor);

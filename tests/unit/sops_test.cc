@@ -94,8 +94,8 @@ std::string LineStarting(const std::string& text, const std::string& prefix) {
 
 void CheckNoSecrets(const Status& st, const std::vector<std::string>& secrets) {
   for (const auto& s : secrets) {
-    CHECK_MESSAGE(st.message().find(s) == std::string::npos, "message leaks a value: ",
-                  st.message());
+    CHECK_MESSAGE(st.message().find(s) == std::string::npos,
+                  "message leaks a value: ", st.message());
   }
   CHECK(st.message().find("AGE-SECRET-KEY") == std::string::npos);
 }
@@ -121,7 +121,9 @@ TEST_CASE("sops: the getsops fixtures decrypt with the published OpenPGP test ke
     CHECK(doc->values().size() == 2);
     CHECK(doc->values()[0].line == 2);
   }
-  SUBCASE("multiple_keys.yaml") { CHECK(Value(Fixture("multiple_keys.yaml", keys), "message") == "hello"); }
+  SUBCASE("multiple_keys.yaml") {
+    CHECK(Value(Fixture("multiple_keys.yaml", keys), "message") == "hello");
+  }
 }
 
 TEST_CASE("sops: no_mac.yaml is refused unless the missing MAC is allowed") {
@@ -155,8 +157,8 @@ TEST_CASE("sops: a changed getsops fixture fails, naming the file and key path, 
   SUBCASE("swapped keys fail the MAC (the order is covered)") {
     std::string lorem = LineStarting(text, "lorem:");
     std::string dolor = LineStarting(text, "dolor:");
-    std::string swapped = ReplaceLine(ReplaceLine(text, "lorem:", "dolor: PLACEHOLDER"), "dolor: ENC",
-                                      lorem);
+    std::string swapped =
+        ReplaceLine(ReplaceLine(text, "lorem:", "dolor: PLACEHOLDER"), "dolor: ENC", lorem);
     swapped = ReplaceLine(swapped, "dolor: PLACEHOLDER", dolor);
     auto doc = DecryptSops(swapped, SopsFormat::kYaml, keys, "c.yaml");
     REQUIRE_FALSE(doc.ok());
@@ -182,15 +184,15 @@ TEST_CASE("sops: a changed getsops fixture fails, naming the file and key path, 
           std::string::npos);
   }
   SUBCASE("a changed sops.lastmodified does not open the MAC") {
-    std::string changed = ReplaceLine(text, "    lastmodified:",
-                                      "    lastmodified: '2021-01-01T00:00:00Z'");
+    std::string changed =
+        ReplaceLine(text, "    lastmodified:", "    lastmodified: '2021-01-01T00:00:00Z'");
     auto doc = DecryptSops(changed, SopsFormat::kYaml, keys, "c.yaml");
     REQUIRE_FALSE(doc.ok());
     CHECK(doc.status().message().find("c.yaml: sops.mac: does not decrypt") != std::string::npos);
   }
   SUBCASE("a cleartext value where an encrypted one belongs") {
-    auto doc = DecryptSops(ReplaceLine(text, "lorem:", "lorem: 12"), SopsFormat::kYaml, keys,
-                           "c.yaml");
+    auto doc =
+        DecryptSops(ReplaceLine(text, "lorem:", "lorem: 12"), SopsFormat::kYaml, keys, "c.yaml");
     REQUIRE_FALSE(doc.ok());
     CHECK(doc.status().message().find("c.yaml:2: lorem: expected an encrypted value") !=
           std::string::npos);
@@ -218,8 +220,8 @@ TEST_CASE("sops: missing or wrong keys are refused with a clear message") {
     std::string gh = "GNUPGHOME=" + Q(home.path() / "gnupg");
     fs::create_directories(home.path() / "gnupg");
     fs::permissions(home.path() / "gnupg", fs::perms::owner_all);
-    REQUIRE(Sh(gh + " gpg --batch --quiet --import " + Q(kVectors / "sops_functional_tests_key.asc") +
-               " 2>/dev/null") == 0);
+    REQUIRE(Sh(gh + " gpg --batch --quiet --import " +
+               Q(kVectors / "sops_functional_tests_key.asc") + " 2>/dev/null") == 0);
     REQUIRE(Sh(gh + " gpg --batch --armor --export-secret-keys " +
                "D7229043384BCC60326C6FB9D8720D957C3D3074 > " + Q(asc) + " 2>/dev/null") == 0);
     Sh("gpgconf --homedir " + Q(home.path() / "gnupg") + " --kill gpg-agent 2>/dev/null");
@@ -266,8 +268,8 @@ struct AgeFixture {
                       const std::string& flags = "") const {
     dir.Write("plain", plain);
     fs::path out = dir.path() / "out";
-    REQUIRE(Sh("python3 " + Q(kEncrypt) + " --format " + format + " --age-recipient " +
-               recipient + " " + flags + " " + Q(dir.path() / "plain") + " " + Q(out)) == 0);
+    REQUIRE(Sh("python3 " + Q(kEncrypt) + " --format " + format + " --age-recipient " + recipient +
+               " " + flags + " " + Q(dir.path() / "plain") + " " + Q(out)) == 0);
     return ReadAll(out);
   }
 };
@@ -324,7 +326,8 @@ TEST_CASE("sops: age recipients (data key wrapped by the real age tool)") {
     CHECK(Value(doc, "public_unencrypted") == "x");
   }
   SUBCASE("dotenv") {
-    std::string plain = "API_KEY=abc123\nMULTI=first\\nsecond\n# a comment\nPLAIN_unencrypted=shown\n";
+    std::string plain =
+        "API_KEY=abc123\nMULTI=first\\nsecond\n# a comment\nPLAIN_unencrypted=shown\n";
     auto doc = DecryptSops(f.Encrypt("dotenv", plain), SopsFormat::kDotenv, f.Keys(), "s.env");
     CHECK(Value(doc, "API_KEY") == "abc123");
     CHECK(Value(doc, "MULTI") == "first\nsecond");
@@ -345,20 +348,21 @@ TEST_CASE("sops: age recipients (data key wrapped by the real age tool)") {
     std::string enc = f.Encrypt("yaml", kPlainYaml, "--mac-only-encrypted");
     auto doc = DecryptSops(enc, SopsFormat::kYaml, f.Keys(), "s.yaml");
     CHECK(Value(doc, "db.user") == "admin");
-    auto changed = DecryptSops(
-        ReplaceLine(enc, "note_unencrypted: visible", "note_unencrypted: edited"),
-        SopsFormat::kYaml, f.Keys(), "s.yaml");
+    auto changed =
+        DecryptSops(ReplaceLine(enc, "note_unencrypted: visible", "note_unencrypted: edited"),
+                    SopsFormat::kYaml, f.Keys(), "s.yaml");
     CHECK(Value(changed, "note_unencrypted") == "edited");
-    auto removed = DecryptSops(ReplaceLine(enc, "  user:", ""), SopsFormat::kYaml, f.Keys(),
-                               "s.yaml");
+    auto removed =
+        DecryptSops(ReplaceLine(enc, "  user:", ""), SopsFormat::kYaml, f.Keys(), "s.yaml");
     REQUIRE_FALSE(removed.ok());
     CHECK(removed.status().message().find("MAC mismatch") != std::string::npos);
   }
   SUBCASE("a changed cleartext value or a removed key fails the MAC") {
     std::string enc = f.Encrypt("yaml", kPlainYaml);
     std::vector<std::string> secrets = {"admin", "s3cr3t", "a.example", "line one"};
-    for (const auto& bad : {ReplaceLine(enc, "note_unencrypted: visible", "note_unencrypted: edited"),
-                            ReplaceLine(enc, "  user:", ""), ReplaceLine(enc, "- ENC", "")}) {
+    for (const auto& bad :
+         {ReplaceLine(enc, "note_unencrypted: visible", "note_unencrypted: edited"),
+          ReplaceLine(enc, "  user:", ""), ReplaceLine(enc, "- ENC", "")}) {
       auto doc = DecryptSops(bad, SopsFormat::kYaml, f.Keys(), "secrets/db.enc.yaml");
       REQUIRE_FALSE(doc.ok());
       CHECK(doc.status().message().find("secrets/db.enc.yaml: MAC mismatch") != std::string::npos);
@@ -401,17 +405,19 @@ TEST_CASE("sops: age recipients (data key wrapped by the real age tool)") {
 TEST_CASE("sops: unsupported files are refused with a message saying so") {
   SopsKeys keys = PgpKeys();
   SUBCASE("several key groups (Shamir)") {
-    std::string text = "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]\n"
-                       "sops:\n  key_groups:\n  - pgp:\n    - fp: X\n      enc: x\n"
-                       "  - pgp:\n    - fp: Y\n      enc: y\n"
-                       "  shamir_threshold: 2\n  lastmodified: '2020-01-01T00:00:00Z'\n";
+    std::string text =
+        "a: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]\n"
+        "sops:\n  key_groups:\n  - pgp:\n    - fp: X\n      enc: x\n"
+        "  - pgp:\n    - fp: Y\n      enc: y\n"
+        "  shamir_threshold: 2\n  lastmodified: '2020-01-01T00:00:00Z'\n";
     auto doc = DecryptSops(text, SopsFormat::kYaml, keys, "s.yaml");
     REQUIRE_FALSE(doc.ok());
     CHECK(doc.status().message().find("Shamir") != std::string::npos);
   }
   SUBCASE("only a KMS recipient") {
-    std::string text = "a: x\nsops:\n  kms:\n  - arn: arn:aws:kms:eu-west-1:1:key/k\n    enc: x\n"
-                       "  lastmodified: '2020-01-01T00:00:00Z'\n";
+    std::string text =
+        "a: x\nsops:\n  kms:\n  - arn: arn:aws:kms:eu-west-1:1:key/k\n    enc: x\n"
+        "  lastmodified: '2020-01-01T00:00:00Z'\n";
     auto doc = DecryptSops(text, SopsFormat::kYaml, keys, "s.yaml");
     REQUIRE_FALSE(doc.ok());
     CHECK(doc.status().message().find("kms (not supported yet)") != std::string::npos);

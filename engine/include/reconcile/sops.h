@@ -68,9 +68,9 @@ struct SopsValue {
   // The address for Lookup: keys joined by '.', list items by their index
   // ("db.password", "hosts.0").
   std::string path;
-  std::string value;   // cleartext (as decrypted; numbers and booleans as text)
+  std::string value;  // cleartext (as decrypted; numbers and booleans as text)
   bool encrypted = false;
-  int line = 0;        // 1-based in the file; 0 when unknown (JSON)
+  int line = 0;  // 1-based in the file; 0 when unknown (JSON)
 };
 
 class SopsDocument {
