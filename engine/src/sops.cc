@@ -24,6 +24,10 @@ namespace {
 
 constexpr std::size_t kMaxSopsFileBytes = 8 * 1024 * 1024;
 constexpr std::string_view kDefaultUnencryptedSuffix = "_unencrypted";
+// The file chooses the regular expressions (anyone who can commit does):
+// bound what std::regex, which backtracks, is given.
+constexpr std::size_t kMaxRegexBytes = 256;
+constexpr std::size_t kMaxRegexKeyBytes = 1024;
 // sops.go MACOnlyEncryptedInitialization: SHA-256("sops").
 constexpr std::uint8_t kMacOnlyEncryptedInit[32] = {
     0x8a, 0x3f, 0xd2, 0xad, 0x54, 0xce, 0x66, 0x52, 0x7b, 0x10, 0x34, 0xf3, 0xd1, 0x47, 0xbe, 0x0b,
@@ -176,14 +180,21 @@ Result<Node> ParseYamlFile(std::string_view bytes, const std::string& file) {
 
 // --- JSON ---
 
-Node FromJson(const nlohmann::ordered_json& j) {
+// `too_deep` is set (and the rest left out) past 64 levels of nesting.
+Node FromJson(const nlohmann::ordered_json& j, int depth, bool& too_deep) {
   Node n;
+  if ((j.is_object() || j.is_array()) && depth > 64) {
+    too_deep = true;
+    return n;
+  }
   if (j.is_object()) {
     n.kind = Node::Kind::kMap;
-    for (auto it = j.begin(); it != j.end(); ++it) n.entries.emplace_back(it.key(), FromJson(*it));
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      n.entries.emplace_back(it.key(), FromJson(*it, depth + 1, too_deep));
+    }
   } else if (j.is_array()) {
     n.kind = Node::Kind::kList;
-    for (const auto& item : j) n.items.push_back(FromJson(item));
+    for (const auto& item : j) n.items.push_back(FromJson(item, depth + 1, too_deep));
   } else if (j.is_string()) {
     n.kind = Node::Kind::kString;
     n.text = j.get<std::string>();
@@ -203,7 +214,10 @@ Node FromJson(const nlohmann::ordered_json& j) {
 Result<Node> ParseJsonFile(std::string_view bytes, const std::string& file) {
   auto j = nlohmann::ordered_json::parse(bytes.begin(), bytes.end(), nullptr, false);
   if (j.is_discarded()) return Status::Invalid(file + ": not valid JSON");
-  return FromJson(j);
+  bool too_deep = false;
+  Node n = FromJson(j, 0, too_deep);
+  if (too_deep) return Status::Invalid(file + ": nested deeper than 64 levels");
+  return n;
 }
 
 // --- dotenv ---
@@ -575,6 +589,10 @@ Result<Metadata> DecodeMetadata(const Node& m, const std::string& file) {
                            "encrypted_regex, unencrypted_regex");
   }
   if (rules == 0) md.unencrypted_suffix = std::string(kDefaultUnencryptedSuffix);
+  if (md.encrypted_regex.size() > kMaxRegexBytes || md.unencrypted_regex.size() > kMaxRegexBytes) {
+    return Status::Invalid(where + ": encrypted_regex / unencrypted_regex longer than " +
+                           std::to_string(kMaxRegexBytes) + " bytes");
+  }
   if (md.lastmodified.empty()) return Status::Invalid(where + ".lastmodified: missing");
   KeyGroup top = DecodeGroup(m);
   if (!top.age.empty() || !top.pgp.empty() || !top.unsupported.empty()) {
@@ -724,7 +742,8 @@ class SopsDecoder {
     return file_ + (line > 0 ? ":" + std::to_string(line) : "") + ": " + display;
   }
 
-  bool ShouldBeEncrypted(const std::vector<std::string>& path) const {
+  // nullopt when a regular expression gives up on a key (std::regex_error).
+  std::optional<bool> ShouldBeEncrypted(const std::vector<std::string>& path) const try {
     bool encrypted = true;
     if (!md_.unencrypted_suffix.empty()) {
       for (const auto& p : path) {
@@ -761,11 +780,18 @@ class SopsDecoder {
       }
     }
     return encrypted;
+  } catch (const std::regex_error&) {
+    return std::nullopt;
   }
 
   Status WalkMap(const Node& n, std::vector<std::string>& path, const std::string& display,
                  SopsDocument& doc) {
     for (const auto& [k, v] : n.entries) {
+      if ((unencrypted_re_ || encrypted_re_) && k.size() > kMaxRegexKeyBytes) {
+        return Status::Invalid(Where(v.line, display.empty() ? "(top level)" : display) +
+                               ": a key longer than " + std::to_string(kMaxRegexKeyBytes) +
+                               " bytes in a file with encrypted_regex / unencrypted_regex");
+      }
       path.push_back(k);
       Status st = WalkValue(v, path, display.empty() ? k : display + "." + k, doc);
       path.pop_back();
@@ -802,7 +828,13 @@ class SopsDecoder {
     v.sops_path = path;
     v.path = display;
     v.line = n.line;
-    bool encrypted = ShouldBeEncrypted(path);
+    std::optional<bool> should = ShouldBeEncrypted(path);
+    if (!should) {
+      return Status::Invalid(Where(n.line, display) +
+                             ": the file's encrypted_regex / unencrypted_regex cannot be "
+                             "evaluated on this key");
+    }
+    bool encrypted = *should;
     v.encrypted = encrypted;
     std::string mac_bytes;
     bool hashed = true;

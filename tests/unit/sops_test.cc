@@ -402,6 +402,59 @@ TEST_CASE("sops: age recipients (data key wrapped by the real age tool)") {
   }
 }
 
+TEST_CASE("sops: seeded mutations of encrypted files give a value or an error, never a crash") {
+  AgeFixture f;
+  const std::vector<std::string> secrets = {"s3cr3t", "tok-123", "abc123"};
+  struct Case {
+    SopsFormat format;
+    std::string text;
+  };
+  std::vector<Case> cases = {
+      {SopsFormat::kYaml, f.Encrypt("yaml", kPlainYaml)},
+      {SopsFormat::kJson, f.Encrypt("json", R"({"api": {"token": "tok-123"}, "n": [1, 2]})")},
+      {SopsFormat::kDotenv, f.Encrypt("dotenv", "API_KEY=abc123\n")}};
+  std::uint32_t x = 12345;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  SopsKeys keys = f.Keys();
+  int refused = 0;
+  for (const Case& c : cases) {
+    auto original = DecryptSops(c.text, c.format, keys, "m");
+    REQUIRE(original.ok());
+    std::vector<std::string> want;
+    for (const auto& v : original->values()) want.push_back(v.value);
+    for (int i = 0; i < 150; ++i) {
+      std::string m = c.text;
+      std::size_t at = next() % m.size();
+      switch (next() % 3) {
+        case 0:
+          m[at] = static_cast<char>(next() & 0xff);
+          break;
+        case 1:
+          m.erase(at, 1 + next() % 8);
+          break;
+        default:
+          m.insert(at, std::string(1 + next() % 4, "{[:-\n\"'#,]}"[next() % 13]));
+      }
+      auto doc = DecryptSops(m, c.format, keys, "m");
+      if (!doc.ok()) {
+        ++refused;
+        CheckNoSecrets(doc.status(), secrets);
+        continue;
+      }
+      // Accepted: the MAC vouches for the values (not for cleartext key names).
+      std::vector<std::string> got;
+      for (const auto& v : doc->values()) got.push_back(v.value);
+      CHECK(got == want);
+    }
+  }
+  CHECK(refused > 300);  // nearly every change is caught
+}
+
 TEST_CASE("sops: unsupported files are refused with a message saying so") {
   SopsKeys keys = PgpKeys();
   SUBCASE("several key groups (Shamir)") {
