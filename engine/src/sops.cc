@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -926,6 +929,44 @@ Result<SopsFormat> SopsFormatFromPath(std::string_view path) {
   return Status::Invalid(std::string(path) +
                          ": cannot tell the SOPS format from the name (.yaml, .yml, .json, "
                          ".env); give the format");
+}
+
+Result<SopsKeys> ReadSopsKeyFiles(const std::vector<std::string>& age_key_files,
+                                  const std::vector<std::string>& pgp_key_files) {
+  constexpr std::uintmax_t kMaxKeyFileBytes = 1024 * 1024;
+  auto read = [&](const std::string& path, std::string& out) -> Status {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    if (ec) return Status::Invalid(path + ": cannot read the key file: " + ec.message());
+    if (size > kMaxKeyFileBytes) {
+      return Status::Invalid(path + ": the key file is larger than 1 MiB");
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::Invalid(path + ": cannot open the key file");
+    out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return Status::Ok();
+  };
+  SopsKeys keys;
+  for (const auto& path : age_key_files) {
+    std::string text;
+    Status st = read(path, text);
+    if (!st.ok()) return st;
+    auto ids = ParseAgeIdentities(text, path);
+    if (!ids.ok()) {
+      OPENSSL_cleanse(text.data(), text.size());
+      return ids.status();
+    }
+    keys.age_identity_files.push_back(std::move(text));
+    keys.age_sources.push_back(path);
+  }
+  for (const auto& path : pgp_key_files) {
+    std::string text;
+    Status st = read(path, text);
+    if (!st.ok()) return st;
+    keys.pgp_secret_keys.push_back(std::move(text));
+    keys.pgp_sources.push_back(path);
+  }
+  return keys;
 }
 
 Result<SopsFormat> ParseSopsFormat(std::string_view name) {

@@ -455,6 +455,32 @@ TEST_CASE("sops: seeded mutations of encrypted files give a value or an error, n
   CHECK(refused > 300);  // nearly every change is caught
 }
 
+TEST_CASE("sops: the operator's key files") {
+  AgeFixture f;
+  f.dir.Write("bad.txt", "# mine\nAGE-SECRET-KEY-1NOTAKEYATALL\n");
+  std::string age = (f.dir.path() / "key.txt").string();
+  std::string pgp = (kVectors / "sops_functional_tests_key.asc").string();
+  SUBCASE("read and used") {
+    auto keys = ReadSopsKeyFiles({age}, {pgp});
+    REQUIRE_MESSAGE(keys.ok(), keys.status().ToString());
+    CHECK(keys->age_sources == std::vector<std::string>{age});
+    CHECK(Value(DecryptSops(f.Encrypt("yaml", kPlainYaml), SopsFormat::kYaml, *keys, "s.yaml"),
+                "db.user") == "admin");
+    CHECK(Value(Fixture("format.enc.yaml", *keys), "foo") == "bar");
+  }
+  SUBCASE("a bad identity file names its path and line") {
+    auto keys = ReadSopsKeyFiles({(f.dir.path() / "bad.txt").string()}, {});
+    REQUIRE_FALSE(keys.ok());
+    CHECK(keys.status().message().find("bad.txt:2:") != std::string::npos);
+    CHECK(keys.status().message().find("NOTAKEY") == std::string::npos);
+  }
+  SUBCASE("a missing file") {
+    auto keys = ReadSopsKeyFiles({}, {(f.dir.path() / "none.asc").string()});
+    REQUIRE_FALSE(keys.ok());
+    CHECK(keys.status().message().find("none.asc: cannot read the key file") != std::string::npos);
+  }
+}
+
 TEST_CASE("sops: unsupported files are refused with a message saying so") {
   SopsKeys keys = PgpKeys();
   SUBCASE("several key groups (Shamir)") {

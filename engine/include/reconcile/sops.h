@@ -54,6 +54,13 @@ struct SopsKeys {
   std::vector<std::string> pgp_sources;
 };
 
+// Reads the operator's key files (the proposed --sops-age-key-file and
+// --sops-pgp-key-file flags): each at most 1 MiB; age identity files are
+// parsed now, so a bad one fails at start-up naming the file and line.
+// Errors name the path, never the content.
+Result<SopsKeys> ReadSopsKeyFiles(const std::vector<std::string>& age_key_files,
+                                  const std::vector<std::string>& pgp_key_files);
+
 struct SopsOptions {
   // Accept a document without a MAC, or whose MAC does not match (sops
   // --ignore-mac). Off by default; the README says why to leave it off.
