@@ -50,6 +50,13 @@ void KillAgent(const std::string& home) {
   posix_spawn_file_actions_destroy(&actions);
 }
 
+// GnuPG asks for a passphrase (loopback pinentry): none is given; the ask is
+// recorded so that the error can say the key is protected.
+gpgme_error_t RefusePassphrase(void* hook, const char*, const char*, int, int) {
+  *static_cast<bool*>(hook) = true;
+  return gpg_error(GPG_ERR_CANCELED);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::string>& secret_keys,
@@ -77,6 +84,7 @@ Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::st
   if (err == 0)
     err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nullptr, ring->home_.c_str());
   if (err == 0) err = gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+  if (err == 0) gpgme_set_passphrase_cb(ctx, RefusePassphrase, &ring->passphrase_asked_);
   if (err != 0) return Status::Internal("OpenPGP: configuring gpgme: " + GpgError(err));
 
   for (std::size_t i = 0; i < secret_keys.size(); ++i) {
@@ -127,6 +135,7 @@ Result<std::string> PgpKeyring::Decrypt(std::string_view message) {
     gpgme_data_release(cipher);
     return Status::Internal("OpenPGP: " + GpgError(err));
   }
+  passphrase_asked_ = false;
   err = gpgme_op_decrypt(ctx, cipher, plain);
   gpgme_data_release(cipher);
   std::size_t len = 0;
@@ -141,7 +150,7 @@ Result<std::string> PgpKeyring::Decrypt(std::string_view message) {
     if (gpgme_err_code(err) == GPG_ERR_NO_SECKEY) {
       return Status::NotFound("OpenPGP: none of the imported secret keys is a recipient");
     }
-    if (gpgme_err_code(err) == GPG_ERR_BAD_PASSPHRASE ||
+    if (passphrase_asked_ || gpgme_err_code(err) == GPG_ERR_BAD_PASSPHRASE ||
         gpgme_err_code(err) == GPG_ERR_NO_PASSPHRASE) {
       return Status::Invalid(
           "OpenPGP: the secret key is passphrase-protected (not supported; export it without "

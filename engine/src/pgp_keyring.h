@@ -43,6 +43,7 @@ class PgpKeyring {
   PgpKeyring() = default;
   std::string home_;
   void* ctx_ = nullptr;  // gpgme_ctx_t
+  bool passphrase_asked_ = false;
   std::vector<std::string> fingerprints_;
 };
 

@@ -13,6 +13,7 @@
 // the plaintext files the test writes.
 #include "reconcile/sops.h"
 #include "fakes/temp_dir.h"
+#include "pgp_keyring.h"
 
 #include <sys/wait.h>
 
@@ -242,6 +243,16 @@ TEST_CASE("sops: missing or wrong keys are refused with a clear message") {
     REQUIRE_FALSE(doc.ok());
     CHECK(doc.status().message().find("keys/ops.asc") != std::string::npos);
   }
+}
+
+TEST_CASE("sops: a passphrase-protected OpenPGP key is refused, not prompted for") {
+  const fs::path data = fs::path(RECONCILE_SOURCE_DIR) / "tests/testdata/sops";
+  auto ring = PgpKeyring::Create({ReadAll(data / "passphrase-key.asc")}, {"pp.asc"});
+  REQUIRE_MESSAGE(ring.ok(), ring.status().ToString());
+  auto plain = (*ring)->Decrypt(ReadAll(data / "passphrase-key-msg.asc"));
+  REQUIRE_FALSE(plain.ok());
+  CHECK_MESSAGE(plain.status().message().find("passphrase-protected") != std::string::npos,
+                plain.status().message());
 }
 
 // The age cases: files written by sops_encrypt.py with the real `age` tool.
