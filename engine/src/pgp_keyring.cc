@@ -119,8 +119,14 @@ PgpKeyring::~PgpKeyring() {
   if (ctx_ != nullptr) gpgme_release(Ctx(ctx_));
   if (!home_.empty()) {
     KillAgent(home_);
-    std::error_code ec;
-    std::filesystem::remove_all(home_, ec);
+    // The agent may still be finishing writes as it exits; retry until the
+    // folder (with the imported secret keys) is gone, for up to 2 s.
+    for (int attempt = 0; attempt < 40; ++attempt) {
+      std::error_code ec;
+      std::filesystem::remove_all(home_, ec);
+      if (!std::filesystem::exists(home_, ec)) break;
+      ::usleep(50 * 1000);
+    }
   }
 }
 

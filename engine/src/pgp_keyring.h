@@ -36,6 +36,9 @@ class PgpKeyring {
   // imported keys is a recipient.
   Result<std::string> Decrypt(std::string_view message);
 
+  // The temporary GnuPG home (removed by the destructor).
+  const std::string& home() const { return home_; }
+
   // Fingerprints (upper-case hex) of the imported secret keys and subkeys.
   const std::vector<std::string>& fingerprints() const { return fingerprints_; }
 

@@ -250,6 +250,21 @@ TEST_CASE("sops: a passphrase-protected OpenPGP key is refused, not prompted for
   auto ring = PgpKeyring::Create({ReadAll(data / "passphrase-key.asc")}, {"pp.asc"});
   REQUIRE_MESSAGE(ring.ok(), ring.status().ToString());
   auto plain = (*ring)->Decrypt(ReadAll(data / "passphrase-key-msg.asc"));
+  std::string home = (*ring)->home();
+  CHECK(fs::exists(home));
+  auto agents_for_home = [&home] {
+    int n = 0;
+    for (const auto& proc : fs::directory_iterator("/proc")) {
+      if (ReadAll(proc.path() / "cmdline").find(home) != std::string::npos) ++n;
+    }
+    return n;
+  };
+  CHECK(agents_for_home() == 1);  // GnuPG started one for the private home
+  ring.value().reset();
+  // The home (with the imported key) is gone, and so is the agent GnuPG
+  // started for it.
+  CHECK_FALSE(fs::exists(home));
+  CHECK(agents_for_home() == 0);
   REQUIRE_FALSE(plain.ok());
   CHECK_MESSAGE(plain.status().message().find("passphrase-protected") != std::string::npos,
                 plain.status().message());
