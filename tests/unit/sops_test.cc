@@ -259,7 +259,7 @@ TEST_CASE("sops: a passphrase-protected OpenPGP key is refused, not prompted for
     }
     return n;
   };
-  CHECK(agents_for_home() == 1);  // GnuPG started one for the private home
+  CHECK(agents_for_home() >= 1);  // GnuPG started an agent for the private home
   ring.value().reset();
   // The home (with the imported key) is gone, and so is the agent GnuPG
   // started for it.
