@@ -67,9 +67,14 @@ Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::st
     return Status::Unavailable("OpenPGP: GnuPG (gpg) is not installed or too old for gpgme");
   }
   std::unique_ptr<PgpKeyring> ring(new PgpKeyring());
+  // On tmpfs when there is one (/dev/shm), so the imported secret keys do not
+  // reach a disk; the system temp folder otherwise.
   std::error_code ec;
-  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
-  if (ec) base = "/tmp";
+  std::filesystem::path base = "/dev/shm";
+  if (!std::filesystem::is_directory(base, ec) || ::access(base.c_str(), W_OK | X_OK) != 0) {
+    base = std::filesystem::temp_directory_path(ec);
+    if (ec) base = "/tmp";
+  }
   std::string tmpl = (base / "reconcile-gnupg-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
     return Status::Failed("OpenPGP: cannot create a temporary GnuPG home: " +

@@ -386,9 +386,13 @@ struct EncValue {
 
 std::optional<EncValue> ParseEnc(std::string_view s) {
   constexpr std::string_view kPrefix = "ENC[AES256_GCM,data:";
-  if (!s.starts_with(kPrefix) || !s.ends_with("]")) return std::nullopt;
-  s.remove_prefix(kPrefix.size());
-  s.remove_suffix(1);
+  // Like sops's unanchored regular expression, what follows the last ']'
+  // (a CR of a CRLF dotenv file) is ignored.
+  std::size_t close = s.rfind(']');
+  if (!s.starts_with(kPrefix) || close == std::string_view::npos || close < kPrefix.size()) {
+    return std::nullopt;
+  }
+  s = s.substr(kPrefix.size(), close - kPrefix.size());
   std::size_t iv = s.find(",iv:");
   std::size_t tag = s.find(",tag:");
   std::size_t type = s.find(",type:");
