@@ -27,6 +27,10 @@ packages=(
   # basic auth (htpasswd), sshd with a deploy key, a Prometheus server and
   # promtool.
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
+  # SOPS-encrypted secrets (engine/src/sops.cc): OpenPGP recipients through
+  # libgpgme and gnupg; the tests wrap data keys with the real age tool and
+  # encrypt values with python3-cryptography (tests/scripts/sops_encrypt.py).
+  libgpgme-dev gnupg age python3-cryptography
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
   # The notifications' fake server (tests/scripts/fake_notify_server.py)
