@@ -16,6 +16,10 @@ already holds:
   cloud_response_fuzz    Azure's Container Apps examples (their response
                          bodies), behind two status bytes (200, 404, 500)
   plugin_protocol_fuzz   the JSON messages of docs/plugin-protocol.md
+  sops_fuzz              tests/fuzz/sops/enc.* (made by tests/scripts/
+                         sops_encrypt.py with the real `age`, to the fuzzing
+                         identity) and getsops/sops's fixtures
+                         (tests/testdata/vectors/sops), behind the format byte
 
 Each file is named by the SHA-1 of its bytes (libFuzzer's own naming), so a
 rerun writes the same corpus. Run from anywhere: python3 tests/fuzz/seed_corpus.py
@@ -136,8 +140,18 @@ def plugin():
             pass
 
 
+def sops():
+    formats = {".yaml": b"\x00", ".json": b"\x01", ".env": b"\x02"}
+    files = sorted((ROOT / "tests/fuzz/sops").glob("enc*"))
+    files += sorted((ROOT / "tests/testdata/vectors/sops").glob("*.*"))
+    for p in files:
+        prefix = formats.get(p.suffix)
+        if prefix is not None:
+            write("sops_fuzz", prefix + p.read_bytes())
+
+
 if __name__ == "__main__":
-    for f in (loader, plans, states, webhooks, docker, clouds, plugin):
+    for f in (loader, plans, states, webhooks, docker, clouds, plugin, sops):
         f()
     for d in sorted(OUT.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")
