@@ -181,7 +181,7 @@ out="$(TMPDIR="$work/tmp" "$RECONCILE" --no-color plan --source "$url" --ref mai
 if [[ $? == 2 ]]; then ok "openpgp: --trusted-keys takes a folder of key files"; else bad "openpgp: a keys folder was not accepted" "$out"; fi
 good_pgp="$(head_commit)"
 rewrite_tree evil
-refused plan openpgp "signature does not verify" "openpgp: a commit rewritten after signing"
+refused plan openpgp "signature does not verify (key ${deploy_fpr: -16})" "openpgp: a commit rewritten after signing"
 if [[ "$(git -C "$work/clone" cat-file commit HEAD | grep -c '^gpgsig')" == 1 ]]; then ok "the rewritten commit still carries the gpgsig header"; else bad "the rewritten commit lost its signature"; fi
 refused apply openpgp "signature does not verify" "openpgp: a commit rewritten after signing"
 if [[ -z "$(container_id "$p-web")" ]]; then ok "openpgp: the refused apply started nothing"; else bad "openpgp: a container was created"; fi
@@ -265,7 +265,7 @@ refused_by_controller() {
   if metric_is "reconcile_passes_total{environment=\"default\",result=\"invalid\"}" "$invalid_passes"; then ok "$1: $3: /metrics counts the invalid pass ($invalid_passes)"; else bad "$1: $3: invalid passes $(metric "reconcile_passes_total{environment=\"default\",result=\"invalid\"}"), expected $invalid_passes"; fi
   if grep -qF "commit $(short): $2" "$work/ctl.log"; then ok "$1: $3: the log names the commit and why"; else bad "$1: $3: the log lacks the reason" "$(tail -20 "$work/ctl.log")"; fi
 }
-controller_run() {  # controller_run MODE SIGNER INTRUDER REWRITE_REASON
+controller_run() {  # controller_run MODE SIGNER INTRUDER REWRITE_REASON UNKNOWN_KEY
   local mode=$1
   invalid_passes=0
   commit_as "$2" "good-$mode"
@@ -277,7 +277,7 @@ controller_run() {  # controller_run MODE SIGNER INTRUDER REWRITE_REASON
   commit_as unsigned "unsigned-$mode"
   refused_by_controller "$mode" "not signed (--verify-commits $mode)" "an unsigned commit"
   commit_as "$3" "intruder-$mode"
-  refused_by_controller "$mode" "signed by unknown key" "a commit by an unknown key"
+  refused_by_controller "$mode" "signed by unknown key $5" "a commit by an unknown key"
   git -C "$work/clone" reset -q --hard "$good"
   rewrite_tree "forged-$mode"
   refused_by_controller "$mode" "$4" "a commit rewritten after signing"
@@ -291,8 +291,8 @@ controller_run() {  # controller_run MODE SIGNER INTRUDER REWRITE_REASON
   "$RECONCILE" destroy "$work/clone/deploy" --state "$work/state-$mode" --auto-approve --no-color \
     >/dev/null 2>&1 || bad "$mode: destroy failed"
 }
-controller_run openpgp pgp-deploy pgp-intruder "signature does not verify"
-controller_run ssh ssh-deploy ssh-intruder "signature does not verify (key $ssh_deploy_fpr)"
+controller_run openpgp pgp-deploy pgp-intruder "signature does not verify (key ${deploy_fpr: -16})" "$intruder_fpr"
+controller_run ssh ssh-deploy ssh-intruder "signature does not verify (key $ssh_deploy_fpr)" "$ssh_intruder_fpr"
 if [[ -z "$(ls -A "$work/tmp")" ]]; then ok "no temporary GNUPGHOME is left behind by the controller"; else bad "left in TMPDIR: $(ls "$work/tmp")"; fi
 
 echo "# $passed passed, $failed failed"
