@@ -50,6 +50,10 @@ packages=(
   # headless chromium driven over the DevTools protocol, and a font for its
   # screenshot.
   chromium fonts-dejavu-core
+  # Signed commits (README "Signed commits"): OpenPGP signatures are checked
+  # through GPGME (which runs gpg); the tests sign commits with real gpg
+  # keys (gnupg) and ssh-keygen keys (openssh-client, above).
+  libgpgme-dev gnupg
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;
