@@ -1,20 +1,9 @@
 #include "pgp_keyring.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <mutex>
-
 #include <gpgme.h>
 #include <openssl/crypto.h>
 
-extern char** environ;
+#include "gnupg_home.h"
 
 namespace reconcile {
 namespace {
@@ -25,29 +14,6 @@ std::string GpgError(gpgme_error_t err) {
   char buf[256];
   gpgme_strerror_r(err, buf, sizeof buf);
   return std::string(gpgme_strsource(err)) + ": " + buf;
-}
-
-// Runs `gpgconf --homedir HOME --kill gpg-agent`; stops only the agent of
-// this home. Errors are ignored (no agent may have been started).
-void KillAgent(const std::string& home) {
-  std::string homedir_flag = "--homedir";
-  std::string kill_flag = "--kill";
-  std::string agent = "gpg-agent";
-  std::string prog = "gpgconf";
-  std::string home_copy = home;
-  char* argv[] = {prog.data(),      homedir_flag.data(), home_copy.data(),
-                  kill_flag.data(), agent.data(),        nullptr};
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  if (posix_spawnp(&pid, "gpgconf", &actions, nullptr, argv, environ) == 0) {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  posix_spawn_file_actions_destroy(&actions);
 }
 
 // GnuPG asks for a passphrase (loopback pinentry): none is given; the ask is
@@ -61,33 +27,20 @@ gpgme_error_t RefusePassphrase(void* hook, const char*, const char*, int, int) {
 
 Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::string>& secret_keys,
                                                        const std::vector<std::string>& sources) {
-  static std::once_flag once;
-  std::call_once(once, [] { gpgme_check_version(nullptr); });
-  if (gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP) != 0) {
-    return Status::Unavailable("OpenPGP: GnuPG (gpg) is not installed or too old for gpgme");
-  }
   std::unique_ptr<PgpKeyring> ring(new PgpKeyring());
   // On tmpfs when there is one (/dev/shm), so the imported secret keys do not
-  // reach a disk; the system temp folder otherwise.
-  std::error_code ec;
-  std::filesystem::path base = "/dev/shm";
-  if (!std::filesystem::is_directory(base, ec) || ::access(base.c_str(), W_OK | X_OK) != 0) {
-    base = std::filesystem::temp_directory_path(ec);
-    if (ec) base = "/tmp";
-  }
-  std::string tmpl = (base / "reconcile-gnupg-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) {
-    return Status::Failed("OpenPGP: cannot create a temporary GnuPG home: " +
-                          std::string(std::strerror(errno)));
-  }
-  ring->home_ = tmpl;  // mkdtemp makes it 0700
+  // reach a disk.
+  auto home = GnupgHome::Create(GnupgHome::Where::kTmpfs);
+  if (!home.ok()) return home.status().WithContext("OpenPGP");
+  ring->home_ = std::move(*home);
   gpgme_ctx_t ctx = nullptr;
   gpgme_error_t err = gpgme_new(&ctx);
   if (err != 0) return Status::Internal("OpenPGP: gpgme_new: " + GpgError(err));
   ring->ctx_ = ctx;
   err = gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP);
   if (err == 0)
-    err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nullptr, ring->home_.c_str());
+    err = gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nullptr,
+                                    ring->home_->path().c_str());
   if (err == 0) err = gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
   if (err == 0) gpgme_set_passphrase_cb(ctx, RefusePassphrase, &ring->passphrase_asked_);
   if (err != 0) return Status::Internal("OpenPGP: configuring gpgme: " + GpgError(err));
@@ -122,17 +75,7 @@ Result<std::unique_ptr<PgpKeyring>> PgpKeyring::Create(const std::vector<std::st
 
 PgpKeyring::~PgpKeyring() {
   if (ctx_ != nullptr) gpgme_release(Ctx(ctx_));
-  if (!home_.empty()) {
-    KillAgent(home_);
-    // The agent may still be finishing writes as it exits; retry until the
-    // folder (with the imported secret keys) is gone, for up to 2 s.
-    for (int attempt = 0; attempt < 40; ++attempt) {
-      std::error_code ec;
-      std::filesystem::remove_all(home_, ec);
-      if (!std::filesystem::exists(home_, ec)) break;
-      ::usleep(50 * 1000);
-    }
-  }
+  // home_ goes after the context: its agent stopped, the folder removed.
 }
 
 Result<std::string> PgpKeyring::Decrypt(std::string_view message) {

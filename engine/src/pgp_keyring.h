@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gnupg_home.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -37,15 +38,15 @@ class PgpKeyring {
   Result<std::string> Decrypt(std::string_view message);
 
   // The temporary GnuPG home (removed by the destructor).
-  const std::string& home() const { return home_; }
+  std::string home() const { return home_->path().string(); }
 
   // Fingerprints (upper-case hex) of the imported secret keys and subkeys.
   const std::vector<std::string>& fingerprints() const { return fingerprints_; }
 
  private:
   PgpKeyring() = default;
-  std::string home_;
-  void* ctx_ = nullptr;  // gpgme_ctx_t
+  std::unique_ptr<GnupgHome> home_;  // destroyed after ctx_ is released
+  void* ctx_ = nullptr;              // gpgme_ctx_t
   bool passphrase_asked_ = false;
   std::vector<std::string> fingerprints_;
 };

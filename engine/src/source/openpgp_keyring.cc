@@ -11,13 +11,14 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include <gpgme.h>
+
+#include "gnupg_home.h"
 
 namespace reconcile {
 namespace {
@@ -34,11 +35,6 @@ using CtxPtr = std::unique_ptr<gpgme_context, CtxFree>;
 using DataPtr = std::unique_ptr<gpgme_data, DataFree>;
 
 std::string GpgError(gpgme_error_t err) { return gpgme_strerror(err); }
-
-void InitGpgme() {
-  static std::once_flag once;
-  std::call_once(once, [] { gpgme_check_version(nullptr); });
-}
 
 Result<CtxPtr> NewContext(const fs::path& home) {
   gpgme_ctx_t raw = nullptr;
@@ -92,30 +88,20 @@ std::string Upper(std::string s) {
 }  // namespace
 
 Result<std::unique_ptr<OpenPgpKeyring>> OpenPgpKeyring::Open(const fs::path& keys) {
-  InitGpgme();
   Result<std::vector<fs::path>> files = KeyFiles(keys);
   if (!files.ok()) return files.status();
-  if (gpgme_error_t err = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP); err != 0) {
-    return Status::Failed("OpenPGP verification needs gpg (Debian's gnupg): " + GpgError(err));
-  }
-
+  auto home = GnupgHome::Create(GnupgHome::Where::kTemp);
+  if (!home.ok()) return home.status().WithContext("OpenPGP verification");
   std::unique_ptr<OpenPgpKeyring> ring(new OpenPgpKeyring());
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/reconcile-gnupg-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) {
-    return Status::Failed("cannot create a temporary GNUPGHOME under " +
-                          fs::path(templ).parent_path().string());
-  }
-  ring->home_ = templ;  // removed by the destructor from here on
-  chmod(templ.c_str(), 0700);
+  ring->home_ = std::move(*home);
   {
     // Nothing from the network, no agent for public keys.
-    std::ofstream conf(ring->home_ / "gpg.conf");
+    std::ofstream conf(ring->home_->path() / "gpg.conf");
     conf << "no-auto-key-retrieve\nno-autostart\n";
-    if (!conf) return Status::Failed("cannot write " + (ring->home_ / "gpg.conf").string());
+    if (!conf) return Status::Failed("cannot write " + (ring->home_->path() / "gpg.conf").string());
   }
 
-  Result<CtxPtr> ctx = NewContext(ring->home_);
+  Result<CtxPtr> ctx = NewContext(ring->home_->path());
   if (!ctx.ok()) return ctx.status();
   for (const fs::path& file : *files) {
     std::ifstream in(file, std::ios::binary);
@@ -153,23 +139,19 @@ Result<std::unique_ptr<OpenPgpKeyring>> OpenPgpKeyring::Open(const fs::path& key
     return Status::Invalid(keys.string() + ": no OpenPGP public key imported");
   }
   // The operator's keys are this keyring's trust roots.
-  std::ofstream conf(ring->home_ / "gpg.conf", std::ios::app);
+  std::ofstream conf(ring->home_->path() / "gpg.conf", std::ios::app);
   conf << "trust-model pgp\n";
   for (const std::string& fpr : ring->fingerprints_) {
     conf << "trusted-key " << fpr.substr(fpr.size() >= 16 ? fpr.size() - 16 : 0) << "\n";
   }
-  if (!conf) return Status::Failed("cannot write " + (ring->home_ / "gpg.conf").string());
+  if (!conf) return Status::Failed("cannot write " + (ring->home_->path() / "gpg.conf").string());
   return ring;
 }
 
-OpenPgpKeyring::~OpenPgpKeyring() {
-  if (home_.empty()) return;
-  std::error_code ec;
-  fs::remove_all(home_, ec);
-}
+OpenPgpKeyring::~OpenPgpKeyring() = default;
 
 Result<std::string> OpenPgpKeyring::Verify(std::string_view signature, std::string_view data) {
-  Result<CtxPtr> ctx = NewContext(home_);
+  Result<CtxPtr> ctx = NewContext(home_->path());
   if (!ctx.ok()) return ctx.status();
   Result<DataPtr> sig = Data(signature);
   if (!sig.ok()) return sig.status();

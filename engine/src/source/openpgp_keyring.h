@@ -1,7 +1,7 @@
 // OpenPgpKeyring: the operator's OpenPGP public keys, imported through
-// GPGME into a private, temporary GNUPGHOME (a 0700 folder made with
-// mkdtemp under $TMPDIR, never ~/.gnupg) that the keyring removes when it
-// is destroyed. Every key imported is the operator's trust: each primary
+// GPGME into a private, temporary GNUPGHOME (gnupg_home.h: a 0700 folder
+// under $TMPDIR, never ~/.gnupg) that the keyring removes when it is
+// destroyed. Every key imported is the operator's trust: each primary
 // key is marked ultimately trusted there (gpg's trusted-key), so a good
 // signature of one of them is GPGME_SIGSUM_VALID. The one adapter that
 // wraps GPGME: no GPGME type or error code leaves openpgp_keyring.cc.
@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gnupg_home.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -47,7 +48,7 @@ class OpenPgpKeyring {
 
  private:
   OpenPgpKeyring() = default;
-  std::filesystem::path home_;
+  std::unique_ptr<GnupgHome> home_;  // the private GNUPGHOME (gnupg_home.h)
   std::vector<std::string> fingerprints_;
 };
 
