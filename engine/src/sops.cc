@@ -37,21 +37,33 @@ constexpr std::uint8_t kMacOnlyEncryptedInit[32] = {
     0x0b, 0x97, 0x5b, 0x3b, 0xf4, 0x4f, 0x72, 0xc6, 0xfd, 0xad, 0xec, 0x81, 0x76, 0xf2, 0x7d, 0x69};
 
 // A format-neutral, ordered tree of the file.
+struct NodeEntry;
+
 struct Node {
   enum class Kind { kMap, kList, kString, kInt, kFloat, kBool, kNull };
   Kind kind = Kind::kNull;
   std::string text;  // scalars: the text as written (string: its value)
-  std::vector<std::pair<std::string, Node>> entries;
+  // A map's entries, in order. (Not a std::pair<std::string, Node>: clang 14
+  // cannot instantiate that pair while Node is incomplete.)
+  std::vector<NodeEntry> entries;
   std::vector<Node> items;
   int line = 0;
 
-  const Node* Find(std::string_view key) const {
-    for (const auto& [k, v] : entries) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
+  const Node* Find(std::string_view key) const;
 };
+
+struct NodeEntry {
+  NodeEntry(std::string k, Node v) : first(std::move(k)), second(std::move(v)) {}
+  std::string first;
+  Node second;
+};
+
+const Node* Node::Find(std::string_view key) const {
+  for (const auto& [k, v] : entries) {
+    if (k == key) return &v;
+  }
+  return nullptr;
+}
 
 const char* KindName(Node::Kind k) {
   switch (k) {
