@@ -65,9 +65,8 @@ Result<std::unique_ptr<AuditSink>> OpenAudit(Session& session) {
 
 Status AuditCheck(Session& session) {
   auto audit = OpenAudit(session);
-  if (!audit.ok()) return audit.status().WithContext("nothing was changed");
-  Status s = (*audit)->Check();
-  return s.ok() ? s : s.WithContext("nothing was changed");
+  Status s = audit.ok() ? (*audit)->Check() : audit.status();
+  return s.ok() ? s : Status(s.code(), s.message() + " (nothing was changed)");
 }
 
 bool AuditAppend(Session& session, AuditEntry entry) {
@@ -130,7 +129,7 @@ int CmdAuditList(const GlobalOptions& g, const AuditFlags& flags) {
     std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
-  std::printf("%-5s %-20s %-16s %-9s %-12s %-18s %-7s %s\n", "SEQ", "TIME", "ACTOR", "ACTION",
+  std::printf("%-5s %-20s %-16s %-9s %-12s %-18s %-11s %s\n", "SEQ", "TIME", "ACTOR", "ACTION",
               "ENVIRONMENT", "REVISION", "RESULT", "CHANGES");
   for (const AuditEntry& e : *entries) {
     std::string changes;
@@ -139,7 +138,7 @@ int CmdAuditList(const GlobalOptions& g, const AuditFlags& flags) {
     }
     if (changes.empty()) changes = e.detail.empty() ? "-" : e.detail;
     std::string result = e.result == "ok" ? "ok" : e.error_code;
-    std::printf("%-5lld %-20s %-16s %-9s %-12s %-18s %-7s %s\n", static_cast<long long>(e.seq),
+    std::printf("%-5lld %-20s %-16s %-9s %-12s %-18s %-11s %s\n", static_cast<long long>(e.seq),
                 e.time.c_str(), e.actor.c_str(), e.action.c_str(),
                 e.environment.empty() ? "-" : e.environment.c_str(),
                 e.revision.empty() ? "-" : e.revision.substr(0, 18).c_str(), result.c_str(),
