@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The audit log end to end with the real binary on the real Docker Engine:
 # apply, apply of a saved plan, rollback, unlock of a stale lock, destroy and
-# a controller pass each append a signed entry (`audit list --json` shows
+# a controller pass each append a signed entry (an Environment to its own
+# folder's log) (`audit list --json` shows
 # actor, revision, plan hash, changes); `audit verify` passes; each entry is
 # checked independently (canonical bytes rebuilt by Python, `sha256sum`, the
 # real `openssl pkeyutl -verify -rawin`); the secret value of the tree never
@@ -31,6 +32,8 @@ cleanup() {
   [[ -n "$ctl_pid" ]] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
   "$RECONCILE" destroy "$work/tree" --auto-approve --no-color --audit-key "$work/op.pem" \
     >/dev/null 2>&1 || true
+  [[ -d "$work/envtree" ]] && "$RECONCILE" destroy "$work/envtree" --path envs/staging \
+    --auto-approve --no-color --audit-key "$work/op.pem" >/dev/null 2>&1
   for name in "$p-a"; do
     id=$(container_id "$name")
     [[ -n "$id" ]] && api -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null 2>&1
@@ -234,6 +237,41 @@ cp "$work/log.good" "$log"
 expect_exit 0 "with the log whole again, apply appends" -- RA apply "$work/tree" --auto-approve
 expect_exit 0 "and the chain still verifies" -- R audit verify "$work/tree" --public-key "$work/op.pub.pem"
 contains "8 entries" "8 entries verify" "$out"
+
+# --- an Environment keeps its own log -----------------------------------------
+mkdir -p "$work/envtree/base" "$work/envtree/envs/staging"
+cat >"$work/envtree/base/agents.yaml" <<YAML
+apiVersion: reconcile.dev/v1alpha1
+kind: Target
+metadata: {name: local}
+spec: {provider: docker, docker: {publishAddress: 127.0.0.1}}
+---
+apiVersion: reconcile.dev/v1alpha1
+kind: Agent
+metadata: {name: $p-e}
+spec:
+  image: reconcile/hello-agent:0.1.0
+  target: local
+  port: 8080
+  healthCheck: {path: /health, interval: 100ms, timeout: 1s, retries: 50}
+YAML
+cat >"$work/envtree/envs/staging/environment.yaml" <<YAML
+apiVersion: reconcile.dev/v1alpha1
+kind: Environment
+metadata: {name: staging}
+spec: {bases: [../../base]}
+YAML
+expect_exit 0 "apply an Environment (--path envs/staging)" -- \
+  RA apply "$work/envtree" --path envs/staging --auto-approve
+envlog="$work/envtree/.reconcile/environments/staging/audit.log"
+[[ -f "$envlog" ]] && ok "its log is in the environment's state folder" || bad "no $envlog"
+expect_exit 0 "destroy the Environment" -- RA destroy "$work/envtree" --path envs/staging --auto-approve
+expect_exit 0 "audit list --json --path envs/staging" -- R audit list "$work/envtree" --path envs/staging --json
+equals "both entries name the environment" "apply staging,destroy staging" \
+  "$(python3 -c 'import json,sys; print(",".join(e["action"] + " " + e["environment"] for e in json.loads(sys.argv[1])))' "$out")"
+expect_exit 0 "audit verify --path envs/staging" -- RA audit verify "$work/envtree" --path envs/staging
+[[ ! -e "$work/envtree/.reconcile/audit.log" ]] && ok "no log at the state root for an Environment" ||
+  bad "a log at the state root"
 
 echo "audit: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
