@@ -16,7 +16,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 RECONCILE  := $(BUILD_DIR)/program/reconcile
 DEMO_DIR   ?= examples/quickstart
 
-.PHONY: all build build-cli configure deps dockerd image controller-image package kube-parts demo test clean bench bench-controller bench-planner bench-build bench-compose bench-drift
+.PHONY: all build build-cli configure deps dockerd image controller-image package kube-parts demo test sanitize fuzz clean bench bench-controller bench-planner bench-build bench-compose bench-drift
 
 all: build
 
@@ -88,6 +88,15 @@ demo: build-cli dockerd image
 
 test: build dockerd image kube-parts
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure
+
+# The unit tests built with clang under AddressSanitizer + UBSan, and each
+# libFuzzer target run for FUZZ_SECONDS over its corpus (build-san/;
+# scripts/sanitize.sh). .ci/run runs both after `make test`.
+sanitize: deps
+	@scripts/sanitize.sh unit
+
+fuzz: deps
+	@scripts/sanitize.sh fuzz
 
 bench: build-cli dockerd image
 	@bench/run.sh

@@ -93,6 +93,17 @@ int main(int argc, char** argv) {
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");
+  auto* verify_commits =
+      app.add_option("--verify-commits", g.verify_commits,
+                     "Git: apply only commits signed by a trusted key: openpgp (--trusted-keys) "
+                     "or ssh (--allowed-signers)")
+          ->check(CLI::IsMember({"openpgp", "ssh"}));
+  app.add_option("--trusted-keys", g.trusted_keys,
+                 "--verify-commits openpgp: file or folder of OpenPGP public keys")
+      ->needs(verify_commits);
+  app.add_option("--allowed-signers", g.allowed_signers,
+                 "--verify-commits ssh: OpenSSH allowed_signers file")
+      ->needs(verify_commits);
   app.add_option("--allow-bind", g.allow_bind,
                  "host folder Agents may bind-mount (spec.volumes type bind); repeatable")
       ->allow_extra_args(false)

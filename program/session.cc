@@ -119,6 +119,11 @@ SourceOptions SourceOptionsFor(const GlobalOptions& g, const ProviderRegistry* r
   so.path = g.path;
   so.cache_dir = std::filesystem::path(g.state_dir) / "cache" / "git";
   so.auth = g.git_auth;
+  if (g.verify_commits == "openpgp") {
+    so.verify = {CommitVerifyMode::kOpenPgp, g.trusted_keys};
+  } else if (g.verify_commits == "ssh") {
+    so.verify = {CommitVerifyMode::kSsh, g.allowed_signers};
+  }
   so.limits.allowed_bind_paths = g.allow_bind;
   so.limits.providers = registry;
   so.limits.keep_documents = g.keep_documents;

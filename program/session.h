@@ -31,6 +31,12 @@ struct GlobalOptions {
   int verbosity = 0;
   bool no_color = false;
   GitAuth git_auth;
+  // --verify-commits openpgp|ssh (empty: off), with --trusted-keys (OpenPGP
+  // keys file or folder) or --allowed-signers (SSH): source.h
+  // CommitVerifyOptions.
+  std::string verify_commits;
+  std::string trusted_keys;
+  std::string allowed_signers;
   std::vector<std::string> allow_bind;  // --allow-bind: host paths Agents may bind-mount
   // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).

@@ -12,6 +12,9 @@ packages=(
   build-essential cmake make pkg-config git
   libgit2-dev libyaml-cpp-dev nlohmann-json3-dev libboost-dev libspdlog-dev
   doctest-dev libcli11-dev libssl-dev openssl
+  # Sanitizers and fuzzing (scripts/sanitize.sh, `make sanitize` / `make
+  # fuzz`): clang with its ASan/UBSan/libFuzzer runtimes.
+  clang libclang-rt-14-dev
   # Deploy windows: cron in IANA time zones (date/tz over the system tzdata).
   libhowardhinnant-date-dev tzdata
   # The cloud providers' HTTP client (providers/http).
@@ -24,6 +27,10 @@ packages=(
   # basic auth (htpasswd), sshd with a deploy key, a Prometheus server and
   # promtool.
   prometheus-cpp-dev prometheus lighttpd openssh-server openssh-client apache2-utils
+  # SOPS-encrypted secrets (engine/src/sops.cc): OpenPGP recipients through
+  # libgpgme and gnupg; the tests wrap data keys with the real age tool and
+  # encrypt values with python3-cryptography (tests/scripts/sops_encrypt.py).
+  libgpgme-dev gnupg age python3-cryptography
   # The AWS SigV4 cross-check (tests/scripts/sigv4_botocore_test.sh).
   python3-botocore
   # The notifications' fake server (tests/scripts/fake_notify_server.py)
@@ -43,6 +50,10 @@ packages=(
   # headless chromium driven over the DevTools protocol, and a font for its
   # screenshot.
   chromium fonts-dejavu-core
+  # Signed commits (README "Signed commits"): OpenPGP signatures are checked
+  # through GPGME (which runs gpg); the tests sign commits with real gpg
+  # keys (gnupg) and ssh-keygen keys (openssh-client, above).
+  libgpgme-dev gnupg
 )
 
 # Node.js for the tooling that needs it. Debian's nodejs comes without npm;

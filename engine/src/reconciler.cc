@@ -41,6 +41,10 @@ Status Reconciler::Fetch(const std::string& revision) {
   Result<Snapshot> snapshot = deps_.source->Load(rev, deps_.stop);
   if (!snapshot.ok()) return snapshot.status();
   snapshot_ = std::move(*snapshot);
+  if (!snapshot_.signer.empty()) {
+    Emit(Event::Type::kStageStarted, "commit " + snapshot_.revision.substr(0, 12) +
+                                         ": signature accepted, signed by " + snapshot_.signer);
+  }
   CheckSecretEnvPolicy(snapshot_.loaded.state, deps_.secret_env_policy,
                        snapshot_.loaded.diagnostics);
   snapshot_.loaded.diagnostics.Sort();

@@ -65,6 +65,10 @@ struct Snapshot {
   std::filesystem::path root;
   LoadResult loaded;  // use only when !loaded.diagnostics.HasErrors()
   LoadStats stats;
+  // Git with CommitVerifyOptions: who signed the commit when the signature
+  // was accepted ("OpenPGP key <fingerprint>", "SSH key SHA256:... of
+  // <principals>"); empty otherwise.
+  std::string signer;
   // "tree-<12 hex>" (TreeRevision) over every file this tree was made from:
   // the --path folder, and for an Environment its base folders too. Equal
   // digests at two revisions: nothing this tree reads changed.
@@ -81,6 +85,25 @@ struct GitAuth {
   std::string ssh_known_hosts_file;  // SSH: required; unknown or changed keys refused
 };
 
+// Signed-commit verification of a Git source (README "Signed commits"; what
+// Flux's GitRepository spec.verify does for the commit it hands out). With a
+// mode set, Load and Files check the signature of the commit they read
+// before reading its tree: an unsigned commit, a signature by a key not in
+// `keys`, or one that does not verify makes Load return the Snapshot with
+// one error diagnostic ("commit 1a2b3c4d5e6f: not signed"), exactly as an
+// invalid tree, and Files a kInvalid status. A folder source with a mode
+// set is kInvalid at OpenSource.
+enum class CommitVerifyMode { kOff, kOpenPgp, kSsh };
+
+struct CommitVerifyOptions {
+  CommitVerifyMode mode = CommitVerifyMode::kOff;
+  // kOpenPgp: a file of OpenPGP public keys (armored or binary), or a folder
+  // of such files; kSsh: an OpenSSH allowed_signers file. Read at
+  // OpenSource (kInvalid when missing or malformed) and again when it
+  // changes.
+  std::filesystem::path keys;
+};
+
 struct SourceOptions {
   std::string location;  // a folder, or a Git URL (IsGitUrl)
   std::string ref;       // Git: branch, tag or commit id; empty: the remote HEAD
@@ -90,6 +113,7 @@ struct SourceOptions {
   std::filesystem::path cache_dir;
   GitAuth auth;
   LoadLimits limits;
+  CommitVerifyOptions verify;  // Git only
 };
 
 class Source {
@@ -129,7 +153,8 @@ bool IsGitUrl(const std::string& location);
 // the options only (no I/O on the remote): kInvalid for a malformed URL, a
 // password written in the URL, plain http:// to a host that is not
 // loopback, or ssh without auth.ssh_known_hosts_file / auth.ssh_key_file;
-// kInvalid when a Git source has no cache_dir. A missing folder is found
+// kInvalid when a Git source has no cache_dir, or when options.verify is
+// set for a folder, or its keys cannot be read. A missing folder is found
 // by Resolve / Load (kNotFound), so a controller can start before it exists.
 Result<std::unique_ptr<Source>> OpenSource(const SourceOptions& options);
 

@@ -34,6 +34,7 @@
 
 #include "reconcile/git_commit.h"
 #include "reconcile/loader.h"
+#include "source/commit_verifier.h"
 #include "source/git_url.h"
 #include "source/known_hosts.h"
 #include "source/sources.h"
@@ -521,8 +522,8 @@ class MirrorLock {
 
 class GitSource : public Source {
  public:
-  GitSource(SourceOptions options, GitUrl url)
-      : options_(std::move(options)), url_(std::move(url)) {
+  GitSource(SourceOptions options, GitUrl url, std::unique_ptr<CommitVerifier> verifier)
+      : options_(std::move(options)), url_(std::move(url)), verifier_(std::move(verifier)) {
     std::string key = Sha256Hex(options_.location).substr(0, 16);
     mirror_ = options_.cache_dir / key;
     lock_file_ = options_.cache_dir / (key + ".lock");
@@ -586,6 +587,11 @@ class GitSource : public Source {
     const std::string what = "read " + Describe();
     Result<CommitPtr> commit = CommitAt(revision, stop, what);
     if (!commit.ok()) return commit.status();
+    if (verifier_) {
+      Result<Verdict> verdict = CheckSignature(commit->get(), what);
+      if (!verdict.ok()) return verdict.status();
+      if (!verdict->accepted) return Status::Invalid(what + ": " + verdict->text);
+    }
     git_tree* raw_tree = nullptr;
     if (git_commit_tree(&raw_tree, commit->get()) != 0) {
       return Status::Failed(what + ": cannot read the tree of " + revision);
@@ -619,6 +625,23 @@ class GitSource : public Source {
     Result<CommitPtr> found = CommitAt(revision, stop, what);
     if (!found.ok()) return found.status();
     CommitPtr commit = std::move(*found);
+    std::string signer;
+    if (verifier_) {
+      // Before anything of the tree is read: an unverified commit is an
+      // invalid tree with this one error.
+      Result<Verdict> verdict = CheckSignature(commit.get(), what);
+      if (!verdict.ok()) return verdict.status();
+      if (!verdict->accepted) {
+        Snapshot refused;
+        refused.revision = OidHex(git_commit_id(commit.get()));
+        refused.commit_time = Rfc3339(git_commit_committer(commit.get())->when.time);
+        refused.tags = TagsOn(*git_commit_id(commit.get()));
+        refused.loaded.state.revision = refused.revision;
+        refused.loaded.diagnostics.Error("", 0, 0, "", verdict->text);
+        return refused;
+      }
+      signer = verdict->text;
+    }
     git_tree* raw_tree = nullptr;
     if (git_commit_tree(&raw_tree, commit.get()) != 0) {
       return Status::Failed(what + ": cannot read the tree of " + revision);
@@ -629,6 +652,7 @@ class GitSource : public Source {
     snap.revision = OidHex(git_commit_id(commit.get()));
     snap.commit_time = Rfc3339(git_commit_committer(commit.get())->when.time);
     snap.tags = TagsOn(*git_commit_id(commit.get()));
+    snap.signer = std::move(signer);
 
     // The subtree at options.path (or a single manifest file there).
     TreePtr sub;
@@ -710,6 +734,39 @@ class GitSource : public Source {
   }
 
  private:
+  // What the verifier says of `commit`'s signature. accepted: text is who
+  // signed; else text is why not, naming the commit. An error Status when
+  // the check could not run.
+  struct Verdict {
+    bool accepted = false;
+    std::string text;
+  };
+  Result<Verdict> CheckSignature(const git_commit* commit, const std::string& what) {
+    git_buf signature = GIT_BUF_INIT;
+    git_buf signed_data = GIT_BUF_INIT;
+    git_oid id = *git_commit_id(commit);
+    int rc = git_commit_extract_signature(&signature, &signed_data, repo_.get(), &id, nullptr);
+    std::string sig_text;
+    std::string data_text;
+    if (rc == 0) {
+      sig_text.assign(signature.ptr, signature.size);
+      data_text.assign(signed_data.ptr, signed_data.size);
+    }
+    git_buf_dispose(&signature);
+    git_buf_dispose(&signed_data);
+    const std::string hex = OidHex(&id);
+    if (rc != 0 && rc != GIT_ENOTFOUND) {
+      const git_error* e = git_error_last();
+      return Status::Failed(what + ": cannot read the signature of commit " + hex + ": " +
+                            (e && e->message ? e->message : "libgit2 error"));
+    }
+    Result<std::string> v =
+        verifier_->Verify(hex, sig_text, data_text, git_commit_committer(commit)->when.time);
+    if (v.ok()) return Verdict{true, *v};
+    if (v.status().code() != Code::kInvalid) return v.status().WithContext(what);
+    return Verdict{false, "commit " + hex.substr(0, 12) + ": " + v.status().message()};
+  }
+
   // The commit `revision` names (or an annotated tag that peels to one),
   // fetched when the mirror lacks it.
   Result<CommitPtr> CommitAt(const std::string& revision, std::stop_token stop,
@@ -1127,6 +1184,7 @@ class GitSource : public Source {
   fs::path lock_file_;
   fs::path trees_;
   RepoPtr repo_;
+  std::unique_ptr<CommitVerifier> verifier_;  // null: verification off
   struct Cached {
     git_oid oid;
     DecodedPtr decoded;
@@ -1160,7 +1218,14 @@ Result<std::unique_ptr<Source>> NewGitSource(const SourceOptions& options) {
   if (options.cache_dir.empty()) {
     return Status::Invalid(url->redacted + ": a Git source needs a cache folder (cache_dir)");
   }
-  return std::unique_ptr<Source>(std::make_unique<GitSource>(options, std::move(*url)));
+  std::unique_ptr<CommitVerifier> verifier;
+  if (options.verify.mode != CommitVerifyMode::kOff) {
+    Result<std::unique_ptr<CommitVerifier>> opened = CommitVerifier::Open(options.verify);
+    if (!opened.ok()) return opened.status().WithContext(url->redacted);
+    verifier = std::move(*opened);
+  }
+  return std::unique_ptr<Source>(
+      std::make_unique<GitSource>(options, std::move(*url), std::move(verifier)));
 }
 
 namespace {

@@ -78,18 +78,21 @@ TEST_CASE("git source: IsGitUrl and OpenSource checks") {
   };
   const std::vector<Row> rows = {
       {"plain http to a remote host",
-       {"http://example.com/r.git", "", "", "/tmp/c", {}, {}},
+       {"http://example.com/r.git", "", "", "/tmp/c", {}, {}, {}},
        Code::kInvalid,
        "only allowed to loopback"},
       {"password in the URL",
-       {"https://u:s3cret@h/r.git", "", "", "/tmp/c", {}, {}},
+       {"https://u:s3cret@h/r.git", "", "", "/tmp/c", {}, {}, {}},
        Code::kInvalid,
        "password"},
       {"ssh without known_hosts",
-       {"ssh://git@h/r.git", "", "", "/tmp/c", {}, {}},
+       {"ssh://git@h/r.git", "", "", "/tmp/c", {}, {}, {}},
        Code::kInvalid,
        "known_hosts"},
-      {"no cache folder", {"git://127.0.0.1/r.git", "", "", "", {}, {}}, Code::kInvalid, "cache"},
+      {"no cache folder",
+       {"git://127.0.0.1/r.git", "", "", "", {}, {}, {}},
+       Code::kInvalid,
+       "cache"},
   };
   for (const auto& row : rows) {
     SUBCASE(row.name) {
@@ -102,7 +105,7 @@ TEST_CASE("git source: IsGitUrl and OpenSource checks") {
     }
   }
   SUBCASE("plain http to loopback is fine") {
-    CHECK(OpenSource({"http://127.0.0.1:1/r.git", "", "", "/tmp/c", {}, {}}).ok());
+    CHECK(OpenSource({"http://127.0.0.1:1/r.git", "", "", "/tmp/c", {}, {}, {}}).ok());
   }
 }
 
@@ -238,7 +241,7 @@ TEST_CASE("git source: errors") {
     CHECK(snap.status().code() == Code::kInvalid);
   }
   SUBCASE("a missing repository is an error, not a crash") {
-    SourceOptions o{"file://" + (f.tmp.path() / "nope").string(), "", "", f.cache, {}, {}};
+    SourceOptions o{"file://" + (f.tmp.path() / "nope").string(), "", "", f.cache, {}, {}, {}};
     auto rev = (*OpenSource(o))->Resolve({});
     REQUIRE(!rev.ok());
     CHECK((rev.status().code() == Code::kNotFound || rev.status().code() == Code::kUnavailable));
