@@ -41,6 +41,7 @@
 #include "controller/status_feed.h"
 #include "controller/webhook_secrets.h"
 #include "http/http_client.h"
+#include "reconcile/audit_log.h"
 #include "reconcile/spec.h"
 #include "reconcile/state_store.h"
 
@@ -244,6 +245,7 @@ struct EnvironmentRun {
   std::string name;
   std::unique_ptr<Source> source;
   std::unique_ptr<StateStore> store;
+  std::unique_ptr<AuditSink> audit;  // <its state folder>/audit.log
   LogObserver observer;
   LogListener log;
   std::unique_ptr<controller::MetricsListener> metrics;
@@ -347,6 +349,21 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   if (g.secrets_dir.empty())
     g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
   const bool multi = flags.paths.size() > 1 || !flags.environments_dir.empty();
+  // The audit log's key (README "Audit log"): every apply pass and heal is
+  // recorded; without a key a log that has entries stops the passes.
+  std::shared_ptr<const AuditKey> audit_key;
+  if (!g.audit_key.empty()) {
+    auto key = AuditKey::Load(g.audit_key);
+    if (key.ok() && !(*key)->can_sign()) {
+      key = Status::Invalid(g.audit_key +
+                            ": a public key; the controller signs with the private key");
+    }
+    if (!key.ok()) {
+      spdlog::error("--audit-key: {}", key.status().message());
+      return 1;
+    }
+    audit_key = std::move(*key);
+  }
   if (flags.paths.size() == 1) g.path = flags.paths[0];
   auto clock = NewSystemClock();
   controller::Metrics metrics(multi ? std::vector<std::string>{}
@@ -452,6 +469,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     run.name = name;
     run.source = std::move(*env_source);
     run.store = NewFileStateStore(EnvironmentStateDir(g.state_dir, name));
+    run.audit = NewAuditLog(AuditLogPath(EnvironmentStateDir(g.state_dir, name)), audit_key);
     run.observer.tag = name + ": ";
     run.log.tag = name + ": ";
     run.log.who = [&who] { return who(); };
@@ -463,6 +481,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     ReconcilerDeps deps;
     deps.source = run.source.get();
     deps.store = run.store.get();
+    deps.audit = run.audit.get();
     deps.providers = &registry;
     deps.clock = clock.get();
     deps.observer = run.publisher.get();
@@ -485,6 +504,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   std::unique_ptr<controller::DriftWatcher> single_watch;  // --watch-events
   std::unique_ptr<controller::MultiScheduler> several;
   std::unique_ptr<StateStore> store;
+  std::unique_ptr<AuditSink> audit;
   LogObserver observer;
   LogListener log_listener;
   controller::MetricsListener listener(metrics, &log_listener);
@@ -492,9 +512,11 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   if (!multi) {
     listeners->Route(controller::kDefaultEnvironment, &listener, &observer);
     store = NewFileStateStore(g.state_dir);
+    audit = NewAuditLog(AuditLogPath(g.state_dir), audit_key);
     ReconcilerDeps deps;
     deps.source = source->get();
     deps.store = store.get();
+    deps.audit = audit.get();
     deps.providers = &registry;
     deps.clock = clock.get();
     deps.observer = &publisher;

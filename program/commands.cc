@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "cmd_audit.h"
 #include "console.h"
 #include "reconcile/applier.h"
 #include "reconcile/deploy_window.h"
@@ -62,19 +63,21 @@ bool Approve(bool auto_approve, const std::string& question) {
 }
 
 // Applies `plan` through the reconciler (which records state and history,
-// also after failures and stops). Returns the exit code.
-int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags,
+// also after failures and stops) and appends the audit entry of `action`
+// (README "Audit log"). Returns the exit code.
+int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags, const char* action,
                    bool ignored_windows = false) {
   std::cout << std::flush;  // the plan before the progress lines (stderr)
   ApplyOptions options;
   options.parallelism = flags.parallelism;
   options.ignored_windows = ignored_windows;
   ApplyOutcome out = session.reconciler().ApplyPlan(plan, options);
+  const bool audited = AuditApply(session, action, plan, out.status, flags.plan_file);
   if (!out.changed) {
     if (!out.status.ok()) return Fail(out.status);
     std::cout << "No changes. The running agents match the desired state (" << plan.revision
               << ").\n";
-    return kExitOk;
+    return audited ? kExitOk : kExitError;
   }
   if (out.status.code() == Code::kCancelled) {
     spdlog::error(
@@ -90,7 +93,7 @@ int ApplyAndRecord(Session& session, const Plan& plan, const ApplyFlags& flags,
     return kExitError;
   }
   std::cout << "\nApply complete! Agents: " << AppliedSummary(plan) << ".\n";
-  return kExitOk;
+  return audited ? kExitOk : kExitError;
 }
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -243,6 +246,7 @@ int CmdApply(const GlobalOptions& g, const ProviderRegistry& registry, const App
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile apply"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);  // under the lock
+  if (Status s = AuditCheck(session); !s.ok()) return Fail(s);
   if (Status s = r.Observe(); !s.ok()) return Fail(s);
   Plan plan = r.MakePlan();
   if (saved) {
@@ -281,7 +285,7 @@ int CmdApply(const GlobalOptions& g, const ProviderRegistry& registry, const App
   if (!saved && to_apply.HasChanges() && !Approve(flags.auto_approve, "perform these actions")) {
     return kExitError;
   }
-  int rc = ApplyAndRecord(session, to_apply, flags, held && flags.ignore_windows);
+  int rc = ApplyAndRecord(session, to_apply, flags, "apply", held && flags.ignore_windows);
   return wait && rc == kExitOk ? kExitError : rc;  // held changes are still pending
 }
 
@@ -291,6 +295,7 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile destroy"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);
+  if (Status s = AuditCheck(session); !s.ok()) return Fail(s);
   if (Status s = r.Observe(Reconciler::ObserveScope::kTargets); !s.ok()) return Fail(s);
   r.DropPin();  // nothing is left to keep pinned
   Plan plan = r.MakeDestroyPlan();
@@ -305,7 +310,7 @@ int CmdDestroy(const GlobalOptions& g, const ProviderRegistry& registry, const A
   if (!Approve(flags.auto_approve, "destroy all agents recorded in this state")) {
     return kExitError;
   }
-  return ApplyAndRecord(session, plan, flags);
+  return ApplyAndRecord(session, plan, flags, "destroy");
 }
 
 int CmdDrift(const GlobalOptions& g, const ProviderRegistry& registry, bool as_json) {
@@ -468,6 +473,7 @@ int CmdRollback(const GlobalOptions& g, const ProviderRegistry& registry,
   if (Status s = session.Load(); !s.ok()) return Fail(s);
   if (Status s = r.Lock("reconcile rollback"); !s.ok()) return Fail(s);
   if (Status s = r.ReadState(); !s.ok()) return Fail(s);
+  if (Status s = AuditCheck(session); !s.ok()) return Fail(s);
   Result<History> history = session.store().LoadHistory();
   if (!history.ok()) return Fail(history.status());
   Result<size_t> index = FindRollbackEntry(*history, r.recorded(), flags.to);
@@ -488,6 +494,8 @@ int CmdRollback(const GlobalOptions& g, const ProviderRegistry& registry,
   ApplyOptions options;
   options.parallelism = flags.parallelism;
   ApplyOutcome out = r.ApplyPlan(plan, options);
+  const bool audited = AuditApply(session, "rollback", plan, out.status, "",
+                                  "rollback to history #" + std::to_string(entry.serial));
   const std::string pinned = "Pinned to revision " + entry.revision +
                              ": `plan`, `apply` and the "
                              "controller keep it until the desired revision changes from " +
@@ -507,7 +515,7 @@ int CmdRollback(const GlobalOptions& g, const ProviderRegistry& registry,
     std::cout << "\nRollback complete! Agents: " << AppliedSummary(plan) << ".\n";
   }
   std::cout << pinned << "\n";
-  return kExitOk;
+  return audited ? kExitOk : kExitError;
 }
 
 int CmdShow(const std::string& plan_file, bool as_json) {
@@ -530,8 +538,18 @@ int CmdShow(const std::string& plan_file, bool as_json) {
 int CmdUnlock(const GlobalOptions& g) {
   ProviderRegistry none;
   Session session(g, &none, StopToken());
+  if (Status s = AuditCheck(session); !s.ok()) return Fail(s);
   auto holder = session.store().Holder();
   Status s = session.store().Unlock();
+  AuditEntry entry;
+  entry.action = "unlock";
+  SetAuditResult(entry, s);
+  if (holder.ok() && holder->has_value()) {
+    const LockInfo& info = **holder;
+    entry.detail = "lock of pid " + std::to_string(info.pid) + " on " + info.host + " since " +
+                   info.started_at + " (" + info.command + ")";
+  }
+  const bool audited = AuditAppend(session, std::move(entry));
   if (!s.ok()) return Fail(s);
   if (holder.ok() && holder->has_value()) {
     const LockInfo& info = **holder;
@@ -540,7 +558,7 @@ int CmdUnlock(const GlobalOptions& g) {
   } else {
     std::cout << "Removed the lock.\n";
   }
-  return kExitOk;
+  return audited ? kExitOk : kExitError;
 }
 
 }  // namespace reconcile::cli

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "builtin/builtin_providers.h"
+#include "cmd_audit.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "cmd_promote.h"
@@ -114,6 +115,12 @@ int main(int argc, char** argv) {
         }
         return "";
       });
+
+  app.add_option("--audit-key", g.audit_key,
+                 "Ed25519 private key (PEM) that signs the audit log's entries (README \"Audit "
+                 "log\")")
+      ->envname("RECONCILE_AUDIT_KEY")
+      ->type_name("FILE");
 
   auto with_source = [&](CLI::App* cmd) {
     cmd->add_option("source", positional, "desired-state folder (same as --source)");
@@ -257,6 +264,20 @@ int main(int argc, char** argv) {
                          "follow every folder below DIR whose top-level YAML holds an "
                          "Environment (found again at every new revision)");
   controller->add_option("source", positional, "desired-state folder or Git URL (same as --repo)");
+  AuditFlags audit_flags;
+  auto* audit_cmd = app.add_subcommand("audit", "the hash-chained, signed audit log");
+  audit_cmd->require_subcommand(1);
+  auto* audit_list = with_source(audit_cmd->add_subcommand(
+      "list", "print the audit log's entries (not verified; see `audit verify`)"));
+  audit_list->add_flag("--json", audit_flags.json, "the entries as a JSON array");
+  audit_list->add_option("--file", audit_flags.file,
+                         "an audit log elsewhere (default: the state's)");
+  auto* audit_verify = with_source(audit_cmd->add_subcommand(
+      "verify", "check the hash chain and every signature; name the first bad entry"));
+  audit_verify->add_option("--public-key", audit_flags.public_key,
+                           "Ed25519 public key (PEM; default: the --audit-key's)");
+  audit_verify->add_option("--file", audit_flags.file,
+                           "an audit log elsewhere (default: the state's)");
   std::string kind;
   auto* import_cmd = app.add_subcommand("import", "write reconcile documents from another format");
   import_cmd->require_subcommand(1);
@@ -336,6 +357,8 @@ int main(int argc, char** argv) {
   if (*status) return CmdStatus(g, registry, json);
   if (*history) return CmdHistory(g, json);
   if (*unlock) return CmdUnlock(g);
+  if (*audit_list) return CmdAuditList(g, audit_flags);
+  if (*audit_verify) return CmdAuditVerify(g, audit_flags);
   if (*promote) return CmdPromote(g, registry, promote_flags);
   return 1;
 }

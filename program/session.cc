@@ -68,6 +68,8 @@ class SessionStore : public StateStore {
   }
   Status Unlock() override { return inner_->Unlock(); }
   Result<std::optional<LockInfo>> Holder() override { return inner_->Holder(); }
+  std::filesystem::path dir() const { return EnvironmentStateDir(state_dir_, environment_); }
+  const std::string& environment() const { return environment_; }
 
  private:
   std::filesystem::path state_dir_;
@@ -164,6 +166,8 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
 Session::~Session() = default;
 
 StateStore& Session::store() { return *store_; }
+std::filesystem::path Session::StoreDir() const { return store_->dir(); }
+std::string Session::StoreEnvironment() const { return store_->environment(); }
 
 Status Session::Load() {
   if (!source_status_.ok()) return source_status_;

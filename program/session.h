@@ -43,6 +43,7 @@ struct GlobalOptions {
   std::vector<std::string> allow_secret_env;
   std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
   bool keep_documents = false;          // `render`: LoadLimits::keep_documents
+  std::string audit_key;                // --audit-key: Ed25519 private key (PEM) of the audit log
 };
 
 // The secretEnv allow-list of `g`: --allow-secret-env, with the variable of
@@ -67,6 +68,9 @@ class Session {
   // The tree's store: <state dir>, or EnvironmentStateDir(<state dir>,
   // name) for an Environment (known from the folder at start, or after Load).
   StateStore& store();
+  // The folder of store() and the Environment it is for ("" for a plain tree).
+  std::filesystem::path StoreDir() const;
+  std::string StoreEnvironment() const;
 
  private:
   GlobalOptions options_;

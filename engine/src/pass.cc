@@ -156,9 +156,28 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   }
   for (const Change& c : plan.changes) report.changes += c.action != Action::kNoOp;
   stages.Finished("plan");
+  const bool audited =
+      deps.audit != nullptr && (request.kind == PassRequest::Kind::kApply || report.changes > 0);
+  if (audited) {
+    if (Status a = deps.audit->Check(); !a.ok()) {
+      report.status = a.WithContext("nothing was applied");
+      return report;
+    }
+  }
   report.outcome = r.ApplyPlan(plan, request.apply);
   stages.Finished("apply");
   report.status = report.outcome.status;
+  if (audited) {
+    AuditEntry entry = AuditEntryForPlan(
+        request.actor, request.kind == PassRequest::Kind::kDrift ? "heal" : "apply", plan,
+        report.outcome.status);
+    entry.environment = report.window.environment;
+    if (Status a = deps.audit->Append(std::move(entry)); !a.ok()) {
+      report.status = report.status.ok() ? a
+                                         : Status(report.status.code(),
+                                                  report.status.message() + "; " + a.message());
+    }
+  }
   report.state = r.recorded_shared();
   return report;
 }

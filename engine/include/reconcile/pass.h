@@ -6,6 +6,12 @@
 //           last apply; agents with `drift.mode: heal` (and in `heal_allowed`,
 //           the scheduler's restart budget) are repaired, the others only
 //           reported
+// With ReconcilerDeps::audit set, a pass that applies (every apply pass that
+// gets to the apply step, a drift pass that heals) first checks the audit
+// log (AuditSink::Check: a broken log stops the pass before anything
+// changes) and then appends its entry under the state lock ("apply" or
+// "heal"); a failed append makes the pass's status that error (what was
+// applied stands).
 // An apply pass whose tree has the content digest recorded by the last full
 // apply (State::content_digest) stops after reading the state: nothing this
 // tree reads changed, so it neither observes nor plans (report.unchanged).
@@ -36,6 +42,8 @@ struct PassRequest {
   std::set<std::string> heal_allowed;  // kDrift: agents that may be healed now
   ApplyOptions apply;
   std::string lock_command = "reconcile controller";
+  // Who triggered the pass, for the audit entry (audit_log.h).
+  std::string actor = "controller";
 };
 
 struct PassReport {

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "reconcile/applier.h"
+#include "reconcile/audit_log.h"
 #include "reconcile/clock.h"
 #include "reconcile/drift.h"
 #include "reconcile/event.h"
@@ -60,6 +61,8 @@ struct ReconcilerDeps {
   // tree with build agents is refused at Observe.
   const BuildServices* build = nullptr;
   std::stop_token stop;  // SIGTERM / Ctrl-C
+  // The audit log (audit_log.h) RunPass appends to; null: none. Not owned.
+  AuditSink* audit = nullptr;
 };
 
 // What ApplyPlan did.
