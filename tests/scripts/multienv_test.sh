@@ -94,13 +94,17 @@ for e in "${envs[@]}"; do
   [[ -f "$work/state/environments/$e/state.json" ]] && ok "$e has its own state folder" ||
     bad "no state at $work/state/environments/$e" "$(ls -R "$work/state" | head -30)"
 done
+# Bodies are read whole before grep (grep -q exiting early would fail curl
+# under pipefail).
+metrics_text=$(curl -fsS "http://127.0.0.1:$http_port/metrics")
 if metric_is "reconcile_passes_total{environment=\"staging\",result=\"success\"}" 1 &&
-  ! curl -fsS "http://127.0.0.1:$http_port/metrics" | grep -q 'environment="default"'; then
+  ! grep -q 'environment="default"' <<<"$metrics_text"; then
   ok "metrics count each environment's pass under its name"
 else
   bad "per-environment metrics" "$(curl -fsS "http://127.0.0.1:$http_port/metrics" | grep passes_total)"
 fi
-curl -fsS "http://127.0.0.1:$http_port/" | grep -q "staging" && ok "the status page lists the environments" ||
+page_text=$(curl -fsS "http://127.0.0.1:$http_port/")
+grep -q "staging" <<<"$page_text" && ok "the status page lists the environments" ||
   bad "the status page has no environments"
 
 # --- a commit that breaks staging: dev and prod deploy it anyway ------------
