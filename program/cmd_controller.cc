@@ -179,10 +179,36 @@ class LogListener final : public controller::SchedulerListener {
       spdlog::info("{}{} pass at {}: {} change(s) applied in {:.1f} s", tag, kind, r.revision,
                    r.changes, seconds);
     }
+    const PassReport::Approval& a = r.approval;
+    if (!a.refused.empty() && !request.approved_id.empty()) {
+      spdlog::warn("{}approval: plan {} was approved but is stale: {}; refused, nothing applied",
+                   tag, request.approved_id, a.refused);
+    }
+    if (a.applied) {
+      spdlog::info("{}approval: plan {} applied as approved", tag, request.approved_id);
+    }
+    if (a.waiting && !a.publish_error.empty()) {
+      spdlog::error("{}approval: the plan cannot be published: {}", tag, a.publish_error);
+    } else if (a.waiting && a.id != last_pending_) {
+      int n = 0;
+      for (const Change& c : a.plan->changes) n += c.action != Action::kNoOp;
+      std::string agents;
+      for (const std::string& x : a.agents) agents += (agents.empty() ? "" : ", ") + x;
+      spdlog::warn(
+          "{}approval: plan {} of revision {} waits for approval ({} change(s); approval "
+          "required for {}); nothing applied; approve it with `reconcile approve {}`",
+          tag, a.id, r.revision, n, agents, a.id);
+    }
+    if (a.planned) last_pending_ = a.waiting ? a.id : "";
+  }
+  void PlanApproved(const PendingPlan& p) override {
+    spdlog::info("{}approval: plan {} (revision {}) approved by {} via {}", tag, p.id, p.revision,
+                 p.approved_by, p.via);
   }
 
  private:
-  std::string last_why_;  // written on the pool thread only
+  std::string last_why_;      // written on the pool thread only
+  std::string last_pending_;  // the plan last said to wait (pool thread)
 };
 
 Result<controller::Millis> Duration(const std::string& flag, const std::string& text) {
@@ -340,6 +366,16 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     status_token = *loaded;
   }
 
+  std::string approval_token;
+  if (!flags.approval_token_file.empty()) {
+    auto loaded = controller::LoadSecretFile(flags.approval_token_file, "approval token file");
+    if (!loaded.ok()) {
+      spdlog::error("--approval-token-file: {}", loaded.status().message());
+      return 1;
+    }
+    approval_token = *loaded;
+  }
+
   if (g.state_dir.empty()) {
     g.state_dir = IsGitUrl(g.source) ? "/var/lib/reconcile"
                                      : (std::filesystem::path(g.source) / ".reconcile").string();
@@ -473,6 +509,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     eo.environment = name;
     eo.path = path;
     eo.follower = true;
+    eo.state_dir = EnvironmentStateDir(g.state_dir, name);
     auto scheduler = std::make_unique<controller::Scheduler>(io, deps, eo, run.publisher.get());
     if (flags.watch_events) {
       run.watch = make_watcher(*scheduler, run.log.tag);
@@ -501,7 +538,9 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
     deps.build = ProgramBuildServices(g.max_build_context);
-    single = std::make_unique<controller::Scheduler>(io, deps, options, &publisher);
+    controller::SchedulerOptions so = options;
+    so.state_dir = g.state_dir;
+    single = std::make_unique<controller::Scheduler>(io, deps, so, &publisher);
     if (flags.watch_events) {
       single_watch = make_watcher(*single, "");
       log_listener.after_pass = [w = single_watch.get()](const PassReport& r) {
@@ -618,6 +657,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   http_options.status_page = flags.status_page == "on";
   http_options.status_feed = status_feed;
   http_options.status_token = status_token;
+  http_options.approval_token = approval_token;
   http_options.on_request = [](const controller::HttpRequestLog& r) {
     if (r.target.rfind("/hooks/", 0) == 0) {
       spdlog::info("webhook: {} {} -> {} {}", r.method, r.target, r.status, r.detail);
