@@ -326,11 +326,11 @@ void Scheduler::RunPassAsync(PassRequest request) {
     deps.stop = stop;
     if (options_.trace) request.apply.trace = NewTraceContext();
     const bool apply = request.kind == PassRequest::Kind::kApply;
-    if (apply) TakeApproved(request);
+    const std::string taken = apply ? TakeApproved(request) : "";
     if (listener_) listener_->PassStarted(request);
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps, request);
-    if (apply) SettleApproval(request, report);
+    if (apply) SettleApproval(request, report, taken);
     double seconds = SecondsSince(start);
     ReleaseFreeMemory();  // an idle controller holds what it keeps, not its peak
     if (listener_) listener_->PassFinished(request, report, seconds);
@@ -477,19 +477,16 @@ bool Scheduler::Ready(std::string* why) const {
   return true;
 }
 
-void Scheduler::TakeApproved(PassRequest& request) {
-  if (!approvals_) return;
+std::string Scheduler::TakeApproved(PassRequest& request) {
+  if (!approvals_) return "";
   auto current = approvals_->Current();
-  if (!current.ok()) {
-    // A waiting plan whose file or record was tampered with: never applied.
-    std::lock_guard<std::mutex> lock(mu_);
-    approval_note_ = current.status().message();
-    return;
-  }
+  // A waiting plan whose file or record was tampered with: never applied.
+  if (!current.ok()) return current.status().message();
   if (*current && (*current)->state == "approved") {
     request.approved = (*current)->saved.plan;
     request.approved_id = (*current)->id;
   }
+  return "";
 }
 
 namespace {
@@ -514,11 +511,12 @@ json PendingJson(const PendingPlan& p, const std::vector<std::string>& agents,
 
 }  // namespace
 
-void Scheduler::SettleApproval(const PassRequest& request, PassReport& report) {
+void Scheduler::SettleApproval(const PassRequest& request, PassReport& report,
+                               const std::string& taken) {
   PassReport::Approval& a = report.approval;
   const std::string now = deps_.clock->NowRfc3339();
   std::optional<json> pending;  // set: what the status shows from now on
-  std::string note;
+  std::string note = taken;
   std::optional<std::string> applied;
   if (a.waiting && a.plan) {
     pending = json(nullptr);
@@ -571,6 +569,7 @@ void Scheduler::SettleApproval(const PassRequest& request, PassReport& report) {
     }
     pending = json(nullptr);
   }
+  if (!taken.empty() && note != taken) note = taken + "; " + note;
   std::lock_guard<std::mutex> lock(mu_);
   if (pending) pending_plan_ = *pending;
   if (pending || !note.empty()) approval_note_ = note;

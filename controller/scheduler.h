@@ -178,8 +178,9 @@ class Scheduler final : public SchedulerControl {
   void RunDriftForEvents();  // when idle: the drift pass the events asked for
   // Pool thread, around an apply pass: the approved plan it may apply, and
   // publishing / closing plans after it (approval.h).
-  void TakeApproved(PassRequest& request);
-  void SettleApproval(const PassRequest& request, PassReport& report);
+  // TakeApproved returns a note for the status (a tampered plan), "" if none.
+  std::string TakeApproved(PassRequest& request);
+  void SettleApproval(const PassRequest& request, PassReport& report, const std::string& taken);
 
   boost::asio::io_context& io_;
   ReconcilerDeps deps_;

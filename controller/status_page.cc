@@ -286,7 +286,7 @@ std::string SectionFor(const std::string& name, const json& e) {
     }
     const std::string state = Str(plan, "state");
     Item(out, "approval",
-         "<span class=" result - blocked ">" +
+         "<span class=\"result-blocked\">" +
              HtmlEscape(state == "approved" ? "approved" : "waiting") + "</span>: plan <code>" +
              HtmlEscape(Str(plan, "id")) + "</code> of revision " +
              Revision(Str(plan, "revision")) + " since " + HtmlEscape(Str(plan, "createdAt")) +
@@ -295,7 +295,7 @@ std::string SectionFor(const std::string& name, const json& e) {
   }
   if (const json& approval = Field(e, "approval"); approval.is_object()) {
     if (std::string note = Str(approval, "note"); !note.empty()) {
-      Item(out, "approval note", "<span class=" error ">" + HtmlEscape(note) + "</span>");
+      Item(out, "approval note", "<span class=\"error\">" + HtmlEscape(note) + "</span>");
     }
   }
   if (const json& pin = Field(e, "pin"); pin.is_object()) {

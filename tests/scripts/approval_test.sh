@@ -143,14 +143,22 @@ if [[ "$(sha256sum "$plan_file" | cut -d' ' -f1)" == "$p1" ]]; then ok "the plan
 out="$("$RECONCILE" --no-color show "$plan_file" 2>&1)"
 if grep -q "agent.$p-web" <<<"$out" && grep -q "create" <<<"$out"; then ok "reconcile show renders the pending plan"; else bad "show of the pending plan" "$out"; fi
 if metric_is 'reconcile_pending_approval{environment="default"}' 1; then ok "metrics: reconcile_pending_approval is 1"; else bad "reconcile_pending_approval" "$(metric 'reconcile_pending_approval{environment="default"}')"; fi
-if curl -fsS "http://127.0.0.1:$http_port/" | grep -q "reconcile approve $p1"; then ok "the status page shows the plan and how to approve it"; else bad "status page lacks the pending plan"; fi
+wait_for 10 "the status page shows the plan and how to approve it" -- \
+  bash -c "curl -fsS 'http://127.0.0.1:$http_port/' | grep -q 'reconcile approve $p1'"
 if grep -q "approval: plan $p1 of revision $one waits for approval" "$work/ctl.log"; then ok "the log says the plan waits"; else bad "log lacks the pending plan" "$(tail -20 "$work/ctl.log")"; fi
 wait_for 20 "GitHub: commit status pending 'awaiting approval of plan <id>'" -- \
   github_status_is "$one" "b['state'] == 'pending' and b['description'] == 'awaiting approval of plan $p1'"
 
 # --- a tampered pending plan is refused --------------------------------------------
 cp "$plan_file" "$work/plan.bak"
-sed -i 's/"GREETING": "one"/"GREETING": "evil"/' "$plan_file"
+python3 - "$plan_file" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+assert '"one"' in text, "the plan names the greeting"
+open(path, "w").write(text.replace('"one"', '"evil"', 1))
+PY
+if [[ "$(sha256sum "$plan_file" | cut -d' ' -f1)" != "$p1" ]]; then ok "the pending plan file is edited"; else bad "the edit left the file as it was"; fi
 out="$("$RECONCILE" --no-color approve "$p1" --state "$work/state" 2>&1)"; code=$?
 if [[ $code -eq 1 ]] && grep -q "does not match its id" <<<"$out"; then ok "reconcile approve refuses a tampered plan (exit 1)"; else bad "tampered approve: exit $code" "$out"; fi
 code="$(approve_api "$p1" "$approval_token")"

@@ -85,12 +85,13 @@ struct Rig {
     }
     return done();
   }
-  // Triggers a check and waits for the pass it runs.
+  // Passes the scheduler has recorded (OnPassDone, on the I/O thread).
+  int StatusPasses() { return scheduler->StatusJson()["passes"].get<int>(); }
+  // Triggers a check and waits until the pass it runs is recorded.
   void Pass() {
-    const int before = Passes();
+    const int before = StatusPasses();
     scheduler->Trigger("test");
-    REQUIRE(RunUntil([&] { return Passes() > before; }));
-    io.run_for(20ms);  // OnPassDone
+    REQUIRE(RunUntil([&] { return StatusPasses() > before; }));
   }
   nlohmann::json Pending() { return scheduler->StatusJson()["pendingPlan"]; }
   int Creates() {
@@ -106,7 +107,7 @@ TEST_CASE("scheduler approval: a gated commit waits; its approval applies exactl
   Rig rig;
   rig.source.Set("c1", MakeDesired({Gated("one")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
+  REQUIRE(rig.RunUntil([&] { return rig.StatusPasses() >= 1; }));
   rig.io.run_for(20ms);
   CHECK(rig.Creates() == 0);
   auto status = rig.scheduler->StatusJson();
@@ -157,7 +158,7 @@ TEST_CASE("scheduler approval: a new commit supersedes the pending plan") {
   Rig rig;
   rig.source.Set("c1", MakeDesired({Gated("one")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.Pending().is_object(); }));
+  REQUIRE(rig.RunUntil([&] { return rig.Pending().is_object() && rig.StatusPasses() >= 1; }));
   const std::string first = rig.Pending()["id"];
   rig.source.Set("c2", MakeDesired({Gated("two")}));
   rig.Pass();
@@ -178,8 +179,8 @@ TEST_CASE("scheduler approval: a changed world makes an approval stale; a new pl
   // Runs "one" first (no approval needed), then a gated update to "two".
   rig.source.Set("c1", MakeDesired({MakeAgent("web", "one")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.Creates() == 1; }));
-  rig.io.run_for(20ms);
+  REQUIRE(rig.RunUntil([&] { return rig.StatusPasses() >= 1; }));
+  CHECK(rig.Creates() == 1);
   rig.source.Set("c2", MakeDesired({Gated("two")}));
   rig.Pass();
   REQUIRE(rig.Pending().is_object());
@@ -212,7 +213,7 @@ TEST_CASE("scheduler approval: a tampered pending plan is never applied") {
   Rig rig;
   rig.source.Set("c1", MakeDesired({Gated("one")}));
   rig.scheduler->Start();
-  REQUIRE(rig.RunUntil([&] { return rig.Pending().is_object(); }));
+  REQUIRE(rig.RunUntil([&] { return rig.Pending().is_object() && rig.StatusPasses() >= 1; }));
   const std::string id = rig.Pending()["id"];
   ApprovalStore store = rig.Store();
   REQUIRE(store.Approve(id, "alice", "cli", "now").ok());
