@@ -8,7 +8,8 @@
 # token (401) and with it deploys exactly that plan; a new commit supersedes
 # a pending plan (its id is refused); `reconcile approve ID` through the
 # state folder deploys; a changed world (`docker rm -f`) makes an approval
-# stale and a new plan waits.
+# stale and a new plan waits; `reconcile approve --controller URL
+# --token-file F` approves through the API (a wrong token: exit 1).
 #
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), git, python3, a
 # Docker Engine (started here when missing) and the hello image (built here
@@ -220,9 +221,13 @@ out="$("$RECONCILE" --no-color approve "$p4" --state "$work/state" 2>&1)"; code=
 if [[ $code -eq 1 ]] && grep -q "was stale" <<<"$out"; then ok "the stale plan's id is refused (exit 1)"; else bad "approve stale: exit $code" "$out"; fi
 if [[ "$(container_id "$p-web")" == "" ]]; then ok "the stale plan deployed nothing"; else bad "a stale plan was applied"; fi
 p5="$(pending_id)"
-code="$(approve_api "$p5" "$approval_token")"
-if [[ "$code" == 202 ]]; then ok "the fresh plan is approved"; else bad "fresh approve answered $code" "$(cat "$work/approve.out")"; fi
+printf 'not-the-token\n' >"$work/wrong.token"
+out="$("$RECONCILE" --no-color approve "$p5" --controller "http://127.0.0.1:$http_port" --token-file "$work/wrong.token" 2>&1)"; code=$?
+if [[ $code -eq 1 ]] && grep -q "answered 401" <<<"$out"; then ok "reconcile approve --controller with a wrong token fails (401, exit 1)"; else bad "CLI wrong token: exit $code" "$out"; fi
+out="$("$RECONCILE" --no-color approve "$p5" --controller "http://127.0.0.1:$http_port" --token-file "$work/approval.token" --by alice 2>&1)"; code=$?
+if [[ $code -eq 0 ]] && grep -q "plan $p5 (revision $four) approved" <<<"$out"; then ok "reconcile approve --controller approves the fresh plan through the API (exit 0)"; else bad "CLI approve through the API: exit $code" "$out"; fi
 wait_for 60 "the fresh plan deploys the fourth version" -- greeting_is four
+if grep -q "approval: plan $p5 (revision $four) approved by api: alice via api" "$work/ctl.log"; then ok "the log names who approved, and how"; else bad "log lacks the approver" "$(grep approval: "$work/ctl.log" | tail -5)"; fi
 
 # --- approvals over the API are off without a token file ------------------------------------
 stop_pid "$ctl_pid"; ctl_pid=""
