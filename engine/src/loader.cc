@@ -696,8 +696,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     e.folder = manifest_dir_;
     e.field_locations["metadata.name"] = name_at;
     if (spec_node) {
-      auto spec =
-          Map(*spec_node, "spec", {"bases", "labels", "env", "windows", "healOutsideWindows", "approval"});
+      auto spec = Map(*spec_node, "spec",
+                      {"bases", "labels", "env", "windows", "healOutsideWindows", "approval"});
       if (spec) EnvironmentSpec(*spec, e);
     }
     if (name.empty()) return;
