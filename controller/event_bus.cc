@@ -24,6 +24,8 @@ const char* ControllerEventKindName(ControllerEvent::Kind kind) {
       return "drift-noticed";
     case ControllerEvent::Kind::kDriftPass:
       return "drift-pass";
+    case ControllerEvent::Kind::kPlanApproved:
+      return "plan-approved";
   }
   return "unknown";
 }
@@ -279,6 +281,15 @@ void BusPublisher::DriftPassForEvents(
   bus_.Publish(std::move(e));
 }
 
+void BusPublisher::PlanApproved(const PendingPlan& plan) {
+  ControllerEvent e;
+  e.kind = ControllerEvent::Kind::kPlanApproved;
+  e.environment = environment_;
+  e.revision = plan.revision;
+  e.plan = std::make_shared<const PendingPlan>(plan);
+  bus_.Publish(std::move(e));
+}
+
 void BusPublisher::OnEvent(const Event& event) {
   ControllerEvent e;
   e.kind = ControllerEvent::Kind::kChange;
@@ -325,6 +336,9 @@ Status ListenerSink::Deliver(const ControllerEvent& e, std::stop_token) {
       break;
     case ControllerEvent::Kind::kDriftPass:
       if (listener != nullptr) listener->DriftPassForEvents(e.drift_agents);
+      break;
+    case ControllerEvent::Kind::kPlanApproved:
+      if (listener != nullptr && e.plan) listener->PlanApproved(*e.plan);
       break;
     case ControllerEvent::Kind::kChange:
       if (observer != nullptr) observer->OnEvent(e.change);

@@ -66,6 +66,7 @@ struct ControllerEvent {
     kHealWithheld,  // agent, message (why)
     kDriftNoticed,  // notice: a drift watch's notice the scheduler acts on
     kDriftPass,     // drift_agents: a drift pass starts for watch notices
+    kPlanApproved,  // plan: a person approved a plan waiting for approval
   };
   Kind kind = Kind::kChange;
   std::uint64_t sequence = 0;  // set by Publish: 1, 2, ... per bus
@@ -84,6 +85,7 @@ struct ControllerEvent {
   Event change;                                // kChange
   DriftNotice notice;                          // kDriftNoticed
   std::vector<std::pair<std::string, std::string>> drift_agents;  // kDriftPass
+  std::shared_ptr<const PendingPlan> plan;                        // kPlanApproved
 };
 
 const char* ControllerEventKindName(ControllerEvent::Kind kind);
@@ -167,6 +169,7 @@ class BusPublisher final : public SchedulerListener, public EventObserver {
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
   void DriftNoticed(const DriftNotice& notice) override;
   void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override;
+  void PlanApproved(const PendingPlan& plan) override;
   void OnEvent(const Event& event) override;
 
  private:

@@ -145,6 +145,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // Answers one complete request. Never throws.
   Reply Route(const Request& req);
   Reply Webhook(WebhookProvider provider, const Request& req);
+  Reply ApprovePlan(const std::string& path, const Request& req);
 
   net::io_context& io;
   const HttpServerOptions options;
@@ -629,6 +630,7 @@ Reply HttpServer::Impl::Route(const Request& req) {
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
       return r;
     }
+    if (path.rfind("/api/v1/plans/", 0) == 0) return ApprovePlan(path, req);
     const bool page = path == "/" || path == "/events";
     if (path == "/api/v1/status" || (page && options.status_page)) {
       if (!get) return MethodNotAllowed("GET, HEAD");
@@ -691,6 +693,59 @@ Reply HttpServer::Impl::Webhook(WebhookProvider provider, const Request& req) {
                                                                   : "rejected";
   return Json(static_cast<http::status>(code), {{"result", result}, {"message", v.message}},
               v.message);
+}
+
+Reply HttpServer::Impl::ApprovePlan(const std::string& path, const Request& req) {
+  constexpr std::string_view kPrefix = "/api/v1/plans/";
+  constexpr std::string_view kSuffix = "/approve";
+  if (!path.ends_with(kSuffix) || path.size() <= kPrefix.size() + kSuffix.size()) {
+    return Text(http::status::not_found, "not found\n");
+  }
+  const std::string id = path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size());
+  if (req.method() != http::verb::post) return MethodNotAllowed("POST");
+  auto answer = [](http::status code, const char* result, const std::string& id,
+                   const std::string& message) {
+    return Json(code, {{"result", result}, {"id", id}, {"message", message}}, message);
+  };
+  if (options.approval_token.empty()) {
+    return answer(http::status::service_unavailable, "rejected", "",
+                  "approvals over the API are off: the controller has no "
+                  "--approval-token-file");
+  }
+  if (!StatusTokenAccepted(View(req[http::field::authorization]), "", options.approval_token)) {
+    Reply r = answer(http::status::unauthorized, "rejected", "",
+                     "an approval token is needed (Authorization: Bearer <token>)");
+    r.bearer = true;
+    return r;
+  }
+  std::string by = "api";
+  if (!req.body().empty()) {
+    auto body = nlohmann::json::parse(req.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object() ||
+        (body.contains("by") && !body["by"].is_string())) {
+      return answer(http::status::bad_request, "rejected", "",
+                    "the body must be empty or a JSON object {\"by\": \"name\"}");
+    }
+    std::string name = body.value("by", "");
+    std::string clean;
+    for (char c : name.substr(0, 100)) {
+      if (c >= 0x20 && c < 0x7f) clean += c;
+    }
+    if (!clean.empty()) by = "api: " + clean;
+  }
+  ControllerView::ApproveAnswer a = view.Approve(id, by);
+  switch (a.status) {
+    case 202:
+      return answer(http::status::accepted, "approved", a.id, a.message);
+    case 404:
+      return answer(http::status::not_found, "unknown", a.id, a.message);
+    case 409:
+      return answer(http::status::conflict, "refused", a.id, a.message);
+    case 422:
+      return answer(http::status::unprocessable_entity, "refused", a.id, a.message);
+    default:
+      return answer(http::status::internal_server_error, "error", a.id, a.message);
+  }
 }
 
 HttpServer::HttpServer(net::io_context& io, HttpServerOptions options, ControllerView& view,

@@ -14,6 +14,14 @@
 // | GET | /api/v1/status | ControllerView::Status() as JSON |
 // | GET | / | read-only HTML status page (status_page.h) |
 // | GET | /events | the page's live updates: server-sent events (text/event-stream) |
+// | POST | /api/v1/plans/<id>/approve | ControllerView::Approve, with the approval token |
+//
+// Approvals: `POST /api/v1/plans/<id>/approve` needs approval_token as
+// "Authorization: Bearer <token>" (never a query parameter), else 401; 503
+// without one configured. An optional JSON body {"by": "alice"} names the
+// approver. Answers JSON {"result": "approved"|"unknown"|"refused", "id",
+// "message"}: 202 approved (the pass that applies it runs now), 404 unknown
+// id, 409 superseded / stale / already applied, 422 tampered.
 //
 // Webhooks answer JSON {"result": "triggered"|"ignored"|"rejected",
 // "message": ...}: 202 triggered a ref check, 200 ignored (ping, other
@@ -97,6 +105,17 @@ class ControllerView {
   }
   // The branch pushes are filtered by: "main", or a full ref "refs/tags/v1".
   virtual std::string FollowedBranch() = 0;
+  // Approves a plan waiting for approval (README "Approvals"); `by` names
+  // the approver. Default: no approvals here.
+  struct ApproveAnswer {
+    int status = 404;     // 202, 404, 409, 422, 500
+    std::string id;       // the full id when found
+    std::string message;  // for people
+  };
+  virtual ApproveAnswer Approve(const std::string& id, const std::string& by) {
+    (void)by;
+    return {404, "", "no plan " + id + " waits for approval"};
+  }
 };
 
 // One answered request, for the access log (routed to spdlog by the caller).
@@ -119,6 +138,7 @@ struct HttpServerOptions {
   bool status_page = true;                  // GET / and /events
   std::shared_ptr<StatusFeed> status_feed;  // history and live updates; may be null
   std::string status_token;                 // empty: no token needed
+  std::string approval_token;               // empty: POST .../approve answers 503
   std::size_t max_event_clients = 32;
   std::chrono::milliseconds event_heartbeat{15'000};
   std::chrono::milliseconds event_write_timeout{30'000};

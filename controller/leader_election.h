@@ -198,6 +198,9 @@ class LeaderElectionView final : public ControllerView {
   void Trigger(const std::string& why) override { (void)TriggerWebhook(why); }
   std::string TriggerWebhook(const std::string& why) override;
   std::string FollowedBranch() override { return inner_.FollowedBranch(); }
+  ApproveAnswer Approve(const std::string& id, const std::string& by) override {
+    return inner_.Approve(id, by);
+  }
 
  private:
   ControllerView& inner_;

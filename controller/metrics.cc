@@ -106,6 +106,10 @@ Metrics::Metrics(const std::vector<std::string>& environments)
                       .Name("reconcile_next_window_timestamp_seconds")
                       .Help("Unix time the deploy window verdict next changes (0: none soon).")
                       .Register(r);
+  pending_approval_ = &prometheus::BuildGauge()
+                           .Name("reconcile_pending_approval")
+                           .Help("1 while a plan of the environment waits for approval.")
+                           .Register(r);
   sink_delivered_ = &prometheus::BuildCounter()
                          .Name("reconcile_event_sink_delivered_total")
                          .Help("Events a queued sink (notifier, exporter, page) delivered.")
@@ -155,6 +159,7 @@ Metrics::Series& Metrics::For(const std::string& environment) {
   s.heals_withheld = &heals_withheld_->Add({{"environment", env}});
   s.drift_events = &drift_events_->Add({{"environment", env}});
   s.apply_errors = &apply_errors_->Add({{"environment", env}});
+  pending_approval_->Add({{"environment", env}});
   return s;
 }
 
@@ -246,6 +251,11 @@ void Metrics::SetWindow(const std::string& environment, bool blocked, double nex
   const std::string env = environment.empty() ? "default" : environment;
   blocked_by_window_->Add({{"environment", env}}).Set(blocked ? 1 : 0);
   next_window_->Add({{"environment", env}}).Set(next_unix_seconds);
+}
+
+void Metrics::SetPendingApproval(const std::string& environment, bool waiting) {
+  const std::string env = environment.empty() ? "default" : environment;
+  pending_approval_->Add({{"environment", env}}).Set(waiting ? 1 : 0);
 }
 
 void Metrics::AddEventSink(const std::string& sink) {

@@ -116,6 +116,8 @@ class Metrics {
   // Deploy windows of `environment` ("default" for a plain tree): blocked
   // or not, and the Unix time the verdict next changes (0: unknown).
   void SetWindow(const std::string& environment, bool blocked, double next_unix_seconds);
+  // reconcile_pending_approval{environment}: 1 while a plan waits for approval.
+  void SetPendingApproval(const std::string& environment, bool waiting);
 
   // Event bus sinks (event_bus.h): the zero series of `sink`, then its
   // deliveries, drops, failures and queue depth.
@@ -166,6 +168,7 @@ class Metrics {
   prometheus::Gauge* leader_;
   prometheus::Counter* leader_transitions_;
   prometheus::Family<prometheus::Gauge>* blocked_by_window_;
+  prometheus::Family<prometheus::Gauge>* pending_approval_;
   prometheus::Family<prometheus::Gauge>* next_window_;
   prometheus::Family<prometheus::Counter>* heals_withheld_;
   prometheus::Family<prometheus::Counter>* sink_delivered_;

@@ -47,7 +47,8 @@ void MetricsListener::PassFinished(const PassRequest& request, const PassReport&
   }
   metrics_.PassFinished(result, seconds, environment_);
   metrics_.ApplyErrors(report.outcome.failed, environment_);
-  if (result == PassResult::kSuccess && report.window.held == 0) {
+  if (report.approval.planned) metrics_.SetPendingApproval(environment_, report.approval.waiting);
+  if (result == PassResult::kSuccess && report.window.held == 0 && !report.approval.waiting) {
     metrics_.SetLastSuccess(unix_now_(), environment_);
     metrics_.SetRevision(report.revision, environment_);
   }
@@ -85,6 +86,10 @@ void MetricsListener::DriftNoticed(const DriftNotice& notice) {
 void MetricsListener::DriftPassForEvents(
     const std::vector<std::pair<std::string, std::string>>& agents) {
   if (next_) next_->DriftPassForEvents(agents);
+}
+
+void MetricsListener::PlanApproved(const PendingPlan& plan) {
+  if (next_) next_->PlanApproved(plan);
 }
 
 }  // namespace reconcile::controller

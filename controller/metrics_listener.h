@@ -46,6 +46,7 @@ class MetricsListener final : public SchedulerListener {
   void HealBudgetExhausted(const std::string& agent, const std::string& why) override;
   void DriftNoticed(const DriftNotice& notice) override;
   void DriftPassForEvents(const std::vector<std::pair<std::string, std::string>>& agents) override;
+  void PlanApproved(const PendingPlan& plan) override;
 
  private:
   Metrics& metrics_;

@@ -233,6 +233,15 @@ bool MultiScheduler::Ready(std::string* why) const {
   return true;
 }
 
+Result<PendingPlan> MultiScheduler::Approve(const std::string& id, const std::string& by,
+                                            const std::string& via) {
+  for (Scheduler* c : Children()) {
+    auto p = c->Approve(id, by, via);
+    if (p.ok() || p.status().code() != Code::kNotFound) return p;
+  }
+  return Status::NotFound("no plan " + id + " waits for approval in any environment");
+}
+
 json MultiScheduler::StatusJson() const {
   json out;
   out["source"] = source_ ? source_->Describe() : "";

@@ -69,6 +69,9 @@ class MultiScheduler final : public SchedulerControl {
   // Ready when the last ref check reached the source and every environment
   // is Ready.
   bool Ready(std::string* why) const override;
+  // The environment whose state folder holds plan `id` approves it.
+  Result<PendingPlan> Approve(const std::string& id, const std::string& by,
+                              const std::string& via) override;
 
  private:
   void Post(std::function<void()> fn);

@@ -32,6 +32,9 @@ Scheduler::Scheduler(asio::io_context& io, ReconcilerDeps deps, SchedulerOptions
       paused_(options_.start_paused),
       drift_trigger_(options_.events) {
   deps_.stop = stop_.get_token();
+  if (!options_.state_dir.empty()) {
+    approvals_ = std::make_unique<ApprovalStore>(options_.state_dir);
+  }
 }
 
 Scheduler::~Scheduler() {
@@ -322,9 +325,12 @@ void Scheduler::RunPassAsync(PassRequest request) {
     ReconcilerDeps deps = deps_;
     deps.stop = stop;
     if (options_.trace) request.apply.trace = NewTraceContext();
+    const bool apply = request.kind == PassRequest::Kind::kApply;
+    const std::string taken = apply ? TakeApproved(request) : "";
     if (listener_) listener_->PassStarted(request);
     auto start = std::chrono::steady_clock::now();
     PassReport report = RunPass(deps, request);
+    if (apply) SettleApproval(request, report, taken);
     double seconds = SecondsSince(start);
     ReleaseFreeMemory();  // an idle controller holds what it keeps, not its peak
     if (listener_) listener_->PassFinished(request, report, seconds);
@@ -370,7 +376,8 @@ void Scheduler::OnPassDone(PassRequest request, PassReport report, double second
     Idle();
     return;
   }
-  if (report.window.held == 0 || outcome != PassResult::kSuccess) {
+  // A plan waiting for approval: the revision is not applied yet either.
+  if ((report.window.held == 0 && !report.approval.waiting) || outcome != PassResult::kSuccess) {
     policy_.Finished(request.revision, drift, outcome, now);
   }
   for (const std::string& agent : report.healed) policy_.Healed(agent, now);
@@ -470,6 +477,122 @@ bool Scheduler::Ready(std::string* why) const {
   return true;
 }
 
+std::string Scheduler::TakeApproved(PassRequest& request) {
+  if (!approvals_) return "";
+  auto current = approvals_->Current();
+  // A waiting plan whose file or record was tampered with: never applied.
+  if (!current.ok()) return current.status().message();
+  if (*current && (*current)->state == "approved") {
+    request.approved = (*current)->saved.plan;
+    request.approved_id = (*current)->id;
+  }
+  return "";
+}
+
+namespace {
+
+json PendingJson(const PendingPlan& p, const std::vector<std::string>& agents,
+                 const std::filesystem::path& dir) {
+  json changes = json::array();
+  for (const Change& c : p.saved.plan.changes) {
+    if (c.action == Action::kNoOp) continue;
+    changes.push_back({{"address", c.address}, {"action", ActionName(c.action)}});
+  }
+  return {{"id", p.id},
+          {"revision", p.revision},
+          {"createdAt", p.created_at},
+          {"state", p.state},
+          {"approvedBy", p.approved_by},
+          {"agents", agents},
+          {"changes", changes},
+          {"file", (dir / (p.id + ".json")).string()},
+          {"approve", "reconcile approve " + p.id}};
+}
+
+}  // namespace
+
+void Scheduler::SettleApproval(const PassRequest& request, PassReport& report,
+                               const std::string& taken) {
+  PassReport::Approval& a = report.approval;
+  const std::string now = deps_.clock->NowRfc3339();
+  std::optional<json> pending;  // set: what the status shows from now on
+  std::string note = taken;
+  std::optional<std::string> applied;
+  if (a.waiting && a.plan) {
+    pending = json(nullptr);
+    if (!approvals_) {
+      a.publish_error = "no state folder: the plan cannot be published for approval";
+    } else {
+      SavedPlan saved;
+      saved.source = deps_.source ? deps_.source->Describe() : "";
+      saved.state_dir = options_.state_dir.string();
+      saved.plan = *a.plan;
+      std::string why;
+      if (!a.refused.empty()) {
+        why = "approved, but stale when the controller came to apply it: " + a.refused;
+      }
+      auto p = approvals_->Publish(
+          saved, options_.environment.empty() ? "default" : options_.environment, now, why);
+      if (!p.ok()) {
+        a.publish_error = p.status().message();
+      } else {
+        a.id = p->id;
+        a.created_at = p->created_at;
+        pending = PendingJson(*p, a.agents, approvals_->dir());
+      }
+    }
+    if (!a.refused.empty()) {
+      note = "plan " + request.approved_id.substr(0, 12) +
+             " was approved but is stale: " + a.refused + "; refused, nothing applied";
+    }
+    if (!a.publish_error.empty()) note = a.publish_error;
+  } else if (a.applied && approvals_) {
+    approvals_->Close(request.approved_id, "applied",
+                      report.status.ok() ? "" : "applied with errors: " + report.status.message(),
+                      now);
+    pending = json(nullptr);
+    applied = request.approved_id;
+  } else if (approvals_ &&
+             (a.planned || (report.status.code() == Code::kInvalid && report.stale_tree))) {
+    // Nothing needs an approval now (or the new revision does not load): a
+    // plan still waiting ends.
+    auto current = approvals_->Current();
+    if (current.ok() && *current) {
+      const PendingPlan& p = **current;
+      const bool other = p.revision != report.revision;
+      std::string why = !a.planned           ? "revision " + report.revision + " is invalid"
+                        : !a.refused.empty() ? "stale: " + a.refused
+                                             : "the plan computed now (revision " +
+                                                   report.revision + ") needs no approval";
+      approvals_->Close(p.id, other ? "superseded" : "stale", why, now);
+      if (!a.refused.empty()) note = "plan " + p.id.substr(0, 12) + " was refused: " + why;
+    }
+    pending = json(nullptr);
+  }
+  if (!taken.empty() && note != taken) note = taken + "; " + note;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending) pending_plan_ = *pending;
+  if (pending || !note.empty()) approval_note_ = note;
+  if (applied) last_approved_ = *applied;
+}
+
+Result<PendingPlan> Scheduler::Approve(const std::string& id, const std::string& by,
+                                       const std::string& via) {
+  if (!approvals_) return Status::NotFound("no plan " + id + " waits for approval");
+  auto p = approvals_->Approve(id, by, via, deps_.clock->NowRfc3339());
+  if (!p.ok()) return p;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pending_plan_.is_object() && pending_plan_.value("id", "") == p->id) {
+      pending_plan_["state"] = "approved";
+      pending_plan_["approvedBy"] = p->approved_by;
+    }
+  }
+  if (listener_) listener_->PlanApproved(*p);
+  Trigger("plan " + p->id + " approved");
+  return p;
+}
+
 json Scheduler::StatusJson() const {
   std::lock_guard<std::mutex> lock(mu_);
   json out;
@@ -528,6 +651,9 @@ json Scheduler::StatusJson() const {
               {"heldAgents", w.held_agents}};
   }
   out["window"] = window;
+  // Approvals (README "Approvals"): the plan waiting for one, if any.
+  out["pendingPlan"] = pending_plan_;
+  out["approval"] = {{"note", approval_note_}, {"lastApplied", last_approved_}};
   out["driftWatch"] = {{"events", drift_events_},
                        {"eventPasses", event_passes_},
                        {"resyncs", watch_resyncs_},

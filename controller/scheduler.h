@@ -29,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,7 @@
 
 #include "drift_trigger.h"
 #include "pass_policy.h"
+#include "reconcile/approval.h"
 #include "reconcile/pass.h"
 #include "reconcile/provider.h"
 #include "reconcile/source.h"
@@ -69,6 +71,10 @@ struct SchedulerOptions {
   // Give each pass a fresh TraceContext (ApplyOptions::trace): on when the
   // controller exports traces (otlp_exporter.h).
   bool trace = false;
+  // The environment's state folder: plans waiting for approval live in its
+  // pending/ folder (approval.h). Empty: a plan that needs an approval waits
+  // unpublished (it can never be approved).
+  std::filesystem::path state_dir;
 };
 
 // What the scheduler tells the program (logs, metrics). Called on the pool
@@ -94,6 +100,11 @@ class SchedulerListener {
   // agent with the last thing seen of it ("" agent: a resync).
   virtual void DriftPassForEvents(
       const std::vector<std::pair<std::string, std::string>>& /*agents*/) {}
+  // On the approving thread (HTTP or the pool): a person approved plan
+  // `plan.id` (approved_by, via "api" or "cli"); the controller applies it
+  // at its next pass if it still equals the plan computed then. The one
+  // call site of every approval the controller sees (the audit log's hook).
+  virtual void PlanApproved(const PendingPlan& /*plan*/) {}
 };
 
 // What the program drives: one Scheduler, or a MultiScheduler over several
@@ -108,6 +119,14 @@ class SchedulerControl {
   virtual void Resume() = 0;
   virtual nlohmann::json StatusJson() const = 0;
   virtual bool Ready(std::string* why) const = 0;
+  // Approves a plan waiting for approval (approval.h: kNotFound, kConflict,
+  // kInvalid) and asks for a pass at once. Thread-safe; a small file write.
+  virtual Result<PendingPlan> Approve(const std::string& id, const std::string& by,
+                                      const std::string& via) {
+    (void)by;
+    (void)via;
+    return Status::NotFound("no plan " + id + " waits for approval");
+  }
 };
 
 class Scheduler final : public SchedulerControl {
@@ -136,6 +155,10 @@ class Scheduler final : public SchedulerControl {
   void DriftNotice(const reconcile::DriftNotice& notice);
 
   nlohmann::json StatusJson() const override;
+  // Records the approval in the state folder, tells the listener
+  // (PlanApproved) and triggers a pass.
+  Result<PendingPlan> Approve(const std::string& id, const std::string& by,
+                              const std::string& via) override;
   // Ready once a pass has run and the last ref check reached the source.
   bool Ready(std::string* why) const override;
   const std::string& environment() const { return options_.environment; }
@@ -153,6 +176,11 @@ class Scheduler final : public SchedulerControl {
   void OnDriftNotice(const reconcile::DriftNotice& notice);
   void ArmDriftTimer();
   void RunDriftForEvents();  // when idle: the drift pass the events asked for
+  // Pool thread, around an apply pass: the approved plan it may apply, and
+  // publishing / closing plans after it (approval.h).
+  // TakeApproved returns a note for the status (a tampered plan), "" if none.
+  std::string TakeApproved(PassRequest& request);
+  void SettleApproval(const PassRequest& request, PassReport& report, const std::string& taken);
 
   boost::asio::io_context& io_;
   ReconcilerDeps deps_;
@@ -203,7 +231,11 @@ class Scheduler final : public SchedulerControl {
   int drift_events_ = 0;                 // watch notices of this tree's agents
   int event_passes_ = 0;                 // drift passes run for them
   int watch_resyncs_ = 0;
-  std::string watch_lost_;  // why the watch's feed is down ("" while up)
+  std::string watch_lost_;                    // why the watch's feed is down ("" while up)
+  std::unique_ptr<ApprovalStore> approvals_;  // null without options.state_dir
+  nlohmann::json pending_plan_;               // the plan waiting for approval (null: none)
+  std::string approval_note_;                 // the last refusal or publish error
+  std::string last_approved_;                 // the id of the last approved plan applied
 };
 
 }  // namespace reconcile::controller

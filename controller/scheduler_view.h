@@ -26,6 +26,25 @@ class SchedulerView final : public ControllerView {
   }
   void Trigger(const std::string& why) override { scheduler_.Trigger(why); }
   std::string FollowedBranch() override { return branch_; }
+  ApproveAnswer Approve(const std::string& id, const std::string& by) override {
+    auto p = scheduler_.Approve(id, by, "api");
+    if (p.ok()) {
+      return {202, p->id,
+              "plan " + p->id + " (revision " + p->revision +
+                  ") approved; the controller applies it now if it still equals the plan "
+                  "computed then (else it is refused as stale)"};
+    }
+    switch (p.status().code()) {
+      case Code::kNotFound:
+        return {404, "", p.status().message()};
+      case Code::kConflict:
+        return {409, "", p.status().message()};
+      case Code::kInvalid:
+        return {422, "", p.status().message()};
+      default:
+        return {500, "", p.status().message()};
+    }
+  }
 
  private:
   SchedulerControl& scheduler_;

@@ -274,6 +274,30 @@ std::string SectionFor(const std::string& name, const json& e) {
       w += "; next change " + HtmlEscape(next);
     Item(out, "deploy window", w);
   }
+  if (const json& plan = Field(e, "pendingPlan"); plan.is_object()) {
+    // A plan waiting for approval (README "Approvals"): what it changes and
+    // the command that approves it.
+    std::string changes;
+    if (const json& list = Field(plan, "changes"); list.is_array()) {
+      for (const json& c : list) {
+        if (!changes.empty()) changes += ", ";
+        changes += HtmlEscape(Str(c, "address")) + " (" + HtmlEscape(Str(c, "action")) + ")";
+      }
+    }
+    const std::string state = Str(plan, "state");
+    Item(out, "approval",
+         "<span class=\"result-blocked\">" +
+             HtmlEscape(state == "approved" ? "approved" : "waiting") + "</span>: plan <code>" +
+             HtmlEscape(Str(plan, "id")) + "</code> of revision " +
+             Revision(Str(plan, "revision")) + " since " + HtmlEscape(Str(plan, "createdAt")) +
+             (changes.empty() ? std::string() : ": " + changes) + "; approve with <code>" +
+             HtmlEscape(Str(plan, "approve")) + "</code>");
+  }
+  if (const json& approval = Field(e, "approval"); approval.is_object()) {
+    if (std::string note = Str(approval, "note"); !note.empty()) {
+      Item(out, "approval note", "<span class=\"error\">" + HtmlEscape(note) + "</span>");
+    }
+  }
   if (const json& pin = Field(e, "pin"); pin.is_object()) {
     Item(out, "pinned",
          Revision(Str(pin, "revision")) + " (serial " + HtmlEscape(Str(pin, "serial")) + ")");

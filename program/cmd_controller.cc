@@ -180,10 +180,44 @@ class LogListener final : public controller::SchedulerListener {
       spdlog::info("{}{} pass at {}: {} change(s) applied in {:.1f} s", tag, kind, r.revision,
                    r.changes, seconds);
     }
+    const PassReport::Approval& a = r.approval;
+    if (!a.refused.empty() && !request.approved_id.empty()) {
+      spdlog::warn("{}approval: plan {} was approved but is stale: {}; refused, nothing applied",
+                   tag, request.approved_id, a.refused);
+    }
+    if (a.applied) {
+      spdlog::info("{}approval: plan {} applied as approved", tag, request.approved_id);
+    }
+    if (a.waiting && !a.publish_error.empty()) {
+      spdlog::error("{}approval: the plan cannot be published: {}", tag, a.publish_error);
+    } else if (a.waiting && a.id != last_pending_) {
+      int n = 0;
+      for (const Change& c : a.plan->changes) n += c.action != Action::kNoOp;
+      std::string agents;
+      for (const std::string& x : a.agents) agents += (agents.empty() ? "" : ", ") + x;
+      spdlog::warn(
+          "{}approval: plan {} of revision {} waits for approval ({} change(s); approval "
+          "required for {}); nothing applied; approve it with `reconcile approve {}`",
+          tag, a.id, r.revision, n, agents, a.id);
+    }
+    if (a.planned) last_pending_ = a.waiting ? a.id : "";
   }
+  void PlanApproved(const PendingPlan& p) override {
+    spdlog::info("{}approval: plan {} (revision {}) approved by {} via {}", tag, p.id, p.revision,
+                 p.approved_by, p.via);
+    if (audit == nullptr) return;
+    const std::string env = p.environment == controller::kDefaultEnvironment ? "" : p.environment;
+    Status s = audit->Append(AuditEntryForApproval("api:" + p.approved_by, p.saved.plan, p.id, env,
+                                                   p.revision, p.approved_by, p.via));
+    if (!s.ok()) spdlog::error("{}approval: not recorded in the audit log: {}", tag, s.message());
+  }
+  // The environment's audit log (not owned), for approvals made through the
+  // API; null: none.
+  AuditSink* audit = nullptr;
 
  private:
-  std::string last_why_;  // written on the pool thread only
+  std::string last_why_;      // written on the pool thread only
+  std::string last_pending_;  // the plan last said to wait (pool thread)
 };
 
 Result<controller::Millis> Duration(const std::string& flag, const std::string& text) {
@@ -342,6 +376,16 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     status_token = *loaded;
   }
 
+  std::string approval_token;
+  if (!flags.approval_token_file.empty()) {
+    auto loaded = controller::LoadSecretFile(flags.approval_token_file, "approval token file");
+    if (!loaded.ok()) {
+      spdlog::error("--approval-token-file: {}", loaded.status().message());
+      return 1;
+    }
+    approval_token = *loaded;
+  }
+
   if (g.state_dir.empty()) {
     g.state_dir = IsGitUrl(g.source) ? "/var/lib/reconcile"
                                      : (std::filesystem::path(g.source) / ".reconcile").string();
@@ -470,6 +514,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     run.source = std::move(*env_source);
     run.store = NewFileStateStore(EnvironmentStateDir(g.state_dir, name));
     run.audit = NewAuditLog(AuditLogPath(EnvironmentStateDir(g.state_dir, name)), audit_key);
+    run.log.audit = run.audit.get();
     run.observer.tag = name + ": ";
     run.log.tag = name + ": ";
     run.log.who = [&who] { return who(); };
@@ -492,6 +537,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     eo.environment = name;
     eo.path = path;
     eo.follower = true;
+    eo.state_dir = EnvironmentStateDir(g.state_dir, name);
     auto scheduler = std::make_unique<controller::Scheduler>(io, deps, eo, run.publisher.get());
     if (flags.watch_events) {
       run.watch = make_watcher(*scheduler, run.log.tag);
@@ -513,6 +559,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     listeners->Route(controller::kDefaultEnvironment, &listener, &observer);
     store = NewFileStateStore(g.state_dir);
     audit = NewAuditLog(AuditLogPath(g.state_dir), audit_key);
+    log_listener.audit = audit.get();
     ReconcilerDeps deps;
     deps.source = source->get();
     deps.store = store.get();
@@ -523,7 +570,9 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
     deps.build = ProgramBuildServices(g.max_build_context);
-    single = std::make_unique<controller::Scheduler>(io, deps, options, &publisher);
+    controller::SchedulerOptions so = options;
+    so.state_dir = g.state_dir;
+    single = std::make_unique<controller::Scheduler>(io, deps, so, &publisher);
     if (flags.watch_events) {
       single_watch = make_watcher(*single, "");
       log_listener.after_pass = [w = single_watch.get()](const PassReport& r) {
@@ -640,6 +689,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   http_options.status_page = flags.status_page == "on";
   http_options.status_feed = status_feed;
   http_options.status_token = status_token;
+  http_options.approval_token = approval_token;
   http_options.on_request = [](const controller::HttpRequestLog& r) {
     if (r.target.rfind("/hooks/", 0) == 0) {
       spdlog::info("webhook: {} {} -> {} {}", r.method, r.target, r.status, r.detail);

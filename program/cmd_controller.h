@@ -21,6 +21,7 @@ struct ControllerFlags {
   // makes it and /api/v1/status need the token.
   std::string status_page = "on";
   std::string status_token_file;
+  std::string approval_token_file;  // POST /api/v1/plans/<id>/approve needs it
   int parallelism = 4;
   int max_retries = 5;
   int heal_budget = 3;

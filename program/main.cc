@@ -9,6 +9,7 @@
 
 #include "builtin/builtin_providers.h"
 #include "cmd_audit.h"
+#include "cmd_approve.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "cmd_promote.h"
@@ -185,6 +186,16 @@ int main(int argc, char** argv) {
   promote->add_flag("--push", promote_flags.push,
                     "--commit, then push the branch with the --git-* credentials");
   ControllerFlags cf;
+  ApproveFlags approve_flags;
+  auto* approve = app.add_subcommand(
+      "approve", "approve a plan the controller published for approval (approval: required)");
+  approve->add_option("plan_id", approve_flags.id, "the plan's id (or a prefix of 8+ hex digits)")
+      ->required();
+  approve->add_option("--controller", approve_flags.controller,
+                      "approve through the controller's API at this URL (http://host:port)");
+  approve->add_option("--token-file", approve_flags.token_file,
+                      "file holding the controller's approval token (--approval-token-file)");
+  approve->add_option("--by", approve_flags.by, "who approves (default: user@host)");
   auto* controller = app.add_subcommand(
       "controller", "run the GitOps controller: follow a branch, take webhooks, heal drift");
   controller->add_option("--repo", cf.repo, "Git URL or folder to follow (default: --source)");
@@ -207,6 +218,10 @@ int main(int argc, char** argv) {
   controller->add_option("--status-token-file", cf.status_token_file,
                          "file holding a token that /, /events and /api/v1/status then need "
                          "(Authorization: Bearer, or ?token=)");
+  controller->add_option("--approval-token-file", cf.approval_token_file,
+                         "file holding a token that POST /api/v1/plans/<id>/approve needs "
+                         "(Authorization: Bearer); without it approvals go through the state "
+                         "folder only");
   controller->add_option("--grace", cf.grace, "how long SIGTERM waits for the current pass")
       ->capture_default_str();
   controller->add_option("--parallelism", cf.parallelism, "changes applied at once")
@@ -360,5 +375,6 @@ int main(int argc, char** argv) {
   if (*audit_list) return CmdAuditList(g, audit_flags);
   if (*audit_verify) return CmdAuditVerify(g, audit_flags);
   if (*promote) return CmdPromote(g, registry, promote_flags);
+  if (*approve) return CmdApprove(g, approve_flags);
   return 1;
 }

@@ -97,6 +97,11 @@ std::vector<std::string> ClassifyPass(const PassRequest::Kind kind, const PassRe
     for (const std::string& a : report.window.held_agents) chosen |= Chosen(agents, a);
     if (chosen) found.insert("blocked");
   }
+  if (report.approval.waiting) {  // a plan waits for approval (README "Approvals")
+    bool chosen = agents.empty();
+    for (const std::string& a : report.approval.agents) chosen |= Chosen(agents, a);
+    if (chosen) found.insert("blocked");
+  }
   std::vector<std::string> out;
   for (const char* e : kNotifierEvents) {
     if (found.count(e)) out.push_back(e);
@@ -150,6 +155,11 @@ PassSummary Summarize(const Notifier& notifier, const std::string& environment,
   if (report.window.blocked) {
     s.blocked = report.window.reason.empty() ? "a deploy window" : report.window.reason;
     s.blocked_until = report.window.next_text;
+  }
+  if (report.approval.waiting && s.blocked.empty()) {
+    s.approval_plan = report.approval.id;
+    s.blocked = report.approval.id.empty() ? "awaiting approval"
+                                           : "awaiting approval of plan " + report.approval.id;
   }
   for (const Diagnostic& d : report.diagnostics.items()) {
     if (d.severity != Severity::kError) continue;
@@ -276,6 +286,7 @@ nlohmann::json WebhookEvent(const PassSummary& s, const std::vector<std::string>
   if (!s.blocked.empty()) {
     e["blocked"] = {{"reason", s.blocked}};
     if (!s.blocked_until.empty()) e["blocked"]["until"] = s.blocked_until;
+    if (!s.approval_plan.empty()) e["blocked"]["plan"] = s.approval_plan;
   }
   return e;
 }
@@ -350,7 +361,9 @@ std::string StatusDescription(const PassSummary& s, CommitState state) {
   std::string d;
   switch (state) {
     case CommitState::kPending:
-      d = s.blocked.empty() ? "applying" : "held by a deploy window: " + s.blocked;
+      d = s.blocked.empty()         ? "applying"
+          : s.approval_plan.empty() ? "held by a deploy window: " + s.blocked
+                                    : s.blocked;
       break;
     case CommitState::kRunning:
       d = "applying";

@@ -51,6 +51,7 @@ struct PassSummary {
   std::vector<std::string> healed;
   std::string blocked;                  // the deploy window's reason, when blocked
   std::string blocked_until;            // RFC 3339, when known
+  std::string approval_plan;            // blocked: the id of the plan awaiting approval
   std::vector<Diagnostic> diagnostics;  // invalid-revision: the tree's errors (at most 20)
   std::string at;                       // RFC 3339 UTC, when the pass finished
 };

@@ -204,7 +204,12 @@ Status NotifierSink::SendCommitState(const Notifier& n, const std::string& envir
       {"X-GitHub-Api-Version", "2022-11-28"},
       {"Authorization", "Bearer " + *token}};
   auto sent = commit_state_.find(key);
-  if (sent == commit_state_.end() || GithubState(sent->second) != std::string(GithubState(state))) {
+  // Held (a deploy window, an approval) after "applying": the same GitHub
+  // state, but the description says why it waits.
+  const bool held_now = sent != commit_state_.end() && sent->second == CommitState::kRunning &&
+                        state == CommitState::kPending;
+  if (sent == commit_state_.end() || held_now ||
+      GithubState(sent->second) != std::string(GithubState(state))) {
     nlohmann::json body = {
         {"state", GithubState(state)}, {"context", context}, {"description", description}};
     Status st = Post(repo + "/statuses/" + revision, "commit status", body.dump(), headers, stop);

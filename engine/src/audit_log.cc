@@ -384,6 +384,18 @@ AuditEntry AuditEntryForPlan(std::string actor, std::string action, const Plan& 
   return e;
 }
 
+AuditEntry AuditEntryForApproval(std::string actor, const Plan& plan,
+                                 const std::string& saved_plan_id, std::string environment,
+                                 std::string revision, const std::string& approved_by,
+                                 const std::string& via) {
+  AuditEntry e = AuditEntryForPlan(std::move(actor), "approve", plan, Status::Ok());
+  e.environment = std::move(environment);
+  e.revision = std::move(revision);
+  e.saved_plan = "sha256:" + saved_plan_id;
+  e.detail = "plan " + saved_plan_id + " approved by " + approved_by + " via " + via;
+  return e;
+}
+
 nlohmann::json ToJson(const AuditEntry& entry) {
   json j = CanonicalJson(entry);
   j["hash"] = entry.hash;

@@ -417,6 +417,7 @@ class Decoder {
   SourceLocation At(const YamlNode& n) const { return {FileOf(n), n.line, n.column}; }
   void EnvironmentSpec(const Fields& spec, Environment& e);
   std::vector<DeployWindow> Windows(const YamlNode& n, const std::string& path);
+  ApprovalMode Approval(const YamlNode& n, const std::string& path);
   void AgentSpec(const Fields& spec, Agent& a);
   void Volumes(const YamlNode& n, Agent& a);
   void Ports(const YamlNode& n, Agent& a);
@@ -695,8 +696,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
     e.folder = manifest_dir_;
     e.field_locations["metadata.name"] = name_at;
     if (spec_node) {
-      auto spec =
-          Map(*spec_node, "spec", {"bases", "labels", "env", "windows", "healOutsideWindows"});
+      auto spec = Map(*spec_node, "spec",
+                      {"bases", "labels", "env", "windows", "healOutsideWindows", "approval"});
       if (spec) EnvironmentSpec(*spec, e);
     }
     if (name.empty()) return;
@@ -748,7 +749,8 @@ void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
                        "readOnlyRootFilesystem",
                        "labels",
                        "hostname",
-                       "windows"});
+                       "windows",
+                       "approval"});
       if (spec) AgentSpec(*spec, a);
     }
     if (!name.empty()) out.agents.push_back(std::move(a));
@@ -998,6 +1000,7 @@ void Decoder::AgentSpec(const Fields& f, Agent& a) {
     if (auto b = Bool(*v, "spec.suspend")) a.suspend = *b;
   }
   if (auto* v = f.Get("windows")) a.windows = Windows(*v, "spec.windows");
+  if (auto* v = f.Get("approval")) a.approval = Approval(*v, "spec.approval");
   if (auto* v = f.Get("drift")) {
     if (auto d = Map(*v, "spec.drift", {"mode"})) {
       if (auto* m = d->Get("mode")) {
@@ -1676,6 +1679,13 @@ void Decoder::EnvironmentSpec(const Fields& f, Environment& e) {
   if (auto* v = f.Get("healOutsideWindows")) {
     if (auto b = Bool(*v, "spec.healOutsideWindows")) e.heal_outside_windows = *b;
   }
+  if (auto* v = f.Get("approval")) e.approval = Approval(*v, "spec.approval");
+}
+
+ApprovalMode Decoder::Approval(const YamlNode& n, const std::string& path) {
+  auto is_mode = [](const std::string& x) { return x == "auto" || x == "required"; };
+  auto s = Checked(n, path, is_mode, "auto or required");
+  return s && *s == "required" ? ApprovalMode::kRequired : ApprovalMode::kAuto;
 }
 
 void Decoder::NotifierSpec(const Fields& f, Notifier& n) {

@@ -45,7 +45,32 @@ class Stages {
   std::chrono::steady_clock::time_point last_;
 };
 
+// Why an approved plan is not the plan computed now ("" when it is), in the
+// words of the saved-plan rule (Reconciler::CheckSaved).
+std::string StaleReason(const Plan& approved, const Plan& fresh) {
+  if (approved.revision != fresh.revision) {
+    return "the desired revision changed (plan of " + approved.revision + ", now " +
+           fresh.revision + ")";
+  }
+  if (approved.observed_digest != fresh.observed_digest) {
+    return "what runs changed since the plan was computed";
+  }
+  if (ToJson(approved) != ToJson(fresh)) return "the plan computed now differs from it";
+  return "";
+}
+
 }  // namespace
+
+std::vector<std::string> AgentsNeedingApproval(const Plan& plan, const DesiredState& desired) {
+  const bool all = desired.environment && desired.environment->approval == ApprovalMode::kRequired;
+  std::set<std::string> out;
+  for (const Change& c : plan.changes) {
+    if (c.action == Action::kNoOp) continue;
+    const Agent* agent = desired.FindAgent(c.name);
+    if (all || (agent != nullptr && agent->approval == ApprovalMode::kRequired)) out.insert(c.name);
+  }
+  return {out.begin(), out.end()};
+}
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   PassReport report;
@@ -110,7 +135,11 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
     // to the next apply pass.
     for (const std::string& name : drifted) {
       const Agent* agent = r.desired().FindAgent(name);
-      if (agent != nullptr && agent->drift == DriftMode::kHeal && !agent->suspend &&
+      const bool approval =
+          agent != nullptr && (agent->approval == ApprovalMode::kRequired ||
+                               (r.desired().environment &&
+                                r.desired().environment->approval == ApprovalMode::kRequired));
+      if (agent != nullptr && agent->drift == DriftMode::kHeal && !agent->suspend && !approval &&
           request.heal_allowed.count(name)) {
         heal.insert(name);
       } else {
@@ -148,6 +177,25 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
       plan = std::move(gate.allowed);
       if (!plan.HasChanges()) {
         // Nothing may change: no apply, no state write.
+        stages.Finished("plan");
+        report.state = r.recorded_shared();
+        return report;
+      }
+    }
+  }
+  // Approvals: the whole plan waits unless it is exactly the approved one.
+  if (request.kind == PassRequest::Kind::kApply) {
+    report.approval.planned = true;
+    report.approval.agents = AgentsNeedingApproval(plan, desired);
+    std::string refused;
+    if (request.approved) refused = StaleReason(*request.approved, plan);
+    if (request.approved && refused.empty()) {
+      report.approval.applied = true;
+    } else {
+      report.approval.refused = refused;
+      if (!report.approval.agents.empty()) {
+        report.approval.waiting = true;
+        report.approval.plan = plan;
         stages.Finished("plan");
         report.state = r.recorded_shared();
         return report;

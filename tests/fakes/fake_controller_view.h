@@ -4,6 +4,7 @@
 // from its I/O thread while the test reads it).
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -49,6 +50,22 @@ class FakeControllerView : public controller::ControllerView {
     std::lock_guard<std::mutex> lock(mu_);
     return triggers_;
   }
+  // Approve: records "id by"; answers the status set for that id (default 404).
+  ApproveAnswer Approve(const std::string& id, const std::string& by) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    approvals_.push_back(id + " by " + by);
+    auto it = answers_.find(id);
+    if (it == answers_.end()) return {404, "", "no plan " + id + " waits for approval"};
+    return it->second;
+  }
+  void SetApproveAnswer(const std::string& id, ApproveAnswer a) {
+    std::lock_guard<std::mutex> lock(mu_);
+    answers_[id] = std::move(a);
+  }
+  std::vector<std::string> approvals() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return approvals_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -56,6 +73,8 @@ class FakeControllerView : public controller::ControllerView {
   controller::Readiness ready_{true, ""};
   std::string branch_ = "main";
   std::vector<std::string> triggers_;
+  std::vector<std::string> approvals_;
+  std::map<std::string, ApproveAnswer> answers_;
 };
 
 }  // namespace reconcile::testing

@@ -78,7 +78,8 @@ TEST_CASE("environment: patches merge into the base documents") {
                 "    - {kind: allow, schedule: \"0 8 * * 1-5\", duration: 10h, timeZone: "
                 "Europe/Berlin}\n"
                 "    - {kind: deny, schedule: \"0 0 24 12 *\", duration: 24h}\n"
-                "  healOutsideWindows: true\n"),
+                "  healOutsideWindows: true\n"
+                "  approval: required\n"),
          "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: web}\n"
          "spec:\n  replicas: 3\n  env: {MODE: staging}\n  command: [nginx]\n"
          "  hostname: null\n");
@@ -91,6 +92,7 @@ TEST_CASE("environment: patches merge into the base documents") {
   CHECK(e.folder == "envs/staging");
   CHECK(e.bases == std::vector<std::string>{"base"});
   CHECK(e.heal_outside_windows);
+  CHECK(e.approval == ApprovalMode::kRequired);
   REQUIRE(e.windows.size() == 2);
   CHECK(e.windows[0].kind == DeployWindow::Kind::kAllow);
   CHECK(e.windows[0].schedule == "0 8 * * 1-5");
@@ -362,6 +364,9 @@ TEST_CASE("environment: errors name the file, line, column and the base document
        "", "error: spec.windows[0].timeZone: invalid value '': must be an IANA time zone"},
       {"healOutsideWindows not a boolean", EnvDoc("staging", "  healOutsideWindows: yes\n"), "",
        "envs/staging/environment.yaml:6:23: error: spec.healOutsideWindows: must be a boolean"},
+      {"an unknown approval mode", EnvDoc("staging", "  approval: always\n"), "",
+       "envs/staging/environment.yaml:6:13: error: spec.approval: invalid value 'always': must "
+       "be auto or required"},
       {"null removes a required field", EnvDoc("staging"), agent_patch + "spec:\n  port: null\n",
        "base/all.yaml:12:3: error: spec.port: required field is missing"},
       {"an agent patch pointing at a missing target", EnvDoc("staging"),

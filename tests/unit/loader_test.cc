@@ -76,6 +76,7 @@ TEST_CASE("decodes every Agent field") {
   dependsOn: [db, cache]
   suspend: true
   drift: {mode: heal}
+  approval: required
 )",
                       &state);
   REQUIRE_MESSAGE(!diags.HasErrors(), All(diags));
@@ -105,6 +106,7 @@ TEST_CASE("decodes every Agent field") {
   CHECK(a.depends_on == std::vector<std::string>{"db", "cache"});
   CHECK(a.suspend);
   CHECK(a.drift == DriftMode::kHeal);
+  CHECK(a.approval == ApprovalMode::kRequired);
   CHECK(a.location == SourceLocation{"m.yaml", 1, 1});
 }
 
@@ -122,6 +124,7 @@ TEST_CASE("Agent defaults are the model's") {
   CHECK(*a.health_check == HealthCheck{});
   CHECK(a.strategy == Strategy{});
   CHECK(a.drift == DriftMode::kReport);
+  CHECK(a.approval == ApprovalMode::kAuto);
   CHECK_FALSE(a.suspend);
 }
 
@@ -334,6 +337,10 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"suspend", AgentDoc(kMin + "  suspend: 1\n"), 9, 12, "spec.suspend", "must be a boolean"},
       {"drift mode", AgentDoc(kMin + "  drift: {mode: fix}\n"), 9, 17, "spec.drift.mode",
        "report or heal"},
+      {"approval mode", AgentDoc(kMin + "  approval: manual\n"), 9, 13, "spec.approval",
+       "auto or required"},
+      {"approval not a string", AgentDoc(kMin + "  approval: {required: true}\n"), 9, 13,
+       "spec.approval", "must be a string"},
       {"registry missing url",
        "apiVersion: reconcile.dev/v1alpha1\nkind: Registry\nmetadata: {name: r}\nspec: "
        "{repository: a}\n",

@@ -81,6 +81,14 @@ AuditEntry AuditEntryForPlan(std::string actor, std::string action, const Plan& 
                              const Status& result);
 // Sets result/error_code/error_message from `s`.
 void SetAuditResult(AuditEntry& entry, const Status& s);
+// An `approve` entry: `plan` (the approved saved plan's plan) and the hash of
+// the saved plan's text (`saved_plan_id`: an approval's plan id is exactly
+// that), for `environment` ("" for a plain tree) and `revision`; detail
+// names the plan, the approver and the way ("cli", "api").
+AuditEntry AuditEntryForApproval(std::string actor, const Plan& plan,
+                                 const std::string& saved_plan_id, std::string environment,
+                                 std::string revision, const std::string& approved_by,
+                                 const std::string& via);
 
 // The whole entry as written (with hash and sig, when set).
 nlohmann::json ToJson(const AuditEntry& entry);

@@ -75,6 +75,11 @@ struct SecretRef {
 
 enum class DriftMode { kReport, kHeal };
 
+// spec.approval of an Environment or an Agent: `auto` (default) applies as
+// planned; `required`: the controller publishes the plan and applies it only
+// once a person approves exactly that plan (approval.h, README "Approvals").
+enum class ApprovalMode { kAuto, kRequired };
+
 // A deploy window (Environment spec.windows[], Agent spec.windows[]), like
 // Argo CD's sync windows: from each time `schedule` (a 5-field cron
 // expression) fires in `time_zone`, for `duration_ms`. Outside every allow
@@ -187,6 +192,9 @@ struct Agent {
   // spec.windows: this agent's deploy windows; they combine with the
   // Environment's (both must allow). Not part of the agent's spec hash.
   std::vector<DeployWindow> windows;
+  // spec.approval: its changes wait for an approval in the controller (as do
+  // every agent's when its Environment says so). Not part of the spec hash.
+  ApprovalMode approval = ApprovalMode::kAuto;
 
   SourceLocation location;
   std::string manifest_dir;  // folder of the manifest, relative to the tree root
@@ -254,6 +262,8 @@ struct Environment {
   // spec.healOutsideWindows: drift healing ignores the windows (default
   // false: healing is a change like any other and waits for a window).
   bool heal_outside_windows = false;
+  // spec.approval: every change of the environment waits for an approval.
+  ApprovalMode approval = ApprovalMode::kAuto;
   SourceLocation location;
   std::map<std::string, SourceLocation> field_locations;  // as Agent's
 };

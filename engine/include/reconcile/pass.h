@@ -44,6 +44,12 @@ struct PassRequest {
   std::string lock_command = "reconcile controller";
   // Who triggered the pass, for the audit entry (audit_log.h).
   std::string actor = "controller";
+  // kApply: the plan a person approved (approval.h). The pass applies it
+  // only when it equals the plan computed now (Reconciler::CheckSaved);
+  // otherwise report.approval.refused says why (stale) and the plan computed
+  // now waits instead.
+  std::optional<Plan> approved;
+  std::string approved_id;
 };
 
 struct PassReport {
@@ -81,7 +87,28 @@ struct PassReport {
   // The Notifiers of the tree the pass loaded (model.h); null when the tree
   // did not load (an invalid revision: a reader keeps the last ones).
   std::shared_ptr<const std::vector<Notifier>> notifiers;
+  // Approvals (README "Approvals"): a kApply plan with changes of agents
+  // whose Agent or Environment has `approval: required` is applied only as
+  // an approved plan; the whole plan waits (as a Terraform Cloud run does).
+  // Drift passes never heal such agents (only report them).
+  struct Approval {
+    bool planned = false;             // kApply: the pass got as far as a plan
+    bool waiting = false;             // the plan needs an approval; nothing was applied
+    bool applied = false;             // request.approved equalled the plan: it was applied
+    std::vector<std::string> agents;  // the agents whose changes need the approval
+    std::optional<Plan> plan;         // waiting: the plan to publish
+    std::string refused;              // request.approved was stale: why
+    // Set by the controller once the plan is published (approval.h).
+    std::string id;
+    std::string created_at;
+    std::string publish_error;  // the plan could not be published: why
+  } approval;
 };
+
+// The agents of `plan`'s changes (not no-ops) that need an approval in
+// `desired`: an Agent or its Environment with `approval: required` (a delete
+// of an agent no longer declared follows the Environment). Sorted, unique.
+std::vector<std::string> AgentsNeedingApproval(const Plan& plan, const DesiredState& desired);
 
 PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request);
 

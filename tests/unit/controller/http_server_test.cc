@@ -424,6 +424,57 @@ TEST_CASE("http: the status token and the page switched off") {
   }
 }
 
+TEST_CASE("http: approving a plan needs the approval token") {
+  const std::string id(64, 'a');
+  const std::string path = "/api/v1/plans/" + id + "/approve";
+  SUBCASE("no approval token configured: 503") {
+    RunningServer s;
+    ClientResponse r = Send(s.server->port(), http::verb::post, path);
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body)["message"].get<std::string>().find("--approval-token-file") !=
+          std::string::npos);
+    CHECK(s.view.approvals().empty());
+  }
+  SUBCASE("with a token") {
+    HttpServerOptions options;
+    options.approval_token = "approve-456";
+    options.status_token = "status-123";
+    RunningServer s(options);
+    const std::uint16_t port = s.server->port();
+    const std::vector<std::pair<std::string, std::string>> good = {
+        {"Authorization", "Bearer approve-456"}};
+    // No token, a wrong one, the status token, a query parameter: 401.
+    for (const auto& headers : std::vector<std::vector<std::pair<std::string, std::string>>>{
+             {},
+             {{"Authorization", "Bearer approve-45"}},
+             {{"Authorization", "Bearer status-123"}}}) {
+      ClientResponse r = Send(port, http::verb::post, path, {}, headers);
+      CHECK(r.status == 401);
+      CHECK(r.headers["www-authenticate"].rfind("Bearer", 0) == 0);
+    }
+    CHECK(Send(port, http::verb::post, path + "?token=approve-456").status == 401);
+    CHECK(s.view.approvals().empty());
+    CHECK(Send(port, http::verb::get, path, {}, good).status == 405);
+    CHECK(Send(port, http::verb::post, "/api/v1/plans/" + id, {}, good).status == 404);
+    // The view's answers, as HTTP.
+    ClientResponse unknown = Send(port, http::verb::post, path, {}, good);
+    CHECK(unknown.status == 404);
+    CHECK(json::parse(unknown.body)["result"] == "unknown");
+    s.view.SetApproveAnswer(id, {202, id, "approved"});
+    ClientResponse approved = Send(port, http::verb::post, path, R"({"by": "alice"})", good);
+    CHECK(approved.status == 202);
+    CHECK(json::parse(approved.body) ==
+          json{{"result", "approved"}, {"id", id}, {"message", "approved"}});
+    s.view.SetApproveAnswer(id, {409, "", "superseded"});
+    CHECK(Send(port, http::verb::post, path, {}, good).status == 409);
+    s.view.SetApproveAnswer(id, {422, "", "tampered"});
+    CHECK(Send(port, http::verb::post, path, {}, good).status == 422);
+    CHECK(Send(port, http::verb::post, path, "[1]", good).status == 400);
+    CHECK(s.view.approvals() == std::vector<std::string>{id + " by api", id + " by api: alice",
+                                                         id + " by api", id + " by api"});
+  }
+}
+
 TEST_CASE("http: connections") {
   HttpServerOptions options;
   options.read_timeout = std::chrono::milliseconds(400);
