@@ -20,6 +20,9 @@ already holds:
                          sops_encrypt.py with the real `age`, to the fuzzing
                          identity) and getsops/sops's fixtures
                          (tests/testdata/vectors/sops), behind the format byte
+  audit_log_fuzz         logs of one to three entries signed with the fuzzing
+                         key (tests/fuzz/audit/fuzz-audit-key.pem) through
+                         python3-cryptography, in the README's canonical form
 
 Each file is named by the SHA-1 of its bytes (libFuzzer's own naming), so a
 rerun writes the same corpus. Run from anywhere: python3 tests/fuzz/seed_corpus.py
@@ -150,8 +153,38 @@ def sops():
             write("sops_fuzz", prefix + p.read_bytes())
 
 
+def audit():
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(
+        (ROOT / "tests/fuzz/audit/fuzz-audit-key.pem").read_bytes(), password=None)
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    key_id = hashlib.sha256(raw).hexdigest()
+    canon = lambda e: json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    actions = [("apply", [{"action": "create", "address": "agent.web"}], "ok"),
+               ("unlock", [], "ok"),
+               ("rollback", [{"action": "update", "address": "agent.web"}], "error")]
+    prev = "0" * 64
+    lines = []
+    for seq, (action, changes, result) in enumerate(actions, start=1):
+        e = {"v": 1, "seq": seq, "time": f"2026-12-04T20:0{seq}:00Z", "actor": "cli:fuzz",
+             "action": action, "environment": "prod" if seq == 2 else "",
+             "revision": "4f2a9c" * 6 + "4f2a" if action != "unlock" else "",
+             "plan": None if action == "unlock" else "sha256:" + "ab" * 32,
+             "savedPlan": None, "changes": changes,
+             "result": {"status": "ok"} if result == "ok" else
+                       {"status": "error", "code": "failed", "message": "health check failed"},
+             "detail": "", "keyId": key_id, "prev": prev}
+        body = canon(e)
+        e["hash"] = hashlib.sha256(body).hexdigest()
+        e["sig"] = base64.b64encode(key.sign(body)).decode()
+        prev = e["hash"]
+        lines.append(json.dumps(e, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+        write("audit_log_fuzz", "\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
-    for f in (loader, plans, states, webhooks, docker, clouds, plugin, sops):
+    for f in (loader, plans, states, webhooks, docker, clouds, plugin, sops, audit):
         f()
     for d in sorted(OUT.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")
