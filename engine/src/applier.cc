@@ -166,7 +166,8 @@ ApplyChangeResponse RunChange(const Change& change, const std::string& revision,
   for (int attempt = 1;; ++attempt) {
     if (image) {
       response = {};
-      response.status = redact(ctx.build_image(change, request.progress, request.step, ctx.stop));
+      response.status = redact(
+          ctx.build_image(change, request.progress, request.step, ctx.stop, request.traceparent));
     } else {
       response = provider->ApplyChange(request);
       response.status = redact(response.status);

@@ -303,7 +303,7 @@ Status Reconciler::ObserveImages() {
 }
 
 Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
-                              std::stop_token stop) const {
+                              std::stop_token stop, const std::string& traceparent) const {
   const DesiredState& desired = snapshot_.loaded.state;
   const Agent* a = desired.FindAgent(change.name);
   if (a == nullptr || !a->build) {
@@ -349,6 +349,7 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress, 
   }
   build.progress = progress;
   build.stop = stop;
+  build.traceparent = traceparent;
   BuildImageResponse built = (*builder)->Build(build);
   if (!built.status.ok()) return built.status;
 
@@ -357,6 +358,7 @@ Status Reconciler::BuildImage(const Change& change, const ProgressFn& progress, 
   push.credentials = *credentials;
   push.progress = progress;
   push.stop = stop;
+  push.traceparent = traceparent;
   if (step) step("push");
   if (progress) progress("pushing " + reference);
   PushImageResponse pushed = (*builder)->Push(push);
@@ -574,7 +576,9 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
   ctx.target_for = [&](const std::string& t) { return snapshot_.loaded.state.FindTarget(t); };
   ctx.secrets_for = [&](const Change& c) { return SecretsFor(c); };
   ctx.build_image = [&](const Change& c, const ProgressFn& progress, const StepFn& step,
-                        std::stop_token stop) { return BuildImage(c, progress, step, stop); };
+                        std::stop_token stop, const std::string& traceparent) {
+    return BuildImage(c, progress, step, stop, traceparent);
+  };
   ctx.pull_credentials_for = [&](const Change& c) { return PullCredentials(c); };
   ctx.clock = deps_.clock;
   ctx.observer = deps_.observer;

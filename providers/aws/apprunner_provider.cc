@@ -285,8 +285,12 @@ class AppRunnerProvider : public Provider {
   // The App Runner calls of one Observe or ApplyChange.
   class Calls {
    public:
-    Calls(AppRunnerProvider& p, Session session, std::stop_token stop)
-        : p_(p), s_(std::move(session)), stop_(std::move(stop)) {}
+    // `traceparent`: the W3C header value every call carries ("" none).
+    Calls(AppRunnerProvider& p, Session session, std::stop_token stop, std::string traceparent = "")
+        : p_(p),
+          s_(std::move(session)),
+          stop_(std::move(stop)),
+          traceparent_(std::move(traceparent)) {}
 
     Result<json> Call(const std::string& operation, const json& input) {
       if (stop_.stop_requested()) {
@@ -296,6 +300,10 @@ class AppRunnerProvider : public Provider {
                                          p_.options_.now());
       if (!wire.ok()) return wire.status();
       http::Request req{wire->method, wire->url, wire->headers, wire->body, milliseconds(30000)};
+      // After signing, so not a signed header: a tracing proxy may rewrite
+      // it (W3C Trace Context) without breaking the signature, as the AWS
+      // SDKs leave X-Amzn-Trace-Id unsigned.
+      if (!traceparent_.empty()) req.headers.emplace_back("traceparent", traceparent_);
       auto resp = p_.client_->Send(req, stop_);
       if (!resp.ok()) return Status(resp.status().code(), Redact(resp.status().message()));
       return ParseAppRunnerAnswer(operation, resp->status, resp->body,
@@ -381,6 +389,7 @@ class AppRunnerProvider : public Provider {
     AppRunnerProvider& p_;
     const Session s_;
     std::stop_token stop_;
+    const std::string traceparent_;
   };
 
  private:
@@ -403,7 +412,7 @@ class AppRunnerProvider : public Provider {
         r.status = Redact(session.status());
         return r;
       }
-      calls_.emplace(p_, *session, stop_.token());
+      calls_.emplace(p_, *session, stop_.token(), req_.traceparent);
       r.status = Redact(Dispatch(&r.health));
       Finish(&r);
       return r;

@@ -207,6 +207,9 @@ class ContainerAppsProvider final : public Provider {
       req.url = url;
       req.timeout = std::chrono::seconds(60);
       req.headers = {{"Authorization", "Bearer " + *token}, {"Accept", "application/json"}};
+      if (request_ != nullptr && !request_->traceparent.empty()) {
+        req.headers.emplace_back("traceparent", request_->traceparent);
+      }
       if (body != nullptr) {
         req.headers.push_back({"Content-Type", "application/json"});
         req.body = body->dump();

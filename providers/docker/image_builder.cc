@@ -71,7 +71,7 @@ class DockerImageBuilder : public ImageBuilder {
     http.content_type = "application/x-tar";
     http.timeout = std::chrono::minutes(30);
     if (!config.empty()) http.headers.emplace_back("X-Registry-Config", Base64Url(config.dump()));
-    auto res = client_.CallWith("POST", path, std::move(http));
+    auto res = client_.WithTraceparent(request.traceparent).CallWith("POST", path, std::move(http));
     if (!res.ok()) {
       r.status = Status(res.status().code(), Masked(res.status().message(), secrets));
       return r;
@@ -124,8 +124,9 @@ class DockerImageBuilder : public ImageBuilder {
     } else {
       http.headers.emplace_back("X-Registry-Auth", RegistryAuthHeader("", "", ""));
     }
-    auto res = client_.CallWith("POST", "/images/" + repo + "/push?tag=" + UrlEncode(tag),
-                                std::move(http));
+    auto res =
+        client_.WithTraceparent(request.traceparent)
+            .CallWith("POST", "/images/" + repo + "/push?tag=" + UrlEncode(tag), std::move(http));
     if (!res.ok()) {
       r.status = Status(res.status().code(), Masked(res.status().message(), secrets));
       return r;

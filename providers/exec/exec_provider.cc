@@ -178,6 +178,13 @@ class ExecProvider : public Provider {
     PluginCall call =
         handle_->Call("apply_change", config_, ToJson(request, /*include_secrets=*/true),
                       handle_->options.apply_timeout);
+    if (!request.traceparent.empty()) {
+      // The OpenTelemetry carrier for a process: TRACEPARENT in its
+      // environment (replacing one the operator passed).
+      std::erase_if(call.environment,
+                    [](const std::string& e) { return e.rfind("TRACEPARENT=", 0) == 0; });
+      call.environment.push_back("TRACEPARENT=" + request.traceparent);
+    }
     call.stop = request.stop;
     call.stopped = &stopped_;
     call.progress = request.progress;

@@ -217,9 +217,10 @@ class CloudRunProvider final : public Provider {
   }
 
   // One API call: `path` after "<endpoint>/v2/" (with its query). The JSON
-  // answer of a 2xx, or a Status carrying the cloud's own message.
+  // answer of a 2xx, or a Status carrying the cloud's own message. A
+  // non-empty `traceparent` is sent as the W3C `traceparent` header.
   Result<json> Call(const std::string& method, const std::string& path, const json* body,
-                    std::stop_token stop) {
+                    std::stop_token stop, const std::string& traceparent = "") {
     if (stop.stop_requested()) return Status::Cancelled(who_ + ": stop requested");
     Result<std::string> token = Token(stop);
     if (!token.ok()) return token.status();
@@ -227,6 +228,7 @@ class CloudRunProvider final : public Provider {
     req.method = method;
     req.url = s_.endpoint + "/v2/" + path;
     req.headers = {{"Authorization", "Bearer " + *token}, {"Accept", "application/json"}};
+    if (!traceparent.empty()) req.headers.emplace_back("traceparent", traceparent);
     if (body) {
       req.headers.emplace_back("Content-Type", "application/json");
       req.body = body->dump();
@@ -305,7 +307,7 @@ class CloudRunProvider final : public Provider {
 
     // Reads the Service: nullopt (and ok) when it does not exist.
     Status Get(std::optional<json>* out) {
-      Result<json> got = p_.Call("GET", name_, nullptr, stop_);
+      Result<json> got = p_.Call("GET", name_, nullptr, stop_, req_.traceparent);
       if (got.ok()) {
         *out = std::move(*got);
         return Status::Ok();
@@ -351,7 +353,8 @@ class CloudRunProvider final : public Provider {
       Result<json> op = Status::Internal("agent " + id_ + ": no call was made");
       if (!existing) {
         Progress("creating Cloud Run service " + id_ + " in " + p_.parent_);
-        op = p_.Call("POST", p_.parent_ + "/services?serviceId=" + id_, &body, stop_);
+        op = p_.Call("POST", p_.parent_ + "/services?serviceId=" + id_, &body, stop_,
+                     req_.traceparent);
         if (!op.ok() && op.status().code() == Code::kConflict) {
           // Created meanwhile (a retry after a lost answer): update it if ours.
           if (Status st = Get(&existing); !st.ok()) return st;
@@ -365,7 +368,7 @@ class CloudRunProvider final : public Provider {
                  " (a new revision)");
         std::string path = name_;
         if (!replace) path += "?updateMask=" + http::FormEncode(ServiceUpdateMask());
-        op = p_.Call("PATCH", path, &body, stop_);
+        op = p_.Call("PATCH", path, &body, stop_, req_.traceparent);
       }
       if (!op.ok()) return op.status();
       Result<json> done = Wait(*op);
@@ -432,7 +435,7 @@ class CloudRunProvider final : public Provider {
     // What exists after a failure: the Service, when it does.
     void Record(ApplyChangeResponse& r) {
       std::stop_source fresh;  // even after a stop: one quick read
-      Result<json> got = p_.Call("GET", name_, nullptr, fresh.get_token());
+      Result<json> got = p_.Call("GET", name_, nullptr, fresh.get_token(), req_.traceparent);
       if (got.ok() && Owned(*got)) r.instances = {{name_, id_, Str(*got, "uri"), {}}};
     }
 
@@ -455,7 +458,7 @@ class CloudRunProvider final : public Provider {
             return Status::Unavailable(p_.who_ + ": operation " + ShortRevision(op_name) +
                                        " of service " + id_ + " was not done in time");
           }
-          Result<json> now = p_.Call("GET", op_name, nullptr, stop_);
+          Result<json> now = p_.Call("GET", op_name, nullptr, stop_, req_.traceparent);
           if (!now.ok()) {
             if (now.status().code() == Code::kCancelled) {
               return Cancelled("waiting for Cloud Run operation " + ShortRevision(op_name));
@@ -486,7 +489,7 @@ class CloudRunProvider final : public Provider {
       }
       if (!Owned(*existing)) return NotOwned();
       Progress("deleting Cloud Run service " + id_);
-      Result<json> op = p_.Call("DELETE", name_, nullptr, stop_);
+      Result<json> op = p_.Call("DELETE", name_, nullptr, stop_, req_.traceparent);
       if (!op.ok()) {
         if (op.status().code() == Code::kNotFound) return Status::Ok();
         r.instances = {{name_, id_, Str(*existing, "uri"), {}}};

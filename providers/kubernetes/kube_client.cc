@@ -283,8 +283,9 @@ Status StatusFromResponse(const http::Response& response, std::string_view what)
   return Status::Failed(m);
 }
 
-Result<json> Client::Get(std::string_view path, std::stop_token stop) {
-  return Request("GET", path, {}, "application/json", stop);
+Result<json> Client::Get(std::string_view path, std::stop_token stop,
+                         std::string_view traceparent) {
+  return Request("GET", path, {}, "application/json", stop, traceparent);
 }
 
 Result<json> Client::Create(std::string_view collection_path, const json& object,
@@ -297,20 +298,21 @@ Result<json> Client::Update(std::string_view path, const json& object, std::stop
 }
 
 Result<json> Client::Apply(std::string_view path, const json& object,
-                           std::string_view field_manager, bool force, std::stop_token stop) {
+                           std::string_view field_manager, bool force, std::stop_token stop,
+                           std::string_view traceparent) {
   std::string p(path);
   p += (p.find('?') == std::string::npos ? "?" : "&");
   p += "fieldManager=" + QueryEscape(field_manager);
   if (force) p += "&force=true";
-  return Request("PATCH", p, object.dump(), "application/apply-patch+yaml", stop);
+  return Request("PATCH", p, object.dump(), "application/apply-patch+yaml", stop, traceparent);
 }
 
 Result<json> Client::Delete(std::string_view path, std::string_view propagation,
-                            std::stop_token stop) {
+                            std::stop_token stop, std::string_view traceparent) {
   json options = {{"kind", "DeleteOptions"},
                   {"apiVersion", "v1"},
                   {"propagationPolicy", std::string(propagation)}};
-  return Request("DELETE", path, options.dump(), "application/json", stop);
+  return Request("DELETE", path, options.dump(), "application/json", stop, traceparent);
 }
 
 namespace {
@@ -330,12 +332,14 @@ class CurlKubeClient final : public Client {
       : Client(std::move(config)), options_(std::move(options)), http_(std::move(http)) {}
 
   Result<json> Request(std::string_view method, std::string_view path, std::string_view body,
-                       std::string_view content_type, std::stop_token stop) override {
+                       std::string_view content_type, std::stop_token stop,
+                       std::string_view traceparent) override {
     http::Request req;
     req.method = std::string(method);
     req.url = config_.server + std::string(path);
     req.timeout = options_.timeout;
     req.headers.emplace_back("Accept", "application/json");
+    if (!traceparent.empty()) req.headers.emplace_back("traceparent", std::string(traceparent));
     if (!body.empty()) {
       req.headers.emplace_back("Content-Type", std::string(content_type));
       req.body = std::string(body);

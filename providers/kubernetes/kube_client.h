@@ -93,15 +93,19 @@ class Client {
   virtual ~Client() = default;
 
   // One request to `path` ("/api/v1/namespaces/x/services/y?..."), the body
-  // sent with `content_type` when not empty. Returns the parsed JSON body
-  // of a 2xx answer (null for an empty body), or the Status above.
+  // sent with `content_type` when not empty. A non-empty `traceparent` is
+  // sent as the W3C `traceparent` header (ApplyChangeRequest::traceparent).
+  // Returns the parsed JSON body of a 2xx answer (null for an empty body),
+  // or the Status above.
   virtual Result<nlohmann::json> Request(std::string_view method, std::string_view path,
                                          std::string_view body = {},
                                          std::string_view content_type = "application/json",
-                                         std::stop_token stop = {}) = 0;
+                                         std::stop_token stop = {},
+                                         std::string_view traceparent = {}) = 0;
 
   // Shorthands.
-  Result<nlohmann::json> Get(std::string_view path, std::stop_token stop = {});
+  Result<nlohmann::json> Get(std::string_view path, std::stop_token stop = {},
+                             std::string_view traceparent = {});
   // POST (create); kConflict with reason AlreadyExists when it exists.
   Result<nlohmann::json> Create(std::string_view collection_path, const nlohmann::json& object,
                                 std::stop_token stop = {});
@@ -114,11 +118,11 @@ class Client {
   // manager owns is kConflict.
   Result<nlohmann::json> Apply(std::string_view path, const nlohmann::json& object,
                                std::string_view field_manager, bool force,
-                               std::stop_token stop = {});
+                               std::stop_token stop = {}, std::string_view traceparent = {});
   // DELETE with propagationPolicy (Background / Foreground / Orphan).
   // kNotFound when it is gone already.
   Result<nlohmann::json> Delete(std::string_view path, std::string_view propagation = "Background",
-                                std::stop_token stop = {});
+                                std::stop_token stop = {}, std::string_view traceparent = {});
 
   const Config& config() const { return config_; }
 

@@ -298,7 +298,7 @@ class KubernetesProvider final : public Provider {
     }
     // The object, nullopt when it does not exist.
     Status Get(const Kind& k, const std::string& name, std::optional<json>* out) {
-      Result<json> got = client_.Get(Path(k, name), stop_);
+      Result<json> got = client_.Get(Path(k, name), stop_, req_.traceparent);
       out->reset();
       if (got.ok()) {
         *out = std::move(*got);
@@ -326,7 +326,8 @@ class KubernetesProvider final : public Provider {
       if (existing && !IsOwned(*existing, agent_, env_)) return NotOwned(k, name);
       Progress(std::string(existing ? "applying" : "creating") + " " + k.word + " " + p_.ns_ + "/" +
                name + (force ? " (server-side apply, force)" : " (server-side apply)"));
-      Result<json> applied = client_.Apply(Path(k, name), manifest, kFieldManager, force, stop_);
+      Result<json> applied =
+          client_.Apply(Path(k, name), manifest, kFieldManager, force, stop_, req_.traceparent);
       if (!applied.ok()) {
         Status st = applied.status();
         if (st.code() == Code::kConflict) {
@@ -354,7 +355,7 @@ class KubernetesProvider final : public Provider {
         return Status::Ok();
       }
       Progress("deleting " + std::string(k.word) + " " + p_.ns_ + "/" + name);
-      Result<json> gone = client_.Delete(Path(k, name), "Background", stop_);
+      Result<json> gone = client_.Delete(Path(k, name), "Background", stop_, req_.traceparent);
       if (!gone.ok() && gone.status().code() != Code::kNotFound) {
         return gone.status().WithContext(p_.who_);
       }

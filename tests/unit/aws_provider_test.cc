@@ -805,6 +805,70 @@ TEST_CASE("aws provider: whole lifecycle against the App Runner fake") {
   fake.CheckNoProblems();
 }
 
+// Issue #12 item 3: every App Runner call of a traced change carries its
+// traceparent exactly (unsigned, so the fake's SigV4 check with botocore
+// still passes: no InvalidSignatureException, no problem); an untraced
+// change's and an Observe's carry none.
+TEST_CASE("aws provider: traceparent on every request of a change, the signature still valid") {
+  Fake fake;
+  TempDir home;
+  Target t = TestTarget(fake);
+  auto made = NewAppRunnerProvider(t, FastOptions(TestEnv(home)));
+  REQUIRE(made.ok());
+  Provider& p = **made;
+  Said said;
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto check_all = [&fake](const std::string& want) {
+    std::vector<json> requests = fake.Requests();
+    CHECK(requests.size() >= 2);
+    for (const json& e : requests) {
+      INFO(e.dump());
+      CHECK(e["status"] == 200);  // a signature the fake refused would be 403
+      if (want.empty()) {
+        CHECK_FALSE(e["headers"].contains("traceparent"));
+      } else {
+        CHECK(e["headers"].value("traceparent", "") == want);
+      }
+    }
+  };
+  auto reset = [&fake] {
+    fake.CheckNoProblems();  // the log is cleared with its problems
+    fake.Control("POST", "/_fake/reset-log");
+  };
+
+  Agent a = TestAgent("support-bot", kImage);
+  ApplyChangeRequest create = MakeApply(t, Action::kCreate, a, {}, said);
+  create.traceparent = tp;
+  ApplyChangeResponse c = Applied(p, create, said);
+  INFO(c.status.message());
+  REQUIRE(c.status.ok());
+  REQUIRE(c.instances.size() == 1);
+  CHECK(fake.Requests("CreateService").size() == 1);
+  check_all(tp);
+  reset();
+
+  Agent a2 = a;
+  a2.image = kImage2;
+  ApplyChangeRequest update =
+      MakeApply(t, Action::kUpdate, a2, {{c.instances[0].id, a.name}}, said);
+  update.traceparent = tp;
+  REQUIRE(Applied(p, update, said).status.ok());
+  CHECK(fake.Requests("UpdateService").size() == 1);
+  check_all(tp);
+  reset();
+
+  REQUIRE(Observed(p, t, said).status.ok());
+  check_all("");
+  reset();
+
+  ApplyChangeRequest del = MakeApply(t, Action::kDelete, a2, {{c.instances[0].id, a.name}}, said);
+  REQUIRE(Applied(p, del, said).status.ok());
+  CHECK(fake.Requests("DeleteService").size() == 1);
+  check_all("");
+  said.CheckNoCanary();
+  fake.CheckNoProblems();
+}
+
 TEST_CASE("aws provider: a 4xx answer is a permanent error with the cloud's message") {
   Fake fake({"--max-services", "0"});
   TempDir home;

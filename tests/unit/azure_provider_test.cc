@@ -257,7 +257,7 @@ struct Outcome {
 };
 
 Outcome Apply(Provider& p, Action action, const Agent& agent, const std::string& revision,
-              std::stop_token stop = {}) {
+              std::stop_token stop = {}, const std::string& traceparent = "") {
   ApplyChangeRequest req;
   req.target = AzureTarget(json::object());
   req.change.address = "agent." + agent.name;
@@ -271,6 +271,7 @@ Outcome Apply(Provider& p, Action action, const Agent& agent, const std::string&
   req.revision = revision;
   req.secret_values = {{"API_KEY", kSecretEnvCanary}};
   req.stop = stop;
+  req.traceparent = traceparent;
   auto out = std::make_shared<Outcome>();
   auto mu = std::make_shared<std::mutex>();
   auto depth = std::make_shared<int>(0);
@@ -804,6 +805,53 @@ TEST_CASE(
   text += ObservedText(p->Observe({}));
   text += app.dump();
   CheckNoCanary(text);
+  fake.CheckNoProblems();
+}
+
+// Issue #12 item 3: every ARM request of a traced change (the PUT, the
+// DELETE, the polls of their operations) carries its traceparent exactly;
+// an untraced change's and an Observe's carry none. (The token request is
+// the token source's, shared by all changes: not traced.)
+TEST_CASE("azure provider: traceparent on every ARM request of a change") {
+  FakeArm fake;
+  auto provider = MakeProvider(Block(fake.base()), ServicePrincipal());
+  Provider& p = *provider;
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  std::size_t from = 0;
+  auto check_since = [&fake, &from](const std::string& want) {
+    json log = fake.Log();
+    int api = 0;
+    for (std::size_t i = from; i < log.size(); ++i) {
+      const json& e = log[i];
+      if (e["kind"] == "auth") continue;  // the token source's, not the change's
+      ++api;
+      INFO(e.dump());
+      if (want.empty()) {
+        CHECK_FALSE(e["headers"].contains("traceparent"));
+      } else {
+        CHECK(e["headers"].value("traceparent", "") == want);
+      }
+    }
+    CHECK(api >= 2);
+    from = log.size();
+  };
+  Agent agent = HelloAgent();
+  for (Action action : {Action::kCreate, Action::kUpdate, Action::kDelete}) {
+    CAPTURE(static_cast<int>(action));
+    Outcome o = Apply(p, action, agent, "rev-1", {}, tp);
+    REQUIRE_MESSAGE(o.response.status.ok(), o.response.status.message());
+    check_since(tp);
+  }
+  CHECK(fake.Count("ContainerApps_Delete") == 1);
+  Outcome untraced = Apply(p, Action::kCreate, agent, "rev-2");
+  REQUIRE_MESSAGE(untraced.response.status.ok(), untraced.response.status.message());
+  check_since("");
+  REQUIRE(p.Observe({}).status.ok());
+  json log = fake.Log();
+  CHECK(log.size() > from);
+  for (std::size_t i = from; i < log.size(); ++i) {
+    CHECK_FALSE(log[i]["headers"].contains("traceparent"));
+  }
   fake.CheckNoProblems();
 }
 

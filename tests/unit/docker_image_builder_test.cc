@@ -165,6 +165,39 @@ TEST_CASE("docker image builder: /build and /push requests follow the API model"
                      {"serveraddress", "127.0.0.1:5000"}});
 }
 
+// Issue #12 item 3: a traced image change's /build and /push carry its
+// traceparent exactly; an untraced one's carry none.
+TEST_CASE("docker image builder: traceparent on /build and /push when the change is traced") {
+  auto rec = std::make_shared<Recorder>();
+  rec->answers["/v1.41/build"] = {200, "{\"aux\":{\"ID\":\"sha256:abc\"}}\n"};
+  rec->answers["/v1.41/images/127.0.0.1:5000/team/web/push"] = {
+      200, "{\"aux\":{\"Tag\":\"v1\",\"Digest\":\"sha256:def\",\"Size\":528}}\n"};
+  auto builder = NewDockerImageBuilderWithTransport(rec);
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  for (const std::string& want : {tp, std::string()}) {
+    CAPTURE(want);
+    rec->requests.clear();
+    BuildImageRequest build;
+    build.reference = "127.0.0.1:5000/team/web:v1";
+    build.context = std::make_shared<ContextTarStream>(BuildContext{});
+    build.dockerfile = "Dockerfile";
+    build.traceparent = want;
+    REQUIRE(builder->Build(build).status.ok());
+    PushImageRequest push;
+    push.reference = build.reference;
+    push.traceparent = want;
+    REQUIRE(builder->Push(push).status.ok());
+    REQUIRE(rec->requests.size() == 2);
+    for (const HttpRequest& r : rec->requests) {
+      CAPTURE(r.target);
+      int n = 0;
+      for (const auto& [k, v] : r.headers) n += k == "traceparent";
+      CHECK(n == (want.empty() ? 0 : 1));
+      CHECK(Header(r, "traceparent") == want);
+    }
+  }
+}
+
 TEST_CASE("docker image builder: stream errors are clear and carry no credential") {
   auto rec = std::make_shared<Recorder>();
   rec->answers["/v1.41/build"] = {

@@ -400,6 +400,61 @@ TEST_CASE("exec provider: the plugin's environment is scrubbed") {
   }
 }
 
+// Issue #12 item 3: a traced change's apply_change process gets TRACEPARENT
+// (the OpenTelemetry carrier for processes) exactly, once, replacing one the
+// operator passed; an untraced change's environment is the usual one.
+TEST_CASE("exec provider: TRACEPARENT in the environment of a traced apply_change") {
+  TempDir dir("exec-test");
+  ::setenv("RECONCILE_PLUGIN_ENV_TRACEPARENT", "operator-value", 1);
+  ::setenv("TRACEPARENT", "00-engine0000000000000000000000000-engine0000000000-01", 1);
+  WritePlugin(dir, "reconcile-provider-tracedump",
+              "#!/usr/bin/python3\n"
+              "import json, os, sys\n"
+              "sys.stdin.readline()\n"
+              "print(json.dumps({'type': 'handshake', 'protocolVersion': 2, 'name': 'tracedump'}), "
+              "flush=True)\n"
+              "req = json.loads(sys.stdin.readline())\n"
+              "raw = open('/proc/self/environ', 'rb').read().split(b'\\0')\n"
+              "seen = [e.decode() for e in raw if e.startswith(b'TRACEPARENT=')]\n"
+              "result = {'status': {'code': 'ok'}, 'instances': [], 'health': 'unknown', "
+              "'warnings': [json.dumps(seen), json.dumps('traceparent' in req['params'])]}\n"
+              "if req['method'] == 'schema':\n"
+              "    result = {'updatableFields': []}\n"
+              "print(json.dumps({'type': 'response', 'result': result}), flush=True)\n");
+  ProviderRegistry registry;
+  ExecOptions options;
+  options.plugin_dirs = {dir.path().string()};
+  RegisterExecPlugins(registry, options);  // the process's own environment
+  ::unsetenv("RECONCILE_PLUGIN_ENV_TRACEPARENT");
+  ::unsetenv("TRACEPARENT");
+  REQUIRE(registry.Has("tracedump"));
+  Target target;
+  target.name = "t1";
+  target.provider = "tracedump";
+  auto provider = registry.Create(target);
+  REQUIRE(provider.ok());
+  ApplyChangeRequest request;
+  request.target = target;
+  request.change.address = "agent.web";
+  request.change.name = "web";
+  request.change.action = Action::kCreate;
+  request.change.desired = json::object();
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  request.traceparent = tp;
+  ApplyChangeResponse traced = (*provider)->ApplyChange(request);
+  REQUIRE_MESSAGE(traced.status.ok(), traced.status.ToString());
+  REQUIRE(traced.warnings.size() == 2);
+  CHECK(json::parse(traced.warnings[0]) == json::array({"TRACEPARENT=" + tp}));
+  CHECK(traced.warnings[1] == "false");  // the environment only, not the params
+
+  request.traceparent.clear();
+  ApplyChangeResponse untraced = (*provider)->ApplyChange(request);
+  REQUIRE_MESSAGE(untraced.status.ok(), untraced.status.ToString());
+  REQUIRE(untraced.warnings.size() == 2);
+  // Only what the operator passed deliberately; never the engine's own.
+  CHECK(json::parse(untraced.warnings[0]) == json::array({"TRACEPARENT=operator-value"}));
+}
+
 TEST_CASE("exec provider: secret values never reach errors, progress or the log") {
   TempDir dir("exec-test");
   const std::string canary = "s3cr3t-canary-77c2";

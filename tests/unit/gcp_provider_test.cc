@@ -738,6 +738,56 @@ TEST_CASE(
   fake.CheckNoProblems();
 }
 
+// Issue #12 item 3: every Cloud Run API request of a traced change carries
+// its traceparent exactly; an untraced change's and an Observe's carry none.
+// (The token request is the token source's, shared by all changes: not
+// traced.)
+TEST_CASE("gcp provider: traceparent on every API request of a change") {
+  Fake fake;
+  auto provider = MakeProvider(fake, Options(fake.key_file()));
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  // The API requests since the last call, checked against `want`.
+  auto check_since = [&fake](std::size_t* from, const std::string& want) {
+    json log = fake.Log();
+    int api = 0;
+    for (std::size_t i = *from; i < log.size(); ++i) {
+      const json& e = log[i];
+      if (e["kind"] == "auth") continue;  // the token source's, not the change's
+      ++api;
+      INFO(e.dump());
+      if (want.empty()) {
+        CHECK_FALSE(e["headers"].contains("traceparent"));
+      } else {
+        CHECK(e["headers"].value("traceparent", "") == want);
+      }
+    }
+    CHECK(api >= 2);
+    *from = log.size();
+  };
+  std::size_t from = 0;
+  Agent agent = HelloAgent();
+  json spec = NormalizedSpec(agent, agent.image);
+  for (Action action : {Action::kCreate, Action::kUpdate, Action::kDelete}) {
+    CAPTURE(static_cast<int>(action));
+    ApplyChangeRequest req = MakeRequest(MakeChange(action, spec));
+    req.traceparent = tp;
+    ApplyChangeResponse r = provider->ApplyChange(req);
+    REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+    check_since(&from, tp);
+  }
+  ApplyChangeResponse untraced =
+      provider->ApplyChange(MakeRequest(MakeChange(Action::kCreate, spec)));
+  REQUIRE_MESSAGE(untraced.status.ok(), untraced.status.ToString());
+  check_since(&from, "");
+  ObserveResponse o = provider->Observe({CloudRunTarget(fake.base())});
+  REQUIRE_MESSAGE(o.status.ok(), o.status.ToString());
+  json log = fake.Log();
+  for (std::size_t i = from; i < log.size(); ++i) {
+    CHECK_FALSE(log[i]["headers"].contains("traceparent"));
+  }
+  fake.CheckNoProblems();
+}
+
 TEST_CASE("gcp provider: a 4xx carries the cloud's message and is permanent") {
   Fake fake;
   auto provider = MakeProvider(fake, Options(fake.key_file()));

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "fakes/loopback_http_server.h"
 #include "kubernetes/kube_client.h"
 
 namespace fs = std::filesystem;
@@ -273,4 +274,30 @@ TEST_CASE("kube: MakeClient refuses a plain-http server that is not loopback") {
   CHECK(kube::MakeClient(c).ok());
   c.server = "";
   CHECK_FALSE(kube::MakeClient(c).ok());
+}
+
+TEST_CASE("kube: the client sends a traceparent when given one, and none otherwise") {
+  reconcile::testing::LoopbackHttpServer server([](const reconcile::testing::SeenRequest&) {
+    return reconcile::testing::LoopbackHttpServer::Json(200, R"({"kind":"Status"})");
+  });
+  kube::Config c;
+  c.server = server.base();
+  c.source = "test";
+  auto made = kube::MakeClient(c);
+  REQUIRE(made.ok());
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  REQUIRE((*made)->Get("/api/v1/namespaces/a/services/x", {}, tp).ok());
+  REQUIRE((*made)
+              ->Apply("/api/v1/namespaces/a/services/x", nlohmann::json::object(), "reconcile",
+                      false, {}, tp)
+              .ok());
+  REQUIRE((*made)->Delete("/api/v1/namespaces/a/services/x", "Background", {}, tp).ok());
+  REQUIRE((*made)->Get("/api/v1/namespaces/a/services/x").ok());
+  auto seen = server.requests();
+  REQUIRE(seen.size() == 4);
+  for (int i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(seen[i].Header("traceparent") == tp);
+  }
+  CHECK(seen[3].Header("traceparent").empty());
 }

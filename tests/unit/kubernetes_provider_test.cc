@@ -99,9 +99,10 @@ class FakeKube final : public kube::Client {
                                   "apps", "fake"}) {}
 
   Result<json> Request(std::string_view method, std::string_view path_and_query,
-                       std::string_view body, std::string_view content_type,
-                       std::stop_token) override {
+                       std::string_view body, std::string_view content_type, std::stop_token,
+                       std::string_view traceparent) override {
     std::lock_guard lock(mu);
+    traceparents.push_back(std::string(traceparent));
     std::string full(path_and_query);
     std::string path = full.substr(0, full.find('?'));
     std::string query = full.find('?') == std::string::npos ? "" : full.substr(full.find('?') + 1);
@@ -206,6 +207,7 @@ class FakeKube final : public kube::Client {
   std::map<std::string, json> objects;
   std::vector<std::string> log;
   std::vector<std::string> bodies;
+  std::vector<std::string> traceparents;  // of each request, "" for none
   bool ready = true;
 };
 
@@ -622,6 +624,42 @@ TEST_CASE("kubernetes provider: apply, observe, drift, heal and delete on a fake
   for (const std::string& w : created.warnings) everything += w;
   everything += created.status.ToString() + healed.status.ToString() + refused.status.ToString();
   CHECK(everything.find(kCanary) == std::string::npos);
+}
+
+// Issue #12 item 3: every API request of a traced change carries its
+// traceparent exactly; an untraced change's carry none.
+TEST_CASE("kubernetes provider: traceparent on every request of a change") {
+  auto fake = std::make_shared<FakeKube>();
+  KubernetesOptions options;
+  options.client = fake;
+  options.poll_interval = std::chrono::milliseconds(1);
+  auto made = NewKubernetesProvider(K8sTarget(), options);
+  REQUIRE(made.ok());
+  Provider& p = **made;
+  Agent a = WebAgent();
+  a.secret_env["API_TOKEN"] = {SecretRef::Source::kEnv, "TOKEN"};
+  json spec = NormalizedSpec(a, a.image);
+  const std::string tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  for (Action action : {Action::kCreate, Action::kReplace, Action::kDelete}) {
+    CAPTURE(static_cast<int>(action));
+    fake->traceparents.clear();
+    ApplyChangeRequest req = MakeRequest(MakeChange(action, spec));
+    req.traceparent = tp;
+    ApplyChangeResponse r = p.ApplyChange(req);
+    REQUIRE_MESSAGE(r.status.ok(), r.status.ToString());
+    CHECK(fake->traceparents.size() >= 3);
+    for (const std::string& seen : fake->traceparents) CHECK(seen == tp);
+  }
+  fake->traceparents.clear();
+  ApplyChangeResponse untraced = p.ApplyChange(MakeRequest(MakeChange(Action::kCreate, spec)));
+  REQUIRE_MESSAGE(untraced.status.ok(), untraced.status.ToString());
+  CHECK(fake->traceparents.size() >= 3);
+  for (const std::string& seen : fake->traceparents) CHECK(seen.empty());
+  // Observe is not part of a change: no traceparent.
+  fake->traceparents.clear();
+  REQUIRE(p.Observe({K8sTarget()}).status.ok());
+  CHECK(!fake->traceparents.empty());
+  for (const std::string& seen : fake->traceparents) CHECK(seen.empty());
 }
 
 // Issue #11 item 2: an environment's Deployment, Service and Secret are

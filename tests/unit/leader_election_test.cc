@@ -33,7 +33,7 @@ class FakeKube final : public kube::Client {
   FakeKube() : kube::Client(kube::Config{}) {}
 
   Result<json> Request(std::string_view method, std::string_view path, std::string_view body,
-                       std::string_view, std::stop_token) override {
+                       std::string_view, std::stop_token, std::string_view) override {
     if (before) before(std::string(method));
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back(std::string(method));

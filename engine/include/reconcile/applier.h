@@ -60,9 +60,10 @@ struct ApplyContext {
   // Carries out an `image.<agent>` change (plan.h IsImageAddress): build and
   // push. Retried like a provider call. Null: such changes fail. Image
   // changes are never recorded in the state.
-  // `step` names the build's steps ("build", "push") as they begin.
+  // `step` names the build's steps ("build", "push") as they begin;
+  // `traceparent` is the change's (ApplyChangeRequest::traceparent).
   std::function<Status(const Change&, const ProgressFn& progress, const StepFn& step,
-                       std::stop_token stop)>
+                       std::stop_token stop, const std::string& traceparent)>
       build_image;
   // Credentials for pulling the image of an agent change (its registry's, or
   // those of the tree's Registry whose url is the image's host). Optional.

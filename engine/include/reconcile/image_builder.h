@@ -38,6 +38,9 @@ struct BuildImageRequest {
   std::vector<RegistryCredentials> pull_credentials;
   ProgressFn progress;  // optional: build output lines
   std::stop_token stop;
+  // The W3C `traceparent` of the image change (ApplyChangeRequest::
+  // traceparent), sent on the build's requests; "" for none.
+  std::string traceparent;
 };
 
 struct BuildImageResponse {
@@ -50,6 +53,7 @@ struct PushImageRequest {
   std::optional<RegistryCredentials> credentials;
   ProgressFn progress;
   std::stop_token stop;
+  std::string traceparent;  // as BuildImageRequest::traceparent
 };
 
 struct PushImageResponse {

@@ -165,7 +165,7 @@ class Reconciler {
   Status BuildPinned(const History& history, size_t index);
   Status ObserveImages();
   Status BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
-                    std::stop_token stop) const;
+                    std::stop_token stop, const std::string& traceparent) const;
   Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
 
   ReconcilerDeps deps_;

@@ -157,9 +157,12 @@ TEST_CASE("applier: the image is built before its agent, retried, and not record
   ApplyContext ctx;
   ctx.provider_for = [&](const std::string&) -> Provider* { return &provider; };
   ctx.target_for = [&](const std::string& t) { return d.FindTarget(t); };
-  ctx.build_image = [&](const Change& c, const ProgressFn&, const StepFn&, std::stop_token) {
+  std::vector<std::string> traceparents;
+  ctx.build_image = [&](const Change& c, const ProgressFn&, const StepFn&, std::stop_token,
+                        const std::string& traceparent) {
     std::lock_guard<std::mutex> lock(mu);
     order.push_back(c.address);
+    traceparents.push_back(traceparent);
     ++build_calls;
     Status s = next_build;
     next_build = Status::Ok();
@@ -181,7 +184,23 @@ TEST_CASE("applier: the image is built before its agent, retried, and not record
   CHECK(std::find(calls.begin(), calls.end(), "agent.web:create") != calls.end());
   CHECK(r.state.resources.count("image.web") == 0);
   CHECK(r.state.resources.count("agent.web") == 1);
+  for (const std::string& tp : traceparents) CHECK(tp.empty());  // not traced
 
+  SUBCASE("a traced pass gives the build its change's traceparent (issue #12 item 3)") {
+    traceparents.clear();
+    ApplyOptions traced = options;
+    traced.trace = {"0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"};
+    FakeProvider fresh;
+    ctx.provider_for = [&](const std::string&) -> Provider* { return &fresh; };
+    REQUIRE(Apply(plan, State{}, ctx, traced).status.ok());
+    REQUIRE(traceparents.size() == 1);
+    const std::string& tp = traceparents[0];
+    CHECK(tp.size() == 55);
+    CHECK(tp.rfind("00-0af7651916cd43dd8448eb211c80319c-", 0) == 0);
+    CHECK(tp.substr(52) == "-01");
+    CHECK(tp.substr(36, 16) != "b7ad6b7169203331");  // the change's span, not the pass's
+    CHECK(IsTraceId(tp.substr(36, 16), 16));
+  }
   SUBCASE("a failed build skips the deploy") {
     next_build = Status::Invalid("Dockerfile step failed");
     FakeProvider fresh;
