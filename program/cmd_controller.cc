@@ -43,6 +43,7 @@
 #include "http/http_client.h"
 #include "reconcile/spec.h"
 #include "reconcile/state_store.h"
+#include "secret_stores.h"
 
 namespace reconcile::cli {
 
@@ -468,6 +469,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.observer = run.publisher.get();
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
+    WireSecretStores(g, deps);
     deps.build = ProgramBuildServices(g.max_build_context);
     controller::SchedulerOptions eo = options;
     eo.environment = name;
@@ -500,6 +502,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.observer = &publisher;
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
+    WireSecretStores(g, deps);
     deps.build = ProgramBuildServices(g.max_build_context);
     single = std::make_unique<controller::Scheduler>(io, deps, options, &publisher);
     if (flags.watch_events) {
