@@ -38,6 +38,11 @@ bool Has(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
+// The value, or "<error: ...>" (shown by CHECK on a mismatch).
+std::string Val(const Result<std::string>& r) {
+  return r.ok() ? *r : "<error: " + r.status().ToString() + ">";
+}
+
 std::string All(const Diagnostics& diags) {
   std::string s;
   for (const auto& d : diags.items()) s += d.ToString() + "\n";
@@ -297,7 +302,8 @@ class PyFake {
     for (int i = 0; i < 200 && !std::filesystem::exists(port_file); ++i) {
       std::this_thread::sleep_for(50ms);
     }
-    REQUIRE_MESSAGE(std::filesystem::exists(port_file), "the fake did not start: " + script);
+    REQUIRE_MESSAGE(std::filesystem::exists(port_file),
+                    (std::string("the fake did not start: ") + script));
     std::ifstream in(port_file);
     int port = 0;
     in >> port;
@@ -352,14 +358,14 @@ TEST_CASE("secret stores: AWS Secrets Manager client against the botocore-checke
   CHECK(*v == "CANARY-aws-1");
   SecretRef port = db;
   port.key = "port";
-  CHECK(store->Get(port, {}).value_or("") == "5432");
-  CHECK(store->Get({SecretRef::Source::kAws, "plain"}, {}).value_or("") == "just-a-string");
+  CHECK(Val(store->Get(port, {})) == "5432");
+  CHECK(Val(store->Get({SecretRef::Source::kAws, "plain"}, {})) == "just-a-string");
 
   fake.Control("POST", "put", {{"name", "prod/db"}, {"value", R"({"password":"CANARY-aws-2"})"}});
-  CHECK(store->Get(db, {}).value_or("") == "CANARY-aws-2");
+  CHECK(Val(store->Get(db, {})) == "CANARY-aws-2");
   SecretRef previous = db;
   previous.version_stage = "AWSPREVIOUS";
-  CHECK(store->Get(previous, {}).value_or("") == "CANARY-aws-1");
+  CHECK(Val(store->Get(previous, {})) == "CANARY-aws-1");
 
   struct Row {
     const char* name;
@@ -425,8 +431,8 @@ TEST_CASE("secret stores: Vault KV v2 client, token and AppRole, against the fak
     o.address = fake.base();
     o.token = "hvs.CANARYTOKEN";
     auto store = secretstores::NewVaultStore(o);
-    CHECK(store->Get(latest, {}).value_or("") == "CANARY-v2");
-    CHECK(store->Get(v1, {}).value_or("") == "CANARY-v1");
+    CHECK(Val(store->Get(latest, {})) == "CANARY-v2");
+    CHECK(Val(store->Get(v1, {})) == "CANARY-v1");
 
     fake.Control("POST", "delete", {{"path", "secret/db"}, {"version", 1}});
     fake.Control("POST", "put", {{"path", "secret/db"}, {"data", {{"password", "CANARY-v3"}}}});
@@ -464,7 +470,7 @@ TEST_CASE("secret stores: Vault KV v2 client, token and AppRole, against the fak
       CHECK_MESSAGE(Has(r.status().message(), row.want), r.status().message());
       CHECK_FALSE(Has(r.status().message(), "CANARY"));
     }
-    CHECK(store->Get(latest, {}).value_or("") == "CANARY-v3");
+    CHECK(Val(store->Get(latest, {})) == "CANARY-v3");
     fake.Control("POST", "seal", {{"sealed", true}});
     auto sealed = store->Get(latest, {});
     REQUIRE_FALSE(sealed.ok());
@@ -479,7 +485,7 @@ TEST_CASE("secret stores: Vault KV v2 client, token and AppRole, against the fak
     secretstores::VaultOptions o;
     o.address = fake.base();
     o.token_file = (fake.tmp().path() / "token").string();
-    CHECK(secretstores::NewVaultStore(o)->Get(latest, {}).value_or("") == "CANARY-v2");
+    CHECK(Val(secretstores::NewVaultStore(o)->Get(latest, {})) == "CANARY-v2");
     o.token_file = (fake.tmp().path() / "missing").string();
     auto r = secretstores::NewVaultStore(o)->Get(latest, {});
     REQUIRE_FALSE(r.ok());
@@ -500,9 +506,9 @@ TEST_CASE("secret stores: Vault KV v2 client, token and AppRole, against the fak
     o.role_id_file = (fake.tmp().path() / "role_id").string();
     o.secret_id_file = (fake.tmp().path() / "secret_id").string();
     auto store = secretstores::NewVaultStore(o);
-    CHECK(store->Get(latest, {}).value_or("") == "CANARY-v2");
+    CHECK(Val(store->Get(latest, {})) == "CANARY-v2");
     fake.Control("POST", "revoke", {{"all", true}});
-    CHECK(store->Get(latest, {}).value_or("") == "CANARY-v2");
+    CHECK(Val(store->Get(latest, {})) == "CANARY-v2");
     int logins = 0;
     for (const json& e : fake.Control("GET", "log")) logins += e["auth"] == "approle";
     CHECK(logins == 2);

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +83,16 @@ struct BuildSpec {
 // SecretStore (secret_store.h).
 struct SecretRef {
   enum class Source { kFile, kEnv, kAws, kVault };
+  SecretRef() = default;
+  SecretRef(Source s, std::string n, std::string k = "", std::string v = "", std::string stage = "",
+            std::string r = "", std::string m = "")
+      : source(s),
+        name(std::move(n)),
+        key(std::move(k)),
+        version(std::move(v)),
+        version_stage(std::move(stage)),
+        region(std::move(r)),
+        mount(std::move(m)) {}
   Source source = Source::kFile;
   std::string name;  // file name, env variable, AWS SecretId or Vault path
   std::string key;

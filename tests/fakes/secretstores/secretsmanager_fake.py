@@ -56,7 +56,7 @@ PREFIX = RAW["metadata"]["targetPrefix"]  # "secretsmanager"
 CONTENT_TYPE = "application/x-amz-json-%s" % RAW["metadata"]["jsonVersion"]  # 1.1
 SIGNING_NAME = RAW["metadata"].get("signingName", RAW["metadata"]["endpointPrefix"])
 
-lock = threading.Lock()
+lock = threading.RLock()
 secrets = {}  # name -> {"arn", "versions": [{"id", "value", "stages", "created"}], "denied"}
 problems = []
 log = []

@@ -49,7 +49,7 @@ import time
 import urllib.parse
 import uuid
 
-lock = threading.Lock()
+lock = threading.RLock()
 mounts = set()
 store = {}  # (mount, path) -> {"versions": {n: {"data", "created", "deleted", "destroyed"}}, "current": n}
 tokens = {}  # token -> {"paths", "expires"}
