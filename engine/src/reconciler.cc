@@ -264,7 +264,7 @@ Status Reconciler::ObserveSecrets() {
     stores[source] = once[source].get();
   }
   for (Agent& a : planned_state.agents) {
-    if (a.secret_env.empty() && a.secret_files.empty()) continue;
+    if (a.suspend || (a.secret_env.empty() && a.secret_files.empty())) continue;
     if (deps_.stop.stop_requested()) return Status::Cancelled("stopped while reading secrets");
     if (key.empty()) {
       Result<std::string> k = DigestKey(deps_.secret_digest_key_file);
@@ -610,7 +610,11 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     if (!refreshed) refreshed = *recorded_;
     refreshed->pin = pin;
   }
-  const std::string digest = record_content_digest_ ? ContentDigest() : recorded_->content_digest;
+  // A tree whose secrets were read from outside it (secret_values_) is never
+  // "unchanged" by its content alone: a new value must be planned.
+  const std::string digest = !record_content_digest_  ? recorded_->content_digest
+                             : secret_values_.empty() ? ContentDigest()
+                                                      : "";
   if (!plan.HasChanges() && digest != recorded_->content_digest) {
     if (!refreshed) refreshed = *recorded_;
     refreshed->content_digest = digest;

@@ -152,7 +152,9 @@ class Reconciler {
   // When set, ApplyPlan records ContentDigest() as State::content_digest
   // after a plan applied in full without error (and clears it after a
   // failure; any other apply that changes something clears it too), for the
-  // controller's skip rule (pass.h).
+  // controller's skip rule (pass.h). Not when ObserveSecrets read secrets:
+  // their values are not in the tree's content, so such a tree is planned
+  // every pass.
   void set_record_content_digest(bool on) { record_content_digest_ = on; }
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
