@@ -18,15 +18,19 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "fakes/pass_world.h"
 #include "fakes/temp_dir.h"
 #include "http/http_client.h"
 #include "reconcile/loader.h"
+#include "reconcile/pass.h"
 #include "reconcile/plan_format.h"
 #include "reconcile/planner.h"
 #include "reconcile/secrets.h"
 #include "reconcile/spec.h"
+#include "reconcile/state.h"
 #include "secretstores/aws_secrets_manager.h"
 #include "secretstores/vault_store.h"
+#include "unit/engine/test_world.h"
 
 namespace reconcile {
 namespace {
@@ -279,6 +283,74 @@ TEST_CASE("secret stores: ResolveSecrets asks the store of each source, keeps it
   CHECK(down.status().code() == Code::kUnavailable);
   CHECK(
       Has(down.status().message(), "B: vault:secret/db?key=k: Vault: Vault is sealed (HTTP 503)"));
+}
+
+// A store whose value the test changes, counting the calls.
+class MutableStore : public SecretStore {
+ public:
+  Result<std::string> Get(const SecretRef&, std::stop_token) override {
+    ++calls;
+    return answer;
+  }
+  Result<std::string> answer = std::string("CANARY-pass-1");
+  int calls = 0;
+};
+
+TEST_CASE("secret stores: a pass fingerprints values; a new value redeploys, then no changes") {
+  testing::PassWorld w;
+  Agent a = testing::MakeAgent("a");
+  a.secret_env["DB"] = {SecretRef::Source::kAws, "prod/db", "password"};
+  Agent b = testing::MakeAgent("b");  // no secrets: never redeployed
+  w.source.Set("c1", testing::MakeDesired({a, b}));
+  w.source.SetContentDigest("c1", "tree-222222222222");
+  MutableStore store;
+  ReconcilerDeps deps = w.Deps();
+  deps.secret_stores = {{SecretRef::Source::kAws, &store}};
+  deps.secret_digest_key_file = w.tmp.path() / "keys" / "secret-digest.key";
+  auto run = [&] {
+    PassRequest r;
+    r.kind = PassRequest::Kind::kApply;
+    r.revision = "c1";
+    return RunPass(deps, r);
+  };
+  PassReport first = run();
+  REQUIRE_MESSAGE(first.status.ok(), first.status.message());
+  CHECK(first.changes == 2);
+  CHECK(w.provider.secrets_seen("agent.a").at("DB") == "CANARY-pass-1");
+  const std::string spec1 = first.state->resources.at("agent.a").spec.text();
+  CHECK(Has(spec1, "secretDigests"));
+  CHECK_FALSE(Has(ToJson(*first.state).dump(), "CANARY"));
+  // Secrets read from a store: the content digest is not a reason to skip.
+  CHECK(first.state->content_digest.empty());
+
+  PassReport same = run();
+  REQUIRE_MESSAGE(same.status.ok(), same.status.message());
+  CHECK_FALSE(same.unchanged);
+  CHECK(same.changes == 0);
+
+  store.answer = std::string("CANARY-pass-2");
+  const size_t calls = w.provider.calls().size();
+  PassReport changed = run();
+  REQUIRE_MESSAGE(changed.status.ok(), changed.status.message());
+  CHECK(changed.changes == 1);  // a only
+  CHECK(w.provider.calls().size() > calls);
+  for (size_t i = calls; i < w.provider.calls().size(); ++i) {
+    CHECK_MESSAGE(Has(w.provider.calls()[i], "agent.a"), w.provider.calls()[i]);
+  }
+  CHECK(w.provider.secrets_seen("agent.a").at("DB") == "CANARY-pass-2");
+  CHECK(changed.state->resources.at("agent.a").spec.text() != spec1);
+  CHECK_FALSE(Has(ToJson(*changed.state).dump(), "CANARY"));
+  CHECK(run().changes == 0);
+
+  store.answer = Status::Invalid("aws:prod/db?key=password: permission denied (HTTP 400)");
+  const size_t before = w.provider.calls().size();
+  PassReport denied = run();
+  CHECK_FALSE(denied.status.ok());
+  CHECK_MESSAGE(Has(denied.status.message(),
+                    "agent 'a': 1 secret cannot be read: DB: "
+                    "aws:prod/db?key=password: permission denied"),
+                denied.status.message());
+  CHECK(w.provider.calls().size() == before);  // nothing applied
 }
 
 // One of tests/fakes/secretstores/*.py as a child process, stopped by its pid.
