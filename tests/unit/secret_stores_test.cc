@@ -129,18 +129,18 @@ TEST_CASE("secret stores: strict loader errors at file:line:column with the fiel
   const std::vector<Row> rows = {
       {"aws without secretId", "    T: {aws: {key: k}}\n", 14, "spec.secretEnv.T.aws.secretId",
        "required field is missing"},
-      {"aws unknown field", "    T: {aws: {secretId: a, stage: x}}\n", 29,
+      {"aws unknown field", "    T: {aws: {secretId: a, stage: x}}\n", 28,
        "spec.secretEnv.T.aws.stage", "unknown field 'stage'"},
       {"aws secretId not a string", "    T: {aws: {secretId: [a]}}\n", 25,
        "spec.secretEnv.T.aws.secretId", "must be"},
-      {"aws bad region", "    T: {aws: {secretId: a, region: 'eu west'}}\n", 37,
+      {"aws bad region", "    T: {aws: {secretId: a, region: 'eu west'}}\n", 36,
        "spec.secretEnv.T.aws.region", "an AWS region"},
       {"aws not a map", "    T: {aws: prod/db}\n", 14, "spec.secretEnv.T.aws", "map"},
       {"vault without key", "    T: {vault: {path: secret/db}}\n", 16, "spec.secretEnv.T.vault.key",
        "required field is missing"},
-      {"vault version as a string", "    T: {vault: {path: secret/db, key: k, version: '3'}}\n", 50,
+      {"vault version as a string", "    T: {vault: {path: secret/db, key: k, version: '3'}}\n", 51,
        "spec.secretEnv.T.vault.version", "must be an integer"},
-      {"vault version zero", "    T: {vault: {path: secret/db, key: k, version: 0}}\n", 50,
+      {"vault version zero", "    T: {vault: {path: secret/db, key: k, version: 0}}\n", 51,
        "spec.secretEnv.T.vault.version", "between 1"},
       {"vault path with ..", "    T: {vault: {path: secret/../x, key: k}}\n", 23,
        "spec.secretEnv.T.vault.path", "no '..' segments"},
@@ -493,7 +493,8 @@ TEST_CASE("secret stores: Vault KV v2 client, token and AppRole, against the fak
   fake.Control("POST", "put", {{"path", "secret/db"}, {"data", {{"password", "CANARY-v1"}}}});
   fake.Control("POST", "put", {{"path", "secret/db"}, {"data", {{"password", "CANARY-v2"}}}});
   fake.Control("POST", "put", {{"path", "secret/other"}, {"data", {{"password", "x"}}}});
-  fake.Control("POST", "token", {{"token", "hvs.CANARYTOKEN"}, {"paths", {"secret/db"}}});
+  fake.Control("POST", "token",
+               {{"token", "hvs.CANARYTOKEN"}, {"paths", {"secret/db", "secret/none"}}});
   SecretRef latest{SecretRef::Source::kVault, "db", "password", "", "", "", "secret"};
   SecretRef v1 = latest;
   v1.version = "1";
