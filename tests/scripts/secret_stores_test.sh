@@ -161,7 +161,7 @@ expect_exit 2 "plan reads every store and shows the agents" -- R plan "$work/tre
 contains "plan names the aws secret, not its value" "secretEnv DB_PASSWORD (value not shown)" "$out"
 contains "plan names the vault secret file" "secretFiles cert (value not shown)" "$out"
 contains "plan shows the aws reference" 'secretEnv.DB_PASSWORD = "aws:'"$p"'/db?key=password&versionStage=AWSCURRENT"' "$(tr -s ' ' <<<"$out")"
-expect_exit 0 "apply of the saved plan" -- R apply "$work/plan1.json" --auto-approve
+expect_exit 0 "apply of the saved plan" -- R apply "$work/plan1.json" --source "$work/tree" --auto-approve
 read -r aws_id vault_id plain_id <<<"$(ids)"
 contains "the aws agent's env holds the Secrets Manager value" "DB_PASSWORD=$aws1" "$(env_of "$aws_id")"
 contains "the vault agent's env holds the Vault value" "API_TOKEN=$vault1" "$(env_of "$vault_id")"
