@@ -44,6 +44,7 @@
 #include "reconcile/audit_log.h"
 #include "reconcile/spec.h"
 #include "reconcile/state_store.h"
+#include "secret_stores.h"
 
 namespace reconcile::cli {
 
@@ -532,6 +533,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.observer = run.publisher.get();
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
+    WireSecretStores(g, deps);
     deps.build = ProgramBuildServices(g.max_build_context);
     controller::SchedulerOptions eo = options;
     eo.environment = name;
@@ -569,6 +571,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     deps.observer = &publisher;
     deps.secrets_dir = g.secrets_dir;
     deps.secret_env_policy = SecretEnvPolicyFor(g);
+    WireSecretStores(g, deps);
     deps.build = ProgramBuildServices(g.max_build_context);
     controller::SchedulerOptions so = options;
     so.state_dir = g.state_dir;

@@ -91,6 +91,23 @@ int main(int argc, char** argv) {
                  "may; the engine's own credentials never)")
       ->allow_extra_args(false)
       ->type_name("NAME");
+  app.add_option("--vault-addr", g.vault.address,
+                 "Vault / OpenBao address for secret references {vault: ...} (default VAULT_ADDR)");
+  app.add_option("--vault-namespace", g.vault.vault_namespace,
+                 "Vault namespace (X-Vault-Namespace; default VAULT_NAMESPACE)");
+  app.add_option("--vault-token-file", g.vault.token_file,
+                 "file holding the Vault token when VAULT_TOKEN is unset (default ~/.vault-token)");
+  app.add_option("--vault-approle-role-id-file", g.vault.role_id_file,
+                 "Vault AppRole login: file holding the role_id");
+  app.add_option("--vault-approle-secret-id-file", g.vault.secret_id_file,
+                 "Vault AppRole login: file holding the secret_id");
+  app.add_option("--vault-approle-mount", g.vault.approle_mount,
+                 "Vault AppRole auth mount (default approle)");
+  app.add_option("--vault-cacert", g.vault.ca_file,
+                 "PEM file of the CAs to trust for Vault (default VAULT_CACERT)");
+  app.add_option("--secret-digest-key", g.secret_digest_key,
+                 "key file of the secret values' fingerprints (default "
+                 "<state>/keys/secret-digest.key; made when missing)");
   app.add_option("--git-ssh-key", g.git_auth.ssh_key_file, "Git: SSH deploy key file");
   app.add_option("--git-known-hosts", g.git_auth.ssh_known_hosts_file,
                  "Git: known_hosts file for SSH (unknown or changed host keys are refused)");

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "build_services.h"
+#include "secret_stores.h"
 
 namespace reconcile::cli {
 
@@ -158,6 +159,7 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   deps.observer = &observer_;
   deps.secrets_dir = options_.secrets_dir;
   deps.secret_env_policy = SecretEnvPolicyFor(options_);
+  WireSecretStores(options_, deps);
   deps.build = ProgramBuildServices(options_.max_build_context);
   deps.stop = std::move(stop);
   reconciler_ = std::make_unique<Reconciler>(std::move(deps));

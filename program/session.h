@@ -41,6 +41,17 @@ struct GlobalOptions {
   // --allow-secret-env NAME (repeatable): variables secretEnv {env: NAME}
   // may read besides RECONCILE_SECRET_* (never the engine's credentials).
   std::vector<std::string> allow_secret_env;
+  // Vault / OpenBao (secret_stores.h): empty fields fall back to VAULT_*.
+  struct Vault {
+    std::string address;          // --vault-addr
+    std::string vault_namespace;  // --vault-namespace
+    std::string token_file;       // --vault-token-file (default ~/.vault-token)
+    std::string role_id_file;     // --vault-approle-role-id-file
+    std::string secret_id_file;   // --vault-approle-secret-id-file
+    std::string approle_mount;    // --vault-approle-mount (default approle)
+    std::string ca_file;          // --vault-cacert
+  } vault;
+  std::string secret_digest_key;  // --secret-digest-key (default <state>/keys/secret-digest.key)
   std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
   bool keep_documents = false;          // `render`: LoadLimits::keep_documents
   std::string audit_key;                // --audit-key: Ed25519 private key (PEM) of the audit log

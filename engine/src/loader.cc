@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -440,6 +442,9 @@ class Decoder {
                                            const std::vector<std::string>& extra,
                                            std::map<std::string, SourceLocation>& locations,
                                            std::optional<Fields>* fields = nullptr);
+  // The inner maps of {aws: {...}} and {vault: {...}} (model.h SecretRef).
+  std::optional<SecretRef> AwsSecretReference(const YamlNode& n, const std::string& field);
+  std::optional<SecretRef> VaultSecretReference(const YamlNode& n, const std::string& field);
   void NotifierSpec(const Fields& spec, Notifier& n);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const YamlNode& spec, Target& t);
@@ -1429,20 +1434,23 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
     // Never echo the value: it may be a secret.
     Error(value, field,
           "secrets must be references, not values: write {file: NAME} (a file under the "
-          "secrets folder) or {env: VAR} (an environment variable of the engine), and keep "
-          "the secret itself out of Git");
+          "secrets folder), {env: VAR} (an environment variable of the engine), {aws: "
+          "{secretId: ID}} (AWS Secrets Manager) or {vault: {path: PATH, key: KEY}} (Vault KV "
+          "v2), and keep the secret itself out of Git");
     return std::nullopt;
   }
-  std::vector<std::string> known = {"file", "env"};
+  static const std::vector<std::string> kSources = {"file", "env", "aws", "vault"};
+  std::vector<std::string> known = kSources;
   known.insert(known.end(), extra.begin(), extra.end());
   auto ref = Map(value, field, known);
   if (!ref) return std::nullopt;
   if (fields) *fields = ref;
-  int refs = static_cast<int>(ref->Has("file")) + static_cast<int>(ref->Has("env"));
+  int refs = 0;
+  for (const std::string& k : kSources) refs += static_cast<int>(ref->Has(k));
   if (refs != 1) {
     // None, but a misspelled key was reported already: one error is enough.
     bool reported = refs == 0 && ref->values.size() < ref->self->entries.size();
-    if (!reported) Error(value, field, "must have exactly one of 'file' or 'env'");
+    if (!reported) Error(value, field, "must have exactly one of 'file', 'env', 'aws' or 'vault'");
     return std::nullopt;
   }
   if (auto* file = ref->Get("file")) {
@@ -1451,12 +1459,139 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
     if (!s) return std::nullopt;
     return SecretRef{SecretRef::Source::kFile, *s};
   }
+  if (auto* aws = ref->Get("aws")) return AwsSecretReference(*aws, field + ".aws");
+  if (auto* vault = ref->Get("vault")) return VaultSecretReference(*vault, field + ".vault");
   auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
                    "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
   if (!s) return std::nullopt;
   // For the allow-list check (CheckSecretEnvPolicy), run after loading.
   locations[field + ".env"] = At(*ref->Get("env"));
   return SecretRef{SecretRef::Source::kEnv, *s};
+}
+
+namespace {
+
+bool AllOf(const std::string& s, size_t min, size_t max, const char* extra) {
+  if (s.size() < min || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(), [&](unsigned char c) {
+    return std::isalnum(c) || std::strchr(extra, c) != nullptr;
+  });
+}
+
+// A secret's field name (aws key, vault key): no '?', '&', '=' (the
+// reference's text form) and nothing that needs quoting.
+bool IsSecretKey(const std::string& s) { return AllOf(s, 1, 128, "_.-@/+"); }
+
+}  // namespace
+
+std::optional<SecretRef> Decoder::AwsSecretReference(const YamlNode& n, const std::string& field) {
+  auto f = Map(n, field, {"secretId", "key", "versionStage", "versionId", "region"});
+  if (!f) return std::nullopt;
+  SecretRef r;
+  r.source = SecretRef::Source::kAws;
+  bool ok = true;
+  Require(*f, "secretId", field);
+  if (!f->Has("secretId")) ok = false;
+  auto take = [&](const char* key, std::string& out,
+                  const std::function<bool(const std::string&)>& check, const std::string& what) {
+    if (auto* v = f->Get(key)) {
+      if (auto s = Checked(*v, field + "." + key, check, what)) {
+        out = *s;
+      } else {
+        ok = false;
+      }
+    }
+  };
+  // Secrets Manager: names of 1 to 512 of [A-Za-z0-9/_+=.@-], or an ARN.
+  take(
+      "secretId", r.name, [](const std::string& s) { return AllOf(s, 1, 2048, "/_+=.@-:"); },
+      "a secret name or ARN (letters, digits and /_+=.@-:, at most 2048 characters)");
+  take("key", r.key, IsSecretKey,
+       "a field name of the JSON SecretString (letters, digits and _.-@/+, at most 128)");
+  take(
+      "versionStage", r.version_stage,
+      [](const std::string& s) { return AllOf(s, 1, 256, "_.-@/+"); },
+      "a staging label such as AWSCURRENT or AWSPREVIOUS");
+  take(
+      "versionId", r.version, [](const std::string& s) { return AllOf(s, 32, 64, "-"); },
+      "a version id (32 to 64 letters, digits and '-')");
+  take(
+      "region", r.region, [](const std::string& s) { return AllOf(s, 1, 63, "-"); },
+      "an AWS region such as eu-west-1");
+  if (!ok) return std::nullopt;
+  return r;
+}
+
+std::optional<SecretRef> Decoder::VaultSecretReference(const YamlNode& n,
+                                                       const std::string& field) {
+  auto f = Map(n, field, {"path", "key", "version", "mount"});
+  if (!f) return std::nullopt;
+  SecretRef r;
+  r.source = SecretRef::Source::kVault;
+  bool ok = true;
+  Require(*f, "path", field);
+  Require(*f, "key", field);
+  if (!f->Has("path") || !f->Has("key")) ok = false;
+  auto is_path = [](const std::string& s) {
+    if (!AllOf(s, 1, 512, "/_.-")) return false;
+    if (s.front() == '/' || s.back() == '/' || s.find("//") != std::string::npos) return false;
+    return ("/" + s + "/").find("/../") == std::string::npos &&
+           ("/" + s + "/").find("/./") == std::string::npos;
+  };
+  std::string path;
+  if (auto* v = f->Get("path")) {
+    if (auto s = Checked(*v, field + ".path", is_path,
+                         "a secret path such as secret/db or db (letters, digits, '/', '_', "
+                         "'.', '-'; no '..' segments)")) {
+      path = *s;
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* v = f->Get("mount")) {
+    if (auto s = Checked(*v, field + ".mount", is_path,
+                         "a KV v2 mount path such as secret (letters, digits, '/', '_', '.', "
+                         "'-')")) {
+      r.mount = *s;
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* v = f->Get("key")) {
+    if (auto s = Checked(*v, field + ".key", IsSecretKey,
+                         "a field name of the secret's data (letters, digits and _.-@/+, at most "
+                         "128)")) {
+      r.key = *s;
+    } else {
+      ok = false;
+    }
+  }
+  if (auto* v = f->Get("version")) {
+    if (auto i = Int(*v, field + ".version", 1, 1000000000)) {
+      r.version = std::to_string(*i);
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  // Without mount, the path's first segment is the mount (`vault kv get
+  // secret/db`); the HTTP API's form MOUNT/data/PATH is accepted too.
+  if (r.mount.empty()) {
+    const size_t slash = path.find('/');
+    if (slash == std::string::npos) {
+      Error(*f->Get("path"), field + ".path",
+            "names no mount: write MOUNT/PATH (secret/db) or set mount");
+      return std::nullopt;
+    }
+    r.mount = path.substr(0, slash);
+    path = path.substr(slash + 1);
+  } else if (path.starts_with(r.mount + "/")) {
+    if (path.substr(r.mount.size() + 1).starts_with("data/"))
+      path = path.substr(r.mount.size() + 1);
+  }
+  if (path.starts_with("data/") && path.size() > 5) path = path.substr(5);
+  r.name = path;
+  return r;
 }
 
 void Decoder::SecretFiles(const YamlNode& n, Agent& a) {
@@ -1773,6 +1908,12 @@ void Decoder::NotifierSpec(const Fields& f, Notifier& n) {
     if (!allowed(key)) return;
     n.field_locations["spec." + key] = At(*f.Get(key));
     out = SecretReference(f.Get(key)->Resolved(), "spec." + key, {}, n.field_locations);
+    if (out && out->source != SecretRef::Source::kFile && out->source != SecretRef::Source::kEnv) {
+      Error(f.Get(key)->Resolved(), "spec." + key,
+            "a notifier reads its secrets from {file: NAME} or {env: VAR} only (secret stores "
+            "serve agents' secretEnv and secretFiles)");
+      out.reset();
+    }
   };
   secret("url", n.url);
   secret("secret", n.secret);

@@ -93,7 +93,16 @@ std::string FormatPlan(const Plan& plan, const PlanFormatOptions& options) {
     for (const FieldChange& f : c.fields) {
       std::string name = f.path + std::string(width - f.path.size(), ' ');
       std::string line;
-      if (c.action == Action::kCreate || !f.before) {
+      if (f.path.starts_with("secretDigests.")) {
+        // A secret's fingerprint: say which secret, show neither digest.
+        std::string what = f.path.substr(std::string("secretDigests.").size());
+        if (size_t dot = what.find('.'); dot != std::string::npos) what[dot] = ' ';
+        const bool added = c.action == Action::kCreate || !f.before;
+        const bool removed = c.action == Action::kDelete || !f.after;
+        line = added     ? paint(kGreen, "+") + " " + what + " (value not shown)"
+               : removed ? paint(kRed, "-") + " " + what + " (value not shown)"
+                         : paint(kYellow, "~") + " " + what + " changed (value not shown)";
+      } else if (c.action == Action::kCreate || !f.before) {
         line = paint(kGreen, "+") + " " + name + " = " + Value(f.after);
       } else if (c.action == Action::kDelete || !f.after) {
         line = paint(kRed, "-") + " " + name + " = " + Value(f.before);

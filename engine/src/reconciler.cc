@@ -226,7 +226,72 @@ Status Reconciler::Observe(ObserveScope scope) {
     observed_[name] = std::move(response);
     providers_[name] = std::move(*provider);
   }
-  return scope == ObserveScope::kAll ? ObserveImages() : Status::Ok();
+  if (scope != ObserveScope::kAll) return Status::Ok();
+  if (Status s = ObserveSecrets(); !s.ok()) return s;
+  return ObserveImages();
+}
+
+namespace {
+
+// Asks the wrapped store once per reference and pass (two agents that use
+// one secret get the same value); only successes are kept, in memory.
+class OncePerPass : public SecretStore {
+ public:
+  explicit OncePerPass(SecretStore* store) : store_(store) {}
+  Result<std::string> Get(const SecretRef& ref, std::stop_token stop) override {
+    const std::string text = SecretRefText(ref);
+    if (auto it = got_.find(text); it != got_.end()) return it->second;
+    Result<std::string> v = store_->Get(ref, stop);
+    if (v.ok()) got_.emplace(text, *v);
+    return v;
+  }
+
+ private:
+  SecretStore* store_;
+  std::map<std::string, std::string> got_;
+};
+
+}  // namespace
+
+Status Reconciler::ObserveSecrets() {
+  secret_values_.clear();
+  if (deps_.secret_digest_key_file.empty()) return Status::Ok();
+  DesiredState& planned_state = pinned_ ? *pinned_ : snapshot_.loaded.state;
+  std::string key;
+  SecretEnvPolicy policy = deps_.secret_env_policy;
+  policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
+  std::map<SecretRef::Source, std::unique_ptr<OncePerPass>> once;
+  SecretStores stores;
+  for (const auto& [source, store] : deps_.secret_stores) {
+    if (store == nullptr) continue;
+    once[source] = std::make_unique<OncePerPass>(store);
+    stores[source] = once[source].get();
+  }
+  for (Agent& a : planned_state.agents) {
+    if (a.suspend || (a.secret_env.empty() && a.secret_files.empty())) continue;
+    if (deps_.stop.stop_requested()) return Status::Cancelled("stopped while reading secrets");
+    if (key.empty()) {
+      Result<std::string> k = DigestKey(deps_.secret_digest_key_file);
+      if (!k.ok()) return k.status();
+      key = std::move(*k);
+    }
+    std::map<std::string, SecretRef> refs = a.secret_env;
+    for (const auto& [name, file] : a.secret_files) refs[SecretFileValueKey(name)] = file.ref;
+    auto values = ResolveSecrets(refs, deps_.secrets_dir, policy, stores, deps_.stop);
+    if (!values.ok()) {
+      const SourceLocation& at = a.location;
+      return values.status().WithContext(at.file + ":" + std::to_string(at.line) + ":" +
+                                         std::to_string(at.column) + ": agent '" + a.name + "'");
+    }
+    std::map<std::string, std::string> digests;
+    for (const auto& [name, value] : *values) digests[name] = SecretDigest(key, value);
+    if (digests != a.secret_digests) {
+      a.secret_digests = std::move(digests);
+      a.spec_memo = SpecMemo();  // the spec hash includes the digests
+    }
+    secret_values_[a.name] = std::move(*values);
+  }
+  return Status::Ok();
 }
 
 namespace {
@@ -470,11 +535,13 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
   if (agent == nullptr || (agent->secret_env.empty() && agent->secret_files.empty())) {
     return std::map<std::string, std::string>{};
   }
+  // The values whose fingerprints the plan holds.
+  if (auto it = secret_values_.find(agent->name); it != secret_values_.end()) return it->second;
   SecretEnvPolicy policy = deps_.secret_env_policy;
   policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
   std::map<std::string, SecretRef> refs = agent->secret_env;
   for (const auto& [name, file] : agent->secret_files) refs[SecretFileValueKey(name)] = file.ref;
-  return ResolveSecrets(refs, deps_.secrets_dir, policy);
+  return ResolveSecrets(refs, deps_.secrets_dir, policy, deps_.secret_stores, deps_.stop);
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out
@@ -549,7 +616,11 @@ ApplyOutcome Reconciler::ApplyPlan(const Plan& plan, const ApplyOptions& options
     if (!refreshed) refreshed = *recorded_;
     refreshed->pin = pin;
   }
-  const std::string digest = record_content_digest_ ? ContentDigest() : recorded_->content_digest;
+  // A tree whose secrets were read from outside it (secret_values_) is never
+  // "unchanged" by its content alone: a new value must be planned.
+  const std::string digest = !record_content_digest_  ? recorded_->content_digest
+                             : secret_values_.empty() ? ContentDigest()
+                                                      : "";
   if (!plan.HasChanges() && digest != recorded_->content_digest) {
     if (!refreshed) refreshed = *recorded_;
     refreshed->content_digest = digest;

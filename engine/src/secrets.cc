@@ -11,6 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 namespace reconcile {
 namespace {
 
@@ -161,11 +166,30 @@ void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& give
   }
 }
 
+namespace {
+
+// Which flags configure the store of `source`, for "not configured".
+const char* StoreFlags(SecretRef::Source source) {
+  switch (source) {
+    case SecretRef::Source::kAws:
+      return "AWS Secrets Manager is not configured in this engine (it needs AWS credentials "
+             "and a region: AWS_REGION or the reference's region)";
+    case SecretRef::Source::kVault:
+      return "Vault is not configured in this engine (set VAULT_ADDR or --vault-addr, and a "
+             "token: VAULT_TOKEN, --vault-token-file or --vault-approle-role-id-file)";
+    default:
+      return "this kind of reference has no store in this engine";
+  }
+}
+
+}  // namespace
+
 Result<std::map<std::string, std::string>> ResolveSecrets(
     const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir,
-    const SecretEnvPolicy& policy) {
+    const SecretEnvPolicy& policy, const SecretStores& stores, std::stop_token stop) {
   std::map<std::string, std::string> values;
   std::vector<std::string> problems;
+  Code code = Code::kInvalid;
   for (const auto& [env_name, ref] : refs) {
     std::string value;
     std::string problem;
@@ -191,6 +215,23 @@ Result<std::map<std::string, std::string>> ResolveSecrets(
         value = v;
         break;
       }
+      default: {
+        auto store = stores.find(ref.source);
+        if (store == stores.end() || store->second == nullptr) {
+          problems.push_back(env_name + ": " + SecretRefText(ref) + ": " + StoreFlags(ref.source));
+          continue;
+        }
+        Result<std::string> got = store->second->Get(ref, stop);
+        if (!got.ok()) {
+          if (code == Code::kInvalid && got.status().code() != Code::kInvalid) {
+            code = got.status().code();
+          }
+          problems.push_back(env_name + ": " + got.status().message());
+          continue;
+        }
+        value = std::move(*got);
+        break;
+      }
     }
     values.emplace(env_name, std::move(value));
   }
@@ -202,9 +243,85 @@ Result<std::map<std::string, std::string>> ResolveSecrets(
       if (i > 0) msg += "; ";
       msg += problems[i];
     }
-    return Status::Invalid(msg);
+    return Status(code, msg);
   }
   return values;
+}
+
+std::string SecretDigest(const std::string& key, const std::string& value) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(value.data()), value.size(), mac, &len);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out = "hmac-sha256:";
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[mac[i] >> 4];
+    out += kHex[mac[i] & 15];
+  }
+  OPENSSL_cleanse(mac, sizeof mac);
+  return out;
+}
+
+Result<std::string> DigestKey(const std::filesystem::path& file) {
+  const std::string where = "secret fingerprint key " + file.string();
+  auto decode = [&](const std::string& text) -> Result<std::string> {
+    std::string hex = text;
+    while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r')) hex.pop_back();
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return Status::Invalid(where +
+                             " is not 64 hex digits; remove it to make a new one (every agent "
+                             "with secrets is then redeployed once)");
+    }
+    std::string key(32, '\0');
+    for (size_t i = 0; i < 32; ++i)
+      key[i] = static_cast<char>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    return key;
+  };
+  std::string value;
+  std::string problem;
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    if (!ReadSecretFile(file.parent_path(), file.filename().string(), &value, &problem)) {
+      return Status::Invalid(where + " cannot be read (" + problem + ")");
+    }
+    return decode(value);
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal(where + ": no random bytes");
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += kHex[c >> 4];
+    hex += kHex[c & 15];
+  }
+  OPENSSL_cleanse(raw, sizeof raw);
+  if (!file.parent_path().empty() && !std::filesystem::exists(file.parent_path(), ec)) {
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec) return Status::Invalid(where + ": cannot make its folder: " + ec.message());
+    ::chmod(file.parent_path().c_str(), 0700);
+  }
+  const std::string temp = file.string() + ".tmp" + std::to_string(::getpid());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status::Invalid(where + " cannot be created: " + std::strerror(errno) +
+                           " (set --secret-digest-key FILE to a writable place)");
+  }
+  const std::string line = hex + "\n";
+  bool wrote = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  wrote = ::fsync(fd) == 0 && wrote;
+  ::close(fd);
+  // link(): a key another process made first wins; both then read it.
+  if (!wrote || (::link(temp.c_str(), file.c_str()) != 0 && errno != EEXIST)) {
+    int err = errno;
+    ::unlink(temp.c_str());
+    return Status::Invalid(where + " cannot be created: " + std::strerror(err));
+  }
+  ::unlink(temp.c_str());
+  if (!ReadSecretFile(file.parent_path(), file.filename().string(), &value, &problem)) {
+    return Status::Invalid(where + " cannot be read (" + problem + ")");
+  }
+  return decode(value);
 }
 
 }  // namespace reconcile

@@ -58,19 +58,30 @@ json NormalizedSpec(const Agent& agent, const std::string& image) {
   spec["env"] = agent.env;
   json secrets = json::object();
   for (const auto& [name, ref] : agent.secret_env) {
-    secrets[name] = (ref.source == SecretRef::Source::kFile ? "file:" : "env:") + ref.name;
+    secrets[name] = SecretRefText(ref);
   }
   spec["secretEnv"] = secrets;
+  if (!agent.secret_digests.empty()) {
+    // Keyed fingerprints of the values (never the values), so that a new
+    // value is a new spec hash: {secretEnv: {NAME: d}, secretFiles: {NAME: d}}.
+    json digests = json::object();
+    const std::string files_prefix = "secretFiles.";  // provider.h SecretFileValueKey
+    for (const auto& [key, digest] : agent.secret_digests) {
+      if (key.starts_with(files_prefix)) {
+        digests["secretFiles"][key.substr(files_prefix.size())] = digest;
+      } else {
+        digests["secretEnv"][key] = digest;
+      }
+    }
+    spec["secretDigests"] = std::move(digests);
+  }
   if (!agent.publish) spec["publish"] = false;
   if (!agent.secret_files.empty()) {
     json files = json::object();  // by NAME; the reference, never the value
     for (const auto& [name, f] : agent.secret_files) {
       char mode[8];
       std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(f.mode & 0777));
-      files[name] = {
-          {"ref", (f.ref.source == SecretRef::Source::kFile ? "file:" : "env:") + f.ref.name},
-          {"target", f.target},
-          {"mode", mode}};
+      files[name] = {{"ref", SecretRefText(f.ref)}, {"target", f.target}, {"mode", mode}};
     }
     spec["secretFiles"] = std::move(files);
   }
@@ -163,31 +174,30 @@ void AgentFromSpecUnchecked(const json& spec, Agent& a) {
   a.args = spec.at("args").get<std::vector<std::string>>();
   a.env = spec.at("env").get<std::map<std::string, std::string>>();
   for (const auto& [name, ref] : spec.at("secretEnv").items()) {
-    const std::string text = ref.get<std::string>();
-    SecretRef r;
-    if (text.starts_with("file:")) {
-      r.source = SecretRef::Source::kFile;
-      r.name = text.substr(5);
-    } else if (text.starts_with("env:")) {
-      r.source = SecretRef::Source::kEnv;
-      r.name = text.substr(4);
-    } else {
-      throw std::invalid_argument("secretEnv." + name + ": not file:NAME or env:VAR");
+    std::optional<SecretRef> r = ParseSecretRefText(ref.get<std::string>());
+    if (!r) throw std::invalid_argument("secretEnv." + name + ": not a secret reference");
+    a.secret_env[name] = *r;
+  }
+  if (spec.contains("secretDigests")) {
+    const json& digests = spec.at("secretDigests");
+    if (digests.contains("secretEnv")) {
+      for (const auto& [name, d] : digests.at("secretEnv").items()) {
+        a.secret_digests[name] = d.get<std::string>();
+      }
     }
-    a.secret_env[name] = r;
+    if (digests.contains("secretFiles")) {
+      for (const auto& [name, d] : digests.at("secretFiles").items()) {
+        a.secret_digests["secretFiles." + name] = d.get<std::string>();
+      }
+    }
   }
   if (spec.contains("publish")) a.publish = spec.at("publish").get<bool>();
   if (spec.contains("secretFiles")) {
     for (const auto& [name, f] : spec.at("secretFiles").items()) {
       SecretFile file;
-      const std::string ref = f.at("ref").get<std::string>();
-      if (ref.starts_with("file:")) {
-        file.ref = {SecretRef::Source::kFile, ref.substr(5)};
-      } else if (ref.starts_with("env:")) {
-        file.ref = {SecretRef::Source::kEnv, ref.substr(4)};
-      } else {
-        throw std::invalid_argument("secretFiles." + name + ": not file:NAME or env:VAR");
-      }
+      std::optional<SecretRef> ref = ParseSecretRefText(f.at("ref").get<std::string>());
+      if (!ref) throw std::invalid_argument("secretFiles." + name + ": not a secret reference");
+      file.ref = *ref;
       file.target = f.at("target").get<std::string>();
       file.mode = std::stoi(f.at("mode").get<std::string>(), nullptr, 8);
       a.secret_files[name] = file;

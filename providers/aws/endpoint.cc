@@ -164,4 +164,35 @@ Result<Endpoint> AppRunnerEndpoint(const Environment& env, const std::string& re
   return Endpoint{*rule, "rule set"};
 }
 
+Result<Endpoint> SecretsManagerEndpoint(const Environment& env, const std::string& region) {
+  auto fips = BoolVar(env, "AWS_USE_FIPS_ENDPOINT");
+  if (!fips.ok()) return fips.status();
+  auto dualstack = BoolVar(env, "AWS_USE_DUALSTACK_ENDPOINT");
+  if (!dualstack.ok()) return dualstack.status();
+  auto ignore = BoolVar(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+  if (!ignore.ok()) return ignore.status();
+  if (!*ignore) {
+    for (const char* var : {"AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"}) {
+      auto it = env.find(var);
+      if (it == env.end() || it->second.empty()) continue;
+      if (*fips || *dualstack) {
+        return Status::Invalid(std::string(var) +
+                               " together with AWS_USE_FIPS_ENDPOINT or "
+                               "AWS_USE_DUALSTACK_ENDPOINT: not supported with a custom endpoint");
+      }
+      auto base = CheckOverride(it->second, var);
+      if (!base.ok()) return base.status();
+      return Endpoint{*base, var};
+    }
+  }
+  if (region.empty()) return Status::Invalid("Invalid Configuration: Missing Region");
+  if (!IsHostLabel(region)) {
+    return Status::Invalid("the AWS region is not a region name (such as us-east-1)");
+  }
+  const Partition& p = PartitionOf(region);
+  return Endpoint{std::string("https://secretsmanager") + (*fips ? "-fips" : "") + "." + region +
+                      "." + (*dualstack ? p.dualstack_dns_suffix : p.dns_suffix),
+                  "endpoint rules"};
+}
+
 }  // namespace reconcile::aws

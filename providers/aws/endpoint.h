@@ -40,6 +40,13 @@ struct Endpoint {
 Result<Endpoint> AppRunnerEndpoint(const Environment& env, const std::string& region,
                                    const std::string& explicit_endpoint = "");
 
+// The Secrets Manager endpoint (secret stores, issue #14), in the same order:
+// AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL (unless
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else
+// https://secretsmanager[-fips].{region}.{dnsSuffix or dualStackDnsSuffix}
+// of the region's partition. Errors as AppRunnerEndpoint's.
+Result<Endpoint> SecretsManagerEndpoint(const Environment& env, const std::string& region);
+
 // Rule 4 alone, for the tests (and the botocore cross-check).
 Result<std::string> AppRunnerRuleSetEndpoint(const std::string& region, bool use_fips,
                                              bool use_dualstack);

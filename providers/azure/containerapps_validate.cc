@@ -546,7 +546,7 @@ const std::set<std::string>& UpdatableFields() {
                                                 "networks",    "stopSignal",
                                                 "user",        "capAdd",
                                                 "capDrop",     "readOnlyRootFilesystem",
-                                                "hostname"};
+                                                "hostname",    "secretDigests"};
   return kFields;
 }
 

@@ -95,13 +95,14 @@ class CloudRunProvider final : public Provider {
 
   ProviderSchema Schema() const override {
     ProviderSchema schema;
-    schema.updatable_fields = {"image",       "port",      "hostPort",    "command",
-                               "args",        "env",       "secretEnv",   "publish",
-                               "secretFiles", "networks",  "volumes",     "ports",
-                               "replicas",    "restart",   "stopSignal",  "stopGracePeriod",
-                               "user",        "capAdd",    "capDrop",     "readOnlyRootFilesystem",
-                               "hostname",    "resources", "healthCheck", "strategy",
-                               "labels"};
+    schema.updatable_fields = {
+        "image",       "port",         "hostPort",    "command",
+        "args",        "env",          "secretEnv",   "publish",
+        "secretFiles", "networks",     "volumes",     "ports",
+        "replicas",    "restart",      "stopSignal",  "stopGracePeriod",
+        "user",        "capAdd",       "capDrop",     "readOnlyRootFilesystem",
+        "hostname",    "resources",    "healthCheck", "strategy",
+        "labels",      "secretDigests"};
     schema.instance_per_replica = false;
     schema.target_schema = CloudRunTargetSchema();
     return schema;

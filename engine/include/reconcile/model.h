@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -65,13 +66,50 @@ struct BuildSpec {
   friend bool operator==(const BuildSpec&, const BuildSpec&) = default;
 };
 
-// A reference to a secret that is not in Git.
+// A reference to a secret that is not in Git (never its value):
+//  - kFile:  `name` is a file name under --secrets DIR ({file: NAME});
+//  - kEnv:   `name` is an engine environment variable ({env: VAR});
+//  - kAws:   AWS Secrets Manager ({aws: {secretId, key, versionStage,
+//            versionId, region}}): `name` the SecretId (name or ARN), `key`
+//            a field of a JSON SecretString (empty: the whole string),
+//            `version_stage` / `version` the VersionStage / VersionId,
+//            `region` (empty: the engine's AWS region);
+//  - kVault: Vault / OpenBao KV v2 ({vault: {path, key, version, mount}}):
+//            `mount` the KV v2 mount ("secret"), `name` the secret's path
+//            inside it ("db"), `key` the field of its data (required),
+//            `version` a version number ("" = the latest).
+// A new source (kSops: a file of the tree, `name` its path, `key` the value's
+// path in it) adds a Source, a case in SecretRefText / ParseSecretRefText and a
+// SecretStore (secret_store.h).
 struct SecretRef {
-  enum class Source { kFile, kEnv };
+  enum class Source { kFile, kEnv, kAws, kVault };
+  SecretRef() = default;
+  SecretRef(Source s, std::string n, std::string k = "", std::string v = "", std::string stage = "",
+            std::string r = "", std::string m = "")
+      : source(s),
+        name(std::move(n)),
+        key(std::move(k)),
+        version(std::move(v)),
+        version_stage(std::move(stage)),
+        region(std::move(r)),
+        mount(std::move(m)) {}
   Source source = Source::kFile;
-  std::string name;  // file name under --secrets DIR, or engine env variable
+  std::string name;  // file name, env variable, AWS SecretId or Vault path
+  std::string key;
+  std::string version;
+  std::string version_stage;
+  std::string region;
+  std::string mount;
   friend bool operator==(const SecretRef&, const SecretRef&) = default;
 };
+
+// The reference as one line of text, as it appears in a normalized spec,
+// plans and messages (never a value): "file:NAME", "env:VAR",
+// "aws:SECRET_ID?key=K&region=R&versionId=I&versionStage=S" (only the set
+// parameters, in this order), "vault:MOUNT/PATH?key=K&version=N".
+std::string SecretRefText(const SecretRef& ref);
+// The inverse of SecretRefText; nullopt for text it does not write.
+std::optional<SecretRef> ParseSecretRefText(const std::string& text);
 
 enum class DriftMode { kReport, kHeal };
 
@@ -165,8 +203,14 @@ struct Agent {
   std::map<std::string, std::string> env;
   std::map<std::string, SecretRef> secret_env;
   std::map<std::string, SecretFile> secret_files;  // by NAME; targets unique
-  std::vector<VolumeMount> volumes;                // sorted by target, targets unique
-  std::vector<NetworkAttachment> networks;         // sorted by name, names unique
+  // Keyed fingerprints of the resolved secret values (secrets.h
+  // SecretDigest), by secretEnv NAME and by "secretFiles.NAME" (the keys of
+  // ApplyChangeRequest::secret_values). Not decoded from the tree: the
+  // Reconciler sets them before planning, so that a changed value changes
+  // the spec hash. Empty: the spec holds references only.
+  std::map<std::string, std::string> secret_digests;
+  std::vector<VolumeMount> volumes;         // sorted by target, targets unique
+  std::vector<NetworkAttachment> networks;  // sorted by name, names unique
   int replicas = 1;
   // "no", "always", "unless-stopped", "on-failure" or "on-failure:N"; empty:
   // the provider's default (Docker: unless-stopped).

@@ -57,6 +57,15 @@ struct ReconcilerDeps {
   // Which variables secretEnv {env: VAR} may read; Fetch reports every
   // refused reference as a load error (nothing is applied).
   SecretEnvPolicy secret_env_policy;
+  // The stores of {aws: ...} and {vault: ...} references (not owned).
+  SecretStores secret_stores;
+  // The key of the secret values' fingerprints (secrets.h DigestKey). Set:
+  // Observe (kAll) resolves every planned agent's secrets and records their
+  // fingerprints in its spec (a changed value plans an update; a secret that
+  // cannot be read fails Observe), and ApplyPlan deploys those same values.
+  // Empty: secrets are read at apply time only and a changed value alone
+  // plans nothing.
+  std::filesystem::path secret_digest_key_file;
   // Image builders and the registry client, for agents with build; null: a
   // tree with build agents is refused at Observe.
   const BuildServices* build = nullptr;
@@ -113,7 +122,10 @@ class Reconciler {
   // (no plan of the desired agents is made); MakePlan needs kAll.
   enum class ObserveScope { kAll, kTargets };
   // Creates a provider for every Target that desired agents or recorded
-  // resources name, and observes each; then (kAll), for every agent with build,
+  // resources name, and observes each; then (kAll) reads the planned agents'
+  // secrets (see ReconcilerDeps::secret_digest_key_file: kInvalid or
+  // kUnavailable naming the agent and reference when one cannot be read);
+  // then (kAll), for every agent with build,
   // computes its image tag (image_tag.h; for a folder source this reads the
   // build context to digest it) and asks its registry whether the tag is
   // there. kInvalid (naming file, line and field) for a bad context or tag,
@@ -143,7 +155,9 @@ class Reconciler {
   // When set, ApplyPlan records ContentDigest() as State::content_digest
   // after a plan applied in full without error (and clears it after a
   // failure; any other apply that changes something clears it too), for the
-  // controller's skip rule (pass.h).
+  // controller's skip rule (pass.h). Not when ObserveSecrets read secrets:
+  // their values are not in the tree's content, so such a tree is planned
+  // every pass.
   void set_record_content_digest(bool on) { record_content_digest_ = on; }
   const DesiredState& desired() const { return snapshot_.loaded.state; }
   const Diagnostics& diagnostics() const { return snapshot_.loaded.diagnostics; }
@@ -164,6 +178,9 @@ class Reconciler {
 
   Status BuildPinned(const History& history, size_t index);
   Status ObserveImages();
+  // Resolves the planned agents' secrets (deps_.secret_digest_key_file set)
+  // into secret_values_ and their fingerprints into Agent::secret_digests.
+  Status ObserveSecrets();
   Status BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
                     std::stop_token stop, const std::string& traceparent) const;
   Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
@@ -180,6 +197,9 @@ class Reconciler {
   std::map<std::string, std::unique_ptr<Provider>> providers_;
   std::map<std::string, ObserveResponse> observed_;
   std::map<std::string, ObservedImage> images_;
+  // Per agent: its secrets' values as ObserveSecrets read them (the keys of
+  // ApplyChangeRequest::secret_values). Memory only.
+  std::map<std::string, std::map<std::string, std::string>> secret_values_;
 };
 
 // "2 added, 0 changed, 1 replaced, 0 destroyed".

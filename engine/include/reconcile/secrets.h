@@ -1,5 +1,6 @@
-// Resolves an agent's secretEnv references to values, at apply time only,
-// and decides which of the engine's environment variables a tree may read.
+// Resolves an agent's secret references (secretEnv, secretFiles) to values,
+// at plan and apply time only, fingerprints them, and decides which of the engine's environment
+// variables a tree may read.
 //
 // Values are never logged, planned, stored in state or put in errors; errors
 // name the reference (file name or variable), never a value. Thread-safe.
@@ -17,11 +18,13 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <vector>
 
 #include "reconcile/diagnostic.h"
 #include "reconcile/model.h"
+#include "reconcile/secret_store.h"
 #include "reconcile/status.h"
 
 namespace reconcile {
@@ -60,11 +63,29 @@ void CheckSecretEnvPolicy(const DesiredState& state, const SecretEnvPolicy& poli
 
 // file:NAME reads `secrets_dir`/NAME (trailing newline stripped; NAME may not
 // escape the folder); env:VAR reads the engine's environment, only when
-// `policy` allows VAR (the default policy: only RECONCILE_SECRET_*). Missing
-// or refused ones give one kInvalid error listing every problem and what to
-// do.
+// `policy` allows VAR (the default policy: only RECONCILE_SECRET_*); the
+// other sources ask their store in `stores` (secret_store.h; none: an error
+// naming the flags that configure it). Missing or refused ones give one
+// error listing every problem (by the key of `refs`) and what to do: kInvalid,
+// or the first store error's code when that is not kInvalid (kUnavailable:
+// a sealed or unreachable store, retry).
 Result<std::map<std::string, std::string>> ResolveSecrets(
     const std::map<std::string, SecretRef>& refs, const std::filesystem::path& secrets_dir,
-    const SecretEnvPolicy& policy = {});
+    const SecretEnvPolicy& policy = {}, const SecretStores& stores = {}, std::stop_token stop = {});
+
+// The keyed fingerprint of a secret value that a normalized spec records
+// (Agent::secret_digests): "hmac-sha256:<64 hex>", HMAC-SHA256 under `key`
+// (DigestKey). A plain hash would let whoever reads a state file, a plan or
+// a container label test guesses of a low-entropy secret offline; without
+// the key a fingerprint says only "changed" or "unchanged".
+std::string SecretDigest(const std::string& key, const std::string& value);
+
+// The fingerprint key (32 bytes) in `file`: 64 hex digits and a newline. A
+// missing file is created with a new random key (OpenSSL RAND_bytes), mode
+// 0600, its folder 0700 when it has to be made. Errors (kInvalid) name the
+// file, never its content: unreadable, not 64 hex digits, cannot be created.
+// A new key changes every fingerprint: each agent with secrets is redeployed
+// once.
+Result<std::string> DigestKey(const std::filesystem::path& file);
 
 }  // namespace reconcile

@@ -4,7 +4,9 @@
 // a field path in a plan ("env.LOG_LEVEL") is what the user wrote.
 //
 // Only fields that change what runs are included (not dependsOn, suspend,
-// drift). Secret env holds references ("file:NAME" / "env:VAR"), never values.
+// drift). Secret env holds references (SecretRefText: "file:NAME", "env:VAR",
+// "aws:...", "vault:..."), never values; `secretDigests` (only when the
+// Reconciler set Agent::secret_digests) holds keyed fingerprints of them.
 // Fields added later (volumes: an object keyed by mount target; ports;
 // restart; publish: false; networks: an object keyed by network name;
 // secretFiles: references, never values) appear only when set, so that
