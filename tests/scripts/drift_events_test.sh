@@ -182,14 +182,21 @@ if [[ -n "$our_dockerd" ]] && kill -0 "$our_dockerd" 2>/dev/null; then
   echo "# (d) reconnect: the Engine is ours (pid $our_dockerd, scripts/ensure-dockerd.sh): restarting it"
   r0="$(metric 'reconcile_event_stream_reconnects_total')"
   r0="${r0:-0}"
+  log_lines0=$(wc -l <"$work/ctl.log")  # only lines after the restart count
   kill "$our_dockerd"
   for _ in $(seq 300); do kill -0 "$our_dockerd" 2>/dev/null || break; sleep 0.2; done
   if kill -0 "$our_dockerd" 2>/dev/null; then bad "(d) the Engine did not stop"; fi
   wait_for 10 "(d) the controller notices the lost stream" -- \
-    grep -q "drift watch: .*; reconnecting" "$work/ctl.log"
+    bash -c "tail -n +$((log_lines0 + 1)) '$work/ctl.log' | grep -q 'drift watch: .*; reconnecting'"
   bash "$SOURCE_DIR/scripts/ensure-dockerd.sh" >/dev/null || bad "(d) the Engine did not start again"
-  wait_for 30 "(d) reconcile_event_stream_reconnects_total goes up" -- \
-    python3 -c "import sys; sys.exit(0 if float('$(metric reconcile_event_stream_reconnects_total)' or 0) > float('$r0') else 1)"
+  # A function, so that the metric is read again at each try.
+  reconnected() {
+    local now
+    now="$(metric reconcile_event_stream_reconnects_total)"
+    python3 -c "import sys; sys.exit(0 if float('${now:-0}') > float('$r0') else 1)"
+  }
+  wait_for 30 "(d) reconcile_event_stream_reconnects_total goes up" -- reconnected ||
+    echo "# the drift watch's lines: $(grep 'drift watch' "$work/ctl.log" | tail -10)"
   wait_for 30 "(d) after the restart (resync pass) the heal-mode agent answers" -- answers "$p-web"
   n0="$(status_json | python3 -c "import json,sys; print(json.load(sys.stdin)['driftWatch']['eventPasses'])")"
   stop_container "$p-web"

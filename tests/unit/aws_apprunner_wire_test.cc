@@ -51,7 +51,8 @@ TEST_CASE("apprunner wire: the constants are the service model's") {
   CHECK(meta["serviceId"] == "AppRunner");  // hence AWS_ENDPOINT_URL_APPRUNNER
   REQUIRE(model["operations"].size() == 37);
   for (const auto& [name, op] : model["operations"].items()) {
-    INFO(name);
+    const std::string operation = name;  // INFO captures it (clang 14: not a binding)
+    INFO(operation);
     CHECK(op["http"]["method"] == "POST");
     CHECK(op["http"]["requestUri"] == "/");
     auto req = BuildAppRunnerRequest("https://apprunner.us-east-1.amazonaws.com", name,

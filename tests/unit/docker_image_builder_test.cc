@@ -141,7 +141,8 @@ TEST_CASE("docker image builder: /build and /push requests follow the API model"
   CHECK(b.body == std::string(1024, '\0'));
   auto build_params = Parameters("/build");
   for (const auto& [name, value] : Query(b.target)) {
-    CAPTURE(name);
+    const std::string parameter = name;  // CAPTURE takes it (clang 14: not a binding)
+    CAPTURE(parameter);
     CHECK(build_params[name] == "query");
   }
   CHECK(build_params["Content-type"] == "header");

@@ -94,7 +94,8 @@ TEST_CASE("approval: approve by id or prefix; unknown ids are refused") {
       {p->id.substr(0, 8) + "A", "not a plan id"},
   };
   for (const auto& [id, want] : unknown) {
-    CAPTURE(id);
+    const std::string given = id;  // CAPTURE takes it (clang 14: not a binding)
+    CAPTURE(given);
     auto a = store.Approve(id, "alice@host", "cli", "t1");
     REQUIRE_FALSE(a.ok());
     CHECK(a.status().code() == Code::kNotFound);
