@@ -677,7 +677,13 @@ json Scheduler::StatusJson() const {
       }
       json error = nullptr;
       if (!failure.empty() && failure.find(address + ":") != std::string::npos) {
-        error = {{"message", failure}, {"at", ""}};
+        // "at": the agent's document in the tree of that pass (file:line).
+        std::string at;
+        const auto& where = last_report_->agent_locations;
+        if (auto it = where.find(rs.name); it != where.end() && !it->second.file.empty()) {
+          at = it->second.file + (it->second.line > 0 ? ":" + std::to_string(it->second.line) : "");
+        }
+        error = {{"message", failure}, {"at", at}};
       }
       agents.push_back({{"name", rs.name},
                         {"target", rs.target},

@@ -114,8 +114,8 @@ bool ApprovalRecorded(AuditSink& audit, const PendingPlan& p) {
   spdlog::info("approval: plan {} (revision {}) approved by {} via {}", p.id, p.revision,
                p.approved_by, p.via);
   const std::string env = p.environment == controller::kDefaultEnvironment ? "" : p.environment;
-  Status s = audit.Append(AuditEntryForApproval(CliActor(), p.saved.plan, p.id, env, p.revision,
-                                                p.approved_by, p.via));
+  Status s = audit.Append(
+      AuditEntryForApproval(CliActor(), p.saved.plan, p.id, env, p.revision, p.approved_by, p.via));
   if (!s.ok()) {
     std::fprintf(stderr, "error: the approval was not recorded in the audit log: %s\n",
                  s.message().c_str());

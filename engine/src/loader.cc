@@ -2497,8 +2497,8 @@ void CheckSharedVolumes(const DesiredState& state, Diagnostics& diags) {
   }
   for (const auto& [name, list] : uses) {
     const VolumeMount::Reclaim first = list.front().reclaim;  // clang 14 cannot capture a binding
-    bool conflict = std::any_of(list.begin(), list.end(),
-                                [first](const Use& u) { return u.reclaim != first; });
+    bool conflict =
+        std::any_of(list.begin(), list.end(), [first](const Use& u) { return u.reclaim != first; });
     if (!conflict) continue;
     std::string all;
     for (const Use& u : list) {

@@ -89,6 +89,7 @@ PassReport RunPass(const ReconcilerDeps& deps, const PassRequest& request) {
   report.revision = r.snapshot().revision;
   report.notifiers = std::make_shared<const std::vector<Notifier>>(r.desired().notifiers);
   report.targets = r.desired().targets;
+  for (const Agent& a : r.desired().agents) report.agent_locations[a.name] = a.location;
   if (s = r.Lock(request.lock_command); !s.ok()) {
     stages.Finished("state");
     report.status = s;

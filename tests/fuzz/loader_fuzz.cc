@@ -15,8 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tree.AddFolder("agents");
   LoadResult result = LoadFiles(std::move(files), tree);
   for (const Diagnostic& d : result.diagnostics.items()) {
-    fuzz::Check(d.file.empty() || d.file == "agents/fuzz.yaml",
-                "a diagnostic names another file");
+    fuzz::Check(d.file.empty() || d.file == "agents/fuzz.yaml", "a diagnostic names another file");
   }
   return 0;
 }

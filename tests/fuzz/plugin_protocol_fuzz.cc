@@ -18,16 +18,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (auto r = ObserveResponseFromJson(j); r.ok()) {
     auto again = ObserveResponseFromJson(ToJson(*r));
-    fuzz::Check(again.ok() && ToJson(*again) == ToJson(*r), "an observe answer does not round-trip");
+    fuzz::Check(again.ok() && ToJson(*again) == ToJson(*r),
+                "an observe answer does not round-trip");
   }
   if (auto r = ApplyChangeResponseFromJson(j); r.ok()) {
-    fuzz::Check(ApplyChangeResponseFromJson(ToJson(*r)).ok(), "an apply answer does not round-trip");
+    fuzz::Check(ApplyChangeResponseFromJson(ToJson(*r)).ok(),
+                "an apply answer does not round-trip");
   }
   if (auto r = ValidateTargetResponseFromJson(j); r.ok()) {
-    fuzz::Check(ValidateTargetResponseFromJson(ToJson(*r)).ok(), "a validate answer does not round-trip");
+    fuzz::Check(ValidateTargetResponseFromJson(ToJson(*r)).ok(),
+                "a validate answer does not round-trip");
   }
   if (auto r = ValidateAgentResponseFromJson(j); r.ok()) {
-    fuzz::Check(ValidateAgentResponseFromJson(ToJson(*r)).ok(), "a validate answer does not round-trip");
+    fuzz::Check(ValidateAgentResponseFromJson(ToJson(*r)).ok(),
+                "a validate answer does not round-trip");
   }
   if (auto r = PlanChangeResponseFromJson(j); r.ok()) {
     fuzz::Check(PlanChangeResponseFromJson(ToJson(*r)).ok(), "a plan answer does not round-trip");

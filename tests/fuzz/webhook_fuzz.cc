@@ -35,8 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     default:
       provider = WebhookProvider::kGeneric;
-      headers["x-reconcile-signature-256"] =
-          "sha256=" + controller::HmacSha256Hex(kSecret, body);
+      headers["x-reconcile-signature-256"] = "sha256=" + controller::HmacSha256Hex(kSecret, body);
       break;
   }
   controller::WebhookVerdict v =

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -67,6 +68,9 @@ struct PassReport {
   // The Targets of the tree the pass read (empty when it could not be read):
   // the controller watches them for drift (Provider::WatchDrift).
   std::vector<Target> targets;
+  // Where each Agent of that tree is written (name -> its document's
+  // file:line), for errors shown per agent (the status page's lastError).
+  std::map<std::string, SourceLocation> agent_locations;
   // Deploy windows (deploy_window.h) at the time of the plan: `blocked` when
   // the Environment's windows block or a change was held back (`held`
   // changes of `held_agents` not applied; a drift pass's healing too, unless

@@ -335,5 +335,29 @@ TEST_CASE("scheduler: start_paused runs nothing until Resume; Resume after Stop 
   CHECK(source.resolves() == resolves);  // nothing after the stop
 }
 
+TEST_CASE("scheduler: an agent's failed change shows on the agent with its file:line") {
+  Rig rig(20ms);
+  Agent a = MakeAgent("a");
+  a.location = {"agents/a.yaml", 4, 1};
+  rig.source.Set("c1", MakeDesired({a}));
+  rig.scheduler->Start();
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 1; }));
+  auto status = rig.scheduler->StatusJson();
+  REQUIRE(status["agents"].size() == 1);
+  CHECK(status["agents"][0]["lastError"].is_null());
+
+  rig.provider.fail["agent.a"] = Status::Failed("the engine refused the container");
+  Agent changed = MakeAgent("a", "hello again");
+  changed.location = {"agents/a.yaml", 7, 1};  // moved down in the new commit
+  rig.source.Set("c2", MakeDesired({changed}));
+  REQUIRE(rig.RunUntil([&] { return rig.Passes() >= 2; }));
+  status = rig.scheduler->StatusJson();
+  REQUIRE(status["agents"].size() == 1);
+  const auto& error = status["agents"][0]["lastError"];
+  REQUIRE(error.is_object());
+  CHECK(error["message"].get<std::string>().find("agent.a") != std::string::npos);
+  CHECK(error["at"] == "agents/a.yaml:7");  // where the failing revision writes it
+}
+
 }  // namespace
 }  // namespace reconcile::controller
