@@ -13,6 +13,7 @@
 
 #include "aws/endpoint.h"
 #include "aws/sigv4.h"
+#include "secretstores/printable.h"
 
 extern char** environ;
 
@@ -25,19 +26,6 @@ constexpr const char* kWhat = "AWS Secrets Manager GetSecretValue";
 
 // The container credentials hosts the chain may reach over plain http.
 const std::vector<std::string> kContainerCredentialHosts = {"169.254.170.2", "169.254.170.23"};
-
-// At most `n` printable characters of `s` (an AWS message), for errors.
-std::string Printable(const std::string& s, size_t n = 300) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= n) {
-      out += "...";
-      break;
-    }
-    out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-  }
-  return out;
-}
 
 std::string Redacted(std::string s, const aws::Credentials& c) {
   for (const std::string* secret : {&c.secret_access_key, &c.session_token}) {

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "secretstores/printable.h"
+
 namespace reconcile::secretstores {
 namespace {
 
@@ -17,18 +19,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kRenewBefore = std::chrono::seconds(30);
-
-std::string Printable(const std::string& s, size_t n = 300) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (out.size() >= n) {
-      out += "...";
-      break;
-    }
-    out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-  }
-  return out;
-}
 
 // A one-value file (a token, a role_id, a secret_id); trailing whitespace
 // stripped. Errors name the file, never its content.
