@@ -8,8 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "builtin/builtin_providers.h"
-#include "cmd_audit.h"
 #include "cmd_approve.h"
+#include "cmd_audit.h"
 #include "cmd_controller.h"
 #include "cmd_import.h"
 #include "cmd_promote.h"

@@ -8,8 +8,6 @@
 #include <system_error>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <nlohmann/json.hpp>
 
@@ -27,25 +25,6 @@ constexpr std::size_t kMaxPlanBytes = 64u << 20;  // a plan of thousands of agen
 constexpr std::size_t kMaxRecordBytes = 64u << 10;
 constexpr std::size_t kKeepClosed = 50;  // closed records kept for `approve` to explain
 constexpr const char* kMetaSuffix = ".meta.json";
-
-std::string Hex(const unsigned char* data, std::size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 15];
-  }
-  return out;
-}
-
-std::string Hmac(const std::string& key, const std::string& text) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(text.data()), text.size(), out, &len);
-  return Hex(out, len);
-}
 
 bool SameText(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -151,7 +130,7 @@ Result<std::string> ApprovalStore::Key(bool create) const {
   }
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal("no random bytes for the key");
-  std::string key = Hex(raw, sizeof raw);
+  std::string key = HexBytes(raw, sizeof raw);
   if (Status s = WriteFileAtomic(path, key + "\n"); !s.ok()) return s;
   return key;
 }
@@ -170,7 +149,7 @@ Result<PendingPlan> ApprovalStore::Load(const std::string& id, bool with_plan) c
   }
   auto key = Key(false);
   if (!key.ok()) return key.status();
-  if (!SameText(Hmac(*key, SignedText(*p)), hmac)) {
+  if (!SameText(HmacSha256Hex(*key, SignedText(*p)), hmac)) {
     return Status::Invalid("plan " + Short(id) + ": its record " + meta.string() +
                            " is not signed by this controller's key (edited or forged); refused");
   }
@@ -195,7 +174,7 @@ Status ApprovalStore::Save(const PendingPlan& p) const {
   auto key = Key(true);
   if (!key.ok()) return key.status();
   json j = RecordJson(p);
-  j["hmac"] = Hmac(*key, SignedText(p));
+  j["hmac"] = HmacSha256Hex(*key, SignedText(p));
   return WriteFileAtomic(dir_ / (p.id + kMetaSuffix), j.dump(2) + "\n");
 }
 

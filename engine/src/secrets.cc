@@ -12,9 +12,9 @@
 #include <vector>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
+
+#include "reconcile/spec.h"
 
 namespace reconcile {
 namespace {
@@ -249,18 +249,7 @@ Result<std::map<std::string, std::string>> ResolveSecrets(
 }
 
 std::string SecretDigest(const std::string& key, const std::string& value) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(value.data()), value.size(), mac, &len);
-  static const char kHex[] = "0123456789abcdef";
-  std::string out = "hmac-sha256:";
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[mac[i] >> 4];
-    out += kHex[mac[i] & 15];
-  }
-  OPENSSL_cleanse(mac, sizeof mac);
-  return out;
+  return "hmac-sha256:" + HmacSha256Hex(key, value);
 }
 
 Result<std::string> DigestKey(const std::filesystem::path& file) {
@@ -289,12 +278,7 @@ Result<std::string> DigestKey(const std::filesystem::path& file) {
   }
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) return Status::Internal(where + ": no random bytes");
-  static const char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex += kHex[c >> 4];
-    hex += kHex[c & 15];
-  }
+  std::string hex = HexBytes(raw, sizeof raw);
   OPENSSL_cleanse(raw, sizeof raw);
   if (!file.parent_path().empty() && !std::filesystem::exists(file.parent_path(), ec)) {
     std::filesystem::create_directories(file.parent_path(), ec);

@@ -14,6 +14,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,6 +62,12 @@ const SpecMemo::Value& MemoizedSpec(const Agent& agent);
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(const std::string& data);
+
+// Lower-case hex of `n` bytes.
+std::string HexBytes(const unsigned char* data, std::size_t n);
+
+// Lower-case hex HMAC-SHA256 of `data` under `key`.
+std::string HmacSha256Hex(const std::string& key, const std::string& data);
 
 // SHA-256 over data given in pieces (OpenSSL).
 class Sha256 {
