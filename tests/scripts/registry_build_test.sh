@@ -185,6 +185,7 @@ ign=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$sock" "http://d/v1.
   && ok "status and drift work without registry credentials" || bad "status/drift need credentials" "$(cat "$work/status.out")"
 
 # --- the no-op: tag exists, the build is not touched --------------------------
+sleep 1  # since= is whole seconds and inclusive: step past the second of the last push
 since=$(date +%s)
 sleep 1
 expect_exit 0 "second apply" -- R apply "$work/tree" --auto-approve -v
@@ -213,6 +214,7 @@ sed -i "s/name: $p-web}/name: $p-web2}/; s/repository: reconcile-test\/$p$/repos
 ( unset REGTEST_USERNAME REGTEST_PASSWORD; R destroy "$work/tree" --auto-approve >"$work/destroy.out" 2>&1 ) \
   && ok "destroy works without registry credentials" || bad "destroy needs credentials" "$(cat "$work/destroy.out")"
 api -X DELETE "http://d/v1.41/images/$ref1?force=1" >/dev/null
+sleep 1  # since= is whole seconds and inclusive: step past the second of the last push
 since=$(date +%s)
 sleep 1
 expect_exit 2 "plan: the tag is already in the registry" -- R plan "$work/tree2" --explain
