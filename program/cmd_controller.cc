@@ -393,6 +393,10 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
   }
   if (g.secrets_dir.empty())
     g.secrets_dir = (std::filesystem::path(g.state_dir) / "secrets").string();
+  if (Status keys = CheckSecretStores(g); !keys.ok()) {
+    spdlog::error("{}", keys.message());
+    return 1;
+  }
   const bool multi = flags.paths.size() > 1 || !flags.environments_dir.empty();
   // The audit log's key (README "Audit log"): every apply pass and heal is
   // recorded; without a key a log that has entries stops the passes.

@@ -105,6 +105,15 @@ int main(int argc, char** argv) {
                  "Vault AppRole auth mount (default approle)");
   app.add_option("--vault-cacert", g.vault.ca_file,
                  "PEM file of the CAs to trust for Vault (default VAULT_CACERT)");
+  app.add_option("--sops-age-key-file", g.sops.age_key_files,
+                 "age identity file for {sops: ...} secrets (repeatable; default "
+                 "SOPS_AGE_KEY_FILE)")
+      ->allow_extra_args(false);
+  app.add_option("--sops-pgp-key-file", g.sops.pgp_key_files,
+                 "OpenPGP secret key file (no passphrase) for {sops: ...} secrets (repeatable)")
+      ->allow_extra_args(false);
+  app.add_flag("--sops-allow-missing-mac", g.sops.allow_missing_mac,
+               "accept SOPS files without a MAC or whose MAC does not match (unsafe)");
   app.add_option("--secret-digest-key", g.secret_digest_key,
                  "key file of the secret values' fingerprints (default "
                  "<state>/keys/secret-digest.key; made when missing)");

@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "secretstores/aws_secrets_manager.h"
 #include "secretstores/vault_store.h"
@@ -23,11 +24,25 @@ struct Stores {
   std::unique_ptr<SecretStore> aws;
   std::unique_ptr<SecretStore> vault;
   SecretStores by_source;
+  std::shared_ptr<const SopsKeys> sops_keys;  // null when none is given or one is bad
+  Status sops_status;
 };
 
-}  // namespace
+// The operator's SOPS keys: --sops-age-key-file (else SOPS_AGE_KEY_FILE, as
+// sops reads it) and --sops-pgp-key-file.
+Status ReadSopsKeys(const GlobalOptions& g, Stores& stores) {
+  std::vector<std::string> age = g.sops.age_key_files;
+  if (age.empty()) {
+    if (std::string file = Env("SOPS_AGE_KEY_FILE"); !file.empty()) age.push_back(file);
+  }
+  if (age.empty() && g.sops.pgp_key_files.empty()) return Status::Ok();
+  Result<SopsKeys> keys = ReadSopsKeyFiles(age, g.sops.pgp_key_files);
+  if (!keys.ok()) return keys.status();
+  stores.sops_keys = std::make_shared<const SopsKeys>(std::move(*keys));
+  return Status::Ok();
+}
 
-void WireSecretStores(const GlobalOptions& g, ReconcilerDeps& deps) {
+Stores& TheStores(const GlobalOptions& g) {
   static std::once_flag once;
   static Stores stores;
   std::call_once(once, [&] {
@@ -48,8 +63,20 @@ void WireSecretStores(const GlobalOptions& g, ReconcilerDeps& deps) {
     stores.vault = secretstores::NewVaultStore(std::move(vault));
     stores.by_source[SecretRef::Source::kAws] = stores.aws.get();
     stores.by_source[SecretRef::Source::kVault] = stores.vault.get();
+    stores.sops_status = ReadSopsKeys(g, stores);
   });
+  return stores;
+}
+
+}  // namespace
+
+Status CheckSecretStores(const GlobalOptions& g) { return TheStores(g).sops_status; }
+
+void WireSecretStores(const GlobalOptions& g, ReconcilerDeps& deps) {
+  Stores& stores = TheStores(g);
   deps.secret_stores = stores.by_source;
+  deps.sops_keys = stores.sops_keys;
+  deps.sops_options.allow_missing_mac = g.sops.allow_missing_mac;
   deps.secret_digest_key_file =
       g.secret_digest_key.empty()
           ? std::filesystem::path(g.state_dir) / "keys" / "secret-digest.key"

@@ -160,6 +160,9 @@ Session::Session(GlobalOptions options, const ProviderRegistry* registry, std::s
   deps.secrets_dir = options_.secrets_dir;
   deps.secret_env_policy = SecretEnvPolicyFor(options_);
   WireSecretStores(options_, deps);
+  if (Status keys = CheckSecretStores(options_); !keys.ok() && source_status_.ok()) {
+    source_status_ = keys;
+  }
   deps.build = ProgramBuildServices(options_.max_build_context);
   deps.stop = std::move(stop);
   reconciler_ = std::make_unique<Reconciler>(std::move(deps));

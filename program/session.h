@@ -51,6 +51,12 @@ struct GlobalOptions {
     std::string approle_mount;    // --vault-approle-mount (default approle)
     std::string ca_file;          // --vault-cacert
   } vault;
+  // SOPS (secret_stores.h): the keys of {sops: ...} references.
+  struct Sops {
+    std::vector<std::string> age_key_files;  // --sops-age-key-file (default SOPS_AGE_KEY_FILE)
+    std::vector<std::string> pgp_key_files;  // --sops-pgp-key-file
+    bool allow_missing_mac = false;          // --sops-allow-missing-mac
+  } sops;
   std::string secret_digest_key;  // --secret-digest-key (default <state>/keys/secret-digest.key)
   std::uint64_t max_build_context = 0;  // bytes; 0: the default (256 MiB)
   bool keep_documents = false;          // `render`: LoadLimits::keep_documents

@@ -24,6 +24,7 @@
 #include "reconcile/deploy_window.h"
 #include "reconcile/image_tag.h"
 #include "reconcile/provider.h"
+#include "reconcile/sops.h"
 #include "reconcile/spec.h"
 #include "yaml_tree.h"
 
@@ -355,6 +356,27 @@ struct Fields {
   bool Has(const std::string& k) const { return values.count(k) > 0; }
 };
 
+// A SOPS-encrypted file (a map with top-level `sops` metadata holding a
+// `mac` or `lastmodified`, and no `kind`): no manifest, but the data of
+// {sops: {file, key}} references, read at plan time (sops.h). Left out of
+// the tree's resources.
+bool IsSopsDocument(const YamlNode& raw) {
+  const YamlNode& root = raw.Resolved();
+  if (root.kind != Kind::kMap) return false;
+  const YamlNode* meta = nullptr;
+  for (const auto& [k, v] : root.entries) {
+    const YamlNode& key = k->Resolved();
+    if (key.kind != Kind::kScalar) continue;
+    if (key.value == "kind") return false;
+    if (key.value == "sops") meta = &v->Resolved();
+  }
+  if (meta == nullptr || meta->kind != Kind::kMap) return false;
+  return std::any_of(meta->entries.begin(), meta->entries.end(), [](const auto& e) {
+    const YamlNode& key = e.first->Resolved();
+    return key.kind == Kind::kScalar && (key.value == "mac" || key.value == "lastmodified");
+  });
+}
+
 // Where each path of a provider's block was written (value and key nodes).
 struct BlockNodes {
   std::map<std::string, const YamlNode*> values;
@@ -442,9 +464,12 @@ class Decoder {
                                            const std::vector<std::string>& extra,
                                            std::map<std::string, SourceLocation>& locations,
                                            std::optional<Fields>* fields = nullptr);
-  // The inner maps of {aws: {...}} and {vault: {...}} (model.h SecretRef).
+  // The inner maps of {aws: {...}}, {vault: {...}} and {sops: {...}} (model.h
+  // SecretRef).
   std::optional<SecretRef> AwsSecretReference(const YamlNode& n, const std::string& field);
   std::optional<SecretRef> VaultSecretReference(const YamlNode& n, const std::string& field);
+  std::optional<SecretRef> SopsSecretReference(const YamlNode& n, const std::string& field,
+                                               std::map<std::string, SourceLocation>& locations);
   void NotifierSpec(const Fields& spec, Notifier& n);
   void RegistrySpec(const Fields& spec, Registry& r);
   void TargetSpec(const YamlNode& spec, Target& t);
@@ -644,6 +669,7 @@ void Decoder::Metadata(const YamlNode& n, std::string& name,
 void Decoder::Document(const YamlNode& raw_root, DesiredState& out) {
   const YamlNode& root = raw_root.Resolved();
   if (root.kind == Kind::kNull) return;  // an empty document
+  if (IsSopsDocument(root)) return;      // SOPS data, read through {sops: ...}
   if (root.kind != Kind::kMap) {
     Error(
         root, "",
@@ -1435,11 +1461,12 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
     Error(value, field,
           "secrets must be references, not values: write {file: NAME} (a file under the "
           "secrets folder), {env: VAR} (an environment variable of the engine), {aws: "
-          "{secretId: ID}} (AWS Secrets Manager) or {vault: {path: PATH, key: KEY}} (Vault KV "
-          "v2), and keep the secret itself out of Git");
+          "{secretId: ID}} (AWS Secrets Manager), {vault: {path: PATH, key: KEY}} (Vault KV "
+          "v2) or {sops: {file: FILE, key: KEY}} (a SOPS-encrypted file of the tree), and keep "
+          "the secret itself out of Git");
     return std::nullopt;
   }
-  static const std::vector<std::string> kSources = {"file", "env", "aws", "vault"};
+  static const std::vector<std::string> kSources = {"file", "env", "aws", "vault", "sops"};
   std::vector<std::string> known = kSources;
   known.insert(known.end(), extra.begin(), extra.end());
   auto ref = Map(value, field, known);
@@ -1450,7 +1477,9 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
   if (refs != 1) {
     // None, but a misspelled key was reported already: one error is enough.
     bool reported = refs == 0 && ref->values.size() < ref->self->entries.size();
-    if (!reported) Error(value, field, "must have exactly one of 'file', 'env', 'aws' or 'vault'");
+    if (!reported) {
+      Error(value, field, "must have exactly one of 'file', 'env', 'aws', 'vault' or 'sops'");
+    }
     return std::nullopt;
   }
   if (auto* file = ref->Get("file")) {
@@ -1461,6 +1490,7 @@ std::optional<SecretRef> Decoder::SecretReference(const YamlNode& value, const s
   }
   if (auto* aws = ref->Get("aws")) return AwsSecretReference(*aws, field + ".aws");
   if (auto* vault = ref->Get("vault")) return VaultSecretReference(*vault, field + ".vault");
+  if (auto* sops = ref->Get("sops")) return SopsSecretReference(*sops, field + ".sops", locations);
   auto s = Checked(*ref->Get("env"), field + ".env", IsEnvName,
                    "an environment variable name (^[A-Za-z_][A-Za-z0-9_]*$)");
   if (!s) return std::nullopt;
@@ -1591,6 +1621,55 @@ std::optional<SecretRef> Decoder::VaultSecretReference(const YamlNode& n,
   }
   if (path.starts_with("data/") && path.size() > 5) path = path.substr(5);
   r.name = path;
+  return r;
+}
+
+std::optional<SecretRef> Decoder::SopsSecretReference(
+    const YamlNode& n, const std::string& field, std::map<std::string, SourceLocation>& locations) {
+  auto f = Map(n, field, {"file", "key"});
+  if (!f) return std::nullopt;
+  Require(*f, "file", field);
+  Require(*f, "key", field);
+  if (!f->Has("file") || !f->Has("key")) return std::nullopt;
+  SecretRef r;
+  r.source = SecretRef::Source::kSops;
+  bool ok = true;
+  const YamlNode* file = f->Get("file");
+  auto is_file = [](const std::string& s) {
+    return AllOf(s, 1, 1024, "/_.-") && s.front() != '/' && s.back() != '/';
+  };
+  if (auto s = Checked(*file, field + ".file", is_file,
+                       "a path relative to the manifest's folder (letters, digits, '/', '_', "
+                       "'.', '-')")) {
+    // Written by an Environment's patch: relative to the patch's folder.
+    const std::string dir = file->origin && *file->origin != file_
+                                ? fs::path(*file->origin).parent_path().generic_string()
+                                : manifest_dir_;
+    fs::path rel = (fs::path(dir) / *s).lexically_normal();
+    if (rel.empty() || *rel.begin() == ".." || rel.filename().empty()) {
+      Error(*file, field + ".file", "'" + *s + "' leads outside the tree");
+      ok = false;
+    } else if (!SopsFormatFromPath(rel.generic_string()).ok()) {
+      Error(*file, field + ".file",
+            "'" + *s + "' is not a file sops reads here: name it *.yaml, *.yml, *.json or *.env");
+      ok = false;
+    } else {
+      r.name = rel.generic_string();
+    }
+  } else {
+    ok = false;
+  }
+  if (auto s = Checked(*f->Get("key"), field + ".key", IsSecretKey,
+                       "the value's path in the file: keys joined by '.', list items by index "
+                       "(db.password, hosts.0), or a dotenv key (letters, digits and _.-@/+, at "
+                       "most 128)")) {
+    r.key = *s;
+  } else {
+    ok = false;
+  }
+  if (!ok) return std::nullopt;
+  // For the file check after loading (sops_store.h CheckSopsFiles).
+  locations[field + ".file"] = At(*file);
   return r;
 }
 
@@ -2944,6 +3023,7 @@ ParsedFile Parse(const TreeFile& f, const LoadLimits& limits, Diagnostics& diags
     auto origin = std::make_shared<const std::string>(f.rel);
     for (auto& doc : ParseYaml(f.rel, f.content, limits.max_depth, limits.max_alias_nodes, diags)) {
       if (!doc.root || doc.root->Resolved().kind == Kind::kNull) continue;
+      if (IsSopsDocument(*doc.root)) continue;  // SOPS data, read through {sops: ...}
       SetOrigin(*doc.root, origin);
       ParsedDoc d;
       d.root = doc.root;

@@ -47,6 +47,9 @@ std::string SecretRefText(const SecretRef& ref) {
       param("key", ref.key);
       param("version", ref.version);
       return "vault:" + ref.mount + "/" + ref.name + query;
+    case SecretRef::Source::kSops:
+      param("key", ref.key);
+      return "sops:" + ref.name + query;
   }
   return "";
 }
@@ -70,6 +73,9 @@ std::optional<SecretRef> ParseSecretRefText(const std::string& text) {
   } else if (text.starts_with("vault:")) {
     ref.source = SecretRef::Source::kVault;
     rest = text.substr(6);
+  } else if (text.starts_with("sops:")) {
+    ref.source = SecretRef::Source::kSops;
+    rest = text.substr(5);
   } else {
     return std::nullopt;
   }
@@ -91,7 +97,7 @@ std::optional<SecretRef> ParseSecretRefText(const std::string& text) {
         if (name == "region") slot = &ref.region;
         if (name == "versionId") slot = &ref.version;
         if (name == "versionStage") slot = &ref.version_stage;
-      } else if (name == "version") {
+      } else if (ref.source == SecretRef::Source::kVault && name == "version") {
         slot = &ref.version;
       }
       if (slot == nullptr || !slot->empty()) return std::nullopt;
@@ -107,6 +113,7 @@ std::optional<SecretRef> ParseSecretRefText(const std::string& text) {
   } else {
     ref.name = head;
   }
+  if (ref.source == SecretRef::Source::kSops && ref.key.empty()) return std::nullopt;
   if (ref.name.empty() || SecretRefText(ref) != text) return std::nullopt;
   return ref;
 }

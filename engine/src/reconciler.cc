@@ -10,6 +10,7 @@
 #include "reconcile/image_tag.h"
 #include "reconcile/registry_credentials.h"
 #include "reconcile/secrets.h"
+#include "reconcile/sops_store.h"
 #include "reconcile/spec.h"
 
 namespace reconcile {
@@ -47,7 +48,15 @@ Status Reconciler::Fetch(const std::string& revision) {
   }
   CheckSecretEnvPolicy(snapshot_.loaded.state, deps_.secret_env_policy,
                        snapshot_.loaded.diagnostics);
+  if (!snapshot_.loaded.diagnostics.HasErrors()) {
+    CheckSopsFiles(snapshot_.loaded.state, snapshot_.root, snapshot_.loaded.diagnostics);
+  }
   snapshot_.loaded.diagnostics.Sort();
+  SopsStoreOptions sops;
+  sops.keys = deps_.sops_keys;
+  sops.sops = deps_.sops_options;
+  sops.max_file_bytes = deps_.sops_max_file_bytes;
+  sops_store_ = NewSopsTreeStore(snapshot_.root, std::move(sops));
   if (snapshot_.loaded.diagnostics.HasErrors()) {
     size_t n = 0;
     for (const Diagnostic& d : snapshot_.loaded.diagnostics.items()) {
@@ -262,7 +271,7 @@ Status Reconciler::ObserveSecrets() {
   policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
   std::map<SecretRef::Source, std::unique_ptr<OncePerPass>> once;
   SecretStores stores;
-  for (const auto& [source, store] : deps_.secret_stores) {
+  for (const auto& [source, store] : Stores()) {
     if (store == nullptr) continue;
     once[source] = std::make_unique<OncePerPass>(store);
     stores[source] = once[source].get();
@@ -541,7 +550,13 @@ Result<std::map<std::string, std::string>> Reconciler::SecretsFor(const Change& 
   policy.engine_credentials.merge(RegistryCredentialVariables(snapshot_.loaded.state));
   std::map<std::string, SecretRef> refs = agent->secret_env;
   for (const auto& [name, file] : agent->secret_files) refs[SecretFileValueKey(name)] = file.ref;
-  return ResolveSecrets(refs, deps_.secrets_dir, policy, deps_.secret_stores, deps_.stop);
+  return ResolveSecrets(refs, deps_.secrets_dir, policy, Stores(), deps_.stop);
+}
+
+SecretStores Reconciler::Stores() const {
+  SecretStores stores = deps_.secret_stores;
+  if (sops_store_) stores.emplace(SecretRef::Source::kSops, sops_store_.get());
+  return stores;
 }
 
 // Records what runs for unchanged agents whose state entry is missing or out

@@ -177,6 +177,9 @@ const char* StoreFlags(SecretRef::Source source) {
     case SecretRef::Source::kVault:
       return "Vault is not configured in this engine (set VAULT_ADDR or --vault-addr, and a "
              "token: VAULT_TOKEN, --vault-token-file or --vault-approle-role-id-file)";
+    case SecretRef::Source::kSops:
+      return "SOPS files are not read in this engine (a Reconciler reads them from the tree "
+             "it fetched)";
     default:
       return "this kind of reference has no store in this engine";
   }

@@ -32,6 +32,12 @@ function check(file) {
     }
     const value = doc.toJS({ maxAliasCount: 10000 });
     if (value === null || value === undefined) return;  // empty document
+    // A SOPS-encrypted file ({sops: ...} secret references read it): data, not
+    // a manifest, as the loader (loader.cc IsSopsDocument) sees it.
+    if (typeof value === 'object' && !('kind' in value) && value.sops &&
+        typeof value.sops === 'object' && ('mac' in value.sops || 'lastmodified' in value.sops)) {
+      return;
+    }
     if (only && !(value && value.kind === only)) return;  // --kind: other kinds skipped
     const validate = value && typeof value === 'object' ? validators[value.kind] : undefined;
     if (!validate) {

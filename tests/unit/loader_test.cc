@@ -299,7 +299,7 @@ TEST_CASE("reports each error with file:line:column and field") {
       {"plain secret", AgentDoc(kMin + "  secretEnv:\n    TOKEN: hunter2\n"), 10, 12,
        "spec.secretEnv.TOKEN", "secrets must be references, not values"},
       {"secret with two sources", AgentDoc(kMin + "  secretEnv:\n    T: {file: a, env: B}\n"), 10,
-       8, "spec.secretEnv.T", "exactly one of 'file', 'env', 'aws' or 'vault'"},
+       8, "spec.secretEnv.T", "exactly one of 'file', 'env', 'aws', 'vault' or 'sops'"},
       {"secret file escapes", AgentDoc(kMin + "  secretEnv:\n    T: {file: ../x}\n"), 10, 15,
        "spec.secretEnv.T.file", "a file name in the secrets folder"},
       {"secret unknown source", AgentDoc(kMin + "  secretEnv:\n    T: {ssm: x}\n"), 10, 9,

@@ -195,10 +195,10 @@ TEST_CASE("secretFiles: each error names file:line:column and the field") {
       {"a mode that is not octal", "  secretFiles:\n    a: {file: a, mode: \"0800\"}\n",
        "spec.secretFiles.a.mode: must be an octal mode"},
       {"both file and env", "  secretFiles:\n    a: {file: a, env: RECONCILE_SECRET_A}\n",
-       "m.yaml:10:8: error: spec.secretFiles.a: must have exactly one of 'file', 'env', 'aws' or "
-       "'vault'"},
+       "m.yaml:10:8: error: spec.secretFiles.a: must have exactly one of 'file', 'env', 'aws', "
+       "'vault' or 'sops'"},
       {"no reference", "  secretFiles:\n    a: {target: /a}\n",
-       "spec.secretFiles.a: must have exactly one of 'file', 'env', 'aws' or 'vault'"},
+       "spec.secretFiles.a: must have exactly one of 'file', 'env', 'aws', 'vault' or 'sops'"},
       {"a file reference that escapes", "  secretFiles:\n    a: {file: ../x}\n",
        "spec.secretFiles.a.file: invalid value '../x'"},
       {"a bad name", "  secretFiles:\n    a/b: {file: a}\n",

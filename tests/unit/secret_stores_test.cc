@@ -104,6 +104,7 @@ TEST_CASE("secret stores: reference text round-trips and refuses what it does no
       {SecretRef::Source::kAws, "arn:aws:secretsmanager:eu-west-1:1:secret:a", "k",
        "0123456789abcdef0123456789abcdef", "", "eu-west-1"},
       {SecretRef::Source::kVault, "db", "password", "7", "", "", "secret"},
+      {SecretRef::Source::kSops, "deploy/secrets/db.enc.yaml", "db.password"},
   };
   for (const SecretRef& r : refs) {
     CAPTURE(SecretRefText(r));
@@ -111,8 +112,9 @@ TEST_CASE("secret stores: reference text round-trips and refuses what it does no
     REQUIRE(back.has_value());
     CHECK(*back == r);
   }
-  for (const char* bad : {"sops:x", "aws:", "aws:x?key=", "aws:x?nope=1", "aws:x?key=a&key=b",
-                          "vault:db?key=k", "vault:/db?key=k", "aws:x?region=r&key=k"}) {
+  for (const char* bad :
+       {"sops:x", "sops:x?version=1&key=k", "sops:?key=k", "aws:", "aws:x?key=", "aws:x?nope=1",
+        "aws:x?key=a&key=b", "vault:db?key=k", "vault:/db?key=k", "aws:x?region=r&key=k"}) {
     CAPTURE(bad);
     CHECK_FALSE(ParseSecretRefText(bad).has_value());
   }
@@ -147,7 +149,7 @@ TEST_CASE("secret stores: strict loader errors at file:line:column with the fiel
       {"vault path without mount", "    T: {vault: {path: db, key: k}}\n", 23,
        "spec.secretEnv.T.vault.path", "names no mount"},
       {"two sources", "    T: {file: a, vault: {path: s/d, key: k}}\n", 8, "spec.secretEnv.T",
-       "exactly one of 'file', 'env', 'aws' or 'vault'"},
+       "exactly one of 'file', 'env', 'aws', 'vault' or 'sops'"},
   };
   for (const Row& row : rows) {
     SUBCASE(row.name) {

@@ -77,12 +77,15 @@ struct BuildSpec {
 //  - kVault: Vault / OpenBao KV v2 ({vault: {path, key, version, mount}}):
 //            `mount` the KV v2 mount ("secret"), `name` the secret's path
 //            inside it ("db"), `key` the field of its data (required),
-//            `version` a version number ("" = the latest).
-// A new source (kSops: a file of the tree, `name` its path, `key` the value's
-// path in it) adds a Source, a case in SecretRefText / ParseSecretRefText and a
-// SecretStore (secret_store.h).
+//            `version` a version number ("" = the latest);
+//  - kSops:  a SOPS-encrypted file of the tree ({sops: {file, key}}):
+//            `name` its path relative to the tree root (written relative to
+//            the manifest's folder; the loader resolves it), `key` the
+//            value's path in it ("db.password", "hosts.0"; a dotenv key).
+// A new source adds a Source, a case in SecretRefText / ParseSecretRefText
+// and a SecretStore (secret_store.h).
 struct SecretRef {
-  enum class Source { kFile, kEnv, kAws, kVault };
+  enum class Source { kFile, kEnv, kAws, kVault, kSops };
   SecretRef() = default;
   SecretRef(Source s, std::string n, std::string k = "", std::string v = "", std::string stage = "",
             std::string r = "", std::string m = "")
@@ -94,7 +97,7 @@ struct SecretRef {
         region(std::move(r)),
         mount(std::move(m)) {}
   Source source = Source::kFile;
-  std::string name;  // file name, env variable, AWS SecretId or Vault path
+  std::string name;  // file name, env variable, AWS SecretId, Vault path or SOPS file
   std::string key;
   std::string version;
   std::string version_stage;
@@ -106,7 +109,8 @@ struct SecretRef {
 // The reference as one line of text, as it appears in a normalized spec,
 // plans and messages (never a value): "file:NAME", "env:VAR",
 // "aws:SECRET_ID?key=K&region=R&versionId=I&versionStage=S" (only the set
-// parameters, in this order), "vault:MOUNT/PATH?key=K&version=N".
+// parameters, in this order), "vault:MOUNT/PATH?key=K&version=N",
+// "sops:PATH?key=K".
 std::string SecretRefText(const SecretRef& ref);
 // The inverse of SecretRefText; nullopt for text it does not write.
 std::optional<SecretRef> ParseSecretRefText(const std::string& text);

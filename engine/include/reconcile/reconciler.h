@@ -41,6 +41,7 @@
 #include "reconcile/planner.h"
 #include "reconcile/provider.h"
 #include "reconcile/secrets.h"
+#include "reconcile/sops.h"
 #include "reconcile/source.h"
 #include "reconcile/state.h"
 #include "reconcile/state_store.h"
@@ -59,6 +60,13 @@ struct ReconcilerDeps {
   SecretEnvPolicy secret_env_policy;
   // The stores of {aws: ...} and {vault: ...} references (not owned).
   SecretStores secret_stores;
+  // {sops: {file, key}} references read the fetched tree's file and decrypt
+  // it with these keys (sops_store.h; null: every such reference fails
+  // naming the flags that give keys) and options, files up to
+  // sops_max_file_bytes.
+  std::shared_ptr<const SopsKeys> sops_keys;
+  SopsOptions sops_options;
+  std::size_t sops_max_file_bytes = 4 * 1024 * 1024;
   // The key of the secret values' fingerprints (secrets.h DigestKey). Set:
   // Observe (kAll) resolves every planned agent's secrets and records their
   // fingerprints in its spec (a changed value plans an update; a secret that
@@ -181,6 +189,9 @@ class Reconciler {
   // Resolves the planned agents' secrets (deps_.secret_digest_key_file set)
   // into secret_values_ and their fingerprints into Agent::secret_digests.
   Status ObserveSecrets();
+  // deps_.secret_stores and, unless they serve it, the SOPS store over the
+  // fetched tree (sops_store_).
+  SecretStores Stores() const;
   Status BuildImage(const Change& change, const ProgressFn& progress, const StepFn& step,
                     std::stop_token stop, const std::string& traceparent) const;
   Result<std::optional<RegistryCredentials>> PullCredentials(const Change& change) const;
@@ -200,6 +211,8 @@ class Reconciler {
   // Per agent: its secrets' values as ObserveSecrets read them (the keys of
   // ApplyChangeRequest::secret_values). Memory only.
   std::map<std::string, std::map<std::string, std::string>> secret_values_;
+  // {sops: ...} references: the files of the fetched tree (made by Fetch).
+  std::unique_ptr<SecretStore> sops_store_;
 };
 
 // "2 added, 0 changed, 1 replaced, 0 destroyed".

@@ -59,9 +59,10 @@ struct Snapshot {
   // Git: the names of the tags (refs/tags/*, without the prefix) that point
   // at the commit, sorted; folder: empty. For tagStrategy semver.
   std::vector<std::string> tags;
-  // Folder on disk that holds the tree's files, for build contexts: the
-  // folder itself, or (Git) a private export of the commit's tree under the
-  // cache folder. Empty when the source cannot offer one.
+  // Folder on disk that holds the tree's files, for build contexts and SOPS
+  // files: the folder itself, or (Git, when ReadsTreeFiles) a private export
+  // of the commit's tree under the cache folder. Empty when the source
+  // cannot offer one.
   std::filesystem::path root;
   LoadResult loaded;  // use only when !loaded.diagnostics.HasErrors()
   LoadStats stats;
@@ -148,6 +149,12 @@ class Source {
 // True for https://, http://, ssh://, git://, file:// and scp-like
 // user@host:path locations.
 bool IsGitUrl(const std::string& location);
+
+// True when a pass over `state` reads files of the tree besides its
+// manifests: an agent's build context, or a SOPS file a secret reference
+// names ({sops: ...}). A Git source then exports the commit's tree
+// (Snapshot::root).
+bool ReadsTreeFiles(const DesiredState& state);
 
 // A folder source, or a Git source when IsGitUrl(options.location). Checks
 // the options only (no I/O on the remote): kInvalid for a malformed URL, a

@@ -723,9 +723,7 @@ class GitSource : public Source {
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
 
-    bool builds = std::any_of(snap.loaded.state.agents.begin(), snap.loaded.state.agents.end(),
-                              [](const Agent& a) { return a.build.has_value(); });
-    if (builds && !snap.loaded.diagnostics.HasErrors() && !single) {
+    if (ReadsTreeFiles(snap.loaded.state) && !snap.loaded.diagnostics.HasErrors() && !single) {
       Result<fs::path> root = Export(sub.get(), snap.revision, what);
       if (!root.ok()) return root.status();
       snap.root = *root;
@@ -1037,9 +1035,7 @@ class GitSource : public Source {
     snap.loaded.state.revision = snap.revision;
     snap.loaded.diagnostics.Append(walker.diagnostics);
     snap.loaded.diagnostics.Sort();
-    bool builds = std::any_of(snap.loaded.state.agents.begin(), snap.loaded.state.agents.end(),
-                              [](const Agent& a) { return a.build.has_value(); });
-    if (builds && !snap.loaded.diagnostics.HasErrors()) {
+    if (ReadsTreeFiles(snap.loaded.state) && !snap.loaded.diagnostics.HasErrors()) {
       Result<fs::path> exported = Export(root, snap.revision, what);
       if (!exported.ok()) return exported.status();
       snap.root = *exported;
