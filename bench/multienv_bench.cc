@@ -252,7 +252,7 @@ int Main(int argc, char** argv) {
     auto start = std::chrono::steady_clock::now();
     bench::Run(bench::Git(repo) + "commit -q -am change && " + bench::Git(repo) + "push -q -f '" +
                origin + "' main");
-    multi.Trigger("bench");
+    multi.Trigger("bench", "");
     WaitFor([&] { return staging.counts.good + staging.counts.bad > before; }, "staging pass");
     latencies.push_back(WallMs(start));
     if (staging.counts.last_changes != 1) throw std::runtime_error("staging: not one change");

@@ -683,7 +683,7 @@ Reply HttpServer::Impl::Webhook(WebhookProvider provider, const Request& req) {
   if (v.triggers()) {
     std::string why = v.message;
     if (!v.commit.empty()) why += " (payload says " + v.commit.substr(0, 12) + ")";
-    std::string note = view.TriggerWebhook(why);
+    std::string note = view.TriggerWebhook(why, std::string("webhook:") + name);
     if (!note.empty()) v.message += "; " + note;
   }
   int code = v.http_status();

@@ -94,13 +94,14 @@ class ControllerView {
   virtual nlohmann::json Status() = 0;
   virtual Readiness Ready() = 0;
   // Asks for a ref check of the followed branch now. `why` is for logs
-  // ("github push to refs/heads/main (payload says 6113728f27ae)").
-  virtual void Trigger(const std::string& why) = 0;
-  // A verified webhook's Trigger; returns a note for its answer (a
-  // follower under leader election: "handed to the leader ..."), "" for
-  // none. Default: Trigger.
-  virtual std::string TriggerWebhook(const std::string& why) {
-    Trigger(why);
+  // ("github push to refs/heads/main (payload says 6113728f27ae)"); `actor`
+  // is who asked ("webhook:github"), for the audit log (SchedulerControl).
+  virtual void Trigger(const std::string& why, const std::string& actor) = 0;
+  // A verified webhook's Trigger (actor "webhook:<provider>"); returns a
+  // note for its answer (a follower under leader election: "handed to the
+  // leader ..."), "" for none. Default: Trigger.
+  virtual std::string TriggerWebhook(const std::string& why, const std::string& actor) {
+    Trigger(why, actor);
     return {};
   }
   // The branch pushes are filtered by: "main", or a full ref "refs/tags/v1".

@@ -538,9 +538,9 @@ Readiness LeaderElectionView::Ready() {
   return r;
 }
 
-std::string LeaderElectionView::TriggerWebhook(const std::string& why) {
+std::string LeaderElectionView::TriggerWebhook(const std::string& why, const std::string& actor) {
   if (elector_.IsLeader()) {
-    inner_.Trigger(why);
+    inner_.Trigger(why, actor);
     return {};
   }
   return elector_.QueueWebhook(why);

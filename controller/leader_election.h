@@ -195,8 +195,10 @@ class LeaderElectionView final : public ControllerView {
       : inner_(inner), elector_(elector) {}
   nlohmann::json Status() override;
   Readiness Ready() override;
-  void Trigger(const std::string& why) override { (void)TriggerWebhook(why); }
-  std::string TriggerWebhook(const std::string& why) override;
+  void Trigger(const std::string& why, const std::string& actor) override {
+    (void)TriggerWebhook(why, actor);
+  }
+  std::string TriggerWebhook(const std::string& why, const std::string& actor) override;
   std::string FollowedBranch() override { return inner_.FollowedBranch(); }
   ApproveAnswer Approve(const std::string& id, const std::string& by) override {
     return inner_.Approve(id, by);

@@ -70,9 +70,10 @@ void MultiScheduler::Start() {
   });
 }
 
-void MultiScheduler::Trigger(const std::string& /*why*/) {
-  Post([this] {
+void MultiScheduler::Trigger(const std::string& /*why*/, const std::string& actor) {
+  Post([this, actor] {
     if (stopping_ || paused_) return;
+    if (!actor.empty()) trigger_actor_ = actor;
     if (busy_) {
       pending_ = true;
       return;
@@ -149,6 +150,8 @@ void MultiScheduler::StartCheck() {
   if (stopping_ || paused_) return;
   busy_ = true;
   pending_ = false;
+  check_actor_ = std::move(trigger_actor_);
+  trigger_actor_.clear();
   std::stop_token stop;
   std::string seen;
   {
@@ -181,7 +184,7 @@ void MultiScheduler::OnResolved(Result<std::string> revision) {
     last_ = revision;
   }
   if (!stopping_ && !paused_) {
-    for (Scheduler* c : Children()) c->Offer(revision);
+    for (Scheduler* c : Children()) c->Offer(revision, check_actor_);
   }
   Idle();
 }

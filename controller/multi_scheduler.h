@@ -59,7 +59,7 @@ class MultiScheduler final : public SchedulerControl {
   std::function<void(const std::string& revision, std::stop_token stop)> on_revision;
 
   void Start() override;
-  void Trigger(const std::string& why) override;
+  void Trigger(const std::string& why, const std::string& actor) override;
   void Stop(std::function<void()> on_stopped) override;
   void Pause(std::function<void()> on_paused) override;
   void Resume() override;
@@ -95,6 +95,8 @@ class MultiScheduler final : public SchedulerControl {
   bool started_ = false;
   bool busy_ = false;
   bool pending_ = false;
+  std::string trigger_actor_;  // who asked for the next check (Trigger), "" none
+  std::string check_actor_;    // who asked for the running one: offered with its result
   bool stopping_ = false;
   bool paused_ = false;
   std::function<void()> after_check_;  // Pause/Stop waiting for the check to end

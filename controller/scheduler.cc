@@ -57,9 +57,11 @@ void Scheduler::Start() {
   Post([this] { StartCheck(); });
 }
 
-void Scheduler::Trigger(const std::string& /*why: for the caller's log*/) {
-  Post([this] {
+void Scheduler::Trigger(const std::string& /*why: for the caller's log*/,
+                        const std::string& actor) {
+  Post([this, actor] {
     if (stopping_ || paused_) return;
+    if (!actor.empty()) trigger_actor_ = actor;
     if (busy_) {
       pending_ = true;  // coalesced: one more check after the current work
       return;
@@ -132,9 +134,10 @@ void Scheduler::Resume() {
   });
 }
 
-void Scheduler::Offer(Result<std::string> revision) {
-  Post([this, revision = std::move(revision)]() mutable {
+void Scheduler::Offer(Result<std::string> revision, const std::string& actor) {
+  Post([this, revision = std::move(revision), actor]() mutable {
     offered_ = std::move(revision);
+    if (!actor.empty()) trigger_actor_ = actor;
     if (stopping_ || paused_) return;
     if (busy_) {
       pending_ = true;  // decided again after the current pass
@@ -226,6 +229,8 @@ void Scheduler::StartCheck() {
   if (stopping_ || paused_) return;
   busy_ = true;
   pending_ = false;
+  check_actor_ = std::move(trigger_actor_);
+  trigger_actor_.clear();
   if (options_.follower) {
     // No ref check of its own: the MultiScheduler's shared one.
     if (!offered_) {
@@ -299,6 +304,7 @@ void Scheduler::OnResolved(Result<std::string> revision) {
   PassRequest request;
   request.kind = d == Decision::kApply ? PassRequest::Kind::kApply : PassRequest::Kind::kDrift;
   request.revision = *revision;
+  if (!check_actor_.empty()) request.actor = check_actor_;
   request.apply = options_.apply;
   budget_held_.clear();
   if (d == Decision::kDrift) {
@@ -589,7 +595,7 @@ Result<PendingPlan> Scheduler::Approve(const std::string& id, const std::string&
     }
   }
   if (listener_) listener_->PlanApproved(*p);
-  Trigger("plan " + p->id + " approved");
+  Trigger("plan " + p->id + " approved", "");
   return p;
 }
 

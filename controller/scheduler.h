@@ -113,7 +113,10 @@ class SchedulerControl {
  public:
   virtual ~SchedulerControl() = default;
   virtual void Start() = 0;
-  virtual void Trigger(const std::string& why) = 0;
+  // Asks for a ref check now (coalesced). `why` is for logs; `actor` is who
+  // or what asked ("webhook:github"), the audit entry's actor of the pass
+  // that check leads to; empty: "controller".
+  virtual void Trigger(const std::string& why, const std::string& actor) = 0;
   virtual void Stop(std::function<void()> on_stopped) = 0;
   virtual void Pause(std::function<void()> on_paused) = 0;
   virtual void Resume() = 0;
@@ -139,8 +142,7 @@ class Scheduler final : public SchedulerControl {
 
   // Starts the first check at once.
   void Start() override;
-  // Asks for a ref check now (coalesced).
-  void Trigger(const std::string& why) override;
+  void Trigger(const std::string& why, const std::string& actor) override;
   // No new work; the running pass stops; then `on_stopped` (on the I/O thread).
   void Stop(std::function<void()> on_stopped) override;
   // The running pass stops; then `on_paused` (on the I/O thread). Nothing
@@ -150,7 +152,8 @@ class Scheduler final : public SchedulerControl {
   void Resume() override;
   // options.follower: the result of the shared ref check; decides at once
   // (or after the current pass: coalesced). Any thread.
-  void Offer(Result<std::string> revision);
+  // `actor`: who asked for that check (Trigger), "" for the interval.
+  void Offer(Result<std::string> revision, const std::string& actor = "");
   // A drift watch's notice (see the header comment). Any thread.
   void DriftNotice(const reconcile::DriftNotice& notice);
 
@@ -206,6 +209,8 @@ class Scheduler final : public SchedulerControl {
   bool drift_due_ = false;        // the trigger's time came while busy: run after the pass
   bool drift_requested_ = false;  // the next decision is for watch events
   std::string running_trigger_;   // why the running pass runs: revision, interval, event
+  std::string trigger_actor_;     // who asked for the next check (Trigger), "" none
+  std::string check_actor_;       // who asked for the running check, "" none
 
   // Shared with StatusJson / Ready (any thread).
   mutable std::mutex mu_;

@@ -24,7 +24,9 @@ class SchedulerView final : public ControllerView {
     r.ready = scheduler_.Ready(&r.reason);
     return r;
   }
-  void Trigger(const std::string& why) override { scheduler_.Trigger(why); }
+  void Trigger(const std::string& why, const std::string& actor) override {
+    scheduler_.Trigger(why, actor);
+  }
   std::string FollowedBranch() override { return branch_; }
   ApproveAnswer Approve(const std::string& id, const std::string& by) override {
     auto p = scheduler_.Approve(id, by, "api");

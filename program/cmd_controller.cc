@@ -672,7 +672,7 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     };
     cb.webhook_requested = [&scheduler](const std::string& value) {
       spdlog::info("leader election: a webhook was handed to us ({}); checking the ref now", value);
-      scheduler.Trigger("webhook handed over through the Lease");
+      scheduler.Trigger("webhook handed over through the Lease", "webhook");
     };
     cb.log = [](bool warn, const std::string& line) {
       if (warn) {

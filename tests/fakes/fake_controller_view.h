@@ -25,9 +25,10 @@ class FakeControllerView : public controller::ControllerView {
     std::lock_guard<std::mutex> lock(mu_);
     return ready_;
   }
-  void Trigger(const std::string& why) override {
+  void Trigger(const std::string& why, const std::string& actor) override {
     std::lock_guard<std::mutex> lock(mu_);
     triggers_.push_back(why);
+    actors_.push_back(actor);
   }
   std::string FollowedBranch() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -49,6 +50,11 @@ class FakeControllerView : public controller::ControllerView {
   std::vector<std::string> triggers() const {
     std::lock_guard<std::mutex> lock(mu_);
     return triggers_;
+  }
+  // Who asked, per trigger ("webhook:github").
+  std::vector<std::string> actors() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return actors_;
   }
   // Approve: records "id by"; answers the status set for that id (default 404).
   ApproveAnswer Approve(const std::string& id, const std::string& by) override {
@@ -73,6 +79,7 @@ class FakeControllerView : public controller::ControllerView {
   controller::Readiness ready_{true, ""};
   std::string branch_ = "main";
   std::vector<std::string> triggers_;
+  std::vector<std::string> actors_;
   std::vector<std::string> approvals_;
   std::map<std::string, ApproveAnswer> answers_;
 };

@@ -20,7 +20,8 @@
 #     missing file (file:line:field) and a missing key path give clear
 #     errors and change nothing;
 #   - a controller following the branch applies a rotation pushed with a
-#     webhook, and refuses to start with a bad key file;
+#     webhook, and refuses to start with a bad key file; the audit log names
+#     the webhook (webhook:github) as the actor of that pass;
 #   - the CANARY: no cleartext value (old or new) in any command's output,
 #     the state folder, a saved plan, the Git cache or the exported tree.
 #
@@ -54,7 +55,7 @@ CANARY3="sops-canary-$RANDOM$RANDOM-three"
 R() {  # the binary over the served main branch, every output kept for the canary check
   local cmd=$1
   shift
-  "$RECONCILE" --no-color --state "$work/state" "$cmd" --source "$url" --ref main --path deploy "$@" \
+  "$RECONCILE" --no-color --state "$work/state" --audit-key "$work/op.pem" "$cmd" --source "$url" --ref main --path deploy "$@" \
     2>&1 | tee -a "$work/all-output.log"
   return "${PIPESTATUS[0]}"
 }
@@ -75,6 +76,7 @@ file_in() {  # file_in CONTAINER_ID PATH: the file's content, through GET /archi
 }
 
 # --- keys, the tree, the encrypted files ---------------------------------------
+openssl genpkey -algorithm ed25519 -out "$work/op.pem" 2>/dev/null  # the audit log's key
 age-keygen -o "$work/key.txt" 2>/dev/null
 age-keygen -o "$work/other.txt" 2>/dev/null
 recipient="$(age-keygen -y "$work/key.txt")"
@@ -203,7 +205,7 @@ expect_exit 1 "the controller refuses to start with a bad key file" -- \
   "$RECONCILE" --no-color controller --repo "$url" --branch main --path deploy --state "$work/state" \
   --listen "127.0.0.1:$http_port" --sops-age-key-file "$work/bad.txt"
 contains "the controller names the key file" "$work/bad.txt:1" "$out"
-"$RECONCILE" --no-color controller --repo "$url" --branch main --path deploy --state "$work/state" \
+"$RECONCILE" --no-color --audit-key "$work/op.pem" controller --repo "$url" --branch main --path deploy --state "$work/state" \
   --listen "127.0.0.1:$http_port" --interval 1h --drift-interval 1h \
   --webhook-secret-file "$work/hook.secret" --sops-age-key-file "$work/key.txt" \
   >>"$work/ctl.log" 2>&1 &
@@ -223,6 +225,15 @@ wait_for 10 "controller: the pass is recorded as applied" -- applied_is "$(git -
 stop_pid "$ctl_pid"
 ctl_pid=""
 cat "$work/ctl.log" >>"$work/all-output.log"
+# The audit log: the CLI's applies by the user, the controller's first pass by
+# the controller, the pushed rotation by the webhook that asked for it.
+head="$(git -C "$work/clone" rev-parse HEAD)"
+actors="$("$RECONCILE" --no-color --state "$work/state" audit list --json "$work/clone/deploy" |
+  python3 -c 'import json,sys; print(" ".join(e["action"] + ":" + e["actor"] + ("@head" if e.get("revision") == sys.argv[1] else "") for e in json.load(sys.stdin)))' "$head")"
+contains "audit: the CLI's apply is the user's" "apply:cli:" "$actors"
+contains "audit: the controller's own pass" "apply:controller" "$actors"
+contains "audit: the rotation pushed with a webhook is the webhook's" "apply:webhook:github@head" "$actors"
+cat "$work/state/audit.log" >>"$work/all-output.log" 2>/dev/null
 
 # --- the canary ---------------------------------------------------------------------------
 leaks=""

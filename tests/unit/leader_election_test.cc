@@ -451,7 +451,7 @@ TEST_CASE("leader election: the view routes webhooks and readiness by role") {
   CHECK(r.reason.find("has not been read") != std::string::npos);
   CHECK_FALSE(b.TryAcquireOrRenew());
   CHECK(view.Ready().ready);  // following: ready
-  std::string note = view.TriggerWebhook("push");
+  std::string note = view.TriggerWebhook("push", "webhook:github");
   CHECK(note.find("handed to the leader a") != std::string::npos);
   CHECK(inner.triggers().empty());  // a follower never runs it itself
   json s = view.Status();

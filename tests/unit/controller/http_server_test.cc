@@ -125,6 +125,7 @@ TEST_CASE("http: GitHub webhooks over loopback") {
     REQUIRE(triggers.size() == 1);
     CHECK(triggers[0].find("refs/heads/master") != std::string::npos);
     CHECK(triggers[0].find("6113728f27ae") != std::string::npos);
+    CHECK(s.view.actors() == std::vector<std::string>{"webhook:github"});
     CHECK(s.metrics.Render().find(
               "reconcile_webhook_requests_total{code=\"202\",provider=\"github\"} 1") !=
           std::string::npos);
@@ -216,6 +217,8 @@ TEST_CASE("http: GitLab and generic webhooks, and endpoints without a secret") {
                {{"X-Reconcile-Signature-256", "sha256=" + HmacSha256Hex("x", "{}")}})
               .status == 401);
     CHECK(s.view.triggers().size() == 2);
+    // Who asked, for the audit entry of the pass.
+    CHECK(s.view.actors() == std::vector<std::string>{"webhook:gitlab", "webhook:generic"});
   }
   SUBCASE("no secret: 503 with a clear message, nothing triggered") {
     HttpServerOptions options;

@@ -90,7 +90,7 @@ struct Rig {
   // Triggers a check and waits until the pass it runs is recorded.
   void Pass() {
     const int before = StatusPasses();
-    scheduler->Trigger("test");
+    scheduler->Trigger("test", "");
     REQUIRE(RunUntil([&] { return StatusPasses() > before; }));
   }
   nlohmann::json Pending() { return scheduler->StatusJson()["pendingPlan"]; }

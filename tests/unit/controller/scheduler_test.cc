@@ -100,13 +100,83 @@ TEST_CASE("scheduler: triggers during a check coalesce into exactly one more") {
   rig.source.CloseGate();
   rig.scheduler->Start();
   REQUIRE(rig.RunUntil([&] { return rig.source.resolves() == 1; }));
-  for (int i = 0; i < 20; ++i) rig.scheduler->Trigger("webhook");
+  for (int i = 0; i < 20; ++i) rig.scheduler->Trigger("webhook", "webhook:github");
   rig.io.run_for(50ms);
   rig.source.OpenGate();
   REQUIRE(rig.RunUntil([&] { return rig.listener.checks >= 2; }));
   rig.io.run_for(200ms);
   CHECK(rig.source.resolves() == 2);  // the first, plus one for all 20 triggers
   CHECK(rig.listener.passes == 1);    // the second check found nothing new
+}
+
+// Records the audit entries a scheduler's passes append.
+class RecordingAudit final : public AuditSink {
+ public:
+  Status Check() override { return Status::Ok(); }
+  Status Append(AuditEntry entry) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.push_back(std::move(entry));
+    return Status::Ok();
+  }
+  std::vector<AuditEntry> entries() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<AuditEntry> entries_;
+};
+
+TEST_CASE("scheduler: the audit entry names who asked for the pass (controller, webhook)") {
+  TempDir tmp;
+  FakeSource source;
+  FakeProvider provider;
+  ProviderRegistry registry;
+  testing::RegisterFake(registry, &provider);
+  auto store = NewFileStateStore(tmp.path() / "state");
+  auto clock = NewSystemClock();
+  RecordingAudit audit;
+  CountingListener listener;
+  boost::asio::io_context io;
+  ReconcilerDeps d;
+  d.source = &source;
+  d.store = store.get();
+  d.providers = &registry;
+  d.clock = clock.get();
+  d.audit = &audit;
+  SchedulerOptions o;
+  o.interval = 1h;  // only Start and the triggers check the ref
+  o.policy.drift_interval = 1h;
+  Scheduler scheduler(io, d, o, &listener);
+  auto run_until = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io.run_for(5ms);
+      if (io.stopped()) io.restart();
+    }
+    return done();
+  };
+  source.Set("c1", MakeDesired({MakeAgent("a")}));
+  scheduler.Start();
+  REQUIRE(run_until([&] { return audit.entries().size() == 1; }));
+  CHECK(audit.entries()[0].actor == "controller");
+  CHECK(audit.entries()[0].revision == "c1");
+
+  source.Set("c2", MakeDesired({MakeAgent("a"), MakeAgent("b")}));
+  scheduler.Trigger("github push to refs/heads/main", "webhook:github");
+  REQUIRE(run_until([&] { return audit.entries().size() == 2; }));
+  CHECK(audit.entries()[1].actor == "webhook:github");
+  CHECK(audit.entries()[1].revision == "c2");
+
+  // The next check that nobody asked for is the controller's again.
+  source.Set("c3", MakeDesired({MakeAgent("b")}));
+  scheduler.Trigger("a poll", "");
+  REQUIRE(run_until([&] { return audit.entries().size() == 3; }));
+  CHECK(audit.entries()[2].actor == "controller");
+  bool stopped = false;
+  scheduler.Stop([&] { stopped = true; });
+  run_until([&] { return stopped; });
 }
 
 TEST_CASE("scheduler: an invalid commit is not applied and not retried; a new one is") {
@@ -280,7 +350,7 @@ TEST_CASE("scheduler: Pause ends the running check, ignores triggers; Resume che
   CHECK(std::chrono::steady_clock::now() - t < 2s);
   CHECK(rig.listener.passes == 0);
   rig.source.OpenGate();
-  rig.scheduler->Trigger("a webhook while paused");
+  rig.scheduler->Trigger("a webhook while paused", "webhook:github");
   auto quiet = std::chrono::steady_clock::now() + 300ms;
   rig.RunUntil([&] { return std::chrono::steady_clock::now() > quiet; });
   CHECK(rig.source.resolves() == 1);  // no check while paused
@@ -310,7 +380,7 @@ TEST_CASE("scheduler: start_paused runs nothing until Resume; Resume after Stop 
   o.interval = 20ms;
   o.start_paused = true;
   Scheduler scheduler(io, d, o, &listener);
-  scheduler.Trigger("ignored while paused");
+  scheduler.Trigger("ignored while paused", "");
   io.run_for(300ms);
   io.restart();
   CHECK(source.resolves() == 0);
