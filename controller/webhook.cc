@@ -229,17 +229,6 @@ int WebhookVerdict::http_status() const {
   return 500;
 }
 
-std::string HmacSha256Hex(std::string_view key, std::string_view data) {
-  static const char* const kDigits = "0123456789abcdef";
-  Digest d = Hmac(key, data);
-  std::string out;
-  for (unsigned char b : d) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
-}
-
 bool RefIsFollowed(std::string_view ref, std::string_view followed_branch) {
   if (followed_branch.empty()) return false;
   if (followed_branch.substr(0, 5) == "refs/") return ref == followed_branch;

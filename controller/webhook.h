@@ -36,6 +36,8 @@
 #include <string>
 #include <string_view>
 
+#include "reconcile/spec.h"
+
 namespace reconcile::controller {
 
 enum class WebhookProvider { kGitHub, kGitLab, kGeneric };
@@ -77,8 +79,8 @@ WebhookVerdict VerifyGitLab(const WebhookHeaders& headers, std::string_view body
 WebhookVerdict VerifyGeneric(const WebhookHeaders& headers, std::string_view body,
                              std::string_view secret, std::string_view followed_branch);
 
-// Lower-case hex HMAC-SHA256(key, data): what a sender puts after "sha256=".
-std::string HmacSha256Hex(std::string_view key, std::string_view data);
+// What a sender puts after "sha256=": reconcile::HmacSha256Hex (spec.h).
+using reconcile::HmacSha256Hex;
 
 // True when `ref` (a full ref from a payload) names `followed_branch` (a
 // branch name, or a full ref when it starts with "refs/").

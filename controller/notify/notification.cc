@@ -1,8 +1,5 @@
 #include "notify/notification.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -300,20 +297,6 @@ std::string IdempotencyKey(const std::string& notifier, const std::string& envir
   h.UpdateField(revision);
   for (const auto& e : events) h.UpdateField(e);
   return "rcn-" + h.HexDigest().substr(0, 32);
-}
-
-std::string HmacSha256Hex(const std::string& key, const std::string& body) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(body.data()), body.size(), out, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string text;
-  for (unsigned int i = 0; i < len; ++i) {
-    text += hex[out[i] >> 4];
-    text += hex[out[i] & 15];
-  }
-  return text;
 }
 
 CommitState FinalState(const PassSummary& s) {

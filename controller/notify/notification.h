@@ -31,6 +31,7 @@
 #include "reconcile/event.h"
 #include "reconcile/model.h"
 #include "reconcile/pass.h"
+#include "reconcile/spec.h"
 
 namespace reconcile::controller::notify {
 
@@ -87,8 +88,9 @@ nlohmann::json WebhookEvent(const PassSummary& s, const std::vector<std::string>
 std::string IdempotencyKey(const std::string& notifier, const std::string& environment,
                            const std::string& revision, std::vector<std::string> events);
 
-// Lower-case hex HMAC-SHA256 of `body` under `key`.
-std::string HmacSha256Hex(const std::string& key, const std::string& body);
+// Lower-case hex HMAC-SHA256 of a body under a key: reconcile::HmacSha256Hex
+// (spec.h).
+using reconcile::HmacSha256Hex;
 
 // The commit status of a revision (GitHub and GitLab name them differently).
 enum class CommitState { kPending, kRunning, kSuccess, kFailure, kError };
