@@ -89,14 +89,14 @@ SecretRef Sops(const std::string& file, const std::string& key) {
 TEST_CASE("sops refs: decoded relative to the manifest's folder, with a text form") {
   Agent a = DecodeIn("deploy/app.yaml", "deploy",
                      "    DB: {sops: {file: secrets/db.enc.yaml, key: db.password}}\n"
-                     "    UP: {sops: {file: ../shared/app.env, key: API_KEY}}\n"
+                     "    UP: {sops: {file: ../common/app.env, key: API_KEY}}\n"
                      "    J: {sops: {file: ./x.json, key: hosts.0}}\n");
   const SecretRef& db = a.secret_env.at("DB");
   CHECK(db.source == SecretRef::Source::kSops);
   CHECK(db.name == "deploy/secrets/db.enc.yaml");
   CHECK(db.key == "db.password");
   CHECK(SecretRefText(db) == "sops:deploy/secrets/db.enc.yaml?key=db.password");
-  CHECK(a.secret_env.at("UP").name == "shared/app.env");
+  CHECK(a.secret_env.at("UP").name == "common/app.env");
   CHECK(a.secret_env.at("J").name == "deploy/x.json");
   for (const auto& [name, ref] : a.secret_env) {
     CAPTURE(name);
