@@ -194,6 +194,37 @@ TEST_CASE("sops refs: SOPS files in the tree are data, not manifests") {
   CHECK_MESSAGE(Has(All(bad.diagnostics), "bad.yaml:1:1"), All(bad.diagnostics));
 }
 
+TEST_CASE("sops refs: in an Environment, relative to the base's or the patch's folder") {
+  TempDir tree;
+  tree.Write("base/all.yaml",
+             "apiVersion: reconcile.dev/v1alpha1\nkind: Target\nmetadata: {name: t}\n"
+             "spec: {provider: docker}\n---\n" +
+                 kHead +
+                 "    DB: {sops: {file: secrets/db.enc.yaml, key: db.password}}\n"
+                 "    API: {sops: {file: secrets/api.enc.env, key: API_KEY}}\n");
+  tree.Write("envs/prod/environment.yaml",
+             "apiVersion: reconcile.dev/v1alpha1\nkind: Environment\nmetadata: {name: prod}\n"
+             "spec:\n  bases: [../../base]\n");
+  tree.Write("envs/prod/patch.yaml",
+             "apiVersion: reconcile.dev/v1alpha1\nkind: Agent\nmetadata: {name: a}\nspec:\n"
+             "  secretEnv:\n    DB: {sops: {file: prod-db.enc.yaml, key: db.password}}\n");
+  tree.Write("envs/prod/prod-db.enc.yaml", ReadAll(kFuzzSops / "enc.yaml"));
+  tree.Write("envs/prod/plain.enc.yml", ReadAll(kVectors / "format.enc.yaml"));
+  LoadResult r = LoadPath(tree.path(), "envs/prod");
+  REQUIRE_MESSAGE(!r.diagnostics.HasErrors(), All(r.diagnostics));
+  REQUIRE(r.state.agents.size() == 1);
+  const Agent& a = r.state.agents[0];
+  CHECK(a.secret_env.at("DB").name == "envs/prod/prod-db.enc.yaml");  // the patch's folder
+  CHECK(a.secret_env.at("API").name == "base/secrets/api.enc.env");   // the base's folder
+  CHECK(a.field_locations.at("spec.secretEnv.DB.sops.file").file == "envs/prod/patch.yaml");
+  // The check names the patch's line for the patched reference.
+  Diagnostics diags;
+  CheckSopsFiles(r.state, tree.path(), diags);
+  REQUIRE_MESSAGE(diags.size() == 1, All(diags));  // base/secrets/api.enc.env is missing
+  CHECK(diags.items()[0].file == "base/all.yaml");
+  CHECK(diags.items()[0].field == "spec.secretEnv.API.sops.file");
+}
+
 TEST_CASE("sops refs: CheckSopsFiles names the reference's file:line for a missing file") {
   TempDir tree;
   tree.Write("app/enc.yaml", ReadAll(kFuzzSops / "enc.yaml"));
