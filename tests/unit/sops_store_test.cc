@@ -98,11 +98,11 @@ TEST_CASE("sops refs: decoded relative to the manifest's folder, with a text for
   CHECK(SecretRefText(db) == "sops:deploy/secrets/db.enc.yaml?key=db.password");
   CHECK(a.secret_env.at("UP").name == "common/app.env");
   CHECK(a.secret_env.at("J").name == "deploy/x.json");
-  for (const auto& [name, ref] : a.secret_env) {
-    CAPTURE(name);
-    auto back = ParseSecretRefText(SecretRefText(ref));
+  for (const auto& entry : a.secret_env) {  // (clang 14: no structured binding in CAPTURE)
+    CAPTURE(entry.first);
+    auto back = ParseSecretRefText(SecretRefText(entry.second));
     REQUIRE(back.has_value());
-    CHECK(*back == ref);
+    CHECK(*back == entry.second);
   }
   // The normalized spec names the reference, never a value.
   CHECK(NormalizedSpec(a, a.image)["secretEnv"]["DB"] ==
