@@ -196,6 +196,19 @@ TEST_CASE("signed commits: OpenPGP keyring verdicts from real gpg signatures") {
   tmp.Write("keys/expiring.asc", gpg.Export(expiring));
   tmp.Write("keys/revoked.asc", gpg.Export(revoked));
   std::this_thread::sleep_until(expires);  // the expiring key has expired
+  // ... as GnuPG itself sees it (validity 'e' in --with-colons); under load
+  // (CI once) the verdict was asked for before GnuPG saw it expired.
+  {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::string listed;
+    while (std::chrono::steady_clock::now() < deadline) {
+      listed = gpg.Run("gpg --with-colons --list-keys " + expiring);
+      if (listed.find("\npub:e:") != std::string::npos || listed.rfind("pub:e:", 0) == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    REQUIRE_MESSAGE(listed.find("pub:e:") != std::string::npos,
+                    "gpg does not report the expiring key expired: ", listed);
+  }
 
   {
     auto ring = OpenPgpKeyring::Open(tmp.path() / "keys");
