@@ -62,7 +62,12 @@ R() {  # the binary over the served main branch, every output kept for the canar
 ctl_pid=""
 cleanup() {
   stop_pid "$ctl_pid"
-  R destroy --auto-approve --sops-age-key-file "$work/key.txt" >/dev/null 2>&1 || true
+  R destroy --auto-approve --sops-age-key-file "$work/key.txt" >/dev/null 2>&1
+  # A test that failed half-way may leave a tree destroy refuses: remove what
+  # runs by name (the per-run prefix).
+  local id
+  id="$(container_id "$p-web")"
+  [[ -n "$id" ]] && api -X DELETE "http://d/v1.41/containers/$id?force=1" >/dev/null 2>&1
   stop_git_daemon
   rm -rf "$work"
 }
