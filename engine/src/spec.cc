@@ -364,7 +364,7 @@ std::string HexBytes(const unsigned char* data, std::size_t n) {
   return out;
 }
 
-std::string HmacSha256Hex(const std::string& key, const std::string& data) {
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),

@@ -67,7 +67,7 @@ std::string Sha256Hex(const std::string& data);
 std::string HexBytes(const unsigned char* data, std::size_t n);
 
 // Lower-case hex HMAC-SHA256 of `data` under `key`.
-std::string HmacSha256Hex(const std::string& key, const std::string& data);
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
 
 // SHA-256 over data given in pieces (OpenSSL).
 class Sha256 {
