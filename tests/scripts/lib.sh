@@ -3,6 +3,7 @@
 #   expect_exit CODE NAME -- cmd... run cmd, check its exit code ($out, $code)
 #   contains / lacks NAME NEEDLE HAYSTACK
 #   container_id NAME               the id of the container NAME, or empty
+#   env_of ID / file_in ID PATH     a container's Config.Env; a file's content in it
 # The sourcing script sets passed=0 failed=0, and $sock and api() before
 # calling container_id.
 ok() { passed=$((passed + 1)); echo "ok   - $1"; }
@@ -21,4 +22,11 @@ lacks() {  # lacks NAME NEEDLE HAYSTACK
 container_id() {  # id of the container named $1, or empty
   api "http://d/v1.41/containers/json?all=1" |
     python3 -c "import json,sys; print(next((c['Id'] for c in json.load(sys.stdin) if '/$1' in c['Names']), ''))"
+}
+env_of() {  # env_of CONTAINER_ID: its Config.Env, one a line
+  api "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["Config"]["Env"]))'
+}
+file_in() {  # file_in CONTAINER_ID PATH: the file's content, through GET /archive
+  api "http://d/v1.41/containers/$1/archive?path=$2" 2>/dev/null |
+    python3 -c 'import sys, tarfile; t = tarfile.open(fileobj=sys.stdin.buffer, mode="r|"); m = next(iter(t)); print(t.extractfile(m).read().decode())' 2>/dev/null
 }

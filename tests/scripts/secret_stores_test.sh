@@ -55,13 +55,6 @@ trap cleanup EXIT
 
 # shellcheck source=tests/scripts/lib.sh
 source "$SOURCE_DIR/tests/scripts/lib.sh"
-env_of() {  # env_of CONTAINER_ID: its Config.Env, one a line
-  api "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["Config"]["Env"]))'
-}
-file_in() {  # file_in CONTAINER_ID PATH: the file's content, through GET /archive
-  api "http://d/v1.41/containers/$1/archive?path=$2" 2>/dev/null |
-    python3 -c 'import sys, tarfile; t = tarfile.open(fileobj=sys.stdin.buffer, mode="r|"); m = next(iter(t)); print(t.extractfile(m).read().decode())' 2>/dev/null
-}
 start_fake() {  # start_fake NAME SCRIPT ARGS...: sets port_NAME
   local name=$1 script=$2; shift 2
   python3 "$SOURCE_DIR/tests/fakes/secretstores/$script" --port-file "$work/$name.port" "$@" \

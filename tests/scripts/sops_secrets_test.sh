@@ -72,13 +72,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-env_of() {  # env_of CONTAINER_ID: its Config.Env, one a line
-  api "http://d/v1.41/containers/$1/json" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["Config"]["Env"]))'
-}
-file_in() {  # file_in CONTAINER_ID PATH: the file's content, through GET /archive
-  api "http://d/v1.41/containers/$1/archive?path=$2" 2>/dev/null |
-    python3 -c 'import sys, tarfile; t = tarfile.open(fileobj=sys.stdin.buffer, mode="r|"); m = next(iter(t)); print(t.extractfile(m).read().decode())' 2>/dev/null
-}
 
 # --- keys, the tree, the encrypted files ---------------------------------------
 openssl genpkey -algorithm ed25519 -out "$work/op.pem" 2>/dev/null  # the audit log's key
