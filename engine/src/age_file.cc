@@ -300,7 +300,9 @@ Result<std::string> Dearmor(std::string_view text) {
   auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
   while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  if (!text.starts_with(kArmorBegin) || !text.ends_with(kArmorEnd)) {
+  // The two lines must not share their dashes ("...FILE-----END AGE...").
+  if (text.size() < kArmorBegin.size() + kArmorEnd.size() || !text.starts_with(kArmorBegin) ||
+      !text.ends_with(kArmorEnd)) {
     return Malformed("the armor has no BEGIN/END lines");
   }
   text.remove_prefix(kArmorBegin.size());

@@ -175,6 +175,16 @@ TEST_CASE("age: corrupted files are refused") {
     REQUIRE_FALSE(got.ok());
     CHECK(got.status().message().find("header MAC") != std::string::npos);
   }
+  SUBCASE("armor whose BEGIN and END lines share their dashes (found by sops_fuzz)") {
+    for (const char* bad :
+         {"-----BEGIN AGE ENCRYPTED FILE-----END AGE ENCRYPTED FILE-----",
+          "-----BEGIN AGE ENCRYPTED FILE-----\n-----END AGE ENCRYPTED FILE-----"}) {
+      CAPTURE(bad);
+      auto got = DecryptAge(bad, ids);
+      REQUIRE_FALSE(got.ok());
+      CHECK(got.status().code() == Code::kInvalid);
+    }
+  }
   SUBCASE("not an age file") {
     auto got = DecryptAge("hello\n", ids);
     REQUIRE_FALSE(got.ok());
