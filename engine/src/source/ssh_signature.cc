@@ -272,7 +272,9 @@ std::string SshFingerprint(std::string_view key_blob) {
 Result<SshSignature> ParseSshSignature(std::string_view armored) {
   auto begin = armored.find(kBegin);
   auto end = armored.find(kEnd);
-  if (begin == std::string_view::npos || end == std::string_view::npos || end < begin) {
+  // The END line must follow the BEGIN line whole, not share its dashes.
+  if (begin == std::string_view::npos || end == std::string_view::npos ||
+      end < begin + kBegin.size()) {
     return Status::Invalid("not an SSH signature (no BEGIN/END SSH SIGNATURE armor)");
   }
   std::string base64;

@@ -166,6 +166,8 @@ TEST_CASE("ssh signature: malformed blobs are refused by name") {
       {"no armor", "U1NIU0lH", "no BEGIN/END SSH SIGNATURE armor"},
       {"a PGP signature", "-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n",
        "no BEGIN/END SSH SIGNATURE armor"},
+      {"BEGIN and END sharing their dashes",
+       "-----BEGIN SSH SIGNATURE-----END SSH SIGNATURE-----\n", "no BEGIN/END SSH SIGNATURE armor"},
       {"bad base64", "-----BEGIN SSH SIGNATURE-----\nU1N*SU\n-----END SSH SIGNATURE-----\n",
        "bad base64"},
       {"wrong magic", Armor(bad_magic), "no SSHSIG magic"},
