@@ -452,6 +452,8 @@ int CmdController(const GlobalOptions& given, const ProviderRegistry& registry,
     notify->secrets_dir = g.secrets_dir;
     notify->secret_env_policy = SecretEnvPolicyFor(g);
     notify->warn = [](const std::string& m) { spdlog::warn("{}", m); };
+    // What each notifier sent, so a restart does not send it again.
+    notify->state_dir = std::filesystem::path(g.state_dir) / "notify";
     controller::SinkOptions each;
     each.capacity = 256;
     each.max_attempts = 4;

@@ -2,15 +2,17 @@
 
 #include <algorithm>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "reconcile/state_store.h"
+
 namespace reconcile::controller::notify {
 
 namespace {
-
-std::string Key(const std::string& a, const std::string& b) { return a + '\0' + b; }
 
 std::string SystemNow() {
   std::time_t t = std::time(nullptr);
@@ -53,6 +55,30 @@ const char* DeploymentState(CommitState s) {
   return "error";
 }
 
+const char* CommitStateName(CommitState s) {
+  switch (s) {
+    case CommitState::kPending:
+      return "pending";
+    case CommitState::kRunning:
+      return "running";
+    case CommitState::kSuccess:
+      return "success";
+    case CommitState::kFailure:
+      return "failure";
+    case CommitState::kError:
+      return "error";
+  }
+  return "error";
+}
+
+std::optional<CommitState> CommitStateNamed(const std::string& name) {
+  for (CommitState s : {CommitState::kPending, CommitState::kRunning, CommitState::kSuccess,
+                        CommitState::kFailure, CommitState::kError}) {
+    if (name == CommitStateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
 bool Selected(const Notifier& n, const std::string& environment) {
   return n.environments.empty() ||
          std::binary_search(n.environments.begin(), n.environments.end(), environment);
@@ -61,7 +87,9 @@ bool Selected(const Notifier& n, const std::string& environment) {
 }  // namespace
 
 NotifierSink::NotifierSink(std::string name, std::shared_ptr<const NotifyDeps> deps)
-    : name_(std::move(name)), deps_(std::move(deps)) {}
+    : name_(std::move(name)), deps_(std::move(deps)) {
+  Load();
+}
 
 Status NotifierSink::Fail(Status s) {
   if (!s.ok() && s.code() != Code::kCancelled && deps_->warn) deps_->warn(s.message());
@@ -106,7 +134,9 @@ Status NotifierSink::PassStarted(const ControllerEvent& event, std::stop_token s
   if (!IsCommitSha(revision)) return Status::Ok();
   // Once the revision has a state, a later pass of it does not go back to
   // pending (GitLab refuses that transition too).
-  if (commit_state_.count(Key(event.environment, revision))) return Status::Ok();
+  if (const Sent* sent = Find(event.environment, revision); sent && sent->commit) {
+    return Status::Ok();
+  }
   const CommitState state = CommitState::kRunning;
   return SendCommitState(n, event.environment, revision, state,
                          "applying " + ShortRevision(revision), stop);
@@ -152,7 +182,7 @@ Status NotifierSink::SendMessage(const Notifier& n, const PassSummary& s, std::s
   std::vector<std::string> events;
   for (const std::string& e : s.events) {
     if (!std::binary_search(n.events.begin(), n.events.end(), e)) continue;
-    if (sent_.count(Key(Key(s.environment, s.revision), e))) continue;
+    if (const Sent* sent = Find(s.environment, s.revision); sent && sent->events.count(e)) continue;
     events.push_back(e);
   }
   if (events.empty()) return Status::Ok();
@@ -174,28 +204,32 @@ Status NotifierSink::SendMessage(const Notifier& n, const PassSummary& s, std::s
   Status st = Post(*url, n.type == Notifier::Type::kSlack ? "Slack message" : "webhook event", body,
                    std::move(headers), stop);
   if (!st.ok()) return st;
-  for (const auto& e : events) sent_.insert(Key(Key(s.environment, s.revision), e));
+  Sent& sent = Record(s.environment, s.revision);
+  sent.events.insert(events.begin(), events.end());
+  Save();
   return Status::Ok();
 }
 
 Status NotifierSink::SendCommitState(const Notifier& n, const std::string& environment,
                                      const std::string& revision, CommitState state,
                                      const std::string& description, std::stop_token stop) {
-  const std::string key = Key(environment, revision);
   const std::string context = "reconcile/" + environment;
   auto token = Secret(n.token, "token");
   if (!token.ok()) return token.status();
   if (n.type == Notifier::Type::kGitlab) {
-    auto sent = commit_state_.find(key);
-    if (sent != commit_state_.end() && sent->second == state) return Status::Ok();
+    if (const Sent* sent = Find(environment, revision); sent && sent->commit == state) {
+      return Status::Ok();
+    }
     nlohmann::json body = {
         {"state", GitlabState(state)}, {"name", context}, {"description", description}};
     Status st =
         Post(n.api_url + "/projects/" + EncodeProject(n.project_id) + "/statuses/" + revision,
              "commit status", body.dump(),
              {{"Content-Type", "application/json"}, {"PRIVATE-TOKEN", *token}}, stop);
-    if (st.ok()) commit_state_[key] = state;
-    return st;
+    if (!st.ok()) return st;
+    Record(environment, revision).commit = state;
+    Save();
+    return Status::Ok();
   }
   const std::string repo = n.api_url + "/repos/" + n.owner + "/" + n.repo;
   std::vector<std::pair<std::string, std::string>> headers = {
@@ -203,22 +237,22 @@ Status NotifierSink::SendCommitState(const Notifier& n, const std::string& envir
       {"Accept", "application/vnd.github+json"},
       {"X-GitHub-Api-Version", "2022-11-28"},
       {"Authorization", "Bearer " + *token}};
-  auto sent = commit_state_.find(key);
+  const Sent* sent = Find(environment, revision);
+  const std::optional<CommitState> last = sent ? sent->commit : std::nullopt;
   // Held (a deploy window, an approval) after "applying": the same GitHub
   // state, but the description says why it waits.
-  const bool held_now = sent != commit_state_.end() && sent->second == CommitState::kRunning &&
-                        state == CommitState::kPending;
-  if (sent == commit_state_.end() || held_now ||
-      GithubState(sent->second) != std::string(GithubState(state))) {
+  const bool held_now = last == CommitState::kRunning && state == CommitState::kPending;
+  if (!last || held_now || GithubState(*last) != std::string(GithubState(state))) {
     nlohmann::json body = {
         {"state", GithubState(state)}, {"context", context}, {"description", description}};
     Status st = Post(repo + "/statuses/" + revision, "commit status", body.dump(), headers, stop);
     if (!st.ok()) return st;
-    commit_state_[key] = state;
+    Record(environment, revision).commit = state;
+    Save();
   }
   if (!n.deployments) return Status::Ok();
-  auto id = deployments_.find(key);
-  if (id == deployments_.end()) {
+  std::optional<std::int64_t> id = Record(environment, revision).deployment;
+  if (!id) {
     nlohmann::json body = {{"ref", revision},
                            {"environment", environment},
                            {"auto_merge", false},
@@ -231,16 +265,148 @@ Status NotifierSink::SendCommitState(const Notifier& n, const std::string& envir
     if (!parsed.is_object() || !parsed.contains("id") || !parsed["id"].is_number_integer()) {
       return Status::Failed("notifier " + name_ + ": the deployment's answer has no id");
     }
-    id = deployments_.emplace(key, parsed["id"].get<std::int64_t>()).first;
+    id = parsed["id"].get<std::int64_t>();
+    Record(environment, revision).deployment = id;
+    Save();
   }
   const char* dstate = DeploymentState(state);
-  if (deployment_state_[key] == dstate) return Status::Ok();
+  if (Record(environment, revision).deployment_state == dstate) return Status::Ok();
   nlohmann::json body = {
       {"state", dstate}, {"environment", environment}, {"description", description}};
-  Status st = Post(repo + "/deployments/" + std::to_string(id->second) + "/statuses",
-                   "deployment status", body.dump(), headers, stop);
-  if (st.ok()) deployment_state_[key] = dstate;
-  return st;
+  Status st = Post(repo + "/deployments/" + std::to_string(*id) + "/statuses", "deployment status",
+                   body.dump(), headers, stop);
+  if (!st.ok()) return st;
+  Record(environment, revision).deployment_state = dstate;
+  Save();
+  return Status::Ok();
+}
+
+NotifierSink::Sent& NotifierSink::Record(const std::string& environment,
+                                         const std::string& revision) {
+  auto key = std::make_pair(environment, revision);
+  auto it = sent_.find(key);
+  if (it != sent_.end()) return it->second;
+  order_.push_back(key);
+  while (order_.size() > kKeptRevisions) {
+    sent_.erase(order_.front());
+    order_.erase(order_.begin());
+  }
+  return sent_[key];
+}
+
+const NotifierSink::Sent* NotifierSink::Find(const std::string& environment,
+                                             const std::string& revision) const {
+  auto it = sent_.find({environment, revision});
+  return it == sent_.end() ? nullptr : &it->second;
+}
+
+std::filesystem::path NotifierSink::RecordPath() const {
+  return deps_->state_dir / (name_ + ".json");
+}
+
+// {"version": 1, "sent": [{"environment", "revision", "events": [...],
+//   "commitState"?, "deployment"?, "deploymentState"?}, ...]}, oldest first.
+void NotifierSink::Load() {
+  if (deps_->state_dir.empty()) return;
+  const std::filesystem::path path = RecordPath();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string why;
+  auto json = nlohmann::json::parse(text.str(), nullptr, false);
+  decltype(sent_) sent;
+  decltype(order_) order;
+  if (!in || json.is_discarded())
+    why = "not JSON";
+  else if (!json.is_object() || json.value("version", 0) != 1 || !json.contains("sent") ||
+           !json["sent"].is_array()) {
+    why = "not a version 1 record";
+  } else {
+    for (const auto& r : json["sent"]) {
+      if (!r.is_object() || !r.contains("environment") || !r["environment"].is_string() ||
+          !r.contains("revision") || !r["revision"].is_string()) {
+        why = "a record without environment and revision";
+        break;
+      }
+      auto key =
+          std::make_pair(r["environment"].get<std::string>(), r["revision"].get<std::string>());
+      Sent s;
+      if (r.contains("events")) {
+        if (!r["events"].is_array()) {
+          why = "events is not a list";
+          break;
+        }
+        for (const auto& e : r["events"]) {
+          if (e.is_string()) s.events.insert(e.get<std::string>());
+        }
+      }
+      if (r.contains("commitState")) {
+        auto state = r["commitState"].is_string()
+                         ? CommitStateNamed(r["commitState"].get<std::string>())
+                         : std::nullopt;
+        if (!state) {
+          why = "an unknown commitState";
+          break;
+        }
+        s.commit = state;
+      }
+      if (r.contains("deployment")) {
+        if (!r["deployment"].is_number_integer()) {
+          why = "deployment is not a number";
+          break;
+        }
+        s.deployment = r["deployment"].get<std::int64_t>();
+      }
+      if (r.contains("deploymentState") && r["deploymentState"].is_string()) {
+        s.deployment_state = r["deploymentState"].get<std::string>();
+      }
+      if (!sent.count(key)) order.push_back(key);
+      sent[key] = std::move(s);
+    }
+  }
+  if (!why.empty()) {
+    std::filesystem::path aside = path;
+    aside += ".unreadable";
+    std::filesystem::rename(path, aside, ec);
+    if (deps_->warn) {
+      deps_->warn("notifier " + name_ + ": what it sent (" + path.string() + ") is unreadable (" +
+                  why + "): set aside as " + aside.filename().string() +
+                  "; starting without it, so the last events may be sent once more");
+    }
+    return;
+  }
+  while (order.size() > kKeptRevisions) {
+    sent.erase(order.front());
+    order.erase(order.begin());
+  }
+  sent_ = std::move(sent);
+  order_ = std::move(order);
+}
+
+void NotifierSink::Save() {
+  if (deps_->state_dir.empty()) return;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& key : order_) {
+    const Sent& s = sent_.at(key);
+    nlohmann::json r = {
+        {"environment", key.first},
+        {"revision", key.second},
+        {"events", nlohmann::json(std::vector<std::string>(s.events.begin(), s.events.end()))}};
+    if (s.commit) r["commitState"] = CommitStateName(*s.commit);
+    if (s.deployment) r["deployment"] = *s.deployment;
+    if (!s.deployment_state.empty()) r["deploymentState"] = s.deployment_state;
+    list.push_back(std::move(r));
+  }
+  nlohmann::json doc = {{"version", 1}, {"sent", std::move(list)}};
+  std::error_code ec;
+  std::filesystem::create_directories(deps_->state_dir, ec);
+  Status st = WriteFileAtomic(RecordPath(), doc.dump(1) + "\n");
+  if (!st.ok() && deps_->warn) {
+    deps_->warn("notifier " + name_ + ": what it sent could not be recorded (" + st.message() +
+                "): after a restart it may be sent once more");
+  }
 }
 
 Status NotifierSink::Post(const std::string& url, const std::string& what, const std::string& body,

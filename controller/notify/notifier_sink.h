@@ -32,8 +32,16 @@
 // Slack and webhook send the pass's events that the Notifier chose
 // (spec.events); github and gitlab send the commit's state for every apply
 // pass. Dedupe: an (event, revision, environment) is sent once, a commit
-// state once per (state, revision, environment); kept in memory, so a
-// restarted controller may send the last ones once more.
+// state once per (state, revision, environment). What was sent is kept per
+// (environment, revision), for the last kKeptRevisions of them, and, with
+// NotifyDeps::state_dir, written to <state_dir>/<name>.json after each send
+// (atomically) and read back when the sink is made: a restarted controller
+// does not send them again, and goes on with the same GitHub deployment (as
+// Argo CD Notifications keeps what it sent on the Application). A record that
+// cannot be read is reported (warn) and set aside as <name>.json.unreadable;
+// the sink starts empty rather than not at all. A record that cannot be
+// written is reported and the sent message stands (sending it again would be
+// the duplicate the record is there to prevent).
 //
 // Errors (returned to the bus, and given to NotifyDeps::warn) name the
 // notifier and the HTTP status or what failed, never a URL (a Slack URL is a
@@ -52,6 +60,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -73,7 +82,12 @@ struct NotifyDeps {
   std::function<void(const std::string&)> warn;
   // RFC 3339 UTC now; empty: the system clock.
   std::function<std::string()> now;
+  // Where each sink keeps what it sent (<name>.json); empty: in memory only.
+  std::filesystem::path state_dir;
 };
+
+// How many (environment, revision) records a sink keeps; the oldest go first.
+inline constexpr std::size_t kKeptRevisions = 64;
 
 class NotifierSink final : public EventSink {
  public:
@@ -95,15 +109,27 @@ class NotifierSink final : public EventSink {
   Result<std::string> Secret(const std::optional<SecretRef>& ref, const char* field);
   Status Fail(Status s);
 
+  // What was sent for one (environment, revision).
+  struct Sent {
+    std::set<std::string> events;            // Slack / webhook events
+    std::optional<CommitState> commit;       // the commit state sent last
+    std::optional<std::int64_t> deployment;  // the GitHub deployment's id
+    std::string deployment_state;            // its state sent last
+  };
+  // The record of (environment, revision), made (and the oldest dropped) when new.
+  Sent& Record(const std::string& environment, const std::string& revision);
+  const Sent* Find(const std::string& environment, const std::string& revision) const;
+  std::filesystem::path RecordPath() const;
+  void Load();
+  void Save();
+
   const std::string name_;
   const std::shared_ptr<const NotifyDeps> deps_;
-  std::mutex deliver_mu_;                                // one delivery at a time
-  std::map<std::string, Notifier> config_;               // by environment: the last loaded tree's
-  std::map<std::uint64_t, std::vector<Event>> passes_;   // change events of running passes
-  std::set<std::string> sent_;                           // env \0 revision \0 event
-  std::map<std::string, CommitState> commit_state_;      // env \0 revision -> sent last
-  std::map<std::string, std::int64_t> deployments_;      // env \0 revision -> deployment id
-  std::map<std::string, std::string> deployment_state_;  // env \0 revision -> state sent last
+  std::mutex deliver_mu_;                               // one delivery at a time
+  std::map<std::string, Notifier> config_;              // by environment: the last loaded tree's
+  std::map<std::uint64_t, std::vector<Event>> passes_;  // change events of running passes
+  std::map<std::pair<std::string, std::string>, Sent> sent_;  // by (environment, revision)
+  std::vector<std::pair<std::string, std::string>> order_;    // sent_'s keys, oldest first
 };
 
 // Makes the NotifierSinks (see above). Queued; never does network I/O but for

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,12 @@ class TempDir {
   void Write(const std::string& rel, const std::string& content) const {
     std::filesystem::create_directories((path_ / rel).parent_path());
     std::ofstream(path_ / rel, std::ios::binary) << content;
+  }
+
+  // The content of `rel` (relative to the folder); empty when it is missing.
+  std::string Read(const std::string& rel) const {
+    std::ifstream in(path_ / rel, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
   }
 
  private:

@@ -17,6 +17,8 @@
 #   - the fake answering 500 twice: retried, then delivered
 #   - the fake hanging: the pass still finishes at once; the sink's
 #     failures show it
+#   - a restarted controller does not send again what it sent (the record
+#     in <state>/notify/<name>.json)
 #   - no token, key nor URL in the controller's log
 # Needs: $RECONCILE, $SOURCE_DIR, $BUILD_DIR (set by CTest), git, python3 with
 # jsonschema, curl, openssl, a Docker Engine and the hello image. Starts and
@@ -164,10 +166,13 @@ if out="$("$RECONCILE" plan "$work/clone/deploy" --state "$work/plan-state" --no
 else bad "plan and the Notifiers" "$out"; fi
 
 http_port="$(free_port)"
-"$RECONCILE" --no-color controller --repo "git://127.0.0.1:$git_port/origin.git" --branch main \
-  --path deploy --state "$work/state" --secrets "$work/secrets" --listen "127.0.0.1:$http_port" \
-  --interval 1h --drift-interval 1h --webhook-secret-file "$work/hook.secret" >>"$work/ctl.log" 2>&1 &
-ctl_pid=$!
+start_controller() {
+  "$RECONCILE" --no-color controller --repo "git://127.0.0.1:$git_port/origin.git" --branch main \
+    --path deploy --state "$work/state" --secrets "$work/secrets" --listen "127.0.0.1:$http_port" \
+    --interval 1h --drift-interval 1h --webhook-secret-file "$work/hook.secret" >>"$work/ctl.log" 2>&1 &
+  ctl_pid=$!
+}
+start_controller
 wait_for 60 "the first pass deploys the branch" -- curl -fsS "http://127.0.0.1:$http_port/readyz"
 
 # --- the first pass: each Notifier is made and told it ------------------------
@@ -263,6 +268,30 @@ wait_for 30 "Slack is told at once, the hanging webhook does not hold it" -- cou
 wait_for 90 "the hanging webhook shows in reconcile_event_sink_failures_total" -- \
   bash -c "[[ \"\$(curl -fsS http://127.0.0.1:$http_port/metrics | awk '\$1==\"reconcile_event_sink_failures_total{sink=\\\"notifier:hook\\\"}\" {print \$2}')\" != \"${failures_before:-0}\" ]]"
 curl -fsS -X POST "$fake/_hang?part=webhook&s=0" >/dev/null
+
+# --- a restart: what was sent is not sent again ----------------------------------
+curl -fsS -X POST "$fake/_hang?part=webhook&s=0" >/dev/null
+stop_pid "$ctl_pid"
+ctl_pid=""
+if python3 -c "
+import json,sys
+sent = json.load(open('$work/state/notify/gh.json'))['sent']
+sys.exit(0 if any(r['revision'] == '$five' and r['commitState'] == 'success' and 'deployment' in r for r in sent) else 1)"; then
+  ok "the record of what was sent is in the state folder (notify/gh.json)"
+else bad "no record of the GitHub states sent" "$(cat "$work/state/notify/gh.json" 2>&1)"; fi
+start_controller
+wait_for 60 "the restarted controller is ready" -- curl -fsS "http://127.0.0.1:$http_port/readyz"
+# Its first pass is at the applied revision: a status for it would repeat one.
+tree six && commit "six"
+six="$(head_sha)"
+webhook >/dev/null
+wait_for 60 "GitHub: success for the commit after the restart" -- \
+  count_is github "r['path'].endswith('/statuses/$six') and b['state'] == 'success'" 1
+wait_for 30 "GitLab: success for the commit after the restart" -- \
+  count_is gitlab "r['path'].endswith('/statuses/$six') and b['state'] == 'success'" 1
+if count_is github "r['path'].endswith('/statuses/$five')" 2 && count_is gitlab "r['path'].endswith('/statuses/$five')" 2; then
+  ok "after the restart, the applied revision's statuses are not sent again"
+else bad "statuses sent again after the restart" "$(reqs github "r['path'].endswith('/statuses/$five')"; reqs gitlab "r['path'].endswith('/statuses/$five')")"; fi
 
 # --- everything the fake received was valid; no secret in the log -----------------
 violations="$(curl -fsS "$fake/_violations")"

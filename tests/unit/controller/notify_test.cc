@@ -322,8 +322,7 @@ TEST_CASE("notify: the webhook event is signed and carries its idempotency key")
   CHECK(body["revision"] == kSha);
 }
 
-TEST_CASE("notify: GitHub statuses pending then success, with a deployment") {
-  Rig rig;
+Notifier Github() {
   Notifier n;
   n.name = "gh";
   n.type = Notifier::Type::kGithub;
@@ -332,6 +331,12 @@ TEST_CASE("notify: GitHub statuses pending then success, with a deployment") {
   n.api_url = "http://127.0.0.1:1";
   n.deployments = true;
   n.token = SecretRef{SecretRef::Source::kFile, "gh-token"};
+  return n;
+}
+
+TEST_CASE("notify: GitHub statuses pending then success, with a deployment") {
+  Rig rig;
+  const Notifier n = Github();
   NotifierSink sink("gh", rig.deps);
   // Unknown until a pass's tree names it: no pending for the first pass.
   CHECK(sink.Deliver(Started(1), {}).ok());
@@ -391,6 +396,103 @@ TEST_CASE("notify: GitLab statuses with PRIVATE-TOKEN and an encoded project pat
   bool token = false;
   for (const auto& [k, v] : r.headers) token |= k == "PRIVATE-TOKEN" && v == "ghp_SECRETTOKEN";
   CHECK(token);
+}
+
+TEST_CASE("notify: what a sink sent survives a restart (state_dir)") {
+  Rig rig;
+  testing::TempDir state;
+  rig.deps->state_dir = state.path() / "notify";
+  auto paths = [&](const std::string& api_url) {
+    std::vector<std::string> out;
+    for (const auto& r : rig.http->requests) {
+      out.push_back(r.url.substr(api_url.size()) + " " +
+                    nlohmann::json::parse(r.body).value("state", ""));
+    }
+    return out;
+  };
+
+  SUBCASE("a Slack message is not sent again by the next sink") {
+    {
+      NotifierSink sink("chat", rig.deps);
+      CHECK(sink.Deliver(Finished(1, Report(Status::Ok(), 1), {Slack()}), {}).ok());
+    }
+    REQUIRE(rig.http->requests.size() == 1);
+    auto record = nlohmann::json::parse(state.Read("notify/chat.json"));
+    CHECK(record["version"] == 1);
+    CHECK(record["sent"][0]["environment"] == "default");
+    CHECK(record["sent"][0]["revision"] == kSha);
+    CHECK(record["sent"][0]["events"] == nlohmann::json::array({"applied"}));
+    // The record holds names and revisions, never the secret URL.
+    CHECK_FALSE(Has(record.dump(), "SECRETPATH"));
+    NotifierSink restarted("chat", rig.deps);
+    CHECK(restarted.Deliver(Finished(2, Report(Status::Ok(), 1), {Slack()}), {}).ok());
+    CHECK(rig.http->requests.size() == 1);
+    // A failure of the same revision is a new event: sent.
+    CHECK(restarted.Deliver(Finished(3, Report(Status::Failed("boom"), 1), {Slack()}), {}).ok());
+    CHECK(rig.http->requests.size() == 2);
+    CHECK(rig.warnings.empty());
+  }
+
+  SUBCASE("a GitHub deployment goes on after a restart, not anew") {
+    const Notifier n = Github();
+    {
+      NotifierSink sink("gh", rig.deps);
+      CHECK(sink.Deliver(Finished(1, Report(Status::Ok(), 1), {n}), {}).ok());
+      rig.http->requests.clear();
+      CHECK(sink.Deliver(Started(2), {}).ok());  // a new pass of the same revision
+    }
+    CHECK(rig.http->requests.empty());  // the revision has its state already
+    NotifierSink restarted("gh", rig.deps);
+    // The restarted sink does not know the tree yet: the pass's end tells it.
+    auto failed = Report(Status::Failed("agent.web: boom"), 1);
+    CHECK(restarted.Deliver(Finished(2, failed, {n}), {}).ok());
+    CHECK(paths(n.api_url) == V{"/repos/acme/deploy/statuses/" + kSha + " failure",
+                                "/repos/acme/deploy/deployments/77/statuses failure"});
+    CHECK(rig.warnings.empty());
+  }
+
+  SUBCASE("an unreadable record is set aside and reported; the sink starts empty") {
+    const std::string garbage = "{\"version\": 1, \"sent\": [{\"revision\": 3}]}";
+    for (const std::string& text : {std::string("{"), garbage}) {
+      CAPTURE(text);
+      rig.warnings.clear();
+      rig.http->requests.clear();
+      state.Write("notify/chat.json", text);
+      NotifierSink sink("chat", rig.deps);
+      REQUIRE(rig.warnings.size() == 1);
+      CHECK(Has(rig.warnings[0], "notifier chat: what it sent"));
+      CHECK(Has(rig.warnings[0], "set aside as chat.json.unreadable"));
+      CHECK(state.Read("notify/chat.json.unreadable") == text);
+      CHECK(sink.Deliver(Finished(1, Report(Status::Ok(), 1), {Slack()}), {}).ok());
+      CHECK(rig.http->requests.size() == 1);
+      // ... and the record is whole again.
+      CHECK(nlohmann::json::parse(state.Read("notify/chat.json"))["sent"].size() == 1);
+    }
+  }
+
+  SUBCASE("only the last kKeptRevisions revisions are kept") {
+    {
+      NotifierSink sink("chat", rig.deps);
+      for (std::size_t i = 0; i < kKeptRevisions + 6; ++i) {
+        auto r = Report(Status::Ok(), 1);
+        r.revision = "tree-" + std::to_string(i);
+        CHECK(sink.Deliver(Finished(i + 1, r, {Slack()}), {}).ok());
+      }
+    }
+    auto record = nlohmann::json::parse(state.Read("notify/chat.json"));
+    REQUIRE(record["sent"].size() == kKeptRevisions);
+    CHECK(record["sent"][0]["revision"] == "tree-6");
+    rig.http->requests.clear();
+    NotifierSink restarted("chat", rig.deps);
+    auto kept = Report(Status::Ok(), 1);
+    kept.revision = "tree-6";
+    CHECK(restarted.Deliver(Finished(100, kept, {Slack()}), {}).ok());
+    CHECK(rig.http->requests.empty());
+    auto dropped = Report(Status::Ok(), 1);
+    dropped.revision = "tree-5";
+    CHECK(restarted.Deliver(Finished(101, dropped, {Slack()}), {}).ok());
+    CHECK(rig.http->requests.size() == 1);
+  }
 }
 
 }  // namespace
