@@ -320,8 +320,8 @@ void NotifierSink::Load() {
   decltype(order_) order;
   if (!in || json.is_discarded())
     why = "not JSON";
-  else if (!json.is_object() || json.value("version", 0) != 1 || !json.contains("sent") ||
-           !json["sent"].is_array()) {
+  else if (!json.is_object() || !json.contains("version") || json["version"] != 1 ||
+           !json.contains("sent") || !json["sent"].is_array()) {
     why = "not a version 1 record";
   } else {
     for (const auto& r : json["sent"]) {

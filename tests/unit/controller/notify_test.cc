@@ -453,7 +453,10 @@ TEST_CASE("notify: what a sink sent survives a restart (state_dir)") {
 
   SUBCASE("an unreadable record is set aside and reported; the sink starts empty") {
     const std::string garbage = "{\"version\": 1, \"sent\": [{\"revision\": 3}]}";
-    for (const std::string& text : {std::string("{"), garbage}) {
+    for (const std::string& text :
+         {std::string("{"), garbage, std::string(R"({"version": "1", "sent": []})"),
+          std::string(R"({"version": 1, "sent": [{"environment": "e", "revision": "r",
+                         "commitState": "merged"}]})")}) {
       CAPTURE(text);
       rig.warnings.clear();
       rig.http->requests.clear();
